@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { argon2id, hash } from 'argon2';
+import { BenchError } from './bench-error.js';
+import type { CleanupStack } from './cleanup-stack.js';
+import { freePort } from './free-port.js';
+import { describeExit, spawnManaged } from './managed-process.js';
+import { GATEWAY_PREFIX } from './scenarios.js';
+import type { Service } from './service.js';
+import { waitForHttp } from './wait-for-http.js';
+
+/** The user every gateway scenario logs in as; its role is the only one the route allows. */
+export const BENCH_USER = 'bench';
+
+const READY_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 10_000;
+
+/** Settings of the generated config.json. */
+export interface GatewayConfigParams {
+  readonly port: number;
+  readonly passwordHash: string;
+  readonly instances: number;
+}
+
+/**
+ * config.json written before start, so the gateway skips first-run generation. One worker
+ * thread per instance: on a small machine more threads only add contention with the load tool.
+ */
+export function renderGatewayConfig(p: GatewayConfigParams): string {
+  const config = {
+    secret: randomBytes(72).toString('base64url'),
+    token_admin: randomBytes(32).toString('hex'),
+    host: '127.0.0.1',
+    port: p.port,
+    tls: false,
+    worker: 1,
+    num_instances: p.instances,
+    timezone: 'UTC',
+    users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/** routes.yml with one secured route in front of the upstream. */
+export function renderRoutesYml(upstreamPort: number): string {
+  return [
+    'routes:',
+    `  - prefix: ${GATEWAY_PREFIX}`,
+    `    target: http://127.0.0.1:${upstreamPort}`,
+    '    secure: true',
+    `    username: [${BENCH_USER}]`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Writes a config under `dir`, starts the gateway CLI, waits until `/auth` answers and logs in.
+ * The returned service carries the bearer header. Output goes to `<dir>/gateway.log`, whose
+ * tail is included in any start error.
+ */
+export async function startGateway(
+  cliPath: string,
+  dir: string,
+  upstreamPort: number,
+  instances: number,
+  cleanup: CleanupStack,
+): Promise<Service> {
+  const configDir = join(dir, 'config');
+  const dataDir = join(dir, 'data');
+  await mkdir(configDir, { recursive: true, mode: 0o700 });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const password = randomBytes(18).toString('base64url');
+  const port = await freePort();
+  await writeGatewayFiles(
+    configDir,
+    { port, passwordHash: await hashPassword(password), instances },
+    upstreamPort,
+  );
+
+  const logPath = join(dir, 'gateway.log');
+  const logFd = openSync(logPath, 'a');
+  const args = [cliPath, '--config-dir', configDir, '--data-dir', dataDir];
+  const proc = spawnManaged('gateway', process.execPath, args, { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  cleanup.add('stop gateway', async () => {
+    const wasRunning = proc.running;
+    const info = await proc.stop(STOP_GRACE_MS);
+    if (wasRunning && info.code !== 0)
+      console.error(`notice: gateway did not exit cleanly on SIGTERM (${describeExit(info)})`);
+  });
+
+  const baseUrl = `http://127.0.0.1:${port}`;
+  try {
+    const login = { username: BENCH_USER, password };
+    await waitForHttp(`${baseUrl}/auth`, {
+      ...jsonPost(login),
+      timeoutMs: READY_TIMEOUT_MS,
+      process: proc,
+    });
+    const token = await logIn(baseUrl, login);
+    return { name: 'gateway', baseUrl, authHeaders: { authorization: `Bearer ${token}` } };
+  } catch (err) {
+    const log = await tail(logPath, 20);
+    throw new BenchError(
+      'BENCH_GATEWAY_START',
+      `${(err as Error).message}\n--- gateway.log (tail) ---\n${log}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+async function writeGatewayFiles(
+  configDir: string,
+  params: GatewayConfigParams,
+  upstreamPort: number,
+): Promise<void> {
+  await writeFile(join(configDir, 'config.json'), renderGatewayConfig(params), { mode: 0o600 });
+  await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort), { mode: 0o600 });
+}
+
+// Same parameters the gateway uses for its own hashes (OWASP's argon2id minimum).
+function hashPassword(password: string): Promise<string> {
+  return hash(password, { type: argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+}
+
+function jsonPost(body: unknown): {
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+} {
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  };
+}
+
+async function logIn(
+  baseUrl: string,
+  login: { username: string; password: string },
+): Promise<string> {
+  const res = await fetch(`${baseUrl}/auth`, jsonPost(login));
+  const text = await res.text();
+  if (res.status !== 200) {
+    throw new BenchError('BENCH_LOGIN', `POST /auth answered ${res.status}: ${text.slice(0, 200)}`);
+  }
+  const token = (JSON.parse(text) as { token?: unknown }).token;
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new BenchError(
+      'BENCH_LOGIN',
+      `POST /auth answered 200 without a token: ${text.slice(0, 200)}`,
+    );
+  }
+  return token;
+}
+
+async function tail(path: string, lines: number): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(unreadable: ${(err as Error).message})`;
+  }
+}

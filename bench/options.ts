@@ -1,0 +1,78 @@
+import { parseArgs } from 'node:util';
+import { BenchError } from './bench-error.js';
+import type { LoadToolChoice } from './load-tool.js';
+
+/** Validated command-line options of the runner. */
+export interface BenchOptions {
+  readonly runs: number;
+  readonly durationSec: number;
+  readonly warmupSec: number;
+  readonly connections: number;
+  readonly threads: number;
+  readonly scenarios: readonly string[];
+  readonly tool: LoadToolChoice;
+  readonly help: boolean;
+}
+
+/** Usage text printed by `--help`. */
+export const USAGE = `usage: npm run bench -- [options]
+  --runs N            timed runs per scenario, interleaved across scenarios (default 5)
+  --duration S        seconds per timed run (default 10)
+  --warmup S          seconds of untimed warm-up per scenario, 0 to skip (default 3)
+  --connections C     concurrent keep-alive connections (default 64)
+  --threads T         load tool threads (default 2)
+  --scenarios a,b     only these scenarios (default: all)
+  --tool NAME         auto | wrk | autocannon (default auto: wrk, else autocannon)
+  --help              this text`;
+
+const TOOLS: readonly LoadToolChoice[] = ['auto', 'wrk', 'autocannon'];
+
+/** Parses and validates argv; throws `BENCH_BAD_OPTION` on any invalid value. */
+export function parseBenchOptions(argv: readonly string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    options: {
+      runs: { type: 'string', default: '5' },
+      duration: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '64' },
+      threads: { type: 'string', default: '2' },
+      scenarios: { type: 'string', default: '' },
+      tool: { type: 'string', default: 'auto' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const options: BenchOptions = {
+    runs: integer('runs', values.runs, 1),
+    durationSec: integer('duration', values.duration, 1),
+    warmupSec: integer('warmup', values.warmup, 0),
+    connections: integer('connections', values.connections, 1),
+    threads: integer('threads', values.threads, 1),
+    scenarios: values.scenarios
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    tool: tool(values.tool),
+    help: values.help,
+  };
+  // wrk refuses fewer connections than threads (each thread needs one).
+  if (options.threads > options.connections) {
+    throw new BenchError('BENCH_BAD_OPTION', '--threads must not exceed --connections');
+  }
+  return Object.freeze(options);
+}
+
+function integer(name: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) {
+    throw new BenchError('BENCH_BAD_OPTION', `--${name} must be an integer >= ${min}, got ${text}`);
+  }
+  return value;
+}
+
+function tool(text: string): LoadToolChoice {
+  const found = TOOLS.find((t) => t === text);
+  if (!found) throw new BenchError('BENCH_BAD_OPTION', `--tool must be one of ${TOOLS.join(', ')}`);
+  return found;
+}

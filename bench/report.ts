@@ -1,0 +1,156 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LoadResult } from './load-result.js';
+import type { MachineInfo } from './machine-info.js';
+import { REFERENCE_SCENARIOS } from './scenarios.js';
+import { median, range } from './stats.js';
+
+/** One timed run of one scenario. */
+export interface RunRecord {
+  /** 1-based round; every scenario runs once per round. */
+  readonly round: number;
+  readonly result: LoadResult;
+  readonly warning?: string;
+}
+
+/** Everything measured (or why nothing was) for one scenario. */
+export interface ScenarioRecord {
+  readonly name: string;
+  readonly description: string;
+  status: 'ok' | 'failed' | 'skipped';
+  reason?: string;
+  readonly runs: RunRecord[];
+}
+
+/** Medians over a scenario's runs; ratios are against the reference scenarios' medians. */
+export interface ScenarioSummary {
+  readonly name: string;
+  readonly runs: number;
+  readonly medianRps: number;
+  readonly minRps: number;
+  readonly maxRps: number;
+  readonly medianP50Ms: number;
+  readonly medianP99Ms: number;
+  /** Keyed by reference scenario name; absent when that reference did not run. */
+  readonly ratios: Readonly<Record<string, number>>;
+}
+
+/** Settings the numbers were measured with. */
+export interface BenchParameters {
+  readonly runs: number;
+  readonly durationSec: number;
+  readonly warmupSec: number;
+  readonly connections: number;
+  readonly threads: number;
+  readonly proxyProcesses: number;
+}
+
+/** The JSON written to bench/results/. */
+export interface BenchReport {
+  readonly startedAt: string;
+  finishedAt: string;
+  readonly machine: MachineInfo;
+  readonly tools: { readonly load: string; readonly nginx?: string };
+  readonly parameters: BenchParameters;
+  readonly scenarios: readonly ScenarioRecord[];
+  summary: readonly ScenarioSummary[];
+}
+
+/** Summaries of the scenarios that completed all their runs, in run order. */
+export function summarize(records: readonly ScenarioRecord[]): ScenarioSummary[] {
+  const base = records
+    .filter((r) => r.status === 'ok' && r.runs.length > 0)
+    .map((r) => {
+      const rps = r.runs.map((run) => run.result.requestsPerSec);
+      const { min, max } = range(rps);
+      return {
+        name: r.name,
+        runs: r.runs.length,
+        medianRps: median(rps),
+        minRps: min,
+        maxRps: max,
+        medianP50Ms: median(r.runs.map((run) => run.result.latencyP50Ms)),
+        medianP99Ms: median(r.runs.map((run) => run.result.latencyP99Ms)),
+      };
+    });
+  const references = base.filter((s) =>
+    (REFERENCE_SCENARIOS as readonly string[]).includes(s.name),
+  );
+  return base.map((s) => ({
+    ...s,
+    ratios: Object.fromEntries(references.map((ref) => [ref.name, s.medianRps / ref.medianRps])),
+  }));
+}
+
+/** Markdown table of the summaries, one row per scenario. */
+export function renderTable(summaries: readonly ScenarioSummary[]): string {
+  const refs = REFERENCE_SCENARIOS;
+  const header = [
+    'scenario',
+    'median req/s',
+    'min–max req/s',
+    'p50 ms',
+    'p99 ms',
+    ...refs.map((r) => `vs ${r}`),
+    'runs',
+  ];
+  const align = ['---', ...header.slice(1).map(() => '--:')];
+  const rows = summaries.map((s) => [
+    s.name,
+    formatRps(s.medianRps),
+    `${formatRps(s.minRps)}–${formatRps(s.maxRps)}`,
+    formatMs(s.medianP50Ms),
+    formatMs(s.medianP99Ms),
+    ...refs.map((r) => formatRatio(s.ratios[r])),
+    String(s.runs),
+  ]);
+  return [header, align, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+}
+
+/** The full human report: context lines, the table, and scenarios that did not run. */
+export function renderReport(report: BenchReport): string {
+  const m = report.machine;
+  const p = report.parameters;
+  const notRun = report.scenarios
+    .filter((s) => s.status !== 'ok')
+    .map((s) => `- ${s.name}: ${s.status}${s.reason ? ` (${s.reason})` : ''}`);
+  const warnings = report.scenarios.flatMap((s) =>
+    s.runs.filter((r) => r.warning).map((r) => `- ${s.name} round ${r.round}: ${r.warning}`),
+  );
+  return [
+    `## ProxyAuth bench, ${report.startedAt}`,
+    '',
+    `- machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}`,
+    `- load average at start: ${m.loadavg.join(' / ')}`,
+    `- tools: ${report.tools.load}${report.tools.nginx ? `, ${report.tools.nginx}` : ''}`,
+    `- parameters: ${p.runs} runs × ${p.durationSec} s (warm-up ${p.warmupSec} s), ` +
+      `${p.connections} connections, ${p.threads} load threads, ${p.proxyProcesses} processes per proxy`,
+    '- the load tool, the proxy and the upstream share these CPUs; the upstream bounds every scenario',
+    '',
+    renderTable(report.summary),
+    ...(notRun.length > 0 ? ['', 'not measured:', ...notRun] : []),
+    ...(warnings.length > 0 ? ['', 'warnings:', ...warnings] : []),
+    '',
+  ].join('\n');
+}
+
+/** Writes the report as `<dir>/<timestamp>.json` and returns the path. */
+export async function writeReportJson(report: BenchReport, dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  // Colons are not allowed in file names everywhere.
+  const path = join(dir, `${report.startedAt.replaceAll(':', '-')}.json`);
+  await writeFile(path, `${JSON.stringify(report, null, 2)}\n`);
+  return path;
+}
+
+function formatRps(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function formatMs(value: number): string {
+  return value < 1 ? value.toFixed(3) : value.toFixed(2);
+}
+
+function formatRatio(value: number | undefined): string {
+  return value === undefined ? 'n/a' : `${value.toFixed(2)}×`;
+}

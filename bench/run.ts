@@ -1,0 +1,244 @@
+// Entry point of `npm run bench`: starts the upstream and the proxies, checks every scenario's
+// answers, then times the scenarios in interleaved rounds and prints a table.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CleanupStack } from './cleanup-stack.js';
+import { startGateway } from './gateway.js';
+import type { LoadResult, LoadTool } from './load-result.js';
+import { detectLoadTool } from './load-tool.js';
+import { collectMachineInfo } from './machine-info.js';
+import { findNginx, type NginxInstall, startNginx } from './nginx.js';
+import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
+import { gatewayCliPath, resultsDir } from './paths.js';
+import {
+  type BenchReport,
+  renderReport,
+  type ScenarioRecord,
+  summarize,
+  writeReportJson,
+} from './report.js';
+import { type Scenario, type ServiceName, selectScenarios } from './scenarios.js';
+import { type Services, type Target, targetFor } from './service.js';
+import { startUpstream } from './upstream.js';
+import { checkLoadResult, describeSocketErrors, verifyScenario } from './verify.js';
+
+// Gateway num_instances and nginx worker_processes, equal so that both proxies get the same
+// number of processes.
+const PROXY_PROCESSES = 2;
+
+/** A selected scenario with its record and, once verified, where its load goes. */
+interface Entry {
+  readonly scenario: Scenario;
+  readonly record: ScenarioRecord;
+  target?: Target;
+}
+
+async function main(
+  argv: readonly string[],
+  cleanup: CleanupStack,
+  signal: AbortSignal,
+): Promise<number> {
+  const options = parseBenchOptions(argv);
+  if (options.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const entries = selectScenarios(options.scenarios).map(newEntry);
+  const machine = collectMachineInfo();
+  const startedAt = new Date().toISOString();
+  const tool = await detectLoadTool(options.tool);
+  const nginx = uses(entries, 'nginx') ? await findNginx() : undefined;
+
+  const services = await startServices(entries, nginx, cleanup);
+  await verifyAll(entries, services);
+  const ctx: LoadContext = { tool, options, signal };
+  const active = () => entries.filter((e) => e.record.status === 'ok');
+  if (options.warmupSec > 0) await warmUp(active(), ctx);
+  for (let round = 1; round <= options.runs; round++) {
+    for (const entry of active()) await timedRun(entry, round, ctx);
+  }
+
+  const records = entries.map((e) => e.record);
+  const report: BenchReport = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    tools: { load: `${tool.name} ${tool.version}`, nginx: nginx?.version },
+    parameters: { ...parameters(options), proxyProcesses: PROXY_PROCESSES },
+    scenarios: records,
+    summary: summarize(records),
+  };
+  console.log(`\n${renderReport(report)}`);
+  console.log(`results: ${await writeReportJson(report, resultsDir())}`);
+  return records.some((r) => r.status === 'failed') ? 1 : 0;
+}
+
+function newEntry(scenario: Scenario): Entry {
+  return {
+    scenario,
+    record: { name: scenario.name, description: scenario.description, status: 'ok', runs: [] },
+  };
+}
+
+function uses(entries: readonly Entry[], service: ServiceName): boolean {
+  return entries.some((e) => e.scenario.service === service && e.record.status === 'ok');
+}
+
+function markNotRun(
+  entries: readonly Entry[],
+  service: ServiceName,
+  status: 'failed' | 'skipped',
+  reason: string,
+): void {
+  for (const e of entries) {
+    if (e.scenario.service !== service || e.record.status !== 'ok') continue;
+    e.record.status = status;
+    e.record.reason = reason;
+  }
+}
+
+/** The upstream is required; a proxy that cannot start only fails its own scenarios. */
+async function startServices(
+  entries: readonly Entry[],
+  nginx: NginxInstall | undefined,
+  cleanup: CleanupStack,
+): Promise<Services> {
+  const dir = await mkdtemp(join(tmpdir(), 'proxyauth-bench-'));
+  cleanup.add('remove temp dir', () => rm(dir, { recursive: true, force: true }));
+  const upstream = await startUpstream(cleanup);
+  const upstreamPort = Number(new URL(upstream.baseUrl).port);
+  const services: Services = { upstream };
+  if (uses(entries, 'gateway')) {
+    const cli = gatewayCliPath();
+    if (!existsSync(cli))
+      markNotRun(entries, 'gateway', 'failed', `gateway CLI not built: ${cli} missing`);
+    else
+      services.gateway = await tryStart(entries, 'gateway', () =>
+        startGateway(cli, join(dir, 'gateway'), upstreamPort, PROXY_PROCESSES, cleanup),
+      );
+  }
+  if (uses(entries, 'nginx') && !nginx) {
+    console.log('notice: nginx not found, skipping the nginx scenario');
+    markNotRun(entries, 'nginx', 'skipped', 'nginx not installed');
+  } else if (nginx && uses(entries, 'nginx')) {
+    services.nginx = await tryStart(entries, 'nginx', () =>
+      startNginx(nginx, join(dir, 'nginx'), upstreamPort, PROXY_PROCESSES, cleanup),
+    );
+  }
+  return services;
+}
+
+async function tryStart<T>(
+  entries: readonly Entry[],
+  service: ServiceName,
+  start: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await start();
+  } catch (err) {
+    console.error(`error: ${service} did not start: ${(err as Error).message}`);
+    markNotRun(entries, service, 'failed', `${service} did not start`);
+    return undefined;
+  }
+}
+
+async function verifyAll(entries: readonly Entry[], services: Services): Promise<void> {
+  for (const entry of entries) {
+    if (entry.record.status !== 'ok') continue;
+    const service = services[entry.scenario.service];
+    if (!service) {
+      fail(entry, `${entry.scenario.service} is not running`);
+      continue;
+    }
+    try {
+      const target = targetFor(entry.scenario, service);
+      await verifyScenario(entry.scenario, target);
+      entry.target = target;
+      console.log(`checked ${entry.scenario.name}: answers are correct`);
+    } catch (err) {
+      fail(entry, `wrong answer before timing: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** What every load run needs besides its scenario. */
+interface LoadContext {
+  readonly tool: LoadTool;
+  readonly options: BenchOptions;
+  readonly signal: AbortSignal;
+}
+
+async function warmUp(entries: readonly Entry[], ctx: LoadContext): Promise<void> {
+  for (const entry of entries) {
+    const result = await measure(entry, 'warm-up', ctx.options.warmupSec, ctx);
+    if (result) console.log(`warmed up ${entry.scenario.name}`);
+  }
+}
+
+async function timedRun(entry: Entry, round: number, ctx: LoadContext): Promise<void> {
+  const result = await measure(entry, `round ${round}`, ctx.options.durationSec, ctx);
+  if (!result) return;
+  entry.record.runs.push({ round, result, warning: describeSocketErrors(result) });
+  const { requestsPerSec, latencyP50Ms, latencyP99Ms } = result;
+  console.log(
+    `[round ${round}/${ctx.options.runs}] ${entry.scenario.name}: ${Math.round(requestsPerSec)} req/s, ` +
+      `p50 ${latencyP50Ms} ms, p99 ${latencyP99Ms} ms`,
+  );
+}
+
+/** One checked load run; undefined, with the scenario failed, when it cannot be trusted. */
+async function measure(
+  entry: Entry,
+  label: string,
+  durationSec: number,
+  ctx: LoadContext,
+): Promise<LoadResult | undefined> {
+  const target = entry.target as Target;
+  const { connections, threads } = ctx.options;
+  let result: LoadResult;
+  try {
+    const request = { url: target.url, headers: target.headers, connections, threads, durationSec };
+    result = await ctx.tool.run(request, ctx.signal);
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    fail(entry, `${label}: ${(err as Error).message}`);
+    return undefined;
+  }
+  const problem = checkLoadResult(entry.scenario, result);
+  if (problem) fail(entry, `${label}: ${problem}`);
+  return problem ? undefined : result;
+}
+
+function fail(entry: Entry, reason: string): void {
+  entry.record.status = 'failed';
+  entry.record.reason = reason;
+  console.error(`error: ${entry.scenario.name}: ${reason}`);
+}
+
+function parameters(options: BenchOptions): Omit<BenchReport['parameters'], 'proxyProcesses'> {
+  const { runs, durationSec, warmupSec, connections, threads } = options;
+  return { runs, durationSec, warmupSec, connections, threads };
+}
+
+const cleanup = new CleanupStack();
+const aborter = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: stopping services`);
+    aborter.abort();
+    void cleanup.run().then(() => process.exit(130));
+  });
+}
+try {
+  process.exitCode = await main(process.argv.slice(2), cleanup, aborter.signal);
+} catch (err) {
+  if (!aborter.signal.aborted) {
+    const code = (err as { code?: string }).code;
+    console.error(`error${code ? ` [${code}]` : ''}: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await cleanup.run();
+}

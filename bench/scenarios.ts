@@ -1,0 +1,90 @@
+import { BenchError } from './bench-error.js';
+
+/** The process a scenario sends its load to; each is started by the runner. */
+export type ServiceName = 'upstream' | 'gateway' | 'nginx';
+
+/** What a correct answer looks like; checked before timing and on every run. */
+export interface ExpectedAnswer {
+  readonly status: number;
+  /** Exact body; omitted when only the status matters (error bodies are the gateway's business). */
+  readonly body?: string;
+}
+
+/** One benchmark scenario: a GET sent to one service, with or without a bearer token. */
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  readonly service: ServiceName;
+  readonly path: string;
+  readonly auth: 'bearer' | 'none';
+  readonly expect: ExpectedAnswer;
+}
+
+/** Body the upstream answers on `/hello`. */
+export const UPSTREAM_BODY = 'hello';
+
+/** Path the upstream serves; the gateway maps `/api/hello` onto it. */
+export const UPSTREAM_PATH = '/hello';
+
+/** Prefix of the gateway route written to routes.yml. */
+export const GATEWAY_PREFIX = '/api';
+
+/** Scenarios in the order they run within each round. */
+export const SCENARIOS: readonly Scenario[] = Object.freeze([
+  {
+    name: 'upstream-direct',
+    description: 'GET straight to the upstream (baseline: the ceiling every scenario shares)',
+    service: 'upstream',
+    path: UPSTREAM_PATH,
+    auth: 'none',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-auth-proxy',
+    description: 'authenticated GET through the gateway (token check + proxy)',
+    service: 'gateway',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'nginx-proxy',
+    description: 'nginx as a plain reverse proxy (no auth), keep-alive pool to the upstream',
+    service: 'nginx',
+    path: UPSTREAM_PATH,
+    auth: 'none',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-no-token',
+    description: 'same gateway route without a token: the cost of a rejection (401)',
+    service: 'gateway',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'none',
+    expect: { status: 401 },
+  },
+] satisfies Scenario[]);
+
+/** Scenario names that ratios in the report are computed against. */
+export const REFERENCE_SCENARIOS = Object.freeze(['nginx-proxy', 'upstream-direct'] as const);
+
+/**
+ * Picks scenarios by name, keeping the order of {@link SCENARIOS}.
+ * An empty filter selects all; an unknown name throws with code `BENCH_UNKNOWN_SCENARIO`.
+ */
+export function selectScenarios(
+  names: readonly string[],
+  all: readonly Scenario[] = SCENARIOS,
+): Scenario[] {
+  if (names.length === 0) return [...all];
+  const known = new Set(all.map((s) => s.name));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new BenchError(
+      'BENCH_UNKNOWN_SCENARIO',
+      `unknown scenario(s): ${unknown.join(', ')} (known: ${[...known].join(', ')})`,
+    );
+  }
+  const wanted = new Set(names);
+  return all.filter((s) => wanted.has(s.name));
+}

@@ -1,0 +1,32 @@
+import { BenchError } from './bench-error.js';
+import type { Scenario, ServiceName } from './scenarios.js';
+
+/** A started service that scenarios send load to. */
+export interface Service {
+  readonly name: ServiceName;
+  /** `http://127.0.0.1:<port>` without a trailing slash. */
+  readonly baseUrl: string;
+  /** Headers a scenario with `auth: 'bearer'` sends; absent for services without auth. */
+  readonly authHeaders?: Readonly<Record<string, string>>;
+}
+
+/** Services by name; a missing entry means not started (not selected, or failed). */
+export type Services = Partial<Record<ServiceName, Service>>;
+
+/** Where a scenario's requests go and which headers they carry. */
+export interface Target {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** The URL and headers of `scenario` against its started service. */
+export function targetFor(scenario: Scenario, service: Service): Target {
+  if (scenario.auth === 'bearer' && !service.authHeaders) {
+    throw new BenchError(
+      'BENCH_NO_AUTH',
+      `${service.name} has no credentials for ${scenario.name}`,
+    );
+  }
+  const headers = scenario.auth === 'bearer' ? (service.authHeaders ?? {}) : {};
+  return { url: `${service.baseUrl}${scenario.path}`, headers };
+}

@@ -1,0 +1,36 @@
+// Child process entry: the upstream every scenario ends at. It runs in its own process so that
+// it does not share an event loop with the load tool, the runner or the gateway.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { UPSTREAM_BODY, UPSTREAM_PATH } from './scenarios.js';
+import type { UpstreamMessage } from './upstream-message.js';
+
+const body = Buffer.from(UPSTREAM_BODY);
+const notFound = Buffer.from('not found');
+
+const server = createServer((req, res) => {
+  const ok = req.url === UPSTREAM_PATH;
+  res.writeHead(ok ? 200 : 404, {
+    'content-type': 'text/plain',
+    'content-length': ok ? body.length : notFound.length,
+  });
+  res.end(ok ? body : notFound);
+});
+
+// Load tools hold connections open for a whole run; the default 5 s would close idle pool
+// connections (nginx, gateway) between runs and count reconnects as load.
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 121_000;
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address() as AddressInfo;
+  const message: UpstreamMessage = { type: 'listening', port };
+  process.send?.(message);
+});
+
+// The runner owns this process: when its IPC channel goes away (runner killed), leave too.
+process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});

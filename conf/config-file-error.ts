@@ -1,0 +1,17 @@
+export type ConfigFileErrorCode =
+  | 'CONFIG_CHANGED_DURING_REWRITE'
+  | 'CONFIG_NOT_UTF8'
+  | 'CONFIG_ROOT_NOT_OBJECT'
+  | 'TLS_CERT_INCOMPLETE'
+  | 'OPENSSL_FAILED';
+
+/** A configuration file could not be rewritten or generated (as opposed to being invalid). */
+export class ConfigFileError extends Error {
+  readonly code: ConfigFileErrorCode;
+
+  constructor(code: ConfigFileErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConfigFileError';
+    this.code = code;
+  }
+}

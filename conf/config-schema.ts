@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import {
+  canonicalOrigin,
+  canonicalTimezone,
+  isHostOrIp,
+  isIpOrCidr,
+  isUrlWithScheme,
+} from './value-checks.js';
+
+// Bounds and defaults of config.json. Keys beyond the original's docs are marked "ours".
+// The original's docs say token_expiry_seconds is "1-31536000 (max 5 years)"; 31536000 s is one
+// year, so we take the "5 years" at its word: 157680000 s = 5 * 365 days.
+export const TOKEN_EXPIRY_MAX_SECONDS = 157_680_000;
+
+const intIn = (min: number, max: number) => z.int().min(min).max(max);
+const noControlChars = (label: string) =>
+  z
+    .string()
+    .min(1)
+    .refine((s) => !/[\x00-\x1f\x7f]/.test(s), `${label} must not contain control characters`);
+
+const ipOrCidr = z.string().refine(isIpOrCidr, 'expected an IP address or CIDR block');
+
+const timezone = z.string().transform((name, ctx) => {
+  const canonical = canonicalTimezone(name);
+  if (canonical === undefined) {
+    ctx.addIssue({ code: 'custom', message: `unknown IANA time zone "${name}"` });
+    return z.NEVER;
+  }
+  return canonical;
+});
+
+const origin = z.string().transform((value, ctx) => {
+  const canonical = canonicalOrigin(value);
+  if (canonical === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected an origin: http(s)://host[:port], no path' });
+    return z.NEVER;
+  }
+  return canonical;
+});
+
+/** `''` and null mean "unset", like a missing key. */
+const optionalText = <T extends z.ZodType<string>>(inner: T) =>
+  z.preprocess((v) => (v === '' || v === null ? undefined : v), inner.optional());
+
+const redirectUrl = z
+  .string()
+  .refine(
+    (s) => (s.startsWith('/') && !s.startsWith('//')) || isUrlWithScheme(s, ['http:', 'https:']),
+    'expected a path starting with "/" or an http(s) URL',
+  );
+
+const redisUrl = z
+  .string()
+  .refine((s) => isUrlWithScheme(s, ['redis:', 'rediss:']), 'expected a redis:// or rediss:// URL');
+
+const logSchema = z
+  .strictObject({
+    type: z.enum(['local', 'loki', 'http']).default('local'),
+    host: z.string().min(1).optional(),
+    write_max_logs: z.int().min(1).max(10_000_000).optional(),
+    max_writes_log: z.int().min(1).max(10_000_000).optional(),
+  })
+  .superRefine((log, ctx) => {
+    if (log.type === 'loki' && log.host === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['host'], message: 'is required when type is "loki"' });
+    }
+    if (log.write_max_logs !== undefined && log.max_writes_log !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_writes_log'],
+        message: 'give either write_max_logs or its alias max_writes_log, not both',
+      });
+    }
+  })
+  .transform(({ type, host, write_max_logs, max_writes_log }) => ({
+    type,
+    ...(host === undefined ? {} : { host }),
+    write_max_logs: write_max_logs ?? max_writes_log ?? 10_000,
+  }));
+
+const rateLimitSchema = z
+  .strictObject({
+    // Fractions allowed: 0.5 means one request every two seconds. 0 disables the limiter.
+    requests_per_second: z.number().min(0).max(1_000_000).optional(),
+    request_per_seconds: z.number().min(0).max(1_000_000).optional(),
+    burst: z.int().min(0).max(1_000_000).default(0),
+    block_delay: z.int().min(0).max(86_400_000).default(0),
+  })
+  .superRefine((rl, ctx) => {
+    if (rl.requests_per_second !== undefined && rl.request_per_seconds !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['request_per_seconds'],
+        message: 'give either requests_per_second or its alias request_per_seconds, not both',
+      });
+    }
+  })
+  .transform(({ requests_per_second, request_per_seconds, burst, block_delay }) => ({
+    requests_per_second: requests_per_second ?? request_per_seconds ?? 0,
+    burst,
+    block_delay,
+  }));
+
+const userSchema = z.strictObject({
+  username: noControlChars('username'),
+  // An Argon2 PHC string, or plaintext that the supervisor hashes in place at start.
+  password: z.string().min(1),
+  allow: z.array(ipOrCidr).optional(),
+  roles: z
+    .array(noControlChars('a role').refine((r) => !r.includes(','), 'a role must not contain ","'))
+    .default([]),
+  totp: z.boolean().default(false),
+});
+
+/** Schema of config.json; the output is normalised (aliases folded, defaults applied). */
+export const configSchema = z.strictObject({
+  token_expiry_seconds: intIn(1, TOKEN_EXPIRY_MAX_SECONDS).default(3600),
+  secret: z.string().min(64, 'must be at least 64 characters'),
+  host: z.string().refine(isHostOrIp, 'expected an IP address or host name').default('0.0.0.0'),
+  port: intIn(1, 65_535).default(8080),
+  tls: z.boolean().default(false),
+  worker: intIn(1, 1024).default(4),
+  num_instances: intIn(1, 64).default(2),
+  timezone: timezone.default('Europe/Paris'),
+  login_via_otp: z.boolean().default(false),
+  log: logSchema.prefault({}),
+  stats: z.boolean().default(false),
+  max_idle_per_host: intIn(0, 3000).default(50),
+  redis: optionalText(redisUrl),
+  session_cookie: z.boolean().default(false),
+  max_age_session_cookie: intIn(60, 31_536_000).default(3600),
+  csrf_token: z.boolean().default(true),
+  login_redirect_url: optionalText(redirectUrl),
+  logout_redirect_url: optionalText(redirectUrl),
+  cors_origins: z.array(origin).default([]),
+  ratelimit_auth: rateLimitSchema.prefault({}),
+  ratelimit_proxy: rateLimitSchema.prefault({}),
+  // Empty means "generate one at start" (the supervisor writes it back to config.json).
+  token_admin: z.preprocess(
+    (v) => (v === null || v === undefined ? '' : v),
+    z.union([z.literal(''), z.string().regex(/^[0-9a-fA-F]{64}$/)], {
+      error: 'expected 64 hex characters, or "" to have one generated',
+    }),
+  ),
+  max_connections: intIn(1, 10_000_000).default(10_000),
+  pending_connections_limit: intIn(1, 1_000_000).default(1024),
+  socket_listen: intIn(1, 65_535).default(1024),
+  /** Milliseconds a client may take to send its request. */
+  client_timeout: intIn(1, 3_600_000).default(30_000),
+  /** Seconds an idle keep-alive connection stays open, for clients and upstreams alike. */
+  keep_alive: intIn(0, 3600).default(75),
+  /** Ours: peers whose X-Forwarded-For / X-Real-IP are believed. Nobody's by default. */
+  trusted_proxies: z.array(ipOrCidr).default([]),
+  /** Ours: largest body accepted on POST /auth and the /adm endpoints. */
+  max_body_auth_bytes: intIn(256, 1_048_576).default(16_384),
+  /** Ours: largest request head (request line + headers) accepted from a client. */
+  max_header_bytes: intIn(1024, 1_048_576).default(16_384),
+  users: z.array(userSchema).default([]),
+});
+
+/** Normalised config.json, defaults applied. */
+export type Config = z.output<typeof configSchema>;
+export type UserConfig = Config['users'][number];
+export type RateLimitConfig = Config['ratelimit_auth'];
+export type LogConfig = Config['log'];

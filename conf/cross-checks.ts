@@ -1,0 +1,74 @@
+import type { ConfigIssue } from './config-error.js';
+import type { Config } from './config-schema.js';
+import type { RouteConfig } from './routes-schema.js';
+import { trimTrailingSlash } from './routes-schema.js';
+
+// These run on the raw input, beside the schema, so that a duplicate is reported even when
+// other keys of the same file are invalid (zod skips refinements after a type error).
+
+/** An issue for every username already used by an earlier user. */
+export function duplicateUsernames(file: string, rawConfig: unknown): ConfigIssue[] {
+  const users = isRecord(rawConfig) ? rawConfig.users : undefined;
+  return duplicates(file, users, 'users', 'username', (name) => name);
+}
+
+/** An issue for every route prefix already used by an earlier route (`/a/` equals `/a`). */
+export function duplicatePrefixes(file: string, rawRoutes: unknown): ConfigIssue[] {
+  const routes = isRecord(rawRoutes) ? rawRoutes.routes : undefined;
+  return duplicates(file, routes, 'routes', 'prefix', trimTrailingSlash);
+}
+
+/** Valid but suspicious settings: route users that do not exist, empty lists that restrict nothing. */
+export function crossWarnings(
+  config: Config,
+  routes: readonly RouteConfig[],
+  files: { config: string; routes: string },
+): string[] {
+  const known = new Set(config.users.map((u) => u.username));
+  const warnings: string[] = [];
+  config.users.forEach((u, i) => {
+    if (u.allow?.length === 0) {
+      warnings.push(`${files.config}: users[${i}].allow: empty list, no IP restriction applies`);
+    }
+  });
+  routes.forEach((r, i) => {
+    if (r.username?.length === 0) {
+      warnings.push(`${files.routes}: routes[${i}].username: empty list, any user is accepted`);
+    }
+    r.username?.forEach((name, j) => {
+      if (!known.has(name)) {
+        warnings.push(`${files.routes}: routes[${i}].username[${j}]: no user named "${name}"`);
+      }
+    });
+  });
+  return warnings;
+}
+
+function duplicates(
+  file: string,
+  list: unknown,
+  listKey: string,
+  field: string,
+  normalise: (value: string) => string,
+): ConfigIssue[] {
+  if (!Array.isArray(list)) return [];
+  const seen = new Map<string, number>();
+  const issues: ConfigIssue[] = [];
+  list.forEach((item: unknown, i) => {
+    const value = isRecord(item) ? item[field] : undefined;
+    if (typeof value !== 'string') return;
+    const key = normalise(value);
+    const first = seen.get(key);
+    if (first === undefined) {
+      seen.set(key, i);
+      return;
+    }
+    const message = `duplicate ${field} "${value}" (first at ${listKey}[${first}])`;
+    issues.push({ file, key: `${listKey}[${i}].${field}`, message });
+  });
+  return issues;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

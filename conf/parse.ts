@@ -1,0 +1,95 @@
+import { dirname, isAbsolute, join } from 'node:path';
+import type { z } from 'zod';
+import type { ConfigIssue } from './config-error.js';
+import { ConfigError } from './config-error.js';
+import type { Config } from './config-schema.js';
+import { configSchema } from './config-schema.js';
+import { crossWarnings, duplicatePrefixes, duplicateUsernames } from './cross-checks.js';
+import { deepFreeze } from './deep-freeze.js';
+import type { RouteConfig } from './routes-schema.js';
+import { routesFileSchema } from './routes-schema.js';
+import {
+  requiredKeyMessage,
+  splitIssues,
+  unknownKeyWarnings,
+  withoutUnknownKeys,
+} from './zod-issues.js';
+
+/** Paths of the two configuration files, used in issues and to resolve relative cert files. */
+export interface ConfigFiles {
+  config: string;
+  routes: string;
+}
+
+/** A validated, normalised and deep-frozen configuration. */
+export interface ParsedConfig {
+  readonly config: Config;
+  readonly routes: readonly RouteConfig[];
+  /** Unknown keys and suspicious settings, one `<file>: <key>: <message>` line each. */
+  readonly warnings: readonly string[];
+}
+
+interface Checked<T> {
+  value?: T;
+  errors: ConfigIssue[];
+  warnings: string[];
+}
+
+/**
+ * Validates raw config.json and routes.yml values (as parsed from JSON/YAML, or as received over
+ * IPC). Pure and deterministic. Unknown keys are warnings; every other problem of both files is
+ * collected into one {@link ConfigError}. Relative `cert` files are resolved against the
+ * directory of `files.routes`.
+ */
+export function parseConfig(
+  rawConfig: unknown,
+  rawRoutes: unknown,
+  files: ConfigFiles,
+): ParsedConfig {
+  const config = check(configSchema, rawConfig, files.config);
+  const routes = check(routesFileSchema, rawRoutes ?? {}, files.routes);
+  const errors = [
+    ...config.errors,
+    ...duplicateUsernames(files.config, rawConfig),
+    ...routes.errors,
+    ...duplicatePrefixes(files.routes, rawRoutes),
+  ];
+  if (errors.length > 0 || config.value === undefined || routes.value === undefined) {
+    throw new ConfigError(errors);
+  }
+  const routeList = resolveCertFiles(routes.value.routes, dirname(files.routes));
+  const warnings = [
+    ...config.warnings,
+    ...routes.warnings,
+    ...crossWarnings(config.value, routeList, files),
+  ];
+  return deepFreeze({ config: config.value, routes: routeList, warnings });
+}
+
+/** Validates `raw`; unknown keys are reported as warnings, dropped, and the rest re-validated. */
+function check<S extends z.ZodType>(schema: S, raw: unknown, file: string): Checked<z.output<S>> {
+  const warnings: string[] = [];
+  let input = raw;
+  // Each pass can only reveal unknown keys hidden under a previous error, so this ends quickly.
+  for (let pass = 0; pass < 8; pass++) {
+    const result = schema.safeParse(input, { error: requiredKeyMessage });
+    if (result.success) return { value: result.data, errors: [], warnings };
+    const { errors, unknown } = splitIssues(file, result.error.issues);
+    if (unknown.length === 0) return { errors, warnings };
+    warnings.push(...unknownKeyWarnings(file, unknown));
+    input = withoutUnknownKeys(input, unknown);
+  }
+  return { errors: [{ file, key: '(root)', message: 'too deeply nested unknown keys' }], warnings };
+}
+
+function resolveCertFiles(routes: RouteConfig[], baseDir: string): RouteConfig[] {
+  return routes.map((route) => {
+    if (route.cert === undefined) return route;
+    const resolve = (p: string) => (isAbsolute(p) ? p : join(baseDir, p));
+    const cert =
+      route.cert.type === 'pem'
+        ? { ...route.cert, file: resolve(route.cert.file), key: resolve(route.cert.key) }
+        : { ...route.cert, file: resolve(route.cert.file) };
+    return { ...route, cert };
+  });
+}

@@ -1,0 +1,189 @@
+import { z } from 'zod';
+import { compilePattern, PatternError } from './compile-pattern.js';
+import { isUrlWithScheme } from './value-checks.js';
+
+/** A filter condition of routes.yml with its regexes compiled. */
+export type CompiledFilter =
+  | { field: 'method' | 'path' | 'body_raw'; pattern: RegExp }
+  /** `name` picks header (case-insensitively, RFC 9110 §5.1) or query parameter names. */
+  | { field: 'header' | 'query'; name: RegExp; pattern: RegExp }
+  /** `key` is a top-level JSON key. */
+  | { field: 'body_json'; key: string; pattern: RegExp };
+
+const FIELDS = ['method', 'path', 'header', 'query', 'body_raw', 'body_json'] as const;
+// RFC 9110 §5.6.2 token.
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const httpUrl = z
+  .string()
+  .refine(
+    (s) => isUrlWithScheme(s, ['http:', 'https:']) && !s.includes('#'),
+    'expected an http(s) URL without a fragment',
+  );
+
+/**
+ * Routes are matched on canonical, decoded paths (no `//`, `.`, `..` or `\` left), so a prefix
+ * holding any of those could never match: refuse it, and `%` too (it would read as an escape).
+ * `?` and `#` are refused as well: a prefix never matches a query or fragment.
+ */
+function isCanonicalPrefix(p: string): boolean {
+  if (!p.startsWith('/') || /[\x00-\x1f\x7f?#%\\]/.test(p)) return false;
+  const segments = p.split('/');
+  // Empty segments are allowed only around the path: the leading '' and a trailing slash.
+  return segments.every(
+    (seg, i) => seg !== '.' && seg !== '..' && (seg !== '' || i === 0 || i === segments.length - 1),
+  );
+}
+
+const prefix = z.string().transform((p, ctx) => {
+  if (isCanonicalPrefix(p)) return trimTrailingSlash(p);
+  ctx.addIssue({
+    code: 'custom',
+    message:
+      'expected a decoded path starting with "/", without "//", ".", "..", "?", "#", "%" or "\\"',
+  });
+  return z.NEVER;
+});
+
+/** `/api/` -> `/api`; `/` stays `/`. Two prefixes that trim equal are duplicates. */
+export function trimTrailingSlash(prefix: string): string {
+  return prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+}
+
+// A bare URL string is shorthand for {url}; one object schema gives precise error keys.
+const backend = z.preprocess(
+  (v) => (typeof v === 'string' ? { url: v } : v),
+  z.strictObject(
+    { url: httpUrl, weight: z.int().min(-1).max(1000).default(1) },
+    {
+      error: (iss) => (iss.code === 'invalid_type' ? 'expected a URL or {url, weight}' : undefined),
+    },
+  ),
+);
+
+const proxyConfig = z
+  .union([z.string(), z.strictObject({ host: z.string().min(1) })], {
+    error: 'expected a proxy URL or {host}',
+  })
+  .transform((v, ctx) => {
+    const raw = typeof v === 'string' ? v : v.host;
+    const url = raw.includes('://') ? raw : `http://${raw}`;
+    if (isUrlWithScheme(url, ['http:', 'https:'])) return url;
+    ctx.addIssue({ code: 'custom', message: 'expected an http(s) proxy URL or host:port' });
+    return z.NEVER;
+  });
+
+const cert = z
+  .strictObject({
+    file: z.string().min(1),
+    password: z.string().optional(),
+    key: z.string().min(1).optional(),
+  })
+  .transform(({ file, password, key }, ctx) => {
+    if (key === undefined) return { type: 'p12' as const, file, password: password ?? '' };
+    if (password === undefined) return { type: 'pem' as const, file, key };
+    ctx.addIssue({
+      code: 'custom',
+      message: 'give {file, password} for PKCS#12 or {file, key} for PEM, not both',
+    });
+    return z.NEVER;
+  });
+
+const filterCondition = z
+  .strictObject({
+    field: z.enum(FIELDS),
+    pattern: z.string().min(1),
+    name: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+  })
+  .transform((c, ctx): CompiledFilter => {
+    const compile = (key: 'pattern' | 'name', source: string, flags = ''): RegExp => {
+      try {
+        return compilePattern(source, flags);
+      } catch (err) {
+        if (!(err instanceof PatternError)) throw err;
+        ctx.addIssue({ code: 'custom', path: [key], message: err.message });
+        return /$^/;
+      }
+    };
+    const misplaced = (key: 'name' | 'key', wanted: boolean) => {
+      if ((c[key] === undefined) === wanted) {
+        const message = wanted
+          ? `is required when field is "${c.field}"`
+          : `is not used with field "${c.field}"`;
+        ctx.addIssue({ code: 'custom', path: [key], message });
+      }
+    };
+    const pattern = compile('pattern', c.pattern);
+    misplaced('name', c.field === 'header' || c.field === 'query');
+    misplaced('key', c.field === 'body_json');
+    if (c.field === 'header' || c.field === 'query') {
+      const name = compile('name', c.name ?? '', c.field === 'header' ? 'i' : '');
+      return { field: c.field, name, pattern };
+    }
+    if (c.field === 'body_json') return { field: c.field, key: c.key ?? '', pattern };
+    return { field: c.field, pattern };
+  });
+
+const filters = z
+  .strictObject({
+    default_allow: z.boolean().default(false),
+    allow: z.array(filterCondition).default([]),
+    // The original's docs mention deny rules but define none; ignoring a deny list would fail open.
+    deny: z.unknown().optional(),
+  })
+  .superRefine((f, ctx) => {
+    if (f.deny !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deny'],
+        message: 'deny rules are not supported: list what to allow and set default_allow: false',
+      });
+    }
+  })
+  .transform(({ default_allow, allow }) => ({ default_allow, allow }));
+
+/** Schema of one routes.yml route. */
+export const routeSchema = z
+  .strictObject({
+    prefix,
+    target: httpUrl,
+    backends: z.array(backend).default([]),
+    username: z.array(z.string().min(1)).optional(),
+    secure: z.boolean().default(true),
+    proxy: z.boolean().default(false),
+    proxy_config: proxyConfig.optional(),
+    cert: cert.optional(),
+    secure_path: z.boolean().default(false),
+    preserve_prefix: z.boolean().default(false),
+    allow_methods: z
+      .array(z.string().regex(METHOD_TOKEN, 'expected an HTTP method'))
+      .transform((ms) => [...new Set(ms.map((m) => m.toUpperCase()))])
+      .optional(),
+    // Enforced only in session-cookie mode with csrf_token on (config.json); true like the original.
+    need_csrf: z.boolean().default(true),
+    cache: z.boolean().default(false),
+    filters: filters.optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.proxy && r.proxy_config === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['proxy_config'],
+        message: 'is required when proxy is true',
+      });
+    }
+  });
+
+/** Schema of routes.yml; a missing or empty `routes` is an empty list. */
+export const routesFileSchema = z.strictObject({
+  routes: z
+    .array(routeSchema)
+    .nullish()
+    .transform((r) => r ?? []),
+});
+
+/** One normalised route of routes.yml, regexes compiled. */
+export type RouteConfig = z.output<typeof routeSchema>;
+export type BackendConfig = RouteConfig['backends'][number];
+export type RouteCertConfig = NonNullable<RouteConfig['cert']>;

@@ -1,0 +1,67 @@
+import { isIP } from 'node:net';
+
+/**
+ * True for an IPv4/IPv6 address or CIDR block (`10.0.0.0/8`, `2001:db8::/32`). Zone ids
+ * (`fe80::1%eth0`) are refused: an allow list entry must name the same host on every machine.
+ */
+export function isIpOrCidr(value: string): boolean {
+  const slash = value.indexOf('/');
+  const address = slash === -1 ? value : value.slice(0, slash);
+  if (address.includes('%')) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const prefix = value.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** The canonical IANA name of `name` (`utc` -> `UTC`), or undefined when the runtime knows no such zone. */
+export function canonicalTimezone(name: string): string | undefined {
+  if (name === '') return undefined;
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
+  } catch (err) {
+    if (err instanceof RangeError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The serialized origin (`https://example.com:8443`) of a CORS origin entry, or undefined when
+ * the entry is not an http(s) scheme + host [+ port] with nothing else (path, query, user).
+ */
+export function canonicalOrigin(value: string): string | undefined {
+  const url = parseUrl(value);
+  if (url === undefined || !isUrlWithScheme(value, ['http:', 'https:'])) return undefined;
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    return undefined;
+  }
+  if (url.pathname !== '/' || value.endsWith('?') || value.endsWith('#')) return undefined;
+  return url.origin;
+}
+
+/** True when `value` parses as an absolute URL whose scheme is one of `schemes` (e.g. `http:`). */
+export function isUrlWithScheme(value: string, schemes: readonly string[]): boolean {
+  const url = parseUrl(value);
+  return url !== undefined && schemes.includes(url.protocol) && url.hostname !== '';
+}
+
+function parseUrl(value: string): URL | undefined {
+  // `new URL` silently strips surrounding spaces and embedded tabs/newlines; refuse them instead.
+  if (/[\s\x00-\x1f\x7f]/.test(value)) return undefined;
+  try {
+    return new URL(value);
+  } catch (err) {
+    if (err instanceof TypeError) return undefined;
+    throw err;
+  }
+}
+
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** True for an IP address or a DNS host name, the forms a listen address can take. */
+export function isHostOrIp(value: string): boolean {
+  return isIP(value) !== 0 || HOSTNAME.test(value);
+}

@@ -1,0 +1,71 @@
+/**
+ * The error catalog: every error a client can see has a stable `code` and an HTTP status.
+ * Clients get `{ code, error, message }` where `message` is safe to show; causes go to the log.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, message: 'Malformed request' },
+  BAD_PATH: { status: 400, message: 'The request path cannot be canonicalized' },
+  BAD_BODY: { status: 400, message: 'The request body is malformed' },
+  INVALID_CREDENTIALS: { status: 401, message: 'Invalid username or password' },
+  TOKEN_MISSING: { status: 401, message: 'A bearer token is required' },
+  TOKEN_INVALID: { status: 401, message: 'Invalid or expired token' },
+  IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
+  USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
+  NO_ROUTE: { status: 404, message: 'No route matches this path' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Use application/json or application/x-www-form-urlencoded' },
+  INTERNAL: { status: 500, message: 'Internal error' },
+  UPSTREAM_UNREACHABLE: { status: 502, message: 'The upstream server could not be reached' },
+  UPSTREAM_FAILED: { status: 502, message: 'The upstream server closed the connection' },
+  OVERLOADED: { status: 503, message: 'The gateway is busy, retry later' },
+  SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down' },
+  UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream server did not answer in time' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** A failure with a client-safe code; `cause` is for the log only. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, options?: { cause?: unknown }) {
+    super(ERRORS[code].message, options);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+  }
+}
+
+/** `"404 Not Found"`, the form uWS's writeStatus wants. */
+export function statusLine(status: number): string {
+  return `${status} ${REASONS[status] ?? 'Error'}`;
+}
+
+const bodies = new Map<ErrorCode, string>();
+
+/** The JSON body for an error code, serialized once per code. */
+export function errorBody(code: ErrorCode): string {
+  let body = bodies.get(code);
+  if (body === undefined) {
+    const { status, message } = ERRORS[code];
+    body = JSON.stringify({ code: status, error: code, message });
+    bodies.set(code, body);
+  }
+  return body;
+}

@@ -1,0 +1,53 @@
+import { join } from 'node:path';
+import type { LoadedConfig } from '../conf/load.js';
+import { loadConfigDir } from '../conf/load.js';
+import { rewritePlaintextPasswords, setTokenAdmin } from '../conf/rewrite-passwords.js';
+import { hashPassword } from '../crypto-pool/password.js';
+import type { Dirs } from './dirs.js';
+import type { FleetPlan } from './fleet.js';
+
+/**
+ * Reads the config dir into a plan for the fleet: plaintext passwords are hashed and an empty
+ * token_admin generated in the file first (losslessly), then everything is validated.
+ * Throws ConfigError with every issue found; the caller decides whether that stops the start.
+ */
+export class ConfigSource {
+  readonly #dirs: Dirs;
+  #generation = 0;
+
+  constructor(dirs: Dirs) {
+    this.#dirs = dirs;
+  }
+
+  get configFile(): string {
+    return join(this.#dirs.configDir, 'config.json');
+  }
+
+  get routesFile(): string {
+    return join(this.#dirs.configDir, 'routes.yml');
+  }
+
+  async load(): Promise<{ loaded: LoadedConfig; plan: FleetPlan; rewritten: number }> {
+    // Validate before rewriting: an invalid file is reported as the operator wrote it.
+    await loadConfigDir(this.#dirs.configDir);
+    const { rewritten } = await rewritePlaintextPasswords(this.configFile, hashPassword);
+    await setTokenAdmin(this.configFile);
+    const loaded = await loadConfigDir(this.#dirs.configDir);
+    const { config } = loaded;
+    this.#generation++;
+    const plan: FleetPlan = {
+      snapshot: {
+        generation: this.#generation,
+        configDir: this.#dirs.configDir,
+        dataDir: this.#dirs.dataDir,
+        files: loaded.files,
+        raw: loaded.raw,
+      },
+      instances: config.num_instances,
+      cryptoThreads: config.worker,
+      maxHeaderBytes: config.max_header_bytes,
+      processKey: JSON.stringify([config.host, config.port, config.tls, config.worker, config.num_instances, config.max_header_bytes]),
+    };
+    return { loaded, plan, rewritten };
+  }
+}

@@ -1,0 +1,231 @@
+import t from 'tap';
+import type { LoadResult } from '../bench/load-result.js';
+import { renderNginxConf } from '../bench/nginx.js';
+import { renderTable, type ScenarioRecord, summarize } from '../bench/report.js';
+import {
+  GATEWAY_PREFIX,
+  REFERENCE_SCENARIOS,
+  SCENARIOS,
+  selectScenarios,
+  UPSTREAM_BODY,
+  UPSTREAM_PATH,
+} from '../bench/scenarios.js';
+import { checkAnswer, checkLoadResult } from '../bench/verify.js';
+import { wrkArgs } from '../bench/wrk.js';
+import { parseWrkOutput, parseWrkTime } from '../bench/wrk-output.js';
+
+// Captured from wrk 4.1.0 against a server answering every third request with 401.
+const WRK_MIXED = `Running 1s test @ http://127.0.0.1:42791/hello
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   716.77us    1.26ms  21.07ms   92.96%
+    Req/Sec     8.66k     4.23k   20.96k    66.67%
+  Latency Distribution
+     50%  370.00us
+     75%  562.00us
+     90%    1.39ms
+     99%    5.89ms
+  18084 requests in 1.10s, 2.25MB read
+  Non-2xx or 3xx responses: 6028
+Requests/sec:  16454.97
+Transfer/sec:      2.05MB
+`;
+
+// A slow run: latencies in ms and s, socket errors, no Non-2xx line.
+const WRK_SLOW = `Running 10s test @ http://127.0.0.1:8080/api/hello
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    45.12ms   80.33ms    1.99s    95.10%
+    Req/Sec   800.12    120.50     1.02k    70.00%
+  Latency Distribution
+     50%   12.50ms
+     75%   30.00ms
+     90%  100.25ms
+     99%    1.50s
+  16000 requests in 10.02s, 1.95MB read
+  Socket errors: connect 0, read 3, write 0, timeout 7
+Requests/sec:   1596.81
+Transfer/sec:    199.60KB
+`;
+
+const WRK_NO_LATENCY = WRK_MIXED.replace(/ {2}Latency Distribution[\s\S]*?99%.*\n/, '');
+
+t.test('scenario definitions are well formed', async (t) => {
+  const names = SCENARIOS.map((s) => s.name);
+  t.equal(new Set(names).size, names.length, 'names are unique');
+  for (const name of ['upstream-direct', 'gateway-auth-proxy', 'nginx-proxy', 'gateway-no-token']) {
+    t.ok(names.includes(name), `${name} is defined`);
+  }
+  for (const ref of REFERENCE_SCENARIOS) t.ok(names.includes(ref), `reference ${ref} exists`);
+  for (const s of SCENARIOS) {
+    t.match(s.name, /^[a-z]+(-[a-z]+)*$/, `${s.name}: kebab-case name`);
+    t.ok(s.description.length > 0, `${s.name}: has a description`);
+    t.ok(['upstream', 'gateway', 'nginx'].includes(s.service), `${s.name}: known service`);
+    t.ok(Number.isInteger(s.expect.status) && s.expect.status >= 100 && s.expect.status < 600);
+    if (s.expect.status < 300) t.equal(s.expect.body, UPSTREAM_BODY, `${s.name}: checks the body`);
+    if (s.auth === 'bearer')
+      t.equal(s.service, 'gateway', `${s.name}: only the gateway takes tokens`);
+    const wantedPath =
+      s.service === 'gateway' ? `${GATEWAY_PREFIX}${UPSTREAM_PATH}` : UPSTREAM_PATH;
+    t.equal(s.path, wantedPath, `${s.name}: reaches the upstream's ${UPSTREAM_PATH}`);
+  }
+  const noToken = SCENARIOS.find((s) => s.name === 'gateway-no-token');
+  t.equal(noToken?.auth, 'none');
+  t.equal(noToken?.expect.status, 401);
+  t.ok(Object.isFrozen(SCENARIOS), 'the list cannot be changed at run time');
+});
+
+t.test('selectScenarios keeps run order and rejects unknown names', async (t) => {
+  t.same(
+    selectScenarios(['nginx-proxy', 'upstream-direct']).map((s) => s.name),
+    ['upstream-direct', 'nginx-proxy'],
+  );
+  t.equal(selectScenarios([]).length, SCENARIOS.length);
+  t.throws(() => selectScenarios(['upstream-direct', 'nope']), { code: 'BENCH_UNKNOWN_SCENARIO' });
+});
+
+t.test('parseWrkTime converts every wrk unit to milliseconds', async (t) => {
+  t.equal(parseWrkTime('612.00us'), 0.612);
+  t.equal(parseWrkTime('1.45ms'), 1.45);
+  t.equal(parseWrkTime('2.01s'), 2010);
+  t.equal(parseWrkTime('1.50m'), 90_000);
+  t.throws(() => parseWrkTime('12.00xs'), { code: 'BENCH_WRK_OUTPUT' });
+  t.throws(() => parseWrkTime(''), { code: 'BENCH_WRK_OUTPUT' });
+});
+
+t.test('parseWrkOutput reads throughput, percentiles and the Non-2xx line', async (t) => {
+  const r = parseWrkOutput(WRK_MIXED);
+  t.equal(r.requests, 18084);
+  t.equal(r.durationSec, 1.1);
+  t.equal(r.requestsPerSec, 16454.97);
+  t.equal(r.latencyP50Ms, 0.37, 'us converted');
+  t.equal(r.latencyP99Ms, 5.89, 'ms kept');
+  t.equal(r.latencyMaxMs, 21.07);
+  t.equal(r.errorResponses, 6028);
+  t.same(r.socketErrors, { connect: 0, read: 0, write: 0, timeout: 0 });
+});
+
+t.test('parseWrkOutput handles seconds, socket errors and a missing Non-2xx line', async (t) => {
+  const r = parseWrkOutput(WRK_SLOW);
+  t.equal(r.latencyP50Ms, 12.5);
+  t.equal(r.latencyP99Ms, 1500, 's converted');
+  t.equal(r.latencyMaxMs, 1990);
+  t.equal(r.durationSec, 10.02);
+  t.equal(r.errorResponses, 0);
+  t.same(r.socketErrors, { connect: 0, read: 3, write: 0, timeout: 7 });
+});
+
+t.test('parseWrkOutput refuses output it cannot trust', async (t) => {
+  t.throws(() => parseWrkOutput(WRK_NO_LATENCY), { code: 'BENCH_WRK_OUTPUT' }, 'no --latency');
+  t.throws(() => parseWrkOutput(WRK_MIXED.replace(/Requests\/sec.*\n/, '')), {
+    code: 'BENCH_WRK_OUTPUT',
+  });
+  t.throws(() => parseWrkOutput('unable to connect to 127.0.0.1:1 Connection refused\n'), {
+    code: 'BENCH_WRK_OUTPUT',
+  });
+});
+
+t.test('checkLoadResult rejects error statuses in 200 scenarios and accepts all-401', async (t) => {
+  const [direct, , , noToken] = SCENARIOS;
+  if (!direct || !noToken) throw new Error('scenario list changed');
+  const mixed = parseWrkOutput(WRK_MIXED);
+  t.match(checkLoadResult(direct, mixed), /6028 of 18084/);
+  t.equal(checkLoadResult(direct, parseWrkOutput(WRK_SLOW)), undefined);
+  t.ok(checkLoadResult(noToken, mixed), 'some 200s in a 401 scenario is wrong');
+  t.equal(checkLoadResult(noToken, { ...mixed, errorResponses: mixed.requests }), undefined);
+  t.equal(
+    checkLoadResult(direct, { ...mixed, requests: 0, errorResponses: 0 }),
+    'no request completed',
+  );
+});
+
+t.test('checkAnswer compares status and body', async (t) => {
+  t.equal(checkAnswer({ status: 200, body: 'hello' }, 200, 'hello'), undefined);
+  t.match(checkAnswer({ status: 200, body: 'hello' }, 200, 'hell'), /expected body/);
+  t.match(
+    checkAnswer({ status: 200, body: 'hello' }, 404, 'hello'),
+    /expected status 200, got 404/,
+  );
+  t.equal(checkAnswer({ status: 401 }, 401, '{"error":"x"}'), undefined);
+});
+
+t.test('wrkArgs asks for percentiles and sends the bearer header', async (t) => {
+  const args = wrkArgs({
+    url: 'http://127.0.0.1:1/api/hello',
+    headers: { authorization: 'Bearer abc' },
+    connections: 64,
+    threads: 2,
+    durationSec: 10,
+  });
+  t.same(args, [
+    '-t',
+    '2',
+    '-c',
+    '64',
+    '-d',
+    '10s',
+    '--latency',
+    '-H',
+    'authorization: Bearer abc',
+    'http://127.0.0.1:1/api/hello',
+  ]);
+});
+
+t.test(
+  'renderNginxConf keeps every path in its directory and pools upstream connections',
+  async (t) => {
+    const conf = renderNginxConf({
+      dir: '/tmp/b',
+      port: 1234,
+      upstreamPort: 5678,
+      workerProcesses: 2,
+      tempModules: ['proxy'],
+    });
+    t.match(conf, /^worker_processes 2;$/m);
+    t.match(conf, /keepalive 64;/);
+    t.match(conf, /proxy_http_version 1\.1;/);
+    t.match(conf, /proxy_set_header Connection "";/);
+    t.match(conf, /access_log off;/);
+    t.match(conf, /listen 127\.0\.0\.1:1234;/);
+    t.match(conf, /server 127\.0\.0\.1:5678;/);
+    t.notMatch(conf, /fastcgi_temp_path/, 'no directive for a module the build lacks');
+    const paths = [...conf.matchAll(/^\s*(?:pid|error_log|\w+_temp_path) (\S+?);?(?: \w+;)?$/gm)];
+    t.ok(paths.length >= 4);
+    for (const [, path] of paths) t.match(path, /^\/tmp\/b\//, `${path} is inside the temp dir`);
+  },
+);
+
+t.test('summarize takes medians and ratios against the references', async (t) => {
+  const run = (round: number, rps: number, p50: number): { round: number; result: LoadResult } => ({
+    round,
+    result: {
+      requests: rps,
+      durationSec: 1,
+      requestsPerSec: rps,
+      latencyP50Ms: p50,
+      latencyP99Ms: p50 * 2,
+      latencyMaxMs: p50 * 3,
+      errorResponses: 0,
+      socketErrors: { connect: 0, read: 0, write: 0, timeout: 0 },
+    },
+  });
+  const records: ScenarioRecord[] = [
+    {
+      name: 'upstream-direct',
+      description: '',
+      status: 'ok',
+      runs: [run(1, 300, 1), run(2, 100, 3), run(3, 200, 2)],
+    },
+    { name: 'nginx-proxy', description: '', status: 'ok', runs: [run(1, 100, 4), run(2, 100, 4)] },
+    { name: 'gateway-auth-proxy', description: '', status: 'failed', runs: [run(1, 1, 1)] },
+  ];
+  const [direct, nginx, ...rest] = summarize(records);
+  t.equal(rest.length, 0, 'failed scenarios are left out');
+  t.match(direct, { medianRps: 200, minRps: 100, maxRps: 300, medianP50Ms: 2, medianP99Ms: 4 });
+  t.same(direct?.ratios, { 'nginx-proxy': 2, 'upstream-direct': 1 });
+  t.equal(nginx?.ratios['upstream-direct'], 0.5);
+  t.match(
+    renderTable(summarize(records)),
+    /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 2\.00× \| 1\.00× \| 3 \|/,
+  );
+});

@@ -1,0 +1,371 @@
+import t from 'tap';
+import type { ConfigIssue } from '../conf/config-error.js';
+import { ConfigError } from '../conf/config-error.js';
+import { parseConfig } from '../conf/parse.js';
+
+const FILES = { config: '/etc/pa/config.json', routes: '/etc/pa/routes.yml' };
+const SECRET = 's'.repeat(64);
+
+function parse(extra: Record<string, unknown> = {}) {
+  return parseConfig({ secret: SECRET, ...extra }, null, FILES);
+}
+
+/** The issues of a config that must be rejected. */
+function issues(extra: Record<string, unknown>): ConfigIssue[] {
+  try {
+    parse(extra);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  throw new Error(`accepted: ${JSON.stringify(extra)}`);
+}
+
+function keys(extra: Record<string, unknown>): string[] {
+  return issues(extra).map((i) => i.key);
+}
+
+/** `{a: {b: v}}` for path `a.b`. */
+function nested(path: string, value: unknown): Record<string, unknown> {
+  const parts = path.split('.');
+  let out: unknown = value;
+  for (const part of parts.reverse()) out = { [part]: out };
+  return out as Record<string, unknown>;
+}
+
+function read(config: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], config);
+}
+
+const RANGES: [key: string, min: number, max: number, def: number][] = [
+  ['token_expiry_seconds', 1, 157_680_000, 3600],
+  ['port', 1, 65_535, 8080],
+  ['worker', 1, 1024, 4],
+  ['num_instances', 1, 64, 2],
+  ['max_idle_per_host', 0, 3000, 50],
+  ['max_age_session_cookie', 60, 31_536_000, 3600],
+  ['max_connections', 1, 10_000_000, 10_000],
+  ['pending_connections_limit', 1, 1_000_000, 1024],
+  ['socket_listen', 1, 65_535, 1024],
+  ['client_timeout', 1, 3_600_000, 30_000],
+  ['keep_alive', 0, 3600, 75],
+  ['max_body_auth_bytes', 256, 1_048_576, 16_384],
+  ['max_header_bytes', 1024, 1_048_576, 16_384],
+  ['log.write_max_logs', 1, 10_000_000, 10_000],
+  ['ratelimit_auth.requests_per_second', 0, 1_000_000, 0],
+  ['ratelimit_auth.burst', 0, 1_000_000, 0],
+  ['ratelimit_auth.block_delay', 0, 86_400_000, 0],
+  ['ratelimit_proxy.requests_per_second', 0, 1_000_000, 0],
+  ['ratelimit_proxy.burst', 0, 1_000_000, 0],
+  ['ratelimit_proxy.block_delay', 0, 86_400_000, 0],
+];
+
+t.test('numeric keys: default, bounds accepted, one beyond each bound rejected', async (t) => {
+  const defaults = parse().config;
+  for (const [key, min, max, def] of RANGES) {
+    t.equal(read(defaults, key), def, `${key} defaults to ${def}`);
+    t.equal(read(parse(nested(key, min)).config, key), min, `${key} accepts ${min}`);
+    t.equal(read(parse(nested(key, max)).config, key), max, `${key} accepts ${max}`);
+    t.same(keys(nested(key, min - 1)), [key], `${key} rejects ${min - 1}`);
+    t.same(keys(nested(key, max + 1)), [key], `${key} rejects ${max + 1}`);
+    t.same(keys(nested(key, String(def))), [key], `${key} rejects a string`);
+  }
+});
+
+t.test('integer keys reject fractions; requests_per_second accepts them', async (t) => {
+  t.same(keys({ port: 80.5 }), ['port']);
+  t.same(keys({ worker: 1.5 }), ['worker']);
+  t.same(keys({ ratelimit_auth: { burst: 0.5 } }), ['ratelimit_auth.burst']);
+  t.equal(
+    parse({ ratelimit_auth: { requests_per_second: 0.5 } }).config.ratelimit_auth
+      .requests_per_second,
+    0.5,
+  );
+});
+
+t.test('worker 0 is a config error, not a crash', async (t) => {
+  const [issue] = issues({ worker: 0 });
+  t.equal(issue?.file, FILES.config);
+  t.equal(issue?.key, 'worker');
+});
+
+t.test('boolean and string defaults', async (t) => {
+  const { config } = parse();
+  t.equal(config.host, '0.0.0.0');
+  t.equal(config.tls, false);
+  t.equal(config.login_via_otp, false);
+  t.equal(config.stats, false);
+  t.equal(config.session_cookie, false);
+  t.equal(config.csrf_token, true);
+  t.equal(config.timezone, 'Europe/Paris');
+  t.equal(config.token_admin, '');
+  t.equal(config.redis, undefined);
+  t.equal(config.login_redirect_url, undefined);
+  t.equal(config.logout_redirect_url, undefined);
+  t.same(config.log, { type: 'local', write_max_logs: 10_000 });
+  t.same(config.ratelimit_auth, { requests_per_second: 0, burst: 0, block_delay: 0 });
+  t.same(config.ratelimit_proxy, { requests_per_second: 0, burst: 0, block_delay: 0 });
+  t.same(config.cors_origins, []);
+  t.same(config.trusted_proxies, []);
+  t.same(config.users, []);
+  for (const key of ['tls', 'stats', 'session_cookie', 'csrf_token', 'login_via_otp']) {
+    t.same(keys({ [key]: 'true' }), [key], `${key} must be a boolean`);
+  }
+});
+
+t.test('secret is required and at least 64 characters', async (t) => {
+  const missing = (() => {
+    try {
+      parseConfig({}, null, FILES);
+    } catch (err) {
+      return err instanceof ConfigError ? err.issues : [];
+    }
+    return [];
+  })();
+  t.same(
+    missing.map((i) => [i.key, i.message]),
+    [['secret', 'is required']],
+  );
+  t.same(keys({ secret: 's'.repeat(63) }), ['secret']);
+  t.equal(parseConfig({ secret: 'x'.repeat(64) }, null, FILES).config.secret, 'x'.repeat(64));
+});
+
+t.test('write_max_logs: both spellings, normalised; both at once is an error', async (t) => {
+  t.equal(parse({ log: { type: 'http', write_max_logs: 500 } }).config.log.write_max_logs, 500);
+  const alias = parse({ log: { type: 'http', max_writes_log: 700 } }).config.log;
+  t.same(alias, { type: 'http', write_max_logs: 700 });
+  t.same(keys({ log: { type: 'http', max_writes_log: 0 } }), ['log.max_writes_log']);
+  t.same(keys({ log: { type: 'http', write_max_logs: 1, max_writes_log: 1 } }), [
+    'log.max_writes_log',
+  ]);
+});
+
+t.test('log: loki needs a host, unknown type rejected', async (t) => {
+  t.same(keys({ log: { type: 'loki' } }), ['log.host']);
+  t.same(parse({ log: { type: 'loki', host: '127.0.0.1:3100' } }).config.log, {
+    type: 'loki',
+    host: '127.0.0.1:3100',
+    write_max_logs: 10_000,
+  });
+  t.same(keys({ log: { type: 'syslog' } }), ['log.type']);
+});
+
+t.test('rate limits: docs spelling request_per_seconds is an alias, 0 disables', async (t) => {
+  const rl = parse({ ratelimit_proxy: { request_per_seconds: 10, burst: 5, block_delay: 500 } })
+    .config.ratelimit_proxy;
+  t.same(rl, { requests_per_second: 10, burst: 5, block_delay: 500 });
+  const off = parse({ ratelimit_auth: { requests_per_second: 0, burst: 0 } }).config.ratelimit_auth;
+  t.same(off, { requests_per_second: 0, burst: 0, block_delay: 0 });
+  t.same(keys({ ratelimit_auth: { requests_per_second: 1, request_per_seconds: 1 } }), [
+    'ratelimit_auth.request_per_seconds',
+  ]);
+});
+
+t.test('timezone: IANA names accepted and canonicalised, others rejected', async (t) => {
+  t.equal(parse({ timezone: 'America/New_York' }).config.timezone, 'America/New_York');
+  t.equal(parse({ timezone: 'utc' }).config.timezone, 'UTC');
+  const [issue] = issues({ timezone: 'Mars/Olympus_Mons' });
+  t.equal(issue?.key, 'timezone');
+  t.match(issue?.message, /Mars\/Olympus_Mons/);
+  t.same(keys({ timezone: '' }), ['timezone']);
+});
+
+t.test('host: IP or host name', async (t) => {
+  t.equal(parse({ host: '::' }).config.host, '::');
+  t.equal(parse({ host: 'gateway.internal' }).config.host, 'gateway.internal');
+  t.same(keys({ host: 'http://x' }), ['host']);
+  t.same(keys({ host: '' }), ['host']);
+});
+
+t.test('redis: redis:// or rediss:// URL; empty means unset', async (t) => {
+  t.equal(parse({ redis: 'redis://redis:6379' }).config.redis, 'redis://redis:6379');
+  t.equal(parse({ redis: 'rediss://:pw@redis:6380/1' }).config.redis, 'rediss://:pw@redis:6380/1');
+  t.equal(parse({ redis: '' }).config.redis, undefined);
+  t.same(keys({ redis: 'http://redis:6379' }), ['redis']);
+  t.same(keys({ redis: 'redis_server:6379' }), ['redis']);
+});
+
+t.test('cors_origins: origins validated and normalised', async (t) => {
+  const { cors_origins } = parse({
+    cors_origins: ['https://127.0.0.1', 'HTTPS://Demo.ProxyAuth.app/', 'http://a.test:8080'],
+  }).config;
+  t.same(cors_origins, ['https://127.0.0.1', 'https://demo.proxyauth.app', 'http://a.test:8080']);
+  t.same(keys({ cors_origins: ['https://a.test/path'] }), ['cors_origins[0]']);
+  t.same(keys({ cors_origins: ['https://ok.test', '*'] }), ['cors_origins[1]']);
+  t.same(keys({ cors_origins: ['ftp://a.test'] }), ['cors_origins[0]']);
+  t.same(keys({ cors_origins: ['https://a.test?x=1'] }), ['cors_origins[0]']);
+  t.same(keys({ cors_origins: ['https://user@a.test'] }), ['cors_origins[0]']);
+  t.same(keys({ cors_origins: [' https://a.test'] }), ['cors_origins[0]']);
+});
+
+t.test('token_admin: empty/null means generate; else exactly 64 hex', async (t) => {
+  const hex = 'ab'.repeat(32);
+  t.equal(parse({ token_admin: hex }).config.token_admin, hex);
+  t.equal(parse({ token_admin: '' }).config.token_admin, '');
+  t.equal(parse({ token_admin: null }).config.token_admin, '');
+  t.same(keys({ token_admin: 'ab'.repeat(31) }), ['token_admin']);
+  t.same(keys({ token_admin: 'zz'.repeat(32) }), ['token_admin']);
+});
+
+t.test('redirect URLs: a local path or an http(s) URL', async (t) => {
+  const { config } = parse({
+    login_redirect_url: '/app',
+    logout_redirect_url: 'https://a.test/bye',
+  });
+  t.equal(config.login_redirect_url, '/app');
+  t.equal(config.logout_redirect_url, 'https://a.test/bye');
+  t.same(keys({ login_redirect_url: '//evil.test' }), ['login_redirect_url']);
+  t.same(keys({ logout_redirect_url: 'javascript:alert(1)' }), ['logout_redirect_url']);
+});
+
+t.test('trusted_proxies: IPs and CIDRs only', async (t) => {
+  const list = ['10.0.0.0/8', '192.168.1.1', '::1', '2001:db8::/32'];
+  t.same(parse({ trusted_proxies: list }).config.trusted_proxies, list);
+  t.same(keys({ trusted_proxies: ['10.0.0.0/8', 'proxy.local'] }), ['trusted_proxies[1]']);
+});
+
+t.test('users: defaults, validation, allow lists', async (t) => {
+  const hash = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA';
+  const { config } = parse({
+    users: [
+      { username: 'admin', password: hash, allow: ['192.168.1.0/24', '172.16.54.2', 'fe80::/10'] },
+      { username: 'alice', password: 'plain', roles: ['read', 'write'], totp: true },
+    ],
+  });
+  t.same(config.users[0], {
+    username: 'admin',
+    password: hash,
+    allow: ['192.168.1.0/24', '172.16.54.2', 'fe80::/10'],
+    roles: [],
+    totp: false,
+  });
+  t.same(config.users[1], {
+    username: 'alice',
+    password: 'plain',
+    roles: ['read', 'write'],
+    totp: true,
+  });
+  const user = (extra: Record<string, unknown>) => ({
+    users: [
+      { username: 'ok', password: 'p' },
+      { username: 'u', password: 'p', ...extra },
+    ],
+  });
+  t.same(keys(user({ username: '' })), ['users[1].username']);
+  t.same(keys(user({ username: 'a\r\nx-user: admin' })), ['users[1].username']);
+  t.same(keys(user({ password: '' })), ['users[1].password']);
+  t.same(keys(user({ roles: ['a,b'] })), ['users[1].roles[0]']);
+  t.same(keys(user({ totp: 'yes' })), ['users[1].totp']);
+});
+
+t.test('users[].allow: bad CIDRs are errors naming the entry', async (t) => {
+  const bad = [
+    '10.0.0.0/33',
+    '::/129',
+    '10.0.0.0/-1',
+    '10.0.0.0/',
+    '10.0.0/8',
+    'fe80::1%eth0',
+    'host',
+    '1.2.3.4/08x',
+  ];
+  for (const entry of bad) {
+    const [issue] = issues({
+      users: [
+        { username: 'a', password: 'p' },
+        { username: 'b', password: 'p', allow: ['10.0.0.1', entry] },
+      ],
+    });
+    t.equal(issue?.key, 'users[1].allow[1]', `rejects ${entry}`);
+  }
+  const ok = parse({
+    users: [
+      { username: 'a', password: 'p', allow: ['0.0.0.0/0', '::/0', '10.0.0.0/32', '::1/128'] },
+    ],
+  });
+  t.equal(ok.config.users[0]?.allow?.length, 4);
+});
+
+t.test('duplicate usernames: an error naming the duplicate', async (t) => {
+  const found = issues({
+    users: [
+      { username: 'alice', password: 'p' },
+      { username: 'bob', password: 'p' },
+      { username: 'alice', password: 'q' },
+    ],
+  });
+  t.equal(found.length, 1);
+  t.equal(found[0]?.key, 'users[2].username');
+  t.match(found[0]?.message, /"alice".*users\[0\]/);
+});
+
+t.test('duplicates are reported even beside other errors', async (t) => {
+  const found = keys({
+    port: 0,
+    users: [
+      { username: 'alice', password: 'p', allow: ['nope'] },
+      { username: 'alice', password: 'p' },
+    ],
+  });
+  t.same(found.sort(), ['port', 'users[0].allow[0]', 'users[1].username'].sort());
+});
+
+t.test('unknown keys are warnings naming the key path, not errors', async (t) => {
+  const { config, warnings } = parse({
+    future_option: true,
+    log: { type: 'local', colour: 'blue' },
+    users: [{ username: 'a', password: 'p', email: 'a@b.c' }],
+  });
+  t.same([...warnings].sort(), [
+    `${FILES.config}: future_option: unknown key (ignored)`,
+    `${FILES.config}: log.colour: unknown key (ignored)`,
+    `${FILES.config}: users[0].email: unknown key (ignored)`,
+  ]);
+  t.notOk('future_option' in config);
+  t.notOk('email' in (config.users[0] ?? {}));
+});
+
+t.test('unknown keys beside errors: errors still reported, unknown keys not', async (t) => {
+  t.same(
+    keys({
+      mystery: 1,
+      port: 70_000,
+      users: [{ username: 'a', password: 'p', x: 1, allow: ['bad'] }],
+    }),
+    ['port', 'users[0].allow[0]'],
+  );
+});
+
+t.test('the root must be an object', async (t) => {
+  const error = t.throws(() => parseConfig([], null, FILES)) as ConfigError;
+  t.equal(error.code, 'CONFIG_INVALID');
+  t.same(
+    error.issues.map((i) => i.key),
+    ['(root)'],
+  );
+});
+
+t.test('result is deep-frozen', async (t) => {
+  const parsed = parse({ users: [{ username: 'a', password: 'p', roles: ['r'] }] });
+  t.ok(Object.isFrozen(parsed));
+  t.ok(Object.isFrozen(parsed.config));
+  t.ok(Object.isFrozen(parsed.config.users));
+  t.ok(Object.isFrozen(parsed.config.users[0]?.roles));
+  t.ok(Object.isFrozen(parsed.config.log));
+  t.throws(() => {
+    (parsed.config as { port: number }).port = 1;
+  });
+});
+
+t.test('ConfigError.format: one line per issue', async (t) => {
+  const error = t.throws(() => parseConfig({ port: 0 }, { routes: 'x' }, FILES)) as ConfigError;
+  t.equal(
+    error.format(),
+    [
+      '/etc/pa/config.json: secret: is required',
+      '/etc/pa/config.json: port: Too small: expected number to be >=1',
+      '/etc/pa/routes.yml: routes: Invalid input: expected array, received string',
+    ].join('\n'),
+  );
+  t.match(error.message, error.format());
+});

@@ -1,0 +1,317 @@
+import t from 'tap';
+import type { ConfigIssue } from '../conf/config-error.js';
+import { ConfigError } from '../conf/config-error.js';
+import { parseConfig } from '../conf/parse.js';
+import type { CompiledFilter } from '../conf/routes-schema.js';
+
+const FILES = { config: '/etc/pa/config.json', routes: '/etc/pa/routes.yml' };
+const CONFIG = {
+  secret: 's'.repeat(64),
+  users: [
+    { username: 'admin', password: 'p' },
+    { username: 'alice', password: 'p' },
+  ],
+};
+
+function parseRoutes(routes: unknown[]) {
+  return parseConfig(CONFIG, { routes }, FILES);
+}
+
+function route(extra: Record<string, unknown> = {}) {
+  return { prefix: '/api', target: 'http://127.0.0.1:8000/api', ...extra };
+}
+
+function issues(routes: unknown[]): ConfigIssue[] {
+  try {
+    parseRoutes(routes);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  throw new Error(`accepted: ${JSON.stringify(routes)}`);
+}
+
+const keys = (routes: unknown[]) => issues(routes).map((i) => i.key);
+
+function filters(allow: unknown[]) {
+  return parseRoutes([route({ filters: { allow } })]).routes[0]?.filters?.allow ?? [];
+}
+
+t.test('defaults: secure is true, the rest off', async (t) => {
+  const [r] = parseRoutes([route()]).routes;
+  t.same(r, {
+    prefix: '/api',
+    target: 'http://127.0.0.1:8000/api',
+    backends: [],
+    secure: true,
+    proxy: false,
+    secure_path: false,
+    preserve_prefix: false,
+    need_csrf: true,
+    cache: false,
+  });
+  t.equal(parseRoutes([route({ secure: false })]).routes[0]?.secure, false);
+});
+
+t.test('routes.yml: empty document, null routes, no routes key', async (t) => {
+  t.same(parseConfig(CONFIG, null, FILES).routes, []);
+  t.same(parseConfig(CONFIG, { routes: null }, FILES).routes, []);
+  t.same(parseConfig(CONFIG, {}, FILES).routes, []);
+  const error = t.throws(() => parseConfig(CONFIG, ['x'], FILES)) as ConfigError;
+  t.same(
+    error.issues.map((i) => [i.file, i.key]),
+    [[FILES.routes, '(root)']],
+  );
+});
+
+t.test('prefix and target are required', async (t) => {
+  const found = issues([{ target: 'http://a.test' }, { prefix: '/x' }]);
+  t.same(
+    found.map((i) => [i.key, i.message]),
+    [
+      ['routes[0].prefix', 'is required'],
+      ['routes[1].target', 'is required'],
+    ],
+  );
+});
+
+t.test('prefix: must be a canonical path; trailing slash dropped', async (t) => {
+  t.equal(parseRoutes([route({ prefix: '/api/' })]).routes[0]?.prefix, '/api');
+  t.equal(parseRoutes([route({ prefix: '/' })]).routes[0]?.prefix, '/');
+  t.equal(parseRoutes([route({ prefix: '/my docs/café' })]).routes[0]?.prefix, '/my docs/café');
+  for (const bad of [
+    'api',
+    '',
+    '/a//b',
+    '/a/../b',
+    '/./a',
+    '/a/.',
+    '/a?x',
+    '/a#x',
+    '/a%20b',
+    '/a\\b',
+    '/a\tb',
+    '//',
+  ]) {
+    t.same(keys([route({ prefix: bad })]), ['routes[0].prefix'], `rejects ${JSON.stringify(bad)}`);
+  }
+});
+
+t.test('target: http(s) URL, path and query allowed', async (t) => {
+  const target = 'https://backend.test:8443/base/path?tenant=1';
+  t.equal(parseRoutes([route({ target })]).routes[0]?.target, target);
+  for (const bad of ['ftp://a.test', '127.0.0.1:8000', '/relative', 'http://a.test/#frag']) {
+    t.same(keys([route({ target: bad })]), ['routes[0].target'], `rejects ${bad}`);
+  }
+});
+
+t.test('duplicate prefixes are an error naming both', async (t) => {
+  const found = issues([route(), route({ prefix: '/other' }), route({ prefix: '/api/' })]);
+  t.equal(found.length, 1);
+  t.equal(found[0]?.key, 'routes[2].prefix');
+  t.match(found[0]?.message, /routes\[0\]/);
+});
+
+t.test('backends: URL strings and {url, weight}, normalised', async (t) => {
+  const [r] = parseRoutes([
+    route({
+      backends: [
+        'http://127.0.0.1:8001/api',
+        { url: 'http://127.0.0.1:8002/api', weight: 2 },
+        { url: 'http://127.0.0.1:8003/api', weight: -1 },
+        { url: 'http://127.0.0.1:8004/api' },
+      ],
+    }),
+  ]).routes;
+  t.same(r?.backends, [
+    { url: 'http://127.0.0.1:8001/api', weight: 1 },
+    { url: 'http://127.0.0.1:8002/api', weight: 2 },
+    { url: 'http://127.0.0.1:8003/api', weight: -1 },
+    { url: 'http://127.0.0.1:8004/api', weight: 1 },
+  ]);
+  t.same(keys([route({ backends: [{ url: 'http://a.test', weight: -2 }] })]), [
+    'routes[0].backends[0].weight',
+  ]);
+  t.same(keys([route({ backends: [{ url: 'http://a.test', weight: 1001 }] })]), [
+    'routes[0].backends[0].weight',
+  ]);
+  t.same(keys([route({ backends: [{ url: 'http://a.test', weight: 1.5 }] })]), [
+    'routes[0].backends[0].weight',
+  ]);
+  t.same(keys([route({ backends: ['not a url'] })]), ['routes[0].backends[0].url']);
+  t.same(keys([route({ backends: [42] })]), ['routes[0].backends[0]']);
+  t.same(keys([route({ backends: [{ weight: 1 }] })]), ['routes[0].backends[0].url']);
+});
+
+t.test('username, allow_methods', async (t) => {
+  const [r] = parseRoutes([
+    route({ username: ['admin', 'alice'], allow_methods: ['get', 'POST', 'GET'] }),
+  ]).routes;
+  t.same(r?.username, ['admin', 'alice']);
+  t.same(r?.allow_methods, ['GET', 'POST']);
+  t.same(keys([route({ allow_methods: ['GET', 'BAD METHOD'] })]), ['routes[0].allow_methods[1]']);
+  t.same(keys([route({ username: 'admin' })]), ['routes[0].username']);
+});
+
+t.test('warnings: unknown route users, unknown keys', async (t) => {
+  const { warnings } = parseRoutes([route({ username: ['admin', 'ghost'], colour: 'red' })]);
+  t.same(warnings, [
+    `${FILES.routes}: routes[0].colour: unknown key (ignored)`,
+    `${FILES.routes}: routes[0].username[1]: no user named "ghost"`,
+  ]);
+});
+
+t.test('proxy and proxy_config', async (t) => {
+  const a = parseRoutes([route({ proxy: true, proxy_config: 'http://127.0.0.1:8888' })]).routes[0];
+  t.equal(a?.proxy_config, 'http://127.0.0.1:8888');
+  const b = parseRoutes([route({ proxy: true, proxy_config: { host: '10.0.0.1:3128' } })])
+    .routes[0];
+  t.equal(b?.proxy_config, 'http://10.0.0.1:3128');
+  t.same(keys([route({ proxy: true })]), ['routes[0].proxy_config']);
+  t.same(keys([route({ proxy: true, proxy_config: 'socks5://x:1' })]), ['routes[0].proxy_config']);
+});
+
+t.test('cert: PKCS#12 or PEM, paths resolved against the routes.yml directory', async (t) => {
+  const p12 = parseRoutes([route({ cert: { file: 'certificat.p12', password: '1234' } })])
+    .routes[0];
+  t.same(p12?.cert, { type: 'p12', file: '/etc/pa/certificat.p12', password: '1234' });
+  const pem = parseRoutes([route({ cert: { file: '/abs/client.pem', key: 'client.key' } })])
+    .routes[0];
+  t.same(pem?.cert, { type: 'pem', file: '/abs/client.pem', key: '/etc/pa/client.key' });
+  t.same(keys([route({ cert: { file: 'a.pem', key: 'k', password: 'x' } })]), ['routes[0].cert']);
+  t.same(keys([route({ cert: { password: 'x' } })]), ['routes[0].cert.file']);
+});
+
+t.test('filters: regexes compiled to RegExp objects', async (t) => {
+  const compiled: CompiledFilter[] = filters([
+    { field: 'method', pattern: '^(?:GET|POST)$' },
+    { field: 'path', pattern: '^/api(?:/.*)?$' },
+    { field: 'header', name: '^X-API-Key$', pattern: '^[0-9a-f]{32}$' },
+    { field: 'query', name: '^token$', pattern: '^[0-9a-f-]{36}$' },
+    { field: 'body_raw', pattern: 'DROP\\s+TABLE' },
+    { field: 'body_json', key: 'status', pattern: '^active$' },
+  ]);
+  t.same(
+    compiled.map((f) => f.field),
+    ['method', 'path', 'header', 'query', 'body_raw', 'body_json'],
+  );
+  for (const f of compiled) t.ok(f.pattern instanceof RegExp);
+  const [method, , header, query, body, json] = compiled;
+  t.ok(method?.pattern.test('POST'));
+  t.notOk(method?.pattern.test('DELETE'));
+  t.ok(body?.pattern.test('x; DROP   TABLE users'));
+  if (header?.field !== 'header' || query?.field !== 'query' || json?.field !== 'body_json') {
+    throw new Error('unexpected filter shapes');
+  }
+  // Header names are case-insensitive (RFC 9110 §5.1); query parameter names are not.
+  t.ok(header.name.test('x-api-key'));
+  t.ok(query.name.test('token'));
+  t.notOk(query.name.test('TOKEN'));
+  t.equal(json.key, 'status');
+  t.same(parseRoutes([route({ filters: {} })]).routes[0]?.filters, {
+    default_allow: false,
+    allow: [],
+  });
+});
+
+t.test('filters: Rust-style (?i) becomes the i flag', async (t) => {
+  const [f] = filters([{ field: 'body_raw', pattern: '(?i)drop\\s+table' }]);
+  t.ok(f?.pattern.flags.includes('i'));
+  t.equal(f?.pattern.source, 'drop\\s+table');
+  t.ok(f?.pattern.test('DROP TABLE'));
+  const [combined] = filters([{ field: 'path', pattern: '(?is)^/a.b$' }]);
+  t.ok(combined?.pattern.test('/A\nB'));
+  const [plain] = filters([{ field: 'method', pattern: '^get$' }]);
+  t.notOk(plain?.pattern.test('GET'), 'case-sensitive without (?i)');
+});
+
+t.test(
+  'filters: an invalid regex is a ConfigError naming the key, never a dropped filter',
+  async (t) => {
+    const found = issues([
+      route(),
+      route({
+        prefix: '/b',
+        filters: {
+          allow: [
+            { field: 'method', pattern: '^GET$' },
+            { field: 'path', pattern: '^/b(' },
+            { field: 'header', name: '[', pattern: 'x' },
+          ],
+        },
+      }),
+    ]);
+    t.same(
+      found.map((i) => i.key),
+      ['routes[1].filters.allow[1].pattern', 'routes[1].filters.allow[2].name'],
+    );
+    t.match(found[0]?.message, /invalid regular expression/);
+    for (const bad of ['a(?i)b', '(?x)a b', '(?-i)a', '(?U)a+', '\\p{Nope}', 'a{2,1}']) {
+      t.same(
+        keys([route({ filters: { allow: [{ field: 'path', pattern: bad }] } })]),
+        ['routes[0].filters.allow[0].pattern'],
+        `rejects ${bad}`,
+      );
+    }
+  },
+);
+
+t.test('filters: required and misplaced name/key', async (t) => {
+  const allow = (cond: Record<string, unknown>) => [route({ filters: { allow: [cond] } })];
+  t.same(keys(allow({ field: 'header', pattern: 'x' })), ['routes[0].filters.allow[0].name']);
+  t.same(keys(allow({ field: 'query', pattern: 'x' })), ['routes[0].filters.allow[0].name']);
+  t.same(keys(allow({ field: 'body_json', pattern: 'x' })), ['routes[0].filters.allow[0].key']);
+  t.same(keys(allow({ field: 'path', name: 'x', pattern: 'x' })), [
+    'routes[0].filters.allow[0].name',
+  ]);
+  t.same(keys(allow({ field: 'path' })), ['routes[0].filters.allow[0].pattern']);
+  t.same(keys(allow({ field: 'path', pattern: '' })), ['routes[0].filters.allow[0].pattern']);
+  t.same(keys(allow({ field: 'cookie', pattern: 'x' })), ['routes[0].filters.allow[0].field']);
+});
+
+t.test('filters: a deny list is refused rather than ignored', async (t) => {
+  t.same(keys([route({ filters: { deny: [{ field: 'path', pattern: 'x' }] } })]), [
+    'routes[0].filters.deny',
+  ]);
+});
+
+t.test('errors of both files are reported together', async (t) => {
+  const error = t.throws(() =>
+    parseConfig({ secret: 'short' }, { routes: [route({ secure: 'yes' })] }, FILES),
+  ) as ConfigError;
+  t.same(
+    error.issues.map((i) => [i.file, i.key]),
+    [
+      [FILES.config, 'secret'],
+      [FILES.routes, 'routes[0].secure'],
+    ],
+  );
+});
+
+t.test('compiled routes are frozen except the RegExp objects', async (t) => {
+  const { routes } = parseRoutes([
+    route({ filters: { allow: [{ field: 'path', pattern: 'a' }] } }),
+  ]);
+  const f = routes[0]?.filters;
+  t.ok(Object.isFrozen(routes));
+  t.ok(Object.isFrozen(f?.allow[0]));
+  t.notOk(Object.isFrozen(f?.allow[0]?.pattern));
+});
+
+t.test('deterministic: the same raw input parses to the same result', async (t) => {
+  const raw = {
+    routes: [
+      route({
+        filters: { allow: [{ field: 'path', pattern: '(?i)^/API' }] },
+        backends: ['http://b.test'],
+      }),
+    ],
+  };
+  const a = parseConfig(CONFIG, raw, FILES);
+  const b = parseConfig(structuredClone(CONFIG), JSON.parse(JSON.stringify(raw)), FILES);
+  t.same(a, b);
+  t.equal(
+    String(a.routes[0]?.filters?.allow[0]?.pattern),
+    String(b.routes[0]?.filters?.allow[0]?.pattern),
+  );
+});

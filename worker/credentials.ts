@@ -1,0 +1,47 @@
+import { GatewayError } from '../shared/errors.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export type BodyKind = 'json' | 'form';
+
+/** `application/json` or `application/x-www-form-urlencoded` (parameters ignored), else null. */
+export function bodyKind(contentType: string | undefined): BodyKind | null {
+  if (contentType === undefined) return null;
+  const semi = contentType.indexOf(';');
+  const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  if (type === 'application/json') return 'json';
+  if (type === 'application/x-www-form-urlencoded') return 'form';
+  return null;
+}
+
+const MAX_FIELD = 1024;
+
+function field(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_FIELD) {
+    throw new GatewayError('BAD_BODY', { cause: `${name} must be a non-empty string of at most ${MAX_FIELD} characters` });
+  }
+  return value;
+}
+
+/** Username and password from a login body; BAD_BODY with the reason as cause otherwise. */
+export function parseCredentials(body: Buffer, kind: BodyKind): Credentials {
+  let fields: Record<string, unknown>;
+  if (kind === 'json') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      throw new GatewayError('BAD_BODY', { cause: `invalid JSON: ${(err as Error).message}` });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new GatewayError('BAD_BODY', { cause: 'the JSON body must be an object' });
+    }
+    fields = parsed as Record<string, unknown>;
+  } else {
+    fields = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
+  }
+  return { username: field(fields.username, 'username'), password: field(fields.password, 'password') };
+}

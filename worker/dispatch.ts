@@ -1,0 +1,86 @@
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { CryptoPool } from '../crypto-pool/pool.js';
+import type { AccessLog } from '../shared/access-log.js';
+import { GatewayError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { handleLogin } from './auth-handler.js';
+import { canonicalizePath } from './canonical-path.js';
+import { handleProxy, type ProxyOutcome } from './proxy-handler.js';
+import type { Runtime } from './runtime.js';
+import { type Exchange, openExchange, sendError } from './uws-io.js';
+
+export interface EdgeState {
+  runtime: Runtime;
+  readonly crypto: CryptoPool;
+  readonly accessLog: AccessLog;
+  readonly log: Logger;
+  inflight: number;
+  draining: boolean;
+  onIdle: (() => void) | undefined;
+}
+
+/** The uWS handler for every request: gateway routes first, then the route table. */
+export function createDispatcher(state: EdgeState): (res: HttpResponse, req: HttpRequest) => void {
+  return (res, req) => {
+    const ex = openExchange(res, req);
+    state.inflight++;
+    const rt = state.runtime;
+    const outcome: ProxyOutcome = { user: undefined, route: '', code: undefined };
+    let work: Promise<unknown>;
+    try {
+      work = route(ex, rt, state, outcome);
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    work
+      .catch((err: unknown) => fail(ex, err, state, outcome))
+      .finally(() => finish(ex, state, outcome));
+  };
+}
+
+function route(ex: Exchange, rt: Runtime, state: EdgeState, outcome: ProxyOutcome): Promise<unknown> {
+  const canonical = canonicalizePath(ex.url);
+  if (canonical === null) throw new GatewayError('BAD_PATH');
+  if (canonical === '/auth' && ex.method === 'POST') {
+    outcome.route = '/auth';
+    return handleLogin(ex, rt, state.crypto).then((user) => {
+      outcome.user = user;
+    });
+  }
+  const match = rt.routes.match(canonical);
+  if (match === null) throw new GatewayError('NO_ROUTE');
+  outcome.route = match.route.prefix;
+  return handleProxy(ex, rt, match.route, match.rest, canonical, outcome);
+}
+
+function fail(ex: Exchange, err: unknown, state: EdgeState, outcome: ProxyOutcome): void {
+  const gateway = err instanceof GatewayError ? err : new GatewayError('INTERNAL', { cause: err });
+  if (gateway.code === 'INTERNAL' || gateway.status >= 502) {
+    const cause = gateway.cause as { code?: string; message?: string } | undefined;
+    state.log.warn('request failed', {
+      code: gateway.code,
+      cause: cause?.code ?? cause?.message ?? String(cause),
+      path: ex.url,
+    });
+  }
+  const extra: [string, string][] | undefined = gateway.code === 'OVERLOADED' ? [['retry-after', '1']] : undefined;
+  // An unread request body is left on the socket after 413: the connection cannot be reused.
+  sendError(ex, gateway.code, extra, gateway.code === 'BODY_TOO_LARGE');
+  ex.status = gateway.status;
+  outcome.code = gateway.code;
+}
+
+function finish(ex: Exchange, state: EdgeState, outcome: ProxyOutcome): void {
+  state.inflight--;
+  state.accessLog.write({
+    ip: ex.ip,
+    method: ex.method,
+    path: ex.url,
+    status: ex.aborted ? 499 : ex.status,
+    ms: Math.round((performance.now() - ex.startedAt) * 100) / 100,
+    user: outcome.user,
+    route: outcome.route || undefined,
+    code: outcome.code,
+  });
+  if (state.inflight === 0) state.onIdle?.();
+}

@@ -1,0 +1,105 @@
+// Entry point of one edge process, forked by the supervisor (which never imports this file).
+import { join } from 'node:path';
+import uws from 'uWebSockets.js';
+import { CryptoPool } from '../crypto-pool/pool.js';
+import { AccessLog } from '../shared/access-log.js';
+import { type ConfigSnapshot, type EdgeMessage, isSupervisorMessage } from '../shared/ipc.js';
+import { createLogger, flushLogs } from '../shared/log.js';
+import { createDispatcher, type EdgeState } from './dispatch.js';
+import { Runtime } from './runtime.js';
+import { UpstreamPools } from './upstream-pools.js';
+
+const log = createLogger('edge');
+const pools = new UpstreamPools();
+let state: EdgeState | undefined;
+let crypto: CryptoPool | undefined;
+let listenSocket: uws.us_listen_socket | undefined;
+
+function send(message: EdgeMessage): void {
+  process.send?.(message);
+}
+
+async function exit(code: number): Promise<never> {
+  await flushLogs();
+  process.exit(code);
+}
+
+function listen(app: uws.TemplatedApp, host: string, port: number): Promise<uws.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`cannot listen on ${host}:${port} (address in use or not permitted)`));
+    });
+  });
+}
+
+async function start(snapshot: ConfigSnapshot): Promise<void> {
+  const threads = Number(process.env.PROXYAUTH_CRYPTO_THREADS ?? '1');
+  crypto = new CryptoPool({ threads, maxQueue: threads * 64 });
+  const runtime = await Runtime.build(snapshot, pools, crypto);
+  const { config } = runtime;
+  state = { runtime, crypto, accessLog: new AccessLog(), log, inflight: 0, draining: false, onIdle: undefined };
+  const certs = join(snapshot.configDir, 'certs');
+  const app = config.tls
+    ? uws.SSLApp({ cert_file_name: join(certs, 'cert.pem'), key_file_name: join(certs, 'key.pem') })
+    : uws.App();
+  app.any('/*', createDispatcher(state));
+  listenSocket = await listen(app, config.host, config.port);
+  log.info('edge listening', { host: config.host, port: config.port, tls: config.tls, generation: snapshot.generation });
+  send({ type: 'listening', generation: snapshot.generation, port: uws.us_socket_local_port(listenSocket) });
+}
+
+async function applyConfig(snapshot: ConfigSnapshot): Promise<void> {
+  if (!state || !crypto) return start(snapshot);
+  const next = await Runtime.build(snapshot, pools, crypto, state.runtime);
+  state.runtime = next;
+  pools.retainOnly(next.origins);
+  send({ type: 'config-applied', generation: snapshot.generation });
+}
+
+/** Stops accepting, lets in-flight requests finish (bounded), then exits 0. */
+async function drain(timeoutMs: number): Promise<void> {
+  if (listenSocket) uws.us_listen_socket_close(listenSocket);
+  listenSocket = undefined;
+  const current = state;
+  if (current && current.inflight > 0) {
+    current.draining = true;
+    await new Promise<void>((resolve) => {
+      current.onIdle = resolve;
+      setTimeout(resolve, timeoutMs).unref();
+    });
+    if (current.inflight > 0) log.warn('drain timeout: cutting requests in flight', { inflight: current.inflight });
+  }
+  current?.accessLog.flush();
+  await Promise.allSettled([pools.closeAll(), crypto?.close()]);
+  log.info('edge stopped');
+  await exit(0);
+}
+
+process.on('message', (message: unknown) => {
+  if (!isSupervisorMessage(message)) return;
+  if (message.type === 'drain') {
+    void drain(message.timeoutMs);
+    return;
+  }
+  const { snapshot } = message;
+  applyConfig(snapshot).catch(async (err: unknown) => {
+    const reason = err instanceof Error ? err.message : String(err);
+    if (!listenSocket) {
+      log.error('edge cannot start', { reason });
+      send({ type: 'fatal', reason });
+      await exit(1);
+    }
+    log.error('config rejected by edge, keeping the previous one', { reason, generation: snapshot.generation });
+    send({ type: 'config-rejected', generation: snapshot.generation, reason });
+  });
+});
+
+// Losing the supervisor means nobody will drain or replace us: stop serving.
+process.on('disconnect', () => void drain(5_000));
+process.on('SIGTERM', () => void drain(10_000));
+process.on('SIGINT', () => {});
+process.on('uncaughtException', (err) => {
+  log.error('uncaught exception', { reason: err.stack ?? err.message });
+  void exit(1);
+});

@@ -1,0 +1,214 @@
+/*
+ * Every uWebSockets.js quirk lives in this file:
+ * - request data (headers, url, query) is only readable synchronously inside the handler;
+ * - `onAborted` must be registered before returning from the handler, and nothing may touch
+ *   `res` after it fired or after the response ended (uWS throws on a discarded response);
+ * - writes outside the synchronous part of the handler must happen inside `res.cork`;
+ * - `onData` chunks are views of memory uWS reuses: they are copied before being kept.
+ */
+import { Readable } from 'node:stream';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { type ErrorCode, ERRORS, errorBody, GatewayError, statusLine } from '../shared/errors.js';
+
+export const SERVER_HEADER = 'ProxyAuth';
+
+/** What the gateway keeps of a request: copied out of uWS before the first await. */
+export interface Exchange {
+  readonly res: HttpResponse;
+  readonly method: string;
+  readonly url: string;
+  readonly query: string;
+  /** Lower-case header names, in arrival order. */
+  readonly headers: string[];
+  readonly ip: string;
+  readonly startedAt: number;
+  /** Set once the client went away or the response ended: `res` must not be touched then. */
+  done: boolean;
+  aborted: boolean;
+  status: number;
+  onAbort: (() => void) | undefined;
+}
+
+const textDecoder = new TextDecoder();
+
+export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
+  const headers: string[] = [];
+  req.forEach((key, value) => {
+    headers.push(key, value);
+  });
+  const exchange: Exchange = {
+    res,
+    method: req.getCaseSensitiveMethod().toUpperCase(),
+    url: req.getUrl(),
+    query: req.getQuery() ?? '',
+    headers,
+    ip: textDecoder.decode(res.getRemoteAddressAsText()),
+    startedAt: performance.now(),
+    done: false,
+    aborted: false,
+    status: 0,
+    onAbort: undefined,
+  };
+  res.onAborted(() => {
+    exchange.done = true;
+    exchange.aborted = true;
+    exchange.onAbort?.();
+  });
+  return exchange;
+}
+
+/** First value of a header (names are lower case). */
+export function header(ex: Exchange, name: string): string | undefined {
+  const h = ex.headers;
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
+  return undefined;
+}
+
+export function sendBody(
+  ex: Exchange,
+  status: number,
+  contentType: string,
+  body: string,
+  extra?: readonly (readonly [string, string])[],
+  closeConnection = false,
+): void {
+  if (ex.done) return;
+  ex.done = true;
+  ex.status = status;
+  ex.res.cork(() => {
+    ex.res.writeStatus(statusLine(status)).writeHeader('server', SERVER_HEADER);
+    ex.res.writeHeader('content-type', contentType);
+    ex.res.writeHeader('cache-control', 'no-store');
+    if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
+    ex.res.end(body, closeConnection);
+  });
+}
+
+export function sendJson(ex: Exchange, status: number, body: string): void {
+  sendBody(ex, status, 'application/json', body);
+}
+
+/** An error answer: `{code, error, message}` with the catalog's status. */
+export function sendError(
+  ex: Exchange,
+  code: ErrorCode,
+  extra?: readonly (readonly [string, string])[],
+  closeConnection = false,
+): void {
+  sendBody(ex, ERRORS[code].status, 'application/json', errorBody(code), extra, closeConnection);
+}
+
+/** Drops the connection (used when an upstream fails after the response head was sent). */
+export function abortExchange(ex: Exchange): void {
+  if (ex.done) return;
+  ex.done = true;
+  ex.res.close();
+}
+
+/**
+ * Reads a whole body of at most `limit` bytes (bodies the gateway itself parses, like /auth).
+ * Rejects with BODY_TOO_LARGE as soon as the limit is crossed, without buffering the rest.
+ */
+export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
+  const declared = Number(header(ex, 'content-length') ?? '0');
+  if (declared > limit) return Promise.reject(new GatewayError('BODY_TOO_LARGE'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    ex.onAbort = () => reject(new GatewayError('BAD_REQUEST', { cause: 'client aborted' }));
+    ex.res.onData((chunk, isLast) => {
+      if (size < 0) return;
+      size += chunk.byteLength;
+      if (size > limit) {
+        size = -1;
+        reject(new GatewayError('BODY_TOO_LARGE'));
+        return;
+      }
+      chunks.push(Buffer.from(chunk.slice(0)));
+      if (isLast) resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
+/**
+ * The request body as a Node stream with backpressure: when the consumer stops reading,
+ * the client socket is paused, so a multi-GB upload holds at most a few chunks in memory.
+ */
+export function requestBodyStream(ex: Exchange): Readable {
+  const stream = new Readable({
+    highWaterMark: 256 * 1024,
+    read() {
+      if (!ex.done) ex.res.resume();
+    },
+  });
+  ex.res.onData((chunk, isLast) => {
+    const more = stream.push(Buffer.from(chunk.slice(0)));
+    if (isLast) stream.push(null);
+    else if (!more && !ex.done) ex.res.pause();
+  });
+  return stream;
+}
+
+/**
+ * Streams an upstream body to the client. With a known length uWS writes Content-Length
+ * (`tryEnd`); otherwise chunked (`write`). When the socket buffer is full the source is paused
+ * until uWS reports the socket writable again. Resolves when the response is complete.
+ */
+export function streamToClient(ex: Exchange, body: Readable, total: number | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const res = ex.res;
+    let pending: Buffer | undefined;
+    let pendingOffset = 0;
+    const finish = () => {
+      ex.done = true;
+      resolve();
+    };
+    const fail = (err: unknown) => {
+      body.destroy();
+      reject(err);
+    };
+    res.onWritable((offset) => {
+      if (ex.done) return true;
+      if (total === undefined) {
+        body.resume();
+        return true;
+      }
+      if (!pending) return true;
+      const [ok, done] = res.tryEnd(pending.subarray(offset - pendingOffset), total);
+      if (done) finish();
+      else if (ok) {
+        pending = undefined;
+        body.resume();
+      }
+      return ok;
+    });
+    body.on('data', (chunk: Buffer) => {
+      if (ex.done) return fail(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
+      res.cork(() => {
+        if (total === undefined) {
+          if (!res.write(chunk)) body.pause();
+          return;
+        }
+        pendingOffset = res.getWriteOffset();
+        const [ok, done] = res.tryEnd(chunk, total);
+        if (done) finish();
+        else if (!ok) {
+          pending = chunk;
+          body.pause();
+        }
+      });
+    });
+    body.on('end', () => {
+      if (ex.done) return resolve();
+      if (total === undefined) {
+        res.cork(() => res.end());
+        finish();
+      } else if (!pending) {
+        // Upstream sent fewer bytes than it announced: the response cannot be completed.
+        abortExchange(ex);
+        reject(new GatewayError('UPSTREAM_FAILED', { cause: 'short upstream body' }));
+      }
+    });
+    body.on('error', fail);
+  });
+}
