@@ -1,3 +1,4 @@
+import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../conf/config-error.js';
@@ -34,24 +35,16 @@ export async function serve(dirs: Dirs): Promise<number> {
     throw err;
   }
   const fleet = new Fleet(fileURLToPath(new URL('../worker/edge.js', import.meta.url)), log);
-  try {
-    await fleet.start(plan);
-  } catch (err) {
-    log.error('gateway failed to start', { reason: (err as Error).message });
-    return 1;
-  }
-  log.info('gateway started', { instances: plan.instances, pids: fleet.pids.join(','), generation: plan.snapshot.generation });
-  return new Promise<number>((resolve) => {
-    const reloader = createReloader(source, fleet, plan);
-    const watcher = watchFiles(dirs.configDir, ['config.json', 'routes.yml'], reloader);
-    process.on('SIGHUP', reloader);
-    let stopping = false;
+  // Signals are handled before the edges exist, so a stop during start-up still drains them.
+  let stopping = false;
+  let watcher: FSWatcher | undefined;
+  const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      watcher.close();
+      watcher?.close();
       log.info('stopping: draining edges', { signal });
-      fleet.stop(DRAIN_TIMEOUT_MS).then(() => {
+      void fleet.stop(DRAIN_TIMEOUT_MS).then(() => {
         log.info('gateway stopped');
         resolve(0);
       });
@@ -59,6 +52,20 @@ export async function serve(dirs: Dirs): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+  let reload: (() => void) | undefined;
+  process.on('SIGHUP', () => reload?.());
+  try {
+    await fleet.start(plan);
+  } catch (err) {
+    if (stopping) return stopped;
+    log.error('gateway failed to start', { reason: (err as Error).message });
+    return 1;
+  }
+  if (stopping) return stopped;
+  log.info('gateway started', { instances: plan.instances, pids: fleet.pids.join(','), generation: plan.snapshot.generation });
+  reload = createReloader(source, fleet, plan);
+  watcher = watchFiles(dirs.configDir, ['config.json', 'routes.yml'], reload);
+  return stopped;
 }
 
 /**

@@ -160,6 +160,14 @@ t.test('segments that only look like dots are names', async (t) => {
   ]);
 });
 
+t.test('dot segments with ; parameters are refused (servlet backends strip them)', async (t) => {
+  for (const raw of ['/api/..;/admin', '/api/.;/x', '/api/%2e%2e;/admin', '/api/..;jsessionid=1/admin', '/api/.%2e;x/y']) {
+    t.equal(canonicalizePath(raw), null, raw);
+  }
+  t.equal(canonicalizePath('/api/a;b/c'), '/api/a;b/c', 'parameters on a name are kept');
+  t.equal(canonicalizePath('/api/...;x'), '/api/...;x', 'three dots are a name');
+});
+
 t.test('matching stays case-sensitive: /API is its own path', async (t) => {
   t.equal(canonicalizePath('/API'), '/API');
   t.equal(canonicalizePath('/Api/%2E%2E/X'), '/X');
@@ -204,6 +212,7 @@ function modelCanonicalize(raw: string): string | null {
   const parts = decoded.replaceAll('\\', '/').split('/').slice(1);
   const out: string[] = [];
   for (const part of parts) {
+    if (part.startsWith('.;') || part.startsWith('..;')) return null;
     if (part === '..') {
       if (out.pop() === undefined) return null;
     } else if (part !== '.' && part !== '') {
@@ -236,7 +245,7 @@ function randomPath(next: () => number, alphabet: string): string {
 
 t.test('property: canonical paths are canonical, stable and agree with the model', async (t) => {
   const next = prng(0x5eed);
-  const alphabet = '/.%2ef5c\\a';
+  const alphabet = '/.%2ef5c\\a;';
   let valid = 0;
   let invalid = 0;
   const failures: string[] = [];

@@ -14,6 +14,7 @@
  * - '\' is a separator, like '/'.
  * - Empty segments ('//') are dropped, '.' segments are dropped, '..' removes the previous
  *   segment; '..' above the root is null (nginx answers 400 there, so do we).
+ * - A dot segment with ';' parameters ('..;', '.;jsessionid=1') is null: see isDotWithParams.
  * - A trailing slash is kept, and a final '.' or '..' leaves one: '/api/.' and '/api/x/..' are
  *   both '/api/'.
  * - The result is the decoded path as a JS string: it may hold ' ', '?', '#' or '%' literally.
@@ -65,6 +66,8 @@ function canonicalizeSlow(rawPath: string): string | null {
     } else if (len === 2 && dots === 2) {
       if (segments.pop() === undefined) return null;
       trailingSlash = true;
+    } else if (isDotWithParams(decoded, start, len)) {
+      return null;
     } else {
       segments.push(decoded.slice(start, i));
       trailingSlash = false;
@@ -85,6 +88,18 @@ function decodeOnce(rawPath: string): string | null {
     // URIError is decodeURIComponent's only failure: a malformed escape or invalid UTF-8.
     return null;
   }
+}
+
+/*
+ * '.;x' and '..;x': servlet containers (Tomcat, Jetty, Spring) strip ';' path parameters before
+ * resolving dot segments, so '/api/..;/admin' would leave the route on such a backend. No
+ * legitimate path needs a dot segment with parameters: refuse it.
+ */
+function isDotWithParams(s: string, start: number, len: number): boolean {
+  if (s.charCodeAt(start) !== 0x2e) return false;
+  const second = len > 1 ? s.charCodeAt(start + 1) : 0;
+  if (second === 0x3b) return true;
+  return second === 0x2e && len > 2 && s.charCodeAt(start + 2) === 0x3b;
 }
 
 function countDots(s: string, start: number, len: number): number {

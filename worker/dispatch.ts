@@ -64,8 +64,7 @@ function fail(ex: Exchange, err: unknown, state: EdgeState, outcome: ProxyOutcom
     });
   }
   const extra: [string, string][] | undefined = gateway.code === 'OVERLOADED' ? [['retry-after', '1']] : undefined;
-  // An unread request body is left on the socket after 413: the connection cannot be reused.
-  sendError(ex, gateway.code, extra, gateway.code === 'BODY_TOO_LARGE');
+  sendError(ex, gateway.code, extra);
   ex.status = gateway.status;
   outcome.code = gateway.code;
 }

@@ -14,7 +14,8 @@ const DROPPED_REQUEST_HEADERS = new Set([
   'transfer-encoding',
   'upgrade',
   'host',
-  'content-length',
+  // 100-continue is answered by the gateway itself (uWS), and undici refuses the header.
+  'expect',
   'user-agent',
   'x-user',
   'x-user-roles',

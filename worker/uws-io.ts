@@ -4,7 +4,8 @@
  * - `onAborted` must be registered before returning from the handler, and nothing may touch
  *   `res` after it fired or after the response ended (uWS throws on a discarded response);
  * - writes outside the synchronous part of the handler must happen inside `res.cork`;
- * - `onData` chunks are views of memory uWS reuses: they are copied before being kept.
+ * - `onData` chunks are views of memory uWS reuses: they are copied before being kept;
+ * - `resume()` on a socket that was not paused stalls it, so pause state is tracked.
  */
 import { Readable } from 'node:stream';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
@@ -25,6 +26,10 @@ export interface Exchange {
   /** Set once the client went away or the response ended: `res` must not be touched then. */
   done: boolean;
   aborted: boolean;
+  /** The request body was not read to its end: the connection cannot carry another request. */
+  unreadBody: boolean;
+  /** uWS's resume() on a socket that is not paused stalls it (uwebsockets 3.0.6): track it. */
+  paused: boolean;
   status: number;
   onAbort: (() => void) | undefined;
 }
@@ -46,6 +51,8 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     startedAt: performance.now(),
     done: false,
     aborted: false,
+    unreadBody: false,
+    paused: false,
     status: 0,
     onAbort: undefined,
   };
@@ -80,7 +87,11 @@ export function sendBody(
     ex.res.writeHeader('content-type', contentType);
     ex.res.writeHeader('cache-control', 'no-store');
     if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
-    ex.res.end(body, closeConnection);
+    if (ex.paused) {
+      ex.paused = false;
+      ex.res.resume();
+    }
+    ex.res.end(body, closeConnection || ex.unreadBody);
   });
 }
 
@@ -105,27 +116,38 @@ export function abortExchange(ex: Exchange): void {
   ex.res.close();
 }
 
+/*
+ * Past its limit a body is discarded, not buffered, up to this many bytes: most clients only
+ * read the 413 once they have sent everything. Beyond it the connection is cut after the 413.
+ */
+const DISCARD_LIMIT = 1024 * 1024;
+
 /**
  * Reads a whole body of at most `limit` bytes (bodies the gateway itself parses, like /auth).
- * Rejects with BODY_TOO_LARGE as soon as the limit is crossed, without buffering the rest.
+ * Rejects with BODY_TOO_LARGE when the limit is crossed; memory stays bounded by `limit`.
  */
 export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
   const declared = Number(header(ex, 'content-length') ?? '0');
-  if (declared > limit) return Promise.reject(new GatewayError('BODY_TOO_LARGE'));
+  if (declared > limit) {
+    ex.unreadBody = true;
+    return Promise.reject(new GatewayError('BODY_TOO_LARGE'));
+  }
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
     ex.onAbort = () => reject(new GatewayError('BAD_REQUEST', { cause: 'client aborted' }));
     ex.res.onData((chunk, isLast) => {
-      if (size < 0) return;
       size += chunk.byteLength;
-      if (size > limit) {
-        size = -1;
-        reject(new GatewayError('BODY_TOO_LARGE'));
+      if (size <= limit) {
+        chunks.push(Buffer.from(chunk.slice(0)));
+        if (isLast) resolve(Buffer.concat(chunks));
         return;
       }
-      chunks.push(Buffer.from(chunk.slice(0)));
-      if (isLast) resolve(Buffer.concat(chunks));
+      chunks = [];
+      if (isLast || size > limit + DISCARD_LIMIT) {
+        ex.unreadBody = !isLast;
+        reject(new GatewayError('BODY_TOO_LARGE'));
+      }
     });
   });
 }
@@ -135,18 +157,32 @@ export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
  * the client socket is paused, so a multi-GB upload holds at most a few chunks in memory.
  */
 export function requestBodyStream(ex: Exchange): Readable {
+  // Until the last chunk arrives, an early answer (401 from upstream, 502) leaves body bytes
+  // on the socket, and a paused socket must be resumed or the connection hangs.
+  ex.unreadBody = true;
   const stream = new Readable({
     highWaterMark: 256 * 1024,
     read() {
-      if (!ex.done) ex.res.resume();
+      resumeBody(ex);
     },
   });
   ex.res.onData((chunk, isLast) => {
     const more = stream.push(Buffer.from(chunk.slice(0)));
-    if (isLast) stream.push(null);
-    else if (!more && !ex.done) ex.res.pause();
+    if (isLast) {
+      ex.unreadBody = false;
+      stream.push(null);
+    } else if (!more && !ex.done && !ex.paused) {
+      ex.paused = true;
+      ex.res.pause();
+    }
   });
   return stream;
+}
+
+function resumeBody(ex: Exchange): void {
+  if (!ex.paused || ex.done) return;
+  ex.paused = false;
+  ex.res.resume();
 }
 
 /**

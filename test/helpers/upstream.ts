@@ -59,7 +59,13 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   });
   req.on('end', () => {
     const echo: Echo = { method: req.method ?? '', url, headers: req.headers, bodyBytes: size, sha256: hash.digest('hex') };
-    res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], connection: 'keep-alive' });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'set-cookie': ['a=1', 'b=2'],
+      connection: 'keep-alive, x-hop',
+      'x-hop': 'must-not-pass',
+      'x-end-to-end': 'yes',
+    });
     res.end(JSON.stringify(echo));
   });
 }

@@ -1,0 +1,251 @@
+import t from 'tap';
+import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
+import { freePort } from './helpers/free-port.js';
+import { type Echo, startUpstream } from './helpers/upstream.js';
+
+const api = await startUpstream();
+const admin = await startUpstream();
+const deadPort = await freePort();
+const gw: RunningGateway = await startGateway({
+  users: [
+    { username: 'alice', password: 'alice-password', roles: ['read', 'write'] },
+    { username: 'bob', password: 'bob-password', roles: [] },
+  ],
+  config: { client_timeout: 1500 },
+  routes: `routes:
+  - prefix: /api
+    target: ${api.origin}/base
+  - prefix: /admin
+    target: ${admin.origin}
+    username: [alice]
+  - prefix: /public
+    target: ${api.origin}/pub?fixed=1
+    secure: false
+  - prefix: /exact
+    target: ${api.origin}/only/this
+    secure_path: true
+  - prefix: /keep
+    target: ${api.origin}/up
+    preserve_prefix: true
+  - prefix: /raw
+    target: ${api.origin}
+  - prefix: /readonly
+    target: ${api.origin}
+    allow_methods: [GET, HEAD]
+  - prefix: /down
+    target: http://127.0.0.1:${deadPort}
+  - prefix: /slowpoke
+    target: ${api.origin}/slow
+`,
+});
+const aliceToken = await login(gw.url, 'alice', 'alice-password');
+const bobToken = await login(gw.url, 'bob', 'bob-password');
+t.teardown(async () => {
+  await gw.stop();
+  await api.close();
+  await admin.close();
+});
+
+async function get(path: string, init: RequestInit & { token?: string } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set('authorization', `Bearer ${init.token}`);
+  return fetch(`${gw.url}${path}`, { ...init, headers });
+}
+
+async function echo(path: string, init: RequestInit & { token?: string } = {}): Promise<Echo> {
+  const res = await get(path, init);
+  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Echo;
+}
+
+t.test('secure routes: 401 without or with a bad token, 200 with a good one', async (t) => {
+  const none = await get('/api/x');
+  t.equal(none.status, 401);
+  t.equal(((await none.json()) as { error: string }).error, 'TOKEN_MISSING');
+  for (const bad of ['garbage', `${aliceToken.slice(0, -2)}AA`, aliceToken.slice(0, 40)]) {
+    const res = await get('/api/x', { token: bad });
+    t.equal(res.status, 401, bad.slice(0, 12));
+    t.equal(((await res.json()) as { error: string }).error, 'TOKEN_INVALID');
+  }
+  const ok = await echo('/api/x?q=1', { token: aliceToken });
+  t.equal(ok.url, '/base/x?q=1');
+});
+
+t.test('identity headers are set by the gateway, never by the client', async (t) => {
+  const spoof = { 'x-user': 'root', 'x-user-roles': 'admin', 'X-Forwarded-For': '6.6.6.6', 'x-real-ip': '6.6.6.6', forwarded: 'for=6.6.6.6' };
+  const secure = await echo('/api/me', { token: aliceToken, headers: { ...spoof, 'user-agent': 'curl/8' } });
+  t.equal(secure.headers['x-user'], 'alice');
+  t.equal(secure.headers['x-user-roles'], 'read,write');
+  t.equal(secure.headers['x-forwarded-for'], '127.0.0.1');
+  t.equal(secure.headers['x-forwarded-proto'], 'http');
+  t.equal(secure.headers['x-forwarded-host'], `127.0.0.1:${gw.port}`);
+  t.equal(secure.headers['user-agent'], 'ProxyAuth');
+  t.equal(secure.headers.authorization, undefined, 'the token is not forwarded');
+  t.equal(secure.headers['x-real-ip'], undefined);
+  t.equal(secure.headers.forwarded, undefined);
+  const open = await echo('/public/me', { headers: spoof });
+  t.equal(open.headers['x-user'], undefined, 'stripped on public routes');
+  t.equal(open.headers['x-user-roles'], undefined);
+  const bobEcho = await echo('/api/me', { token: bobToken, headers: spoof });
+  t.equal(bobEcho.headers['x-user-roles'], '', 'a user without roles gets an empty list');
+});
+
+t.test('public routes keep a foreign bearer token but never the gateway token', async (t) => {
+  const foreign = await echo('/public/x', { headers: { authorization: 'Bearer backend-own-token' } });
+  t.equal(foreign.headers.authorization, 'Bearer backend-own-token');
+  const ours = await echo('/public/x', { token: aliceToken });
+  t.equal(ours.headers.authorization, undefined);
+});
+
+t.test("a route's username list is enforced", async (t) => {
+  const res = await get('/admin/panel', { token: bobToken });
+  t.equal(res.status, 403);
+  t.equal(((await res.json()) as { error: string }).error, 'USER_NOT_ALLOWED');
+  t.equal((await echo('/admin/panel', { token: aliceToken })).url, '/panel');
+});
+
+t.test('path tricks never reach the /api backend for other paths', async (t) => {
+  const cases: [string, string | number][] = [
+    ['/api/../admin/x', '/x'],
+    ['/api/%2e%2e/admin/x', '/x'],
+    ['/api/%2E%2E/admin/x', '/x'],
+    ['/api%2f..%2fadmin/x', '/x'],
+    ['/api\\..\\admin/x', '/x'],
+    ['//admin//x', '/x'],
+    ['/api/..;/admin/x', 400],
+    ['/../api/x', 400],
+    ['/api/%00', 400],
+    ['/apix', 404],
+    ['/API/x', 404],
+  ];
+  for (const [path, expected] of cases) {
+    const res = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${aliceToken}` } }).catch(() => undefined);
+    // fetch normalizes dot segments itself; send those raw over a socket instead.
+    const raw = await rawGet(path, aliceToken);
+    if (typeof expected === 'number') t.equal(raw.status, expected, path);
+    else {
+      t.equal(raw.status, 200, path);
+      const body = JSON.parse(raw.body) as Echo;
+      t.equal(body.url, expected, `${path} reaches the admin upstream as ${expected}`);
+      t.equal(body.headers.host, `127.0.0.1:${admin.port}`, `${path} went to the admin backend`);
+    }
+    await res?.text();
+  }
+  const encoded = await rawGet('/api/%252e%252e/admin', aliceToken);
+  t.equal(JSON.parse(encoded.body).url, '/base/%252e%252e/admin', 'double-encoded dots stay inside /api');
+});
+
+t.test('upstream URL: trailing slash, queries, secure_path, preserve_prefix', async (t) => {
+  t.equal((await echo('/api/', { token: aliceToken })).url, '/base/');
+  t.equal((await echo('/api', { token: aliceToken })).url, '/base');
+  t.equal((await echo('/api/a/b/?x=1&y=%20', { token: aliceToken })).url, '/base/a/b/?x=1&y=%20');
+  t.equal((await echo('/public/z?a=1')).url, '/pub/z?fixed=1&a=1');
+  t.equal((await echo('/exact/other/path?p=1', { token: aliceToken })).url, '/only/this?p=1');
+  t.equal((await echo('/keep/v1', { token: aliceToken })).url, '/up/keep/v1');
+  t.equal((await echo('/api/caf%C3%A9 x', { token: aliceToken })).url, '/base/caf%C3%A9%20x');
+});
+
+t.test('allow_methods answers 405 with Allow', async (t) => {
+  const res = await get('/readonly/x', { method: 'DELETE', token: aliceToken });
+  t.equal(res.status, 405);
+  t.equal(res.headers.get('allow'), 'GET, HEAD');
+  t.equal((await get('/readonly/x', { token: aliceToken })).status, 200);
+});
+
+t.test('any method and bodies are forwarded', async (t) => {
+  for (const method of ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+    const body = method === 'DELETE' || method === 'OPTIONS' ? undefined : `payload-${method}`;
+    const e = await echo('/api/m', { method, body, token: aliceToken });
+    t.equal(e.method, method);
+    t.equal(e.bodyBytes, body?.length ?? 0);
+  }
+  const head = await get('/raw/status/200', { method: 'HEAD', token: aliceToken });
+  t.equal(head.status, 200);
+  t.equal(await head.text(), '');
+});
+
+t.test('upstream answers pass through unchanged, whatever the status', async (t) => {
+  for (const status of [201, 302, 400, 404, 500, 503]) {
+    const res = await get(`/raw/status/${status}`, { token: aliceToken, redirect: 'manual' });
+    t.equal(res.status, status);
+    t.equal(res.headers.get('x-upstream'), 'yes');
+    t.equal(res.headers.get('server'), 'ProxyAuth');
+    t.same(await res.json(), { upstream: 'status', status });
+  }
+  const noContent = await get('/raw/status/204', { token: aliceToken });
+  t.equal(noContent.status, 204);
+  const cookies = await get('/api/cookies', { token: aliceToken });
+  t.same(cookies.headers.getSetCookie(), ['a=1', 'b=2'], 'repeated headers survive');
+  t.equal(cookies.headers.get('x-hop'), null, 'headers the upstream lists in Connection are hop-by-hop');
+  t.equal(cookies.headers.get('x-end-to-end'), 'yes');
+});
+
+t.test('upstream failures: 502 refused, 504 timeout, JSON with a code', async (t) => {
+  const refused = await get('/down/x', { token: aliceToken });
+  t.equal(refused.status, 502);
+  t.equal(((await refused.json()) as { error: string }).error, 'UPSTREAM_UNREACHABLE');
+  const slow = await get('/slowpoke/3000', { token: aliceToken });
+  t.equal(slow.status, 504);
+  t.equal(((await slow.json()) as { error: string }).error, 'UPSTREAM_TIMEOUT');
+  const missing = await get('/nowhere');
+  t.equal(missing.status, 404);
+  t.same(await missing.json(), { code: 404, error: 'NO_ROUTE', message: 'No route matches this path' });
+  t.equal(missing.headers.get('server'), 'ProxyAuth');
+});
+
+t.test('an oversized request head gets 431', async (t) => {
+  const res = await get('/api/x', { token: aliceToken, headers: { 'x-big': 'y'.repeat(20_000) } }).catch((err: Error) => err);
+  if (res instanceof Error) t.pass('connection refused the oversized head');
+  else t.ok(res.status === 431 || res.status === 400, `status ${res.status}`);
+});
+
+t.test('one access line per request, without query strings or tokens', async (t) => {
+  await get('/api/logged?secret=hunter2', { token: aliceToken });
+  await new Promise((r) => setTimeout(r, 100));
+  const lines = gw
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"type":"access"') && l.includes('/api/logged'));
+  t.equal(lines.length, 1);
+  const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+  t.equal(entry.user, 'alice');
+  t.equal(entry.status, 200);
+  t.equal(entry.route, '/api');
+  t.notOk(gw.output().includes('hunter2'));
+  t.notOk(gw.output().includes(aliceToken));
+});
+
+/** GET over a raw socket, so that no client library normalizes the path first. */
+async function rawGet(path: string, token: string): Promise<{ status: number; body: string }> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = connect(gw.port, '127.0.0.1', () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+    });
+    let data = '';
+    socket.on('data', (d) => {
+      data += d.toString('latin1');
+    });
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const status = Number(data.slice(9, 12));
+      const split = data.indexOf('\r\n\r\n');
+      const head = data.slice(0, split);
+      let body = data.slice(split + 4);
+      if (/transfer-encoding: chunked/i.test(head)) body = dechunk(body);
+      resolve({ status, body });
+    });
+  });
+}
+
+function dechunk(body: string): string {
+  let out = '';
+  let rest = body;
+  for (;;) {
+    const eol = rest.indexOf('\r\n');
+    const size = Number.parseInt(rest.slice(0, eol), 16);
+    if (!size) return out;
+    out += rest.slice(eol + 2, eol + 2 + size);
+    rest = rest.slice(eol + 4 + size);
+  }
+}
