@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent, fetch } from 'undici';
 import t from 'tap';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 
@@ -18,7 +18,7 @@ t.test('a login flood beyond the crypto queue gets 503 with Retry-After', async 
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: 'alice', password: 'wrong-password' }),
       dispatcher: agent,
-    } as RequestInit).then(async (res) => ({ status: res.status, retry: res.headers.get('retry-after'), body: await res.json() })),
+    }).then(async (res) => ({ status: res.status, retry: res.headers.get('retry-after'), body: await res.json() })),
   );
   const results = await Promise.all(burst);
   const busy = results.filter((r) => r.status === 503);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { type Echo, patternChunk, startUpstream } from './helpers/upstream.js';
 
@@ -38,7 +38,7 @@ const sha = expectedSha(SIZE);
 const baseline = new Map<number, number>();
 for (const pid of edgePids()) baseline.set(pid, await peakRssMiB(pid));
 
-async function download(path: string, t: Tap.Test): Promise<void> {
+async function download(path: string, t: Test): Promise<void> {
   const res = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
   t.equal(res.status, 200);
   const hash = createHash('sha256');

@@ -1,10 +1,10 @@
-import { STATUS_CODES } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../shared/errors.js';
 import type { CompiledRoute, Runtime } from './runtime.js';
 import { buildUpstreamPath } from './upstream-url.js';
-import { forEachResponseHeader, type UpstreamIdentity, upstreamRequestHeaders } from './upstream-headers.js';
-import { abortExchange, type Exchange, header, requestBodyStream, SERVER_HEADER, sendError, streamToClient } from './uws-io.js';
+import { type UpstreamIdentity, upstreamRequestHeaders } from './upstream-headers.js';
+import { UpstreamRelay } from './upstream-relay.js';
+import { type Exchange, header, requestBodyStream, sendError } from './uws-io.js';
 
 const BEARER = /^bearer[ \t]+/i;
 
@@ -90,58 +90,19 @@ async function forward(
     dropAuthorization,
     identity,
   });
-  const abort = new AbortController();
-  ex.onAbort = () => abort.abort();
-  let upstream: Dispatcher.ResponseData;
   try {
-    upstream = await route.pool.request({
-      path,
-      method: ex.method as Dispatcher.HttpMethod,
-      headers,
-      body: hasRequestBody(ex) ? requestBodyStream(ex) : null,
-      signal: abort.signal,
+    await new Promise<void>((resolve, reject) => {
+      route.pool.dispatch(
+        {
+          path,
+          method: ex.method as Dispatcher.HttpMethod,
+          headers,
+          body: hasRequestBody(ex) ? requestBodyStream(ex) : null,
+        },
+        new UpstreamRelay(ex, resolve, reject),
+      );
     });
   } catch (err) {
-    throw upstreamError(err);
-  }
-  if (ex.done) {
-    upstream.body.destroy();
-    return;
-  }
-  await relayResponse(ex, upstream);
-}
-
-const NO_BODY_STATUS = new Set([204, 304]);
-
-async function relayResponse(ex: Exchange, upstream: Dispatcher.ResponseData): Promise<void> {
-  const { statusCode, headers, body } = upstream;
-  const lengthHeader = headers['content-length'];
-  const length = typeof lengthHeader === 'string' ? Number(lengthHeader) : undefined;
-  const noBody = ex.method === 'HEAD' || NO_BODY_STATUS.has(statusCode);
-  const res = ex.res;
-  ex.status = statusCode;
-  res.cork(() => {
-    res.writeStatus(`${statusCode} ${STATUS_CODES[statusCode] ?? 'Unknown'}`);
-    res.writeHeader('server', SERVER_HEADER);
-    forEachResponseHeader(headers, (name, value) => res.writeHeader(name, value));
-    if (noBody) {
-      ex.done = true;
-      res.endWithoutBody(ex.method === 'HEAD' ? length : undefined);
-    } else if (length === 0) {
-      ex.done = true;
-      res.end();
-    }
-  });
-  if (ex.done) {
-    body.resume();
-    return;
-  }
-  try {
-    await streamToClient(ex, body, length !== undefined && Number.isSafeInteger(length) ? length : undefined);
-  } catch (err) {
-    body.destroy();
-    // The head is already out: the only honest signal left is a cut connection.
-    abortExchange(ex);
     if (!ex.aborted) throw upstreamError(err);
   }
 }
