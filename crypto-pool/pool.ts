@@ -1,7 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { GatewayError } from '../shared/errors.js';
-import { type HashParams, type HashPasswordTask, TASKS, type VerifyPasswordTask } from './task-types.js';
+import {
+  type HashParams,
+  type HashPasswordTask,
+  TASKS,
+  type VerifyPasswordTask,
+} from './task-types.js';
 
 export interface CryptoPoolOptions {
   threads: number;

@@ -30,8 +30,17 @@ export class AccessLog {
     this.#fd = fd;
   }
 
+  #lastMs = 0;
+  #lastIso = '';
+
   write(entry: AccessEntry): void {
-    const line = `${JSON.stringify({ ts: new Date().toISOString(), type: 'access', ...entry })}\n`;
+    // Under load many requests end in the same millisecond: format that timestamp once.
+    const now = Date.now();
+    if (now !== this.#lastMs) {
+      this.#lastMs = now;
+      this.#lastIso = new Date(now).toISOString();
+    }
+    const line = `{"ts":"${this.#lastIso}","type":"access",${JSON.stringify(entry).slice(1)}\n`;
     const bytes = Buffer.byteLength(line);
     if (this.#pendingBytes + bytes > PIPE_BUF) this.flush();
     this.#pending.push(line);

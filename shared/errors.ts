@@ -14,7 +14,10 @@ export const ERRORS = {
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Use application/json or application/x-www-form-urlencoded' },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: 'Use application/json or application/x-www-form-urlencoded',
+  },
   INTERNAL: { status: 500, message: 'Internal error' },
   UPSTREAM_UNREACHABLE: { status: 502, message: 'The upstream server could not be reached' },
   UPSTREAM_FAILED: { status: 502, message: 'The upstream server closed the connection' },

@@ -22,9 +22,17 @@ export type EdgeMessage =
   | { type: 'fatal'; reason: string };
 
 export function isEdgeMessage(value: unknown): value is EdgeMessage {
-  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { type?: unknown }).type === 'string'
+  );
 }
 
 export function isSupervisorMessage(value: unknown): value is SupervisorMessage {
-  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { type?: unknown }).type === 'string'
+  );
 }

@@ -27,7 +27,11 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (positionals.length > 1) throw new UsageError(`unexpected argument: ${positionals[1]}`);
   const command = positionals[0] ?? 'run';
   if (!COMMANDS.has(command)) throw new UsageError(`unknown command: ${command}`);
-  return { command: command as Command, configDir: values['config-dir'], dataDir: values['data-dir'] };
+  return {
+    command: command as Command,
+    configDir: values['config-dir'],
+    dataDir: values['data-dir'],
+  };
 }
 
 function parse(argv: readonly string[]) {

@@ -7,7 +7,9 @@ export async function checkConfig(dirs: Dirs): Promise<number> {
   try {
     const { warnings, routes, config } = await loadConfigDir(dirs.configDir);
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-    process.stdout.write(`${dirs.configDir}: configuration is valid (${config.users.length} users, ${routes.length} routes)\n`);
+    process.stdout.write(
+      `${dirs.configDir}: configuration is valid (${config.users.length} users, ${routes.length} routes)\n`,
+    );
     return 0;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
+import { flushLogs } from '../shared/log.js';
 import { HELP, parseCliArgs, UsageError } from './args.js';
 import { checkConfig } from './check-config.js';
 import { resolveDirs } from './dirs.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { serve } from './serve.js';
 import { packageVersion } from './version.js';
-import { flushLogs } from '../shared/log.js';
 
 async function main(argv: readonly string[]): Promise<number> {
   const args = parseCliArgs(argv);
@@ -36,7 +36,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`proxyauth: ${err.message}\n\n${HELP}`);
       process.exit(2);
     }
-    process.stderr.write(`proxyauth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `proxyauth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     await flushLogs();
     process.exit(1);
   },

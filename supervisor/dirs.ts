@@ -18,7 +18,10 @@ export function resolveDirs(
   const xdgConfig = env.XDG_CONFIG_HOME || join(homedir(), '.config');
   const xdgData = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
   const configDir =
-    flags.configDir ?? (env.PROXYAUTH_CONFIG_DIR || (isRoot ? '/etc/proxyauth/config' : join(xdgConfig, 'proxyauth')));
-  const dataDir = flags.dataDir ?? (env.PROXYAUTH_DATA_DIR || (isRoot ? '/var/lib/proxyauth' : join(xdgData, 'proxyauth')));
+    flags.configDir ??
+    (env.PROXYAUTH_CONFIG_DIR || (isRoot ? '/etc/proxyauth/config' : join(xdgConfig, 'proxyauth')));
+  const dataDir =
+    flags.dataDir ??
+    (env.PROXYAUTH_DATA_DIR || (isRoot ? '/var/lib/proxyauth' : join(xdgData, 'proxyauth')));
   return { configDir: resolve(configDir), dataDir: resolve(dataDir) };
 }

@@ -1,5 +1,10 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { type ConfigSnapshot, type EdgeMessage, isEdgeMessage, type SupervisorMessage } from '../shared/ipc.js';
+import {
+  type ConfigSnapshot,
+  type EdgeMessage,
+  isEdgeMessage,
+  type SupervisorMessage,
+} from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 
 /** What the fleet needs of a config generation, beyond the snapshot the edges parse. */
@@ -70,13 +75,21 @@ export class Fleet {
     const message: SupervisorMessage = { type: 'config', snapshot: plan.snapshot };
     const results = await Promise.allSettled(
       [...this.#edges].map((e) => {
-        const applied = this.#waitMessage(e, APPLY_TIMEOUT_MS, (m) => m.type === 'config-applied' && m.generation === plan.snapshot.generation);
+        const applied = this.#waitMessage(
+          e,
+          APPLY_TIMEOUT_MS,
+          (m) => m.type === 'config-applied' && m.generation === plan.snapshot.generation,
+        );
         e.child.send(message);
         return applied;
       }),
     );
     const failed = results.filter((r) => r.status === 'rejected').length;
-    if (failed > 0) this.#log.error('some edges did not apply the new config', { failed, generation: plan.snapshot.generation });
+    if (failed > 0)
+      this.#log.error('some edges did not apply the new config', {
+        failed,
+        generation: plan.snapshot.generation,
+      });
   }
 
   /** Drains every edge (bounded by `timeoutMs`), then kills what is left. */
@@ -115,7 +128,9 @@ export class Fleet {
     const edge: Edge = { slot, child, retiring: false, startedAt: Date.now() };
     this.#edges.add(edge);
     child.on('exit', (code, signal) => this.#onExit(edge, code, signal));
-    child.on('error', (err) => this.#log.error('edge process error', { slot, reason: err.message }));
+    child.on('error', (err) =>
+      this.#log.error('edge process error', { slot, reason: err.message }),
+    );
     child.send({ type: 'config', snapshot: plan.snapshot } satisfies SupervisorMessage);
     return edge;
   }
@@ -141,7 +156,9 @@ export class Fleet {
     const plan = this.#plan;
     if (this.#stopping || !plan) return;
     const edge = this.#spawn(slot, plan);
-    this.#waitListening(edge).catch((err: Error) => this.#log.error('replacement edge failed to start', { slot, reason: err.message }));
+    this.#waitListening(edge).catch((err: Error) =>
+      this.#log.error('replacement edge failed to start', { slot, reason: err.message }),
+    );
   }
 
   #waitListening(edge: Edge): Promise<EdgeMessage> {
@@ -149,9 +166,16 @@ export class Fleet {
   }
 
   /** Resolves on the first message that matches, rejects on `fatal`, exit or timeout. */
-  #waitMessage(edge: Edge, timeoutMs: number, match: (m: EdgeMessage) => boolean): Promise<EdgeMessage> {
+  #waitMessage(
+    edge: Edge,
+    timeoutMs: number,
+    match: (m: EdgeMessage) => boolean,
+  ): Promise<EdgeMessage> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`edge ${edge.slot} did not answer within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => done(new Error(`edge ${edge.slot} did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       const onMessage = (m: unknown) => {
         if (!isEdgeMessage(m)) return;
         if (m.type === 'fatal') done(new Error(m.reason));

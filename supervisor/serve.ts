@@ -18,7 +18,8 @@ const DRAIN_TIMEOUT_MS = 10_000;
 export async function serve(dirs: Dirs): Promise<number> {
   await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 });
   const firstRun = await ensureConfigDir(dirs.configDir, { hash: hashPassword });
-  if (firstRun.created && firstRun.adminPassword) announceAdmin(dirs.configDir, firstRun.adminPassword);
+  if (firstRun.created && firstRun.adminPassword)
+    announceAdmin(dirs.configDir, firstRun.adminPassword);
   const source = new ConfigSource(dirs);
   let plan: FleetPlan;
   try {
@@ -62,7 +63,11 @@ export async function serve(dirs: Dirs): Promise<number> {
     return 1;
   }
   if (stopping) return stopped;
-  log.info('gateway started', { instances: plan.instances, pids: fleet.pids.join(','), generation: plan.snapshot.generation });
+  log.info('gateway started', {
+    instances: plan.instances,
+    pids: fleet.pids.join(','),
+    generation: plan.snapshot.generation,
+  });
   reload = createReloader(source, fleet, plan);
   watcher = watchFiles(dirs.configDir, ['config.json', 'routes.yml'], reload);
   return stopped;
@@ -88,8 +93,16 @@ function createReloader(source: ConfigSource, fleet: Fleet, initial: FleetPlan):
       log.info('configuration reloaded', { generation: plan.snapshot.generation });
     } catch (err) {
       if (err instanceof ConfigError) {
-        for (const issue of err.issues) log.error('invalid configuration, keeping the running one', { file: issue.file, key: issue.key, rule: issue.message });
-      } else log.error('reload failed, keeping the running configuration', { reason: (err as Error).message });
+        for (const issue of err.issues)
+          log.error('invalid configuration, keeping the running one', {
+            file: issue.file,
+            key: issue.key,
+            rule: issue.message,
+          });
+      } else
+        log.error('reload failed, keeping the running configuration', {
+          reason: (err as Error).message,
+        });
     }
   };
   const run = (): void => {

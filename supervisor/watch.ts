@@ -5,7 +5,12 @@ import { type FSWatcher, watch } from 'node:fs';
  * watched, not the files: editors and config management replace files by rename, which would
  * leave a watch on the old inode silent.
  */
-export function watchFiles(dir: string, names: readonly string[], onChange: () => void, debounceMs = 300): FSWatcher {
+export function watchFiles(
+  dir: string,
+  names: readonly string[],
+  onChange: () => void,
+  debounceMs = 300,
+): FSWatcher {
   let timer: NodeJS.Timeout | undefined;
   const watcher = watch(dir, { persistent: false }, (_event, filename) => {
     if (filename !== null && !names.includes(filename.toString())) return;

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { freePort } from './helpers/free-port.js';
+import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
 
 const api = await startUpstream();
@@ -72,8 +72,17 @@ t.test('secure routes: 401 without or with a bad token, 200 with a good one', as
 });
 
 t.test('identity headers are set by the gateway, never by the client', async (t) => {
-  const spoof = { 'x-user': 'root', 'x-user-roles': 'admin', 'X-Forwarded-For': '6.6.6.6', 'x-real-ip': '6.6.6.6', forwarded: 'for=6.6.6.6' };
-  const secure = await echo('/api/me', { token: aliceToken, headers: { ...spoof, 'user-agent': 'curl/8' } });
+  const spoof = {
+    'x-user': 'root',
+    'x-user-roles': 'admin',
+    'X-Forwarded-For': '6.6.6.6',
+    'x-real-ip': '6.6.6.6',
+    forwarded: 'for=6.6.6.6',
+  };
+  const secure = await echo('/api/me', {
+    token: aliceToken,
+    headers: { ...spoof, 'user-agent': 'curl/8' },
+  });
   t.equal(secure.headers['x-user'], 'alice');
   t.equal(secure.headers['x-user-roles'], 'read,write');
   t.equal(secure.headers['x-forwarded-for'], '127.0.0.1');
@@ -91,7 +100,9 @@ t.test('identity headers are set by the gateway, never by the client', async (t)
 });
 
 t.test('public routes keep a foreign bearer token but never the gateway token', async (t) => {
-  const foreign = await echo('/public/x', { headers: { authorization: 'Bearer backend-own-token' } });
+  const foreign = await echo('/public/x', {
+    headers: { authorization: 'Bearer backend-own-token' },
+  });
   t.equal(foreign.headers.authorization, 'Bearer backend-own-token');
   const ours = await echo('/public/x', { token: aliceToken });
   t.equal(ours.headers.authorization, undefined);
@@ -119,7 +130,9 @@ t.test('path tricks never reach the /api backend for other paths', async (t) => 
     ['/API/x', 404],
   ];
   for (const [path, expected] of cases) {
-    const res = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${aliceToken}` } }).catch(() => undefined);
+    const res = await fetch(`${gw.url}${path}`, {
+      headers: { authorization: `Bearer ${aliceToken}` },
+    }).catch(() => undefined);
     // fetch normalizes dot segments itself; send those raw over a socket instead.
     const raw = await rawGet(path, aliceToken);
     if (typeof expected === 'number') t.equal(raw.status, expected, path);
@@ -132,7 +145,11 @@ t.test('path tricks never reach the /api backend for other paths', async (t) => 
     await res?.text();
   }
   const encoded = await rawGet('/api/%252e%252e/admin', aliceToken);
-  t.equal(JSON.parse(encoded.body).url, '/base/%252e%252e/admin', 'double-encoded dots stay inside /api');
+  t.equal(
+    JSON.parse(encoded.body).url,
+    '/base/%252e%252e/admin',
+    'double-encoded dots stay inside /api',
+  );
 });
 
 t.test('upstream URL: trailing slash, queries, secure_path, preserve_prefix', async (t) => {
@@ -176,7 +193,11 @@ t.test('upstream answers pass through unchanged, whatever the status', async (t)
   t.equal(noContent.status, 204);
   const cookies = await get('/api/cookies', { token: aliceToken });
   t.same(cookies.headers.getSetCookie(), ['a=1', 'b=2'], 'repeated headers survive');
-  t.equal(cookies.headers.get('x-hop'), null, 'headers the upstream lists in Connection are hop-by-hop');
+  t.equal(
+    cookies.headers.get('x-hop'),
+    null,
+    'headers the upstream lists in Connection are hop-by-hop',
+  );
   t.equal(cookies.headers.get('x-end-to-end'), 'yes');
 });
 
@@ -189,12 +210,19 @@ t.test('upstream failures: 502 refused, 504 timeout, JSON with a code', async (t
   t.equal(((await slow.json()) as { error: string }).error, 'UPSTREAM_TIMEOUT');
   const missing = await get('/nowhere');
   t.equal(missing.status, 404);
-  t.same(await missing.json(), { code: 404, error: 'NO_ROUTE', message: 'No route matches this path' });
+  t.same(await missing.json(), {
+    code: 404,
+    error: 'NO_ROUTE',
+    message: 'No route matches this path',
+  });
   t.equal(missing.headers.get('server'), 'ProxyAuth');
 });
 
 t.test('an oversized request head gets 431', async (t) => {
-  const res = await get('/api/x', { token: aliceToken, headers: { 'x-big': 'y'.repeat(20_000) } }).catch((err: Error) => err);
+  const res = await get('/api/x', {
+    token: aliceToken,
+    headers: { 'x-big': 'y'.repeat(20_000) },
+  }).catch((err: Error) => err);
   if (res instanceof Error) t.pass('connection refused the oversized head');
   else t.ok(res.status === 431 || res.status === 400, `status ${res.status}`);
 });
@@ -220,7 +248,9 @@ async function rawGet(path: string, token: string): Promise<{ status: number; bo
   const { connect } = await import('node:net');
   return new Promise((resolve, reject) => {
     const socket = connect(gw.port, '127.0.0.1', () => {
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+      );
     });
     let data = '';
     socket.on('data', (d) => {

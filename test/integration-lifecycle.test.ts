@@ -1,5 +1,5 @@
-import { request } from 'node:http';
 import { writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from './helpers/free-port.js';
@@ -9,16 +9,26 @@ import { startUpstream } from './helpers/upstream.js';
 const upstream = await startUpstream();
 t.teardown(() => upstream.close());
 
-const routes = (extra = '') => `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n${extra}`;
+const routes = (extra = '') =>
+  `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n${extra}`;
 
 /** One GET on a fresh connection (no keep-alive), so each request is a new accept. */
 function freshGet(port: number, path: string, token: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        agent: false,
+        headers: { authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -39,7 +49,10 @@ t.test('a killed edge is replaced and the other edges keep serving', async (t) =
   const worker = async () => {
     while (Date.now() < deadline) {
       const startedAt = Date.now();
-      const ok = await freshGet(gw.port, '/api/x', token).then((s) => s === 200, () => false);
+      const ok = await freshGet(gw.port, '/api/x', token).then(
+        (s) => s === 200,
+        () => false,
+      );
       results.push({ startedAt, ok });
     }
   };
@@ -51,11 +64,16 @@ t.test('a killed edge is replaced and the other edges keep serving', async (t) =
   const after = results.filter((r) => r.startedAt > killedAt + 250);
   const failedAfter = after.filter((r) => !r.ok).length;
   const failedAround = results.filter((r) => !r.ok).length;
-  t.comment(`${results.length} requests, ${failedAround} failed (those in flight on the killed edge)`);
+  t.comment(
+    `${results.length} requests, ${failedAround} failed (those in flight on the killed edge)`,
+  );
   t.ok(after.length > 20, 'traffic went on after the kill');
   t.equal(failedAfter, 0, 'no request started after the kill failed');
   t.ok(failedAround <= 6, 'at most the requests in flight at the kill failed');
-  t.ok(await waitFor(() => edgePids(gw.output()).length === 3, 5_000), 'a replacement edge is listening');
+  t.ok(
+    await waitFor(() => edgePids(gw.output()).length === 3, 5_000),
+    'a replacement edge is listening',
+  );
   t.match(gw.output(), /edge exited unexpectedly, replacing it/);
   t.equal(await freshGet(gw.port, '/api/x', token), 200);
 });
@@ -67,19 +85,38 @@ t.test('reload: a valid change applies without dropping requests in flight', asy
   t.equal(await freshGet(gw.port, '/new/x', token), 404);
   const inFlight = freshGet(gw.port, '/api/slow/1500', token);
   await new Promise((r) => setTimeout(r, 200));
-  await writeFile(join(gw.configDir, 'routes.yml'), routes(`  - prefix: /new\n    target: ${upstream.origin}\n`));
-  t.ok(await waitFor(async () => (await freshGet(gw.port, '/new/x', token)) === 200, 8_000), 'the new route answers');
+  await writeFile(
+    join(gw.configDir, 'routes.yml'),
+    routes(`  - prefix: /new\n    target: ${upstream.origin}\n`),
+  );
+  t.ok(
+    await waitFor(async () => (await freshGet(gw.port, '/new/x', token)) === 200, 8_000),
+    'the new route answers',
+  );
   t.equal(await inFlight, 200, 'the request in flight during the reload completed');
   t.match(gw.output(), /configuration reloaded/);
-  t.equal(await freshGet(gw.port, '/api/x', token), 200, 'tokens issued before the reload stay valid');
+  t.equal(
+    await freshGet(gw.port, '/api/x', token),
+    200,
+    'tokens issued before the reload stay valid',
+  );
 });
 
 t.test('reload: an invalid change is logged and the old config keeps serving', async (t) => {
   const gw = await startGateway({ routes: routes() });
   t.teardown(() => gw.stop());
   const token = await login(gw.url);
-  await writeFile(join(gw.configDir, 'routes.yml'), `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n    filters:\n      allow:\n        - field: path\n          pattern: "(unclosed"\n`);
-  t.ok(await waitFor(() => gw.output().includes('invalid configuration, keeping the running one'), 8_000), 'the error is logged');
+  await writeFile(
+    join(gw.configDir, 'routes.yml'),
+    `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n    filters:\n      allow:\n        - field: path\n          pattern: "(unclosed"\n`,
+  );
+  t.ok(
+    await waitFor(
+      () => gw.output().includes('invalid configuration, keeping the running one'),
+      8_000,
+    ),
+    'the error is logged',
+  );
   t.match(gw.output(), /routes\[0\]\.filters\.allow\[0\]\.pattern/);
   t.match(gw.output(), /routes\.yml/);
   t.equal(await freshGet(gw.port, '/api/x', token), 200, 'the old routes still answer');
@@ -94,8 +131,20 @@ t.test('SIGHUP reloads; a port change rolls the edges to the new port', async (t
   // Written while the watcher is off would be racy: SIGHUP must work on its own too.
   await writeConfig(gw.configDir, newPort, { routes: routes() });
   gw.proc.kill('SIGHUP');
-  t.ok(await waitFor(async () => (await freshGet(newPort, '/api/x', token).catch(() => 0)) === 200, 10_000), 'serving on the new port');
-  t.ok(await waitFor(async () => (await freshGet(gw.port, '/api/x', token).catch(() => 0)) === 0, 10_000), 'the old port is closed');
+  t.ok(
+    await waitFor(
+      async () => (await freshGet(newPort, '/api/x', token).catch(() => 0)) === 200,
+      10_000,
+    ),
+    'serving on the new port',
+  );
+  t.ok(
+    await waitFor(
+      async () => (await freshGet(gw.port, '/api/x', token).catch(() => 0)) === 0,
+      10_000,
+    ),
+    'the old port is closed',
+  );
 });
 
 t.test('SIGTERM drains requests in flight, then exits 0', async (t) => {

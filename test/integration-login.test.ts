@@ -18,7 +18,11 @@ t.teardown(async () => {
 });
 
 function auth(body: string, contentType = 'application/json'): Promise<Response> {
-  return fetch(`${gw.url}/auth`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  return fetch(`${gw.url}/auth`, {
+    method: 'POST',
+    headers: { 'content-type': contentType },
+    body,
+  });
 }
 
 t.test('JSON login returns a token and expires_at in the configured timezone', async (t) => {
@@ -37,7 +41,10 @@ t.test('JSON login returns a token and expires_at in the configured timezone', a
 });
 
 t.test('form login works too', async (t) => {
-  const res = await auth('username=alice&password=alice-password', 'application/x-www-form-urlencoded; charset=utf-8');
+  const res = await auth(
+    'username=alice&password=alice-password',
+    'application/x-www-form-urlencoded; charset=utf-8',
+  );
   t.equal(res.status, 200);
   t.ok(((await res.json()) as { token?: string }).token);
 });
@@ -69,7 +76,10 @@ t.test('unknown users cost an Argon2 verification too (timing)', async (t) => {
   const u = median(unknown);
   t.comment(`median ms: known ${k.toFixed(1)}, unknown ${u.toFixed(1)}`);
   // Without the dummy hash an unknown user answers in ~1 ms against ~30 ms for a known one.
-  t.ok(u > k * 0.6 && u < k * 1.6, `unknown-user timing (${u.toFixed(1)} ms) matches known-user timing (${k.toFixed(1)} ms)`);
+  t.ok(
+    u > k * 0.6 && u < k * 1.6,
+    `unknown-user timing (${u.toFixed(1)} ms) matches known-user timing (${k.toFixed(1)} ms)`,
+  );
 });
 
 t.test('IP allow lists: 403 outside, 200 inside, 401 before the password is right', async (t) => {
@@ -90,7 +100,12 @@ t.test('malformed bodies get 400, 413 and 415 with stable codes', async (t) => {
     ['{"username": 1, "password": "x"}', 'application/json', 400, 'BAD_BODY'],
     ['username=alice', 'application/x-www-form-urlencoded', 400, 'BAD_BODY'],
     ['username=alice&password=x', 'text/plain', 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    [JSON.stringify({ username: 'alice', password: 'x'.repeat(2000) }), 'application/json', 413, 'BODY_TOO_LARGE'],
+    [
+      JSON.stringify({ username: 'alice', password: 'x'.repeat(2000) }),
+      'application/json',
+      413,
+      'BODY_TOO_LARGE',
+    ],
   ];
   for (const [body, type, status, code] of cases) {
     const res = await auth(body, type);
@@ -117,7 +132,9 @@ t.test('a chunked body over the limit is cut at the limit with 413', async (t) =
 
 t.test('the token opens secure routes and never appears in the logs', async (t) => {
   const token = await login(gw.url);
-  const res = await fetch(`${gw.url}/api/whoami`, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(`${gw.url}/api/whoami`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   t.equal(res.status, 200);
   const echo = (await res.json()) as { headers: Record<string, string> };
   t.equal(echo.headers['x-user'], 'alice');

@@ -20,12 +20,15 @@ t.teardown(async () => {
 
 function expectedSha(size: number): string {
   const hash = createHash('sha256');
-  for (let offset = 0; offset < size; offset += CHUNK) hash.update(patternChunk(offset, Math.min(CHUNK, size - offset)));
+  for (let offset = 0; offset < size; offset += CHUNK)
+    hash.update(patternChunk(offset, Math.min(CHUNK, size - offset)));
   return hash.digest('hex');
 }
 
 function edgePids(): number[] {
-  return [...gw.output().matchAll(/"message":"edge listening","pid":(\d+)/g)].map((m) => Number(m[1]));
+  return [...gw.output().matchAll(/"message":"edge listening","pid":(\d+)/g)].map((m) =>
+    Number(m[1]),
+  );
 }
 
 /** Peak resident memory of a process, in MiB (VmHWM). */
@@ -84,7 +87,9 @@ t.test('100 MB upload streams through', async (t) => {
 t.test('edges stay within bounded memory while streaming', async (t) => {
   for (const [pid, before] of baseline) {
     const after = await peakRssMiB(pid);
-    t.comment(`edge ${pid}: peak RSS ${before.toFixed(0)} MiB before, ${after.toFixed(0)} MiB after`);
+    t.comment(
+      `edge ${pid}: peak RSS ${before.toFixed(0)} MiB before, ${after.toFixed(0)} MiB after`,
+    );
     // Buffering one 100 MB body would add at least 100 MiB. Streaming adds chunk buffers plus
     // V8's garbage headroom: ~55-70 MiB measured here, and no more for 3 GB (it is a plateau).
     t.ok(after - before < 96, `edge ${pid} grew by ${(after - before).toFixed(0)} MiB`);

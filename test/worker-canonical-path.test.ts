@@ -161,7 +161,13 @@ t.test('segments that only look like dots are names', async (t) => {
 });
 
 t.test('dot segments with ; parameters are refused (servlet backends strip them)', async (t) => {
-  for (const raw of ['/api/..;/admin', '/api/.;/x', '/api/%2e%2e;/admin', '/api/..;jsessionid=1/admin', '/api/.%2e;x/y']) {
+  for (const raw of [
+    '/api/..;/admin',
+    '/api/.;/x',
+    '/api/%2e%2e;/admin',
+    '/api/..;jsessionid=1/admin',
+    '/api/.%2e;x/y',
+  ]) {
     t.equal(canonicalizePath(raw), null, raw);
   }
   t.equal(canonicalizePath('/api/a;b/c'), '/api/a;b/c', 'parameters on a name are kept');

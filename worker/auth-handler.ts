@@ -10,7 +10,11 @@ import { type Exchange, header, readBody, sendError, sendJson } from './uws-io.j
  * allow list is checked only after a correct password, so neither the status nor the timing
  * tells a stranger which usernames exist.
  */
-export async function handleLogin(ex: Exchange, rt: Runtime, crypto: CryptoPool): Promise<string | undefined> {
+export async function handleLogin(
+  ex: Exchange,
+  rt: Runtime,
+  crypto: CryptoPool,
+): Promise<string | undefined> {
   const kind = bodyKind(header(ex, 'content-type'));
   if (kind === null) {
     sendError(ex, 'UNSUPPORTED_MEDIA_TYPE');
@@ -24,6 +28,10 @@ export async function handleLogin(ex: Exchange, rt: Runtime, crypto: CryptoPool)
   if (user.allows && !user.allows(ex.ip)) throw new GatewayError('IP_NOT_ALLOWED');
   const now = Math.floor(Date.now() / 1000);
   const { token, claims } = rt.codec.issue(username, rt.config.token_expiry_seconds, now);
-  sendJson(ex, 200, JSON.stringify({ token, expires_at: formatExpiresAt(claims.exp, rt.config.timezone) }));
+  sendJson(
+    ex,
+    200,
+    JSON.stringify({ token, expires_at: formatExpiresAt(claims.exp, rt.config.timezone) }),
+  );
   return username;
 }

@@ -21,7 +21,9 @@ const MAX_FIELD = 1024;
 
 function field(value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_FIELD) {
-    throw new GatewayError('BAD_BODY', { cause: `${name} must be a non-empty string of at most ${MAX_FIELD} characters` });
+    throw new GatewayError('BAD_BODY', {
+      cause: `${name} must be a non-empty string of at most ${MAX_FIELD} characters`,
+    });
   }
   return value;
 }
@@ -43,5 +45,8 @@ export function parseCredentials(body: Buffer, kind: BodyKind): Credentials {
   } else {
     fields = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
   }
-  return { username: field(fields.username, 'username'), password: field(fields.password, 'password') };
+  return {
+    username: field(fields.username, 'username'),
+    password: field(fields.password, 'password'),
+  };
 }

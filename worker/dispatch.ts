@@ -38,7 +38,12 @@ export function createDispatcher(state: EdgeState): (res: HttpResponse, req: Htt
   };
 }
 
-function route(ex: Exchange, rt: Runtime, state: EdgeState, outcome: ProxyOutcome): Promise<unknown> {
+function route(
+  ex: Exchange,
+  rt: Runtime,
+  state: EdgeState,
+  outcome: ProxyOutcome,
+): Promise<unknown> {
   const canonical = canonicalizePath(ex.url);
   if (canonical === null) throw new GatewayError('BAD_PATH');
   if (canonical === '/auth' && ex.method === 'POST') {
@@ -63,7 +68,8 @@ function fail(ex: Exchange, err: unknown, state: EdgeState, outcome: ProxyOutcom
       path: ex.url,
     });
   }
-  const extra: [string, string][] | undefined = gateway.code === 'OVERLOADED' ? [['retry-after', '1']] : undefined;
+  const extra: [string, string][] | undefined =
+    gateway.code === 'OVERLOADED' ? [['retry-after', '1']] : undefined;
   sendError(ex, gateway.code, extra);
   ex.status = gateway.status;
   outcome.code = gateway.code;

@@ -1,6 +1,7 @@
 // Entry point of one edge process, forked by the supervisor (which never imports this file).
-import { join } from 'node:path';
+
 import uws from 'uWebSockets.js';
+import { join } from 'node:path';
 import { CryptoPool } from '../crypto-pool/pool.js';
 import { AccessLog } from '../shared/access-log.js';
 import { type ConfigSnapshot, type EdgeMessage, isSupervisorMessage } from '../shared/ipc.js';
@@ -38,15 +39,32 @@ async function start(snapshot: ConfigSnapshot): Promise<void> {
   crypto = new CryptoPool({ threads, maxQueue: threads * 64 });
   const runtime = await Runtime.build(snapshot, pools, crypto);
   const { config } = runtime;
-  state = { runtime, crypto, accessLog: new AccessLog(), log, inflight: 0, draining: false, onIdle: undefined };
+  state = {
+    runtime,
+    crypto,
+    accessLog: new AccessLog(),
+    log,
+    inflight: 0,
+    draining: false,
+    onIdle: undefined,
+  };
   const certs = join(snapshot.configDir, 'certs');
   const app = config.tls
     ? uws.SSLApp({ cert_file_name: join(certs, 'cert.pem'), key_file_name: join(certs, 'key.pem') })
     : uws.App();
   app.any('/*', createDispatcher(state));
   listenSocket = await listen(app, config.host, config.port);
-  log.info('edge listening', { host: config.host, port: config.port, tls: config.tls, generation: snapshot.generation });
-  send({ type: 'listening', generation: snapshot.generation, port: uws.us_socket_local_port(listenSocket) });
+  log.info('edge listening', {
+    host: config.host,
+    port: config.port,
+    tls: config.tls,
+    generation: snapshot.generation,
+  });
+  send({
+    type: 'listening',
+    generation: snapshot.generation,
+    port: uws.us_socket_local_port(listenSocket),
+  });
 }
 
 async function applyConfig(snapshot: ConfigSnapshot): Promise<void> {
@@ -68,7 +86,8 @@ async function drain(timeoutMs: number): Promise<void> {
       current.onIdle = resolve;
       setTimeout(resolve, timeoutMs).unref();
     });
-    if (current.inflight > 0) log.warn('drain timeout: cutting requests in flight', { inflight: current.inflight });
+    if (current.inflight > 0)
+      log.warn('drain timeout: cutting requests in flight', { inflight: current.inflight });
   }
   current?.accessLog.flush();
   await Promise.allSettled([pools.closeAll(), crypto?.close()]);
@@ -90,7 +109,10 @@ process.on('message', (message: unknown) => {
       send({ type: 'fatal', reason });
       await exit(1);
     }
-    log.error('config rejected by edge, keeping the previous one', { reason, generation: snapshot.generation });
+    log.error('config rejected by edge, keeping the previous one', {
+      reason,
+      generation: snapshot.generation,
+    });
     send({ type: 'config-rejected', generation: snapshot.generation, reason });
   });
 });

@@ -1,9 +1,9 @@
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../shared/errors.js';
 import type { CompiledRoute, Runtime } from './runtime.js';
-import { buildUpstreamPath } from './upstream-url.js';
 import { type UpstreamIdentity, upstreamRequestHeaders } from './upstream-headers.js';
 import { UpstreamRelay } from './upstream-relay.js';
+import { buildUpstreamPath } from './upstream-url.js';
 import { type Exchange, header, requestBodyStream, sendError } from './uws-io.js';
 
 const BEARER = /^bearer[ \t]+/i;
@@ -50,7 +50,8 @@ export async function handleProxy(
     const user = session && rt.users.get(session.user);
     if (!user) throw new GatewayError('TOKEN_INVALID');
     outcome.user = user.identity.user;
-    if (route.usernames && !route.usernames.has(user.identity.user)) throw new GatewayError('USER_NOT_ALLOWED');
+    if (route.usernames && !route.usernames.has(user.identity.user))
+      throw new GatewayError('USER_NOT_ALLOWED');
     identity = user.identity;
     dropAuthorization = true;
   } else if (token !== undefined) {

@@ -10,9 +10,9 @@ import type { ConfigSnapshot } from '../shared/ipc.js';
 import { LruCache } from '../shared/lru-cache.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import { compileRouteTable, type RouteTable } from './route-table.js';
-import { parseTarget } from './upstream-url.js';
 import type { UpstreamIdentity } from './upstream-headers.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import { parseTarget } from './upstream-url.js';
 
 export interface UserEntry {
   readonly hash: string;
@@ -72,14 +72,33 @@ export class Runtime {
   }
 
   /** Validates a snapshot with the same parser as the supervisor and compiles it. */
-  static async build(snapshot: ConfigSnapshot, pools: UpstreamPools, crypto: CryptoPool, previous?: Runtime): Promise<Runtime> {
-    const { config, routes } = parseConfig(snapshot.raw.config, snapshot.raw.routes, snapshot.files);
+  static async build(
+    snapshot: ConfigSnapshot,
+    pools: UpstreamPools,
+    crypto: CryptoPool,
+    previous?: Runtime,
+  ): Promise<Runtime> {
+    const { config, routes } = parseConfig(
+      snapshot.raw.config,
+      snapshot.raw.routes,
+      snapshot.files,
+    );
     const users = compileUsers(config);
     const dummyHash =
-      previous && sameHashParams(previous, users) ? previous.dummyHash : await crypto.hashPassword(randomBytes(18).toString('base64url'), dominantParams(users));
+      previous && sameHashParams(previous, users)
+        ? previous.dummyHash
+        : await crypto.hashPassword(randomBytes(18).toString('base64url'), dominantParams(users));
     const timeoutMs = config.client_timeout;
-    const compiled = routes.map((route) => compileRoute(route, pools, { maxConnections: config.max_idle_per_host, timeoutMs }));
-    return new Runtime({ generation: snapshot.generation, config, routes: compiled, users, dummyHash });
+    const compiled = routes.map((route) =>
+      compileRoute(route, pools, { maxConnections: config.max_idle_per_host, timeoutMs }),
+    );
+    return new Runtime({
+      generation: snapshot.generation,
+      config,
+      routes: compiled,
+      users,
+      dummyHash,
+    });
   }
 
   /** The session a bearer token opens, or undefined: bad MAC, expired, or unknown user. */
@@ -112,9 +131,16 @@ function compileUsers(config: Config): Map<string, UserEntry> {
   return users;
 }
 
-function compileRoute(route: RouteConfig, pools: UpstreamPools, options: { maxConnections: number; timeoutMs: number }): CompiledRoute {
+function compileRoute(
+  route: RouteConfig,
+  pools: UpstreamPools,
+  options: { maxConnections: number; timeoutMs: number },
+): CompiledRoute {
   const target = parseTarget(route.target);
-  const methods = route.allow_methods && route.allow_methods.length > 0 ? new Set(route.allow_methods) : undefined;
+  const methods =
+    route.allow_methods && route.allow_methods.length > 0
+      ? new Set(route.allow_methods)
+      : undefined;
   return {
     prefix: route.prefix,
     config: route,
@@ -139,7 +165,6 @@ function hashParamsKey(hash: string): string | undefined {
   return m && t && p ? `${m},${t},${p}` : undefined;
 }
 
-
 /*
  * The dummy hash that unknown usernames are verified against must cost what a real user's
  * verification costs, or timing tells which usernames exist: take the most common parameters.
@@ -153,7 +178,11 @@ function dominantParams(users: ReadonlyMap<string, UserEntry>): HashParams | und
   let best: string | undefined;
   for (const [k, n] of counts) if (best === undefined || n > (counts.get(best) ?? 0)) best = k;
   if (best === undefined) return undefined;
-  const [memoryCost, timeCost, parallelism] = best.split(',').map(Number) as [number, number, number];
+  const [memoryCost, timeCost, parallelism] = best.split(',').map(Number) as [
+    number,
+    number,
+    number,
+  ];
   return { memoryCost, timeCost, parallelism };
 }
 

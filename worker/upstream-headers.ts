@@ -87,7 +87,11 @@ export function forEachResponseHeader(
   write: (name: string, value: string) => void,
 ): void {
   const listed = headers.connection;
-  const extra = listed === undefined ? undefined : connectionTokens(['connection', String(listed)]);
+  // The common values name no header: skip building a set for them.
+  const extra =
+    listed === undefined || listed === 'keep-alive' || listed === 'close'
+      ? undefined
+      : connectionTokens(['connection', String(listed)]);
   for (const name in headers) {
     if (DROPPED_RESPONSE_HEADERS.has(name) || extra?.has(name)) continue;
     const value = headers[name];

@@ -22,8 +22,9 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #total: number | undefined;
   #pending: Buffer | undefined;
+  #headers: Record<string, string | string[] | undefined> | undefined;
   #pendingOffset = 0;
-  #headSent = false;
+  #headWritten = false;
   #settled = false;
 
   constructor(ex: Exchange, resolve: () => void, reject: (err: unknown) => void) {
@@ -38,7 +39,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
       return;
     }
-    this.#ex.onAbort = () => controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
+    this.#ex.onAbort = () =>
+      controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
   }
 
   onResponseStart(
@@ -47,27 +49,46 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     headers: Record<string, string | string[] | undefined>,
   ): void {
     const ex = this.#ex;
-    if (ex.done) return controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
+    if (ex.done) {
+      controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
+      return;
+    }
     const lengthHeader = headers['content-length'];
     const length = typeof lengthHeader === 'string' ? Number(lengthHeader) : Number.NaN;
     this.#total = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
-    const noBody = ex.method === 'HEAD' || NO_BODY_STATUS.has(statusCode);
-    const res = ex.res;
     ex.status = statusCode;
-    this.#headSent = true;
-    res.cork(() => {
-      res.writeStatus(`${statusCode} ${STATUS_CODES[statusCode] ?? 'Unknown'}`);
-      res.writeHeader('server', SERVER_HEADER);
-      forEachResponseHeader(headers, (name, value) => res.writeHeader(name, value));
-      if (noBody) {
-        ex.done = true;
-        res.endWithoutBody(ex.method === 'HEAD' ? this.#total : undefined);
-      } else if (this.#total === 0) {
-        ex.done = true;
-        res.end();
-      }
-    });
-    if (!ex.done) res.onWritable((offset) => this.#onWritable(offset));
+    this.#headers = headers;
+    if (ex.method === 'HEAD' || NO_BODY_STATUS.has(statusCode) || this.#total === 0) {
+      ex.done = true;
+      ex.res.cork(() => this.#endEmpty());
+      return;
+    }
+    ex.res.onWritable((offset) => this.#onWritable(offset));
+  }
+
+  /*
+   * The head is written in the same cork as the first body bytes: uWS flushes at the end of
+   * each cork, so a small response then leaves in one syscall instead of two (measured: the
+   * separate head cork was the largest self-time of the proxy path).
+   */
+  #writeHead(): void {
+    const headers = this.#headers;
+    if (headers === undefined) return;
+    this.#headers = undefined;
+    this.#headWritten = true;
+    const res = this.#ex.res;
+    const status = this.#ex.status;
+    res.writeStatus(`${status} ${STATUS_CODES[status] ?? 'Unknown'}`);
+    res.writeHeader('server', SERVER_HEADER);
+    forEachResponseHeader(headers, (name, value) => res.writeHeader(name, value));
+  }
+
+  #endEmpty(): void {
+    this.#writeHead();
+    const ex = this.#ex;
+    if (ex.method === 'HEAD') ex.res.endWithoutBody(this.#total);
+    else if (NO_BODY_STATUS.has(ex.status)) ex.res.endWithoutBody();
+    else ex.res.end();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -76,6 +97,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const res = ex.res;
     const total = this.#total;
     res.cork(() => {
+      this.#writeHead();
       if (total === undefined) {
         if (!res.write(chunk)) controller.pause();
         return;
@@ -94,21 +116,25 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const ex = this.#ex;
     if (!ex.done && this.#total === undefined) {
       ex.done = true;
-      ex.res.cork(() => ex.res.end());
+      ex.res.cork(() => {
+        this.#writeHead();
+        ex.res.end();
+      });
     } else if (!ex.done && !this.#pending) {
       // The upstream sent fewer bytes than it announced: the response cannot be completed.
       abortExchange(ex);
-      return this.#settle(new GatewayError('UPSTREAM_FAILED', { cause: 'short upstream body' }));
+      this.#settle(new GatewayError('UPSTREAM_FAILED', { cause: 'short upstream body' }));
+      return;
     }
     // With a pending tail, onWritable finishes the response after the upstream is done.
     this.#settle();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    // Once the head is out, the only honest signal left is a cut connection.
-    if (this.#headSent) abortExchange(this.#ex);
-    if (this.#ex.aborted) return this.#settle();
-    this.#settle(err);
+    // Once the head is out, the only honest signal left is a cut connection; before that the
+    // client still gets a clean 502/504.
+    if (this.#headWritten) abortExchange(this.#ex);
+    this.#settle(this.#ex.aborted ? undefined : err);
   }
 
   #onWritable(offset: number): boolean {

@@ -7,9 +7,10 @@
  * - `onData` chunks are views of memory uWS reuses: they are copied before being kept;
  * - `resume()` on a socket that was not paused stalls it, so pause state is tracked.
  */
-import { Readable } from 'node:stream';
+
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { type ErrorCode, ERRORS, errorBody, GatewayError, statusLine } from '../shared/errors.js';
+import { Readable } from 'node:stream';
+import { ERRORS, type ErrorCode, errorBody, GatewayError, statusLine } from '../shared/errors.js';
 
 export const SERVER_HEADER = 'ProxyAuth';
 

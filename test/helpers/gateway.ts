@@ -38,15 +38,26 @@ const hashes = new Map<string, string>();
 async function hashOnce(password: string): Promise<string> {
   let hash = hashes.get(password);
   if (!hash) {
-    hash = await argon2.hash(password, { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    hash = await argon2.hash(password, {
+      type: argon2.argon2id,
+      memoryCost: 19456,
+      timeCost: 2,
+      parallelism: 1,
+    });
     hashes.set(password, hash);
   }
   return hash;
 }
 
-export async function writeConfig(configDir: string, port: number, options: GatewayOptions): Promise<void> {
+export async function writeConfig(
+  configDir: string,
+  port: number,
+  options: GatewayOptions,
+): Promise<void> {
   const users = await Promise.all(
-    (options.users ?? [{ username: 'alice', password: 'alice-password', roles: ['read', 'write'] }]).map(async (u) => ({
+    (
+      options.users ?? [{ username: 'alice', password: 'alice-password', roles: ['read', 'write'] }]
+    ).map(async (u) => ({
       username: u.username,
       password: await hashOnce(u.password),
       roles: u.roles ?? [],
@@ -87,7 +98,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   proc.stderr!.on('data', (d: Buffer) => {
     out += d.toString();
   });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code) => resolve(code)),
+  );
   const started = await Promise.race([
     waitFor(() => out.includes('gateway started'), 20_000),
     exited.then(() => false),
@@ -115,7 +128,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   return gateway;
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<boolean> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 25,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
@@ -125,13 +142,18 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
 }
 
 /** POST /auth with JSON; returns the token (throws on a non-200). */
-export async function login(url: string, username = 'alice', password = 'alice-password'): Promise<string> {
+export async function login(
+  url: string,
+  username = 'alice',
+  password = 'alice-password',
+): Promise<string> {
   const res = await fetch(`${url}/auth`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username, password }),
   });
   const body = (await res.json()) as { token?: string };
-  if (res.status !== 200 || !body.token) throw new Error(`login failed: ${res.status} ${JSON.stringify(body)}`);
+  if (res.status !== 200 || !body.token)
+    throw new Error(`login failed: ${res.status} ${JSON.stringify(body)}`);
   return body.token;
 }

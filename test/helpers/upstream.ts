@@ -19,7 +19,12 @@ export interface Echo {
  * - `/slow/MS` answers after MS milliseconds;
  * - anything else echoes method, url, headers and the body's size and SHA-256 as JSON.
  */
-export async function startUpstream(): Promise<{ server: Server; origin: string; port: number; close: () => Promise<void> }> {
+export async function startUpstream(): Promise<{
+  server: Server;
+  origin: string;
+  port: number;
+  close: () => Promise<void>;
+}> {
   const server = createServer(handle);
   server.keepAliveTimeout = 10_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -58,7 +63,13 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     hash.update(chunk);
   });
   req.on('end', () => {
-    const echo: Echo = { method: req.method ?? '', url, headers: req.headers, bodyBytes: size, sha256: hash.digest('hex') };
+    const echo: Echo = {
+      method: req.method ?? '',
+      url,
+      headers: req.headers,
+      bodyBytes: size,
+      sha256: hash.digest('hex'),
+    };
     res.writeHead(200, {
       'content-type': 'application/json',
       'set-cookie': ['a=1', 'b=2'],
@@ -82,7 +93,12 @@ export function patternChunk(offset: number, length: number): Buffer {
 }
 
 async function sendBytes(res: ServerResponse, total: number, withLength: boolean): Promise<void> {
-  res.writeHead(200, withLength ? { 'content-type': 'application/octet-stream', 'content-length': total } : { 'content-type': 'application/octet-stream' });
+  res.writeHead(
+    200,
+    withLength
+      ? { 'content-type': 'application/octet-stream', 'content-length': total }
+      : { 'content-type': 'application/octet-stream' },
+  );
   const chunk = 64 * 1024;
   for (let offset = 0; offset < total; offset += chunk) {
     const ok = res.write(patternChunk(offset, Math.min(chunk, total - offset)));
