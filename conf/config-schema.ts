@@ -146,9 +146,9 @@ export const configSchema = z.strictObject({
   max_connections: intIn(1, 10_000_000).default(10_000),
   pending_connections_limit: intIn(1, 1_000_000).default(1024),
   socket_listen: intIn(1, 65_535).default(1024),
-  /** Milliseconds a client may take to send its request. */
+  /** Milliseconds the gateway waits on an upstream (response head, then each body chunk): 504 past it. */
   client_timeout: intIn(1, 3_600_000).default(30_000),
-  /** Seconds an idle keep-alive connection stays open, for clients and upstreams alike. */
+  /** Seconds, at most, that an idle upstream keep-alive connection is kept (always seconds). */
   keep_alive: intIn(0, 3600).default(75),
   /** Ours: peers whose X-Forwarded-For / X-Real-IP are believed. Nobody's by default. */
   trusted_proxies: z.array(ipOrCidr).default([]),

@@ -58,13 +58,7 @@ export class Fleet {
   /** Starts `plan.instances` edges; rejects (and stops them) unless all are listening. */
   async start(plan: FleetPlan): Promise<void> {
     this.#plan = plan;
-    const edges = Array.from({ length: plan.instances }, (_, slot) => this.#spawn(slot, plan));
-    try {
-      await Promise.all(edges.map((e) => this.#waitListening(e)));
-    } catch (err) {
-      await Promise.allSettled(edges.map((e) => this.#retire(e, 0)));
-      throw err;
-    }
+    await this.#spawnAll(plan);
   }
 
   /** Moves every edge to a new config generation without dropping requests in flight. */
@@ -101,15 +95,20 @@ export class Fleet {
   /** New edges listen next to the old ones (same port) before the old ones drain away. */
   async #roll(plan: FleetPlan): Promise<void> {
     const old = [...this.#edges];
-    const fresh = Array.from({ length: plan.instances }, (_, slot) => this.#spawn(slot, plan));
-    try {
-      await Promise.all(fresh.map((e) => this.#waitListening(e)));
-    } catch (err) {
-      await Promise.allSettled(fresh.map((e) => this.#retire(e, 0)));
-      throw err;
-    }
+    await this.#spawnAll(plan);
     this.#plan = plan;
     await Promise.allSettled(old.map((e) => this.#retire(e, 30_000)));
+  }
+
+  /** Spawns `plan.instances` edges; unless all of them listen, stops them and rejects. */
+  async #spawnAll(plan: FleetPlan): Promise<void> {
+    const edges = Array.from({ length: plan.instances }, (_, slot) => this.#spawn(slot, plan));
+    try {
+      await Promise.all(edges.map((e) => this.#waitListening(e)));
+    } catch (err) {
+      await Promise.allSettled(edges.map((e) => this.#retire(e, 0)));
+      throw err;
+    }
   }
 
   #spawn(slot: number, plan: FleetPlan): Edge {

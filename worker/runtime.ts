@@ -11,7 +11,7 @@ import { LruCache } from '../shared/lru-cache.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import { compileRouteTable, type RouteTable } from './route-table.js';
 import type { UpstreamIdentity } from './upstream-headers.js';
-import type { UpstreamPools } from './upstream-pools.js';
+import type { PoolOptions, UpstreamPools } from './upstream-pools.js';
 import { parseTarget } from './upstream-url.js';
 
 export interface UserEntry {
@@ -88,10 +88,12 @@ export class Runtime {
       previous && sameHashParams(previous, users)
         ? previous.dummyHash
         : await crypto.hashPassword(randomBytes(18).toString('base64url'), dominantParams(users));
-    const timeoutMs = config.client_timeout;
-    const compiled = routes.map((route) =>
-      compileRoute(route, pools, { maxConnections: config.max_idle_per_host, timeoutMs }),
-    );
+    const poolOptions: PoolOptions = {
+      maxConnections: config.max_idle_per_host,
+      timeoutMs: config.client_timeout,
+      keepAliveMaxMs: config.keep_alive * 1000,
+    };
+    const compiled = routes.map((route) => compileRoute(route, pools, poolOptions));
     return new Runtime({
       generation: snapshot.generation,
       config,
@@ -134,7 +136,7 @@ function compileUsers(config: Config): Map<string, UserEntry> {
 function compileRoute(
   route: RouteConfig,
   pools: UpstreamPools,
-  options: { maxConnections: number; timeoutMs: number },
+  options: PoolOptions,
 ): CompiledRoute {
   const target = parseTarget(route.target);
   const methods =

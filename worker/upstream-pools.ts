@@ -4,6 +4,8 @@ export interface PoolOptions {
   /** `max_idle_per_host`: connections kept per origin; 0 disables upstream keep-alive. */
   maxConnections: number;
   timeoutMs: number;
+  /** Upper bound for idle upstream connections, whatever the upstream's Keep-Alive hint says. */
+  keepAliveMaxMs: number;
 }
 
 /**
@@ -15,7 +17,7 @@ export class UpstreamPools {
   #pools = new Map<string, { pool: Pool; key: string }>();
 
   get(origin: string, options: PoolOptions): Pool {
-    const key = `${options.maxConnections}/${options.timeoutMs}`;
+    const key = `${options.maxConnections}/${options.timeoutMs}/${options.keepAliveMaxMs}`;
     const known = this.#pools.get(origin);
     if (known && known.key === key) return known.pool;
     const pool = new Pool(origin, {
@@ -24,6 +26,10 @@ export class UpstreamPools {
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       connectTimeout: Math.min(options.timeoutMs, 10_000),
+      // undici's default idle time (4 s) stays below common upstream timeouts (Node's 5 s), so a
+      // reused connection is rarely one the upstream is closing; the hint may raise it up to this.
+      keepAliveMaxTimeout: Math.max(1, options.keepAliveMaxMs),
+      keepAliveTimeout: Math.min(4_000, Math.max(1, options.keepAliveMaxMs)),
     });
     if (known) void known.pool.close();
     this.#pools.set(origin, { pool, key });
