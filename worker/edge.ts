@@ -75,8 +75,15 @@ async function applyConfig(snapshot: ConfigSnapshot): Promise<void> {
   send({ type: 'config-applied', generation: snapshot.generation });
 }
 
-/** Stops accepting, lets in-flight requests finish (bounded), then exits 0. */
-async function drain(timeoutMs: number): Promise<void> {
+let draining: Promise<void> | undefined;
+
+/** Stops accepting, lets in-flight requests finish (bounded), then exits 0. Idempotent. */
+function drain(timeoutMs: number): Promise<void> {
+  draining ??= drainOnce(timeoutMs);
+  return draining;
+}
+
+async function drainOnce(timeoutMs: number): Promise<void> {
   if (listenSocket) uws.us_listen_socket_close(listenSocket);
   listenSocket = undefined;
   const current = state;
