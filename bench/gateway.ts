@@ -100,7 +100,12 @@ export async function startGateway(
       process: proc,
     });
     const token = await logIn(baseUrl, login);
-    return { name: 'gateway', baseUrl, authHeaders: { authorization: `Bearer ${token}` } };
+    return {
+      name: 'gateway',
+      baseUrl,
+      authHeaders: { authorization: `Bearer ${token}` },
+      pid: proc.child.pid,
+    };
   } catch (err) {
     const log = await tail(logPath, 20);
     throw new BenchError(

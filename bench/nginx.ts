@@ -112,5 +112,5 @@ export async function startNginx(
   });
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitForHttp(`${baseUrl}/`, { process: proc });
-  return { name: 'nginx', baseUrl };
+  return { name: 'nginx', baseUrl, pid: proc.child.pid };
 }

@@ -11,6 +11,8 @@ export interface RunRecord {
   readonly round: number;
   readonly result: LoadResult;
   readonly warning?: string;
+  /** CPU time the serving process tree spent per request, in microseconds (Linux only). */
+  readonly cpuUsPerRequest?: number | undefined;
 }
 
 /** Everything measured (or why nothing was) for one scenario. */
@@ -31,6 +33,8 @@ export interface ScenarioSummary {
   readonly maxRps: number;
   readonly medianP50Ms: number;
   readonly medianP99Ms: number;
+  /** Median CPU time of the serving process tree per request (µs); absent off Linux. */
+  readonly medianCpuUs: number | undefined;
   /** Keyed by reference scenario name; absent when that reference did not run. */
   readonly ratios: Readonly<Record<string, number>>;
 }
@@ -71,6 +75,7 @@ export function summarize(records: readonly ScenarioRecord[]): ScenarioSummary[]
         maxRps: max,
         medianP50Ms: median(r.runs.map((run) => run.result.latencyP50Ms)),
         medianP99Ms: median(r.runs.map((run) => run.result.latencyP99Ms)),
+        medianCpuUs: medianOfDefined(r.runs.map((run) => run.cpuUsPerRequest)),
       };
     });
   const references = base.filter((s) =>
@@ -91,6 +96,7 @@ export function renderTable(summaries: readonly ScenarioSummary[]): string {
     'min–max req/s',
     'p50 ms',
     'p99 ms',
+    'server CPU µs/req',
     ...refs.map((r) => `vs ${r}`),
     'runs',
   ];
@@ -101,6 +107,7 @@ export function renderTable(summaries: readonly ScenarioSummary[]): string {
     `${formatRps(s.minRps)}–${formatRps(s.maxRps)}`,
     formatMs(s.medianP50Ms),
     formatMs(s.medianP99Ms),
+    s.medianCpuUs === undefined ? 'n/a' : s.medianCpuUs.toFixed(0),
     ...refs.map((r) => formatRatio(s.ratios[r])),
     String(s.runs),
   ]);
@@ -126,12 +133,18 @@ export function renderReport(report: BenchReport): string {
     `- parameters: ${p.runs} runs × ${p.durationSec} s (warm-up ${p.warmupSec} s), ` +
       `${p.connections} connections, ${p.threads} load threads, ${p.proxyProcesses} processes per proxy`,
     '- the load tool, the proxy and the upstream share these CPUs; the upstream bounds every scenario',
+    '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-direct) per request',
     '',
     renderTable(report.summary),
     ...(notRun.length > 0 ? ['', 'not measured:', ...notRun] : []),
     ...(warnings.length > 0 ? ['', 'warnings:', ...warnings] : []),
     '',
   ].join('\n');
+}
+
+function medianOfDefined(values: readonly (number | undefined)[]): number | undefined {
+  const known = values.filter((v): v is number => v !== undefined);
+  return known.length === 0 ? undefined : median(known);
 }
 
 /** Writes the report as `<dir>/<timestamp>.json` and returns the path. */

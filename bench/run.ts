@@ -12,6 +12,7 @@ import { collectMachineInfo } from './machine-info.js';
 import { findNginx, type NginxInstall, startNginx } from './nginx.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
 import { gatewayCliPath, resultsDir } from './paths.js';
+import { treeCpuSeconds } from './process-cpu.js';
 import {
   type BenchReport,
   renderReport,
@@ -178,13 +179,21 @@ async function warmUp(entries: readonly Entry[], ctx: LoadContext): Promise<void
 }
 
 async function timedRun(entry: Entry, round: number, ctx: LoadContext): Promise<void> {
+  const pid = entry.target?.pid;
+  const cpuBefore = pid === undefined ? undefined : treeCpuSeconds(pid);
   const result = await measure(entry, `round ${round}`, ctx.options.durationSec, ctx);
   if (!result) return;
-  entry.record.runs.push({ round, result, warning: describeSocketErrors(result) });
+  const cpuAfter = pid === undefined ? undefined : treeCpuSeconds(pid);
+  const cpuUsPerRequest =
+    cpuBefore === undefined || cpuAfter === undefined || result.requests === 0
+      ? undefined
+      : ((cpuAfter - cpuBefore) * 1e6) / result.requests;
+  entry.record.runs.push({ round, result, warning: describeSocketErrors(result), cpuUsPerRequest });
   const { requestsPerSec, latencyP50Ms, latencyP99Ms } = result;
+  const cpu = cpuUsPerRequest === undefined ? '' : `, ${cpuUsPerRequest.toFixed(0)} µs CPU/req`;
   console.log(
     `[round ${round}/${ctx.options.runs}] ${entry.scenario.name}: ${Math.round(requestsPerSec)} req/s, ` +
-      `p50 ${latencyP50Ms} ms, p99 ${latencyP99Ms} ms`,
+      `p50 ${latencyP50Ms} ms, p99 ${latencyP99Ms} ms${cpu}`,
   );
 }
 

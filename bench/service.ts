@@ -8,6 +8,8 @@ export interface Service {
   readonly baseUrl: string;
   /** Headers a scenario with `auth: 'bearer'` sends; absent for services without auth. */
   readonly authHeaders?: Readonly<Record<string, string>>;
+  /** Root of the service's process tree, for CPU accounting. */
+  readonly pid?: number | undefined;
 }
 
 /** Services by name; a missing entry means not started (not selected, or failed). */
@@ -17,6 +19,7 @@ export type Services = Partial<Record<ServiceName, Service>>;
 export interface Target {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
+  readonly pid?: number | undefined;
 }
 
 /** The URL and headers of `scenario` against its started service. */
@@ -28,5 +31,5 @@ export function targetFor(scenario: Scenario, service: Service): Target {
     );
   }
   const headers = scenario.auth === 'bearer' ? (service.authHeaders ?? {}) : {};
-  return { url: `${service.baseUrl}${scenario.path}`, headers };
+  return { url: `${service.baseUrl}${scenario.path}`, headers, pid: service.pid };
 }

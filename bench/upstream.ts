@@ -29,5 +29,5 @@ export async function startUpstream(cleanup: CleanupStack): Promise<Service> {
       reject(new BenchError('BENCH_NOT_READY', `upstream exited (${describeExit(info)})`));
     });
   });
-  return { name: 'upstream', baseUrl: `http://127.0.0.1:${port}` };
+  return { name: 'upstream', baseUrl: `http://127.0.0.1:${port}`, pid: proc.child.pid };
 }

@@ -196,8 +196,13 @@ t.test(
 );
 
 t.test('summarize takes medians and ratios against the references', async (t) => {
-  const run = (round: number, rps: number, p50: number): { round: number; result: LoadResult } => ({
+  const run = (
+    round: number,
+    rps: number,
+    p50: number,
+  ): { round: number; result: LoadResult; cpuUsPerRequest: number } => ({
     round,
+    cpuUsPerRequest: p50 * 10,
     result: {
       requests: rps,
       durationSec: 1,
@@ -221,11 +226,36 @@ t.test('summarize takes medians and ratios against the references', async (t) =>
   ];
   const [direct, nginx, ...rest] = summarize(records);
   t.equal(rest.length, 0, 'failed scenarios are left out');
-  t.match(direct, { medianRps: 200, minRps: 100, maxRps: 300, medianP50Ms: 2, medianP99Ms: 4 });
+  t.match(direct, {
+    medianRps: 200,
+    minRps: 100,
+    maxRps: 300,
+    medianP50Ms: 2,
+    medianP99Ms: 4,
+    medianCpuUs: 20,
+  });
   t.same(direct?.ratios, { 'nginx-proxy': 2, 'upstream-direct': 1 });
   t.equal(nginx?.ratios['upstream-direct'], 0.5);
   t.match(
     renderTable(summarize(records)),
-    /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 2\.00× \| 1\.00× \| 3 \|/,
+    /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 20 \| 2\.00× \| 1\.00× \| 3 \|/,
   );
+});
+
+t.test('treeCpuSeconds counts a process and its children', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { treeCpuSeconds } = await import('../bench/process-cpu.js');
+  // A parent that idles while its child burns CPU: only the tree sum sees the child's time.
+  const parent = spawn(process.execPath, [
+    '-e',
+    "require('child_process').spawn(process.execPath, ['-e', 'const e = Date.now() + 1500; while (Date.now() < e);'], { stdio: 'inherit' }).on('exit', () => process.exit(0))",
+  ]);
+  t.teardown(() => parent.kill());
+  const pid = parent.pid!;
+  await new Promise((r) => setTimeout(r, 1_100));
+  const seconds = treeCpuSeconds(pid);
+  // Two Node start-ups cost well under 0.5 s; the busy child alone adds about a second.
+  t.ok(seconds !== undefined && seconds >= 0.8, `tree CPU ${seconds} s includes the busy child`);
+  t.equal(treeCpuSeconds(2 ** 22 + 12345), undefined, 'an unknown pid gives undefined');
+  await new Promise((r) => parent.on('exit', r));
 });
