@@ -1,0 +1,63 @@
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { type AccessEntry, AccessLog } from '../shared/access-log.js';
+
+const entry = (i: number): AccessEntry => ({
+  ip: '127.0.0.1',
+  method: 'GET',
+  path: `/api/item/${i}/"quoted"`,
+  status: 200,
+  ms: 1.25,
+  user: 'alice',
+  route: '/api',
+  code: undefined,
+});
+
+t.test('lines are buffered, then flushed by the timer as valid JSON lines', async (t) => {
+  const file = join(t.testdir(), 'access.log');
+  const fd = openSync(file, 'a');
+  t.teardown(() => closeSync(fd));
+  const log = new AccessLog(fd);
+  for (let i = 0; i < 300; i++) log.write(entry(i));
+  t.equal(readFileSync(file, 'utf8'), '', 'nothing is written on the request path');
+  await new Promise((r) => setTimeout(r, 120));
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  t.equal(lines.length, 300);
+  const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.equal(parsed[7]?.path, '/api/item/7/"quoted"');
+  t.equal(parsed[7]?.type, 'access');
+  t.match(parsed[7]?.ts, /^\d{4}-\d{2}-\d{2}T/);
+  t.notOk('code' in parsed[7]!, 'undefined fields are left out');
+});
+
+t.test('whole lines go out in writes of at most 4096 bytes', async (t) => {
+  const writes: string[] = [];
+  const fs = await import('node:fs');
+  const { AccessLog: SpiedLog } = await t.mockImport<typeof import('../shared/access-log.js')>(
+    '../shared/access-log.js',
+    { 'node:fs': { ...fs, writeSync: (_fd: number, text: string) => writes.push(text) } },
+  );
+  const log = new SpiedLog(99);
+  for (let i = 0; i < 1000; i++) log.write(entry(i));
+  log.flush();
+  t.ok(writes.length > 1, `${writes.length} writes`);
+  for (const w of writes) {
+    t.ok(Buffer.byteLength(w) <= 4096, 'a write fits in PIPE_BUF');
+    t.ok(w.endsWith('\n'), 'a write ends on a line boundary');
+  }
+  t.equal(writes.join('').split('\n').length - 1, 1000, 'every line written exactly once');
+});
+
+t.test('a burst past the buffer bound is flushed at once', async (t) => {
+  const writes: string[] = [];
+  const fs = await import('node:fs');
+  const { AccessLog: SpiedLog } = await t.mockImport<typeof import('../shared/access-log.js')>(
+    '../shared/access-log.js',
+    { 'node:fs': { ...fs, writeSync: (_fd: number, text: string) => writes.push(text) } },
+  );
+  const log = new SpiedLog(99);
+  for (let i = 0; i < 3000; i++) log.write(entry(i));
+  t.ok(writes.length > 0, 'memory stays bounded: no waiting for the timer');
+  log.flush();
+});
