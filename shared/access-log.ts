@@ -76,12 +76,16 @@ export class AccessLog {
     this.#writeChunk(chunk);
   }
 
+  /** Lines that could not be written (full non-blocking pipe, closed reader). */
+  dropped = 0;
+
   #writeChunk(chunk: string): void {
     try {
       writeSync(this.#fd, chunk);
-    } catch (err) {
-      // EAGAIN on a full non-blocking pipe: dropping access lines beats blocking the edge.
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    } catch {
+      // EAGAIN on a full pipe, EPIPE after the reader left: losing access lines beats blocking
+      // or crashing the edge. A chunk within PIPE_BUF is written whole or not at all.
+      this.dropped += 1;
     }
   }
 }

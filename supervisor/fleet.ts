@@ -61,29 +61,43 @@ export class Fleet {
     await this.#spawnAll(plan);
   }
 
-  /** Moves every edge to a new config generation without dropping requests in flight. */
+  /**
+   * Moves every edge to a new config generation without dropping requests in flight. Rejects,
+   * keeping the previous generation everywhere, when no edge could apply it; an edge that failed
+   * while others succeeded is replaced (its replacement starts on the new generation).
+   */
   async apply(plan: FleetPlan): Promise<void> {
-    const current = this.#plan;
-    if (!current || current.processKey !== plan.processKey) return this.#roll(plan);
+    const previous = this.#plan;
+    if (!previous || previous.processKey !== plan.processKey) return this.#roll(plan);
     this.#plan = plan;
+    const generation = plan.snapshot.generation;
     const message: SupervisorMessage = { type: 'config', snapshot: plan.snapshot };
+    const edges = [...this.#edges];
     const results = await Promise.allSettled(
-      [...this.#edges].map((e) => {
+      edges.map((e) => {
         const applied = this.#waitMessage(
           e,
           APPLY_TIMEOUT_MS,
-          (m) => m.type === 'config-applied' && m.generation === plan.snapshot.generation,
+          (m) => m.type === 'config-applied' && m.generation === generation,
         );
         e.child.send(message);
         return applied;
       }),
     );
-    const failed = results.filter((r) => r.status === 'rejected').length;
-    if (failed > 0)
-      this.#log.error('some edges did not apply the new config', {
-        failed,
-        generation: plan.snapshot.generation,
-      });
+    const failed = edges.filter((_, i) => results[i]?.status === 'rejected');
+    if (failed.length === 0) return;
+    if (failed.length === edges.length) {
+      this.#plan = previous;
+      const first = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      throw new Error(
+        `no edge applied generation ${generation}: ${(first.reason as Error).message}`,
+      );
+    }
+    this.#log.error('edges failed to apply the new config: replacing them', {
+      failed: failed.length,
+      generation,
+    });
+    for (const edge of failed) edge.child.kill('SIGKILL');
   }
 
   /** Drains every edge (bounded by `timeoutMs`), then kills what is left. */
@@ -92,16 +106,27 @@ export class Fleet {
     await Promise.allSettled([...this.#edges].map((e) => this.#retire(e, timeoutMs)));
   }
 
-  /** New edges listen next to the old ones (same port) before the old ones drain away. */
+  /**
+   * New edges listen next to the old ones (same port) before the old ones drain away. The plan
+   * switches first, so an old edge that crashes meanwhile is replaced on the new generation;
+   * every edge not spawned by this roll is retired afterwards.
+   */
   async #roll(plan: FleetPlan): Promise<void> {
-    const old = [...this.#edges];
-    await this.#spawnAll(plan);
+    const previous = this.#plan;
     this.#plan = plan;
+    let fresh: Edge[];
+    try {
+      fresh = await this.#spawnAll(plan);
+    } catch (err) {
+      this.#plan = previous;
+      throw err;
+    }
+    const old = [...this.#edges].filter((e) => !fresh.includes(e));
     await Promise.allSettled(old.map((e) => this.#retire(e, 30_000)));
   }
 
   /** Spawns `plan.instances` edges; unless all of them listen, stops them and rejects. */
-  async #spawnAll(plan: FleetPlan): Promise<void> {
+  async #spawnAll(plan: FleetPlan): Promise<Edge[]> {
     const edges = Array.from({ length: plan.instances }, (_, slot) => this.#spawn(slot, plan));
     try {
       await Promise.all(edges.map((e) => this.#waitListening(e)));
@@ -109,6 +134,7 @@ export class Fleet {
       await Promise.allSettled(edges.map((e) => this.#retire(e, 0)));
       throw err;
     }
+    return edges;
   }
 
   #spawn(slot: number, plan: FleetPlan): Edge {

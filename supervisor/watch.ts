@@ -13,7 +13,14 @@ export function watchFiles(
 ): FSWatcher {
   let timer: NodeJS.Timeout | undefined;
   const watcher = watch(dir, { persistent: false }, (_event, filename) => {
-    if (filename !== null && !names.includes(filename.toString())) return;
+    // Kubernetes ConfigMaps swap a `..data` symlink rather than the files themselves: any event
+    // counts, and a reload that finds nothing changed is a no-op.
+    if (
+      filename !== null &&
+      !names.includes(filename.toString()) &&
+      !filename.toString().startsWith('..')
+    )
+      return;
     clearTimeout(timer);
     timer = setTimeout(onChange, debounceMs);
   });

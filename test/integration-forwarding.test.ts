@@ -1,6 +1,6 @@
 import t from 'tap';
 import { freePort } from './helpers/free-port.js';
-import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
+import { login, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
 
 const api = await startUpstream();
@@ -62,10 +62,12 @@ t.test('secure routes: 401 without or with a bad token, 200 with a good one', as
   const none = await get('/api/x');
   t.equal(none.status, 401);
   t.equal(((await none.json()) as { error: string }).error, 'TOKEN_MISSING');
+  t.equal(none.headers.get('www-authenticate'), 'Bearer realm="ProxyAuth"');
   for (const bad of ['garbage', `${aliceToken.slice(0, -2)}AA`, aliceToken.slice(0, 40)]) {
     const res = await get('/api/x', { token: bad });
     t.equal(res.status, 401, bad.slice(0, 12));
     t.equal(((await res.json()) as { error: string }).error, 'TOKEN_INVALID');
+    t.match(res.headers.get('www-authenticate'), /error="invalid_token"/);
   }
   const ok = await echo('/api/x?q=1', { token: aliceToken });
   t.equal(ok.url, '/base/x?q=1');
@@ -201,6 +203,64 @@ t.test('upstream answers pass through unchanged, whatever the status', async (t)
   t.equal(cookies.headers.get('x-end-to-end'), 'yes');
 });
 
+t.test('HEAD keeps the upstream length, and announces none it does not know', async (t) => {
+  const sized = await get('/raw/bytes/1000', { method: 'HEAD', token: aliceToken });
+  t.equal(sized.headers.get('content-length'), '1000');
+  const chunked = await rawRequest(
+    `HEAD /raw/chunked/1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nConnection: close\r\n\r\n`,
+  );
+  t.match(chunked.head, /^HTTP\/1\.1 200/);
+  t.notMatch(chunked.head, /content-length: 9223372036854775808/i, 'no bogus length');
+});
+
+t.test('response header bytes above 0x7f pass through unchanged', async (t) => {
+  const res = await rawRequest(
+    `GET /raw/utf8-header HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nConnection: close\r\n\r\n`,
+  );
+  t.ok(
+    res.headBytes.includes(Buffer.from('filename=\u00e9t\u00e9.txt', 'utf8')),
+    'UTF-8 filename bytes intact',
+  );
+});
+
+t.test('CONNECT is refused with 501, before any upstream call', async (t) => {
+  const res = await rawRequest(
+    `CONNECT /raw/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nConnection: close\r\n\r\n`,
+  );
+  t.match(res.head, /^HTTP\/1\.1 501/);
+  t.match(res.body, /METHOD_NOT_SUPPORTED/);
+});
+
+t.test('a slow reader gets the whole sized body and the exchange completes at once', async (t) => {
+  // The last chunk of a known-length body hits backpressure and completes in onWritable:
+  // undici must then be resumed, or the request stays open until the upstream drops it.
+  const size = 4_000_000;
+  const { connect } = await import('node:net');
+  const socket = connect(gw.port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  socket.write(
+    `GET /raw/bytes/${size} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nConnection: close\r\n\r\n`,
+  );
+  socket.pause();
+  await new Promise((r) => setTimeout(r, 1_000));
+  let received = 0;
+  socket.on('data', (d: Buffer) => {
+    received += d.length;
+  });
+  socket.resume();
+  await new Promise((r) => socket.once('close', r));
+  t.ok(received > size, 'head and whole body received');
+  const logged = await waitFor(
+    () =>
+      gw
+        .output()
+        .split('\n')
+        .some((l) => l.includes(`"/raw/bytes/${size}"`) && l.includes('"status":200')),
+    1_500,
+  );
+  t.ok(logged, 'the access line (status 200) comes right after the response');
+});
+
 t.test('upstream failures: 502 refused, 504 timeout, JSON with a code', async (t) => {
   const refused = await get('/down/x', { token: aliceToken });
   t.equal(refused.status, 502);
@@ -242,6 +302,29 @@ t.test('one access line per request, without query strings or tokens', async (t)
   t.notOk(gw.output().includes('hunter2'));
   t.notOk(gw.output().includes(aliceToken));
 });
+
+/** Any request over a raw socket; the answer's head (text and bytes) and body as text. */
+async function rawRequest(
+  text: string,
+): Promise<{ head: string; headBytes: Buffer; body: string }> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = connect(gw.port, '127.0.0.1', () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const all = Buffer.concat(chunks);
+      const split = all.indexOf('\r\n\r\n');
+      const headBytes = split === -1 ? all : all.subarray(0, split);
+      resolve({
+        head: headBytes.toString('latin1'),
+        headBytes,
+        body: split === -1 ? '' : all.subarray(split + 4).toString(),
+      });
+    });
+  });
+}
 
 /** GET over a raw socket, so that no client library normalizes the path first. */
 async function rawGet(path: string, token: string): Promise<{ status: number; body: string }> {

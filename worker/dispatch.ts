@@ -1,7 +1,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { CryptoPool } from '../crypto-pool/pool.js';
 import type { AccessLog } from '../shared/access-log.js';
-import { GatewayError } from '../shared/errors.js';
+import { type ErrorCode, GatewayError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { handleLogin } from './auth-handler.js';
 import { canonicalizePath } from './canonical-path.js';
@@ -15,6 +15,9 @@ export interface EdgeState {
   readonly accessLog: AccessLog;
   readonly log: Logger;
   inflight: number;
+  /** Date.now() of the last request accepted while draining, for the quiet period. */
+  lastRequestAt: number;
+  /** Set during drain: every answer closes its connection. */
   draining: boolean;
   onIdle: (() => void) | undefined;
 }
@@ -24,6 +27,10 @@ export function createDispatcher(state: EdgeState): (res: HttpResponse, req: Htt
   return (res, req) => {
     const ex = openExchange(res, req);
     state.inflight++;
+    if (state.draining) {
+      ex.closeConnection = true;
+      state.lastRequestAt = Date.now();
+    }
     const rt = state.runtime;
     const outcome: ProxyOutcome = { user: undefined, route: '', code: undefined };
     let work: Promise<unknown>;
@@ -58,6 +65,13 @@ function route(
   return handleProxy(ex, rt, match.route, match.rest, canonical, outcome);
 }
 
+/** RFC 6750 3: a 401 names the scheme; an invalid token says so. 503 tells when to retry. */
+const EXTRA_HEADERS: Partial<Record<ErrorCode, readonly (readonly [string, string])[]>> = {
+  TOKEN_MISSING: [['www-authenticate', 'Bearer realm="ProxyAuth"']],
+  TOKEN_INVALID: [['www-authenticate', 'Bearer realm="ProxyAuth", error="invalid_token"']],
+  OVERLOADED: [['retry-after', '1']],
+};
+
 function fail(ex: Exchange, err: unknown, state: EdgeState, outcome: ProxyOutcome): void {
   const gateway = err instanceof GatewayError ? err : new GatewayError('INTERNAL', { cause: err });
   if (gateway.code === 'INTERNAL' || gateway.status >= 502) {
@@ -68,19 +82,21 @@ function fail(ex: Exchange, err: unknown, state: EdgeState, outcome: ProxyOutcom
       path: ex.url,
     });
   }
-  const extra: [string, string][] | undefined =
-    gateway.code === 'OVERLOADED' ? [['retry-after', '1']] : undefined;
+  const extra = EXTRA_HEADERS[gateway.code];
   sendError(ex, gateway.code, extra);
   ex.status = gateway.status;
   outcome.code = gateway.code;
 }
+
+const MAX_LOGGED_PATH = 1024;
 
 function finish(ex: Exchange, state: EdgeState, outcome: ProxyOutcome): void {
   state.inflight--;
   state.accessLog.write({
     ip: ex.ip,
     method: ex.method,
-    path: ex.url,
+    // Whole lines must fit in one atomic write (PIPE_BUF): long paths are cut in the log.
+    path: ex.url.length > MAX_LOGGED_PATH ? `${ex.url.slice(0, MAX_LOGGED_PATH)}...` : ex.url,
     status: ex.aborted ? 499 : ex.status,
     ms: Math.round((performance.now() - ex.startedAt) * 100) / 100,
     user: outcome.user,

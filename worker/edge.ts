@@ -14,6 +14,7 @@ const log = createLogger('edge');
 const pools = new UpstreamPools();
 let state: EdgeState | undefined;
 let crypto: CryptoPool | undefined;
+let app: uws.TemplatedApp | undefined;
 let listenSocket: uws.us_listen_socket | undefined;
 
 function send(message: EdgeMessage): void {
@@ -25,9 +26,13 @@ async function exit(code: number): Promise<never> {
   process.exit(code);
 }
 
-function listen(app: uws.TemplatedApp, host: string, port: number): Promise<uws.us_listen_socket> {
+function listen(
+  server: uws.TemplatedApp,
+  host: string,
+  port: number,
+): Promise<uws.us_listen_socket> {
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
+    server.listen(host, port, (socket) => {
       if (socket) resolve(socket);
       else reject(new Error(`cannot listen on ${host}:${port} (address in use or not permitted)`));
     });
@@ -45,11 +50,12 @@ async function start(snapshot: ConfigSnapshot): Promise<void> {
     accessLog: new AccessLog(),
     log,
     inflight: 0,
+    lastRequestAt: 0,
     draining: false,
     onIdle: undefined,
   };
   const certs = join(snapshot.configDir, 'certs');
-  const app = config.tls
+  app = config.tls
     ? uws.SSLApp({ cert_file_name: join(certs, 'cert.pem'), key_file_name: join(certs, 'key.pem') })
     : uws.App();
   app.any('/*', createDispatcher(state));
@@ -63,7 +69,7 @@ async function start(snapshot: ConfigSnapshot): Promise<void> {
   send({
     type: 'listening',
     generation: snapshot.generation,
-    port: uws.us_socket_local_port(listenSocket),
+    port: uws.us_socket_local_port(listenSocket as unknown as uws.us_socket),
   });
 }
 
@@ -71,8 +77,50 @@ async function applyConfig(snapshot: ConfigSnapshot): Promise<void> {
   if (!state || !crypto) return start(snapshot);
   const next = await Runtime.build(snapshot, pools, crypto, state.runtime);
   state.runtime = next;
+  // Only now, with the new runtime in place, may pools it no longer uses be closed.
   pools.retainOnly(next.origins);
   send({ type: 'config-applied', generation: snapshot.generation });
+}
+
+/*
+ * Config messages are applied one at a time, in order: a snapshot that arrives while the first
+ * one is still starting the server must not start a second server. Only the newest waiting
+ * snapshot is kept; the ones it supersedes are never applied.
+ */
+let applying = false;
+let waiting: ConfigSnapshot | undefined;
+
+function enqueueConfig(snapshot: ConfigSnapshot): void {
+  waiting = snapshot;
+  if (!applying) void applyWaiting();
+}
+
+async function applyWaiting(): Promise<void> {
+  applying = true;
+  while (waiting) {
+    const snapshot = waiting;
+    waiting = undefined;
+    try {
+      await applyConfig(snapshot);
+    } catch (err) {
+      await configFailed(snapshot, err);
+    }
+  }
+  applying = false;
+}
+
+async function configFailed(snapshot: ConfigSnapshot, err: unknown): Promise<void> {
+  const reason = err instanceof Error ? err.message : String(err);
+  if (!listenSocket) {
+    log.error('edge cannot start', { reason });
+    send({ type: 'fatal', reason });
+    await exit(1);
+  }
+  log.error('config rejected by edge, keeping the previous one', {
+    reason,
+    generation: snapshot.generation,
+  });
+  send({ type: 'config-rejected', generation: snapshot.generation, reason });
 }
 
 let draining: Promise<void> | undefined;
@@ -83,51 +131,48 @@ function drain(timeoutMs: number): Promise<void> {
   return draining;
 }
 
+/** Keep-alive clients may still send a request this soon after the last one answered. */
+const QUIET_MS = 250;
+
 async function drainOnce(timeoutMs: number): Promise<void> {
   if (listenSocket) uws.us_listen_socket_close(listenSocket);
   listenSocket = undefined;
   const current = state;
-  if (current && current.inflight > 0) {
+  const deadline = Date.now() + timeoutMs;
+  if (current) {
+    // From now on every answer says `connection: close`, so keep-alive clients move to the
+    // edges still listening; wait until nothing is in flight and the connections went quiet.
     current.draining = true;
-    await new Promise<void>((resolve) => {
-      current.onIdle = resolve;
-      setTimeout(resolve, timeoutMs).unref();
-    });
-    if (current.inflight > 0)
+    while (Date.now() < deadline) {
+      if (current.inflight === 0 && Date.now() - current.lastRequestAt >= QUIET_MS) break;
+      await new Promise<void>((resolve) => {
+        current.onIdle = resolve;
+        setTimeout(resolve, Math.min(QUIET_MS, Math.max(0, deadline - Date.now()))).unref();
+      });
+    }
+    if (current.inflight > 0) {
       log.warn('drain timeout: cutting requests in flight', { inflight: current.inflight });
+    }
+    current.accessLog.flush();
   }
-  current?.accessLog.flush();
-  await Promise.allSettled([pools.closeAll(), crypto?.close()]);
+  app?.close();
+  await Promise.allSettled([pools.destroyAll(), crypto?.close()]);
   log.info('edge stopped');
   await exit(0);
 }
 
 process.on('message', (message: unknown) => {
   if (!isSupervisorMessage(message)) return;
-  if (message.type === 'drain') {
-    void drain(message.timeoutMs);
-    return;
-  }
-  const { snapshot } = message;
-  applyConfig(snapshot).catch(async (err: unknown) => {
-    const reason = err instanceof Error ? err.message : String(err);
-    if (!listenSocket) {
-      log.error('edge cannot start', { reason });
-      send({ type: 'fatal', reason });
-      await exit(1);
-    }
-    log.error('config rejected by edge, keeping the previous one', {
-      reason,
-      generation: snapshot.generation,
-    });
-    send({ type: 'config-rejected', generation: snapshot.generation, reason });
-  });
+  if (message.type === 'drain') void drain(message.timeoutMs);
+  else enqueueConfig(message.snapshot);
 });
 
 // Losing the supervisor means nobody will drain or replace us: stop serving.
 process.on('disconnect', () => void drain(5_000));
 process.on('SIGTERM', () => void drain(10_000));
+// Terminal signals reach the whole process group; the supervisor decides what they mean.
 process.on('SIGINT', () => {});
+process.on('SIGHUP', () => {});
 process.on('uncaughtException', (err) => {
   log.error('uncaught exception', { reason: err.stack ?? err.message });
   void exit(1);

@@ -36,6 +36,8 @@ export async function handleProxy(
   canonicalPath: string,
   outcome: ProxyOutcome,
 ): Promise<void> {
+  // CONNECT would turn the gateway into a TCP tunnel; undici treats it as an upgrade.
+  if (ex.method === 'CONNECT') throw new GatewayError('METHOD_NOT_SUPPORTED');
   if (route.methods && !route.methods.has(ex.method)) {
     sendError(ex, 'METHOD_NOT_ALLOWED', [['allow', route.allowHeader]]);
     return;

@@ -24,6 +24,14 @@ const DROPPED_REQUEST_HEADERS = new Set([
   'x-forwarded-host',
   'x-real-ip',
   'forwarded',
+  // uWS currently refuses header names with '_', but some backends (CGI, WSGI, PHP) map '_' and
+  // '-' to the same variable: never let the underscore spellings through either.
+  'x_user',
+  'x_user_roles',
+  'x_forwarded_for',
+  'x_forwarded_proto',
+  'x_forwarded_host',
+  'x_real_ip',
 ]);
 
 const DROPPED_RESPONSE_HEADERS = new Set([

@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 
 export interface PoolOptions {
-  /** `max_idle_per_host`: connections kept per origin; 0 disables upstream keep-alive. */
+  /** `max_idle_per_host`; 0 disables upstream keep-alive. See the comment in `get`. */
   maxConnections: number;
   timeoutMs: number;
   /** Upper bound for idle upstream connections, whatever the upstream's Keep-Alive hint says. */
@@ -10,19 +10,25 @@ export interface PoolOptions {
 
 /**
  * Keep-alive pools by origin, reused across config reloads so that a reload does not drop
- * warm upstream connections. Pools no longer referenced are closed, which lets their
- * in-flight requests finish first (undici's `close` waits for them).
+ * warm upstream connections. A pool replaced or no longer referenced is closed only once the
+ * runtime that used it has been swapped out (`retainOnly`); undici's `close` lets its requests
+ * in flight finish first.
  */
 export class UpstreamPools {
   #pools = new Map<string, { pool: Pool; key: string }>();
+  #replaced: Pool[] = [];
 
   get(origin: string, options: PoolOptions): Pool {
     const key = `${options.maxConnections}/${options.timeoutMs}/${options.keepAliveMaxMs}`;
     const known = this.#pools.get(origin);
     if (known && known.key === key) return known.pool;
+    const keepAlive = options.maxConnections > 0;
     const pool = new Pool(origin, {
-      connections: options.maxConnections === 0 ? null : options.maxConnections,
-      pipelining: options.maxConnections === 0 ? 0 : 1,
+      // undici has no cap on idle connections alone, and a cap on all of them (`connections`)
+      // would queue requests behind long responses (SSE, slow readers): a client could starve
+      // a backend. So connections are not capped; idle ones close after the keep-alive time.
+      connections: null,
+      pipelining: keepAlive ? 1 : 0,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       connectTimeout: Math.min(options.timeoutMs, 10_000),
@@ -31,13 +37,15 @@ export class UpstreamPools {
       keepAliveMaxTimeout: Math.max(1, options.keepAliveMaxMs),
       keepAliveTimeout: Math.min(4_000, Math.max(1, options.keepAliveMaxMs)),
     });
-    if (known) void known.pool.close();
+    if (known) this.#replaced.push(known.pool);
     this.#pools.set(origin, { pool, key });
     return pool;
   }
 
-  /** Closes every pool whose origin is not in `keep`. */
+  /** After a runtime swap: closes replaced pools and those of origins not in `keep`. */
   retainOnly(keep: ReadonlySet<string>): void {
+    for (const pool of this.#replaced) void pool.close();
+    this.#replaced = [];
     for (const [origin, { pool }] of this.#pools) {
       if (keep.has(origin)) continue;
       this.#pools.delete(origin);
@@ -45,9 +53,11 @@ export class UpstreamPools {
     }
   }
 
-  async closeAll(): Promise<void> {
-    const pools = [...this.#pools.values()];
+  /** At the end of a drain: whatever is still open is cut (close() would wait for it). */
+  async destroyAll(): Promise<void> {
+    const pools = [...this.#pools.values()].map((p) => p.pool).concat(this.#replaced);
     this.#pools.clear();
-    await Promise.allSettled(pools.map(({ pool }) => pool.close()));
+    this.#replaced = [];
+    await Promise.allSettled(pools.map((pool) => pool.destroy()));
   }
 }

@@ -5,6 +5,18 @@ import { forEachResponseHeader } from './upstream-headers.js';
 import { abortExchange, type Exchange, SERVER_HEADER } from './uws-io.js';
 
 const NO_BODY_STATUS = new Set([204, 304]);
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/*
+ * undici decodes header bytes as latin1, uWS encodes strings as UTF-8: a value with bytes above
+ * 0x7f (a raw UTF-8 filename in Content-Disposition) goes back out as the same bytes only when
+ * handed to uWS as a latin1 buffer.
+ */
+function writeHeaderBytes(res: Exchange['res']): (name: string, value: string) => void {
+  return (name, value) => {
+    res.writeHeader(name, NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
+  };
+}
 
 /**
  * An undici dispatch handler that writes the upstream response straight into the uWS response.
@@ -76,19 +88,28 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     if (headers === undefined) return;
     this.#headers = undefined;
     this.#headWritten = true;
-    const res = this.#ex.res;
-    const status = this.#ex.status;
-    res.writeStatus(`${status} ${STATUS_CODES[status] ?? 'Unknown'}`);
+    const ex = this.#ex;
+    const res = ex.res;
+    res.writeStatus(`${ex.status} ${STATUS_CODES[ex.status] ?? 'Unknown'}`);
     res.writeHeader('server', SERVER_HEADER);
-    forEachResponseHeader(headers, (name, value) => res.writeHeader(name, value));
+    forEachResponseHeader(headers, writeHeaderBytes(res));
+    if (ex.closeConnection) res.writeHeader('connection', 'close');
   }
 
   #endEmpty(): void {
     this.#writeHead();
     const ex = this.#ex;
-    if (ex.method === 'HEAD') ex.res.endWithoutBody(this.#total);
-    else if (NO_BODY_STATUS.has(ex.status)) ex.res.endWithoutBody();
+    // endWithoutBody(undefined) would announce a Content-Length of 2^63: only pass numbers.
+    // While draining, #writeHead has written `connection: close`.
+    if (ex.method === 'HEAD' && this.#total !== undefined) ex.res.endWithoutBody(this.#total);
+    else if (ex.method === 'HEAD' || NO_BODY_STATUS.has(ex.status)) ex.res.endWithoutBody();
     else ex.res.end();
+  }
+
+  /** Upgrades (CONNECT, 101) are refused before dispatch; one that slips through is cut. */
+  onRequestUpgrade(controller: Dispatcher.DispatchController): void {
+    controller.abort(new GatewayError('METHOD_NOT_SUPPORTED', { cause: 'upstream upgraded' }));
+    this.#settle(new GatewayError('UPSTREAM_FAILED', { cause: 'unexpected upgrade' }));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -148,11 +169,13 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     if (!pending) return true;
     const [ok, done] = ex.res.tryEnd(pending.subarray(offset - this.#pendingOffset), this.#total);
     if (done) ex.done = true;
-    else if (ok) {
+    if (ok || done) {
+      // undici is paused on this chunk: resume it even after the last one, or it never
+      // reports the end and the request (and its upstream connection) stays open.
       this.#pending = undefined;
       this.#controller?.resume();
     }
-    return ok;
+    return ok || done;
   }
 
   #settle(err?: unknown): void {

@@ -31,11 +31,26 @@ export interface Exchange {
   unreadBody: boolean;
   /** uWS's resume() on a socket that is not paused stalls it (uwebsockets 3.0.6): track it. */
   paused: boolean;
+  /** The edge is draining: the answer carries `connection: close`. */
+  closeConnection: boolean;
   status: number;
   onAbort: (() => void) | undefined;
 }
 
 const textDecoder = new TextDecoder();
+
+const MAPPED_V4_PREFIX = '0000:0000:0000:0000:0000:ffff:';
+
+/**
+ * uWS reports an IPv4 client of a dual-stack (`::`) listener in full IPv6 form
+ * (`0000:...:ffff:7f00:0001`): turn that into `127.0.0.1` for logs and X-Forwarded-For.
+ */
+export function clientIp(text: string): string {
+  if (text.length !== 39 || !text.startsWith(MAPPED_V4_PREFIX)) return text;
+  const hi = Number.parseInt(text.slice(30, 34), 16);
+  const lo = Number.parseInt(text.slice(35, 39), 16);
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+}
 
 export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   const headers: string[] = [];
@@ -48,12 +63,13 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     url: req.getUrl(),
     query: req.getQuery() ?? '',
     headers,
-    ip: textDecoder.decode(res.getRemoteAddressAsText()),
+    ip: clientIp(textDecoder.decode(res.getRemoteAddressAsText())),
     startedAt: performance.now(),
     done: false,
     aborted: false,
     unreadBody: false,
     paused: false,
+    closeConnection: false,
     status: 0,
     onAbort: undefined,
   };
@@ -92,7 +108,7 @@ export function sendBody(
       ex.paused = false;
       ex.res.resume();
     }
-    ex.res.end(body, closeConnection || ex.unreadBody);
+    ex.res.end(body, closeConnection || ex.unreadBody || ex.closeConnection);
   });
 }
 

@@ -51,6 +51,14 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     res.end(JSON.stringify({ upstream: 'status', status: Number(status[1]) }));
     return;
   }
+  if (url === '/utf8-header') {
+    // Node writes header strings as latin1: these two chars are the UTF-8 bytes of 'é'.
+    res.writeHead(200, {
+      'content-disposition': 'attachment; filename=\u00c3\u00a9t\u00c3\u00a9.txt',
+    });
+    res.end('ok');
+    return;
+  }
   const slow = /^\/slow\/(\d+)$/.exec(url);
   if (slow) {
     setTimeout(() => res.end('slow done'), Number(slow[1]));
