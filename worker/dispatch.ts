@@ -33,15 +33,23 @@ export function createDispatcher(state: EdgeState): (res: HttpResponse, req: Htt
     }
     const rt = state.runtime;
     const outcome: ProxyOutcome = { user: undefined, route: '', code: undefined };
-    let work: Promise<unknown>;
+    // Refusals (401, 403, 404...) are thrown synchronously and answered here: measured, a
+    // rejected promise per refused request cost more than the rest of the refusal path.
+    let work: Promise<unknown> | undefined;
     try {
       work = route(ex, rt, state, outcome);
     } catch (err) {
-      work = Promise.reject(err);
+      fail(ex, err, state, outcome);
     }
-    work
-      .catch((err: unknown) => fail(ex, err, state, outcome))
-      .finally(() => finish(ex, state, outcome));
+    if (work === undefined) finish(ex, state, outcome);
+    else
+      work.then(
+        () => finish(ex, state, outcome),
+        (err: unknown) => {
+          fail(ex, err, state, outcome);
+          finish(ex, state, outcome);
+        },
+      );
   };
 }
 
@@ -50,7 +58,7 @@ function route(
   rt: Runtime,
   state: EdgeState,
   outcome: ProxyOutcome,
-): Promise<unknown> {
+): Promise<unknown> | undefined {
   const canonical = canonicalizePath(ex.url);
   if (canonical === null) throw new GatewayError('BAD_PATH');
   if (canonical === '/auth' && ex.method === 'POST') {

@@ -25,22 +25,23 @@ export interface ProxyOutcome {
 }
 
 /**
- * Checks access to a matched route and forwards. Resolves when the response is complete (or
- * the exchange was answered with an error); throws GatewayError for failures to report.
+ * Checks access to a matched route, synchronously (a refusal throws GatewayError at once, with
+ * no promise to reject), then forwards: the promise settles when the response is complete.
+ * Returns undefined when the exchange was already answered.
  */
-export async function handleProxy(
+export function handleProxy(
   ex: Exchange,
   rt: Runtime,
   route: CompiledRoute,
   rest: string,
   canonicalPath: string,
   outcome: ProxyOutcome,
-): Promise<void> {
+): Promise<void> | undefined {
   // CONNECT would turn the gateway into a TCP tunnel; undici treats it as an upgrade.
   if (ex.method === 'CONNECT') throw new GatewayError('METHOD_NOT_SUPPORTED');
   if (route.methods && !route.methods.has(ex.method)) {
     sendError(ex, 'METHOD_NOT_ALLOWED', [['allow', route.allowHeader]]);
-    return;
+    return undefined;
   }
   const authorization = header(ex, 'authorization');
   const token = bearerToken(authorization);
@@ -60,7 +61,7 @@ export async function handleProxy(
     // A public route's backend may use its own bearer tokens; only the gateway's are withheld.
     dropAuthorization = rt.authenticate(token, Math.floor(Date.now() / 1000)) !== undefined;
   }
-  await forward(ex, rt, route, rest, canonicalPath, identity, dropAuthorization);
+  return forward(ex, rt, route, rest, canonicalPath, identity, dropAuthorization);
 }
 
 function hasRequestBody(ex: Exchange): boolean {
@@ -69,7 +70,7 @@ function hasRequestBody(ex: Exchange): boolean {
   return header(ex, 'transfer-encoding') !== undefined;
 }
 
-async function forward(
+function forward(
   ex: Exchange,
   rt: Runtime,
   route: CompiledRoute,
@@ -93,40 +94,15 @@ async function forward(
     dropAuthorization,
     identity,
   });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      route.pool.dispatch(
-        {
-          path,
-          method: ex.method as Dispatcher.HttpMethod,
-          headers,
-          body: hasRequestBody(ex) ? requestBodyStream(ex) : null,
-        },
-        new UpstreamRelay(ex, resolve, reject),
-      );
-    });
-  } catch (err) {
-    if (!ex.aborted) throw upstreamError(err);
-  }
-}
-
-/** Maps undici and socket failures to the client-facing codes (502 unreachable, 504 timeout). */
-export function upstreamError(err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err;
-  const code = (err as { code?: string }).code;
-  switch (code) {
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'ETIMEDOUT':
-      return new GatewayError('UPSTREAM_TIMEOUT', { cause: err });
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return new GatewayError('UPSTREAM_UNREACHABLE', { cause: err });
-    default:
-      return new GatewayError('UPSTREAM_FAILED', { cause: err });
-  }
+  return new Promise<void>((resolve, reject) => {
+    route.pool.dispatch(
+      {
+        path,
+        method: ex.method as Dispatcher.HttpMethod,
+        headers,
+        body: hasRequestBody(ex) ? requestBodyStream(ex) : null,
+      },
+      new UpstreamRelay(ex, resolve, reject),
+    );
+  });
 }

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../shared/errors.js';
+import { upstreamError } from './upstream-error.js';
 import { forEachResponseHeader } from './upstream-headers.js';
 import { abortExchange, type Exchange, SERVER_HEADER } from './uws-io.js';
 
@@ -178,10 +179,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     return ok || done;
   }
 
+  /** Settles once; a failure is mapped to its client-facing code, a client abort is no failure. */
   #settle(err?: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (err === undefined) this.#resolve();
-    else this.#reject(err);
+    if (err === undefined || this.#ex.aborted) this.#resolve();
+    else this.#reject(upstreamError(err));
   }
 }
