@@ -143,6 +143,9 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     // From now on every answer says `connection: close`, so keep-alive clients move to the
     // edges still listening; wait until nothing is in flight and the connections went quiet.
     current.draining = true;
+    // Idle keep-alive connections get a full quiet period to send one more request and be
+    // told to close, rather than being cut right away.
+    current.lastRequestAt = Date.now();
     while (Date.now() < deadline) {
       if (current.inflight === 0 && Date.now() - current.lastRequestAt >= QUIET_MS) break;
       await new Promise<void>((resolve) => {
