@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { type AccessEntry, AccessLog } from '../shared/access-log.js';
 
 const entry = (i: number): AccessEntry => ({
@@ -31,10 +31,11 @@ t.test('lines are buffered, then flushed by the timer as valid JSON lines', asyn
   t.notOk('code' in parsed[7]!, 'undefined fields are left out');
 });
 
-t.test('whole lines go out in writes of at most 4096 bytes', async (t) => {
+/** An AccessLog whose writeSync records each write instead of writing. */
+async function spiedLog(t: Test): Promise<{ log: AccessLog; writes: string[] }> {
   const writes: string[] = [];
   const fs = await import('node:fs');
-  const { AccessLog: SpiedLog } = await t.mockImport<typeof import('../shared/access-log.js')>(
+  const spied = await t.mockImport<typeof import('../shared/access-log.js')>(
     '../shared/access-log.js',
     {
       'node:fs': {
@@ -43,7 +44,11 @@ t.test('whole lines go out in writes of at most 4096 bytes', async (t) => {
       },
     },
   );
-  const log = new SpiedLog(99);
+  return { log: new spied.AccessLog(99), writes };
+}
+
+t.test('whole lines go out in writes of at most 4096 bytes', async (t) => {
+  const { log, writes } = await spiedLog(t);
   for (let i = 0; i < 1000; i++) log.write(entry(i));
   log.write({ ...entry(1000), path: `/${'x'.repeat(5000)}` });
   log.write(entry(1001));
@@ -62,18 +67,7 @@ t.test('whole lines go out in writes of at most 4096 bytes', async (t) => {
 });
 
 t.test('a burst past the buffer bound is flushed at once', async (t) => {
-  const writes: string[] = [];
-  const fs = await import('node:fs');
-  const { AccessLog: SpiedLog } = await t.mockImport<typeof import('../shared/access-log.js')>(
-    '../shared/access-log.js',
-    {
-      'node:fs': {
-        ...fs,
-        writeSync: (_fd: number, data: Uint8Array) => writes.push(Buffer.from(data).toString()),
-      },
-    },
-  );
-  const log = new SpiedLog(99);
+  const { log, writes } = await spiedLog(t);
   for (let i = 0; i < 3000; i++) log.write(entry(i));
   t.ok(writes.length > 0, 'memory stays bounded: no waiting for the timer');
   log.flush();
