@@ -14,6 +14,7 @@ export const ERRORS = {
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     message: 'Use application/json or application/x-www-form-urlencoded',
@@ -37,6 +38,7 @@ const REASONS: Record<number, string> = {
   405: 'Method Not Allowed',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',
   502: 'Bad Gateway',

@@ -45,14 +45,12 @@ export class ConfigSource {
       },
       instances: config.num_instances,
       cryptoThreads: config.worker,
-      maxHeaderBytes: config.max_header_bytes,
       processKey: JSON.stringify([
         config.host,
         config.port,
         config.tls,
         config.worker,
         config.num_instances,
-        config.max_header_bytes,
       ]),
     };
     return { loaded, plan, rewritten };

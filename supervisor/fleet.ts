@@ -12,7 +12,6 @@ export interface FleetPlan {
   snapshot: ConfigSnapshot;
   instances: number;
   cryptoThreads: number;
-  maxHeaderBytes: number;
   /** Settings an edge cannot change in place (listening socket, process env): a change rolls the fleet. */
   processKey: string;
 }
@@ -146,8 +145,6 @@ export class Fleet {
         PROXYAUTH_CRYPTO_THREADS: String(plan.cryptoThreads),
         // argon2 runs on libuv's pool: give it a thread per crypto worker plus the default 4.
         UV_THREADPOOL_SIZE: String(plan.cryptoThreads + 4),
-        // uWS answers 431 past this many bytes of request head (its built-in default is 4 KiB).
-        UWS_HTTP_MAX_HEADERS_SIZE: String(plan.maxHeaderBytes),
       },
     });
     const edge: Edge = { slot, child, retiring: false, startedAt: Date.now() };

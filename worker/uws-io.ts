@@ -22,6 +22,8 @@ export interface Exchange {
   readonly query: string;
   /** Lower-case header names, in arrival order. */
   readonly headers: string[];
+  /** Size of the header lines (names, values, separators), for `max_header_bytes`. */
+  readonly headBytes: number;
   readonly ip: string;
   readonly startedAt: number;
   /** Set once the client went away or the response ended: `res` must not be touched then. */
@@ -54,8 +56,10 @@ export function clientIp(text: string): string {
 
 export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   const headers: string[] = [];
+  let headBytes = 0;
   req.forEach((key, value) => {
     headers.push(key, value);
+    headBytes += key.length + value.length + 4;
   });
   const exchange: Exchange = {
     res,
@@ -63,6 +67,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     url: req.getUrl(),
     query: req.getQuery() ?? '',
     headers,
+    headBytes,
     ip: clientIp(textDecoder.decode(res.getRemoteAddressAsText())),
     startedAt: performance.now(),
     done: false,
