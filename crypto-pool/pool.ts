@@ -31,10 +31,6 @@ export class CryptoPool {
     });
   }
 
-  get queueSize(): number {
-    return this.#pool.queueSize;
-  }
-
   hashPassword(password: string, params?: HashParams): Promise<string> {
     return this.#run<HashPasswordTask, string>(TASKS.hashPassword, { password, params });
   }

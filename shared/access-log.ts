@@ -34,8 +34,6 @@ export class AccessLog {
   readonly #flush = () => this.flush();
   #lastMs = 0;
   #lastIso = '';
-  /** Chunks that could not be written (full non-blocking pipe, closed reader). */
-  dropped = 0;
 
   constructor(fd = 1) {
     this.#fd = fd;
@@ -87,8 +85,8 @@ export class AccessLog {
       writeSync(this.#fd, chunk);
     } catch {
       // EAGAIN on a full pipe, EPIPE after the reader left: losing access lines beats blocking
-      // or crashing the edge. A chunk within PIPE_BUF is written whole or not at all.
-      this.dropped += 1;
+      // or crashing the edge (and there is nowhere left to report it). A chunk within PIPE_BUF
+      // is written whole or not at all, so the next chunk still starts on a line boundary.
     }
   }
 }

@@ -46,10 +46,6 @@ export class Fleet {
     this.#log = log;
   }
 
-  get size(): number {
-    return this.#edges.size;
-  }
-
   get pids(): number[] {
     return [...this.#edges].map((e) => e.child.pid ?? 0);
   }
