@@ -62,7 +62,6 @@ function route(
   // uWS has its own fixed ceiling (tens of KiB, and UWS_HTTP_MAX_HEADERS_SIZE does not lower
   // it in this build): the configured limit is enforced here.
   if (ex.headBytes + ex.url.length + ex.query.length > rt.config.max_header_bytes) {
-    ex.unreadBody = true;
     throw new GatewayError('HEADERS_TOO_LARGE');
   }
   const canonical = canonicalizePath(ex.url);

@@ -64,12 +64,6 @@ export function handleProxy(
   return forward(ex, rt, route, rest, canonicalPath, identity, dropAuthorization);
 }
 
-function hasRequestBody(ex: Exchange): boolean {
-  const length = header(ex, 'content-length');
-  if (length !== undefined) return length !== '0';
-  return header(ex, 'transfer-encoding') !== undefined;
-}
-
 function forward(
   ex: Exchange,
   rt: Runtime,
@@ -100,7 +94,7 @@ function forward(
         path,
         method: ex.method as Dispatcher.HttpMethod,
         headers,
-        body: hasRequestBody(ex) ? requestBodyStream(ex) : null,
+        body: ex.hasBody ? requestBodyStream(ex) : null,
       },
       new UpstreamRelay(ex, resolve, reject),
     );

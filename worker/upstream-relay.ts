@@ -94,7 +94,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     res.writeStatus(`${ex.status} ${STATUS_CODES[ex.status] ?? 'Unknown'}`);
     res.writeHeader('server', SERVER_HEADER);
     forEachResponseHeader(headers, writeHeaderBytes(res));
-    if (ex.closeConnection) res.writeHeader('connection', 'close');
+    // Draining, or the upstream answered before the upload ended: this connection is done.
+    if (ex.closeConnection || ex.unreadBody) res.writeHeader('connection', 'close');
   }
 
   #endEmpty(): void {

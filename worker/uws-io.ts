@@ -24,12 +24,17 @@ export interface Exchange {
   readonly headers: string[];
   /** Size of the header lines (names, values, separators), for `max_header_bytes`. */
   readonly headBytes: number;
+  /** The request announces a body (Content-Length above 0, or Transfer-Encoding). */
+  readonly hasBody: boolean;
   readonly ip: string;
   readonly startedAt: number;
   /** Set once the client went away or the response ended: `res` must not be touched then. */
   done: boolean;
   aborted: boolean;
-  /** The request body was not read to its end: the connection cannot carry another request. */
+  /**
+   * The request body is not (yet) read to its end. uWS does not skip an unread body, so an
+   * answer given before the end must close the connection or the next request never parses.
+   */
   unreadBody: boolean;
   /** uWS's resume() on a socket that is not paused stalls it (uwebsockets 3.0.6): track it. */
   paused: boolean;
@@ -57,9 +62,11 @@ export function clientIp(text: string): string {
 export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   const headers: string[] = [];
   let headBytes = 0;
+  let hasBody = false;
   req.forEach((key, value) => {
     headers.push(key, value);
     headBytes += key.length + value.length + 4;
+    if (key === 'transfer-encoding' || (key === 'content-length' && value !== '0')) hasBody = true;
   });
   const exchange: Exchange = {
     res,
@@ -68,11 +75,12 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     query: req.getQuery() ?? '',
     headers,
     headBytes,
+    hasBody,
     ip: clientIp(textDecoder.decode(res.getRemoteAddressAsText())),
     startedAt: performance.now(),
     done: false,
     aborted: false,
-    unreadBody: false,
+    unreadBody: hasBody,
     paused: false,
     closeConnection: false,
     status: 0,
@@ -93,32 +101,27 @@ export function header(ex: Exchange, name: string): string | undefined {
   return undefined;
 }
 
-export function sendBody(
+/**
+ * A JSON answer written by the gateway itself. The connection is closed after it when the
+ * request body was left unread or the edge is draining.
+ */
+export function sendJson(
   ex: Exchange,
   status: number,
-  contentType: string,
   body: string,
   extra?: readonly (readonly [string, string])[],
-  closeConnection = false,
 ): void {
   if (ex.done) return;
-  ex.done = true;
   ex.status = status;
   ex.res.cork(() => {
     ex.res.writeStatus(statusLine(status)).writeHeader('server', SERVER_HEADER);
-    ex.res.writeHeader('content-type', contentType);
+    ex.res.writeHeader('content-type', 'application/json');
     ex.res.writeHeader('cache-control', 'no-store');
     if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
-    if (ex.paused) {
-      ex.paused = false;
-      ex.res.resume();
-    }
-    ex.res.end(body, closeConnection || ex.unreadBody || ex.closeConnection);
+    resumeBody(ex);
+    ex.done = true;
+    ex.res.end(body, ex.unreadBody || ex.closeConnection);
   });
-}
-
-export function sendJson(ex: Exchange, status: number, body: string): void {
-  sendBody(ex, status, 'application/json', body);
 }
 
 /** An error answer: `{code, error, message}` with the catalog's status. */
@@ -126,9 +129,8 @@ export function sendError(
   ex: Exchange,
   code: ErrorCode,
   extra?: readonly (readonly [string, string])[],
-  closeConnection = false,
 ): void {
-  sendBody(ex, ERRORS[code].status, 'application/json', errorBody(code), extra, closeConnection);
+  sendJson(ex, ERRORS[code].status, errorBody(code), extra);
 }
 
 /** Drops the connection (used when an upstream fails after the response head was sent). */
@@ -150,26 +152,22 @@ const DISCARD_LIMIT = 1024 * 1024;
  */
 export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
   const declared = Number(header(ex, 'content-length') ?? '0');
-  if (declared > limit) {
-    ex.unreadBody = true;
-    return Promise.reject(new GatewayError('BODY_TOO_LARGE'));
-  }
+  if (declared > limit) return Promise.reject(new GatewayError('BODY_TOO_LARGE'));
+  if (!ex.hasBody) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     let chunks: Buffer[] = [];
     let size = 0;
     ex.onAbort = () => reject(new GatewayError('BAD_REQUEST', { cause: 'client aborted' }));
     ex.res.onData((chunk, isLast) => {
       size += chunk.byteLength;
+      if (isLast) ex.unreadBody = false;
       if (size <= limit) {
         chunks.push(Buffer.from(chunk.slice(0)));
         if (isLast) resolve(Buffer.concat(chunks));
         return;
       }
       chunks = [];
-      if (isLast || size > limit + DISCARD_LIMIT) {
-        ex.unreadBody = !isLast;
-        reject(new GatewayError('BODY_TOO_LARGE'));
-      }
+      if (isLast || size > limit + DISCARD_LIMIT) reject(new GatewayError('BODY_TOO_LARGE'));
     });
   });
 }
@@ -179,9 +177,6 @@ export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
  * the client socket is paused, so a multi-GB upload holds at most a few chunks in memory.
  */
 export function requestBodyStream(ex: Exchange): Readable {
-  // Until the last chunk arrives, an early answer (401 from upstream, 502) leaves body bytes
-  // on the socket, and a paused socket must be resumed or the connection hangs.
-  ex.unreadBody = true;
   const stream = new Readable({
     highWaterMark: 256 * 1024,
     read() {
