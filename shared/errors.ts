@@ -46,12 +46,16 @@ const REASONS: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-/** A failure with a client-safe code; `cause` is for the log only. */
+/**
+ * A failure with a client-safe code. `detail` says what was wrong with the client's own input
+ * and is shown to it (never secrets or internals); `cause` is for the log only.
+ */
 export class GatewayError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  readonly detail: string | undefined;
 
-  constructor(code: ErrorCode, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, options?: { cause?: unknown; detail?: string }) {
     // Refusals are the common case on the hot path and their stack says nothing (the cause
     // keeps its own): capturing it measured as the costliest step of a 401.
     const limit = Error.stackTraceLimit;
@@ -61,6 +65,7 @@ export class GatewayError extends Error {
     this.name = 'GatewayError';
     this.code = code;
     this.status = ERRORS[code].status;
+    this.detail = options?.detail;
   }
 }
 
@@ -71,8 +76,12 @@ export function statusLine(status: number): string {
 
 const bodies = new Map<ErrorCode, string>();
 
-/** The JSON body for an error code, serialized once per code. */
-export function errorBody(code: ErrorCode): string {
+/** The JSON body for an error code, serialized once per code unless it carries a detail. */
+export function errorBody(code: ErrorCode, detail?: string): string {
+  if (detail !== undefined) {
+    const { status, message } = ERRORS[code];
+    return JSON.stringify({ code: status, error: code, message: `${message}: ${detail}` });
+  }
   let body = bodies.get(code);
   if (body === undefined) {
     const { status, message } = ERRORS[code];

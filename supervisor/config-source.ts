@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { ensureSelfSignedCert } from '../conf/first-run.js';
 import type { LoadedConfig } from '../conf/load.js';
 import { loadConfigDir } from '../conf/load.js';
 import { rewritePlaintextPasswords, setTokenAdmin } from '../conf/rewrite-passwords.js';
@@ -8,7 +9,8 @@ import type { FleetPlan } from './fleet.js';
 
 /**
  * Reads the config dir into a plan for the fleet: plaintext passwords are hashed and an empty
- * token_admin generated in the file first (losslessly), then everything is validated.
+ * token_admin generated in the file first (losslessly), then everything is validated, and a
+ * self-signed certificate is created when `tls` is on and none exists.
  * Throws ConfigError with every issue found; the caller decides whether that stops the start.
  */
 export class ConfigSource {
@@ -19,20 +21,18 @@ export class ConfigSource {
     this.#dirs = dirs;
   }
 
-  get configFile(): string {
+  private get configFile(): string {
     return join(this.#dirs.configDir, 'config.json');
   }
 
-  get routesFile(): string {
-    return join(this.#dirs.configDir, 'routes.yml');
-  }
-
   async load(): Promise<{ loaded: LoadedConfig; plan: FleetPlan; rewritten: number }> {
-    // Validate before rewriting: an invalid file is reported as the operator wrote it.
-    await loadConfigDir(this.#dirs.configDir);
+    // Validate before rewriting: an invalid file is reported as the operator wrote it. Read it
+    // again only when the rewrite changed it.
+    let loaded = await loadConfigDir(this.#dirs.configDir);
     const { rewritten } = await rewritePlaintextPasswords(this.configFile, hashPassword);
-    await setTokenAdmin(this.configFile);
-    const loaded = await loadConfigDir(this.#dirs.configDir);
+    const { written } = await setTokenAdmin(this.configFile);
+    if (rewritten > 0 || written) loaded = await loadConfigDir(this.#dirs.configDir);
+    if (loaded.config.tls) await ensureSelfSignedCert(this.#dirs.configDir);
     const { config } = loaded;
     this.#generation++;
     const plan: FleetPlan = {

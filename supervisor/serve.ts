@@ -2,7 +2,7 @@ import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../conf/config-error.js';
-import { ensureConfigDir, ensureSelfSignedCert } from '../conf/first-run.js';
+import { ensureConfigDir } from '../conf/first-run.js';
 import { hashPassword } from '../crypto-pool/password.js';
 import { createLogger } from '../shared/log.js';
 import { ConfigSource } from './config-source.js';
@@ -23,11 +23,9 @@ export async function serve(dirs: Dirs): Promise<number> {
   const source = new ConfigSource(dirs);
   let plan: FleetPlan;
   try {
-    const { loaded, plan: first, rewritten } = await source.load();
-    for (const warning of loaded.warnings) log.warn(warning);
-    if (rewritten > 0) log.info('hashed plaintext passwords in config.json', { count: rewritten });
-    if (loaded.config.tls) await ensureSelfSignedCert(dirs.configDir);
-    plan = first;
+    const loaded = await source.load();
+    logLoad(loaded);
+    plan = loaded.plan;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.format()}\n`);
@@ -83,11 +81,11 @@ function createReloader(source: ConfigSource, fleet: Fleet, initial: FleetPlan):
   let again = false;
   const pass = async (): Promise<void> => {
     try {
-      const { loaded, plan } = await source.load();
+      const loaded = await source.load();
+      const { plan } = loaded;
       const raw = JSON.stringify(plan.snapshot.raw);
       if (raw === current) return;
-      for (const warning of loaded.warnings) log.warn(warning);
-      if (loaded.config.tls) await ensureSelfSignedCert(plan.snapshot.configDir);
+      logLoad(loaded);
       await fleet.apply(plan);
       current = raw;
       log.info('configuration reloaded', { generation: plan.snapshot.generation });
@@ -120,6 +118,11 @@ function createReloader(source: ConfigSource, fleet: Fleet, initial: FleetPlan):
     });
   };
   return run;
+}
+
+function logLoad({ loaded, rewritten }: Awaited<ReturnType<ConfigSource['load']>>): void {
+  for (const warning of loaded.warnings) log.warn(warning);
+  if (rewritten > 0) log.info('hashed plaintext passwords in config.json', { count: rewritten });
 }
 
 function announceAdmin(configDir: string, password: string): void {

@@ -112,6 +112,15 @@ t.test('malformed bodies get 400, 413 and 415 with stable codes', async (t) => {
     t.equal(res.status, status, `${type} ${body.slice(0, 30)}`);
     t.equal(((await res.json()) as { error: string }).error, code);
   }
+  const messages = await Promise.all(
+    ['{"username": "alice", ', '{"username": "alice"}'].map(async (body) => {
+      const res = await auth(body);
+      return ((await res.json()) as { message: string }).message;
+    }),
+  );
+  t.match(messages[0], /not valid JSON/, 'the 400 says what is wrong');
+  t.match(messages[1], /password must be a non-empty string/);
+  t.notMatch(messages[0], /alice/, 'without echoing the input');
 });
 
 t.test('a chunked body over the limit is cut at the limit with 413', async (t) => {

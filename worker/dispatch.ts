@@ -96,7 +96,7 @@ function fail(ex: Exchange, err: unknown, state: EdgeState, outcome: ProxyOutcom
     });
   }
   const extra = EXTRA_HEADERS[gateway.code];
-  sendError(ex, gateway.code, extra);
+  sendError(ex, gateway.code, extra, gateway.detail);
   ex.status = gateway.status;
   outcome.code = gateway.code;
 }

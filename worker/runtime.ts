@@ -46,29 +46,30 @@ const TOKEN_CACHE_ENTRIES = 50_000;
  * started with, so a reload never changes the rules under a request in flight.
  */
 export class Runtime {
-  readonly generation: number;
   readonly config: Config;
   readonly routes: RouteTable<CompiledRoute>;
   readonly users: ReadonlyMap<string, UserEntry>;
   readonly codec: TokenCodec;
   readonly origins: ReadonlySet<string>;
   readonly dummyHash: string;
+  /** `m,t,p` of the dummy hash, so a reload with the same parameters reuses it. */
+  readonly dummyParams: string | undefined;
   readonly #sessions = new LruCache<string, Session>(TOKEN_CACHE_ENTRIES);
 
   private constructor(init: {
-    generation: number;
     config: Config;
     routes: CompiledRoute[];
     users: Map<string, UserEntry>;
     dummyHash: string;
+    dummyParams: string | undefined;
   }) {
-    this.generation = init.generation;
     this.config = init.config;
     this.routes = compileRouteTable(init.routes);
     this.users = init.users;
     this.codec = new TokenCodec(init.config.secret);
     this.origins = new Set(init.routes.map((r) => r.origin));
     this.dummyHash = init.dummyHash;
+    this.dummyParams = init.dummyParams;
   }
 
   /** Validates a snapshot with the same parser as the supervisor and compiles it. */
@@ -84,10 +85,14 @@ export class Runtime {
       snapshot.files,
     );
     const users = compileUsers(config);
+    const dummyParams = dominantParams(users);
     const dummyHash =
-      previous && sameHashParams(previous, users)
+      previous && previous.dummyParams === dummyParams
         ? previous.dummyHash
-        : await crypto.hashPassword(randomBytes(18).toString('base64url'), dominantParams(users));
+        : await crypto.hashPassword(
+            randomBytes(18).toString('base64url'),
+            toHashParams(dummyParams),
+          );
     const poolOptions: PoolOptions = {
       maxConnections: config.max_idle_per_host,
       timeoutMs: config.client_timeout,
@@ -95,11 +100,11 @@ export class Runtime {
     };
     const compiled = routes.map((route) => compileRoute(route, pools, poolOptions));
     return new Runtime({
-      generation: snapshot.generation,
       config,
       routes: compiled,
       users,
       dummyHash,
+      dummyParams,
     });
   }
 
@@ -123,10 +128,9 @@ export class Runtime {
 function compileUsers(config: Config): Map<string, UserEntry> {
   const users = new Map<string, UserEntry>();
   for (const u of config.users) {
-    const roles = u.roles ?? [];
     users.set(u.username, {
       hash: u.password,
-      identity: { user: u.username, rolesHeader: roles.join(',') },
+      identity: { user: u.username, rolesHeader: u.roles.join(',') },
       allows: u.allow && u.allow.length > 0 ? compileIpMatcher(u.allow) : undefined,
     });
   }
@@ -171,7 +175,7 @@ function hashParamsKey(hash: string): string | undefined {
  * The dummy hash that unknown usernames are verified against must cost what a real user's
  * verification costs, or timing tells which usernames exist: take the most common parameters.
  */
-function dominantParams(users: ReadonlyMap<string, UserEntry>): HashParams | undefined {
+function dominantParams(users: ReadonlyMap<string, UserEntry>): string | undefined {
   const counts = new Map<string, number>();
   for (const { hash } of users.values()) {
     const key = hashParamsKey(hash);
@@ -179,15 +183,15 @@ function dominantParams(users: ReadonlyMap<string, UserEntry>): HashParams | und
   }
   let best: string | undefined;
   for (const [k, n] of counts) if (best === undefined || n > (counts.get(best) ?? 0)) best = k;
-  if (best === undefined) return undefined;
-  const [memoryCost, timeCost, parallelism] = best.split(',').map(Number) as [
+  return best;
+}
+
+function toHashParams(key: string | undefined): HashParams | undefined {
+  if (key === undefined) return undefined;
+  const [memoryCost, timeCost, parallelism] = key.split(',').map(Number) as [
     number,
     number,
     number,
   ];
   return { memoryCost, timeCost, parallelism };
-}
-
-function sameHashParams(previous: Runtime, users: ReadonlyMap<string, UserEntry>): boolean {
-  return JSON.stringify(dominantParams(previous.users)) === JSON.stringify(dominantParams(users));
 }

@@ -129,8 +129,9 @@ export function sendError(
   ex: Exchange,
   code: ErrorCode,
   extra?: readonly (readonly [string, string])[],
+  detail?: string,
 ): void {
-  sendJson(ex, ERRORS[code].status, errorBody(code), extra);
+  sendJson(ex, ERRORS[code].status, errorBody(code, detail), extra);
 }
 
 /** Drops the connection (used when an upstream fails after the response head was sent). */
