@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { argon2id, hash } from 'argon2';
+import { hashPassword } from '../crypto-pool/password.js';
 import { BenchError } from './bench-error.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { freePort } from './free-port.js';
@@ -125,11 +125,6 @@ async function writeGatewayFiles(
 ): Promise<void> {
   await writeFile(join(configDir, 'config.json'), renderGatewayConfig(params), { mode: 0o600 });
   await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort), { mode: 0o600 });
-}
-
-// Same parameters the gateway uses for its own hashes (OWASP's argon2id minimum).
-function hashPassword(password: string): Promise<string> {
-  return hash(password, { type: argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
 }
 
 function jsonPost(body: unknown): {

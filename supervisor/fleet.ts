@@ -139,8 +139,6 @@ export class Fleet {
         ...process.env,
         PROXYAUTH_EDGE_SLOT: String(slot),
         PROXYAUTH_CRYPTO_THREADS: String(plan.cryptoThreads),
-        // argon2 runs on libuv's pool: give it a thread per crypto worker plus the default 4.
-        UV_THREADPOOL_SIZE: String(plan.cryptoThreads + 4),
       },
     });
     const edge: Edge = { slot, child, retiring: false, startedAt: Date.now() };

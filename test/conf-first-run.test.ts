@@ -1,14 +1,13 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as argon2 from 'argon2';
 import t from 'tap';
 import { ensureConfigDir, ensureSelfSignedCert } from '../conf/first-run.js';
 import { loadConfigDir } from '../conf/load.js';
 import { ROUTES_EXAMPLE_YML } from '../conf/routes-example.js';
+import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 
-const hash = (pw: string) =>
-  argon2.hash(pw, { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+const hash = (pw: string) => hashPassword(pw);
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
@@ -40,7 +39,7 @@ t.test('creates a private config dir that the loader accepts', async (t) => {
   const [admin] = config.users;
   t.equal(admin?.username, 'admin');
   t.same(admin?.roles, ['admin']);
-  t.ok(await argon2.verify(admin?.password ?? '', result.adminPassword ?? ''));
+  t.ok(await verifyPassword(admin?.password ?? '', result.adminPassword ?? ''));
   // Every default is written out, so the operator sees what can be tuned.
   const written = JSON.parse(text) as Record<string, unknown>;
   for (const key of [

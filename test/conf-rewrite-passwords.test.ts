@@ -1,12 +1,11 @@
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as argon2 from 'argon2';
 import t from 'tap';
 import { parseConfig } from '../conf/parse.js';
 import { rewritePlaintextPasswords, setTokenAdmin } from '../conf/rewrite-passwords.js';
+import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 
-const hash = (pw: string) =>
-  argon2.hash(pw, { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+const hash = (pw: string) => hashPassword(pw);
 
 const SECRET = 'S'.repeat(64);
 const EXISTING =
@@ -50,8 +49,8 @@ t.test('hashes only plaintext passwords, every other byte identical', async (t) 
   );
   t.notMatch(after, /hunter2/);
 
-  t.ok(await argon2.verify(alice ?? '', 'hunter2'));
-  t.ok(await argon2.verify(emile ?? '', 'päss "quoted" ✓'));
+  t.ok(await verifyPassword(alice ?? '', 'hunter2'));
+  t.ok(await verifyPassword(emile ?? '', 'päss "quoted" ✓'));
   t.equal((await stat(file)).mode & 0o777, 0o640, 'mode preserved');
   t.equal(
     parseConfig(JSON.parse(after), null, { config: file, routes: 'r' }).config.users.length,

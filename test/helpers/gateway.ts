@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import argon2 from 'argon2';
+import { hashPassword } from '../../crypto-pool/password.js';
 import { freePort } from './free-port.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/supervisor/cli.js', import.meta.url));
@@ -38,12 +38,7 @@ const hashes = new Map<string, string>();
 async function hashOnce(password: string): Promise<string> {
   let hash = hashes.get(password);
   if (!hash) {
-    hash = await argon2.hash(password, {
-      type: argon2.argon2id,
-      memoryCost: 19456,
-      timeCost: 2,
-      parallelism: 1,
-    });
+    hash = await hashPassword(password);
     hashes.set(password, hash);
   }
   return hash;
