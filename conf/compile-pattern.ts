@@ -1,6 +1,10 @@
+import { CodedError } from '../shared/coded-error.js';
+
 /** Why a filter regex cannot be used; thrown by {@link compilePattern}. */
-export class PatternError extends Error {
-  readonly code = 'PATTERN_INVALID';
+export class PatternError extends CodedError<'PATTERN_INVALID'> {
+  constructor(message: string) {
+    super('PATTERN_INVALID', message);
+  }
 }
 
 // Rust's regex crate spells flags as a leading group, e.g. `(?i)` or `(?is)`. JS (Node 20) has

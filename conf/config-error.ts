@@ -1,3 +1,5 @@
+import { CodedError } from '../shared/coded-error.js';
+
 /** One problem found in a configuration file. */
 export interface ConfigIssue {
   /** Path of the file the issue was found in, as given to the parser or loader. */
@@ -15,13 +17,11 @@ export interface ConfigIssue {
 }
 
 /** Thrown when config.json or routes.yml is unreadable or invalid; carries every issue found. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+export class ConfigError extends CodedError<'CONFIG_INVALID'> {
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[]) {
-    super(`invalid configuration:\n${formatIssues(issues)}`);
-    this.name = 'ConfigError';
+    super('CONFIG_INVALID', `invalid configuration:\n${formatIssues(issues)}`);
     this.issues = issues;
   }
 

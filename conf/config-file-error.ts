@@ -1,3 +1,5 @@
+import { CodedError } from '../shared/coded-error.js';
+
 export type ConfigFileErrorCode =
   | 'CONFIG_CHANGED_DURING_REWRITE'
   | 'CONFIG_NOT_UTF8'
@@ -6,12 +8,4 @@ export type ConfigFileErrorCode =
   | 'OPENSSL_FAILED';
 
 /** A configuration file could not be rewritten or generated (as opposed to being invalid). */
-export class ConfigFileError extends Error {
-  readonly code: ConfigFileErrorCode;
-
-  constructor(code: ConfigFileErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConfigFileError';
-    this.code = code;
-  }
-}
+export class ConfigFileError extends CodedError<ConfigFileErrorCode> {}

@@ -1,3 +1,4 @@
+import { CodedError } from '../shared/coded-error.js';
 import { formatKeyPath } from './key-path.js';
 
 /** Where one JSON value sits in the source text: `text.slice(start, end)` is its token(s). */
@@ -8,16 +9,14 @@ export interface JsonSpan {
 }
 
 /** A JSON syntax error with its 1-based position. */
-export class JsonSyntaxError extends Error {
-  readonly code = 'JSON_SYNTAX';
+export class JsonSyntaxError extends CodedError<'JSON_SYNTAX'> {
   readonly offset: number;
   readonly line: number;
   readonly column: number;
 
   constructor(text: string, offset: number, message: string) {
     const { line, column } = lineAndColumn(text, offset);
-    super(`line ${line}, column ${column}: ${message}`);
-    this.name = 'JsonSyntaxError';
+    super('JSON_SYNTAX', `line ${line}, column ${column}: ${message}`);
     this.offset = offset;
     this.line = line;
     this.column = column;

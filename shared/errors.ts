@@ -1,3 +1,5 @@
+import { CodedError } from './coded-error.js';
+
 /**
  * The error catalog: every error a client can see has a stable `code` and an HTTP status.
  * Clients get `{ code, error, message }` where `message` is safe to show; causes go to the log.
@@ -50,8 +52,7 @@ const REASONS: Record<number, string> = {
  * A failure with a client-safe code. `detail` says what was wrong with the client's own input
  * and is shown to it (never secrets or internals); `cause` is for the log only.
  */
-export class GatewayError extends Error {
-  readonly code: ErrorCode;
+export class GatewayError extends CodedError<ErrorCode> {
   readonly status: number;
   readonly detail: string | undefined;
 
@@ -60,10 +61,8 @@ export class GatewayError extends Error {
     // keeps its own): capturing it measured as the costliest step of a 401.
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
-    super(ERRORS[code].message, options);
+    super(code, ERRORS[code].message, options);
     Error.stackTraceLimit = limit;
-    this.name = 'GatewayError';
-    this.code = code;
     this.status = ERRORS[code].status;
     this.detail = options?.detail;
   }

@@ -1,3 +1,4 @@
+import { CodedError } from './coded-error.js';
 // IP allow lists. Every address lives in the IPv6 space as four 32-bit words, IPv4 as its mapped
 // form ::ffff:a.b.c.d (RFC 4291 section 2.5.5.2). One representation means one comparison
 // loop, and a client that reaches a dual-stack socket as ::ffff:1.2.3.4 (or as uWS's full form
@@ -7,13 +8,11 @@
 // signed too for `===` to compare like with like.
 
 /** Thrown by `parseIpEntry` and `compileIpMatcher` for an entry that is not an address or CIDR. */
-export class IpEntryError extends Error {
-  readonly code = 'INVALID_IP_ENTRY';
+export class IpEntryError extends CodedError<'INVALID_IP_ENTRY'> {
   readonly entry: string;
 
   constructor(entry: string, reason: string) {
-    super(`invalid IP entry ${JSON.stringify(entry)}: ${reason}`);
-    this.name = 'IpEntryError';
+    super('INVALID_IP_ENTRY', `invalid IP entry ${JSON.stringify(entry)}: ${reason}`);
     this.entry = entry;
   }
 }

@@ -4,6 +4,7 @@
 import { randomFillSync, timingSafeEqual } from 'node:crypto';
 import { xchacha20 } from '@noble/ciphers/chacha.js';
 import { decodeBase64UrlInto, decodedLength, encodeBase64Url } from './base64url.js';
+import { CodedError } from './coded-error.js';
 import { deriveTokenKeys, keyedHashInto, type TokenKeys } from './token-keys.js';
 
 /** The format version written in the first byte of every token. */
@@ -51,15 +52,7 @@ export type TokenCodecErrorCode =
   | 'TOKEN_RANDOM_INVALID';
 
 /** Thrown by `TokenCodec` for arguments it cannot encode. */
-export class TokenCodecError extends Error {
-  readonly code: TokenCodecErrorCode;
-
-  constructor(code: TokenCodecErrorCode, message: string) {
-    super(message);
-    this.name = 'TokenCodecError';
-    this.code = code;
-  }
-}
+export class TokenCodecError extends CodedError<TokenCodecErrorCode> {}
 
 // Failures are shared frozen objects so that rejecting garbage allocates nothing.
 const failure = (reason: VerifyFailure): VerifyResult => Object.freeze({ ok: false, reason });

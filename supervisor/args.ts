@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { CodedError } from '../shared/coded-error.js';
 
 export type Command = 'run' | 'check-config' | 'hash-password' | 'help' | 'version';
 
@@ -8,8 +9,10 @@ export interface CliArgs {
   dataDir: string | undefined;
 }
 
-export class UsageError extends Error {
-  readonly code = 'USAGE';
+export class UsageError extends CodedError<'USAGE'> {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
 }
 
 const COMMANDS = new Set<string>(['run', 'check-config', 'hash-password']);

@@ -4,6 +4,7 @@
  * wins whatever the order of routes.yml; '/' matches what nothing longer does.
  */
 
+import { CodedError } from '../shared/coded-error.js';
 import { canonicalizePath } from './canonical-path.js';
 
 /** The matched route and the canonical path after its prefix: '' or starting with '/'. */
@@ -23,14 +24,11 @@ export interface RouteTable<R> {
 export type RouteTableErrorCode = 'ROUTE_PREFIX_INVALID' | 'ROUTE_PREFIX_DUPLICATE';
 
 /** A routes.yml prefix the table cannot hold. Thrown at compile time, never per request. */
-export class RouteTableError extends Error {
-  readonly code: RouteTableErrorCode;
+export class RouteTableError extends CodedError<RouteTableErrorCode> {
   readonly prefix: string;
 
   constructor(code: RouteTableErrorCode, prefix: string, message: string) {
-    super(message);
-    this.name = 'RouteTableError';
-    this.code = code;
+    super(code, message);
     this.prefix = prefix;
   }
 }

@@ -1,3 +1,4 @@
+import { CodedError } from '../shared/coded-error.js';
 /*
  * The path and query sent upstream. The backend must see exactly the path the gateway routed
  * on: the canonical path is decoded once (canonical-path.ts), so every char that could be read
@@ -19,15 +20,7 @@ export interface ParsedTarget {
 export type TargetUrlErrorCode = 'TARGET_INVALID' | 'TARGET_PROTOCOL' | 'TARGET_CREDENTIALS';
 
 /** A route `target` the proxy cannot use. Thrown at config load, never per request. */
-export class TargetUrlError extends Error {
-  readonly code: TargetUrlErrorCode;
-
-  constructor(code: TargetUrlErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TargetUrlError';
-    this.code = code;
-  }
-}
+export class TargetUrlError extends CodedError<TargetUrlErrorCode> {}
 
 /** Options of {@link buildUpstreamPath}. */
 export interface UpstreamPathOptions {
