@@ -61,6 +61,7 @@ export function renderRoutesYml(upstreamPort: number): string {
  * tail is included in any start error.
  */
 export async function startGateway(
+  name: 'gateway' | 'baseline',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -82,7 +83,7 @@ export async function startGateway(
   const logPath = join(dir, 'gateway.log');
   const logFd = openSync(logPath, 'a');
   const args = [cliPath, '--config-dir', configDir, '--data-dir', dataDir];
-  const proc = spawnManaged('gateway', process.execPath, args, { stdio: ['ignore', logFd, logFd] });
+  const proc = spawnManaged(name, process.execPath, args, { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   cleanup.add('stop gateway', async () => {
     const wasRunning = proc.running;
@@ -101,7 +102,7 @@ export async function startGateway(
     });
     const token = await logIn(baseUrl, login);
     return {
-      name: 'gateway',
+      name,
       baseUrl,
       authHeaders: { authorization: `Bearer ${token}` },
       pid: proc.child.pid,

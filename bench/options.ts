@@ -11,6 +11,8 @@ export interface BenchOptions {
   readonly threads: number;
   readonly scenarios: readonly string[];
   readonly tool: LoadToolChoice;
+  /** Root of another built checkout whose gateway runs beside this one (`baseline-*` scenarios). */
+  readonly baseline: string | undefined;
   readonly help: boolean;
 }
 
@@ -23,6 +25,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --threads T         load tool threads (default 2)
   --scenarios a,b     only these scenarios (default: all)
   --tool NAME         auto | wrk | autocannon (default auto: wrk, else autocannon)
+  --baseline DIR      also run the gateway built in checkout DIR (dist/ built): before/after
+                      in the same run, as baseline-* scenarios with ratios to this build
   --help              this text`;
 
 const TOOLS: readonly LoadToolChoice[] = ['auto', 'wrk', 'autocannon'];
@@ -40,6 +44,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       threads: { type: 'string', default: '2' },
       scenarios: { type: 'string', default: '' },
       tool: { type: 'string', default: 'auto' },
+      baseline: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -54,6 +59,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       .map((s) => s.trim())
       .filter(Boolean),
     tool: tool(values.tool),
+    baseline: values.baseline,
     help: values.help,
   };
   // wrk refuses fewer connections than threads (each thread needs one).

@@ -17,8 +17,8 @@ export function packageRoot(from: string = benchDir): string {
 }
 
 /** The gateway's compiled CLI, as `npm run build` lays it out. */
-export function gatewayCliPath(): string {
-  return join(packageRoot(), 'dist', 'supervisor', 'cli.js');
+export function gatewayCliPath(root: string = packageRoot()): string {
+  return join(root, 'dist', 'supervisor', 'cli.js');
 }
 
 /** Where result JSON files go (gitignored except .gitkeep). */

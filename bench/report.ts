@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoadResult } from './load-result.js';
 import type { MachineInfo } from './machine-info.js';
-import { REFERENCE_SCENARIOS } from './scenarios.js';
+import { BASELINE_PREFIX, REFERENCE_SCENARIOS } from './scenarios.js';
 import { median, range } from './stats.js';
 
 /** One timed run of one scenario. */
@@ -136,10 +136,39 @@ export function renderReport(report: BenchReport): string {
     '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-direct) per request',
     '',
     renderTable(report.summary),
+    ...renderBaseline(report.summary),
     ...(notRun.length > 0 ? ['', 'not measured:', ...notRun] : []),
     ...(warnings.length > 0 ? ['', 'warnings:', ...warnings] : []),
     '',
   ].join('\n');
+}
+
+/**
+ * This build against the `--baseline` build, same run: each `baseline-X` scenario next to its
+ * `gateway-X` twin, as throughput and CPU-per-request ratios (this build / baseline).
+ */
+export function renderBaseline(summaries: readonly ScenarioSummary[]): string[] {
+  const rows: string[] = [];
+  for (const base of summaries) {
+    if (!base.name.startsWith(BASELINE_PREFIX)) continue;
+    const name = `gateway-${base.name.slice(BASELINE_PREFIX.length)}`;
+    const twin = summaries.find((s) => s.name === name);
+    if (!twin) continue;
+    const cpu =
+      twin.medianCpuUs === undefined || base.medianCpuUs === undefined
+        ? 'n/a'
+        : `${twin.medianCpuUs.toFixed(1)} vs ${base.medianCpuUs.toFixed(1)} µs (${formatRatio(twin.medianCpuUs / base.medianCpuUs)})`;
+    rows.push(`| ${name} | ${formatRatio(twin.medianRps / base.medianRps)} | ${cpu} |`);
+  }
+  if (rows.length === 0) return [];
+  return [
+    '',
+    'this build vs --baseline (same run):',
+    '',
+    '| scenario | req/s ratio | server CPU µs/req (ratio) |',
+    '| --- | --: | --: |',
+    ...rows,
+  ];
 }
 
 function medianOfDefined(values: readonly (number | undefined)[]): number | undefined {

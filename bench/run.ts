@@ -46,13 +46,15 @@ async function main(
     console.log(USAGE);
     return 0;
   }
-  const entries = selectScenarios(options.scenarios).map(newEntry);
+  const entries = selectScenarios(options.scenarios, undefined, options.baseline !== undefined).map(
+    newEntry,
+  );
   const machine = collectMachineInfo();
   const startedAt = new Date().toISOString();
   const tool = await detectLoadTool(options.tool);
   const nginx = uses(entries, 'nginx') ? await findNginx() : undefined;
 
-  const services = await startServices(entries, nginx, cleanup);
+  const services = await startServices(entries, nginx, options.baseline, cleanup);
   await verifyAll(entries, services);
   const ctx: LoadContext = { tool, options, signal };
   const active = () => entries.filter((e) => e.record.status === 'ok');
@@ -104,6 +106,7 @@ function markNotRun(
 async function startServices(
   entries: readonly Entry[],
   nginx: NginxInstall | undefined,
+  baselineRoot: string | undefined,
   cleanup: CleanupStack,
 ): Promise<Services> {
   const dir = await mkdtemp(join(tmpdir(), 'proxyauth-bench-'));
@@ -111,14 +114,17 @@ async function startServices(
   const upstream = await startUpstream(cleanup);
   const upstreamPort = Number(new URL(upstream.baseUrl).port);
   const services: Services = { upstream };
-  if (uses(entries, 'gateway')) {
-    const cli = gatewayCliPath();
-    if (!existsSync(cli))
-      markNotRun(entries, 'gateway', 'failed', `gateway CLI not built: ${cli} missing`);
-    else
-      services.gateway = await tryStart(entries, 'gateway', () =>
-        startGateway(cli, join(dir, 'gateway'), upstreamPort, PROXY_PROCESSES, cleanup),
-      );
+  const gateways = [['gateway', gatewayCliPath()]] as ['gateway' | 'baseline', string][];
+  if (baselineRoot !== undefined) gateways.push(['baseline', gatewayCliPath(baselineRoot)]);
+  for (const [name, cli] of gateways) {
+    if (!uses(entries, name)) continue;
+    if (!existsSync(cli)) {
+      markNotRun(entries, name, 'failed', `${name} CLI not built: ${cli} missing`);
+      continue;
+    }
+    services[name] = await tryStart(entries, name, () =>
+      startGateway(name, cli, join(dir, name), upstreamPort, PROXY_PROCESSES, cleanup),
+    );
   }
   if (uses(entries, 'nginx') && !nginx) {
     console.log('notice: nginx not found, skipping the nginx scenario');

@@ -1,7 +1,8 @@
 import { BenchError } from './bench-error.js';
 
 /** The process a scenario sends its load to; each is started by the runner. */
-export type ServiceName = 'upstream' | 'gateway' | 'nginx';
+/** `baseline`: another build of the gateway (`--baseline DIR`), for before/after comparisons. */
+export type ServiceName = 'upstream' | 'gateway' | 'nginx' | 'baseline';
 
 /** What a correct answer looks like; checked before timing and on every run. */
 export interface ExpectedAnswer {
@@ -63,7 +64,26 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     auth: 'none',
     expect: { status: 401 },
   },
+  {
+    name: 'baseline-auth-proxy',
+    description: 'gateway-auth-proxy against the --baseline build',
+    service: 'baseline',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'baseline-no-token',
+    description: 'gateway-no-token against the --baseline build',
+    service: 'baseline',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'none',
+    expect: { status: 401 },
+  },
 ] satisfies Scenario[]);
+
+/** Scenarios of the `--baseline` build; each mirrors the `gateway-` scenario of the same suffix. */
+export const BASELINE_PREFIX = 'baseline-';
 
 /** Scenario names that ratios in the report are computed against. */
 export const REFERENCE_SCENARIOS = Object.freeze(['nginx-proxy', 'upstream-direct'] as const);
@@ -75,8 +95,9 @@ export const REFERENCE_SCENARIOS = Object.freeze(['nginx-proxy', 'upstream-direc
 export function selectScenarios(
   names: readonly string[],
   all: readonly Scenario[] = SCENARIOS,
+  withBaseline = false,
 ): Scenario[] {
-  if (names.length === 0) return [...all];
+  if (names.length === 0) return all.filter((s) => withBaseline || s.service !== 'baseline');
   const known = new Set(all.map((s) => s.name));
   const unknown = names.filter((n) => !known.has(n));
   if (unknown.length > 0) {
