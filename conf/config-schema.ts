@@ -156,6 +156,20 @@ export const configSchema = z.strictObject({
   max_body_auth_bytes: intIn(256, 1_048_576).default(16_384),
   /** Ours: largest request head (request line + headers) accepted from a client. */
   max_header_bytes: intIn(1024, 1_048_576).default(16_384),
+  /**
+   * Ours: request headers never forwarded upstream, on top of the built-in families
+   * (worker/upstream-headers.ts): header names, or prefixes written with a trailing `*`.
+   */
+  drop_request_headers: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^[!#$%&'+.^_`|~0-9A-Za-z-]+\*?$/,
+          'expected a header name, optionally ending in "*"',
+        ),
+    )
+    .default([]),
   users: z.array(userSchema).default([]),
 });
 

@@ -1,76 +1,152 @@
+import { STATUS_CODES } from 'node:http';
 import { CodedError } from './coded-error.js';
+
+/** A response header as `[name, value]`. */
+export type ErrorHeader = readonly [name: string, value: string];
+
+/** One entry of the catalog: what the client sees for a code. */
+export interface ErrorSpec {
+  readonly status: number;
+  /** Safe to show to anyone: never a secret, an internal path or the client's own input. */
+  readonly message: string;
+  /** Headers every answer with this code carries (RFC 6750's WWW-Authenticate, Retry-After...). */
+  readonly headers?: readonly ErrorHeader[];
+  /** The connection is closed after the answer: the request's framing cannot be trusted. */
+  readonly close?: boolean;
+}
+
+/** RFC 6750 section 3: a 401 names the scheme; an invalid token says so. */
+const BEARER_CHALLENGE: ErrorHeader = ['www-authenticate', 'Bearer realm="ProxyAuth"'];
+const INVALID_TOKEN_CHALLENGE: ErrorHeader = [
+  'www-authenticate',
+  'Bearer realm="ProxyAuth", error="invalid_token"',
+];
 
 /**
  * The error catalog: every error a client can see has a stable `code` and an HTTP status.
  * Clients get `{ code, error, message }` where `message` is safe to show; causes go to the log.
+ * test/shared-errors.test.ts keeps it consistent (each code used, each status a standard one).
  */
 export const ERRORS = {
   BAD_REQUEST: { status: 400, message: 'Malformed request' },
   BAD_PATH: { status: 400, message: 'The request path cannot be canonicalized' },
   BAD_BODY: { status: 400, message: 'The request body is malformed' },
+  BAD_FRAMING: {
+    status: 400,
+    message: 'The request body length is ambiguous (Content-Length / Transfer-Encoding)',
+    close: true,
+  },
+  CREDENTIALS_AMBIGUOUS: {
+    status: 400,
+    message: 'More than one Authorization header was sent',
+  },
   INVALID_CREDENTIALS: { status: 401, message: 'Invalid username or password' },
-  TOKEN_MISSING: { status: 401, message: 'A bearer token is required' },
-  TOKEN_INVALID: { status: 401, message: 'Invalid or expired token' },
+  TOKEN_MISSING: {
+    status: 401,
+    message: 'A bearer token is required',
+    headers: [BEARER_CHALLENGE],
+  },
+  TOKEN_INVALID: {
+    status: 401,
+    message: 'Invalid or expired token',
+    headers: [INVALID_TOKEN_CHALLENGE],
+  },
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
-  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     message: 'Use application/json or application/x-www-form-urlencoded',
   },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
   INTERNAL: { status: 500, message: 'Internal error' },
   METHOD_NOT_SUPPORTED: { status: 501, message: 'This method is not supported by the gateway' },
+  TRANSFER_CODING_NOT_SUPPORTED: {
+    status: 501,
+    message: 'Only the chunked transfer coding is supported',
+    close: true,
+  },
   UPSTREAM_UNREACHABLE: { status: 502, message: 'The upstream server could not be reached' },
   UPSTREAM_FAILED: { status: 502, message: 'The upstream server closed the connection' },
-  OVERLOADED: { status: 503, message: 'The gateway is busy, retry later' },
-  SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down' },
+  OVERLOADED: {
+    status: 503,
+    message: 'The gateway is busy, retry later',
+    headers: [['retry-after', '1']],
+  },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream server did not answer in time' },
-} as const satisfies Record<string, { status: number; message: string }>;
+} as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  501: 'Not Implemented',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
+/** Options of a {@link GatewayError}. */
+export interface GatewayErrorOptions {
+  /** For the log only. */
+  cause?: unknown;
+  /** What was wrong with the client's own input, shown to it (never secrets or internals). */
+  detail?: string;
+  /** Headers computed for this answer (e.g. `Allow`, `Retry-After: N`), after the catalog's. */
+  headers?: readonly ErrorHeader[];
+}
 
-/**
- * A failure with a client-safe code. `detail` says what was wrong with the client's own input
- * and is shown to it (never secrets or internals); `cause` is for the log only.
- */
+/** A failure with a client-safe code and the HTTP status of the catalog. */
 export class GatewayError extends CodedError<ErrorCode> {
   readonly status: number;
   readonly detail: string | undefined;
+  /** The catalog's headers for this code, then the computed ones; undefined when none. */
+  readonly headers: readonly ErrorHeader[] | undefined;
+  readonly close: boolean;
 
-  constructor(code: ErrorCode, options?: { cause?: unknown; detail?: string }) {
+  constructor(code: ErrorCode, options?: GatewayErrorOptions) {
     // Refusals are the common case on the hot path and their stack says nothing (the cause
     // keeps its own): capturing it measured as the costliest step of a 401.
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
-    super(code, ERRORS[code].message, options);
+    const spec: ErrorSpec = ERRORS[code];
+    super(code, spec.message, options?.cause === undefined ? undefined : { cause: options.cause });
     Error.stackTraceLimit = limit;
-    this.status = ERRORS[code].status;
+    this.status = spec.status;
     this.detail = options?.detail;
+    const computed = options?.headers;
+    this.headers = computed === undefined ? spec.headers : [...(spec.headers ?? []), ...computed];
+    this.close = spec.close === true;
   }
 }
 
-/** `"404 Not Found"`, the form uWS's writeStatus wants. */
+const refusals = new Map<ErrorCode, GatewayError>();
+
+/**
+ * The shared GatewayError for a code with no detail, cause or computed header: refusals on the
+ * hot path throw it instead of building an Error each time (measured ~0.7 µs per construction).
+ */
+export function refusal(code: ErrorCode): GatewayError {
+  let err = refusals.get(code);
+  if (err === undefined) {
+    err = new GatewayError(code);
+    refusals.set(code, err);
+  }
+  return err;
+}
+
+/** `Retry-After` in whole seconds (RFC 9110 section 10.2.3), at least 1. */
+export function retryAfter(seconds: number): ErrorHeader {
+  return ['retry-after', String(Math.max(1, Math.ceil(seconds)))];
+}
+
+const statusLines = new Map<number, string>();
+
+/**
+ * `"404 Not Found"`, the form uWS's writeStatus wants, with the reason phrase of RFC 9110's
+ * table (Node's STATUS_CODES); a status it does not know keeps an empty phrase.
+ */
 export function statusLine(status: number): string {
-  return `${status} ${REASONS[status] ?? 'Error'}`;
+  let line = statusLines.get(status);
+  if (line === undefined) {
+    line = `${status} ${STATUS_CODES[status] ?? ''}`;
+    statusLines.set(status, line);
+  }
+  return line;
 }
 
 const bodies = new Map<ErrorCode, string>();

@@ -1,37 +1,34 @@
-import type { CryptoPool } from '../crypto-pool/pool.js';
-import { GatewayError } from '../shared/errors.js';
+import { refusal } from '../shared/errors.js';
 import { formatExpiresAt } from '../shared/time-format.js';
 import { bodyKind, parseCredentials } from './credentials.js';
-import type { Runtime } from './runtime.js';
-import { type Exchange, header, readBody, sendError, sendJson } from './uws-io.js';
+import type { RequestContext } from './request-context.js';
+import { header, readBody, sendJson } from './uws-io.js';
 
 /**
  * POST /auth. Unknown users are verified against a dummy hash of the same cost, and the IP
  * allow list is checked only after a correct password, so neither the status nor the timing
- * tells a stranger which usernames exist.
+ * tells a stranger which usernames exist. An unsupported body type is refused synchronously.
  */
-export async function handleLogin(
-  ex: Exchange,
-  rt: Runtime,
-  crypto: CryptoPool,
-): Promise<string | undefined> {
-  const kind = bodyKind(header(ex, 'content-type'));
-  if (kind === null) {
-    sendError(ex, 'UNSUPPORTED_MEDIA_TYPE');
-    return undefined;
-  }
+export function handleLogin(ctx: RequestContext): Promise<void> {
+  const kind = bodyKind(header(ctx.ex, 'content-type'));
+  if (kind === null) throw refusal('UNSUPPORTED_MEDIA_TYPE');
+  return login(ctx, kind);
+}
+
+async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> {
+  const { ex, rt } = ctx;
   const body = await readBody(ex, rt.config.max_body_auth_bytes);
   const { username, password } = parseCredentials(body, kind);
   const user = rt.users.get(username);
-  const valid = await crypto.verifyPassword(user?.hash ?? rt.dummyHash, password);
-  if (!valid || user === undefined) throw new GatewayError('INVALID_CREDENTIALS');
-  if (user.allows && !user.allows(ex.ip)) throw new GatewayError('IP_NOT_ALLOWED');
+  const valid = await ctx.services.crypto.verifyPassword(user?.hash ?? rt.dummyHash, password);
+  if (!valid || user === undefined) throw refusal('INVALID_CREDENTIALS');
+  if (user.allows && !user.allows(ex.ip)) throw refusal('IP_NOT_ALLOWED');
   const now = Math.floor(Date.now() / 1000);
   const { token, claims } = rt.codec.issue(username, rt.config.token_expiry_seconds, now);
+  ctx.logUser = username;
   sendJson(
     ex,
     200,
     JSON.stringify({ token, expires_at: formatExpiresAt(claims.exp, rt.config.timezone) }),
   );
-  return username;
 }

@@ -1,19 +1,19 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import type { CryptoPool } from '../crypto-pool/pool.js';
-import type { AccessLog } from '../shared/access-log.js';
-import { type ErrorCode, GatewayError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import { handleLogin } from './auth-handler.js';
+import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { canonicalizePath } from './canonical-path.js';
-import { handleProxy, type ProxyOutcome } from './proxy-handler.js';
+import type { EdgeServices } from './edge-services.js';
+import { handleEndpoint } from './endpoints.js';
+import { runSteps } from './pipeline.js';
+import { checkRequest } from './request-checks.js';
+import { RequestContext } from './request-context.js';
 import type { Runtime } from './runtime.js';
-import { type Exchange, openExchange, sendError } from './uws-io.js';
+import { openExchange, sendJson } from './uws-io.js';
 
+/** What the dispatcher shares with the edge's lifecycle (edge.ts). */
 export interface EdgeState {
+  /** The current config generation; a reload swaps it, requests keep the one they started with. */
   runtime: Runtime;
-  readonly crypto: CryptoPool;
-  readonly accessLog: AccessLog;
-  readonly log: Logger;
+  readonly services: EdgeServices;
   inflight: number;
   /** Date.now() of the last request accepted while draining, for the quiet period. */
   lastRequestAt: number;
@@ -22,7 +22,7 @@ export interface EdgeState {
   onIdle: (() => void) | undefined;
 }
 
-/** The uWS handler for every request: gateway routes first, then the route table. */
+/** The uWS handler for every request: request checks, gateway endpoints, then the route table. */
 export function createDispatcher(state: EdgeState): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
     const ex = openExchange(res, req);
@@ -31,90 +31,88 @@ export function createDispatcher(state: EdgeState): (res: HttpResponse, req: Htt
       ex.closeConnection = true;
       state.lastRequestAt = Date.now();
     }
-    const rt = state.runtime;
-    const outcome: ProxyOutcome = { user: undefined, route: '', code: undefined };
+    const ctx = new RequestContext(ex, state.runtime, state.services);
     // Refusals (401, 403, 404...) are thrown synchronously and answered here: measured, a
     // rejected promise per refused request cost more than the rest of the refusal path.
-    let work: Promise<unknown> | undefined;
+    let work: Promise<void> | undefined;
     try {
-      work = route(ex, rt, state, outcome);
+      work = handle(ctx);
     } catch (err) {
-      fail(ex, err, state, outcome);
+      fail(ctx, err);
     }
-    if (work === undefined) finish(ex, state, outcome);
+    if (work === undefined) finish(ctx, state);
     else
       work.then(
-        () => finish(ex, state, outcome),
+        () => finish(ctx, state),
         (err: unknown) => {
-          fail(ex, err, state, outcome);
-          finish(ex, state, outcome);
+          fail(ctx, err);
+          finish(ctx, state);
         },
       );
   };
 }
 
-function route(
-  ex: Exchange,
-  rt: Runtime,
-  state: EdgeState,
-  outcome: ProxyOutcome,
-): Promise<unknown> | undefined {
-  // uWS has its own fixed ceiling (tens of KiB, and UWS_HTTP_MAX_HEADERS_SIZE does not lower
-  // it in this build): the configured limit is enforced here.
-  if (ex.headBytes + ex.url.length + ex.query.length > rt.config.max_header_bytes) {
-    throw new GatewayError('HEADERS_TOO_LARGE');
-  }
-  const canonical = canonicalizePath(ex.url);
-  if (canonical === null) throw new GatewayError('BAD_PATH');
-  if (canonical === '/auth' && ex.method === 'POST') {
-    outcome.route = '/auth';
-    return handleLogin(ex, rt, state.crypto).then((user) => {
-      outcome.user = user;
-    });
-  }
-  const match = rt.routes.match(canonical);
-  if (match === null) throw new GatewayError('NO_ROUTE');
-  outcome.route = match.route.prefix;
-  return handleProxy(ex, rt, match.route, match.rest, canonical, outcome);
+function handle(ctx: RequestContext): Promise<void> | undefined {
+  checkRequest(ctx);
+  const url = ctx.ex.url;
+  const path = canonicalizePath(url);
+  if (path === null) throw badPath(url);
+  ctx.path = path;
+  const endpoint = ctx.rt.endpoints.get(path);
+  if (endpoint !== undefined) return handleEndpoint(ctx, endpoint);
+  const match = ctx.rt.routes.match(path);
+  if (match === null) throw refusal('NO_ROUTE');
+  const route = match.route;
+  ctx.route = route;
+  ctx.rest = match.rest;
+  ctx.logRoute = route.prefix;
+  runSteps(route.steps, ctx);
+  return route.handler(ctx);
 }
 
-/** RFC 6750 3: a 401 names the scheme; an invalid token says so. 503 tells when to retry. */
-const EXTRA_HEADERS: Partial<Record<ErrorCode, readonly (readonly [string, string])[]>> = {
-  TOKEN_MISSING: [['www-authenticate', 'Bearer realm="ProxyAuth"']],
-  TOKEN_INVALID: [['www-authenticate', 'Bearer realm="ProxyAuth", error="invalid_token"']],
-  OVERLOADED: [['retry-after', '1']],
-};
+function badPath(url: string): GatewayError {
+  const params = url.includes(';') || /%3b/i.test(url);
+  return new GatewayError(
+    'BAD_PATH',
+    params ? { detail: 'path parameters (";") are not accepted' } : undefined,
+  );
+}
 
-function fail(ex: Exchange, err: unknown, state: EdgeState, outcome: ProxyOutcome): void {
+/** The one answer path of every refusal and failure: the catalog's status, headers and body. */
+function fail(ctx: RequestContext, err: unknown): void {
+  const ex = ctx.ex;
   const gateway = err instanceof GatewayError ? err : new GatewayError('INTERNAL', { cause: err });
   if (gateway.code === 'INTERNAL' || gateway.status >= 502) {
     const cause = gateway.cause as { code?: string; message?: string } | undefined;
-    state.log.warn('request failed', {
+    ctx.services.log.warn('request failed', {
       code: gateway.code,
       cause: cause?.code ?? cause?.message ?? String(cause),
-      path: ex.url,
+      path: ex.url.length > MAX_LOGGED_PATH ? ex.url.slice(0, MAX_LOGGED_PATH) : ex.url,
     });
   }
-  const extra = EXTRA_HEADERS[gateway.code];
-  sendError(ex, gateway.code, extra, gateway.detail);
+  if (gateway.close) ex.closeConnection = true;
+  sendJson(ex, gateway.status, errorBody(gateway.code, gateway.detail), gateway.headers);
   ex.status = gateway.status;
-  outcome.code = gateway.code;
+  ctx.code = gateway.code;
 }
 
 const MAX_LOGGED_PATH = 1024;
+const MAX_LOGGED_METHOD = 32;
 
-function finish(ex: Exchange, state: EdgeState, outcome: ProxyOutcome): void {
+function finish(ctx: RequestContext, state: EdgeState): void {
+  const ex = ctx.ex;
   state.inflight--;
-  state.accessLog.write({
+  state.services.accessLog.write({
     ip: ex.ip,
-    method: ex.method,
+    method:
+      ex.method.length > MAX_LOGGED_METHOD ? ex.method.slice(0, MAX_LOGGED_METHOD) : ex.method,
     // Whole lines must fit in one atomic write (PIPE_BUF): long paths are cut in the log.
     path: ex.url.length > MAX_LOGGED_PATH ? `${ex.url.slice(0, MAX_LOGGED_PATH)}...` : ex.url,
     status: ex.aborted ? 499 : ex.status,
     ms: Math.round((performance.now() - ex.startedAt) * 100) / 100,
-    user: outcome.user,
-    route: outcome.route || undefined,
-    code: outcome.code,
+    user: ctx.logUser,
+    route: ctx.logRoute,
+    code: ctx.code,
   });
   if (state.inflight === 0) state.onIdle?.();
 }

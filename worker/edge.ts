@@ -7,13 +7,14 @@ import { AccessLog } from '../shared/access-log.js';
 import { type ConfigSnapshot, type EdgeMessage, isSupervisorMessage } from '../shared/ipc.js';
 import { createLogger, flushLogs } from '../shared/log.js';
 import { createDispatcher, type EdgeState } from './dispatch.js';
+import type { EdgeServices } from './edge-services.js';
 import { Runtime } from './runtime.js';
+import { SessionCache } from './session-cache.js';
 import { UpstreamPools } from './upstream-pools.js';
 
 const log = createLogger('edge');
-const pools = new UpstreamPools();
 let state: EdgeState | undefined;
-let crypto: CryptoPool | undefined;
+let services: EdgeServices | undefined;
 let app: uws.TemplatedApp | undefined;
 let listenSocket: uws.us_listen_socket | undefined;
 
@@ -41,14 +42,18 @@ function listen(
 
 async function start(snapshot: ConfigSnapshot): Promise<void> {
   const threads = Number(process.env.PROXYAUTH_CRYPTO_THREADS ?? '1');
-  crypto = new CryptoPool({ threads, maxQueue: threads * 64 });
-  const runtime = await Runtime.build(snapshot, pools, crypto);
+  services = {
+    crypto: new CryptoPool({ threads, maxQueue: threads * 64 }),
+    accessLog: new AccessLog(),
+    log,
+    sessions: new SessionCache(),
+    pools: new UpstreamPools(),
+  };
+  const runtime = await Runtime.build(snapshot, services);
   const { config } = runtime;
   state = {
     runtime,
-    crypto,
-    accessLog: new AccessLog(),
-    log,
+    services,
     inflight: 0,
     lastRequestAt: 0,
     draining: false,
@@ -74,11 +79,11 @@ async function start(snapshot: ConfigSnapshot): Promise<void> {
 }
 
 async function applyConfig(snapshot: ConfigSnapshot): Promise<void> {
-  if (!state || !crypto) return start(snapshot);
-  const next = await Runtime.build(snapshot, pools, crypto, state.runtime);
+  if (!state || !services) return start(snapshot);
+  const next = await Runtime.build(snapshot, services, state.runtime);
   state.runtime = next;
   // Only now, with the new runtime in place, may pools it no longer uses be closed.
-  pools.retainOnly(next.origins);
+  services.pools.retainOnly(next.origins);
   send({ type: 'config-applied', generation: snapshot.generation });
 }
 
@@ -156,10 +161,10 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     if (current.inflight > 0) {
       log.warn('drain timeout: cutting requests in flight', { inflight: current.inflight });
     }
-    current.accessLog.flush();
+    current.services.accessLog.flush();
   }
   app?.close();
-  await Promise.allSettled([pools.destroyAll(), crypto?.close()]);
+  await Promise.allSettled([services?.pools.destroyAll(), services?.crypto.close()]);
   log.info('edge stopped');
   await exit(0);
 }

@@ -3,18 +3,28 @@ import type { Pool } from 'undici';
 import type { Config } from '../conf/config-schema.js';
 import { parseConfig } from '../conf/parse.js';
 import type { RouteConfig } from '../conf/routes-schema.js';
-import type { CryptoPool } from '../crypto-pool/pool.js';
 import type { HashParams } from '../crypto-pool/task-types.js';
 import { compileIpMatcher } from '../shared/ip-match.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
-import { LruCache } from '../shared/lru-cache.js';
 import { TokenCodec } from '../shared/token-codec.js';
+import type { EdgeServices } from './edge-services.js';
+import { compileEndpoints, type Endpoint } from './endpoints.js';
+import type { ResponseBodyTransform } from './pipeline.js';
+import { compileRoutePipeline, type Handler, type RouteFeature, type Step } from './pipeline.js';
+import { forward } from './proxy-handler.js';
+import { ROUTE_FEATURES } from './route-features.js';
 import { compileRouteTable, type RouteTable } from './route-table.js';
-import type { UpstreamIdentity } from './upstream-headers.js';
-import type { PoolOptions, UpstreamPools } from './upstream-pools.js';
+import {
+  compileDropList,
+  type DropList,
+  encodeIdentity,
+  type UpstreamIdentity,
+} from './upstream-headers.js';
+import type { PoolOptions } from './upstream-pools.js';
 import { parseTarget } from './upstream-url.js';
 
 export interface UserEntry {
+  readonly name: string;
   readonly hash: string;
   readonly identity: UpstreamIdentity;
   readonly allows: ((ip: string) => boolean) | undefined;
@@ -27,47 +37,52 @@ export interface CompiledRoute {
   readonly targetPath: string;
   readonly targetQuery: string;
   readonly pool: Pool;
-  readonly usernames: ReadonlySet<string> | undefined;
-  readonly methods: ReadonlySet<string> | undefined;
-  readonly allowHeader: string;
+  readonly poolOptions: PoolOptions;
+  /** The route's pipeline (pipeline.ts), then its handler. */
+  readonly steps: readonly Step[];
+  readonly transform: (() => ResponseBodyTransform) | undefined;
+  readonly handler: Handler;
 }
 
-/** A verified token, as cached: the expiry is still checked on every hit. */
-export interface Session {
-  readonly user: string;
-  readonly exp: number;
+/** How a config generation is compiled; tests may add features. */
+export interface RuntimeOptions {
+  readonly features?: readonly RouteFeature[];
 }
-
-/** Verified tokens kept per edge; bounded because keys come from clients. */
-const TOKEN_CACHE_ENTRIES = 50_000;
 
 /**
  * Everything an edge derives from one config generation. Requests capture the runtime they
- * started with, so a reload never changes the rules under a request in flight.
+ * started with, so a reload never changes the rules under a request in flight. Long-lived
+ * state (token cache, pools, crypto threads) belongs to the edge's services, not here.
  */
 export class Runtime {
   readonly config: Config;
   readonly routes: RouteTable<CompiledRoute>;
+  readonly endpoints: ReadonlyMap<string, Endpoint>;
   readonly users: ReadonlyMap<string, UserEntry>;
   readonly codec: TokenCodec;
   readonly origins: ReadonlySet<string>;
+  readonly dropHeaders: DropList;
+  readonly proto: 'http' | 'https';
   readonly dummyHash: string;
   /** `m,t,p` of the dummy hash, so a reload with the same parameters reuses it. */
   readonly dummyParams: string | undefined;
-  readonly #sessions = new LruCache<string, Session>(TOKEN_CACHE_ENTRIES);
 
   private constructor(init: {
     config: Config;
     routes: CompiledRoute[];
     users: Map<string, UserEntry>;
+    codec: TokenCodec;
     dummyHash: string;
     dummyParams: string | undefined;
   }) {
     this.config = init.config;
     this.routes = compileRouteTable(init.routes);
+    this.endpoints = compileEndpoints(init.config);
     this.users = init.users;
-    this.codec = new TokenCodec(init.config.secret);
+    this.codec = init.codec;
     this.origins = new Set(init.routes.map((r) => r.origin));
+    this.dropHeaders = compileDropList(init.config.drop_request_headers);
+    this.proto = init.config.tls ? 'https' : 'http';
     this.dummyHash = init.dummyHash;
     this.dummyParams = init.dummyParams;
   }
@@ -75,9 +90,9 @@ export class Runtime {
   /** Validates a snapshot with the same parser as the supervisor and compiles it. */
   static async build(
     snapshot: ConfigSnapshot,
-    pools: UpstreamPools,
-    crypto: CryptoPool,
+    services: EdgeServices,
     previous?: Runtime,
+    options: RuntimeOptions = {},
   ): Promise<Runtime> {
     const { config, routes } = parseConfig(
       snapshot.raw.config,
@@ -89,39 +104,25 @@ export class Runtime {
     const dummyHash =
       previous && previous.dummyParams === dummyParams
         ? previous.dummyHash
-        : await crypto.hashPassword(
+        : await services.crypto.hashPassword(
             randomBytes(18).toString('base64url'),
             toHashParams(dummyParams),
           );
+    // The same secret keeps the same codec, so the session cache's entries stay valid.
+    const codec =
+      previous && previous.config.secret === config.secret
+        ? previous.codec
+        : new TokenCodec(config.secret);
     const poolOptions: PoolOptions = {
       maxConnections: config.max_idle_per_host,
       timeoutMs: config.client_timeout,
       keepAliveMaxMs: config.keep_alive * 1000,
     };
-    const compiled = routes.map((route) => compileRoute(route, pools, poolOptions));
-    return new Runtime({
-      config,
-      routes: compiled,
-      users,
-      dummyHash,
-      dummyParams,
-    });
-  }
-
-  /** The session a bearer token opens, or undefined: bad MAC, expired, or unknown user. */
-  authenticate(token: string, nowSeconds: number): Session | undefined {
-    let session = this.#sessions.get(token);
-    if (session === undefined) {
-      const result = this.codec.verify(token, nowSeconds);
-      if (!result.ok) return undefined;
-      session = { user: result.claims.sub, exp: result.claims.exp };
-      this.#sessions.set(token, session);
-    }
-    if (nowSeconds >= session.exp) {
-      this.#sessions.delete(token);
-      return undefined;
-    }
-    return session;
+    const features = options.features ?? ROUTE_FEATURES;
+    const compiled = routes.map((route) =>
+      compileRoute(route, config, services, poolOptions, features),
+    );
+    return new Runtime({ config, routes: compiled, users, codec, dummyHash, dummyParams });
   }
 }
 
@@ -129,8 +130,9 @@ function compileUsers(config: Config): Map<string, UserEntry> {
   const users = new Map<string, UserEntry>();
   for (const u of config.users) {
     users.set(u.username, {
+      name: u.username,
       hash: u.password,
-      identity: { user: u.username, rolesHeader: u.roles.join(',') },
+      identity: { user: encodeIdentity(u.username), roles: u.roles.map(encodeIdentity).join(',') },
       allows: u.allow && u.allow.length > 0 ? compileIpMatcher(u.allow) : undefined,
     });
   }
@@ -139,24 +141,24 @@ function compileUsers(config: Config): Map<string, UserEntry> {
 
 function compileRoute(
   route: RouteConfig,
-  pools: UpstreamPools,
-  options: PoolOptions,
+  config: Config,
+  services: EdgeServices,
+  poolOptions: PoolOptions,
+  features: readonly RouteFeature[],
 ): CompiledRoute {
   const target = parseTarget(route.target);
-  const methods =
-    route.allow_methods && route.allow_methods.length > 0
-      ? new Set(route.allow_methods)
-      : undefined;
+  const { steps, transform } = compileRoutePipeline(route, config, features);
   return {
     prefix: route.prefix,
     config: route,
     origin: target.origin,
     targetPath: target.path,
     targetQuery: target.query,
-    pool: pools.get(target.origin, options),
-    usernames: route.username && route.username.length > 0 ? new Set(route.username) : undefined,
-    methods,
-    allowHeader: methods ? [...methods].join(', ') : '',
+    pool: services.pools.get(target.origin, poolOptions),
+    poolOptions,
+    steps,
+    transform,
+    handler: forward,
   };
 }
 

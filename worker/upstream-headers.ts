@@ -1,38 +1,212 @@
 /*
- * Hop-by-hop headers (RFC 9110 section 7.6.1) and headers only the gateway may set. A client
- * that sends x-user or x-user-roles could otherwise speak for someone else to the backend; the
- * forwarding headers are rebuilt from what the gateway itself saw, since no proxy in front of it
- * is trusted.
+ * The headers a request carries upstream. Three kinds of client headers never pass:
+ * - hop-by-hop headers (RFC 9110 section 7.6.1), including the names a Connection header lists;
+ * - headers a backend may trust as said by a proxy in front of it: forwarding (client address,
+ *   scheme, host, port, prefix, original URL or path), identity (user, groups, e-mail, client
+ *   certificate, claims of another auth proxy) and method overrides. They are matched by family
+ *   (prefix or suffix), not by a short list: a backend framework's own spelling of "the real
+ *   client" or "the original path" is almost always one of these shapes;
+ * - names the operator adds in `drop_request_headers` (config.json).
+ * The gateway then sets what it knows itself: x-forwarded-for/-proto/-host and the identity.
  */
-const DROPPED_REQUEST_HEADERS = new Set([
+
+import type { Exchange } from './uws-io.js';
+
+const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
   'proxy-authorization',
+  'proxy-authenticate',
   'te',
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // Set by undici from the route's target.
   'host',
   // 100-continue is answered by the gateway itself (uWS), and undici refuses the header.
   'expect',
+  // Replaced by the gateway's own.
   'user-agent',
-  'x-user',
-  'x-user-roles',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'x-real-ip',
-  'forwarded',
-  // uWS currently refuses header names with '_', but some backends (CGI, WSGI, PHP) map '_' and
-  // '-' to the same variable: never let the underscore spellings through either.
-  'x_user',
-  'x_user_roles',
-  'x_forwarded_for',
-  'x_forwarded_proto',
-  'x_forwarded_host',
-  'x_real_ip',
 ]);
+
+/**
+ * Families of headers that proxies, load balancers and auth gateways set for their backends, as
+ * name patterns over the lower-case name with `_` read as `-` (CGI, WSGI and PHP map both to the
+ * same variable). Each line names who uses the family.
+ */
+const TRUSTED_FAMILIES: readonly RegExp[] = [
+  // RFC 7239, the de-facto X-Forwarded-* (-For, -Host, -Proto, -Port, -Prefix, -Uri, -Path,
+  // -Server, -Ssl, -Method, -User, -Email, -Groups, -Client-Cert...), and its misspellings.
+  /^forwarded$/,
+  /^x-forward(?:ed)?(?:-|$)/,
+  // Client address: X-Real-IP, X-Client-IP, Client-IP, True-Client-IP, X-Cluster-Client-IP,
+  // Fastly-Client-IP, CF-Connecting-IP, X-Originating-IP, X-Remote-Addr, X-ProxyUser-IP.
+  /^x-real-/,
+  /(?:^|-)client-ip$/,
+  /^x-client-/,
+  /^cf-connecting-/,
+  /^x-originating-/,
+  /^x-proxyuser-/,
+  // Original URL, path or host (IIS/Symfony X-Original-URL, X-Rewrite-URL, nginx X-Original-URI,
+  // Envoy X-Envoy-Original-Path, X-Host, WSGI X-Script-Name).
+  /^x-original(?:-|$)/,
+  /^x-rewrite-/,
+  /^x-envoy-/,
+  /^x-host$/,
+  /^x-http-host-override$/,
+  /^x-script-name$/,
+  // Method overrides (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override).
+  /^x-http-method/,
+  /^x-method-override$/,
+  // Identity asserted by an auth proxy: our x-user/x-user-roles, Remote-User/-Groups/-Email
+  // (Authelia), X-Remote-User, X-Auth-Request-* (oauth2-proxy), X-Auth-* (Keycloak gatekeeper:
+  // X-Auth-Userid, X-Auth-Roles, X-Auth-Token), X-Authenticated-* and X-Consumer-* (Kong),
+  // X-Credential-*, X-WebAuth-* (Grafana), X-Pomerium-*, Cf-Access-* (Cloudflare Access),
+  // X-Amzn-Oidc-* (AWS ALB), X-Goog-Authenticated-* and X-Goog-IAP-* (Google IAP),
+  // X-MS-Client-Principal* and X-MS-Token-* (Azure), OIDC_CLAIM_* (mod_auth_openidc).
+  /^x-user(?:-|name$|$)/,
+  /^remote-/,
+  /^x-remote-/,
+  /^x-auth-/,
+  /^x-authenticated-/,
+  /^x-consumer-/,
+  /^x-credential-/,
+  /^x-webauth-/,
+  /^x-pomerium-/,
+  /^cf-access-/,
+  /^x-amzn-oidc-/,
+  /^x-goog-(?:authenticated-|iap-)/,
+  /^x-ms-client-principal/,
+  /^x-ms-token-/,
+  /^oidc-(?:claim|access-token|id-token)/,
+  // TLS client certificates as seen by a terminating proxy (X-SSL-Client-*, SSL-Client-Cert,
+  // X-ARR-ClientCert of IIS ARR).
+  /^x-ssl-/,
+  /^ssl-client-/,
+  /^x-arr-/,
+];
+
+/** One regex over all families: one test per header that is not a well-known benign one. */
+const TRUSTED_FAMILY = new RegExp(TRUSTED_FAMILIES.map((r) => `(?:${r.source})`).join('|'));
+
+/*
+ * First chars of the families above: a header whose name starts with another char (accept,
+ * authorization, content-type, ...) skips the regex. Measured per typical header set, this keeps
+ * the family check under 0.1 us per request.
+ */
+const FAMILY_FIRST_CHARS = new Set(['f', 'x', 'c', 't', 'r', 's', 'o']);
+
+/**
+ * Operator-listed names to drop on top of the families: exact names, or prefixes written with a
+ * trailing `*` (`x-corp-*`). Compiled once per config generation.
+ */
+export interface DropList {
+  readonly exact: ReadonlySet<string>;
+  readonly prefixes: readonly string[];
+}
+
+export const EMPTY_DROP_LIST: DropList = { exact: new Set(), prefixes: [] };
+
+/** Compiles `drop_request_headers` (already validated as header names, `*` suffix allowed). */
+export function compileDropList(names: readonly string[]): DropList {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const raw of names) {
+    const name = raw.toLowerCase().replaceAll('_', '-');
+    if (name.endsWith('*')) prefixes.push(name.slice(0, -1));
+    else exact.add(name);
+  }
+  return { exact, prefixes };
+}
+
+/** True for a request header no client may send upstream (families above, or `drop`). */
+export function isTrustedOnlyHeader(name: string, drop: DropList = EMPTY_DROP_LIST): boolean {
+  const normalized = name.includes('_') ? name.replaceAll('_', '-') : name;
+  if (FAMILY_FIRST_CHARS.has(normalized.charAt(0)) && TRUSTED_FAMILY.test(normalized)) return true;
+  if (drop.exact.size > 0 && drop.exact.has(normalized)) return true;
+  for (const prefix of drop.prefixes) if (normalized.startsWith(prefix)) return true;
+  return false;
+}
+
+/**
+ * The value of an identity header (`x-user`, each role of `x-user-roles`): the name itself when
+ * it is printable ASCII without `%` or a space, else every other byte of its UTF-8 form as %XX
+ * (RFC 3986 percent-encoding), so any valid username survives the trip and a backend gets it
+ * back exactly with decodeURIComponent. Plain ASCII names (the common case) are unchanged.
+ */
+export function encodeIdentity(value: string): string {
+  let plain = true;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return value;
+  let out = '';
+  for (const byte of Buffer.from(value, 'utf8')) {
+    out +=
+      byte > 0x20 && byte < 0x7f && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** What the gateway says upstream about the user (values already encoded). */
+export interface UpstreamIdentity {
+  readonly user: string;
+  readonly roles: string;
+}
+
+/** What upstreamRequestHeaders needs besides the client's headers. */
+export interface HeaderContext {
+  readonly ip: string;
+  readonly proto: 'http' | 'https';
+  readonly identity: UpstreamIdentity | undefined;
+  /** Drop every `authorization` (it carried the gateway's token). */
+  readonly dropAllAuthorization: boolean;
+  /** Drop the `authorization` headers with these values (gateway tokens on a public route). */
+  readonly withheldAuthorization: readonly string[] | undefined;
+  readonly drop: DropList;
+}
+
+/** Names listed in a Connection header are hop-by-hop too (RFC 9110 section 7.6.1). */
+function connectionTokens(headers: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'connection') continue;
+    tokens ??= new Set();
+    for (const t of headers[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
+  }
+  return tokens;
+}
+
+/** The request headers sent upstream, as undici's flat `[name, value, ...]` array. */
+export function upstreamRequestHeaders(ex: Exchange, ctx: HeaderContext): string[] {
+  const headers = ex.headers;
+  const out: string[] = [];
+  const listed = connectionTokens(headers);
+  let host = '';
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    if (name === 'host') host = value;
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || isTrustedOnlyHeader(name, ctx.drop)) continue;
+    if (
+      name === 'authorization' &&
+      (ctx.dropAllAuthorization || ctx.withheldAuthorization?.includes(value))
+    )
+      continue;
+    out.push(name, value);
+  }
+  out.push('user-agent', 'ProxyAuth', 'x-forwarded-for', ctx.ip, 'x-forwarded-proto', ctx.proto);
+  if (host) out.push('x-forwarded-host', host);
+  if (ctx.identity) out.push('x-user', ctx.identity.user, 'x-user-roles', ctx.identity.roles);
+  return out;
+}
 
 const DROPPED_RESPONSE_HEADERS = new Set([
   'connection',
@@ -47,64 +221,25 @@ const DROPPED_RESPONSE_HEADERS = new Set([
   'server',
 ]);
 
-export interface UpstreamIdentity {
-  user: string;
-  rolesHeader: string;
-}
-
-export interface HeaderContext {
-  ip: string;
-  proto: 'http' | 'https';
-  /** Drop `authorization`: it carried the gateway's token. */
-  dropAuthorization: boolean;
-  identity: UpstreamIdentity | undefined;
-}
-
-/** Names listed in a Connection header are hop-by-hop too (RFC 9110 7.6.1). */
-function connectionTokens(headers: readonly string[]): Set<string> | undefined {
-  let tokens: Set<string> | undefined;
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] !== 'connection') continue;
-    tokens ??= new Set();
-    for (const t of headers[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
-  }
-  return tokens;
-}
-
-/** The request headers sent upstream, as undici's flat `[name, value, ...]` array. */
-export function upstreamRequestHeaders(headers: readonly string[], ctx: HeaderContext): string[] {
-  const out: string[] = [];
-  const extra = connectionTokens(headers);
-  let host = '';
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (name === 'host') host = headers[i + 1]!;
-    if (DROPPED_REQUEST_HEADERS.has(name) || extra?.has(name)) continue;
-    if (name === 'authorization' && ctx.dropAuthorization) continue;
-    out.push(name, headers[i + 1]!);
-  }
-  out.push('user-agent', 'ProxyAuth', 'x-forwarded-for', ctx.ip, 'x-forwarded-proto', ctx.proto);
-  if (host) out.push('x-forwarded-host', host);
-  if (ctx.identity) out.push('x-user', ctx.identity.user, 'x-user-roles', ctx.identity.rolesHeader);
-  return out;
-}
-
-/** Calls `write` for each upstream response header the client may see. */
-export function forEachResponseHeader(
-  headers: Record<string, string | string[] | undefined>,
-  write: (name: string, value: string) => void,
-): void {
+/**
+ * Names an upstream response's Connection header lists (hop-by-hop, not relayed), or undefined
+ * for the common values that list no header.
+ */
+export function connectionListed(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): ReadonlySet<string> | undefined {
   const listed = headers.connection;
-  // The common values name no header: skip building a set for them.
-  const extra =
-    listed === undefined || listed === 'keep-alive' || listed === 'close'
-      ? undefined
-      : connectionTokens(['connection', String(listed)]);
-  for (const name in headers) {
-    if (DROPPED_RESPONSE_HEADERS.has(name) || extra?.has(name)) continue;
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (typeof value === 'string') write(name, value);
-    else for (const v of value) write(name, v);
-  }
+  if (listed === undefined || listed === 'keep-alive' || listed === 'close') return undefined;
+  return connectionTokens(['connection', String(listed)]);
+}
+
+/**
+ * Whether an upstream response header is relayed to the client: not hop-by-hop, not one uWS
+ * writes itself (length, date), not `server` (the gateway's own is sent).
+ */
+export function isRelayedResponseHeader(
+  name: string,
+  listed: ReadonlySet<string> | undefined,
+): boolean {
+  return !DROPPED_RESPONSE_HEADERS.has(name) && listed?.has(name) !== true;
 }

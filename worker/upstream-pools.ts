@@ -16,13 +16,31 @@ export interface PoolOptions {
  */
 export class UpstreamPools {
   #pools = new Map<string, { pool: Pool; key: string }>();
+  #fresh = new Map<string, { pool: Pool; key: string }>();
   #replaced: Pool[] = [];
 
   get(origin: string, options: PoolOptions): Pool {
+    return this.#pool(this.#pools, origin, options, options.maxConnections > 0);
+  }
+
+  /**
+   * A pool for `origin` whose every request opens a new connection (undici's `pipelining: 0`
+   * disables keep-alive): a request retried after a stale keep-alive connection failed must not
+   * meet another stale one of the same pool.
+   */
+  fresh(origin: string, options: PoolOptions): Pool {
+    return this.#pool(this.#fresh, origin, options, false);
+  }
+
+  #pool(
+    pools: Map<string, { pool: Pool; key: string }>,
+    origin: string,
+    options: PoolOptions,
+    keepAlive: boolean,
+  ): Pool {
     const key = `${options.maxConnections}/${options.timeoutMs}/${options.keepAliveMaxMs}`;
-    const known = this.#pools.get(origin);
+    const known = pools.get(origin);
     if (known && known.key === key) return known.pool;
-    const keepAlive = options.maxConnections > 0;
     const pool = new Pool(origin, {
       // undici has no cap on idle connections alone, and a cap on all of them (`connections`)
       // would queue requests behind long responses (SSE, slow readers): a client could starve
@@ -38,7 +56,7 @@ export class UpstreamPools {
       keepAliveTimeout: Math.min(4_000, Math.max(1, options.keepAliveMaxMs)),
     });
     if (known) this.#replaced.push(known.pool);
-    this.#pools.set(origin, { pool, key });
+    pools.set(origin, { pool, key });
     return pool;
   }
 
@@ -46,17 +64,22 @@ export class UpstreamPools {
   retainOnly(keep: ReadonlySet<string>): void {
     for (const pool of this.#replaced) void pool.close();
     this.#replaced = [];
-    for (const [origin, { pool }] of this.#pools) {
-      if (keep.has(origin)) continue;
-      this.#pools.delete(origin);
-      void pool.close();
+    for (const pools of [this.#pools, this.#fresh]) {
+      for (const [origin, { pool }] of pools) {
+        if (keep.has(origin)) continue;
+        pools.delete(origin);
+        void pool.close();
+      }
     }
   }
 
   /** At the end of a drain: whatever is still open is cut (close() would wait for it). */
   async destroyAll(): Promise<void> {
-    const pools = [...this.#pools.values()].map((p) => p.pool).concat(this.#replaced);
+    const pools = [...this.#pools.values(), ...this.#fresh.values()]
+      .map((p) => p.pool)
+      .concat(this.#replaced);
     this.#pools.clear();
+    this.#fresh.clear();
     this.#replaced = [];
     await Promise.allSettled(pools.map((pool) => pool.destroy()));
   }

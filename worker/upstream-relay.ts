@@ -1,23 +1,28 @@
-import { STATUS_CODES } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { GatewayError } from '../shared/errors.js';
+import { GatewayError, statusLine } from '../shared/errors.js';
+import type { ResponseBodyTransform } from './pipeline.js';
 import { upstreamError } from './upstream-error.js';
-import { forEachResponseHeader } from './upstream-headers.js';
-import { abortExchange, type Exchange, SERVER_HEADER } from './uws-io.js';
+import {
+  abortExchange,
+  corked,
+  type Exchange,
+  endProxied,
+  endProxiedBodiless,
+  onClientAbort,
+  onClientWritable,
+  tryEndChunk,
+  writeChunk,
+  writeOffset,
+  writeProxiedHead,
+} from './uws-io.js';
 
 const NO_BODY_STATUS = new Set([204, 304]);
-const NON_ASCII = /[^\x00-\x7f]/;
 
-/*
- * undici decodes header bytes as latin1, uWS encodes strings as UTF-8: a value with bytes above
- * 0x7f (a raw UTF-8 filename in Content-Disposition) goes back out as the same bytes only when
- * handed to uWS as a latin1 buffer.
+/**
+ * Decides, when a request failed before any response byte came back, whether it was sent again
+ * (true: this relay is done, another one took over) or must fail (false).
  */
-function writeHeaderBytes(res: Exchange['res']): (name: string, value: string) => void {
-  return (name, value) => {
-    res.writeHeader(name, NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
-  };
-}
+export type RetryDecision = (err: Error) => boolean;
 
 /**
  * An undici dispatch handler that writes the upstream response straight into the uWS response.
@@ -32,18 +37,29 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   readonly #ex: Exchange;
   readonly #resolve: () => void;
   readonly #reject: (err: unknown) => void;
+  readonly #retry: RetryDecision | undefined;
+  #transform: ResponseBodyTransform | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #total: number | undefined;
-  #pending: Buffer | undefined;
+  #pending: Uint8Array | undefined;
   #headers: Record<string, string | string[] | undefined> | undefined;
   #pendingOffset = 0;
+  #responded = false;
   #headWritten = false;
   #settled = false;
 
-  constructor(ex: Exchange, resolve: () => void, reject: (err: unknown) => void) {
+  constructor(
+    ex: Exchange,
+    resolve: () => void,
+    reject: (err: unknown) => void,
+    transform: ResponseBodyTransform | undefined,
+    retry: RetryDecision | undefined,
+  ) {
     this.#ex = ex;
     this.#resolve = resolve;
     this.#reject = reject;
+    this.#transform = transform;
+    this.#retry = retry;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -52,8 +68,9 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
       return;
     }
-    this.#ex.onAbort = () =>
-      controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
+    onClientAbort(this.#ex, () =>
+      controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' })),
+    );
   }
 
   onResponseStart(
@@ -61,6 +78,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     statusCode: number,
     headers: Record<string, string | string[] | undefined>,
   ): void {
+    // 1xx are interim (RFC 9110 section 15.2): the final answer follows on the same exchange.
+    // uWS cannot send an interim answer, so they are not relayed (100 Continue to the client is
+    // uWS's own); 101 never gets here (upgrades are refused before dispatch).
+    if (statusCode < 200) return;
+    this.#responded = true;
     const ex = this.#ex;
     if (ex.done) {
       controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
@@ -71,12 +93,25 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#total = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
     ex.status = statusCode;
     this.#headers = headers;
-    if (ex.method === 'HEAD' || NO_BODY_STATUS.has(statusCode) || this.#total === 0) {
-      ex.done = true;
-      ex.res.cork(() => this.#endEmpty());
+    if (ex.method === 'HEAD' || NO_BODY_STATUS.has(statusCode)) {
+      this.#transform = undefined;
+      corked(ex, () => {
+        this.#writeHead();
+        endProxiedBodiless(ex, ex.method === 'HEAD' ? this.#total : undefined);
+      });
       return;
     }
-    ex.res.onWritable((offset) => this.#onWritable(offset));
+    // A transformed body changes length: it goes out chunked.
+    if (this.#transform?.start(statusCode, headers)) this.#total = undefined;
+    else this.#transform = undefined;
+    if (this.#total === 0) {
+      corked(ex, () => {
+        this.#writeHead();
+        endProxied(ex);
+      });
+      return;
+    }
+    onClientWritable(ex, (offset) => this.#onWritable(offset));
   }
 
   /*
@@ -89,23 +124,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     if (headers === undefined) return;
     this.#headers = undefined;
     this.#headWritten = true;
-    const ex = this.#ex;
-    const res = ex.res;
-    res.writeStatus(`${ex.status} ${STATUS_CODES[ex.status] ?? 'Unknown'}`);
-    res.writeHeader('server', SERVER_HEADER);
-    forEachResponseHeader(headers, writeHeaderBytes(res));
-    // Draining, or the upstream answered before the upload ended: this connection is done.
-    if (ex.closeConnection || ex.unreadBody) res.writeHeader('connection', 'close');
-  }
-
-  #endEmpty(): void {
-    this.#writeHead();
-    const ex = this.#ex;
-    // endWithoutBody(undefined) would announce a Content-Length of 2^63: only pass numbers.
-    // While draining, #writeHead has written `connection: close`.
-    if (ex.method === 'HEAD' && this.#total !== undefined) ex.res.endWithoutBody(this.#total);
-    else if (ex.method === 'HEAD' || NO_BODY_STATUS.has(ex.status)) ex.res.endWithoutBody();
-    else ex.res.end();
+    // The standard reason phrase: the upstream's own is not relayed.
+    writeProxiedHead(this.#ex, statusLine(this.#ex.status), headers);
   }
 
   /** Upgrades (CONNECT, 101) are refused before dispatch; one that slips through is cut. */
@@ -114,21 +134,19 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#settle(new GatewayError('UPSTREAM_FAILED', { cause: 'unexpected upgrade' }));
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: Dispatcher.DispatchController, data: Buffer): void {
     const ex = this.#ex;
     if (ex.done) return;
-    const res = ex.res;
+    const chunk = this.#transform ? this.#transform.push(data) : data;
     const total = this.#total;
-    res.cork(() => {
+    corked(ex, () => {
       this.#writeHead();
       if (total === undefined) {
-        if (!res.write(chunk)) controller.pause();
+        if (chunk.byteLength > 0 && !writeChunk(ex, chunk)) controller.pause();
         return;
       }
-      this.#pendingOffset = res.getWriteOffset();
-      const [ok, done] = res.tryEnd(chunk, total);
-      if (done) ex.done = true;
-      else if (!ok) {
+      this.#pendingOffset = writeOffset(ex);
+      if (!tryEndChunk(ex, chunk, total)) {
         this.#pending = chunk;
         controller.pause();
       }
@@ -138,10 +156,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     const ex = this.#ex;
     if (!ex.done && this.#total === undefined) {
-      ex.done = true;
-      ex.res.cork(() => {
+      const tail = this.#transform?.end();
+      corked(ex, () => {
         this.#writeHead();
-        ex.res.end();
+        if (tail !== undefined && tail.byteLength > 0) writeChunk(ex, tail);
+        endProxied(ex);
       });
     } else if (!ex.done && !this.#pending) {
       // The upstream sent fewer bytes than it announced: the response cannot be completed.
@@ -154,6 +173,10 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (!this.#responded && !this.#settled && !this.#ex.done && this.#retry?.(err)) {
+      this.#settled = true;
+      return;
+    }
     // Once the head is out, the only honest signal left is a cut connection; before that the
     // client still gets a clean 502/504.
     if (this.#headWritten) abortExchange(this.#ex);
@@ -169,15 +192,14 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     }
     const pending = this.#pending;
     if (!pending) return true;
-    const [ok, done] = ex.res.tryEnd(pending.subarray(offset - this.#pendingOffset), this.#total);
-    if (done) ex.done = true;
-    if (ok || done) {
+    const ok = tryEndChunk(ex, pending.subarray(offset - this.#pendingOffset), this.#total);
+    if (ok) {
       // undici is paused on this chunk: resume it even after the last one, or it never
       // reports the end and the request (and its upstream connection) stays open.
       this.#pending = undefined;
       this.#controller?.resume();
     }
-    return ok || done;
+    return ok;
   }
 
   /** Settles once; a failure is mapped to its client-facing code, a client abort is no failure. */

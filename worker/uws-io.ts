@@ -1,18 +1,29 @@
 /*
- * Every uWebSockets.js quirk lives in this file:
+ * Every uWebSockets.js call of the edge lives in this file, with the quirks it works around
+ * (uwebsockets 3.0.6, measured):
  * - request data (headers, url, query) is only readable synchronously inside the handler;
  * - `onAborted` must be registered before returning from the handler, and nothing may touch
  *   `res` after it fired or after the response ended (uWS throws on a discarded response);
  * - writes outside the synchronous part of the handler must happen inside `res.cork`;
  * - `onData` chunks are views of memory uWS reuses: they are copied before being kept;
- * - `resume()` on a socket that was not paused stalls it, so pause state is tracked.
+ * - `resume()` on a socket that was not paused stalls it, so pause state is tracked;
+ * - `endWithoutBody(n)` with a length leaves the connection waiting for n body bytes that never
+ *   come (the next request on it gets nothing), and `endWithoutBody(undefined, …)` announces a
+ *   length of 2^63: a bodiless answer writes its own `content-length` and calls it bare;
+ * - uWS knows nothing of HEAD: a body given to `end()` is sent, so HEAD answers never pass one;
+ * - an unread request body is not skipped: its bytes would be parsed as the next request, so an
+ *   answer given before the body was read closes the connection.
  */
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { Readable } from 'node:stream';
-import { ERRORS, type ErrorCode, errorBody, GatewayError, statusLine } from '../shared/errors.js';
+import { GatewayError, statusLine } from '../shared/errors.js';
+import { connectionListed, isRelayedResponseHeader } from './upstream-headers.js';
 
 export const SERVER_HEADER = 'ProxyAuth';
+
+/** A response header added by the gateway (decoration by a pipeline step, or an error's own). */
+export type HeaderPair = readonly [name: string, value: string];
 
 /** What the gateway keeps of a request: copied out of uWS before the first await. */
 export interface Exchange {
@@ -20,12 +31,18 @@ export interface Exchange {
   readonly method: string;
   readonly url: string;
   readonly query: string;
-  /** Lower-case header names, in arrival order. */
+  /** Lower-case header names and their values, flat (`[name, value, name, value, ...]`), in arrival order. */
   readonly headers: string[];
   /** Size of the header lines (names, values, separators), for `max_header_bytes`. */
   readonly headBytes: number;
   /** The request announces a body (Content-Length above 0, or Transfer-Encoding). */
   readonly hasBody: boolean;
+  /** Every Content-Length value, comma-joined in arrival order; undefined when absent. */
+  readonly contentLength: string | undefined;
+  /** How many Content-Length header lines the request has. */
+  readonly contentLengthLines: number;
+  /** Every Transfer-Encoding value, comma-joined in arrival order; undefined when absent. */
+  readonly transferEncoding: string | undefined;
   readonly ip: string;
   readonly startedAt: number;
   /** Set once the client went away or the response ended: `res` must not be touched then. */
@@ -38,10 +55,13 @@ export interface Exchange {
   unreadBody: boolean;
   /** uWS's resume() on a socket that is not paused stalls it (uwebsockets 3.0.6): track it. */
   paused: boolean;
-  /** The edge is draining: the answer carries `connection: close`. */
+  /** The answer carries `connection: close` and the connection is closed after it. */
   closeConnection: boolean;
   status: number;
-  onAbort: (() => void) | undefined;
+  /** Headers the pipeline adds to whatever answer this request gets (gateway's or upstream's). */
+  responseHeaders: HeaderPair[] | undefined;
+  /** Called once if the client goes away before the response ended. */
+  abortListeners: (() => void)[] | undefined;
 }
 
 const textDecoder = new TextDecoder();
@@ -59,23 +79,37 @@ export function clientIp(text: string): string {
   return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 
+/** Copies what the gateway needs out of the uWS request; must run first in the handler. */
 export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   const headers: string[] = [];
   let headBytes = 0;
-  let hasBody = false;
+  let contentLength: string | undefined;
+  let contentLengthLines = 0;
+  let transferEncoding: string | undefined;
   req.forEach((key, value) => {
     headers.push(key, value);
     headBytes += key.length + value.length + 4;
-    if (key === 'transfer-encoding' || (key === 'content-length' && value !== '0')) hasBody = true;
+    if (key === 'content-length') {
+      contentLength = contentLength === undefined ? value : `${contentLength},${value}`;
+      contentLengthLines++;
+    } else if (key === 'transfer-encoding') {
+      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding},${value}`;
+    }
   });
+  const hasBody =
+    transferEncoding !== undefined || (contentLength !== undefined && contentLength !== '0');
   const exchange: Exchange = {
     res,
+    // Methods are compared and forwarded upper-case: `get` is routed and sent as `GET`.
     method: req.getCaseSensitiveMethod().toUpperCase(),
     url: req.getUrl(),
     query: req.getQuery() ?? '',
     headers,
     headBytes,
     hasBody,
+    contentLength,
+    contentLengthLines,
+    transferEncoding,
     ip: clientIp(textDecoder.decode(res.getRemoteAddressAsText())),
     startedAt: performance.now(),
     done: false,
@@ -84,14 +118,23 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     paused: false,
     closeConnection: false,
     status: 0,
-    onAbort: undefined,
+    responseHeaders: undefined,
+    abortListeners: undefined,
   };
   res.onAborted(() => {
     exchange.done = true;
     exchange.aborted = true;
-    exchange.onAbort?.();
+    const listeners = exchange.abortListeners;
+    exchange.abortListeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
   });
   return exchange;
+}
+
+/** Calls `listener` if the client goes away before the response ended (at most once). */
+export function onClientAbort(ex: Exchange, listener: () => void): void {
+  if (ex.abortListeners === undefined) ex.abortListeners = [listener];
+  else ex.abortListeners.push(listener);
 }
 
 /** First value of a header (names are lower case). */
@@ -101,37 +144,67 @@ export function header(ex: Exchange, name: string): string | undefined {
   return undefined;
 }
 
+/** Adds a header to the answer this request will get, whoever produces it. */
+export function addResponseHeader(ex: Exchange, name: string, value: string): void {
+  if (ex.responseHeaders === undefined) ex.responseHeaders = [[name, value]];
+  else ex.responseHeaders.push([name, value]);
+}
+
+function writeDecoration(ex: Exchange): void {
+  const extra = ex.responseHeaders;
+  if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
+}
+
+/** The connection cannot carry another request after this answer. */
+function mustClose(ex: Exchange): boolean {
+  return ex.unreadBody || ex.closeConnection;
+}
+
 /**
- * A JSON answer written by the gateway itself. The connection is closed after it when the
+ * Ends a response that has no body on the wire: HEAD answers, 204 and 304. `length` is the
+ * Content-Length to announce (a HEAD answer says what GET would send). When the connection must
+ * close, uWS offers no bodiless close: `end('', true)` then announces a length of 0.
+ */
+function endBodiless(ex: Exchange, length: number | undefined): void {
+  const res = ex.res;
+  ex.done = true;
+  if (mustClose(ex)) {
+    res.end(undefined, true);
+    return;
+  }
+  if (length !== undefined) res.writeHeader('content-length', String(length));
+  res.endWithoutBody();
+}
+
+/**
+ * A JSON answer written by the gateway itself, with the request's decoration headers and
+ * `extra`. HEAD gets the same head without the body. The connection is closed after it when the
  * request body was left unread or the edge is draining.
  */
 export function sendJson(
   ex: Exchange,
   status: number,
   body: string,
-  extra?: readonly (readonly [string, string])[],
+  extra?: readonly HeaderPair[],
 ): void {
   if (ex.done) return;
   ex.status = status;
-  ex.res.cork(() => {
-    ex.res.writeStatus(statusLine(status)).writeHeader('server', SERVER_HEADER);
-    ex.res.writeHeader('content-type', 'application/json');
-    ex.res.writeHeader('cache-control', 'no-store');
-    if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
+  const res = ex.res;
+  res.cork(() => {
+    res.writeStatus(statusLine(status)).writeHeader('server', SERVER_HEADER);
+    res.writeHeader('content-type', 'application/json');
+    res.writeHeader('cache-control', 'no-store');
+    if (extra) for (const [k, v] of extra) res.writeHeader(k, v);
+    writeDecoration(ex);
+    if (mustClose(ex)) res.writeHeader('connection', 'close');
     resumeBody(ex);
+    if (ex.method === 'HEAD') {
+      endBodiless(ex, Buffer.byteLength(body));
+      return;
+    }
     ex.done = true;
-    ex.res.end(body, ex.unreadBody || ex.closeConnection);
+    res.end(body, mustClose(ex));
   });
-}
-
-/** An error answer: `{code, error, message}` with the catalog's status. */
-export function sendError(
-  ex: Exchange,
-  code: ErrorCode,
-  extra?: readonly (readonly [string, string])[],
-  detail?: string,
-): void {
-  sendJson(ex, ERRORS[code].status, errorBody(code, detail), extra);
 }
 
 /** Drops the connection (used when an upstream fails after the response head was sent). */
@@ -140,6 +213,82 @@ export function abortExchange(ex: Exchange): void {
   ex.done = true;
   ex.res.close();
 }
+
+// --- Proxied responses: the relay (upstream-relay.ts) writes through these. -----------------
+
+/** Runs `write` corked: everything it writes leaves in one syscall at its end. */
+export function corked(ex: Exchange, write: () => void): void {
+  ex.res.cork(write);
+}
+
+/**
+ * Writes the status line, `server`, the upstream's relayed headers, the request's decoration
+ * headers and, when the connection cannot be reused, `connection: close`. Must run corked.
+ * Values with bytes above 0x7f are passed as latin1 buffers: undici decodes header bytes as
+ * latin1, uWS encodes strings as UTF-8, so only a buffer sends the same bytes on.
+ */
+export function writeProxiedHead(
+  ex: Exchange,
+  line: string,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): void {
+  const res = ex.res;
+  res.writeStatus(line);
+  res.writeHeader('server', SERVER_HEADER);
+  const listed = connectionListed(headers);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || !isRelayedResponseHeader(name, listed)) continue;
+    if (typeof value === 'string') res.writeHeader(name, headerBytes(value));
+    else for (const v of value) res.writeHeader(name, headerBytes(v));
+  }
+  writeDecoration(ex);
+  if (mustClose(ex)) res.writeHeader('connection', 'close');
+}
+
+function headerBytes(value: string): string | Buffer {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Ends a proxied response with no body on the wire (HEAD, 204, 304); must run corked. */
+export function endProxiedBodiless(ex: Exchange, length: number | undefined): void {
+  endBodiless(ex, length);
+}
+
+/** Ends a proxied response whose body was written with `writeChunk` (or is empty). */
+export function endProxied(ex: Exchange): void {
+  ex.done = true;
+  ex.res.end(undefined, mustClose(ex));
+}
+
+/** Writes a chunk of a body of unknown length (chunked); false when the socket is full. */
+export function writeChunk(ex: Exchange, chunk: Uint8Array): boolean {
+  return ex.res.write(chunk);
+}
+
+/**
+ * Writes (part of) a body of known total length. Returns whether the chunk was taken whole;
+ * the response is done once the total was written (`ex.done` is then set).
+ */
+export function tryEndChunk(ex: Exchange, chunk: Uint8Array, total: number): boolean {
+  const [ok, done] = ex.res.tryEnd(chunk, total);
+  if (done) ex.done = true;
+  return ok || done;
+}
+
+/** Bytes of the response body written so far (for resuming a partial `tryEndChunk`). */
+export function writeOffset(ex: Exchange): number {
+  return ex.res.getWriteOffset();
+}
+
+/** Calls `handler(offset)` each time the client socket drains; it returns false to keep waiting. */
+export function onClientWritable(ex: Exchange, handler: (offset: number) => boolean): void {
+  ex.res.onWritable(handler);
+}
+
+// --- Request bodies. ---------------------------------------------------------------------
 
 /*
  * Past its limit a body is discarded, not buffered, up to this many bytes: most clients only
@@ -152,13 +301,13 @@ const DISCARD_LIMIT = 1024 * 1024;
  * Rejects with BODY_TOO_LARGE when the limit is crossed; memory stays bounded by `limit`.
  */
 export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
-  const declared = Number(header(ex, 'content-length') ?? '0');
+  const declared = Number(ex.contentLength ?? '0');
   if (declared > limit) return Promise.reject(new GatewayError('BODY_TOO_LARGE'));
   if (!ex.hasBody) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     let chunks: Buffer[] = [];
     let size = 0;
-    ex.onAbort = () => reject(new GatewayError('BAD_REQUEST', { cause: 'client aborted' }));
+    onClientAbort(ex, () => reject(new GatewayError('BAD_REQUEST', { cause: 'client aborted' })));
     ex.res.onData((chunk, isLast) => {
       size += chunk.byteLength;
       if (isLast) ex.unreadBody = false;

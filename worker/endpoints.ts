@@ -1,0 +1,44 @@
+/*
+ * The gateway's own endpoints, one table of reserved paths (exact canonical paths). They are
+ * looked up before the route table, so no route, not even `/`, can shadow them. A reserved path
+ * asked with another method answers 405 with `Allow` instead of being forwarded.
+ */
+
+import type { Config } from '../conf/config-schema.js';
+import { GatewayError } from '../shared/errors.js';
+import { handleLogin } from './auth-handler.js';
+import type { Handler } from './pipeline.js';
+import type { RequestContext } from './request-context.js';
+
+/** One reserved path: its handlers by method. */
+export interface Endpoint {
+  readonly path: string;
+  readonly methods: ReadonlyMap<string, Handler>;
+  /** The 405 for any other method, shared: its `Allow` header never changes. */
+  readonly notAllowed: GatewayError;
+}
+
+function endpoint(path: string, methods: Record<string, Handler>): Endpoint {
+  const map = new Map(Object.entries(methods));
+  return {
+    path,
+    methods: map,
+    notAllowed: new GatewayError('METHOD_NOT_ALLOWED', {
+      headers: [['allow', [...map.keys()].join(', ')]],
+    }),
+  };
+}
+
+/** The reserved paths of a config generation (later: /adm/*, /logout, health, by config). */
+export function compileEndpoints(_config: Config): ReadonlyMap<string, Endpoint> {
+  const list = [endpoint('/auth', { POST: handleLogin })];
+  return new Map(list.map((e) => [e.path, e]));
+}
+
+/** Runs the endpoint's handler for the request's method, or refuses with 405. */
+export function handleEndpoint(ctx: RequestContext, target: Endpoint): Promise<void> | undefined {
+  ctx.logRoute = target.path;
+  const handler = target.methods.get(ctx.ex.method);
+  if (handler === undefined) throw target.notAllowed;
+  return handler(ctx);
+}

@@ -1,0 +1,40 @@
+import type { ErrorCode } from '../shared/errors.js';
+import type { EdgeServices } from './edge-services.js';
+import type { CompiledRoute, Runtime, UserEntry } from './runtime.js';
+import type { Exchange } from './uws-io.js';
+
+/**
+ * The one object a request's pipeline reads and writes: what uWS gave (`ex`), the config
+ * generation it started with (`rt`, kept even if a reload swaps the edge's runtime meanwhile),
+ * the edge's services, and what the steps found out. A class, not an object literal, so that
+ * every request has the same hidden class on the hot path.
+ */
+export class RequestContext {
+  readonly ex: Exchange;
+  readonly rt: Runtime;
+  readonly services: EdgeServices;
+  /** The canonical path (canonical-path.ts); '' until computed. */
+  path = '';
+  /** The matched route, once matched. */
+  route: CompiledRoute | undefined = undefined;
+  /** The canonical path after the route prefix: '' or starting with '/'. */
+  rest = '';
+  /** The authenticated user, set by the credential step of a secure route. */
+  user: UserEntry | undefined = undefined;
+  /** Every `Authorization` header is dropped on the way upstream (it carried our token). */
+  dropAllAuthorization = false;
+  /** Values of `Authorization` headers that carry one of our tokens: dropped on the way upstream. */
+  withheldAuthorization: string[] | undefined = undefined;
+  /** Access log: the user (authenticated, or logging in successfully). */
+  logUser: string | undefined = undefined;
+  /** Access log: the route prefix or gateway endpoint that handled the request. */
+  logRoute: string | undefined = undefined;
+  /** Access log: the error code of the answer, if it was an error. */
+  code: ErrorCode | undefined = undefined;
+
+  constructor(ex: Exchange, rt: Runtime, services: EdgeServices) {
+    this.ex = ex;
+    this.rt = rt;
+    this.services = services;
+  }
+}

@@ -1,0 +1,51 @@
+import { LruCache } from '../shared/lru-cache.js';
+import type { TokenCodec } from '../shared/token-codec.js';
+
+/** A verified token, as cached: the expiry is still checked on every hit. */
+export interface Session {
+  readonly user: string;
+  readonly exp: number;
+}
+
+interface Entry extends Session {
+  /** The codec that verified it: an entry verified under another secret is never used. */
+  readonly codec: TokenCodec;
+}
+
+/** Verified tokens kept per edge; bounded because keys come from clients. */
+const DEFAULT_ENTRIES = 50_000;
+
+/**
+ * The edge's cache of verified tokens, a long-lived service that outlives config reloads (a
+ * reload that keeps the secret keeps every cached session). Entries remember the codec that
+ * verified them, so after a change of `secret` a token is verified again under the new keys,
+ * even by a request still running on the previous config.
+ */
+export class SessionCache {
+  readonly #entries: LruCache<string, Entry>;
+
+  constructor(maxEntries = DEFAULT_ENTRIES) {
+    this.#entries = new LruCache(maxEntries);
+  }
+
+  /**
+   * The session a bearer token opens under `codec` at `nowSeconds`, or undefined: malformed,
+   * bad MAC, another key, or expired. A miss costs one full verification (~14 µs), a hit a
+   * map lookup.
+   */
+  authenticate(codec: TokenCodec, token: string, nowSeconds: number): Session | undefined {
+    let entry = this.#entries.get(token);
+    if (entry === undefined || entry.codec !== codec) {
+      const result = codec.verify(token, nowSeconds);
+      if (!result.ok) return undefined;
+      entry = { user: result.claims.sub, exp: result.claims.exp, codec };
+      this.#entries.set(token, entry);
+    }
+    // Written so that a NaN clock fails closed.
+    if (!(nowSeconds < entry.exp)) {
+      this.#entries.delete(token);
+      return undefined;
+    }
+    return entry;
+  }
+}

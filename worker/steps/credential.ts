@@ -1,0 +1,76 @@
+import { refusal } from '../../shared/errors.js';
+import type { RouteFeature } from '../pipeline.js';
+import type { RequestContext } from '../request-context.js';
+
+const BEARER = /^bearer[ \t]+/i;
+
+/** The token of an `Authorization: Bearer` value (RFC 6750 section 2.1), or undefined. */
+export function bearerToken(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const m = BEARER.exec(value);
+  if (!m) return undefined;
+  const token = value.slice(m[0].length).trim();
+  return token.length > 0 ? token : undefined;
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * A secure route needs exactly one `Authorization` header, a bearer token of ours for a user
+ * that still exists. Authorization is a singleton field (RFC 9110 section 11.6.2): with two of
+ * them, which one a backend or another proxy would read is a guess, so the request is refused.
+ */
+function requireToken(ctx: RequestContext): void {
+  const h = ctx.ex.headers;
+  let value: string | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] !== 'authorization') continue;
+    if (value !== undefined) throw refusal('CREDENTIALS_AMBIGUOUS');
+    value = h[i + 1];
+  }
+  const token = bearerToken(value);
+  if (token === undefined) throw refusal('TOKEN_MISSING');
+  const { rt } = ctx;
+  const session = ctx.services.sessions.authenticate(rt.codec, token, nowSeconds());
+  const user = session && rt.users.get(session.user);
+  if (!user) throw refusal('TOKEN_INVALID');
+  ctx.user = user;
+  ctx.logUser = user.name;
+  ctx.dropAllAuthorization = true;
+}
+
+/**
+ * A public route forwards `Authorization` (its backend may use its own tokens), except every
+ * header that carries one of our tokens, valid or expired: those are the gateway's credentials
+ * and never reach a backend. Every header is examined, not only the first.
+ */
+function withholdGatewayTokens(ctx: RequestContext): void {
+  const h = ctx.ex.headers;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] !== 'authorization') continue;
+    const value = h[i + 1]!;
+    const token = bearerToken(value);
+    if (token === undefined || !isOurs(ctx, token)) continue;
+    if (ctx.withheldAuthorization === undefined) ctx.withheldAuthorization = [value];
+    else ctx.withheldAuthorization.push(value);
+  }
+}
+
+function isOurs(ctx: RequestContext, token: string): boolean {
+  const { rt } = ctx;
+  const now = nowSeconds();
+  if (ctx.services.sessions.authenticate(rt.codec, token, now) !== undefined) return true;
+  const result = rt.codec.verify(token, now);
+  // `expired` is only reported for an authentic token (token-codec.ts).
+  return result.ok || result.reason === 'expired';
+}
+
+/** Bearer tokens: required on secure routes, withheld from the backend on public ones. */
+export const credential: RouteFeature = {
+  name: 'credential',
+  compile(build) {
+    build.step(build.route.secure ? requireToken : withholdGatewayTokens);
+  },
+};
