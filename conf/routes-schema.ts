@@ -24,10 +24,11 @@ const httpUrl = z
 /**
  * Routes are matched on canonical, decoded paths (no `//`, `.`, `..` or `\` left), so a prefix
  * holding any of those could never match: refuse it, and `%` too (it would read as an escape).
- * `?` and `#` are refused as well: a prefix never matches a query or fragment.
+ * `?` and `#` are refused as well: a prefix never matches a query or fragment, and `;`, which
+ * no request path may hold (canonical-path.ts).
  */
 function isCanonicalPrefix(p: string): boolean {
-  if (!p.startsWith('/') || /[\x00-\x1f\x7f?#%\\]/.test(p)) return false;
+  if (!p.startsWith('/') || /[\x00-\x1f\x7f?#%\\;]/.test(p)) return false;
   const segments = p.split('/');
   // Empty segments are allowed only around the path: the leading '' and a trailing slash.
   return segments.every(
@@ -40,7 +41,7 @@ const prefix = z.string().transform((p, ctx) => {
   ctx.addIssue({
     code: 'custom',
     message:
-      'expected a decoded path starting with "/", without "//", ".", "..", "?", "#", "%" or "\\"',
+      'expected a decoded path starting with "/", without "//", ".", "..", "?", "#", "%", ";" or "\\"',
   });
   return z.NEVER;
 });

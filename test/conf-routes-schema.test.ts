@@ -92,6 +92,8 @@ t.test('prefix: must be a canonical path; trailing slash dropped', async (t) => 
     '/a\\b',
     '/a\tb',
     '//',
+    '/a;b',
+    '/admin;',
   ]) {
     t.same(keys([route({ prefix: bad })]), ['routes[0].prefix'], `rejects ${JSON.stringify(bad)}`);
   }

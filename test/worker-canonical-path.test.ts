@@ -21,7 +21,7 @@ t.test('already canonical paths come back unchanged', async (t) => {
     ['/api/', '/api/'],
     ['/api/v1/users/42', '/api/v1/users/42'],
     ['/api_test/openapi.json', '/api_test/openapi.json'],
-    ["/a-b_c~d!$&'()*+,;=:@", "/a-b_c~d!$&'()*+,;=:@"],
+    ["/a-b_c~d!$&'()*+,=:@", "/a-b_c~d!$&'()*+,=:@"],
   ]);
 });
 
@@ -160,18 +160,30 @@ t.test('segments that only look like dots are names', async (t) => {
   ]);
 });
 
-t.test('dot segments with ; parameters are refused (servlet backends strip them)', async (t) => {
+t.test('a path with ; parameters, raw or encoded, is refused (backends disagree on them)', async (t) => {
   for (const raw of [
     '/api/..;/admin',
     '/api/.;/x',
     '/api/%2e%2e;/admin',
     '/api/..;jsessionid=1/admin',
     '/api/.%2e;x/y',
+    '/app/admin;/secret',
+    '/app/admin;jsessionid=1',
+    '/app/admin;',
+    '/app;x/admin',
+    '/;/app/admin',
+    '/app/admin/;',
+    '/app/admin%3B/secret',
+    '/app/admin%3b',
+    '/app/%3Badmin',
+    '/app/admin%253B',
+    '/api/a;b/c',
+    '/api/...;x',
+    ';',
   ]) {
-    t.equal(canonicalizePath(raw), null, raw);
+    const expected = raw.includes('%253B') ? '/app/admin%3B' : null;
+    t.equal(canonicalizePath(raw), expected, raw);
   }
-  t.equal(canonicalizePath('/api/a;b/c'), '/api/a;b/c', 'parameters on a name are kept');
-  t.equal(canonicalizePath('/api/...;x'), '/api/...;x', 'three dots are a name');
 });
 
 t.test('matching stays case-sensitive: /API is its own path', async (t) => {
@@ -218,7 +230,7 @@ function modelCanonicalize(raw: string): string | null {
   const parts = decoded.replaceAll('\\', '/').split('/').slice(1);
   const out: string[] = [];
   for (const part of parts) {
-    if (part.startsWith('.;') || part.startsWith('..;')) return null;
+    if (part.includes(';')) return null;
     if (part === '..') {
       if (out.pop() === undefined) return null;
     } else if (part !== '.' && part !== '') {
@@ -279,7 +291,7 @@ t.test('property: canonical paths are canonical, stable and agree with the model
     }
   }
   t.same(failures.slice(0, 10), [], 'no property violations');
-  t.ok(valid > 10_000, `enough valid inputs (${valid})`);
+  t.ok(valid > 5_000, `enough valid inputs (${valid})`);
   t.ok(invalid > 1_000, `enough invalid inputs (${invalid})`);
 });
 
