@@ -118,6 +118,7 @@ t.test('the gateway answers HEAD without a body and keeps the connection usable'
     // The HEAD, then a GET on the same connection: its answer must come, whole.
     const result = await rawExchange(gw.port, [head(method, path, extra), head('GET', '/open')], {
       methods: [method, 'GET'],
+      sequential: true,
     });
     const [first, second] = result.responses;
     t.equal(first?.status, status, `${method} ${path}: status`);

@@ -36,8 +36,13 @@ t.teardown(async () => {
   await upstream.close();
 });
 
-async function echo(path: string, headers: Record<string, string> | [string, string][] = {}) {
-  const res = await fetch(`${gw.url}${path}`, { headers });
+async function echo(
+  path: string,
+  headers: Record<string, string> | (readonly [string, string])[] = {},
+) {
+  const res = await fetch(`${gw.url}${path}`, {
+    headers: Array.isArray(headers) ? headers.map(([k, v]) => [k, v]) : headers,
+  });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${path}: ${res.status} ${text}`);
   const body = JSON.parse(text) as Echo;

@@ -1,4 +1,5 @@
 import { Pool } from 'undici';
+import { interimTolerantConnector } from './upstream-connector.js';
 
 export interface PoolOptions {
   /** `max_idle_per_host`; 0 disables upstream keep-alive. See the comment in `get`. */
@@ -49,7 +50,7 @@ export class UpstreamPools {
       pipelining: keepAlive ? 1 : 0,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
-      connectTimeout: Math.min(options.timeoutMs, 10_000),
+      connect: interimTolerantConnector({ timeout: Math.min(options.timeoutMs, 10_000) }),
       // undici's default idle time (4 s) stays below common upstream timeouts (Node's 5 s), so a
       // reused connection is rarely one the upstream is closing; the hint may raise it up to this.
       keepAliveMaxTimeout: Math.max(1, options.keepAliveMaxMs),

@@ -20,9 +20,10 @@ const NO_BODY_STATUS = new Set([204, 304]);
 
 /**
  * Decides, when a request failed before any response byte came back, whether it was sent again
- * (true: this relay is done, another one took over) or must fail (false).
+ * (true: this relay is done, another one took over) or must fail (false). `written` tells
+ * whether undici had started writing the request on the connection.
  */
-export type RetryDecision = (err: Error) => boolean;
+export type RetryDecision = (err: Error, written: boolean) => boolean;
 
 /**
  * An undici dispatch handler that writes the upstream response straight into the uWS response.
@@ -44,7 +45,10 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #pending: Uint8Array | undefined;
   #headers: Record<string, string | string[] | undefined> | undefined;
   #pendingOffset = 0;
-  #responded = false;
+  /** undici started writing the request. */
+  #written = false;
+  /** Some response byte arrived (1xx included): the request reached the upstream. */
+  #answered = false;
   #headWritten = false;
   #settled = false;
 
@@ -64,6 +68,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
+    this.#written = true;
     if (this.#ex.done) {
       controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
       return;
@@ -82,7 +87,6 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     // uWS cannot send an interim answer, so they are not relayed (100 Continue to the client is
     // uWS's own); 101 never gets here (upgrades are refused before dispatch).
     if (statusCode < 200) return;
-    this.#responded = true;
     const ex = this.#ex;
     if (ex.done) {
       controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
@@ -126,6 +130,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#headWritten = true;
     // The standard reason phrase: the upstream's own is not relayed.
     writeProxiedHead(this.#ex, statusLine(this.#ex.status), headers);
+  }
+
+  /** undici's signal of the first byte of an answer (1xx included). */
+  onResponseStarted(): void {
+    this.#answered = true;
   }
 
   /** Upgrades (CONNECT, 101) are refused before dispatch; one that slips through is cut. */
@@ -173,7 +182,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (!this.#responded && !this.#settled && !this.#ex.done && this.#retry?.(err)) {
+    if (!this.#answered && !this.#settled && !this.#ex.done && this.#retry?.(err, this.#written)) {
       this.#settled = true;
       return;
     }

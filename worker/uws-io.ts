@@ -12,7 +12,12 @@
  *   length of 2^63: a bodiless answer writes its own `content-length` and calls it bare;
  * - uWS knows nothing of HEAD: a body given to `end()` is sent, so HEAD answers never pass one;
  * - an unread request body is not skipped: its bytes would be parsed as the next request, so an
- *   answer given before the body was read closes the connection.
+ *   answer given before the body was read closes the connection;
+ * - `end(…, closeConnection = true)` after `write()` (a chunked body) writes "Connection: close"
+ *   and a blank line into the body, breaking its chunked framing: a proxied response never
+ *   closes that way. It says `connection: close` in its head and ends normally; the body, if
+ *   any, is still read (and discarded) to its end, so the client can read the whole answer
+ *   instead of being reset mid-upload.
  */
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
@@ -55,6 +60,8 @@ export interface Exchange {
   unreadBody: boolean;
   /** uWS's resume() on a socket that is not paused stalls it (uwebsockets 3.0.6): track it. */
   paused: boolean;
+  /** The body is streamed upstream: it is read to its end whatever the answer. */
+  bodyStreamed: boolean;
   /** The answer carries `connection: close` and the connection is closed after it. */
   closeConnection: boolean;
   status: number;
@@ -116,6 +123,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     aborted: false,
     unreadBody: hasBody,
     paused: false,
+    bodyStreamed: false,
     closeConnection: false,
     status: 0,
     responseHeaders: undefined,
@@ -155,20 +163,20 @@ function writeDecoration(ex: Exchange): void {
   if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
 }
 
-/** The connection cannot carry another request after this answer. */
+/** The answer tells the client to close: draining, or the request body is not read to its end. */
 function mustClose(ex: Exchange): boolean {
   return ex.unreadBody || ex.closeConnection;
 }
 
 /**
- * Ends a response that has no body on the wire: HEAD answers, 204 and 304. `length` is the
- * Content-Length to announce (a HEAD answer says what GET would send). When the connection must
- * close, uWS offers no bodiless close: `end('', true)` then announces a length of 0.
+ * Ends an answer that has no body on the wire: HEAD answers, 204 and 304. `length` is the
+ * Content-Length to announce (a HEAD answer says what GET would send). `closeNow` closes the
+ * connection; uWS offers no bodiless close, so `end('', true)` then announces a length of 0.
  */
-function endBodiless(ex: Exchange, length: number | undefined): void {
+function endBodiless(ex: Exchange, length: number | undefined, closeNow: boolean): void {
   const res = ex.res;
   ex.done = true;
-  if (mustClose(ex)) {
+  if (closeNow) {
     res.end(undefined, true);
     return;
   }
@@ -178,8 +186,11 @@ function endBodiless(ex: Exchange, length: number | undefined): void {
 
 /**
  * A JSON answer written by the gateway itself, with the request's decoration headers and
- * `extra`. HEAD gets the same head without the body. The connection is closed after it when the
- * request body was left unread or the edge is draining.
+ * `extra`. HEAD gets the same head without the body. When the request body was left unread and
+ * nothing reads it on, the connection is closed after the answer: its bytes must never be
+ * parsed as a request. A body being streamed upstream is read to its end instead (the client
+ * can then read the answer without being reset mid-upload) and the answer says
+ * `connection: close`, as it does while draining.
  */
 export function sendJson(
   ex: Exchange,
@@ -196,14 +207,16 @@ export function sendJson(
     res.writeHeader('cache-control', 'no-store');
     if (extra) for (const [k, v] of extra) res.writeHeader(k, v);
     writeDecoration(ex);
-    if (mustClose(ex)) res.writeHeader('connection', 'close');
+    const closeNow = ex.unreadBody && !ex.bodyStreamed;
+    if (mustClose(ex) && !closeNow) res.writeHeader('connection', 'close');
     resumeBody(ex);
     if (ex.method === 'HEAD') {
-      endBodiless(ex, Buffer.byteLength(body));
+      endBodiless(ex, Buffer.byteLength(body), closeNow);
       return;
     }
     ex.done = true;
-    res.end(body, mustClose(ex));
+    // uWS writes its own `Connection: close` when it closes.
+    res.end(body, closeNow);
   });
 }
 
@@ -254,13 +267,19 @@ const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Ends a proxied response with no body on the wire (HEAD, 204, 304); must run corked. */
 export function endProxiedBodiless(ex: Exchange, length: number | undefined): void {
-  endBodiless(ex, length);
+  resumeBody(ex);
+  endBodiless(ex, length, false);
 }
 
-/** Ends a proxied response whose body was written with `writeChunk` (or is empty). */
+/**
+ * Ends a proxied response whose body was written with `writeChunk` (or is empty). Never closes
+ * here (see the header comment: uWS would corrupt a chunked body); the head said so if needed.
+ * An upload still paused for backpressure is resumed, so the rest of its body is read.
+ */
 export function endProxied(ex: Exchange): void {
+  resumeBody(ex);
   ex.done = true;
-  ex.res.end(undefined, mustClose(ex));
+  ex.res.end();
 }
 
 /** Writes a chunk of a body of unknown length (chunked); false when the socket is full. */
@@ -273,6 +292,9 @@ export function writeChunk(ex: Exchange, chunk: Uint8Array): boolean {
  * the response is done once the total was written (`ex.done` is then set).
  */
 export function tryEndChunk(ex: Exchange, chunk: Uint8Array, total: number): boolean {
+  // This write may end the response, after which `res` is off limits: an upload still paused
+  // for backpressure is resumed first, so the rest of its body is read (and dropped).
+  if (ex.paused && ex.res.getWriteOffset() + chunk.byteLength >= total) resumeBody(ex);
   const [ok, done] = ex.res.tryEnd(chunk, total);
   if (done) ex.done = true;
   return ok || done;
@@ -333,6 +355,7 @@ export function requestBodyStream(ex: Exchange): Readable {
       resumeBody(ex);
     },
   });
+  ex.bodyStreamed = true;
   ex.res.onData((chunk, isLast) => {
     const more = stream.push(Buffer.from(chunk.slice(0)));
     if (isLast) {

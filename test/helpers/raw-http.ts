@@ -22,14 +22,20 @@ export interface RawResult {
 /**
  * A client that writes exactly the bytes it is given: for inputs no HTTP library would send
  * (duplicate Content-Length, odd Transfer-Encoding, pipelined requests). Writes `parts` in order
- * (`gapMs` apart), then collects what the server sends until it closes or `waitMs` passes
- * without new data. `methods` lists the request methods in order, so that answers to HEAD are
- * parsed without a body.
+ * (`gapMs` apart; with `sequential`, part i only once i complete answers came, up to `waitMs`),
+ * then collects what the server sends until it closes or `waitMs` passes without new data.
+ * `methods` lists the request methods in order, so that answers to HEAD are parsed without a
+ * body.
  */
 export async function rawExchange(
   port: number,
   parts: readonly (string | Buffer)[],
-  options: { methods?: readonly string[]; waitMs?: number; gapMs?: number } = {},
+  options: {
+    methods?: readonly string[];
+    waitMs?: number;
+    gapMs?: number;
+    sequential?: boolean;
+  } = {},
 ): Promise<RawResult> {
   const socket = connect({ host: '127.0.0.1', port });
   await new Promise<void>((resolve, reject) => {
@@ -49,11 +55,19 @@ export async function rawExchange(
   socket.on('close', () => {
     closed = true;
   });
+  const waitMs = options.waitMs ?? 500;
   for (const [i, part] of parts.entries()) {
     if (i > 0 && options.gapMs) await sleep(options.gapMs);
+    if (i > 0 && options.sequential) {
+      const deadline = Date.now() + waitMs;
+      const answered = () =>
+        parseResponses(Buffer.concat(chunks), options.methods ?? []).responses.filter(
+          (r) => r.status >= 200,
+        ).length;
+      while (!closed && answered() < i && Date.now() < deadline) await sleep(10);
+    }
     if (!closed) socket.write(part);
   }
-  const waitMs = options.waitMs ?? 500;
   while (!closed && Date.now() - lastData < waitMs) await sleep(20);
   socket.destroy();
   return { ...parseResponses(Buffer.concat(chunks), options.methods ?? []), closed };
@@ -94,7 +108,7 @@ export function parseResponses(
       headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
     }
     let bodyStart = headEnd + 4;
-    let body = Buffer.alloc(0);
+    let body: Buffer = Buffer.alloc(0);
     const bodiless =
       methods[responses.length] === 'HEAD' || status === 204 || status === 304 || status < 200;
     if (!bodiless) {
