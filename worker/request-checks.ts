@@ -18,6 +18,12 @@ const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Z-]+$/;
 const MAX_METHOD_LENGTH = 32;
 /** RFC 9112 section 6.3: Content-Length = 1*DIGIT; more than 15 digits is beyond any body we pass. */
 const CONTENT_LENGTH = /^[0-9]{1,15}$/;
+/**
+ * RFC 9110 section 7.2 / RFC 3986 section 3.2.2: host [":" port], host an IP literal in brackets,
+ * or a reg-name (unreserved, sub-delims, pct-encoded). The value goes upstream as
+ * X-Forwarded-Host, which backends use to build absolute URLs: anything else is refused.
+ */
+const HOST = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~!$&'()*+,;=%-]{1,253})(?::[0-9]{1,5})?$/;
 
 /** Throws the refusal for a request no route may see. */
 export function checkRequest(ctx: RequestContext): void {
@@ -28,6 +34,10 @@ export function checkRequest(ctx: RequestContext): void {
     throw refusal('HEADERS_TOO_LARGE');
   }
   if (!COMMON_METHODS.has(ex.method)) checkMethod(ex.method);
+  // uWS stalls a request without Host itself; several, or a malformed one, are refused here.
+  if (ex.hostLines !== 1 || !HOST.test(ex.host!)) {
+    throw new GatewayError('BAD_REQUEST', { detail: 'exactly one valid Host header is required' });
+  }
   if (
     ex.transferEncoding !== undefined ||
     ex.contentLengthLines > 1 ||

@@ -189,11 +189,9 @@ export function upstreamRequestHeaders(ex: Exchange, ctx: HeaderContext): string
   const headers = ex.headers;
   const out: string[] = [];
   const listed = connectionTokens(headers);
-  let host = '';
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (name === 'host') host = value;
     if (HOP_BY_HOP.has(name) || listed?.has(name) || isTrustedOnlyHeader(name, ctx.drop)) continue;
     if (
       name === 'authorization' &&
@@ -203,7 +201,7 @@ export function upstreamRequestHeaders(ex: Exchange, ctx: HeaderContext): string
     out.push(name, value);
   }
   out.push('user-agent', 'ProxyAuth', 'x-forwarded-for', ctx.ip, 'x-forwarded-proto', ctx.proto);
-  if (host) out.push('x-forwarded-host', host);
+  if (ex.host) out.push('x-forwarded-host', ex.host);
   if (ctx.identity) out.push('x-user', ctx.identity.user, 'x-user-roles', ctx.identity.roles);
   return out;
 }

@@ -11,8 +11,11 @@
  *   come (the next request on it gets nothing), and `endWithoutBody(undefined, …)` announces a
  *   length of 2^63: a bodiless answer writes its own `content-length` and calls it bare;
  * - uWS knows nothing of HEAD: a body given to `end()` is sent, so HEAD answers never pass one;
- * - an unread request body is not skipped: its bytes would be parsed as the next request, so an
- *   answer given before the body was read closes the connection;
+ * - a request already buffered behind one answered synchronously is still handed to the
+ *   handler, even when that answer closes the connection (the close is then lost): a request
+ *   whose framing is broken is answered on a later turn instead (dispatch.ts);
+ * - its chunked decoder is lenient (a chunk size " 5" reads as 0; the CRLF after chunk data is
+ *   not checked), so a refused request's connection is closed rather than reused;
  * - `end(…, closeConnection = true)` after `write()` (a chunked body) writes "Connection: close"
  *   and a blank line into the body, breaking its chunked framing: a proxied response never
  *   closes that way. It says `connection: close` in its head and ends normally; the body, if
@@ -48,6 +51,10 @@ export interface Exchange {
   readonly contentLengthLines: number;
   /** Every Transfer-Encoding value, comma-joined in arrival order; undefined when absent. */
   readonly transferEncoding: string | undefined;
+  /** The first Host value; undefined when absent. */
+  readonly host: string | undefined;
+  /** How many Host header lines the request has (RFC 9112 section 3.2: exactly one). */
+  readonly hostLines: number;
   readonly ip: string;
   readonly startedAt: number;
   /** Set once the client went away or the response ended: `res` must not be touched then. */
@@ -62,8 +69,10 @@ export interface Exchange {
   paused: boolean;
   /** The body is streamed upstream: it is read to its end whatever the answer. */
   bodyStreamed: boolean;
-  /** The answer carries `connection: close` and the connection is closed after it. */
+  /** The answer carries `connection: close` (draining). */
   closeConnection: boolean;
+  /** The request's framing cannot be trusted: the connection is closed after the answer. */
+  framingBroken: boolean;
   status: number;
   /** Headers the pipeline adds to whatever answer this request gets (gateway's or upstream's). */
   responseHeaders: HeaderPair[] | undefined;
@@ -93,6 +102,8 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   let contentLength: string | undefined;
   let contentLengthLines = 0;
   let transferEncoding: string | undefined;
+  let host: string | undefined;
+  let hostLines = 0;
   req.forEach((key, value) => {
     headers.push(key, value);
     headBytes += key.length + value.length + 4;
@@ -101,6 +112,9 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
       contentLengthLines++;
     } else if (key === 'transfer-encoding') {
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding},${value}`;
+    } else if (key === 'host') {
+      host ??= value;
+      hostLines++;
     }
   });
   const hasBody =
@@ -117,6 +131,8 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     contentLength,
     contentLengthLines,
     transferEncoding,
+    host,
+    hostLines,
     ip: clientIp(textDecoder.decode(res.getRemoteAddressAsText())),
     startedAt: performance.now(),
     done: false,
@@ -125,6 +141,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     paused: false,
     bodyStreamed: false,
     closeConnection: false,
+    framingBroken: false,
     status: 0,
     responseHeaders: undefined,
     abortListeners: undefined,
@@ -186,9 +203,10 @@ function endBodiless(ex: Exchange, length: number | undefined, closeNow: boolean
 
 /**
  * A JSON answer written by the gateway itself, with the request's decoration headers and
- * `extra`. HEAD gets the same head without the body. When the request body was left unread and
- * nothing reads it on, the connection is closed after the answer: its bytes must never be
- * parsed as a request. A body being streamed upstream is read to its end instead (the client
+ * `extra`. HEAD gets the same head without the body. The connection is closed after it when the
+ * request's framing is broken, or when the request body was left unread and nothing reads it on
+ * (uWS skips a well-framed unread body itself, but its chunked decoder is lenient: a refused
+ * request's connection carries nothing more). A body being streamed upstream is read to its end instead (the client
  * can then read the answer without being reset mid-upload) and the answer says
  * `connection: close`, as it does while draining.
  */
@@ -207,7 +225,7 @@ export function sendJson(
     res.writeHeader('cache-control', 'no-store');
     if (extra) for (const [k, v] of extra) res.writeHeader(k, v);
     writeDecoration(ex);
-    const closeNow = ex.unreadBody && !ex.bodyStreamed;
+    const closeNow = ex.framingBroken || (ex.unreadBody && !ex.bodyStreamed);
     if (mustClose(ex) && !closeNow) res.writeHeader('connection', 'close');
     resumeBody(ex);
     if (ex.method === 'HEAD') {
