@@ -116,7 +116,7 @@ export function interimTolerantConnector(
   const connect = buildConnector(options);
   return (opts, callback) =>
     connect(opts, (...args) => {
-      if (args[1] !== null) install(args[1] as FilteredSocket);
+      if (args[0] === null && args[1]) install(args[1] as FilteredSocket);
       callback(...args);
     });
 }

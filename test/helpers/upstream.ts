@@ -19,13 +19,19 @@ export interface Echo {
  * - `/slow/MS` answers after MS milliseconds;
  * - anything else echoes method, url, headers and the body's size and SHA-256 as JSON.
  */
-export async function startUpstream(): Promise<{
+export async function startUpstream(
+  /** Answers some requests itself: returns true when it did (the echo then stays out). */
+  custom?: (req: IncomingMessage, res: ServerResponse) => boolean,
+): Promise<{
   server: Server;
   origin: string;
   port: number;
   close: () => Promise<void>;
 }> {
-  const server = createServer(handle);
+  const server = createServer((req, res) => {
+    if (custom?.(req, res)) return;
+    handle(req, res);
+  });
   server.keepAliveTimeout = 10_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

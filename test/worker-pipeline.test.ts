@@ -1,0 +1,172 @@
+// The request pipeline: features compile only what a route uses; steps can decorate answers
+// (the gateway's and the upstream's) and a route can transform proxied bodies, streaming.
+
+import uws from 'uWebSockets.js';
+import { openSync } from 'node:fs';
+import t from 'tap';
+import { parseConfig } from '../conf/parse.js';
+import type { CryptoPool } from '../crypto-pool/pool.js';
+import { AccessLog } from '../shared/access-log.js';
+import type { ConfigSnapshot } from '../shared/ipc.js';
+import { createLogger } from '../shared/log.js';
+import { TokenCodec } from '../shared/token-codec.js';
+import { createDispatcher, type EdgeState } from '../worker/dispatch.js';
+import type { EdgeServices } from '../worker/edge-services.js';
+import {
+  compileRoutePipeline,
+  type ResponseBodyTransform,
+  type RouteFeature,
+} from '../worker/pipeline.js';
+import { ROUTE_FEATURES } from '../worker/route-features.js';
+import { Runtime } from '../worker/runtime.js';
+import { SessionCache } from '../worker/session-cache.js';
+import { UpstreamPools } from '../worker/upstream-pools.js';
+import { addResponseHeader } from '../worker/uws-io.js';
+import { startUpstream } from './helpers/upstream.js';
+
+const SECRET = 'pipeline-test-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef';
+const FILES = { config: '/virtual/config.json', routes: '/virtual/routes.yml' };
+
+function parse(routes: unknown[]) {
+  return parseConfig({ secret: SECRET, users: [] }, { routes }, FILES);
+}
+
+t.test('a feature that is off adds nothing to a route', async (t) => {
+  const { config, routes } = parse([
+    { prefix: '/pub', target: 'http://127.0.0.1:1', secure: false },
+    { prefix: '/sec', target: 'http://127.0.0.1:1' },
+    { prefix: '/all', target: 'http://127.0.0.1:1', username: ['a'], allow_methods: ['GET'] },
+  ]);
+  const counts = routes.map((r) => compileRoutePipeline(r, config, ROUTE_FEATURES).steps.length);
+  t.same(counts, [1, 1, 3], 'credential only; credential only; methods, credential, user list');
+});
+
+t.test('steps run in feature order; two transforms on one route are a compile error', async (t) => {
+  const { config, routes } = parse([{ prefix: '/x', target: 'http://127.0.0.1:1' }]);
+  const order: string[] = [];
+  const named = (name: string): RouteFeature => ({
+    name,
+    compile: (b) => b.step(() => order.push(name)),
+  });
+  const { steps } = compileRoutePipeline(routes[0]!, config, [named('a'), named('b'), named('c')]);
+  for (const step of steps) step({} as never);
+  t.same(order, ['a', 'b', 'c']);
+  const transformer: RouteFeature = {
+    name: 'upper',
+    compile: (b) => b.transformResponses(() => upperCase()),
+  };
+  t.throws(() => compileRoutePipeline(routes[0]!, config, [transformer, transformer]), {
+    message: /already transformed by upper/,
+  });
+});
+
+/** Upper-cases text/plain bodies, holding back nothing: a streaming transform. */
+function upperCase(): ResponseBodyTransform {
+  return {
+    start: (_status, headers) => String(headers['content-type']).startsWith('text/plain'),
+    push: (chunk) => Buffer.from(chunk.toString('latin1').toUpperCase(), 'latin1'),
+    end: () => Buffer.from('!'),
+  };
+}
+
+const decorate: RouteFeature = {
+  name: 'decorate',
+  compile: (b) => b.step((ctx) => addResponseHeader(ctx.ex, 'x-decorated', b.route.prefix)),
+};
+const transform: RouteFeature = {
+  name: 'upper',
+  compile: (b) => {
+    if (b.route.prefix === '/up') b.transformResponses(upperCase);
+  },
+};
+
+t.test('decoration and body transforms, in a real edge', async (t) => {
+  const upstream = await startUpstream((req, res) => {
+    if (!req.url?.startsWith('/text/')) return false;
+    const chunked = req.url === '/text/chunked';
+    res.writeHead(200, {
+      'content-type': 'text/plain',
+      ...(chunked ? {} : { 'content-length': '11' }),
+    });
+    if (chunked) res.write('hello ');
+    res.end(chunked ? 'world' : 'hello world');
+    return true;
+  });
+  const snapshot: ConfigSnapshot = {
+    generation: 1,
+    configDir: '/virtual',
+    dataDir: '/virtual/data',
+    files: FILES,
+    raw: {
+      config: {
+        secret: SECRET,
+        users: [
+          {
+            username: 'u',
+            password: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA',
+          },
+        ],
+      },
+      routes: {
+        routes: [
+          { prefix: '/up', target: upstream.origin, secure: false },
+          { prefix: '/plain', target: upstream.origin, secure: false },
+          { prefix: '/sec', target: upstream.origin },
+        ],
+      },
+    },
+  };
+  const services: EdgeServices = {
+    crypto: { hashPassword: async () => 'unused' } as unknown as CryptoPool,
+    accessLog: new AccessLog(openSync('/dev/null', 'w')),
+    log: createLogger('test'),
+    sessions: new SessionCache(),
+    pools: new UpstreamPools(),
+  };
+  const runtime = await Runtime.build(snapshot, services, undefined, {
+    features: [decorate, ...ROUTE_FEATURES, transform],
+  });
+  const state: EdgeState = {
+    runtime,
+    services,
+    inflight: 0,
+    lastRequestAt: 0,
+    draining: false,
+    onIdle: undefined,
+  };
+  const app = uws.App();
+  app.any('/*', createDispatcher(state));
+  const listen = await new Promise<uws.us_listen_socket>((resolve, reject) =>
+    app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen')))),
+  );
+  const port = uws.us_socket_local_port(listen as unknown as uws.us_socket);
+  t.teardown(async () => {
+    uws.us_listen_socket_close(listen);
+    app.close();
+    await services.pools.destroyAll();
+    await upstream.close();
+  });
+  const url = `http://127.0.0.1:${port}`;
+
+  for (const path of ['/up/text/length', '/up/text/chunked']) {
+    const res = await fetch(`${url}${path}`);
+    t.equal(res.status, 200, path);
+    t.equal(await res.text(), 'HELLO WORLD!', `${path}: transformed, tail added`);
+    t.equal(res.headers.get('content-length'), null, `${path}: the length is dropped`);
+    t.equal(res.headers.get('x-decorated'), '/up', `${path}: decorated`);
+  }
+  const json = await fetch(`${url}/up/echo`);
+  t.equal(json.headers.get('content-type'), 'application/json', 'not text/plain');
+  t.match(await json.text(), /^\{"method":"GET"/, 'a response the transform declined is untouched');
+  const plain = await fetch(`${url}/plain/text/length`);
+  t.equal(await plain.text(), 'hello world', 'a route without the transform');
+  t.equal(plain.headers.get('content-length'), '11');
+  t.equal(plain.headers.get('x-decorated'), '/plain');
+  const refused = await fetch(`${url}/sec/x`);
+  t.equal(refused.status, 401);
+  t.equal(refused.headers.get('x-decorated'), '/sec', "the gateway's own answers are decorated");
+  const token = new TokenCodec(SECRET).issue('u', 60, Math.floor(Date.now() / 1000)).token;
+  const allowed = await fetch(`${url}/sec/x`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal(allowed.status, 200);
+  t.equal(((await allowed.json()) as { headers: Record<string, string> }).headers['x-user'], 'u');
+});

@@ -1,0 +1,198 @@
+import t from 'tap';
+import {
+  compileDropList,
+  connectionListed,
+  encodeIdentity,
+  isRelayedResponseHeader,
+  isTrustedOnlyHeader,
+  upstreamRequestHeaders,
+} from '../worker/upstream-headers.js';
+import type { Exchange } from '../worker/uws-io.js';
+
+t.test('families of trusted-only headers, in any spelling', async (t) => {
+  for (const name of [
+    'forwarded',
+    'x-forwarded-for',
+    'x-forwarded-anything-new',
+    'x-forwarded',
+    'x-forward-for',
+    'x_forwarded_for',
+    'x-real-ip',
+    'x-client-ip',
+    'client-ip',
+    'true-client-ip',
+    'x-cluster-client-ip',
+    'cf-connecting-ip',
+    'x-original-url',
+    'x-original-uri',
+    'x_original_url',
+    'x-rewrite-url',
+    'x-envoy-original-path',
+    'x-http-method-override',
+    'x-method-override',
+    'x-user',
+    'x_user',
+    'x-user-roles',
+    'x-username',
+    'remote-user',
+    'x-remote-user',
+    'x-auth-request-email',
+    'x-authenticated-userid',
+    'x-consumer-id',
+    'x-webauth-user',
+    'x-pomerium-jwt-assertion',
+    'cf-access-jwt-assertion',
+    'x-amzn-oidc-data',
+    'x-goog-authenticated-user-id',
+    'x-ms-client-principal-id',
+    'oidc-claim-email',
+    'x-ssl-client-s-dn',
+    'ssl-client-cert',
+  ]) {
+    t.ok(isTrustedOnlyHeader(name), name);
+  }
+  for (const name of [
+    'accept',
+    'authorization',
+    'content-type',
+    'cookie',
+    'user-agent',
+    'x-api-key',
+    'x-request-id',
+    'x-csrf-token',
+    'x-userland',
+    'x-forwardedness',
+    'x-originator',
+    'referer',
+    'origin',
+    'traceparent',
+    'sec-fetch-site',
+    'x-remotely-ok',
+  ]) {
+    t.notOk(isTrustedOnlyHeader(name), name);
+  }
+});
+
+t.test('drop_request_headers adds exact names and prefixes, case and _ insensitive', async (t) => {
+  const drop = compileDropList(['X-Corp-Identity', 'x_tenant-*']);
+  t.ok(isTrustedOnlyHeader('x-corp-identity', drop));
+  t.ok(isTrustedOnlyHeader('x_corp_identity', drop));
+  t.ok(isTrustedOnlyHeader('x-tenant-id', drop));
+  t.ok(isTrustedOnlyHeader('x-tenant-', drop));
+  t.notOk(isTrustedOnlyHeader('x-corp-identity2', drop));
+  t.notOk(isTrustedOnlyHeader('x-tenants', drop));
+});
+
+t.test('identity values: plain ASCII unchanged, everything else percent-encoded', async (t) => {
+  t.equal(encodeIdentity('alice'), 'alice');
+  t.equal(encodeIdentity('bob.smith@example.com'), 'bob.smith@example.com');
+  t.equal(encodeIdentity('a b'), 'a%20b');
+  t.equal(encodeIdentity('100%'), '100%25');
+  t.equal(encodeIdentity('josé'), 'jos%C3%A9');
+  for (const name of [
+    'ａｌｉｃｅ',
+    '名前',
+    'emoji 🎉',
+    'tab\there',
+    'x%20y',
+    ' lead',
+    'trail ',
+    'é%',
+  ]) {
+    const encoded = encodeIdentity(name);
+    t.match(encoded, /^[\x21-\x7e]+$/, `${JSON.stringify(name)}: printable ASCII`);
+    t.equal(decodeURIComponent(encoded), name, `${JSON.stringify(name)}: round trip`);
+  }
+});
+
+function exchange(headers: string[], host = 'gw.test'): Exchange {
+  return { headers, host } as unknown as Exchange;
+}
+
+t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentials', async (t) => {
+  const out = upstreamRequestHeaders(
+    exchange([
+      'host',
+      'gw.test',
+      'connection',
+      'keep-alive, x-secret-hop',
+      'x-secret-hop',
+      'must-go',
+      'keep-alive',
+      'timeout=5',
+      'te',
+      'trailers',
+      'upgrade',
+      'websocket',
+      'expect',
+      '100-continue',
+      'user-agent',
+      'curl',
+      'x-forwarded-for',
+      '6.6.6.6',
+      'x-user',
+      'root',
+      'authorization',
+      'Bearer backend',
+      'authorization',
+      'Bearer ours',
+      'accept',
+      'text/html',
+      'content-length',
+      '5',
+    ]),
+    {
+      ip: '10.0.0.1',
+      proto: 'https',
+      identity: { user: 'alice', roles: 'a,b' },
+      dropAllAuthorization: false,
+      withheldAuthorization: ['Bearer ours'],
+      drop: compileDropList([]),
+    },
+  );
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < out.length; i += 2) pairs.push([out[i]!, out[i + 1]!]);
+  t.same(pairs, [
+    ['authorization', 'Bearer backend'],
+    ['accept', 'text/html'],
+    ['content-length', '5'],
+    ['user-agent', 'ProxyAuth'],
+    ['x-forwarded-for', '10.0.0.1'],
+    ['x-forwarded-proto', 'https'],
+    ['x-forwarded-host', 'gw.test'],
+    ['x-user', 'alice'],
+    ['x-user-roles', 'a,b'],
+  ]);
+  const none = upstreamRequestHeaders(
+    exchange(['authorization', 'Bearer a', 'authorization', 'x']),
+    {
+      ip: '10.0.0.1',
+      proto: 'http',
+      identity: undefined,
+      dropAllAuthorization: true,
+      withheldAuthorization: undefined,
+      drop: compileDropList([]),
+    },
+  );
+  t.notOk(none.includes('authorization'), 'every authorization dropped on a secure route');
+  t.notOk(none.includes('x-user'), 'no identity on a public route');
+});
+
+t.test('response headers: hop-by-hop and uWS-owned ones are not relayed', async (t) => {
+  const headers = { connection: 'keep-alive, x-hop', 'x-hop': '1', 'x-end': '2' };
+  const listed = connectionListed(headers);
+  for (const name of [
+    'connection',
+    'keep-alive',
+    'transfer-encoding',
+    'content-length',
+    'date',
+    'server',
+    'x-hop',
+  ]) {
+    t.notOk(isRelayedResponseHeader(name, listed), name);
+  }
+  t.ok(isRelayedResponseHeader('x-end', listed));
+  t.ok(isRelayedResponseHeader('set-cookie', connectionListed({ connection: 'close' })));
+  t.equal(connectionListed({ connection: 'keep-alive' }), undefined, 'common values build no set');
+});
