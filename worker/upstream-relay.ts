@@ -1,6 +1,8 @@
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError, statusLine } from '../shared/errors.js';
 import type { ResponseBodyTransform } from './pipeline.js';
+import type { RequestContext } from './request-context.js';
 import { upstreamError } from './upstream-error.js';
 import {
   abortExchange,
@@ -19,11 +21,30 @@ import {
 const NO_BODY_STATUS = new Set([204, 304]);
 
 /**
- * Decides, when a request failed before any response byte came back, whether it was sent again
- * (true: this relay is done, another one took over) or must fail (false). `written` tells
- * whether undici had started writing the request on the connection.
+ * Methods whose request may be sent twice (RFC 9110 section 9.2.2), among those a route can
+ * forward (TRACE and CONNECT are refused before routing).
  */
-export type RetryDecision = (err: Error, written: boolean) => boolean;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/*
+ * Failures that mean the upstream connection was dead before it answered anything: a pooled
+ * keep-alive connection that the upstream closed while idle (a race no client can avoid), or a
+ * reset. A connection refused, a DNS failure or a timeout is not retried: a fresh connection
+ * would meet the same fate. Each request is retried at most once (the retry has no retry).
+ */
+const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * Whether a request that failed before any answer may be sent once more, on a new connection:
+ * an idempotent one without a body, or any one that never left (undici had not started writing
+ * it and its body was not read).
+ */
+function canResend(err: Error, options: Dispatcher.DispatchOptions, written: boolean): boolean {
+  if (!STALE_CONNECTION.has((err as { code?: string }).code ?? '')) return false;
+  const body = options.body as Readable | null;
+  if (body === null && IDEMPOTENT.has(options.method)) return true;
+  return !written && (body === null || (!body.destroyed && !body.readableDidRead));
+}
 
 /**
  * An undici dispatch handler that writes the upstream response straight into the uWS response.
@@ -35,10 +56,13 @@ export type RetryDecision = (err: Error, written: boolean) => boolean;
  * buffers the whole chunk and returns false when the socket is full: pause until writable.
  */
 export class UpstreamRelay implements Dispatcher.DispatchHandler {
+  readonly #ctx: RequestContext;
   readonly #ex: Exchange;
+  readonly #options: Dispatcher.DispatchOptions;
   readonly #resolve: () => void;
   readonly #reject: (err: unknown) => void;
-  readonly #retry: RetryDecision | undefined;
+  /** This is the first attempt: one retry is still allowed. */
+  readonly #mayRetry: boolean;
   #transform: ResponseBodyTransform | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #total: number | undefined;
@@ -52,18 +76,24 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #headWritten = false;
   #settled = false;
 
+  /**
+   * Relays the answer to `options` (dispatched by the caller) into `ctx`'s exchange; settles
+   * `resolve`/`reject` once. `mayRetry`: a failure before any answer may be retried once.
+   */
   constructor(
-    ex: Exchange,
+    ctx: RequestContext,
+    options: Dispatcher.DispatchOptions,
     resolve: () => void,
     reject: (err: unknown) => void,
-    transform: ResponseBodyTransform | undefined,
-    retry: RetryDecision | undefined,
+    mayRetry: boolean,
   ) {
-    this.#ex = ex;
+    this.#ctx = ctx;
+    this.#ex = ctx.ex;
+    this.#options = options;
     this.#resolve = resolve;
     this.#reject = reject;
-    this.#transform = transform;
-    this.#retry = retry;
+    this.#mayRetry = mayRetry;
+    this.#transform = ctx.route?.transform?.();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -182,8 +212,15 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (!this.#answered && !this.#settled && !this.#ex.done && this.#retry?.(err, this.#written)) {
+    if (
+      this.#mayRetry &&
+      !this.#answered &&
+      !this.#settled &&
+      !this.#ex.done &&
+      canResend(err, this.#options, this.#written)
+    ) {
       this.#settled = true;
+      this.#resend();
       return;
     }
     // Once the head is out, the only honest signal left is a cut connection; before that the
@@ -209,6 +246,14 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       this.#controller?.resume();
     }
     return ok;
+  }
+
+  /** Sends the request again on a connection opened for it; that relay settles the request. */
+  #resend(): void {
+    const route = this.#ctx.route!;
+    const pool = this.#ctx.services.pools.fresh(route.origin, route.poolOptions);
+    const next = new UpstreamRelay(this.#ctx, this.#options, this.#resolve, this.#reject, false);
+    pool.dispatch(this.#options, next);
   }
 
   /** Settles once; a failure is mapped to its client-facing code, a client abort is no failure. */
