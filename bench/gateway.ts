@@ -1,8 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { hashPassword } from '../crypto-pool/password.js';
+import { readReadiness } from '../supervisor/ready-signal.js';
 import { BenchError } from './bench-error.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { freePort } from './free-port.js';
@@ -56,7 +59,9 @@ export function renderRoutesYml(upstreamPort: number): string {
 }
 
 /**
- * Writes a config under `dir`, starts the gateway CLI, waits until `/auth` answers and logs in.
+ * Writes a config under `dir`, starts the gateway CLI, waits until it is ready and logs in.
+ * A CLI that has `--ready-fd` starts on port 0 and reports its port and readiness on a pipe; an
+ * older build (a `--baseline` checkout) gets a free port and is polled until `/auth` answers.
  * The returned service carries the bearer header. Output goes to `<dir>/gateway.log`, whose
  * tail is included in any start error.
  */
@@ -73,17 +78,22 @@ export async function startGateway(
   await mkdir(configDir, { recursive: true, mode: 0o700 });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const password = randomBytes(18).toString('base64url');
-  const port = await freePort();
+  const readyFd = hasReadyFd(cliPath);
+  const configuredPort = readyFd ? 0 : await freePort();
   await writeGatewayFiles(
     configDir,
-    { port, passwordHash: await hashPassword(password), instances },
+    { port: configuredPort, passwordHash: await hashPassword(password), instances },
     upstreamPort,
   );
 
   const logPath = join(dir, 'gateway.log');
   const logFd = openSync(logPath, 'a');
   const args = [cliPath, '--config-dir', configDir, '--data-dir', dataDir];
-  const proc = spawnManaged(name, process.execPath, args, { stdio: ['ignore', logFd, logFd] });
+  const proc = readyFd
+    ? spawnManaged(name, process.execPath, [...args, '--ready-fd', String(READY_FD)], {
+        stdio: ['ignore', logFd, logFd, 'pipe'],
+      })
+    : spawnManaged(name, process.execPath, args, { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   cleanup.add('stop gateway', async () => {
     const wasRunning = proc.running;
@@ -92,14 +102,16 @@ export async function startGateway(
       console.error(`notice: gateway did not exit cleanly on SIGTERM (${describeExit(info)})`);
   });
 
-  const baseUrl = `http://127.0.0.1:${port}`;
   try {
     const login = { username: BENCH_USER, password };
-    await waitForHttp(`${baseUrl}/auth`, {
-      ...jsonPost(login),
-      timeoutMs: READY_TIMEOUT_MS,
-      process: proc,
-    });
+    const port = readyFd ? await readyPort(proc.child.stdio[READY_FD] as Readable) : configuredPort;
+    const baseUrl = `http://127.0.0.1:${port}`;
+    if (!readyFd)
+      await waitForHttp(`${baseUrl}/auth`, {
+        ...jsonPost(login),
+        timeoutMs: READY_TIMEOUT_MS,
+        process: proc,
+      });
     const token = await logIn(baseUrl, login);
     return {
       name,
@@ -117,6 +129,29 @@ export async function startGateway(
       },
     );
   }
+}
+
+/** The fd the gateway's readiness line arrives on (index in the spawn's stdio). */
+const READY_FD = 3;
+
+/** Whether the CLI at `cliPath` knows `--ready-fd` (builds before it do not). */
+function hasReadyFd(cliPath: string): boolean {
+  const help = spawnSync(process.execPath, [cliPath, '--help'], {
+    encoding: 'utf8',
+    timeout: READY_TIMEOUT_MS,
+  });
+  return help.stdout?.includes('--ready-fd') ?? false;
+}
+
+/** The port from the readiness line; throws with the gateway's own reason when it failed. */
+async function readyPort(stream: Readable): Promise<number> {
+  const readiness = await readReadiness(stream, READY_TIMEOUT_MS);
+  if (!readiness.ready)
+    throw new BenchError(
+      'BENCH_NOT_READY',
+      `gateway not ready: ${readiness.code}: ${readiness.error}`,
+    );
+  return readiness.port;
 }
 
 async function writeGatewayFiles(

@@ -118,7 +118,8 @@ export const configSchema = z.strictObject({
   token_expiry_seconds: intIn(1, TOKEN_EXPIRY_MAX_SECONDS).default(3600),
   secret: z.string().min(64, 'must be at least 64 characters'),
   host: z.string().refine(isHostOrIp, 'expected an IP address or host name').default('0.0.0.0'),
-  port: intIn(1, 65_535).default(8080),
+  // 0: any free port, chosen once at start and kept across reloads (tests, scripts).
+  port: intIn(0, 65_535).default(8080),
   tls: z.boolean().default(false),
   worker: intIn(1, 1024).default(4),
   num_instances: intIn(1, 64).default(2),

@@ -7,6 +7,8 @@ export interface CliArgs {
   command: Command;
   configDir: string | undefined;
   dataDir: string | undefined;
+  /** `--ready-fd N`: where `run` writes its readiness line (supervisor/ready-signal.ts). */
+  readyFd?: number | undefined;
 }
 
 export class UsageError extends CodedError<'USAGE'> {
@@ -34,7 +36,16 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     command: command as Command,
     configDir: values['config-dir'],
     dataDir: values['data-dir'],
+    readyFd: readyFd(values['ready-fd']),
   };
+}
+
+/** 0-2 are stdin, stdout and stderr: the readiness fd is closed after its line is written. */
+function readyFd(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 3)
+    throw new UsageError(`--ready-fd expects a file descriptor number of 3 or more, got ${value}`);
+  return Number(value);
 }
 
 function parse(argv: readonly string[]) {
@@ -45,6 +56,7 @@ function parse(argv: readonly string[]) {
     options: {
       'config-dir': { type: 'string' },
       'data-dir': { type: 'string' },
+      'ready-fd': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'V' },
     },
@@ -61,6 +73,8 @@ Commands:
 Options:
   --config-dir DIR  config.json, routes.yml and certs/ (env PROXYAUTH_CONFIG_DIR)
   --data-dir DIR    the LMDB environment (env PROXYAUTH_DATA_DIR)
+  --ready-fd N      run: once every edge listens, write one JSON line to fd N and close it
+                    ({"ready":true,"port":...,"edges":[...]}, or {"ready":false,"error":...})
   -h, --help        this text
   -V, --version     the version
 

@@ -22,7 +22,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'hash-password':
       return hashPasswordCommand(process.stdin, process.stdout, process.stderr);
     case 'run':
-      return serve(dirs);
+      return serve(dirs, { readyFd: args.readyFd });
   }
 }
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { ConfigFileError } from '../conf/config-file-error.js';
 import { ensureSelfSignedCert } from '../conf/first-run.js';
 import type { LoadedConfig } from '../conf/load.js';
 import { loadConfigDir } from '../conf/load.js';
@@ -6,12 +7,25 @@ import { rewritePlaintextPasswords, setTokenAdmin } from '../conf/rewrite-passwo
 import { hashPassword } from '../crypto-pool/password.js';
 import type { Dirs } from './dirs.js';
 import type { FleetPlan } from './fleet.js';
+import { installTlsPair, readTlsPair, type TlsPair } from './tls-pair.js';
+
+/** One read of the config dir. */
+export interface Loaded {
+  loaded: LoadedConfig;
+  plan: FleetPlan;
+  /** Plaintext passwords hashed in config.json by this load. */
+  rewritten: number;
+  /** The validated certificate pair, when `tls` is on. */
+  tls: TlsPair | undefined;
+}
 
 /**
  * Reads the config dir into a plan for the fleet: plaintext passwords are hashed and an empty
- * token_admin generated in the file first (losslessly), then everything is validated, and a
- * self-signed certificate is created when `tls` is on and none exists.
- * Throws ConfigError with every issue found; the caller decides whether that stops the start.
+ * token_admin generated in the file first (losslessly), then everything is validated, and when
+ * `tls` is on a self-signed certificate is created if there is none, and the pair is validated
+ * and copied for the edges.
+ * Throws ConfigError with every issue found, or CertificateError for an unusable pair; the
+ * caller decides whether that stops the start.
  */
 export class ConfigSource {
   readonly #dirs: Dirs;
@@ -25,15 +39,16 @@ export class ConfigSource {
     return join(this.#dirs.configDir, 'config.json');
   }
 
-  async load(): Promise<{ loaded: LoadedConfig; plan: FleetPlan; rewritten: number }> {
+  async load(): Promise<Loaded> {
     // Validate before rewriting: an invalid file is reported as the operator wrote it. Read it
     // again only when the rewrite changed it.
     let loaded = await loadConfigDir(this.#dirs.configDir);
     const { rewritten } = await rewritePlaintextPasswords(this.configFile, hashPassword);
     const { written } = await setTokenAdmin(this.configFile);
     if (rewritten > 0 || written) loaded = await loadConfigDir(this.#dirs.configDir);
-    if (loaded.config.tls) await ensureSelfSignedCert(this.#dirs.configDir);
     const { config } = loaded;
+    const tls = config.tls ? await this.#certificates() : undefined;
+    const tlsFiles = tls ? await installTlsPair(tls, this.#dirs.dataDir) : null;
     this.#generation++;
     const plan: FleetPlan = {
       snapshot: {
@@ -45,14 +60,29 @@ export class ConfigSource {
       },
       instances: config.num_instances,
       cryptoThreads: config.worker,
+      host: config.host,
+      port: config.port,
+      tls: tlsFiles,
+      // uWS cannot swap the certificate of a running app: a new pair rolls the fleet. The
+      // address is compared by the fleet itself.
       processKey: JSON.stringify([
-        config.host,
-        config.port,
         config.tls,
         config.worker,
         config.num_instances,
+        tls?.fingerprint ?? null,
       ]),
     };
-    return { loaded, plan, rewritten };
+    return { loaded, plan, rewritten, tls };
+  }
+
+  async #certificates(): Promise<TlsPair> {
+    try {
+      await ensureSelfSignedCert(this.#dirs.configDir);
+    } catch (err) {
+      // One file of the pair is missing (a renewal caught midway): reported by the check below
+      // with the file's name, like any other unusable pair.
+      if (!(err instanceof ConfigFileError && err.code === 'TLS_CERT_INCOMPLETE')) throw err;
+    }
+    return readTlsPair(this.#dirs.configDir);
   }
 }

@@ -4,44 +4,71 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../conf/config-error.js';
 import { ensureConfigDir } from '../conf/first-run.js';
 import { hashPassword } from '../crypto-pool/password.js';
+import { CodedError } from '../shared/coded-error.js';
 import { createLogger } from '../shared/log.js';
-import { ConfigSource } from './config-source.js';
+import { type CertWatch, watchCertificates } from './cert-watch.js';
+import { ConfigSource, type Loaded } from './config-source.js';
 import type { Dirs } from './dirs.js';
-import { Fleet, type FleetPlan } from './fleet.js';
+import { Fleet } from './fleet.js';
+import { forkEdge } from './fork-edge.js';
+import { ReadySignal } from './ready-signal.js';
+import { Reloader } from './reloader.js';
+import { CertificateError, pruneTlsCopies } from './tls-pair.js';
 import { watchFiles } from './watch.js';
 
 const log = createLogger('supervisor');
 /** How long SIGTERM waits for requests in flight before edges cut them. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
-/** `proxyauth run`: resolves with the exit code once the gateway has stopped. */
-export async function serve(dirs: Dirs): Promise<number> {
+export interface ServeOptions {
+  /** `--ready-fd`: the readiness line goes there (supervisor/ready-signal.ts). */
+  readyFd?: number | undefined;
+}
+
+/**
+ * `proxyauth run`: resolves with the exit code once the gateway has stopped (1 when it could
+ * not start). With `readyFd`, exactly one readiness line is written, whatever happens.
+ */
+export async function serve(dirs: Dirs, options: ServeOptions = {}): Promise<number> {
+  const ready = new ReadySignal(options.readyFd);
+  try {
+    const code = await run(dirs, ready);
+    notReady(ready, 'NOT_STARTED', 'stopped before every edge was listening');
+    return code;
+  } catch (err) {
+    notReady(ready, codeOf(err), err instanceof Error ? err.message : String(err));
+    throw err;
+  }
+}
+
+async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 });
   const firstRun = await ensureConfigDir(dirs.configDir, { hash: hashPassword });
   if (firstRun.created && firstRun.adminPassword)
     announceAdmin(dirs.configDir, firstRun.adminPassword);
   const source = new ConfigSource(dirs);
-  let plan: FleetPlan;
+  let initial: Loaded;
   try {
-    const loaded = await source.load();
-    logLoad(loaded);
-    plan = loaded.plan;
+    initial = await source.load();
+    logLoad(initial);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.format()}\n`);
-      return 1;
-    }
+    if (err instanceof ConfigError) return refuseStart(ready, err.code, err.format(), err.format());
+    if (err instanceof CertificateError) return refuseStart(ready, err.code, err.message);
     throw err;
   }
-  const fleet = new Fleet(fileURLToPath(new URL('../worker/edge.js', import.meta.url)), log);
+  const { plan } = initial;
+  const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
+  const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });
   // Signals are handled before the edges exist, so a stop during start-up still drains them.
   let stopping = false;
-  let watcher: FSWatcher | undefined;
+  let configWatch: FSWatcher | undefined;
+  let certWatch: CertWatch | undefined;
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      watcher?.close();
+      configWatch?.close();
+      certWatch?.close();
       log.info('stopping: draining edges', { signal });
       void fleet.stop(DRAIN_TIMEOUT_MS).then(() => {
         log.info('gateway stopped');
@@ -51,78 +78,86 @@ export async function serve(dirs: Dirs): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-  let reload: (() => void) | undefined;
-  process.on('SIGHUP', () => reload?.());
+  let reloader: Reloader | undefined;
+  process.on('SIGHUP', () => reloader?.trigger('SIGHUP'));
   try {
     await fleet.start(plan);
   } catch (err) {
     if (stopping) return stopped;
-    log.error('gateway failed to start', { reason: (err as Error).message });
-    return 1;
+    log.error('gateway failed to start', { code: codeOf(err), reason: (err as Error).message });
+    return refuseStart(ready, codeOf(err), (err as Error).message);
   }
   if (stopping) return stopped;
+  const address = fleet.address!;
+  const edges = fleet.edges.map((e) => e.pid ?? 0);
   log.info('gateway started', {
     instances: plan.instances,
-    pids: fleet.pids.join(','),
+    host: address.host,
+    port: address.port,
+    pids: edges.join(','),
+    generation: plan.snapshot.generation,
+    certificate: initial.tls?.certFingerprint256,
+  });
+  const failed = ready.send({
+    ready: true,
+    host: address.host,
+    port: address.port,
+    tls: plan.tls !== null,
+    pid: process.pid,
+    edges,
     generation: plan.snapshot.generation,
   });
-  reload = createReloader(source, fleet, plan);
-  watcher = watchFiles(dirs.configDir, ['config.json', 'routes.yml'], reload);
+  if (failed) log.warn('could not write the readiness line', { reason: failed.message });
+  const cleanCopies = (running: Loaded) =>
+    pruneTlsCopies(dirs.dataDir, new Set(running.tls ? [running.tls.fingerprint] : [])).catch(
+      (err: Error) => log.warn('could not remove old certificate copies', { reason: err.message }),
+    );
+  void cleanCopies(initial);
+  const watchedCerts = watchCertificates(dirs.configDir, () => reloader?.trigger('file change'));
+  certWatch = watchedCerts;
+  reloader = new Reloader({
+    source,
+    fleet,
+    log,
+    initial,
+    logLoad,
+    onSettled: (outcome, running) => {
+      void watchedCerts.refresh();
+      if (outcome === 'rolled') void cleanCopies(running);
+    },
+  });
+  const reload = () => reloader?.trigger('file change');
+  configWatch = watchFiles(dirs.configDir, ['config.json', 'routes.yml', 'certs'], reload);
+  await watchedCerts.refresh();
   return stopped;
 }
 
-/**
- * Reloads are serialized: a change that arrives during a reload triggers one more pass after
- * it. An invalid config is logged and the running one stays.
- */
-function createReloader(source: ConfigSource, fleet: Fleet, initial: FleetPlan): () => void {
-  let current = JSON.stringify(initial.snapshot.raw);
-  let running = false;
-  let again = false;
-  const pass = async (): Promise<void> => {
-    try {
-      const loaded = await source.load();
-      const { plan } = loaded;
-      const raw = JSON.stringify(plan.snapshot.raw);
-      if (raw === current) return;
-      logLoad(loaded);
-      await fleet.apply(plan);
-      current = raw;
-      log.info('configuration reloaded', { generation: plan.snapshot.generation });
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        for (const issue of err.issues)
-          log.error('invalid configuration, keeping the running one', {
-            file: issue.file,
-            key: issue.key,
-            rule: issue.message,
-          });
-      } else
-        log.error('reload failed, keeping the running configuration', {
-          reason: (err as Error).message,
-        });
-    }
-  };
-  const run = (): void => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    void pass().finally(() => {
-      running = false;
-      if (again) {
-        again = false;
-        run();
-      }
-    });
-  };
-  return run;
+/** A start refused before anything listens: stderr for people, the readiness line for tools. */
+function refuseStart(
+  ready: ReadySignal,
+  code: string,
+  message: string,
+  stderr = `proxyauth: ${message}`,
+): number {
+  process.stderr.write(`${stderr}\n`);
+  notReady(ready, code, message);
+  return 1;
 }
 
-function logLoad({ loaded, rewritten }: Awaited<ReturnType<ConfigSource['load']>>): void {
+function notReady(ready: ReadySignal, code: string, error: string): void {
+  const failed = ready.send({ ready: false, code, error });
+  if (failed) log.warn('could not write the readiness line', { reason: failed.message });
+}
+
+function codeOf(err: unknown): string {
+  return err instanceof CodedError ? err.code : 'START_FAILED';
+}
+
+function logLoad({ loaded, rewritten, tls }: Loaded): void {
   for (const warning of loaded.warnings) log.warn(warning);
   if (rewritten > 0) log.info('hashed plaintext passwords in config.json', { count: rewritten });
+  if (tls && tls.validTo.getTime() < Date.now())
+    log.warn('the TLS certificate has expired', { expired: tls.validTo.toISOString() });
 }
 
 function announceAdmin(configDir: string, password: string): void {

@@ -39,7 +39,7 @@ function read(config: unknown, path: string): unknown {
 
 const RANGES: [key: string, min: number, max: number, def: number][] = [
   ['token_expiry_seconds', 1, 157_680_000, 3600],
-  ['port', 1, 65_535, 8080],
+  ['port', 0, 65_535, 8080],
   ['worker', 1, 1024, 4],
   ['num_instances', 1, 64, 2],
   ['max_idle_per_host', 0, 3000, 50],
@@ -301,7 +301,7 @@ t.test('duplicate usernames: an error naming the duplicate', async (t) => {
 
 t.test('duplicates are reported even beside other errors', async (t) => {
   const found = keys({
-    port: 0,
+    port: -1,
     users: [
       { username: 'alice', password: 'p', allow: ['nope'] },
       { username: 'alice', password: 'p' },
@@ -358,12 +358,12 @@ t.test('result is deep-frozen', async (t) => {
 });
 
 t.test('ConfigError.format: one line per issue', async (t) => {
-  const error = t.throws(() => parseConfig({ port: 0 }, { routes: 'x' }, FILES)) as ConfigError;
+  const error = t.throws(() => parseConfig({ port: -1 }, { routes: 'x' }, FILES)) as ConfigError;
   t.equal(
     error.format(),
     [
       '/etc/pa/config.json: secret: is required',
-      '/etc/pa/config.json: port: Too small: expected number to be >=1',
+      '/etc/pa/config.json: port: Too small: expected number to be >=0',
       '/etc/pa/routes.yml: routes: Invalid input: expected array, received string',
     ].join('\n'),
   );

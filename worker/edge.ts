@@ -1,12 +1,24 @@
 // Entry point of one edge process, forked by the supervisor (which never imports this file).
+// The supervisor drives it with requests (shared/ipc.ts): `start` builds the runtime and app,
+// `listen` binds, `apply-config` swaps generations, `drain` stops.
 
 import uws from 'uWebSockets.js';
-import { join } from 'node:path';
 import { CryptoPool } from '../crypto-pool/pool.js';
 import { AccessLog } from '../shared/access-log.js';
-import { type ConfigSnapshot, type EdgeMessage, isSupervisorMessage } from '../shared/ipc.js';
+import { CodedError } from '../shared/coded-error.js';
+import {
+  type ConfigSnapshot,
+  describeMessage,
+  type EdgeMessage,
+  type EdgeRequest,
+  parseSupervisorMessage,
+  type ReplyValues,
+  type SupervisorMessage,
+  type TlsFiles,
+} from '../shared/ipc.js';
 import { createLogger, flushLogs } from '../shared/log.js';
 import { createDispatcher, type EdgeState } from './dispatch.js';
+import { EdgeError, type EdgeErrorCode } from './edge-error.js';
 import type { EdgeServices } from './edge-services.js';
 import { Runtime } from './runtime.js';
 import { SessionCache } from './session-cache.js';
@@ -17,9 +29,16 @@ let state: EdgeState | undefined;
 let services: EdgeServices | undefined;
 let app: uws.TemplatedApp | undefined;
 let listenSocket: uws.us_listen_socket | undefined;
+let tls = false;
+/** The generation of the runtime in use, for logs. */
+let generation = 0;
 
-function send(message: EdgeMessage): void {
-  process.send?.(message);
+/** Resolves once the message is handed to the channel, so that an exit cannot lose it. */
+function send(message: EdgeMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send || !process.connected) return resolve();
+    process.send(message, undefined, undefined, () => resolve());
+  });
 }
 
 async function exit(code: number): Promise<never> {
@@ -27,20 +46,11 @@ async function exit(code: number): Promise<never> {
   process.exit(code);
 }
 
-function listen(
-  server: uws.TemplatedApp,
-  host: string,
-  port: number,
-): Promise<uws.us_listen_socket> {
-  return new Promise((resolve, reject) => {
-    server.listen(host, port, (socket) => {
-      if (socket) resolve(socket);
-      else reject(new Error(`cannot listen on ${host}:${port} (address in use or not permitted)`));
-    });
-  });
-}
-
-async function start(snapshot: ConfigSnapshot): Promise<void> {
+async function start(
+  snapshot: ConfigSnapshot,
+  files: TlsFiles | null,
+): Promise<ReplyValues['start']> {
+  if (state || services) throw new EdgeError('EDGE_WRONG_STATE', 'already started');
   const threads = Number(process.env.PROXYAUTH_CRYPTO_THREADS ?? '1');
   services = {
     crypto: new CryptoPool({ threads, maxQueue: threads * 64 }),
@@ -50,7 +60,10 @@ async function start(snapshot: ConfigSnapshot): Promise<void> {
     pools: new UpstreamPools(),
   };
   const runtime = await Runtime.build(snapshot, services);
-  const { config } = runtime;
+  tls = runtime.config.tls;
+  generation = snapshot.generation;
+  if (tls && !files)
+    throw new EdgeError('EDGE_START_FAILED', 'tls is on but no certificate was given');
   state = {
     runtime,
     services,
@@ -59,73 +72,118 @@ async function start(snapshot: ConfigSnapshot): Promise<void> {
     draining: false,
     onIdle: undefined,
   };
-  const certs = join(snapshot.configDir, 'certs');
-  app = config.tls
-    ? uws.SSLApp({ cert_file_name: join(certs, 'cert.pem'), key_file_name: join(certs, 'key.pem') })
-    : uws.App();
+  // uWS reads both files here and throws "App construction failed" on an unusable pair.
+  app =
+    tls && files
+      ? uws.SSLApp({ cert_file_name: files.certFile, key_file_name: files.keyFile })
+      : uws.App();
   app.any('/*', createDispatcher(state));
-  listenSocket = await listen(app, config.host, config.port);
-  log.info('edge listening', {
-    host: config.host,
-    port: config.port,
-    tls: config.tls,
-    generation: snapshot.generation,
-  });
-  send({
-    type: 'listening',
-    generation: snapshot.generation,
-    port: uws.us_socket_local_port(listenSocket as unknown as uws.us_socket),
+  return { generation: snapshot.generation };
+}
+
+async function listen(host: string, port: number): Promise<ReplyValues['listen']> {
+  const server = app;
+  if (!server || !state) throw new EdgeError('EDGE_WRONG_STATE', 'listen before start');
+  if (listenSocket || draining)
+    throw new EdgeError('EDGE_WRONG_STATE', 'already listening or draining');
+  return new Promise((resolve, reject) => {
+    server.listen(host, port, (socket) => {
+      if (!socket) {
+        reject(
+          new EdgeError(
+            'EDGE_LISTEN_FAILED',
+            `cannot listen on ${host}:${port} (address in use or not permitted)`,
+          ),
+        );
+        return;
+      }
+      listenSocket = socket;
+      const bound = uws.us_socket_local_port(socket as unknown as uws.us_socket);
+      log.info('edge listening', { host, port: bound, tls, generation });
+      resolve({ port: bound });
+    });
   });
 }
 
-async function applyConfig(snapshot: ConfigSnapshot): Promise<void> {
-  if (!state || !services) return start(snapshot);
-  const next = await Runtime.build(snapshot, services, state.runtime);
+async function applyConfig(snapshot: ConfigSnapshot): Promise<ReplyValues['apply-config']> {
+  if (!state || !services) throw new EdgeError('EDGE_WRONG_STATE', 'apply-config before start');
+  let next: Runtime;
+  try {
+    next = await Runtime.build(snapshot, services, state.runtime);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    log.error('config rejected by edge, keeping the previous one', {
+      reason,
+      generation: snapshot.generation,
+    });
+    throw new EdgeError('CONFIG_REJECTED', reason, { cause: err });
+  }
   state.runtime = next;
+  generation = snapshot.generation;
   // Only now, with the new runtime in place, may pools it no longer uses be closed.
   services.pools.retainOnly(next.origins);
-  send({ type: 'config-applied', generation: snapshot.generation });
+  return { generation: snapshot.generation };
 }
 
 /*
- * Config messages are applied one at a time, in order: a snapshot that arrives while the first
- * one is still starting the server must not start a second server. Only the newest waiting
- * snapshot is kept; the ones it supersedes are never applied.
+ * Requests are carried out one at a time, in arrival order: an `apply-config` sent while the
+ * edge is still starting applies after the start and before the listen that follows it, so a
+ * replacement edge never serves a generation older than the fleet's.
  */
-let applying = false;
-let waiting: ConfigSnapshot | undefined;
+let queue: Promise<void> = Promise.resolve();
 
-function enqueueConfig(snapshot: ConfigSnapshot): void {
-  waiting = snapshot;
-  if (!applying) void applyWaiting();
-}
-
-async function applyWaiting(): Promise<void> {
-  applying = true;
-  while (waiting) {
-    const snapshot = waiting;
-    waiting = undefined;
+function enqueue<T extends EdgeRequest['type']>(
+  request: Extract<EdgeRequest, { type: T }>,
+  run: () => Promise<ReplyValues[T]>,
+): void {
+  queue = queue.then(async () => {
     try {
-      await applyConfig(snapshot);
+      await send({ type: 'reply', id: request.id, value: await run() });
     } catch (err) {
-      await configFailed(snapshot, err);
+      await refuse(request, err);
     }
-  }
-  applying = false;
+  });
 }
 
-async function configFailed(snapshot: ConfigSnapshot, err: unknown): Promise<void> {
+const FATAL_CODES: ReadonlySet<EdgeErrorCode> = new Set([
+  'EDGE_START_FAILED',
+  'EDGE_LISTEN_FAILED',
+]);
+
+/** Answers a failed request; a failed start or listen leaves nothing to serve: exit 1. */
+async function refuse(request: EdgeRequest, err: unknown): Promise<void> {
   const reason = err instanceof Error ? err.message : String(err);
-  if (!listenSocket) {
+  let code = err instanceof CodedError ? err.code : 'EDGE_ERROR';
+  // Whatever breaks a start (an invalid snapshot, an unusable certificate) breaks the edge.
+  if (request.type === 'start' && code !== 'EDGE_WRONG_STATE') code = 'EDGE_START_FAILED';
+  await send({ type: 'reply-error', id: request.id, code, reason });
+  if (FATAL_CODES.has(code as EdgeErrorCode)) {
     log.error('edge cannot start', { reason });
-    send({ type: 'fatal', reason });
     await exit(1);
   }
-  log.error('config rejected by edge, keeping the previous one', {
-    reason,
-    generation: snapshot.generation,
-  });
-  send({ type: 'config-rejected', generation: snapshot.generation, reason });
+}
+
+function receive(message: SupervisorMessage): void {
+  switch (message.type) {
+    case 'start':
+      enqueue(message, () => start(message.snapshot, message.tls));
+      break;
+    case 'listen':
+      enqueue(message, () => listen(message.host, message.port));
+      break;
+    case 'apply-config':
+      enqueue(message, () => applyConfig(message.snapshot));
+      break;
+    case 'drain':
+      void drain(message.timeoutMs);
+      break;
+    default: {
+      const unhandled: never = message;
+      log.error('unhandled message from the supervisor, dropped', {
+        type: describeMessage(unhandled),
+      });
+    }
+  }
 }
 
 let draining: Promise<void> | undefined;
@@ -169,10 +227,14 @@ async function drainOnce(timeoutMs: number): Promise<void> {
   await exit(0);
 }
 
-process.on('message', (message: unknown) => {
-  if (!isSupervisorMessage(message)) return;
-  if (message.type === 'drain') void drain(message.timeoutMs);
-  else enqueueConfig(message.snapshot);
+process.on('message', (raw: unknown) => {
+  const parsed = parseSupervisorMessage(raw);
+  if (parsed.ok) receive(parsed.value);
+  else
+    log.error('malformed message from the supervisor, dropped', {
+      type: describeMessage(raw),
+      reason: parsed.reason,
+    });
 });
 
 // Losing the supervisor means nobody will drain or replace us: stop serving.
@@ -183,5 +245,5 @@ process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
 process.on('uncaughtException', (err) => {
   log.error('uncaught exception', { reason: err.stack ?? err.message });
-  void exit(1);
+  void send({ type: 'fatal', reason: err.message }).then(() => exit(1));
 });

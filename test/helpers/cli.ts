@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { CLI, waitFor } from './gateway.js';
+import type { Readable } from 'node:stream';
+import { type Readiness, readReadiness } from '../../supervisor/ready-signal.js';
+import { CLI, READY_FD, waitFor } from './gateway.js';
 
 /** How a finished CLI run ended and what it printed. */
 export interface CliResult {
@@ -15,6 +17,8 @@ export interface CliOptions {
   input?: string;
   /** Added to the environment (after PROXYAUTH_CONFIG_DIR / PROXYAUTH_DATA_DIR are removed). */
   env?: Record<string, string>;
+  /** Adds `--ready-fd 3` and a pipe on fd 3, read by `CliProcess.ready`. */
+  readyFd?: boolean;
 }
 
 /** A CLI process left running, with its output captured as it arrives. */
@@ -23,6 +27,11 @@ export interface CliProcess {
   stdout: () => string;
   stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * With `readyFd`: the readiness line (`{ready: false}` when the process closed the fd without
+   * one, e.g. it died). Rejects after `timeoutMs`, or at once without `readyFd`.
+   */
+  ready: (timeoutMs?: number) => Promise<Readiness>;
   /** True once `check(stdout, stderr)` holds, false on timeout or when the process exits first. */
   waitForOutput: (
     check: (stdout: string, stderr: string) => boolean,
@@ -45,10 +54,12 @@ export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /** Starts the compiled CLI (`dist/supervisor/cli.js`) with `args`. */
 export function spawnCli(args: readonly string[], options: CliOptions = {}): CliProcess {
-  const proc = spawn(process.execPath, [CLI, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+  const readyArgs = options.readyFd ? ['--ready-fd', String(READY_FD)] : [];
+  const proc = spawn(process.execPath, [CLI, ...args, ...readyArgs], {
+    stdio: options.readyFd ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
     env: cliEnv(options.env),
   });
+  let readiness: Promise<Readiness> | undefined;
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => {
@@ -72,6 +83,11 @@ export function spawnCli(args: readonly string[], options: CliOptions = {}): Cli
     stdout: () => out,
     stderr: () => err,
     exited,
+    ready: (timeoutMs = 30_000) => {
+      if (!options.readyFd) return Promise.reject(new Error('spawned without readyFd'));
+      readiness ??= readReadiness(proc.stdio[READY_FD] as Readable, timeoutMs);
+      return readiness;
+    },
     waitForOutput: async (check, timeoutMs) =>
       (await waitFor(() => done || check(out, err), timeoutMs)) && check(out, err),
     stop: async (graceMs = 15_000) => {

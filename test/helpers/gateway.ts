@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { hashPassword } from '../../crypto-pool/password.js';
-import { freePort } from './free-port.js';
+import { type Readiness, readReadiness } from '../../supervisor/ready-signal.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/supervisor/cli.js', import.meta.url));
 
@@ -18,13 +20,17 @@ export interface TestUser {
 export interface GatewayOptions {
   users?: TestUser[];
   routes: string;
+  /** Merged over the test defaults (port 0: the gateway picks a free port). */
   config?: Record<string, unknown>;
 }
 
 /** A running `proxyauth` CLI on a temp config dir, with its output captured. */
 export interface RunningGateway {
   proc: ChildProcess;
+  /** The port the edges listen on (config.json says 0: the gateway picked it). */
   port: number;
+  /** Pids of the edges that were listening when the gateway became ready. */
+  edges: number[];
   url: string;
   configDir: string;
   output: () => string;
@@ -76,16 +82,25 @@ export async function writeConfig(
   await writeFile(join(configDir, 'routes.yml'), options.routes);
 }
 
-/** Starts the CLI and resolves once every edge listens (the supervisor logs "gateway started"). */
+/** The fd the gateway writes its readiness line to (`--ready-fd`), as set up by the spawn. */
+export const READY_FD = 3;
+
+/**
+ * Starts the CLI on port 0 and resolves once every edge listens, from the readiness line the
+ * gateway writes to an extra pipe; a gateway that fails to start rejects at once with its reason.
+ */
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const configDir = await mkdtemp(join(tmpdir(), 'proxyauth-it-'));
   const dataDir = join(configDir, 'data');
-  const port = await freePort();
-  await writeConfig(configDir, port, options);
-  const proc = spawn(process.execPath, [CLI, '--config-dir', configDir, '--data-dir', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PROXYAUTH_LOG_LEVEL: 'debug' },
-  });
+  await writeConfig(configDir, 0, options);
+  const proc = spawn(
+    process.execPath,
+    [CLI, '--config-dir', configDir, '--data-dir', dataDir, '--ready-fd', String(READY_FD)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, PROXYAUTH_LOG_LEVEL: 'debug' },
+    },
+  );
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
@@ -96,17 +111,24 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const exited = new Promise<number | null>((resolve) =>
     proc.once('exit', (code) => resolve(code)),
   );
-  const started = await Promise.race([
-    waitFor(() => out.includes('gateway started'), 20_000),
-    exited.then(() => false),
-  ]);
-  if (!started) {
-    proc.kill('SIGKILL');
-    throw new Error(`gateway did not start:\n${out}`);
+  let ready: Readiness;
+  try {
+    ready = await readReadiness(proc.stdio[READY_FD] as Readable, 30_000);
+  } catch (err) {
+    ready = { ready: false, code: 'NO_READINESS', error: (err as Error).message };
   }
+  if (!ready.ready) {
+    // The reason is in the readiness line; give the output a moment to arrive for context.
+    await waitFor(() => proc.exitCode !== null || proc.signalCode !== null, 2_000);
+    proc.kill('SIGKILL');
+    await rm(configDir, { recursive: true, force: true });
+    throw new Error(`gateway did not start (${ready.code}: ${ready.error}):\n${out}`);
+  }
+  const { port, edges } = ready;
   const gateway: RunningGateway = {
     proc,
     port,
+    edges,
     url: `http://127.0.0.1:${port}`,
     configDir,
     output: () => out,
@@ -151,4 +173,39 @@ export async function login(
   if (res.status !== 200 || !body.token)
     throw new Error(`login failed: ${res.status} ${JSON.stringify(body)}`);
   return body.token;
+}
+
+/** The JSON log lines in a gateway's output (other lines are skipped). */
+export function logLines(output: string): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // A line cut by the end of the captured output: the next read completes it.
+    }
+  }
+  return lines;
+}
+
+/** Log lines that have every field of `fields` with that value. */
+export function logged(output: string, fields: Record<string, unknown>): Record<string, unknown>[] {
+  return logLines(output).filter((line) =>
+    Object.entries(fields).every(([key, value]) => line[key] === value),
+  );
+}
+
+/** One GET on a fresh connection (no keep-alive), so each request is a new accept; the status. */
+export function freshGet(port: number, path: string, token?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = token ? { authorization: `Bearer ${token}` } : {};
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -1,0 +1,70 @@
+import t from 'tap';
+import {
+  type ConfigSnapshot,
+  describeMessage,
+  parseEdgeMessage,
+  parseReplyValue,
+  parseSupervisorMessage,
+} from '../shared/ipc.js';
+
+const snapshot: ConfigSnapshot = {
+  generation: 3,
+  configDir: '/c',
+  dataDir: '/d',
+  files: { config: '/c/config.json', routes: '/c/routes.yml' },
+  raw: { config: { any: 'thing' }, routes: null },
+};
+
+t.test('every supervisor message of the union parses as sent', async (t) => {
+  const valid = [
+    { type: 'start', id: 1, snapshot, tls: null },
+    { type: 'start', id: 2, snapshot, tls: { certFile: '/a', keyFile: '/b', fingerprint: 'f' } },
+    { type: 'listen', id: 3, host: '::', port: 8080 },
+    { type: 'apply-config', id: 4, snapshot },
+    { type: 'drain', timeoutMs: 10_000 },
+  ];
+  for (const message of valid)
+    t.same(parseSupervisorMessage(message), { ok: true, value: message });
+});
+
+t.test('malformed supervisor messages are refused with a reason', async (t) => {
+  const invalid: [unknown, RegExp][] = [
+    [{ type: 'config', snapshot }, /type/],
+    [{ type: 'start', snapshot, tls: null }, /id/],
+    [{ type: 'start', id: 1, snapshot, tls: null, extra: 1 }, /extra/],
+    [{ type: 'listen', id: 1, host: '127.0.0.1', port: 70_000 }, /port/],
+    [{ type: 'apply-config', id: -1, snapshot }, /id/],
+    [{ type: 'apply-config', id: 1, snapshot: { ...snapshot, generation: 'x' } }, /generation/],
+    [{ type: 'drain' }, /timeoutMs/],
+    ['drain', /./],
+    [null, /./],
+  ];
+  for (const [message, reason] of invalid) {
+    const parsed = parseSupervisorMessage(message);
+    t.equal(parsed.ok, false, JSON.stringify(message)?.slice(0, 60) ?? String(message));
+    if (!parsed.ok) t.match(parsed.reason, reason);
+  }
+});
+
+t.test('edge messages: replies, refusals and events', async (t) => {
+  t.ok(parseEdgeMessage({ type: 'reply', id: 1, value: { port: 1 } }).ok);
+  t.ok(parseEdgeMessage({ type: 'reply-error', id: 1, code: 'X', reason: 'y' }).ok);
+  t.ok(parseEdgeMessage({ type: 'fatal', reason: 'boom' }).ok);
+  t.notOk(parseEdgeMessage({ type: 'listening', generation: 1, port: 1 }).ok, 'old protocol');
+  t.notOk(parseEdgeMessage({ type: 'reply', value: 1 }).ok, 'a reply without id');
+  t.notOk(parseEdgeMessage({ type: 'fatal' }).ok);
+});
+
+t.test('reply values are checked per request type', async (t) => {
+  t.same(parseReplyValue('listen', { port: 8080 }), { ok: true, value: { port: 8080 } });
+  t.notOk(parseReplyValue('listen', { port: 0 }).ok, 'a listening port is never 0');
+  t.notOk(parseReplyValue('listen', { generation: 1 }).ok);
+  t.ok(parseReplyValue('start', { generation: 1 }).ok);
+  t.notOk(parseReplyValue('apply-config', { generation: '1' }).ok);
+});
+
+t.test('describeMessage never echoes more than a short type', async (t) => {
+  t.equal(describeMessage({ type: 'x'.repeat(500) }).length, 64);
+  t.equal(describeMessage({ type: 3 }), 'object');
+  t.equal(describeMessage(undefined), 'undefined');
+});
