@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { LoadResult } from '../bench/load-result.js';
 import { renderNginxConf } from '../bench/nginx.js';
-import { renderTable, type ScenarioRecord, summarize } from '../bench/report.js';
+import { renderBaseline, renderTable, type ScenarioRecord, summarize } from '../bench/report.js';
 import {
   GATEWAY_PREFIX,
   REFERENCE_SCENARIOS,
@@ -60,13 +60,15 @@ t.test('scenario definitions are well formed', async (t) => {
   for (const s of SCENARIOS) {
     t.match(s.name, /^[a-z]+(-[a-z]+)*$/, `${s.name}: kebab-case name`);
     t.ok(s.description.length > 0, `${s.name}: has a description`);
-    t.ok(['upstream', 'gateway', 'nginx'].includes(s.service), `${s.name}: known service`);
+    t.ok(
+      ['upstream', 'gateway', 'nginx', 'baseline'].includes(s.service),
+      `${s.name}: known service`,
+    );
     t.ok(Number.isInteger(s.expect.status) && s.expect.status >= 100 && s.expect.status < 600);
     if (s.expect.status < 300) t.equal(s.expect.body, UPSTREAM_BODY, `${s.name}: checks the body`);
-    if (s.auth === 'bearer')
-      t.equal(s.service, 'gateway', `${s.name}: only the gateway takes tokens`);
-    const wantedPath =
-      s.service === 'gateway' ? `${GATEWAY_PREFIX}${UPSTREAM_PATH}` : UPSTREAM_PATH;
+    const isGateway = s.service === 'gateway' || s.service === 'baseline';
+    if (s.auth === 'bearer') t.ok(isGateway, `${s.name}: only gateways take tokens`);
+    const wantedPath = isGateway ? `${GATEWAY_PREFIX}${UPSTREAM_PATH}` : UPSTREAM_PATH;
     t.equal(s.path, wantedPath, `${s.name}: reaches the upstream's ${UPSTREAM_PATH}`);
   }
   const noToken = SCENARIOS.find((s) => s.name === 'gateway-no-token');
@@ -80,7 +82,20 @@ t.test('selectScenarios keeps run order and rejects unknown names', async (t) =>
     selectScenarios(['nginx-proxy', 'upstream-direct']).map((s) => s.name),
     ['upstream-direct', 'nginx-proxy'],
   );
-  t.equal(selectScenarios([]).length, SCENARIOS.length);
+  t.same(
+    selectScenarios([]).map((s) => s.service),
+    SCENARIOS.filter((s) => s.service !== 'baseline').map((s) => s.service),
+    'baseline scenarios only with --baseline',
+  );
+  t.equal(selectScenarios([], SCENARIOS, true).length, SCENARIOS.length);
+  for (const base of SCENARIOS.filter((s) => s.service === 'baseline')) {
+    const twin = SCENARIOS.find((s) => s.name === base.name.replace(/^baseline-/, 'gateway-'));
+    t.same(
+      { path: twin?.path, auth: twin?.auth, expect: twin?.expect },
+      { path: base.path, auth: base.auth, expect: base.expect },
+      `${base.name} mirrors its gateway twin`,
+    );
+  }
   t.throws(() => selectScenarios(['upstream-direct', 'nope']), { code: 'BENCH_UNKNOWN_SCENARIO' });
 });
 
@@ -240,6 +255,29 @@ t.test('summarize takes medians and ratios against the references', async (t) =>
     renderTable(summarize(records)),
     /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 20 \| 2\.00× \| 1\.00× \| 3 \|/,
   );
+});
+
+t.test('renderBaseline compares each gateway scenario with its --baseline twin', async (t) => {
+  const summary = (name: string, medianRps: number, medianCpuUs: number | undefined) => ({
+    name,
+    runs: 3,
+    medianRps,
+    minRps: medianRps,
+    maxRps: medianRps,
+    medianP50Ms: 1,
+    medianP99Ms: 2,
+    medianCpuUs,
+    ratios: {},
+  });
+  const lines = renderBaseline([
+    summary('gateway-auth-proxy', 900, 110),
+    summary('gateway-no-token', 3000, 30),
+    summary('baseline-auth-proxy', 1000, 100),
+    summary('baseline-no-token', 3000, undefined),
+  ]);
+  t.match(lines.join('\n'), /\| gateway-auth-proxy \| 0\.90× \| 110\.0 vs 100\.0 µs \(1\.10×\) \|/);
+  t.match(lines.join('\n'), /\| gateway-no-token \| 1\.00× \| n\/a \|/);
+  t.same(renderBaseline([summary('gateway-auth-proxy', 1, 1)]), [], 'nothing without a baseline');
 });
 
 t.test('treeCpuSeconds counts a process and its children', async (t) => {

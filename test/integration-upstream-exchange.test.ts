@@ -32,14 +32,14 @@ const scripted = await startScriptedUpstream((req) => {
       // one arrives: what a pooled connection the upstream closed while idle looks like.
       return req.indexOnConnection === 0
         ? { parts: [answer('200 OK', `served on ${req.connection}`)] }
-        : { then: 'destroy' };
+        : { after: 'destroy' };
     case 'dead':
-      return { then: 'destroy' };
+      return { after: 'destroy' };
     case 'early':
       return {
         parts: [answer('413 Payload Too Large', 'too big', { 'content-type': 'text/plain' })],
         readBody: false,
-        then: arg === 'fin' ? 'end' : 'keep',
+        after: arg === 'fin' ? 'end' : 'keep',
       };
     default:
       return { parts: [answer('200 OK', 'default')] };

@@ -20,7 +20,7 @@ export interface ScriptedRequest {
 export interface Script {
   parts?: (string | Buffer)[];
   gapMs?: number;
-  then?: 'keep' | 'end' | 'destroy';
+  after?: 'keep' | 'end' | 'destroy';
   readBody?: boolean;
 }
 
@@ -86,9 +86,9 @@ export async function startScriptedUpstream(script: (req: ScriptedRequest) => Sc
           if (i > 0 && plan.gapMs) await new Promise((r) => setTimeout(r, plan.gapMs));
           if (!socket.destroyed) socket.write(part);
         }
-        if (plan.then === 'end') socket.end();
-        if (plan.then === 'destroy') socket.resetAndDestroy();
-        if (plan.then === 'end' || plan.then === 'destroy' || plan.readBody === false) {
+        if (plan.after === 'end') socket.end();
+        if (plan.after === 'destroy') socket.resetAndDestroy();
+        if (plan.after === 'end' || plan.after === 'destroy' || plan.readBody === false) {
           busy = false;
           return;
         }
