@@ -60,15 +60,18 @@ export class ConfigSource {
       },
       instances: config.num_instances,
       cryptoThreads: config.worker,
+      maxHeaderBytes: config.max_header_bytes,
       host: config.host,
       port: config.port,
       tls: tlsFiles,
-      // uWS cannot swap the certificate of a running app: a new pair rolls the fleet. The
-      // address is compared by the fleet itself.
+      // uWS cannot swap the certificate of a running app, and reads its head limit from the
+      // environment at start: a change of either rolls the fleet. The address is compared by
+      // the fleet itself.
       processKey: JSON.stringify([
         config.tls,
         config.worker,
         config.num_instances,
+        config.max_header_bytes,
         tls?.fingerprint ?? null,
       ]),
     };

@@ -20,6 +20,8 @@ export interface FleetPlan {
   snapshot: ConfigSnapshot;
   instances: number;
   cryptoThreads: number;
+  /** `max_header_bytes`: uWS's own head limit for heads read in several parts is set from it. */
+  maxHeaderBytes: number;
   host: string;
   /** 0: any free port, picked at start and kept while `host` and `port` stay. */
   port: number;

@@ -146,4 +146,8 @@ t.test('reason phrases come from the standard table', async (t) => {
   const proxied = await rawExchange(gw.port, [head('GET', '/status/418')]);
   t.equal(proxied.responses[0]?.status, 418);
   t.equal(proxied.responses[0]?.reason, "I'm a Teapot", 'relayed statuses get the standard phrase');
+  for (const res of [login, refused, proxied]) {
+    t.equal(res.responses[0]?.headers.get('server')?.[0], 'ProxyAuth');
+    t.notOk(res.responses[0]?.headers.has('uwebsockets'), 'no uWebSockets header');
+  }
 });

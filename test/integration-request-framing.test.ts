@@ -185,6 +185,23 @@ t.test('Host: exactly one, well formed', async (t) => {
   }
 });
 
+t.test('a head read in several parts is bounded by max_header_bytes, not ~4 KiB', async (t) => {
+  // max_header_bytes is 16384 by default; uWS alone refuses a split head over ~4 KiB (431).
+  const line = 'GET /split HTTP/1.1\r\nHost: x\r\n';
+  const fits = await rawExchange(
+    gw.port,
+    [`${line}X-A: ${'a'.repeat(5000)}\r\n`, `X-B: ${'b'.repeat(5000)}\r\n\r\n`],
+    { gapMs: 50 },
+  );
+  t.equal(fits.responses[0]?.status, 200, 'a 10 KiB head in two reads passes');
+  const over = await rawExchange(
+    gw.port,
+    [`${line}X-A: ${'a'.repeat(9000)}\r\n`, `X-B: ${'b'.repeat(9000)}\r\n\r\n`],
+    { gapMs: 50 },
+  );
+  t.equal(over.responses[0]?.status, 431, 'an 18 KiB head in two reads is refused');
+});
+
 t.test('a raw "#" in the path is refused, "%23" is a literal', async (t) => {
   const raw = await rawExchange(gw.port, ['GET /public#/../admin HTTP/1.1\r\nHost: x\r\n\r\n']);
   t.equal(raw.responses[0]?.status, 400);

@@ -1,7 +1,6 @@
 // The request pipeline: features compile only what a route uses; steps can decorate answers
 // (the gateway's and the upstream's) and a route can transform proxied bodies, streaming.
 
-import uws from 'uWebSockets.js';
 import { openSync } from 'node:fs';
 import t from 'tap';
 import { parseConfig } from '../conf/parse.js';
@@ -21,7 +20,13 @@ import { ROUTE_FEATURES } from '../worker/route-features.js';
 import { Runtime } from '../worker/runtime.js';
 import { SessionCache } from '../worker/session-cache.js';
 import { UpstreamPools } from '../worker/upstream-pools.js';
-import { addResponseHeader } from '../worker/uws-io.js';
+import {
+  addResponseHeader,
+  closeServer,
+  createServer,
+  listen,
+  stopListening,
+} from '../worker/uws-io.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const SECRET = 'pipeline-test-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef';
@@ -134,15 +139,13 @@ t.test('decoration and body transforms, in a real edge', async (t) => {
     draining: false,
     onIdle: undefined,
   };
-  const app = uws.App();
-  app.any('/*', createDispatcher(state));
-  const listen = await new Promise<uws.us_listen_socket>((resolve, reject) =>
-    app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen')))),
-  );
-  const port = uws.us_socket_local_port(listen as unknown as uws.us_socket);
+  const app = createServer(null, createDispatcher(state));
+  const bound = await listen(app, '127.0.0.1', 0);
+  if (bound === undefined) throw new Error('cannot listen');
+  const { port } = bound;
   t.teardown(async () => {
-    uws.us_listen_socket_close(listen);
-    app.close();
+    stopListening(bound.listener);
+    closeServer(app);
     await services.pools.destroyAll();
     await upstream.close();
   });

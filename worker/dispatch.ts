@@ -1,4 +1,3 @@
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { canonicalizePath } from './canonical-path.js';
 import type { EdgeServices } from './edge-services.js';
@@ -7,7 +6,7 @@ import { runSteps } from './pipeline.js';
 import { checkRequest } from './request-checks.js';
 import { RequestContext } from './request-context.js';
 import type { Runtime } from './runtime.js';
-import { openExchange, sendJson } from './uws-io.js';
+import { openExchange, type RequestHandler, sendJson } from './uws-io.js';
 
 /** What the dispatcher shares with the edge's lifecycle (edge.ts). */
 export interface EdgeState {
@@ -23,7 +22,7 @@ export interface EdgeState {
 }
 
 /** The uWS handler for every request: request checks, gateway endpoints, then the route table. */
-export function createDispatcher(state: EdgeState): (res: HttpResponse, req: HttpRequest) => void {
+export function createDispatcher(state: EdgeState): RequestHandler {
   return (res, req) => {
     const ex = openExchange(res, req);
     state.inflight++;

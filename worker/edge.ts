@@ -2,7 +2,6 @@
 // The supervisor drives it with requests (shared/ipc.ts): `start` builds the runtime and app,
 // `listen` binds, `apply-config` swaps generations, `drain` stops.
 
-import uws from 'uWebSockets.js';
 import { CryptoPool } from '../crypto-pool/pool.js';
 import { AccessLog } from '../shared/access-log.js';
 import { CodedError } from '../shared/coded-error.js';
@@ -23,12 +22,20 @@ import type { EdgeServices } from './edge-services.js';
 import { Runtime } from './runtime.js';
 import { SessionCache } from './session-cache.js';
 import { UpstreamPools } from './upstream-pools.js';
+import {
+  closeServer,
+  createServer,
+  type Listener,
+  listen as listenOn,
+  type Server,
+  stopListening,
+} from './uws-io.js';
 
 const log = createLogger('edge');
 let state: EdgeState | undefined;
 let services: EdgeServices | undefined;
-let app: uws.TemplatedApp | undefined;
-let listenSocket: uws.us_listen_socket | undefined;
+let app: Server | undefined;
+let listenSocket: Listener | undefined;
 let tls = false;
 /** The generation of the runtime in use, for logs. */
 let generation = 0;
@@ -73,11 +80,7 @@ async function start(
     onIdle: undefined,
   };
   // uWS reads both files here and throws "App construction failed" on an unusable pair.
-  app =
-    tls && files
-      ? uws.SSLApp({ cert_file_name: files.certFile, key_file_name: files.keyFile })
-      : uws.App();
-  app.any('/*', createDispatcher(state));
+  app = createServer(tls ? files : null, createDispatcher(state));
   return { generation: snapshot.generation };
 }
 
@@ -86,23 +89,16 @@ async function listen(host: string, port: number): Promise<ReplyValues['listen']
   if (!server || !state) throw new EdgeError('EDGE_WRONG_STATE', 'listen before start');
   if (listenSocket || draining)
     throw new EdgeError('EDGE_WRONG_STATE', 'already listening or draining');
-  return new Promise((resolve, reject) => {
-    server.listen(host, port, (socket) => {
-      if (!socket) {
-        reject(
-          new EdgeError(
-            'EDGE_LISTEN_FAILED',
-            `cannot listen on ${host}:${port} (address in use or not permitted)`,
-          ),
-        );
-        return;
-      }
-      listenSocket = socket;
-      const bound = uws.us_socket_local_port(socket as unknown as uws.us_socket);
-      log.info('edge listening', { host, port: bound, tls, generation });
-      resolve({ port: bound });
-    });
-  });
+  const bound = await listenOn(server, host, port);
+  if (bound === undefined) {
+    throw new EdgeError(
+      'EDGE_LISTEN_FAILED',
+      `cannot listen on ${host}:${port} (address in use or not permitted)`,
+    );
+  }
+  listenSocket = bound.listener;
+  log.info('edge listening', { host, port: bound.port, tls, generation });
+  return { port: bound.port };
 }
 
 async function applyConfig(snapshot: ConfigSnapshot): Promise<ReplyValues['apply-config']> {
@@ -198,7 +194,7 @@ function drain(timeoutMs: number): Promise<void> {
 const QUIET_MS = 250;
 
 async function drainOnce(timeoutMs: number): Promise<void> {
-  if (listenSocket) uws.us_listen_socket_close(listenSocket);
+  if (listenSocket) stopListening(listenSocket);
   listenSocket = undefined;
   const current = state;
   const deadline = Date.now() + timeoutMs;
@@ -221,7 +217,7 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     }
     current.services.accessLog.flush();
   }
-  app?.close();
+  if (app) closeServer(app);
   await Promise.allSettled([services?.pools.destroyAll(), services?.crypto.close()]);
   log.info('edge stopped');
   await exit(0);

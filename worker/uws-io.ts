@@ -23,12 +23,71 @@
  *   instead of being reset mid-upload.
  */
 
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import uws, { type HttpRequest, type HttpResponse } from 'uWebSockets.js';
 import { Readable } from 'node:stream';
 import { GatewayError, statusLine } from '../shared/errors.js';
 import { connectionListed, isRelayedResponseHeader } from './upstream-headers.js';
 
 export const SERVER_HEADER = 'ProxyAuth';
+
+// --- The server. -------------------------------------------------------------------------
+
+// uWS adds `uWebSockets: 20` to every answer unless told to be silent (an undocumented switch of
+// this build, measured: the header is gone); the gateway announces itself with `server` only.
+(uws as unknown as { _cfg?: (flag: string) => void })._cfg?.('silent');
+
+/** What uWS calls for every request. */
+export type RequestHandler = (res: HttpResponse, req: HttpRequest) => void;
+
+/** A uWS app with the gateway's handler on every path. */
+export type Server = uws.TemplatedApp;
+/** A listening socket of a {@link Server}. */
+export type Listener = uws.us_listen_socket;
+
+/**
+ * A plain or TLS app whose every request goes to `handler`. uWS reads the certificate files
+ * here and throws ("App construction failed") on an unusable pair.
+ */
+export function createServer(
+  tls: { certFile: string; keyFile: string } | null,
+  handler: RequestHandler,
+): Server {
+  const app = tls
+    ? uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile })
+    : uws.App();
+  app.any('/*', handler);
+  return app;
+}
+
+/** Listens on host:port (SO_REUSEPORT: edges share it); undefined when the bind failed. */
+export function listen(
+  server: Server,
+  host: string,
+  port: number,
+): Promise<{ listener: Listener; port: number } | undefined> {
+  return new Promise((resolve) => {
+    server.listen(host, port, (listener) => {
+      if (!listener) resolve(undefined);
+      else
+        resolve({
+          listener,
+          port: uws.us_socket_local_port(listener as unknown as uws.us_socket),
+        });
+    });
+  });
+}
+
+/** Stops accepting: the kernel hands new connections to the other edges of the port. */
+export function stopListening(listener: Listener): void {
+  uws.us_listen_socket_close(listener);
+}
+
+/** Closes the app and every connection it still has. */
+export function closeServer(server: Server): void {
+  server.close();
+}
+
+// --- Requests. ---------------------------------------------------------------------------
 
 /** A response header added by the gateway (decoration by a pipeline step, or an error's own). */
 export type HeaderPair = readonly [name: string, value: string];

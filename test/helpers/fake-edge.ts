@@ -246,6 +246,7 @@ export function fakePlan(
     },
     instances,
     cryptoThreads: 1,
+    maxHeaderBytes: 16_384,
     host,
     port,
     tls: null,
