@@ -32,7 +32,10 @@ export class ConfigSource {
     const { rewritten } = await rewritePlaintextPasswords(this.configFile, hashPassword);
     const { written } = await setTokenAdmin(this.configFile);
     if (rewritten > 0 || written) loaded = await loadConfigDir(this.#dirs.configDir);
-    if (loaded.config.tls) await ensureSelfSignedCert(this.#dirs.configDir);
+    // A new pair is checked (and fingerprinted) like one the operator put there.
+    if (loaded.config.tls && (await ensureSelfSignedCert(this.#dirs.configDir)).created) {
+      loaded = await loadConfigDir(this.#dirs.configDir);
+    }
     const { config } = loaded;
     this.#generation++;
     const plan: FleetPlan = {

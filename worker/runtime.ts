@@ -8,11 +8,11 @@ import type { HashParams } from '../crypto-pool/task-types.js';
 import { compileIpMatcher } from '../shared/ip-match.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
 import { LruCache } from '../shared/lru-cache.js';
+import { parseTarget } from '../shared/target-url.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import { compileRouteTable, type RouteTable } from './route-table.js';
 import type { UpstreamIdentity } from './upstream-headers.js';
 import type { PoolOptions, UpstreamPools } from './upstream-pools.js';
-import { parseTarget } from './upstream-url.js';
 
 export interface UserEntry {
   readonly hash: string;
