@@ -6,8 +6,8 @@ export interface ConfigIssue {
   file: string;
   /**
    * Dotted key path such as `users[1].allow[0]` or `routes[2].filters.allow[0].pattern`;
-   * `(root)` for the document itself, `(syntax)` for a JSON/YAML syntax error, `(file)` when
-   * the file cannot be read.
+   * `(root)` for the document itself, `(syntax)` for a JSON/YAML syntax error, `(file)` for the
+   * file as a whole (missing, unreadable, or a TLS certificate or key that cannot be used).
    */
   key: string;
   message: string;

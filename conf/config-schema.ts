@@ -1,11 +1,8 @@
 import { z } from 'zod';
-import {
-  canonicalOrigin,
-  canonicalTimezone,
-  isHostOrIp,
-  isIpOrCidr,
-  isUrlWithScheme,
-} from './value-checks.js';
+import { IpEntryError, parseIpEntry } from '../shared/ip-match.js';
+import { Argon2HashError, argon2Cost } from './argon2-hash.js';
+import { isArgon2Hash } from './is-argon2-hash.js';
+import { canonicalOrigin, canonicalTimezone, isHostOrIp, isUrlWithScheme } from './value-checks.js';
 
 // Bounds and defaults of config.json. Keys beyond the original's docs are marked "ours".
 // The original's docs say token_expiry_seconds is "1-31536000 (max 5 years)"; 31536000 s is one
@@ -19,7 +16,30 @@ const noControlChars = (label: string) =>
     .min(1)
     .refine((s) => !/[\x00-\x1f\x7f]/.test(s), `${label} must not contain control characters`);
 
-const ipOrCidr = z.string().refine(isIpOrCidr, 'expected an IP address or CIDR block');
+// The edge's own parser, so an entry accepted here always compiles there.
+const ipOrCidr = z.string().superRefine((entry, ctx) => {
+  try {
+    parseIpEntry(entry);
+  } catch (err) {
+    if (!(err instanceof IpEntryError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.message });
+  }
+});
+
+// A value that claims to be an Argon2 hash must be one the verifier can use: a broken hash
+// would otherwise lock its user out without a word. Anything else is plaintext, hashed at start.
+const password = z
+  .string()
+  .min(1)
+  .superRefine((value, ctx) => {
+    if (!isArgon2Hash(value)) return;
+    try {
+      argon2Cost(value);
+    } catch (err) {
+      if (!(err instanceof Argon2HashError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+    }
+  });
 
 const timezone = z.string().transform((name, ctx) => {
   const canonical = canonicalTimezone(name);
@@ -105,7 +125,7 @@ const rateLimitSchema = z
 const userSchema = z.strictObject({
   username: noControlChars('username'),
   // An Argon2 PHC string, or plaintext that the supervisor hashes in place at start.
-  password: z.string().min(1),
+  password,
   allow: z.array(ipOrCidr).optional(),
   roles: z
     .array(noControlChars('a role').refine((r) => !r.includes(','), 'a role must not contain ","'))

@@ -7,19 +7,24 @@ import { deepFreeze } from './deep-freeze.js';
 import { JsonSyntaxError, scanJson } from './json-source.js';
 import type { ConfigFiles, ParsedConfig } from './parse.js';
 import { parseConfig } from './parse.js';
+import { type CheckedTlsPair, checkTlsFiles } from './tls-files.js';
 
 /** A validated config dir, plus the raw values that edges re-validate from an IPC snapshot. */
 export interface LoadedConfig extends ParsedConfig {
   raw: { config: unknown; routes: unknown };
   files: ConfigFiles;
+  /** The checked certificate pair when `tls` is true and it exists; undefined otherwise. */
+  tls?: CheckedTlsPair | undefined;
 }
 
 type Read = { ok: true; value: unknown } | { ok: false; issue: ConfigIssue } | { ok: 'missing' };
 
 /**
- * Reads and validates `<dir>/config.json` and `<dir>/routes.yml`. A missing routes.yml is an
- * empty route list (with a warning); a missing config.json, a syntax error or an invalid value
- * is a ConfigError.
+ * Reads and validates `<dir>/config.json` and `<dir>/routes.yml`, and with `tls` on the
+ * certificate pair in `<dir>/certs` (see checkTlsFiles). This is the one validation that both
+ * `check-config` and `run` (start and reload) go through. A missing routes.yml is an empty
+ * route list (with a warning); a missing config.json, a syntax error or an invalid value is a
+ * ConfigError.
  */
 export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
   const files = { config: join(dir, 'config.json'), routes: join(dir, 'routes.yml') };
@@ -36,11 +41,15 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
   if (config.ok !== true || routes.ok === false) throw new ConfigError(issues);
   const raw = { config: config.value, routes: routes.ok === true ? routes.value : null };
   const parsed = parseConfig(raw.config, raw.routes, files);
-  const warnings =
-    routes.ok === 'missing'
-      ? [`${files.routes}: (file): not found, no routes configured`, ...parsed.warnings]
-      : parsed.warnings;
-  return deepFreeze({ ...parsed, warnings, raw, files });
+  const tls = parsed.config.tls ? await checkTlsFiles(dir) : { files: undefined, warnings: [] };
+  const warnings = [
+    ...(routes.ok === 'missing'
+      ? [`${files.routes}: (file): not found, no routes configured`]
+      : []),
+    ...parsed.warnings,
+    ...tls.warnings,
+  ];
+  return deepFreeze({ ...parsed, warnings, raw, files, tls: tls.files });
 }
 
 async function readDocument(

@@ -1,4 +1,4 @@
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { z } from 'zod';
 import type { ConfigIssue } from './config-error.js';
 import { ConfigError } from './config-error.js';
@@ -6,6 +6,8 @@ import type { Config } from './config-schema.js';
 import { configSchema } from './config-schema.js';
 import { crossWarnings, duplicatePrefixes, duplicateUsernames } from './cross-checks.js';
 import { deepFreeze } from './deep-freeze.js';
+import { configNotYetSupported, routesNotYetSupported } from './not-yet-supported.js';
+import { resolveCertFiles } from './resolve-cert-files.js';
 import type { RouteConfig } from './routes-schema.js';
 import { routesFileSchema } from './routes-schema.js';
 import {
@@ -37,9 +39,10 @@ interface Checked<T> {
 
 /**
  * Validates raw config.json and routes.yml values (as parsed from JSON/YAML, or as received over
- * IPC). Pure and deterministic. Unknown keys are warnings; every other problem of both files is
- * collected into one {@link ConfigError}. Relative `cert` files are resolved against the
- * directory of `files.routes`.
+ * IPC). Pure and deterministic. Unknown keys and settings that have no effect yet are warnings;
+ * every other problem of both files, settings that are not supported yet included
+ * (not-yet-supported.ts), is collected into one {@link ConfigError}. Relative `cert` files are
+ * resolved against the directory of `files.routes`.
  */
 export function parseConfig(
   rawConfig: unknown,
@@ -48,11 +51,17 @@ export function parseConfig(
 ): ParsedConfig {
   const config = check(configSchema, rawConfig, files.config);
   const routes = check(routesFileSchema, rawRoutes ?? {}, files.routes);
+  // Each file's unbuilt settings are checked as soon as that file is valid, so they are
+  // reported beside the other file's errors.
+  const configPending = config.value && configNotYetSupported(config.value, files.config);
+  const routesPending = routes.value && routesNotYetSupported(routes.value.routes, files.routes);
   const errors = [
     ...config.errors,
     ...duplicateUsernames(files.config, rawConfig),
+    ...(configPending?.errors ?? []),
     ...routes.errors,
     ...duplicatePrefixes(files.routes, rawRoutes),
+    ...(routesPending?.errors ?? []),
   ];
   if (errors.length > 0 || config.value === undefined || routes.value === undefined) {
     throw new ConfigError(errors);
@@ -60,7 +69,9 @@ export function parseConfig(
   const routeList = resolveCertFiles(routes.value.routes, dirname(files.routes));
   const warnings = [
     ...config.warnings,
+    ...(configPending?.warnings ?? []),
     ...routes.warnings,
+    ...(routesPending?.warnings ?? []),
     ...crossWarnings(config.value, routeList, files),
   ];
   return deepFreeze({ config: config.value, routes: routeList, warnings });
@@ -80,16 +91,4 @@ function check<S extends z.ZodType>(schema: S, raw: unknown, file: string): Chec
     input = withoutUnknownKeys(input, unknown);
   }
   return { errors: [{ file, key: '(root)', message: 'too deeply nested unknown keys' }], warnings };
-}
-
-function resolveCertFiles(routes: RouteConfig[], baseDir: string): RouteConfig[] {
-  return routes.map((route) => {
-    if (route.cert === undefined) return route;
-    const resolve = (p: string) => (isAbsolute(p) ? p : join(baseDir, p));
-    const cert =
-      route.cert.type === 'pem'
-        ? { ...route.cert, file: resolve(route.cert.file), key: resolve(route.cert.key) }
-        : { ...route.cert, file: resolve(route.cert.file) };
-    return { ...route, cert };
-  });
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseTarget, TargetUrlError } from '../shared/target-url.js';
 import { compilePattern, PatternError } from './compile-pattern.js';
 import { isUrlWithScheme } from './value-checks.js';
 
@@ -14,12 +15,15 @@ const FIELDS = ['method', 'path', 'header', 'query', 'body_raw', 'body_json'] as
 // RFC 9110 §5.6.2 token.
 const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-const httpUrl = z
-  .string()
-  .refine(
-    (s) => isUrlWithScheme(s, ['http:', 'https:']) && !s.includes('#'),
-    'expected an http(s) URL without a fragment',
-  );
+// The edge compiles targets with this same parser: a URL accepted here never stops an edge.
+const upstreamUrl = z.string().superRefine((url, ctx) => {
+  try {
+    parseTarget(url);
+  } catch (err) {
+    if (!(err instanceof TargetUrlError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.message });
+  }
+});
 
 /**
  * Routes are matched on canonical, decoded paths (no `//`, `.`, `..` or `\` left), so a prefix
@@ -55,7 +59,7 @@ export function trimTrailingSlash(prefix: string): string {
 const backend = z.preprocess(
   (v) => (typeof v === 'string' ? { url: v } : v),
   z.strictObject(
-    { url: httpUrl, weight: z.int().min(-1).max(1000).default(1) },
+    { url: upstreamUrl, weight: z.int().min(-1).max(1000).default(1) },
     {
       error: (iss) => (iss.code === 'invalid_type' ? 'expected a URL or {url, weight}' : undefined),
     },
@@ -148,7 +152,7 @@ const filters = z
 export const routeSchema = z
   .strictObject({
     prefix,
-    target: httpUrl,
+    target: upstreamUrl,
     backends: z.array(backend).default([]),
     username: z.array(z.string().min(1)).optional(),
     secure: z.boolean().default(true),

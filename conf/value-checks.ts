@@ -1,21 +1,5 @@
 import { isIP } from 'node:net';
 
-/**
- * True for an IPv4/IPv6 address or CIDR block (`10.0.0.0/8`, `2001:db8::/32`). Zone ids
- * (`fe80::1%eth0`) are refused: an allow list entry must name the same host on every machine.
- */
-export function isIpOrCidr(value: string): boolean {
-  const slash = value.indexOf('/');
-  const address = slash === -1 ? value : value.slice(0, slash);
-  if (address.includes('%')) return false;
-  const family = isIP(address);
-  if (family === 0) return false;
-  if (slash === -1) return true;
-  const prefix = value.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (family === 4 ? 32 : 128);
-}
-
 /** The canonical IANA name of `name` (`utc` -> `UTC`), or undefined when the runtime knows no such zone. */
 export function canonicalTimezone(name: string): string | undefined {
   if (name === '') return undefined;

@@ -1,7 +1,6 @@
 import type { FSWatcher } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { tlsPaths } from './tls-pair.js';
+import { dirname, join, resolve } from 'node:path';
 import { watchFiles } from './watch.js';
 
 /** Symlinks followed at most, as the kernel's own limit for path resolution. */
@@ -25,7 +24,8 @@ export function watchCertificates(configDir: string, onChange: () => void): Cert
   let closed = false;
   return {
     async refresh() {
-      const { certFile, keyFile } = tlsPaths(configDir);
+      const certFile = join(configDir, 'certs', 'cert.pem');
+      const keyFile = join(configDir, 'certs', 'key.pem');
       const dirs = new Set([dirname(certFile)]);
       for (const file of [certFile, keyFile]) for (const dir of await linkDirs(file)) dirs.add(dir);
       if (closed) return;

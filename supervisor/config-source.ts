@@ -1,13 +1,13 @@
 import { join } from 'node:path';
-import { ConfigFileError } from '../conf/config-file-error.js';
 import { ensureSelfSignedCert } from '../conf/first-run.js';
 import type { LoadedConfig } from '../conf/load.js';
 import { loadConfigDir } from '../conf/load.js';
 import { rewritePlaintextPasswords, setTokenAdmin } from '../conf/rewrite-passwords.js';
+import type { CheckedTlsPair } from '../conf/tls-files.js';
 import { hashPassword } from '../crypto-pool/password.js';
 import type { Dirs } from './dirs.js';
 import type { FleetPlan } from './fleet.js';
-import { installTlsPair, readTlsPair, type TlsPair } from './tls-pair.js';
+import { installTlsPair } from './tls-pair.js';
 
 /** One read of the config dir. */
 export interface Loaded {
@@ -16,7 +16,7 @@ export interface Loaded {
   /** Plaintext passwords hashed in config.json by this load. */
   rewritten: number;
   /** The validated certificate pair, when `tls` is on. */
-  tls: TlsPair | undefined;
+  tls: CheckedTlsPair | undefined;
 }
 
 /**
@@ -24,7 +24,7 @@ export interface Loaded {
  * token_admin generated in the file first (losslessly), then everything is validated, and when
  * `tls` is on a self-signed certificate is created if there is none, and the pair is validated
  * and copied for the edges.
- * Throws ConfigError with every issue found, or CertificateError for an unusable pair; the
+ * Throws ConfigError with every issue found (an unusable pair included, naming its file); the
  * caller decides whether that stops the start.
  */
 export class ConfigSource {
@@ -46,8 +46,13 @@ export class ConfigSource {
     const { rewritten } = await rewritePlaintextPasswords(this.configFile, hashPassword);
     const { written } = await setTokenAdmin(this.configFile);
     if (rewritten > 0 || written) loaded = await loadConfigDir(this.#dirs.configDir);
-    const { config } = loaded;
-    const tls = config.tls ? await this.#certificates() : undefined;
+    // With `tls` on and no pair yet, a self-signed one is made; it is then checked (and
+    // fingerprinted) like one the operator put there.
+    if (loaded.config.tls && loaded.tls === undefined) {
+      await ensureSelfSignedCert(this.#dirs.configDir);
+      loaded = await loadConfigDir(this.#dirs.configDir);
+    }
+    const { config, tls } = loaded;
     const tlsFiles = tls ? await installTlsPair(tls, this.#dirs.dataDir) : null;
     this.#generation++;
     const plan: FleetPlan = {
@@ -76,16 +81,5 @@ export class ConfigSource {
       ]),
     };
     return { loaded, plan, rewritten, tls };
-  }
-
-  async #certificates(): Promise<TlsPair> {
-    try {
-      await ensureSelfSignedCert(this.#dirs.configDir);
-    } catch (err) {
-      // One file of the pair is missing (a renewal caught midway): reported by the check below
-      // with the file's name, like any other unusable pair.
-      if (!(err instanceof ConfigFileError && err.code === 'TLS_CERT_INCOMPLETE')) throw err;
-    }
-    return readTlsPair(this.#dirs.configDir);
   }
 }

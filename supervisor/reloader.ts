@@ -3,7 +3,6 @@ import { CodedError } from '../shared/coded-error.js';
 import type { Logger } from '../shared/log.js';
 import type { ConfigSource, Loaded } from './config-source.js';
 import type { Fleet } from './fleet.js';
-import { CertificateError } from './tls-pair.js';
 
 /**
  * How a reload ended, logged as the `reload` field of its log line: `unchanged` (config and
@@ -105,15 +104,6 @@ export class Reloader {
           key: issue.key,
           rule: issue.message,
         });
-      return 'invalid';
-    }
-    if (err instanceof CertificateError) {
-      log.error('unusable TLS certificate, keeping the running one', {
-        reload: 'invalid',
-        trigger,
-        file: err.file,
-        reason: err.reason,
-      });
       return 'invalid';
     }
     log.error('reload failed, keeping the running configuration', {

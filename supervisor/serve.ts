@@ -13,7 +13,7 @@ import { Fleet } from './fleet.js';
 import { forkEdge } from './fork-edge.js';
 import { ReadySignal } from './ready-signal.js';
 import { Reloader } from './reloader.js';
-import { CertificateError, pruneTlsCopies } from './tls-pair.js';
+import { pruneTlsCopies } from './tls-pair.js';
 import { watchFiles } from './watch.js';
 
 const log = createLogger('supervisor');
@@ -53,7 +53,6 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     logLoad(initial);
   } catch (err) {
     if (err instanceof ConfigError) return refuseStart(ready, err.code, err.format(), err.format());
-    if (err instanceof CertificateError) return refuseStart(ready, err.code, err.message);
     throw err;
   }
   const { plan } = initial;
@@ -153,11 +152,9 @@ function codeOf(err: unknown): string {
   return err instanceof CodedError ? err.code : 'START_FAILED';
 }
 
-function logLoad({ loaded, rewritten, tls }: Loaded): void {
+function logLoad({ loaded, rewritten }: Loaded): void {
   for (const warning of loaded.warnings) log.warn(warning);
   if (rewritten > 0) log.info('hashed plaintext passwords in config.json', { count: rewritten });
-  if (tls && tls.validTo.getTime() < Date.now())
-    log.warn('the TLS certificate has expired', { expired: tls.validTo.toISOString() });
 }
 
 function announceAdmin(configDir: string, password: string): void {

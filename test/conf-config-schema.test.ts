@@ -1,13 +1,23 @@
 import t from 'tap';
 import type { ConfigIssue } from '../conf/config-error.js';
 import { ConfigError } from '../conf/config-error.js';
+import { configSchema } from '../conf/config-schema.js';
 import { parseConfig } from '../conf/parse.js';
+import { compileIpMatcher } from '../shared/ip-match.js';
 
 const FILES = { config: '/etc/pa/config.json', routes: '/etc/pa/routes.yml' };
 const SECRET = 's'.repeat(64);
 
 function parse(extra: Record<string, unknown> = {}) {
   return parseConfig({ secret: SECRET, ...extra }, null, FILES);
+}
+
+/**
+ * The schema alone, for keys whose "on" values parseConfig refuses as not supported yet
+ * (conf/not-yet-supported.ts, tested in conf-not-yet-supported.test.ts).
+ */
+function schema(extra: Record<string, unknown> = {}) {
+  return configSchema.parse({ secret: SECRET, ...extra });
 }
 
 /** The issues of a config that must be rejected. */
@@ -64,8 +74,8 @@ t.test('numeric keys: default, bounds accepted, one beyond each bound rejected',
   const defaults = parse().config;
   for (const [key, min, max, def] of RANGES) {
     t.equal(read(defaults, key), def, `${key} defaults to ${def}`);
-    t.equal(read(parse(nested(key, min)).config, key), min, `${key} accepts ${min}`);
-    t.equal(read(parse(nested(key, max)).config, key), max, `${key} accepts ${max}`);
+    t.equal(read(schema(nested(key, min)), key), min, `${key} accepts ${min}`);
+    t.equal(read(schema(nested(key, max)), key), max, `${key} accepts ${max}`);
     t.same(keys(nested(key, min - 1)), [key], `${key} rejects ${min - 1}`);
     t.same(keys(nested(key, max + 1)), [key], `${key} rejects ${max + 1}`);
     t.same(keys(nested(key, String(def))), [key], `${key} rejects a string`);
@@ -77,8 +87,7 @@ t.test('integer keys reject fractions; requests_per_second accepts them', async 
   t.same(keys({ worker: 1.5 }), ['worker']);
   t.same(keys({ ratelimit_auth: { burst: 0.5 } }), ['ratelimit_auth.burst']);
   t.equal(
-    parse({ ratelimit_auth: { requests_per_second: 0.5 } }).config.ratelimit_auth
-      .requests_per_second,
+    schema({ ratelimit_auth: { requests_per_second: 0.5 } }).ratelimit_auth.requests_per_second,
     0.5,
   );
 });
@@ -151,8 +160,9 @@ t.test('log: loki needs a host, unknown type rejected', async (t) => {
 });
 
 t.test('rate limits: docs spelling request_per_seconds is an alias, 0 disables', async (t) => {
-  const rl = parse({ ratelimit_proxy: { request_per_seconds: 10, burst: 5, block_delay: 500 } })
-    .config.ratelimit_proxy;
+  const rl = schema({
+    ratelimit_proxy: { request_per_seconds: 10, burst: 5, block_delay: 500 },
+  }).ratelimit_proxy;
   t.same(rl, { requests_per_second: 10, burst: 5, block_delay: 500 });
   const off = parse({ ratelimit_auth: { requests_per_second: 0, burst: 0 } }).config.ratelimit_auth;
   t.same(off, { requests_per_second: 0, burst: 0, block_delay: 0 });
@@ -186,9 +196,9 @@ t.test('redis: redis:// or rediss:// URL; empty means unset', async (t) => {
 });
 
 t.test('cors_origins: origins validated and normalised', async (t) => {
-  const { cors_origins } = parse({
+  const { cors_origins } = schema({
     cors_origins: ['https://127.0.0.1', 'HTTPS://Demo.ProxyAuth.app/', 'http://a.test:8080'],
-  }).config;
+  });
   t.same(cors_origins, ['https://127.0.0.1', 'https://demo.proxyauth.app', 'http://a.test:8080']);
   t.same(keys({ cors_origins: ['https://a.test/path'] }), ['cors_origins[0]']);
   t.same(keys({ cors_origins: ['https://ok.test', '*'] }), ['cors_origins[1]']);
@@ -220,13 +230,13 @@ t.test('redirect URLs: a local path or an http(s) URL', async (t) => {
 
 t.test('trusted_proxies: IPs and CIDRs only', async (t) => {
   const list = ['10.0.0.0/8', '192.168.1.1', '::1', '2001:db8::/32'];
-  t.same(parse({ trusted_proxies: list }).config.trusted_proxies, list);
+  t.same(schema({ trusted_proxies: list }).trusted_proxies, list);
   t.same(keys({ trusted_proxies: ['10.0.0.0/8', 'proxy.local'] }), ['trusted_proxies[1]']);
 });
 
 t.test('users: defaults, validation, allow lists', async (t) => {
   const hash = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA';
-  const { config } = parse({
+  const config = schema({
     users: [
       { username: 'admin', password: hash, allow: ['192.168.1.0/24', '172.16.54.2', 'fe80::/10'] },
       { username: 'alice', password: 'plain', roles: ['read', 'write'], totp: true },
@@ -258,32 +268,181 @@ t.test('users: defaults, validation, allow lists', async (t) => {
   t.same(keys(user({ totp: 'yes' })), ['users[1].totp']);
 });
 
-t.test('users[].allow: bad CIDRs are errors naming the entry', async (t) => {
-  const bad = [
-    '10.0.0.0/33',
-    '::/129',
-    '10.0.0.0/-1',
-    '10.0.0.0/',
-    '10.0.0/8',
-    'fe80::1%eth0',
-    'host',
-    '1.2.3.4/08x',
-  ];
-  for (const entry of bad) {
-    const [issue] = issues({
+// Every spelling an operator might try. The edge compiles allow lists with shared/ip-match.ts,
+// so the config must accept exactly what that parser accepts (10.0.0.0/08 once passed here and
+// then stopped the edge).
+const IP_ACCEPTED = [
+  '10.0.0.0/8',
+  '10.0.0.1',
+  '0.0.0.0/0',
+  '10.0.0.0/32',
+  '1.2.3.4/24', // host bits are ignored: 1.2.3.0/24
+  '::/0',
+  '::1',
+  '::1/128',
+  '2001:db8::/32',
+  '2001:0DB8:0000::1', // hex groups may have leading zeros and capitals
+  'fe80::/10',
+  '::ffff:10.0.0.1', // v4-mapped, with a dotted tail
+  '::ffff:10.0.0.0/104',
+  '0000:0000:0000:0000:0000:ffff:7f00:0001', // uWS's full form
+  ' 10.0.0.1 ', // surrounding blanks are trimmed by the parser
+];
+const IP_REFUSED = [
+  '10.0.0.0/08', // leading zero in the prefix
+  '010.0.0.1', // leading zero in an octet: octal 8 for some parsers, decimal 10 for others
+  '10.0.0.00',
+  '::ffff:010.0.0.1',
+  '10.0.0.0/33',
+  '::/129',
+  '::1/0128',
+  '10.0.0.0/-1',
+  '10.0.0.0/+8',
+  '10.0.0.0/',
+  '10.0.0.0/8/8',
+  '10.0.0/8',
+  '1.2.3.4.5',
+  '256.0.0.1',
+  '0x7f.0.0.1',
+  '2130706433',
+  'fe80::1%eth0', // a zone id names an interface of one machine
+  'fe80::1%25eth0',
+  '[::1]',
+  '::1::',
+  '1:2:3:4:5:6:7:8:9',
+  '12345::',
+  'host',
+  'localhost',
+  '1.2.3.4/08x',
+  '10.0.0.0 /8',
+  '10.0.0.0/ 8',
+  '',
+  ' ',
+];
+
+t.test('users[].allow: accepted exactly when the edge parser accepts', async (t) => {
+  const accepts = (entry: string) => {
+    try {
+      compileIpMatcher([entry]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const entry of IP_ACCEPTED) {
+    t.ok(accepts(entry), `the edge accepts ${JSON.stringify(entry)}`);
+    const { config } = parse({ users: [{ username: 'a', password: 'p', allow: [entry] }] });
+    t.same(config.users[0]?.allow, [entry], `accepts ${JSON.stringify(entry)}`);
+  }
+  for (const entry of IP_REFUSED) {
+    t.notOk(accepts(entry), `the edge refuses ${JSON.stringify(entry)}`);
+    const found = issues({
       users: [
         { username: 'a', password: 'p' },
         { username: 'b', password: 'p', allow: ['10.0.0.1', entry] },
       ],
     });
-    t.equal(issue?.key, 'users[1].allow[1]', `rejects ${entry}`);
+    t.same(
+      found.map((i) => [i.file, i.key]),
+      [[FILES.config, 'users[1].allow[1]']],
+      `refuses ${JSON.stringify(entry)}`,
+    );
   }
-  const ok = parse({
-    users: [
-      { username: 'a', password: 'p', allow: ['0.0.0.0/0', '::/0', '10.0.0.0/32', '::1/128'] },
-    ],
-  });
-  t.equal(ok.config.users[0]?.allow?.length, 4);
+  t.same(keys({ users: [{ username: 'a', password: 'p', allow: [10] }] }), ['users[0].allow[0]']);
+});
+
+t.test('trusted_proxies: entries checked by the same parser, before anything else', async (t) => {
+  for (const entry of IP_REFUSED) {
+    t.same(keys({ trusted_proxies: ['10.0.0.1', entry] }), ['trusted_proxies[1]'], entry);
+  }
+  for (const entry of IP_ACCEPTED) {
+    t.same(schema({ trusted_proxies: [entry] }).trusted_proxies, [entry], entry);
+  }
+});
+
+const SALT_HASH = '$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA';
+
+t.test('users[].password: a value starting with $argon2 must be a usable hash', async (t) => {
+  const accepted = [
+    `$argon2id$v=19$m=19456,t=2,p=1${SALT_HASH}`,
+    `$argon2i$v=19$m=19456,t=2,p=1${SALT_HASH}`,
+    `$argon2d$v=19$m=19456,t=2,p=1${SALT_HASH}`,
+    `$argon2id$v=16$m=19456,t=2,p=1${SALT_HASH}`, // Argon2 1.0
+    `$argon2id$m=19456,t=2,p=1${SALT_HASH}`, // no version: 1.0
+    `$argon2id$v=19$t=2,p=1,m=19456${SALT_HASH}`, // any parameter order
+    `$argon2id$v=19$m=1048576,t=4,p=16${SALT_HASH}`, // every ceiling at once
+  ];
+  for (const password of accepted) {
+    const { config } = parse({ users: [{ username: 'a', password }] });
+    t.equal(config.users[0]?.password, password, password);
+  }
+  const malformed = [
+    '$argon2id$v=19$garbage',
+    '$argon2',
+    '$argon2id$',
+    `$argon2x$v=19$m=19456,t=2,p=1${SALT_HASH}`,
+    `$argon2$v=19$m=19456,t=2,p=1${SALT_HASH}`,
+    `$argon2id$v=20$m=19456,t=2,p=1${SALT_HASH}`,
+    `$argon2id$v=19$m=19456,t=2${SALT_HASH}`, // no p
+    '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ', // no hash
+    '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$', // empty hash
+    '$argon2id$v=19$m=19456,t=2,p=1$$aGFzaGhhc2hoYXNoaGFzaA', // empty salt
+    '$argon2id$v=19$m=19456,t=2,p=1$c2$aGFzaGhhc2hoYXNoaGFzaA', // salt too short
+    '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaA', // padded base64
+    '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFz', // hash too short
+    `$argon2id$v=19$m=019456,t=2,p=1${SALT_HASH}`,
+    `$argon2id$v=19$m=1,t=2,p=1${SALT_HASH}`, // below Argon2's minimum memory
+    `$argon2id$v=19$m=19456,t=0,p=1${SALT_HASH}`,
+    `$argon2id$v=19$m=19456,t=2,p=0${SALT_HASH}`,
+    `$argon2id$v=19$m=4294967296,t=1,p=1${SALT_HASH}`,
+    `$argon2id$v=19$m=19456,t=2,p=1${SALT_HASH}\n`,
+    `$argon2id$v=19$m=19456,t=2,p=1${SALT_HASH} `,
+    `$argon2id$v=19$m=19456,t=2,p=1${SALT_HASH}$extra`,
+  ];
+  const tooCostly = [
+    `$argon2id$v=19$m=1048577,t=1,p=1${SALT_HASH}`, // above 1 GiB
+    `$argon2id$v=19$m=2097152,t=1,p=4${SALT_HASH}`, // RFC 9106's first option
+    `$argon2id$v=19$m=1048576,t=5,p=1${SALT_HASH}`, // m*t above 4 GiB
+    `$argon2id$v=19$m=19456,t=4294967295,p=1${SALT_HASH}`,
+    `$argon2id$v=19$m=19456,t=2,p=17${SALT_HASH}`,
+    `$argon2id$v=19$m=19456,t=2,p=255${SALT_HASH}`,
+  ];
+  for (const [list, prefix] of [
+    [malformed, 'malformed Argon2 hash: '],
+    [tooCostly, 'Argon2 hash too costly for a login: '],
+  ] as const) {
+    for (const password of list) {
+      const found = issues({
+        users: [
+          { username: 'ok', password: 'plain' },
+          { username: 'b', password },
+        ],
+      });
+      t.same(
+        found.map((i) => [i.file, i.key]),
+        [[FILES.config, 'users[1].password']],
+        JSON.stringify(password),
+      );
+      t.ok(found[0]?.message.startsWith(prefix), `${found[0]?.message}`);
+      // The salt and the hash are never echoed: the message may be logged.
+      t.notOk(found[0]?.message.includes('aGFz'), 'the hash is not repeated');
+      t.notOk(found[0]?.message.includes('c2'), 'the salt is not repeated');
+    }
+  }
+});
+
+t.test('users[].password: anything not starting with $argon2 is plaintext', async (t) => {
+  for (const password of [
+    'plain',
+    '$2b$10$abcdefghijklmnopqrstuu', // a bcrypt hash is a plaintext password to us
+    'argon2id$v=19$garbage',
+    ' $argon2id$v=19$garbage',
+    '$ARGON2ID$v=19$garbage',
+    '$',
+  ]) {
+    const { config } = parse({ users: [{ username: 'a', password }] });
+    t.equal(config.users[0]?.password, password, JSON.stringify(password));
+  }
 });
 
 t.test('duplicate usernames: an error naming the duplicate', async (t) => {

@@ -4,7 +4,6 @@ import type { Loaded } from '../supervisor/config-source.js';
 import type { FleetPlan } from '../supervisor/fleet.js';
 import { FleetError } from '../supervisor/fleet-error.js';
 import { Reloader, type ReloadOutcome } from '../supervisor/reloader.js';
-import { CertificateError } from '../supervisor/tls-pair.js';
 import { fakePlan, memoryLog, settle } from './helpers/fake-edge.js';
 
 function loaded(plan: FleetPlan): Loaded {
@@ -60,7 +59,9 @@ t.test('every outcome is logged with a machine-readable field', async (t) => {
         { file: 'config.json', key: 'port', message: 'too big' },
         { file: 'routes.yml', key: 'routes[0]', message: 'bad' },
       ]),
-      new CertificateError('/c/certs/key.pem', 'does not belong to the certificate'),
+      new ConfigError([
+        { file: '/c/certs/key.pem', key: '(file)', message: 'does not match the certificate' },
+      ]),
       fakePlan(5),
     ],
     async (plan) => {
@@ -83,8 +84,8 @@ t.test('every outcome is logged with a machine-readable field', async (t) => {
     'failed',
   ]);
   t.same(applied, [3, 4, 5], 'unchanged and invalid loads never reach the fleet');
-  const cert = log.lines.find((l) => l.msg === 'unusable TLS certificate, keeping the running one');
-  t.match(cert?.fields, { file: '/c/certs/key.pem', reason: /does not belong/ });
+  const cert = log.lines.find((l) => l.fields?.file === '/c/certs/key.pem');
+  t.match(cert?.fields, { reload: 'invalid', key: '(file)', rule: /does not match/ });
   const failed = log.lines.find((l) => l.fields?.reload === 'failed');
   t.match(failed?.fields, { code: 'CONFIG_NOT_APPLIED', trigger: 'SIGHUP' });
 });

@@ -6,6 +6,7 @@ import type { RouteConfig } from '../conf/routes-schema.js';
 import type { HashParams } from '../crypto-pool/task-types.js';
 import { compileIpMatcher } from '../shared/ip-match.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
+import { parseTarget } from '../shared/target-url.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import type { EdgeServices } from './edge-services.js';
 import { compileEndpoints, type Endpoint } from './endpoints.js';
@@ -21,7 +22,6 @@ import {
   type UpstreamIdentity,
 } from './upstream-headers.js';
 import type { PoolOptions } from './upstream-pools.js';
-import { parseTarget } from './upstream-url.js';
 
 export interface UserEntry {
   readonly name: string;

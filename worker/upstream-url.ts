@@ -1,26 +1,9 @@
-import { CodedError } from '../shared/coded-error.js';
 /*
  * The path and query sent upstream. The backend must see exactly the path the gateway routed
  * on: the canonical path is decoded once (canonical-path.ts), so every char that could be read
  * as syntax is re-encoded here, '%' included. A client's '%252e%252e' is routed as the literal
  * segment '%2e%2e' and reaches the backend as '%252e%252e', never as a traversal.
  */
-
-/** A route `target` split for the proxy: the origin to connect to and the parts of the path. */
-export interface ParsedTarget {
-  /** `scheme://host[:port]`, lowercased, default port dropped. */
-  origin: string;
-  /** The target's path, already percent-encoded (WHATWG URL `pathname`), at least '/'. */
-  path: string;
-  /** The target's own query without '?', already encoded; '' when none. */
-  query: string;
-  protocol: 'http:' | 'https:';
-}
-
-export type TargetUrlErrorCode = 'TARGET_INVALID' | 'TARGET_PROTOCOL' | 'TARGET_CREDENTIALS';
-
-/** A route `target` the proxy cannot use. Thrown at config load, never per request. */
-export class TargetUrlError extends CodedError<TargetUrlErrorCode> {}
 
 /** Options of {@link buildUpstreamPath}. */
 export interface UpstreamPathOptions {
@@ -84,28 +67,6 @@ export function buildUpstreamPath(opts: UpstreamPathOptions): string {
   }
   const query = joinQuery(opts.targetQuery, opts.query);
   return query === '' ? path : `${path}?${query}`;
-}
-
-/**
- * A route `target` URL split into origin, encoded path and query. Throws TargetUrlError on an
- * unparsable URL, a scheme other than http/https, or embedded credentials (which `origin`
- * would silently drop). The fragment, if any, is ignored.
- */
-export function parseTarget(url: string): ParsedTarget {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch (cause) {
-    throw new TargetUrlError('TARGET_INVALID', `Invalid target URL: ${url}`, { cause });
-  }
-  const { protocol } = parsed;
-  if (protocol !== 'http:' && protocol !== 'https:') {
-    throw new TargetUrlError('TARGET_PROTOCOL', `Target must be http or https: ${url}`);
-  }
-  if (parsed.username !== '' || parsed.password !== '') {
-    throw new TargetUrlError('TARGET_CREDENTIALS', 'Target URL must not embed credentials');
-  }
-  return { origin: parsed.origin, path: parsed.pathname, query: parsed.search.slice(1), protocol };
 }
 
 /** Joins without doubling '/': '/base/' + '/x' is '/base/x'; an empty `tail` keeps `base`. */

@@ -1,0 +1,296 @@
+import type { ConfigIssue } from './config-error.js';
+import type { Config, UserConfig } from './config-schema.js';
+import { configSchema } from './config-schema.js';
+import type { RouteConfig } from './routes-schema.js';
+
+/*
+ * Keys the schema accepts (configs written for the original must load) but the gateway does not
+ * act on yet. Rule: never accept a security setting that is not enforced.
+ *
+ * - error: the setting turns on a protection, or changes who or what gets through, and ignoring
+ *   it would let through what the operator meant to stop. The config is refused (start stops,
+ *   a reload keeps the running config) with "not supported yet" and why.
+ * - warning: ignoring it changes no access decision; it is reported at start and by
+ *   check-config as "has no effect".
+ *
+ * Conditions read the normalised values, and a row fires only when the setting differs from
+ * its default: an absent key is its default, so defaults (and first start's config.json, which
+ * spells every default out) never warn. `token_admin` has no row: it is generated into every
+ * config.json and only feeds the /adm endpoints, which do not exist yet, so nothing can be
+ * reached with it; a warning would fire on every install.
+ *
+ * Departures from a plain "security key = error" reading, and why:
+ * - cors_origins is an error although ignoring it fails closed (no Access-Control-* header, so
+ *   browsers refuse cross-origin reads): it relaxes the same-origin policy, the operator gets
+ *   a clear refusal now instead of a browser-console mystery later, and the later CORS work
+ *   must decide credentials and `Vary: Origin` (which the original gets wrong) before it is on.
+ * - routes[].cert is an error: without the client certificate the upstream sees a different
+ *   (anonymous) peer from the one the operator configured, and an upstream with optional
+ *   client authentication would serve it as such.
+ * - csrf_token / need_csrf set to false are warnings: CSRF checks only exist in session-cookie
+ *   mode, which is itself refused, so switching them off changes nothing today.
+ *
+ * When a feature is built, delete its row (and its test case): the key is then enforced.
+ */
+
+/** How a row reports a setting that is on. */
+export type NotYetSupportedLevel = 'error' | 'warning';
+
+interface RowBase {
+  readonly level: NotYetSupportedLevel;
+  /** The whole issue message: errors start "not supported yet: ", warnings "has no effect". */
+  readonly message: string;
+}
+
+/** One key of the table; `key` is the documented path, `[]` standing for every index. */
+export type NotYetSupportedRow =
+  | (RowBase & {
+      readonly key: string;
+      readonly scope: 'config';
+      readonly on: (c: Config) => boolean;
+    })
+  | (RowBase & {
+      readonly key: `users[].${string}`;
+      readonly scope: 'user';
+      readonly on: (u: UserConfig) => boolean;
+    })
+  | (RowBase & {
+      readonly key: `routes[].${string}`;
+      readonly scope: 'route';
+      readonly on: (r: RouteConfig) => boolean;
+    });
+
+// Read from the schema so that a changed default cannot make every config warn.
+const DEFAULT = {
+  max_age_session_cookie: configSchema.shape.max_age_session_cookie.parse(undefined),
+  max_connections: configSchema.shape.max_connections.parse(undefined),
+  pending_connections_limit: configSchema.shape.pending_connections_limit.parse(undefined),
+  socket_listen: configSchema.shape.socket_listen.parse(undefined),
+};
+
+const NOT_SUPPORTED = 'not supported yet: ';
+const NO_EFFECT = 'has no effect yet: ';
+const COMPAT = 'has no effect: accepted for compatibility, uWebSockets.js has no such setting';
+
+/** The decision table, one row per key. */
+export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
+  // config.json, errors
+  {
+    key: 'login_via_otp',
+    scope: 'config',
+    level: 'error',
+    on: (c) => c.login_via_otp,
+    message: `${NOT_SUPPORTED}TOTP is not enforced, so users with totp would log in without a code`,
+  },
+  {
+    key: 'users[].totp',
+    scope: 'user',
+    level: 'error',
+    on: (u) => u.totp,
+    message: `${NOT_SUPPORTED}TOTP is not enforced, so this user would log in without a code`,
+  },
+  {
+    key: 'ratelimit_auth',
+    scope: 'config',
+    level: 'error',
+    on: (c) => c.ratelimit_auth.requests_per_second > 0,
+    message: `${NOT_SUPPORTED}rate limiting is not built, so password guessing on /auth would not be slowed (set requests_per_second to 0)`,
+  },
+  {
+    key: 'ratelimit_proxy',
+    scope: 'config',
+    level: 'error',
+    on: (c) => c.ratelimit_proxy.requests_per_second > 0,
+    message: `${NOT_SUPPORTED}rate limiting is not built, so proxied requests would not be limited (set requests_per_second to 0)`,
+  },
+  {
+    key: 'trusted_proxies',
+    scope: 'config',
+    level: 'error',
+    on: (c) => c.trusted_proxies.length > 0,
+    message: `${NOT_SUPPORTED}X-Forwarded-For is not read, so every client would appear as the proxy's address, which users[].allow would then match`,
+  },
+  {
+    key: 'cors_origins',
+    scope: 'config',
+    level: 'error',
+    on: (c) => c.cors_origins.length > 0,
+    message: `${NOT_SUPPORTED}CORS is not built, so no Access-Control-* header would be sent`,
+  },
+  {
+    key: 'session_cookie',
+    scope: 'config',
+    level: 'error',
+    on: (c) => c.session_cookie,
+    message: `${NOT_SUPPORTED}session cookies are not built, so logins would answer with a bearer token in the body, with no HttpOnly cookie and no CSRF check`,
+  },
+  // config.json, warnings
+  {
+    key: 'log.type',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.log.type !== 'local',
+    message: `${NO_EFFECT}logs go to stdout only, loki and http shipping are not built`,
+  },
+  {
+    key: 'stats',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.stats,
+    message: `${NO_EFFECT}/adm/stats is not built`,
+  },
+  {
+    key: 'redis',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.redis !== undefined,
+    message: `${NO_EFFECT}token revocation and its Redis sync are not built`,
+  },
+  {
+    key: 'login_redirect_url',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.login_redirect_url !== undefined,
+    message: `${NO_EFFECT}login redirects belong to session-cookie mode, which is not built`,
+  },
+  {
+    key: 'logout_redirect_url',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.logout_redirect_url !== undefined,
+    message: `${NO_EFFECT}/logout is not built`,
+  },
+  {
+    key: 'max_age_session_cookie',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.max_age_session_cookie !== DEFAULT.max_age_session_cookie,
+    message: `${NO_EFFECT}session cookies are not built`,
+  },
+  {
+    key: 'csrf_token',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => !c.csrf_token,
+    message: `${NO_EFFECT}CSRF checks belong to session-cookie mode, which is not built`,
+  },
+  {
+    key: 'max_connections',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.max_connections !== DEFAULT.max_connections,
+    message: COMPAT,
+  },
+  {
+    key: 'pending_connections_limit',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.pending_connections_limit !== DEFAULT.pending_connections_limit,
+    message: COMPAT,
+  },
+  {
+    key: 'socket_listen',
+    scope: 'config',
+    level: 'warning',
+    on: (c) => c.socket_listen !== DEFAULT.socket_listen,
+    message: COMPAT,
+  },
+  // routes.yml, errors
+  {
+    key: 'routes[].filters',
+    scope: 'route',
+    level: 'error',
+    on: (r) => r.filters !== undefined,
+    message: `${NOT_SUPPORTED}request filters are not enforced, so every request would pass them`,
+  },
+  {
+    key: 'routes[].cert',
+    scope: 'route',
+    level: 'error',
+    on: (r) => r.cert !== undefined,
+    message: `${NOT_SUPPORTED}client certificates are not built, so the target would be reached without one`,
+  },
+  {
+    key: 'routes[].proxy',
+    scope: 'route',
+    level: 'error',
+    on: (r) => r.proxy,
+    message: `${NOT_SUPPORTED}upstream proxies are not built, so requests would go straight to the target, around the proxy`,
+  },
+  // routes.yml, warnings
+  {
+    key: 'routes[].proxy_config',
+    scope: 'route',
+    level: 'warning',
+    on: (r) => r.proxy_config !== undefined,
+    message: `${NO_EFFECT}upstream proxies are not built`,
+  },
+  {
+    key: 'routes[].backends',
+    scope: 'route',
+    level: 'warning',
+    on: (r) => r.backends.length > 0,
+    message: `${NO_EFFECT}load balancing is not built, every request goes to target`,
+  },
+  {
+    key: 'routes[].cache',
+    scope: 'route',
+    level: 'warning',
+    on: (r) => r.cache,
+    message: `${NO_EFFECT}cache control is not built, responses keep the upstream's own headers`,
+  },
+  {
+    key: 'routes[].need_csrf',
+    scope: 'route',
+    level: 'warning',
+    on: (r) => !r.need_csrf,
+    message: `${NO_EFFECT}CSRF checks belong to session-cookie mode, which is not built`,
+  },
+];
+
+/** What the table finds in one file: errors for ConfigError, `<file>: <key>: <message>` warnings. */
+export interface NotYetSupportedFindings {
+  errors: ConfigIssue[];
+  warnings: string[];
+}
+
+/** Applies the config.json rows (scopes `config` and `user`) to a validated config. */
+export function configNotYetSupported(config: Config, file: string): NotYetSupportedFindings {
+  const hits: [string, NotYetSupportedRow][] = [];
+  for (const row of NOT_YET_SUPPORTED) {
+    if (row.scope === 'config' && row.on(config)) hits.push([row.key, row]);
+    if (row.scope === 'user') {
+      config.users.forEach((u, i) => {
+        if (row.on(u)) hits.push([indexed(row.key, i), row]);
+      });
+    }
+  }
+  return findings(file, hits);
+}
+
+/** Applies the routes.yml rows (scope `route`) to validated routes. */
+export function routesNotYetSupported(
+  routes: readonly RouteConfig[],
+  file: string,
+): NotYetSupportedFindings {
+  const hits: [string, NotYetSupportedRow][] = [];
+  routes.forEach((r, i) => {
+    for (const row of NOT_YET_SUPPORTED) {
+      if (row.scope === 'route' && row.on(r)) hits.push([indexed(row.key, i), row]);
+    }
+  });
+  return findings(file, hits);
+}
+
+function indexed(key: string, index: number): string {
+  return key.replace('[]', `[${index}]`);
+}
+
+function findings(file: string, hits: [string, NotYetSupportedRow][]): NotYetSupportedFindings {
+  const out: NotYetSupportedFindings = { errors: [], warnings: [] };
+  for (const [key, { level, message }] of hits) {
+    if (level === 'error') out.errors.push({ file, key, message });
+    else out.warnings.push(`${file}: ${key}: ${message}`);
+  }
+  return out;
+}

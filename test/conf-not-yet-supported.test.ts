@@ -1,0 +1,245 @@
+import t from 'tap';
+import { ConfigError } from '../conf/config-error.js';
+import { NOT_YET_SUPPORTED } from '../conf/not-yet-supported.js';
+import { parseConfig } from '../conf/parse.js';
+
+const FILES = { config: '/etc/pa/config.json', routes: '/etc/pa/routes.yml' };
+const USERS = [
+  { username: 'admin', password: 'p' },
+  { username: 'alice', password: 'p' },
+];
+const BASE = { secret: 's'.repeat(64), users: USERS };
+const ROUTE = { prefix: '/api', target: 'http://127.0.0.1:8000/api' };
+
+interface Case {
+  /** Merged into config.json (scope config/user) or into the second route (scope route). */
+  on: Record<string, unknown>;
+  /** Key path the finding must name. */
+  key: string;
+  /** Explicit values that leave the setting off: no error, no warning. */
+  off: Record<string, unknown>[];
+}
+
+const userOn = (extra: Record<string, unknown>) => ({
+  users: [USERS[0], { ...USERS[1], ...extra }],
+});
+
+// One case per row of the table; the test below fails when a row has no case or a case no row.
+const CASES: Record<string, Case> = {
+  login_via_otp: {
+    on: { login_via_otp: true },
+    key: 'login_via_otp',
+    off: [{ login_via_otp: false }],
+  },
+  'users[].totp': {
+    on: userOn({ totp: true }),
+    key: 'users[1].totp',
+    off: [userOn({ totp: false })],
+  },
+  ratelimit_auth: {
+    on: { ratelimit_auth: { request_per_seconds: 0.5 } },
+    key: 'ratelimit_auth',
+    off: [
+      { ratelimit_auth: { requests_per_second: 0, burst: 10, block_delay: 500 } },
+      { ratelimit_auth: {} },
+    ],
+  },
+  ratelimit_proxy: {
+    on: { ratelimit_proxy: { requests_per_second: 100, burst: 10 } },
+    key: 'ratelimit_proxy',
+    off: [{ ratelimit_proxy: { request_per_seconds: 0 } }],
+  },
+  trusted_proxies: {
+    on: { trusted_proxies: ['10.0.0.5'] },
+    key: 'trusted_proxies',
+    off: [{ trusted_proxies: [] }],
+  },
+  cors_origins: {
+    on: { cors_origins: ['https://app.test'] },
+    key: 'cors_origins',
+    off: [{ cors_origins: [] }],
+  },
+  session_cookie: {
+    on: { session_cookie: true },
+    key: 'session_cookie',
+    off: [{ session_cookie: false }],
+  },
+  'log.type': {
+    on: { log: { type: 'loki', host: '127.0.0.1:3100' } },
+    key: 'log.type',
+    off: [{ log: { type: 'local' } }, { log: {} }],
+  },
+  stats: { on: { stats: true }, key: 'stats', off: [{ stats: false }] },
+  redis: {
+    on: { redis: 'redis://127.0.0.1:6379' },
+    key: 'redis',
+    off: [{ redis: '' }, { redis: null }],
+  },
+  login_redirect_url: {
+    on: { login_redirect_url: '/app' },
+    key: 'login_redirect_url',
+    off: [{ login_redirect_url: '' }],
+  },
+  logout_redirect_url: {
+    on: { logout_redirect_url: 'https://a.test/bye' },
+    key: 'logout_redirect_url',
+    off: [{ logout_redirect_url: null }],
+  },
+  max_age_session_cookie: {
+    on: { max_age_session_cookie: 86_400 },
+    key: 'max_age_session_cookie',
+    off: [{ max_age_session_cookie: 3600 }],
+  },
+  csrf_token: { on: { csrf_token: false }, key: 'csrf_token', off: [{ csrf_token: true }] },
+  max_connections: {
+    on: { max_connections: 500 },
+    key: 'max_connections',
+    off: [{ max_connections: 10_000 }],
+  },
+  pending_connections_limit: {
+    on: { pending_connections_limit: 4096 },
+    key: 'pending_connections_limit',
+    off: [{ pending_connections_limit: 1024 }],
+  },
+  socket_listen: {
+    on: { socket_listen: 128 },
+    key: 'socket_listen',
+    off: [{ socket_listen: 1024 }],
+  },
+  'routes[].filters': {
+    on: { filters: { default_allow: false, allow: [{ field: 'method', pattern: '^GET$' }] } },
+    key: 'routes[1].filters',
+    off: [],
+  },
+  'routes[].cert': {
+    on: { cert: { file: 'client.pem', key: 'client.key' } },
+    key: 'routes[1].cert',
+    off: [],
+  },
+  'routes[].proxy': {
+    on: { proxy: true, proxy_config: 'http://127.0.0.1:3128' },
+    key: 'routes[1].proxy',
+    off: [{ proxy: false }],
+  },
+  'routes[].proxy_config': {
+    on: { proxy_config: { host: '127.0.0.1:3128' } },
+    key: 'routes[1].proxy_config',
+    off: [],
+  },
+  'routes[].backends': {
+    on: { backends: ['http://127.0.0.1:8001/api'] },
+    key: 'routes[1].backends',
+    off: [{ backends: [] }],
+  },
+  'routes[].cache': { on: { cache: true }, key: 'routes[1].cache', off: [{ cache: false }] },
+  'routes[].need_csrf': {
+    on: { need_csrf: false },
+    key: 'routes[1].need_csrf',
+    off: [{ need_csrf: true }],
+  },
+};
+
+function run(isRoute: boolean, extra: Record<string, unknown>) {
+  if (!isRoute) return parseConfig({ ...BASE, ...extra }, { routes: [ROUTE] }, FILES);
+  const routes = [ROUTE, { ...ROUTE, prefix: '/other', ...extra }];
+  return parseConfig(BASE, { routes }, FILES);
+}
+
+function outcome(isRoute: boolean, extra: Record<string, unknown>) {
+  try {
+    return { errors: [], warnings: [...run(isRoute, extra).warnings] };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return { errors: err.issues, warnings: [] };
+  }
+}
+
+t.test('every row has a test case, and every case a row', async (t) => {
+  t.same(NOT_YET_SUPPORTED.map((r) => r.key).sort(), Object.keys(CASES).sort());
+  t.equal(new Set(NOT_YET_SUPPORTED.map((r) => r.key)).size, NOT_YET_SUPPORTED.length, 'unique');
+});
+
+t.test('messages say which kind they are', async (t) => {
+  for (const row of NOT_YET_SUPPORTED) {
+    const prefix = row.level === 'error' ? 'not supported yet: ' : 'has no effect';
+    t.ok(row.message.startsWith(prefix), `${row.key}: ${row.message}`);
+  }
+});
+
+for (const row of NOT_YET_SUPPORTED) {
+  const c = CASES[row.key];
+  if (c === undefined) continue;
+  const isRoute = row.scope === 'route';
+  const file = isRoute ? FILES.routes : FILES.config;
+
+  t.test(`${row.key} on: ${row.level}`, async (t) => {
+    const { errors, warnings } = outcome(isRoute, c.on);
+    if (row.level === 'error') {
+      t.same(
+        errors.map((i) => [i.file, i.key, i.message]),
+        [[file, c.key, row.message]],
+        'refused, naming the file and key',
+      );
+    } else {
+      t.same(errors, [], 'accepted');
+      t.same(warnings, [`${file}: ${c.key}: ${row.message}`], 'one warning naming the key');
+    }
+  });
+
+  t.test(`${row.key} off or default: no error, no warning`, async (t) => {
+    for (const off of [{}, ...c.off]) {
+      t.same(outcome(isRoute, off), { errors: [], warnings: [] }, JSON.stringify(off));
+    }
+  });
+}
+
+t.test('defaults and token_admin never warn', async (t) => {
+  for (const token_admin of ['', null, 'ab'.repeat(32)]) {
+    t.same(run(false, { token_admin }).warnings, [], `token_admin ${JSON.stringify(token_admin)}`);
+  }
+  t.same(parseConfig({ secret: 's'.repeat(64) }, null, FILES).warnings, []);
+});
+
+t.test('every unbuilt setting of a file is reported at once, beside the other file', async (t) => {
+  const error = t.throws(() =>
+    parseConfig(
+      { ...BASE, login_via_otp: true, users: [USERS[0], { ...USERS[1], totp: true }] },
+      {
+        routes: [
+          { ...ROUTE, secure: 'yes' },
+          { ...ROUTE, prefix: '/b', filters: {} },
+        ],
+      },
+      FILES,
+    ),
+  ) as ConfigError;
+  t.same(
+    error.issues.map((i) => [i.file, i.key]),
+    [
+      [FILES.config, 'login_via_otp'],
+      [FILES.config, 'users[1].totp'],
+      [FILES.routes, 'routes[0].secure'],
+    ],
+    'routes.yml rows wait until routes.yml is valid; config.json rows do not',
+  );
+  const both = t.throws(() =>
+    parseConfig(
+      { ...BASE, session_cookie: true },
+      {
+        routes: [
+          { ...ROUTE, cert: { file: 'c.p12' } },
+          { ...ROUTE, prefix: '/b', proxy: true, proxy_config: 'h:1' },
+        ],
+      },
+      FILES,
+    ),
+  ) as ConfigError;
+  t.same(
+    both.issues.map((i) => [i.file, i.key]),
+    [
+      [FILES.config, 'session_cookie'],
+      [FILES.routes, 'routes[0].cert'],
+      [FILES.routes, 'routes[1].proxy'],
+    ],
+  );
+});
