@@ -171,6 +171,15 @@ export const routeSchema = z
     filters: filters.optional(),
   })
   .superRefine((r, ctx) => {
+    // A user list on a public route would restrict nothing: no token is asked for there.
+    if (!r.secure && r.username !== undefined && r.username.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['username'],
+        message:
+          'restricts nothing on a public route (secure: false): set secure: true or remove it',
+      });
+    }
     if (r.proxy && r.proxy_config === undefined) {
       ctx.addIssue({
         code: 'custom',

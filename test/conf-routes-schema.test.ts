@@ -64,6 +64,18 @@ t.test('defaults: secure is true, the rest off', async (t) => {
   t.equal(parseRoutes([route({ secure: false })]).routes[0]?.secure, false);
 });
 
+t.test('a user list on a public route is an error: it would restrict nothing', async (t) => {
+  t.same(keys([route({ secure: false, username: ['alice'] })]), ['routes[0].username']);
+  t.same(parseRoutes([route({ secure: true, username: ['alice'] })]).routes[0]?.username, [
+    'alice',
+  ]);
+  t.same(
+    parseRoutes([route({ username: ['alice'] })]).routes[0]?.username,
+    ['alice'],
+    'secure by default',
+  );
+});
+
 t.test('routes.yml: empty document, null routes, no routes key', async (t) => {
   t.same(parseConfig(CONFIG, null, FILES).routes, []);
   t.same(parseConfig(CONFIG, { routes: null }, FILES).routes, []);

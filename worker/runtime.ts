@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'undici';
+import { argon2Cost } from '../conf/argon2-hash.js';
 import type { Config } from '../conf/config-schema.js';
+import { isArgon2Hash } from '../conf/is-argon2-hash.js';
 import { parseConfig } from '../conf/parse.js';
 import type { RouteConfig } from '../conf/routes-schema.js';
 import type { HashParams } from '../crypto-pool/task-types.js';
@@ -162,26 +164,18 @@ function compileRoute(
   };
 }
 
-/** `$argon2id$v=19$m=19456,t=2,p=1$...`: the parameter order varies between implementations. */
-const PARAMS = /^\$argon2(?:id|i|d)\$v=\d+\$([^$]+)\$/;
-
-function hashParamsKey(hash: string): string | undefined {
-  const list = PARAMS.exec(hash)?.[1];
-  if (!list) return undefined;
-  const params = Object.fromEntries(list.split(',').map((kv) => kv.split('=')));
-  const { m, t, p } = params as Record<string, string | undefined>;
-  return m && t && p ? `${m},${t},${p}` : undefined;
-}
-
 /*
  * The dummy hash that unknown usernames are verified against must cost what a real user's
- * verification costs, or timing tells which usernames exist: take the most common parameters.
+ * verification costs, or timing tells which usernames exist: take the most common parameters,
+ * read by the same parser that validated the hashes (conf/argon2-hash.ts).
  */
 function dominantParams(users: ReadonlyMap<string, UserEntry>): string | undefined {
   const counts = new Map<string, number>();
   for (const { hash } of users.values()) {
-    const key = hashParamsKey(hash);
-    if (key) counts.set(key, (counts.get(key) ?? 0) + 1);
+    if (!isArgon2Hash(hash)) continue;
+    const { memoryCost, timeCost, parallelism } = argon2Cost(hash);
+    const key = `${memoryCost},${timeCost},${parallelism}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   let best: string | undefined;
   for (const [k, n] of counts) if (best === undefined || n > (counts.get(best) ?? 0)) best = k;
