@@ -528,3 +528,15 @@ t.test('ConfigError.format: one line per issue', async (t) => {
   );
   t.match(error.message, error.format());
 });
+
+t.test('drop_request_headers: header names, a trailing * for a prefix', async (t) => {
+  t.same(parse().config.drop_request_headers, []);
+  t.same(
+    parse({ drop_request_headers: ['X-Corp-Id', 'x-tenant-*', 'x_legacy'] }).config
+      .drop_request_headers,
+    ['X-Corp-Id', 'x-tenant-*', 'x_legacy'],
+  );
+  for (const bad of ['', 'x y', 'x:y', '*', 'x-*-y', 'é', 'x\n']) {
+    t.same(keys({ drop_request_headers: [bad] }), ['drop_request_headers[0]'], JSON.stringify(bad));
+  }
+});
