@@ -10,7 +10,7 @@ import {
   waitFor,
   writeConfig,
 } from './helpers/gateway.js';
-import { edgePids } from './helpers/process-tree.js';
+import { edgePids, hasExited } from './helpers/process-tree.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
@@ -64,11 +64,10 @@ t.test('a killed edge is replaced and the other edges keep serving', async (t) =
   t.teardown(() => gw.stop());
   const token = await login(gw.url);
   const victim = await someEdge(gw);
-  let killedAt = Number.POSITIVE_INFINITY;
   const results: { startedAt: number; ok: boolean }[] = [];
-  const deadline = Date.now() + 3_000;
+  let running = true;
   const worker = async () => {
-    while (Date.now() < deadline) {
+    while (running) {
       const startedAt = Date.now();
       const ok = await freshGet(gw.port, '/api/x', token).then(
         (s) => s === 200,
@@ -78,19 +77,26 @@ t.test('a killed edge is replaced and the other edges keep serving', async (t) =
     }
   };
   const load = Promise.all(Array.from({ length: 6 }, worker));
-  await new Promise((r) => setTimeout(r, 1_000));
+  // Counts, not durations: traffic flows before the kill, and enough of it after.
+  await waitFor(() => results.length >= 30, SETTLE_MS);
   process.kill(victim, 'SIGKILL');
-  killedAt = Date.now();
+  // When the victim is really gone (its listening socket closed), not a guess after the kill:
+  // on a busy machine dying takes a while, and until then the kernel still hands it
+  // connections, which are reset.
+  await waitFor(() => hasExited(victim), SETTLE_MS, 5);
+  const goneAt = Date.now();
+  const after = () => results.filter((r) => r.startedAt > goneAt);
+  await waitFor(() => after().length >= 30, SETTLE_MS);
+  running = false;
   await load;
-  const after = results.filter((r) => r.startedAt > killedAt + 250);
-  const failedAfter = after.filter((r) => !r.ok).length;
-  const failedAround = results.filter((r) => !r.ok).length;
-  t.comment(
-    `${results.length} requests, ${failedAround} failed (those in flight on the killed edge)`,
+  const failures = results.filter((r) => !r.ok);
+  t.comment(`${results.length} requests, ${failures.length} failed around the kill`);
+  t.ok(after().length >= 30, `traffic went on after the kill (${after().length} requests)`);
+  t.same(
+    failures.filter((r) => r.startedAt > goneAt),
+    [],
+    'no request started after the edge was gone failed',
   );
-  t.ok(after.length > 20, 'traffic went on after the kill');
-  t.equal(failedAfter, 0, 'no request started after the kill failed');
-  t.ok(failedAround <= 6, 'at most the requests in flight at the kill failed');
   t.ok(
     await waitFor(() => listeningLines(gw.output()) === 3, SETTLE_MS),
     'a replacement edge is listening',

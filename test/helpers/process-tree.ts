@@ -21,3 +21,17 @@ export async function edgePids(supervisorPid: number): Promise<number[]> {
   }
   return pids.sort((a, b) => a - b);
 }
+
+/**
+ * Whether every thread of `pid` has exited, so its sockets are closed. A SIGKILLed process
+ * shows as a zombie as soon as its main thread is dead, while its other threads (and the
+ * sockets they share) may still be going: the process counts as exited once it is reaped, or
+ * is a zombie with no thread left but the main one.
+ */
+export async function hasExited(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '') return true;
+  if (!stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+  const threads = await readdir(`/proc/${pid}/task`).catch(() => []);
+  return threads.length <= 1;
+}
