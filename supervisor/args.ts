@@ -1,84 +1,108 @@
 import { parseArgs } from 'node:util';
 import { CodedError } from '../shared/coded-error.js';
+import { COMMAND_NAMES, COMMANDS, type CommandName, isCommand } from './help.js';
 
-export type Command = 'run' | 'check-config' | 'hash-password' | 'help' | 'version';
+export type CliArgs =
+  | {
+      command: Exclude<CommandName, 'help'>;
+      configDir: string | undefined;
+      dataDir: string | undefined;
+      /** `--ready-fd N`: where `run` writes its readiness line (supervisor/ready-signal.ts). */
+      readyFd: number | undefined;
+    }
+  | { command: 'help'; topic: CommandName | undefined }
+  | { command: 'version' };
 
-export interface CliArgs {
-  command: Command;
-  configDir: string | undefined;
-  dataDir: string | undefined;
-  /** `--ready-fd N`: where `run` writes its readiness line (supervisor/ready-signal.ts). */
-  readyFd?: number | undefined;
-}
-
+/** A command line that cannot be run as written: exit status 2, and a hint on stderr. */
 export class UsageError extends CodedError<'USAGE'> {
-  constructor(message: string) {
+  /** The command whose usage line to show; undefined when the command itself is unknown. */
+  readonly topic: CommandName | undefined;
+
+  constructor(message: string, topic: CommandName | undefined) {
     super('USAGE', message);
+    this.topic = topic;
   }
 }
 
-const COMMANDS = new Set<string>(['run', 'check-config', 'hash-password']);
+const OPTIONS = {
+  'config-dir': { type: 'string' },
+  'data-dir': { type: 'string' },
+  'ready-fd': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const;
 
+/**
+ * `argv` without the node and script paths. The command word is checked before the options,
+ * so `proxyauth sync --force` says that `sync` does not exist rather than that `--force` does
+ * not. `--help` and `--version` win over everything else once the command is known.
+ */
 export function parseCliArgs(argv: readonly string[]): CliArgs {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+  // parseArgs gives an option one short alias; `-v` is the common spelling besides `-V`.
+  const args = argv.map((arg) => (arg === '-v' ? '--version' : arg));
+  const word = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: false })
+    .positionals[0];
+  if (word !== undefined && !isCommand(word)) throw unknownCommand(word);
+  const command: CommandName = word ?? 'run';
+  const { values, positionals } = parseStrict(args, word === undefined ? undefined : command);
+  if (values.version) return { command: 'version' };
+  if (values.help) return { command: 'help', topic: word === undefined ? undefined : command };
+  const extra = positionals.slice(1);
+  if (command === 'help') {
+    const [topic, ...rest] = extra;
+    if (topic !== undefined && !isCommand(topic)) throw unknownCommand(topic);
+    if (rest.length > 0) throw new UsageError(`help: unexpected argument: ${rest[0]}`, 'help');
+    return { command: 'help', topic };
   }
-  const { values, positionals } = parsed;
-  if (values.help) return { command: 'help', configDir: undefined, dataDir: undefined };
-  if (values.version) return { command: 'version', configDir: undefined, dataDir: undefined };
-  if (positionals.length > 1) throw new UsageError(`unexpected argument: ${positionals[1]}`);
-  const command = positionals[0] ?? 'run';
-  if (!COMMANDS.has(command)) throw new UsageError(`unknown command: ${command}`);
+  if (extra.length > 0)
+    throw new UsageError(`${command}: unexpected argument: ${extra[0]}`, command);
   return {
-    command: command as Command,
+    command,
     configDir: values['config-dir'],
     dataDir: values['data-dir'],
-    readyFd: readyFd(values['ready-fd']),
+    readyFd: readyFd(values['ready-fd'], command),
   };
 }
 
 /** 0-2 are stdin, stdout and stderr: the readiness fd is closed after its line is written. */
-function readyFd(value: string | undefined): number | undefined {
+function readyFd(value: string | undefined, topic: CommandName): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 3)
-    throw new UsageError(`--ready-fd expects a file descriptor number of 3 or more, got ${value}`);
+  if (!/^\d+$/.test(value) || Number(value) < 3) {
+    throw new UsageError(
+      `--ready-fd expects a file descriptor number of 3 or more, got ${value}`,
+      topic,
+    );
+  }
   return Number(value);
 }
 
-function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      'config-dir': { type: 'string' },
-      'data-dir': { type: 'string' },
-      'ready-fd': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'V' },
-    },
-  });
+function parseStrict(args: string[], topic: CommandName | undefined) {
+  try {
+    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    // Node's messages go on about `--` for a positional starting with '-': keep the first
+    // sentence, which names the option.
+    const message = (err as Error).message.split(/(?<=\.) /)[0] ?? String(err);
+    throw new UsageError(message, topic);
+  }
 }
 
-export const HELP = `Usage: proxyauth [command] [options]
+function unknownCommand(word: string): UsageError {
+  return new UsageError(`unknown command: ${word}`, undefined);
+}
 
-Commands:
-  run (default)     start the gateway (supervisor + edges)
-  check-config      validate config.json and routes.yml; exit 1 on any error
-  hash-password     read a password from stdin (or a prompt) and print its argon2id hash
-
-Options:
-  --config-dir DIR  config.json, routes.yml and certs/ (env PROXYAUTH_CONFIG_DIR)
-  --data-dir DIR    the LMDB environment (env PROXYAUTH_DATA_DIR)
-  --ready-fd N      run: once every edge listens, write one JSON line to fd N and close it
-                    ({"ready":true,"port":...,"edges":[...]}, or {"ready":false,"error":...})
-  -h, --help        this text
-  -V, --version     the version
-
-Defaults: /etc/proxyauth/config and /var/lib/proxyauth as root; otherwise
-$XDG_CONFIG_HOME/proxyauth (~/.config/proxyauth) and $XDG_DATA_HOME/proxyauth (~/.local/share/proxyauth).
-Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT drain and stop.
-`;
+/** What stderr gets for a usage error: the problem, then where to look. */
+export function usageMessage(err: UsageError): string {
+  if (err.topic === undefined) {
+    return (
+      `proxyauth: ${err.message}\n` +
+      'Usage: proxyauth [COMMAND] [OPTIONS]\n' +
+      `Commands: ${COMMAND_NAMES.join(', ')}. See 'proxyauth help'.\n`
+    );
+  }
+  return (
+    `proxyauth: ${err.message}\n` +
+    `Usage: ${COMMANDS[err.topic].usage}\n` +
+    `See 'proxyauth help ${err.topic}'.\n`
+  );
+}

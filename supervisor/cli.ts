@@ -1,45 +1,59 @@
 #!/usr/bin/env node
 import { flushLogs } from '../shared/log.js';
-import { HELP, parseCliArgs, UsageError } from './args.js';
+import { type CliArgs, parseCliArgs, UsageError, usageMessage } from './args.js';
 import { checkConfig } from './check-config.js';
 import { resolveDirs } from './dirs.js';
+import { failureMessage } from './failure-message.js';
 import { hashPasswordCommand } from './hash-password.js';
+import { helpText } from './help.js';
 import { serve } from './serve.js';
 import { packageVersion } from './version.js';
 
-async function main(argv: readonly string[]): Promise<number> {
-  const args = parseCliArgs(argv);
-  const dirs = resolveDirs(args, process.env, process.getuid?.() === 0);
+/** Exit status: 0 success, 1 failure, 2 usage error (as `proxyauth help` says). */
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+async function main(args: CliArgs): Promise<number> {
   switch (args.command) {
     case 'help':
-      process.stdout.write(HELP);
+      process.stdout.write(helpText(args.topic));
       return 0;
     case 'version':
       process.stdout.write(`proxyauth ${packageVersion()}\n`);
       return 0;
     case 'check-config':
-      return checkConfig(dirs);
+      return checkConfig(dirsOf(args));
     case 'hash-password':
       return hashPasswordCommand(process.stdin, process.stdout, process.stderr);
     case 'run':
-      return serve(dirs, { readyFd: args.readyFd });
+      return serve(dirsOf(args), { readyFd: args.readyFd });
   }
 }
 
-main(process.argv.slice(2)).then(
+function dirsOf(args: { configDir: string | undefined; dataDir: string | undefined }) {
+  return resolveDirs(args, process.env, process.getuid?.() === 0);
+}
+
+function parse(argv: readonly string[]): CliArgs | undefined {
+  try {
+    return parseCliArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(usageMessage(err));
+    return undefined;
+  }
+}
+
+const args = parse(process.argv.slice(2));
+if (args === undefined) process.exit(EXIT_USAGE);
+main(args).then(
   async (code) => {
     await flushLogs();
     process.exit(code);
   },
   async (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`proxyauth: ${err.message}\n\n${HELP}`);
-      process.exit(2);
-    }
-    process.stderr.write(
-      `proxyauth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
+    process.stderr.write(`proxyauth: ${failureMessage(err)}\n`);
     await flushLogs();
-    process.exit(1);
+    process.exit(EXIT_FAILURE);
   },
 );

@@ -279,21 +279,56 @@ t.test('renderBaseline compares each gateway scenario with its --baseline twin',
   t.match(lines.join('\n'), /\| gateway-no-token \| 1\.00× \| n\/a \|/);
   t.same(renderBaseline([summary('gateway-auth-proxy', 1, 1)]), [], 'nothing without a baseline');
 });
+// The grandchild burns a fixed amount of CPU time, measured by itself, then says so and waits.
+// CPU time does not depend on how busy the machine is (a loaded machine only takes longer to
+// spend it), so nothing here is a wall-clock race.
+const BURN_MS = 600;
+const GRANDCHILD = `
+  const start = process.cpuUsage();
+  const spent = () => { const u = process.cpuUsage(start); return (u.user + u.system) / 1000; };
+  while (spent() < ${BURN_MS});
+  process.stdout.write('burned ' + spent().toFixed(0) + '\\n');
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+`;
+// The parent idles: only a sum over the tree sees the grandchild's time.
+const PARENT = `
+  const child = require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(GRANDCHILD)}], { stdio: 'inherit' });
+  child.on('exit', () => process.exit(0));
+`;
 
 t.test('treeCpuSeconds counts a process and its children', async (t) => {
   const { spawn } = await import('node:child_process');
   const { treeCpuSeconds } = await import('../bench/process-cpu.js');
-  // A parent that idles while its child burns CPU: only the tree sum sees the child's time.
-  const parent = spawn(process.execPath, [
-    '-e',
-    "require('child_process').spawn(process.execPath, ['-e', 'const e = Date.now() + 1500; while (Date.now() < e);'], { stdio: 'inherit' }).on('exit', () => process.exit(0))",
-  ]);
+  const parent = spawn(process.execPath, ['-e', PARENT], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.teardown(() => parent.kill());
   const pid = parent.pid!;
-  await new Promise((r) => setTimeout(r, 1_100));
+  const burned = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    parent.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /burned (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]) / 1000);
+    });
+    parent.once('exit', () => reject(new Error(`exited before burning: ${out}`)));
+  });
+  const own = await ownCpuSeconds(pid);
   const seconds = treeCpuSeconds(pid);
-  // Two Node start-ups cost well under 0.5 s; the busy child alone adds about a second.
-  t.ok(seconds !== undefined && seconds >= 0.8, `tree CPU ${seconds} s includes the busy child`);
+  // /proc counts in 10 ms ticks, truncated per process and per user/system field.
+  t.ok(
+    seconds !== undefined && seconds >= own + burned - 0.05,
+    `tree CPU ${seconds} s = the parent's own ${own} s + the grandchild's ${burned} s and more`,
+  );
   t.equal(treeCpuSeconds(2 ** 22 + 12345), undefined, 'an unknown pid gives undefined');
-  await new Promise((r) => parent.on('exit', r));
+  const exited = new Promise((r) => parent.once('exit', r));
+  parent.stdin.end();
+  await exited;
 });
+
+/** CPU seconds of one process alone (utime + stime, fields 14 and 15 of proc(5)). */
+async function ownCpuSeconds(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

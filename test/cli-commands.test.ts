@@ -18,11 +18,12 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-t.test('--version prints the package version', async (t) => {
+t.test('-v and --version print the package version', async (t) => {
   const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };
-  for (const flag of ['--version', '-V']) {
+  // Every spelling is parsed in supervisor-args.test.ts; here, that the process prints and exits.
+  for (const flag of ['--version', '-v']) {
     const res = await runCli([flag]);
     t.equal(res.code, 0, flag);
     t.equal(res.stdout, `proxyauth ${pkg.version}\n`, flag);
@@ -30,35 +31,67 @@ t.test('--version prints the package version', async (t) => {
   }
 });
 
-t.test('--help lists every command and option', async (t) => {
-  for (const flag of ['--help', '-h']) {
-    const res = await runCli([flag]);
-    t.equal(res.code, 0, flag);
-    t.equal(res.stderr, '', flag);
-    for (const word of ['run', 'check-config', 'hash-password']) {
-      t.match(res.stdout, new RegExp(`^\\s+${word}\\b`, 'm'), `${flag} lists ${word}`);
+t.test('help and -h list every command and option on stdout', async (t) => {
+  for (const args of [['help'], ['-h']]) {
+    const res = await runCli(args);
+    const name = args.join(' ');
+    t.equal(res.code, 0, name);
+    t.equal(res.stderr, '', name);
+    for (const word of ['run', 'check-config', 'hash-password', 'help']) {
+      t.match(res.stdout, new RegExp(`^\\s+${word}\\b`, 'm'), `${name} lists ${word}`);
     }
-    for (const option of ['--config-dir', '--data-dir', '--help', '--version', '-h', '-V']) {
-      t.ok(res.stdout.includes(option), `${flag} lists ${option}`);
+    for (const option of ['--config-dir', '--data-dir', '--help', '--version', '-h', '-V', '-v']) {
+      t.ok(res.stdout.includes(option), `${name} lists ${option}`);
     }
     t.match(res.stdout, /PROXYAUTH_CONFIG_DIR/);
     t.match(res.stdout, /PROXYAUTH_DATA_DIR/);
   }
 });
 
-t.test('usage errors exit 2 with a message on stderr', async (t) => {
-  const cases: [string[], RegExp][] = [
-    [['--bogus'], /--bogus/],
-    [['frobnicate'], /unknown command: frobnicate/],
-    [['check-config', 'extra'], /unexpected argument: extra/],
-    [['--config-dir'], /--config-dir/],
+t.test("help COMMAND prints that command's usage", async (t) => {
+  const res = await runCli(['help', 'check-config']);
+  t.equal(res.code, 0);
+  t.equal(res.stderr, '');
+  t.match(res.stdout, /^Usage: proxyauth check-config \[--config-dir DIR\]\n/);
+  t.match(res.stdout, /Exit status: 0 when valid/);
+});
+
+t.test('usage errors exit 2 with a message on stderr and nothing on stdout', async (t) => {
+  const commands = "Commands: run, check-config, hash-password, help. See 'proxyauth help'.";
+  const general = 'Usage: proxyauth [COMMAND] [OPTIONS]';
+  // [arguments, first line of stderr, second line]
+  const cases: [string[], RegExp, string][] = [
+    [['--bogus'], /^proxyauth: Unknown option '--bogus'\.$/, general],
+    [['sync', 'export'], /^proxyauth: unknown command: sync$/, general],
+    [['stats'], /^proxyauth: unknown command: stats$/, general],
+    [['help', 'sync'], /^proxyauth: unknown command: sync$/, general],
+    [
+      ['check-config', 'extra'],
+      /^proxyauth: check-config: unexpected argument: extra$/,
+      'Usage: proxyauth check-config [--config-dir DIR]',
+    ],
+    [['--config-dir'], /^proxyauth: .*'--config-dir <value>'/, general],
   ];
-  for (const [args, message] of cases) {
+  for (const [args, first, second] of cases) {
+    const name = args.join(' ');
     const res = await runCli(args);
-    t.equal(res.code, 2, args.join(' '));
-    t.match(res.stderr, message, args.join(' '));
-    t.equal(res.stdout, '', `${args.join(' ')}: nothing on stdout`);
+    const lines = res.stderr.split('\n');
+    t.equal(res.code, 2, name);
+    t.match(lines[0], first, name);
+    t.equal(lines[1], second, `${name}: usage line`);
+    t.equal(res.stdout, '', `${name}: nothing on stdout`);
   }
+  // An unknown command says which ones exist (the other spellings: supervisor-args.test.ts).
+  t.match((await runCli(['prepare'])).stderr, commands);
+});
+
+t.test('exit status 1: a failure, said in one line without a stack trace', async (t) => {
+  const dir = t.testdir({ 'a-file': 'not a directory' });
+  const res = await runCli(['--data-dir', join(dir, 'a-file', 'data')]);
+  t.equal(res.code, 1);
+  t.match(res.stderr, /^proxyauth: ENOTDIR: not a directory, mkdir '.*a-file\/data'\n$/);
+  t.notMatch(res.stderr, /\n\s+at /, 'no stack trace for an expected failure');
+  t.equal(res.stdout, '');
 });
 
 t.test('check-config accepts a valid dir', async (t) => {

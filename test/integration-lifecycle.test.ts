@@ -1,7 +1,16 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { freshGet, logged, login, logLines, startGateway, waitFor } from './helpers/gateway.js';
+import {
+  freshGet,
+  logged,
+  login,
+  logLines,
+  type RunningGateway,
+  startGateway,
+  waitFor,
+} from './helpers/gateway.js';
+import { edgePids, hasExited } from './helpers/process-tree.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
@@ -10,20 +19,29 @@ t.teardown(() => upstream.close());
 const routes = (extra = '') =>
   `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n${extra}`;
 
-function edgePids(output: string): number[] {
-  return [...output.matchAll(/"message":"edge listening","pid":(\d+)/g)].map((m) => Number(m[1]));
+/** How long anything may take on a busy machine before a test gives up. */
+const SETTLE_MS = 30_000;
+
+function listeningLines(output: string): number {
+  return (output.match(/"message":"edge listening"/g) ?? []).length;
+}
+
+/** One of the gateway's edges, read from /proc (never undefined: throws when there is none). */
+async function someEdge(gw: RunningGateway): Promise<number> {
+  const [pid] = await edgePids(gw.proc.pid ?? -1);
+  if (pid === undefined) throw new Error('the gateway has no edge process');
+  return pid;
 }
 
 t.test('a killed edge is replaced and the other edges keep serving', async (t) => {
   const gw = await startGateway({ routes: routes() });
   t.teardown(() => gw.stop());
   const token = await login(gw.url);
-  const [victim] = gw.edges;
-  let killedAt = Number.POSITIVE_INFINITY;
+  const victim = await someEdge(gw);
   const results: { startedAt: number; ok: boolean }[] = [];
-  const deadline = Date.now() + 3_000;
+  let running = true;
   const worker = async () => {
-    while (Date.now() < deadline) {
+    while (running) {
       const startedAt = Date.now();
       const ok = await freshGet(gw.port, '/api/x', token).then(
         (s) => s === 200,
@@ -33,23 +51,33 @@ t.test('a killed edge is replaced and the other edges keep serving', async (t) =
     }
   };
   const load = Promise.all(Array.from({ length: 6 }, worker));
-  await new Promise((r) => setTimeout(r, 1_000));
-  process.kill(victim!, 'SIGKILL');
-  killedAt = Date.now();
+  // Counts, not durations: traffic flows before the kill, and enough of it after.
+  await waitFor(() => results.length >= 30, SETTLE_MS);
+  process.kill(victim, 'SIGKILL');
+  // When the victim is really gone (its listening socket closed), not a guess after the kill:
+  // on a busy machine dying takes a while, and until then the kernel still hands it
+  // connections, which are reset.
+  await waitFor(() => hasExited(victim), SETTLE_MS, 5);
+  const goneAt = Date.now();
+  const after = () => results.filter((r) => r.startedAt > goneAt);
+  await waitFor(() => after().length >= 30, SETTLE_MS);
+  running = false;
   await load;
-  const after = results.filter((r) => r.startedAt > killedAt + 250);
-  const failedAfter = after.filter((r) => !r.ok).length;
-  const failedAround = results.filter((r) => !r.ok).length;
-  t.comment(
-    `${results.length} requests, ${failedAround} failed (those in flight on the killed edge)`,
+  const failures = results.filter((r) => !r.ok);
+  t.comment(`${results.length} requests, ${failures.length} failed around the kill`);
+  t.ok(after().length >= 30, `traffic went on after the kill (${after().length} requests)`);
+  t.same(
+    failures.filter((r) => r.startedAt > goneAt),
+    [],
+    'no request started after the edge was gone failed',
   );
-  t.ok(after.length > 20, 'traffic went on after the kill');
-  t.equal(failedAfter, 0, 'no request started after the kill failed');
-  t.ok(failedAround <= 6, 'at most the requests in flight at the kill failed');
   t.ok(
-    await waitFor(() => edgePids(gw.output()).length === 3, 15_000),
+    await waitFor(() => listeningLines(gw.output()) === 3, SETTLE_MS),
     'a replacement edge is listening',
   );
+  const edges = await edgePids(gw.proc.pid ?? -1);
+  t.equal(edges.length, 2, 'two edges again');
+  t.notOk(edges.includes(victim), 'the killed one is not among them');
   t.match(gw.output(), /edge exited unexpectedly, replacing it/);
   t.equal(await freshGet(gw.port, '/api/x', token), 200);
 });
@@ -66,7 +94,7 @@ t.test('reload: a valid change applies without dropping requests in flight', asy
     routes(`  - prefix: /new\n    target: ${upstream.origin}\n`),
   );
   t.ok(
-    await waitFor(async () => (await freshGet(gw.port, '/new/x', token)) === 200, 15_000),
+    await waitFor(async () => (await freshGet(gw.port, '/new/x', token)) === 200, SETTLE_MS),
     'the new route answers',
   );
   t.equal(await inFlight, 200, 'the request in flight during the reload completed');
@@ -78,7 +106,7 @@ t.test('reload: a valid change applies without dropping requests in flight', asy
         logLines(gw.output()).some(
           (l) => l.reload === 'unchanged' && String(l.trigger).includes('SIGHUP'),
         ),
-      15_000,
+      SETTLE_MS,
     ),
     'a reload that finds nothing new is logged too',
   );
@@ -100,7 +128,7 @@ t.test('reload: an invalid change is logged and the old config keeps serving', a
   t.ok(
     await waitFor(
       () => gw.output().includes('invalid configuration, keeping the running one'),
-      15_000,
+      SETTLE_MS,
     ),
     'the error is logged',
   );
@@ -121,6 +149,6 @@ t.test('SIGTERM drains requests in flight, then exits 0', async (t) => {
   const code = await gw.exited;
   t.equal(code, 0);
   t.ok(Date.now() - started >= 1_000, 'the exit waited for the request');
-  t.rejects(freshGet(gw.port, '/api/x', token), 'nothing listens afterwards');
+  await t.rejects(freshGet(gw.port, '/api/x', token), 'nothing listens afterwards');
   await gw.stop();
 });

@@ -1,5 +1,6 @@
+import { connect, type Socket } from 'node:net';
 import t from 'tap';
-import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
+import { login, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
@@ -40,13 +41,17 @@ t.test('JSON login returns a token and expires_at in the configured timezone', a
   t.not(again, body.token, 'every login gets a new token');
 });
 
-t.test('form login works too', async (t) => {
+t.test('form login works too, and its token opens secure routes', async (t) => {
   const res = await auth(
     'username=alice&password=alice-password',
     'application/x-www-form-urlencoded; charset=utf-8',
   );
   t.equal(res.status, 200);
-  t.ok(((await res.json()) as { token?: string }).token);
+  const { token } = (await res.json()) as { token: string };
+  const api = await fetch(`${gw.url}/api/form`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal(api.status, 200, 'the token is accepted');
+  const echo = (await api.json()) as { headers: Record<string, string> };
+  t.equal(echo.headers['x-user'], 'alice', 'as the user who logged in');
 });
 
 t.test('wrong password and unknown user get the same 401 body', async (t) => {
@@ -71,13 +76,16 @@ t.test('unknown users cost an Argon2 verification too (timing)', async (t) => {
     known.push(await time('alice'));
     unknown.push(await time(`ghost-${i}`));
   }
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const k = median(known);
-  const u = median(unknown);
-  t.comment(`median ms: known ${k.toFixed(1)}, unknown ${u.toFixed(1)}`);
-  // Without the dummy hash an unknown user answers in ~1 ms against ~30 ms for a known one.
+  // The fastest of 9 interleaved tries: a busy machine only ever adds time to a try, so the
+  // minimum is what the request costs when it gets the CPU, and it is the same statistic for
+  // both sides whatever else runs.
+  const k = Math.min(...known);
+  const u = Math.min(...unknown);
+  t.comment(`fastest ms: known ${k.toFixed(1)}, unknown ${u.toFixed(1)}`);
+  // Without the dummy hash an unknown user answers in ~1 ms against ~20-30 ms for a known one:
+  // a factor of 20, far outside these bounds.
   t.ok(
-    u > k * 0.6 && u < k * 1.6,
+    u > k * 0.5 && u < k * 2,
     `unknown-user timing (${u.toFixed(1)} ms) matches known-user timing (${k.toFixed(1)} ms)`,
   );
 });
@@ -123,20 +131,103 @@ t.test('malformed bodies get 400, 413 and 415 with stable codes', async (t) => {
   t.notMatch(messages[0], /alice/, 'without echoing the input');
 });
 
-t.test('a chunked body over the limit is cut at the limit with 413', async (t) => {
-  const big = new ReadableStream({
-    start(controller) {
-      for (let i = 0; i < 64; i++) controller.enqueue(new TextEncoder().encode('x'.repeat(1024)));
-      controller.close();
-    },
+/** What came back on one raw connection, and whether the server ended it (FIN) or it broke. */
+interface RawExchange {
+  data: string;
+  ended: boolean;
+  error: string | undefined;
+}
+
+/** Opens a connection, lets `send` write to it, and resolves when the connection is gone. */
+function rawExchange(send: (socket: Socket) => void): Promise<RawExchange> {
+  return new Promise((resolve) => {
+    const socket = connect(gw.port, '127.0.0.1', () => send(socket));
+    const result: RawExchange = { data: '', ended: false, error: undefined };
+    socket.on('data', (d: Buffer) => {
+      result.data += d.toString('latin1');
+    });
+    socket.on('end', () => {
+      result.ended = true;
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      result.error = err.code;
+    });
+    socket.on('close', () => resolve(result));
   });
-  const res = await fetch(`${gw.url}/auth`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: big,
-    duplex: 'half',
-  } as RequestInit);
-  t.equal(res.status, 413);
+}
+
+/** The HTTP responses in `data`: status and JSON error code of each (bodies are sized). */
+function responses(data: string): { status: number; error: string; close: boolean }[] {
+  const out: { status: number; error: string; close: boolean }[] = [];
+  let rest = data;
+  while (rest.length > 0) {
+    const split = rest.indexOf('\r\n\r\n');
+    const head = rest.slice(0, split);
+    const length = Number(/^content-length: (\d+)$/im.exec(head)?.[1]);
+    const body = rest.slice(split + 4, split + 4 + length);
+    out.push({
+      status: Number(head.slice(9, 12)),
+      error: (JSON.parse(body) as { error: string }).error,
+      close: /^connection: close$/im.test(head),
+    });
+    rest = rest.slice(split + 4 + length);
+  }
+  return out;
+}
+
+const AUTH_HEAD = 'POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
+
+t.test(
+  '413 for a declared length over the limit: at once, then the connection closes',
+  async (t) => {
+    // Only the head is sent: the answer must not wait for a body it will never read.
+    const res = await rawExchange((socket) =>
+      socket.write(`${AUTH_HEAD}Content-Length: 2000\r\n\r\n`),
+    );
+    t.same(responses(res.data), [{ status: 413, error: 'BODY_TOO_LARGE', close: true }]);
+    t.ok(res.ended, 'the gateway closed the connection (the unread body cannot be skipped)');
+  },
+);
+
+t.test(
+  '413 for a chunked body over the limit: after the body, on a usable connection',
+  async (t) => {
+    // 64 KiB against max_body_auth_bytes 1024: within the 1 MiB that is read and discarded so
+    // that a client sending its whole body first still reads the answer. The body was consumed,
+    // so the connection goes on: the pipelined request behind it gets its own answer.
+    const res = await rawExchange((socket) => {
+      socket.write(`${AUTH_HEAD}Transfer-Encoding: chunked\r\n\r\n`);
+      for (let i = 0; i < 64; i++) socket.write(`400\r\n${'x'.repeat(1024)}\r\n`);
+      socket.write('0\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+    const answers = responses(res.data);
+    t.equal(answers.length, 2, 'two answers on one connection');
+    t.match(answers, [
+      { status: 413, error: 'BODY_TOO_LARGE', close: false },
+      { status: 404, error: 'NO_ROUTE' },
+    ]);
+  },
+);
+
+t.test('a chunked body more than 1 MiB over the limit is cut off', async (t) => {
+  // 16 MiB offered with backpressure: the gateway stops reading after limit + 1 MiB and closes,
+  // so the client cannot get through more than that plus what the socket buffers hold.
+  const chunk = `10000\r\n${'x'.repeat(0x10000)}\r\n`;
+  let sent = 0;
+  const res = await rawExchange((socket) => {
+    socket.write(`${AUTH_HEAD}Transfer-Encoding: chunked\r\n\r\n`);
+    const pump = () => {
+      while (sent < 256 && !socket.destroyed) {
+        sent++;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+      if (!socket.destroyed) socket.end('0\r\n\r\n');
+    };
+    pump();
+  });
+  t.ok(res.ended || res.error !== undefined, `connection cut (${res.error ?? 'FIN'})`);
+  t.ok(sent < 256, `the upload was stopped (${sent} of 256 64-KiB chunks written)`);
+  t.notMatch(res.data, /^HTTP\/1\.1 200/, 'never a login');
 });
 
 t.test('the token opens secure routes and never appears in the logs', async (t) => {
@@ -147,7 +238,12 @@ t.test('the token opens secure routes and never appears in the logs', async (t) 
   t.equal(res.status, 200);
   const echo = (await res.json()) as { headers: Record<string, string> };
   t.equal(echo.headers['x-user'], 'alice');
-  await new Promise((r) => setTimeout(r, 100));
+  // The access log is flushed on a timer: wait for this request's line, so that the checks
+  // below read a log that holds it rather than pass on one that is not written yet.
+  t.ok(
+    await waitFor(() => gw.output().includes('"path":"/api/whoami"'), 5_000),
+    'the access line of the request is written',
+  );
   t.notOk(gw.output().includes(token), 'no token in the log output');
   t.notOk(gw.output().includes('alice-password'), 'no password in the log output');
 });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import t, { type Test } from 'tap';
 import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
+import { edgePids } from './helpers/process-tree.js';
 import { type Echo, patternChunk, startUpstream } from './helpers/upstream.js';
 
 const SIZE = 100 * 1024 * 1024;
@@ -25,21 +26,20 @@ function expectedSha(size: number): string {
   return hash.digest('hex');
 }
 
-function edgePids(): number[] {
-  return [...gw.output().matchAll(/"message":"edge listening","pid":(\d+)/g)].map((m) =>
-    Number(m[1]),
-  );
-}
-
-/** Peak resident memory of a process, in MiB (VmHWM). */
+/** Peak resident memory of a process, in MiB (VmHWM); throws rather than return NaN. */
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 'NaN') / 1024;
+  const kB = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kB === undefined) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kB) / 1024;
 }
 
 const sha = expectedSha(SIZE);
+// The edges from /proc, not from log lines: the memory test below must have something to
+// measure, and must fail when it does not.
+const edges = await edgePids(gw.proc.pid ?? -1);
 const baseline = new Map<number, number>();
-for (const pid of edgePids()) baseline.set(pid, await peakRssMiB(pid));
+for (const pid of edges) baseline.set(pid, await peakRssMiB(pid));
 
 async function download(path: string, t: Test): Promise<void> {
   const res = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
@@ -85,6 +85,8 @@ t.test('100 MB upload streams through', async (t) => {
 });
 
 t.test('edges stay within bounded memory while streaming', async (t) => {
+  t.equal(baseline.size, 2, 'both edges (num_instances: 2) measured before the transfers');
+  t.same(await edgePids(gw.proc.pid ?? -1), edges, 'the same edges served every transfer');
   for (const [pid, before] of baseline) {
     const after = await peakRssMiB(pid);
     t.comment(

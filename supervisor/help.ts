@@ -1,0 +1,108 @@
+type Option = 'config-dir' | 'data-dir' | 'ready-fd';
+
+interface CommandHelp {
+  summary: string;
+  usage: string;
+  details: string;
+  /** The options the command reads (every command also takes --help and --version). */
+  options: readonly Option[];
+}
+
+/**
+ * The commands `proxyauth` has, and their help texts. Only what exists is listed: a command
+ * that a later issue will add (stats, sync, prepare) must be an unknown command until then,
+ * not a name that parses and does nothing.
+ */
+export const COMMANDS = {
+  run: {
+    summary: 'start the gateway (supervisor + edges); the default command',
+    usage: 'proxyauth [run] [--config-dir DIR] [--data-dir DIR] [--ready-fd N]',
+    details: `On an empty config dir the first start writes config.json (printing the admin
+password once) and an example routes.yml. SIGHUP, or any change to config.json or
+routes.yml, reloads; SIGTERM/SIGINT drain requests in flight (at most 10 s) and exit 0.
+Exit status: 0 after a clean stop, 1 when the configuration is invalid or the start fails.`,
+    options: ['config-dir', 'data-dir', 'ready-fd'],
+  },
+  'check-config': {
+    summary: 'validate config.json and routes.yml; exit 1 on any error',
+    usage: 'proxyauth check-config [--config-dir DIR]',
+    details: `Prints every error as "file: key: rule" on stderr and warnings as "warning: ...".
+Nothing is written. Exit status: 0 when valid (warnings allowed), 1 otherwise.`,
+    options: ['config-dir'],
+  },
+  'hash-password': {
+    summary: 'read a password from stdin (or a silent prompt) and print its argon2id hash',
+    usage: 'proxyauth hash-password',
+    details: `Reads all of stdin when it is a pipe, one line without echo when it is a terminal.
+Exit status: 0 with the hash on stdout, 1 for an empty password.`,
+    options: [],
+  },
+  help: {
+    summary: "this text, or one command's help with `proxyauth help COMMAND`",
+    usage: 'proxyauth help [COMMAND]',
+    details: '',
+    options: [],
+  },
+} as const satisfies Record<string, CommandHelp>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
+
+export function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+const OPTION_LINES: Record<Option | 'help' | 'version', string> = {
+  'config-dir':
+    '  --config-dir DIR   config.json, routes.yml and certs/ (env PROXYAUTH_CONFIG_DIR)',
+  'data-dir': '  --data-dir DIR     the LMDB environment (env PROXYAUTH_DATA_DIR)',
+  'ready-fd':
+    '  --ready-fd N       once every edge listens, write one JSON line to fd N (3 or more)\n' +
+    '                     and close it: {"ready":true,"port":...,"edges":[...]}, or\n' +
+    '                     {"ready":false,"code":...,"error":...} when the start fails',
+  help: "  -h, --help         this text (after a command: that command's help)",
+  version: '  -v, -V, --version  the version',
+};
+
+const DIR_DEFAULTS = `Defaults: /etc/proxyauth/config and /var/lib/proxyauth as root; otherwise
+$XDG_CONFIG_HOME/proxyauth (~/.config/proxyauth) and $XDG_DATA_HOME/proxyauth (~/.local/share/proxyauth).
+A flag beats the environment variable.`;
+
+/** The general help (no topic) or one command's help, each ending with a newline. */
+export function helpText(topic?: CommandName): string {
+  return topic === undefined ? generalHelp() : commandHelp(topic);
+}
+
+function commandHelp(topic: CommandName): string {
+  const { usage, summary, details, options } = COMMANDS[topic] as CommandHelp;
+  const parts = [`Usage: ${usage}`, `${capitalize(summary)}.`];
+  if (details) parts.push(details);
+  parts.push(optionList([...options, 'help', 'version']));
+  if (options.length > 0) parts.push(DIR_DEFAULTS);
+  return `${parts.join('\n\n')}\n`;
+}
+
+function generalHelp(): string {
+  const width = Math.max(...COMMAND_NAMES.map((name) => name.length)) + 2;
+  const rows = COMMAND_NAMES.map((name) => `  ${name.padEnd(width)}${COMMANDS[name].summary}`);
+  return `Usage: proxyauth [COMMAND] [OPTIONS]
+
+Commands:
+${rows.join('\n')}
+
+${optionList(['config-dir', 'data-dir', 'help', 'version'])}
+
+${DIR_DEFAULTS}
+Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT drain and stop.
+Exit status: 0 success, 1 failure, 2 usage error.
+`;
+}
+
+function optionList(names: readonly (keyof typeof OPTION_LINES)[]): string {
+  return ['Options:', ...names.map((name) => OPTION_LINES[name])].join('\n');
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

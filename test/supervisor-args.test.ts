@@ -1,0 +1,106 @@
+import t from 'tap';
+import { CodedError } from '../shared/coded-error.js';
+import { type CliArgs, parseCliArgs, UsageError, usageMessage } from '../supervisor/args.js';
+import { COMMAND_NAMES, helpText } from '../supervisor/help.js';
+
+const NO_DIRS = { configDir: undefined, dataDir: undefined, readyFd: undefined };
+
+function usageError(argv: string[]): UsageError {
+  try {
+    parseCliArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) return err;
+    throw err;
+  }
+  throw new Error(`no usage error for ${argv.join(' ')}`);
+}
+
+t.test('commands and their options', async (t) => {
+  const cases: [string[], CliArgs][] = [
+    [[], { command: 'run', ...NO_DIRS }],
+    [['run'], { command: 'run', ...NO_DIRS }],
+    [
+      ['run', '--config-dir', '/c', '--data-dir=/d'],
+      { command: 'run', configDir: '/c', dataDir: '/d', readyFd: undefined },
+    ],
+    [['--config-dir', '/c'], { command: 'run', ...NO_DIRS, configDir: '/c' }],
+    [['run', '--ready-fd', '3'], { command: 'run', ...NO_DIRS, readyFd: 3 }],
+    [
+      ['check-config', '--config-dir', '/c'],
+      { command: 'check-config', ...NO_DIRS, configDir: '/c' },
+    ],
+    [['hash-password'], { command: 'hash-password', ...NO_DIRS }],
+  ];
+  for (const [argv, expected] of cases) t.same(parseCliArgs(argv), expected, argv.join(' '));
+});
+
+t.test('--ready-fd takes a descriptor number of 3 or more', async (t) => {
+  for (const bad of ['0', '2', 'x', '-1', '3.5', '']) {
+    const err = usageError(['run', `--ready-fd=${bad}`]);
+    t.match(err.message, /--ready-fd/, bad);
+    t.equal(err.topic, 'run');
+  }
+});
+
+t.test('help: as a command, as a flag, for one command', async (t) => {
+  t.same(parseCliArgs(['help']), { command: 'help', topic: undefined });
+  t.same(parseCliArgs(['--help']), { command: 'help', topic: undefined });
+  t.same(parseCliArgs(['-h']), { command: 'help', topic: undefined });
+  for (const name of COMMAND_NAMES) {
+    t.same(parseCliArgs(['help', name]), { command: 'help', topic: name }, `help ${name}`);
+    t.same(parseCliArgs([name, '--help']), { command: 'help', topic: name }, `${name} --help`);
+  }
+});
+
+t.test('version: -v, -V and --version, with or without a command', async (t) => {
+  for (const argv of [['-v'], ['-V'], ['--version'], ['check-config', '-v'], ['run', '-V']]) {
+    t.same(parseCliArgs(argv), { command: 'version' }, argv.join(' '));
+  }
+});
+
+t.test('an unknown command is named before anything else about the line', async (t) => {
+  // Commands that later issues add must not parse until they exist.
+  for (const argv of [
+    ['sync', 'export'],
+    ['sync', 'import', '--force'],
+    ['stats'],
+    ['prepare'],
+    ['frobnicate', '--help'],
+    ['help', 'sync'],
+  ]) {
+    const err = usageError(argv);
+    const word = argv[0] === 'help' ? argv[1] : argv[0];
+    t.equal(err.message, `unknown command: ${word}`, argv.join(' '));
+    t.equal(err.topic, undefined);
+    t.match(usageMessage(err), `Commands: ${COMMAND_NAMES.join(', ')}.`);
+  }
+});
+
+t.test('extra words and bad options name the command they belong to', async (t) => {
+  const extra = usageError(['check-config', 'extra']);
+  t.equal(extra.message, 'check-config: unexpected argument: extra');
+  t.equal(extra.topic, 'check-config');
+  t.match(usageMessage(extra), /^Usage: proxyauth check-config /m);
+  t.equal(usageError(['help', 'run', 'more']).message, 'help: unexpected argument: more');
+  const option = usageError(['hash-password', '--bogus']);
+  t.match(option.message, /^Unknown option '--bogus'\.$/, "first sentence of node's message");
+  t.equal(option.topic, 'hash-password');
+  t.match(usageError(['--config-dir']).message, /--config-dir/);
+  t.equal(usageError(['--config-dir']).topic, undefined, 'no command given: the general usage');
+  t.ok(usageError(['stats']) instanceof CodedError);
+  t.equal(usageError(['stats']).code, 'USAGE');
+});
+
+t.test('help texts', async (t) => {
+  const general = helpText();
+  for (const name of COMMAND_NAMES) t.match(general, new RegExp(`^ {2}${name} +\\S`, 'm'));
+  t.match(general, /Exit status: 0 success, 1 failure, 2 usage error\./);
+  for (const name of COMMAND_NAMES) {
+    const text = helpText(name);
+    t.match(text, /^Usage: proxyauth /, `${name}: usage first`);
+    t.match(text, /-v, -V, --version/, `${name}: common options`);
+  }
+  t.match(helpText('run'), /--data-dir DIR/);
+  t.notMatch(helpText('check-config'), /--data-dir/, 'only the options a command reads');
+  t.notMatch(helpText('hash-password'), /--config-dir/);
+});
