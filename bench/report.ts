@@ -136,7 +136,7 @@ export function renderReport(report: BenchReport): string {
     '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-direct) per request',
     '',
     renderTable(report.summary),
-    ...renderBaseline(report.summary),
+    ...renderBaseline(report.scenarios),
     ...(notRun.length > 0 ? ['', 'not measured:', ...notRun] : []),
     ...(warnings.length > 0 ? ['', 'warnings:', ...warnings] : []),
     '',
@@ -145,30 +145,62 @@ export function renderReport(report: BenchReport): string {
 
 /**
  * This build against the `--baseline` build, same run: each `baseline-X` scenario next to its
- * `gateway-X` twin, as throughput and CPU-per-request ratios (this build / baseline).
+ * `gateway-X` twin. Besides the ratio of the medians, each round gives a paired ratio (both ran
+ * within seconds of each other, so a disturbance of the machine hits both): their median is the
+ * steadier figure, and their range shows the noise.
  */
-export function renderBaseline(summaries: readonly ScenarioSummary[]): string[] {
+export function renderBaseline(records: readonly ScenarioRecord[]): string[] {
   const rows: string[] = [];
-  for (const base of summaries) {
+  const ok = records.filter((r) => r.status === 'ok' && r.runs.length > 0);
+  for (const base of ok) {
     if (!base.name.startsWith(BASELINE_PREFIX)) continue;
     const name = `gateway-${base.name.slice(BASELINE_PREFIX.length)}`;
-    const twin = summaries.find((s) => s.name === name);
+    const twin = ok.find((r) => r.name === name);
     if (!twin) continue;
-    const cpu =
-      twin.medianCpuUs === undefined || base.medianCpuUs === undefined
-        ? 'n/a'
-        : `${twin.medianCpuUs.toFixed(1)} vs ${base.medianCpuUs.toFixed(1)} µs (${formatRatio(twin.medianCpuUs / base.medianCpuUs)})`;
-    rows.push(`| ${name} | ${formatRatio(twin.medianRps / base.medianRps)} | ${cpu} |`);
+    const rps = pairedRatios(twin, base, (run) => run.result.requestsPerSec);
+    const cpu = pairedRatios(twin, base, (run) => run.cpuUsPerRequest);
+    const cpuMedians = [twin, base].map((r) =>
+      medianOfDefined(r.runs.map((x) => x.cpuUsPerRequest)),
+    );
+    const [mine, theirs] = cpuMedians;
+    rows.push(
+      `| ${name} | ${describeRatios(rps)} | ${describeRatios(cpu)} | ${
+        mine === undefined || theirs === undefined
+          ? 'n/a'
+          : `${mine.toFixed(1)} vs ${theirs.toFixed(1)}`
+      } |`,
+    );
   }
   if (rows.length === 0) return [];
   return [
     '',
-    'this build vs --baseline (same run):',
+    'this build vs --baseline (same run; ratios this/baseline, paired by round: median [min–max]):',
     '',
-    '| scenario | req/s ratio | server CPU µs/req (ratio) |',
-    '| --- | --: | --: |',
+    '| scenario | req/s ratio | server CPU µs/req ratio | CPU µs/req medians |',
+    '| --- | --: | --: | --: |',
     ...rows,
   ];
+}
+
+function pairedRatios(
+  mine: ScenarioRecord,
+  theirs: ScenarioRecord,
+  value: (run: RunRecord) => number | undefined,
+): number[] {
+  const ratios: number[] = [];
+  for (const run of mine.runs) {
+    const other = theirs.runs.find((r) => r.round === run.round);
+    const a = value(run);
+    const b = other === undefined ? undefined : value(other);
+    if (a !== undefined && b !== undefined && b > 0) ratios.push(a / b);
+  }
+  return ratios;
+}
+
+function describeRatios(ratios: readonly number[]): string {
+  if (ratios.length === 0) return 'n/a';
+  const { min, max } = range(ratios);
+  return `${formatRatio(median(ratios))} [${formatRatio(min)}–${formatRatio(max)}]`;
 }
 
 function medianOfDefined(values: readonly (number | undefined)[]): number | undefined {

@@ -257,28 +257,48 @@ t.test('summarize takes medians and ratios against the references', async (t) =>
   );
 });
 
-t.test('renderBaseline compares each gateway scenario with its --baseline twin', async (t) => {
-  const summary = (name: string, medianRps: number, medianCpuUs: number | undefined) => ({
-    name,
-    runs: 3,
-    medianRps,
-    minRps: medianRps,
-    maxRps: medianRps,
-    medianP50Ms: 1,
-    medianP99Ms: 2,
-    medianCpuUs,
-    ratios: {},
-  });
-  const lines = renderBaseline([
-    summary('gateway-auth-proxy', 900, 110),
-    summary('gateway-no-token', 3000, 30),
-    summary('baseline-auth-proxy', 1000, 100),
-    summary('baseline-no-token', 3000, undefined),
-  ]);
-  t.match(lines.join('\n'), /\| gateway-auth-proxy \| 0\.90× \| 110\.0 vs 100\.0 µs \(1\.10×\) \|/);
-  t.match(lines.join('\n'), /\| gateway-no-token \| 1\.00× \| n\/a \|/);
-  t.same(renderBaseline([summary('gateway-auth-proxy', 1, 1)]), [], 'nothing without a baseline');
-});
+t.test(
+  'renderBaseline pairs each gateway scenario with its --baseline twin by round',
+  async (t) => {
+    const record = (name: string, cpu: (number | undefined)[], rps: number[]): ScenarioRecord => ({
+      name,
+      description: '',
+      status: 'ok',
+      runs: rps.map((r, i) => ({
+        round: i + 1,
+        cpuUsPerRequest: cpu[i],
+        result: {
+          requests: r,
+          durationSec: 1,
+          requestsPerSec: r,
+          latencyP50Ms: 1,
+          latencyP99Ms: 2,
+          latencyMaxMs: 3,
+          errorResponses: 0,
+          socketErrors: { connect: 0, read: 0, write: 0, timeout: 0 },
+        },
+      })),
+    });
+    const lines = renderBaseline([
+      record('gateway-auth-proxy', [110, 200, 90], [900, 500, 1000]),
+      record('gateway-no-token', [undefined, undefined, undefined], [3000, 3000, 3000]),
+      record('baseline-auth-proxy', [100, 180, 100], [1000, 500, 1000]),
+      record('baseline-no-token', [30, 30, 30], [3000, 1500, 3000]),
+    ]).join('\n');
+    // Paired CPU ratios 1.10, 1.11, 0.90: median 1.10; medians of CPU 110 vs 100.
+    t.match(
+      lines,
+      /\| gateway-auth-proxy \| 1\.00× \[0\.90×–1\.00×\] \| 1\.10× \[0\.90×–1\.11×\] \| 110\.0 vs 100\.0 \|/,
+    );
+    t.match(lines, /\| gateway-no-token \| 1\.00× \[1\.00×–2\.00×\] \| n\/a \| n\/a \|/);
+    t.same(
+      renderBaseline([record('gateway-auth-proxy', [1], [1])]),
+      [],
+      'nothing without a baseline',
+    );
+  },
+);
+
 // The grandchild burns a fixed amount of CPU time, measured by itself, then says so and waits.
 // CPU time does not depend on how busy the machine is (a loaded machine only takes longer to
 // spend it), so nothing here is a wall-clock race.
