@@ -1,43 +1,16 @@
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { checkTlsFiles } from '../conf/tls-files.js';
 import { installTlsPair, pruneTlsCopies } from '../supervisor/tls-pair.js';
-
-/** A self-signed P-256 pair from openssl; the key encrypted when `passphrase` is given. */
-function makePair(dir: string, name: string, passphrase?: string): { cert: string; key: string } {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.crt`);
-  const keyArgs = passphrase ? ['-passout', `pass:${passphrase}`] : ['-nodes'];
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      ...keyArgs,
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
-}
+import { makeSelfSignedPair } from './helpers/tls-pair.js';
 
 const work = t.testdir({});
-const a = makePair(work, 'a');
-const b = makePair(work, 'b');
+const [a, b] = await Promise.all([
+  makeSelfSignedPair(work, 'a', { days: 1 }),
+  makeSelfSignedPair(work, 'b', { days: 1 }),
+]);
 
 function configDir(files: { cert?: string; key?: string }): string {
   const dir = join(work, `conf-${Math.random().toString(36).slice(2)}`);
