@@ -132,6 +132,27 @@ t.test('ambiguous framing is refused and nothing after it is served', async (t) 
   t.notOk(seen.includes('POST /framing'), 'no ambiguous request reached the upstream');
 });
 
+t.test('framing is judged first: another fault in the same request does not hide it', async (t) => {
+  for (const [name, extra] of [
+    ['two Host headers', 'Host: b.test\r\n'],
+    ['an overlong method', ''],
+    ['a bad path', ''],
+  ] as const) {
+    const method = name === 'an overlong method' ? 'X'.repeat(40) : 'POST';
+    const path = name === 'a bad path' ? '/a;b' : '/framing';
+    const request =
+      `${method} ${path} HTTP/1.1\r\nHost: x\r\n${extra}` +
+      'Content-Length: 5\r\nContent-Length: 46\r\n\r\nhello';
+    refused(
+      t,
+      name,
+      await rawExchange(gw.port, [request + SMUGGLED], { waitMs: 1500 }),
+      'BAD_FRAMING',
+    );
+  }
+  t.notOk(seen.includes('GET /smuggled'));
+});
+
 t.test('ambiguous framing alone gets its answer', async (t) => {
   for (const [name, headers, body, code] of CASES) {
     const request = `POST /framing HTTP/1.1\r\nHost: x\r\n${headers}\r\n${body}`;

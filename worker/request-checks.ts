@@ -28,8 +28,17 @@ const HOST = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~!$&'()*+,;=%-]{1,253})(?:
 /** Throws the refusal for a request no route may see. */
 export function checkRequest(ctx: RequestContext): void {
   const ex = ctx.ex;
-  // uWS has its own fixed ceiling (tens of KiB, and UWS_HTTP_MAX_HEADERS_SIZE does not lower
-  // it in this build): the configured limit is enforced here.
+  // Framing first: its refusal must be the one given (answered later, connection closed), or a
+  // request smuggled behind this one could be served after a synchronous refusal.
+  if (
+    ex.transferEncoding !== undefined ||
+    ex.contentLengthLines > 1 ||
+    (ex.contentLength !== undefined && !CONTENT_LENGTH.test(ex.contentLength))
+  ) {
+    checkFraming(ex);
+  }
+  // uWS's own limit sits above max_header_bytes (supervisor/fork-edge.ts), and a head read at
+  // once is bounded only by the read: the configured limit is enforced here.
   if (ex.headBytes + ex.url.length + ex.query.length > ctx.rt.config.max_header_bytes) {
     throw refusal('HEADERS_TOO_LARGE');
   }
@@ -37,13 +46,6 @@ export function checkRequest(ctx: RequestContext): void {
   // uWS stalls a request without Host itself; several, or a malformed one, are refused here.
   if (ex.hostLines !== 1 || !HOST.test(ex.host!)) {
     throw new GatewayError('BAD_REQUEST', { detail: 'exactly one valid Host header is required' });
-  }
-  if (
-    ex.transferEncoding !== undefined ||
-    ex.contentLengthLines > 1 ||
-    (ex.contentLength !== undefined && !CONTENT_LENGTH.test(ex.contentLength))
-  ) {
-    checkFraming(ex);
   }
 }
 
