@@ -39,7 +39,9 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
   if (config.ok === false) issues.push(config.issue);
   if (routes.ok === false) issues.push(routes.issue);
   if (config.ok !== true || routes.ok === false) throw new ConfigError(issues);
-  const raw = { config: config.value, routes: routes.ok === true ? routes.value : null };
+  // An empty routes.yml parses as undefined, which IPC would drop: null means "no routes" in
+  // both processes.
+  const raw = { config: config.value, routes: routes.ok === true ? (routes.value ?? null) : null };
   const parsed = parseConfig(raw.config, raw.routes, files);
   const tls = parsed.config.tls ? await checkTlsFiles(dir) : { files: undefined, warnings: [] };
   const warnings = [

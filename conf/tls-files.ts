@@ -1,6 +1,7 @@
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tlsServerAccepts } from '../shared/tls-server-check.js';
 import type { ConfigIssue } from './config-error.js';
 import { ConfigError } from './config-error.js';
 
@@ -57,6 +58,14 @@ export async function checkTlsFiles(configDir: string, now = new Date()): Promis
   const privateKey = parseKey(key.bytes.toString('utf8'), keyFile, issues);
   if (leaf !== undefined && privateKey !== undefined && !leaf.checkPrivateKey(privateKey)) {
     issues.push(fileIssue(keyFile, `does not match the certificate in ${certFile}`));
+  }
+  if (issues.length === 0 && !tlsServerAccepts(certFile, keyFile)) {
+    issues.push(
+      fileIssue(
+        keyFile,
+        'the TLS server cannot use this pair (key type or curve not supported): use an RSA, ECDSA P-256/P-384 or Ed25519 key',
+      ),
+    );
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return {

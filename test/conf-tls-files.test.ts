@@ -6,6 +6,7 @@ import { ConfigError } from '../conf/config-error.js';
 import { ensureSelfSignedCert } from '../conf/first-run.js';
 import { loadConfigDir } from '../conf/load.js';
 import { checkTlsFiles } from '../conf/tls-files.js';
+import { makeSelfSignedPair } from './helpers/tls-pair.js';
 
 interface Pair {
   cert: string;
@@ -150,6 +151,33 @@ t.test('unusable files: an error naming each file', async (t) => {
       found.some(([, , m]) => m.includes(secretLine)),
       `${name}: file content is not echoed`,
     );
+  }
+});
+
+t.test('a pair the TLS server cannot load is an error, whatever node:crypto says', async (t) => {
+  const work = t.testdir({});
+  const cases: [string, string[], boolean][] = [
+    ['ECDSA P-256', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], true],
+    ['ECDSA P-384', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-384'], true],
+    ['RSA 2048', ['rsa:2048'], true],
+    ['Ed25519', ['ed25519'], true],
+    ['RSA-PSS', ['rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048'], false],
+    ['ECDSA secp256k1', ['ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1'], false],
+  ];
+  for (const [name, keyType, usable] of cases) {
+    const pair = await makeSelfSignedPair(work, name.replace(/\W/g, ''), { keyType });
+    const dir = await certDir(t.testdir({}), pair);
+    if (usable) {
+      t.ok((await checkTlsFiles(dir)).files, `${name}: accepted`);
+    } else {
+      const found = await issuesOf(dir);
+      t.same(
+        found.map(([file]) => file),
+        [keyFile(dir)],
+        `${name}: refused, naming key.pem`,
+      );
+      t.match(found[0]?.[2], /TLS server cannot use this pair/);
+    }
   }
 });
 

@@ -124,3 +124,23 @@ t.test('an invalid config reports not-ready at once; --ready-fd is checked', asy
   t.equal(usage.code, 2, 'fds 0-2 are refused');
   t.match(usage.stderr, /--ready-fd/);
 });
+
+t.test('an empty routes.yml is no routes, at start and on reload', async (t) => {
+  for (const empty of ['', '\n  \n', '# nothing yet\n']) {
+    const local = await startGateway({ routes: empty });
+    t.teardown(() => local.stop());
+    const res = await fetch(`${local.url}/anything`);
+    t.equal(res.status, 404, `${JSON.stringify(empty)}: started, nothing routed`);
+  }
+  // Truncating routes.yml cuts every route (it must not fail and keep the old ones).
+  const local = await startGateway({ routes });
+  t.teardown(() => local.stop());
+  const token = await login(local.url);
+  t.equal(await freshGet(local.port, '/api/x', token), 200);
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(join(local.configDir, 'routes.yml'), '');
+  t.ok(
+    await waitFor(async () => (await freshGet(local.port, '/api/x', token)) === 404, 20_000),
+    'the route is gone',
+  );
+});

@@ -48,6 +48,26 @@ t.test('families of trusted-only headers, in any spelling', async (t) => {
     'oidc-claim-email',
     'x-ssl-client-s-dn',
     'ssl-client-cert',
+    'proxy-client-ip',
+    'wl-proxy-client-ip',
+    'http-client-ip',
+    'incap-client-ip',
+    'x-userinfo',
+    'x-authentik-username',
+    'x-vouch-user',
+    'tailscale-user-login',
+    'x-email',
+    'x-access-token',
+    'x-id-token',
+    'x-jwt-assertion',
+    'x-endpoint-api-userinfo',
+    'x-apigateway-api-userinfo',
+    'x-custom-ip-authorization',
+    'impersonate-user',
+    'impersonate-group',
+    'x-originally-forwarded-for',
+    'x-override-method',
+    'x-http-method',
   ]) {
     t.ok(isTrustedOnlyHeader(name), name);
   }
@@ -68,6 +88,9 @@ t.test('families of trusted-only headers, in any spelling', async (t) => {
     'traceparent',
     'sec-fetch-site',
     'x-remotely-ok',
+    'x-emails-sent',
+    'x-client',
+    'client-ipsum',
   ]) {
     t.notOk(isTrustedOnlyHeader(name), name);
   }

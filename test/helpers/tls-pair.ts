@@ -16,7 +16,12 @@ export interface PemPair {
 export async function makeSelfSignedPair(
   dir: string,
   name: string,
-  options: { days?: number; passphrase?: string } = {},
+  options: {
+    days?: number;
+    passphrase?: string;
+    /** openssl's `-newkey` and `-pkeyopt` arguments; ECDSA P-256 by default. */
+    keyType?: string[];
+  } = {},
 ): Promise<PemPair> {
   const key = join(dir, `${name}.key`);
   const cert = join(dir, `${name}.crt`);
@@ -25,9 +30,7 @@ export async function makeSelfSignedPair(
     'req',
     '-x509',
     '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
+    ...(options.keyType ?? ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
     ...keyArgs,
     '-keyout',
     key,
