@@ -151,3 +151,21 @@ t.test('reason phrases come from the standard table', async (t) => {
     t.notOk(res.responses[0]?.headers.has('uwebsockets'), 'no uWebSockets header');
   }
 });
+
+t.test('a refusal before the body was read closes the connection, pipelined or not', async (t) => {
+  const before = seen.length;
+  const refusedPost = 'POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello';
+  const follower = 'GET /pipelined-after-refusal HTTP/1.1\r\nHost: x\r\n\r\n';
+  const pipelined = await rawExchange(gw.port, [refusedPost + follower], { waitMs: 1500 });
+  t.ok(pipelined.responses.length <= 1, 'at most the refusal is answered');
+  if (pipelined.responses[0] !== undefined) t.equal(pipelined.responses[0].status, 401);
+  t.ok(pipelined.closed, 'the connection is closed');
+  const alone = await rawExchange(gw.port, [refusedPost], { waitMs: 1500 });
+  t.equal(alone.responses[0]?.status, 401, 'alone, the refusal is answered');
+  t.equal(alone.responses[0]?.headers.get('connection')?.[0], 'close');
+  t.ok(alone.closed, 'and the connection closed');
+  t.notOk(
+    seen.slice(before).some((s) => s.includes('pipelined-after-refusal')),
+    'the pipelined request was not served',
+  );
+});

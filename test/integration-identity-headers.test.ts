@@ -154,27 +154,36 @@ const BENIGN = {
 t.test(
   'forwarding, identity and override headers from clients never reach a backend',
   async (t) => {
-    const sent: [string, string][] = TRUSTED_ONLY.map((name) => [name, 'forged']);
-    for (const [name, value] of Object.entries(BENIGN)) sent.push([name, value]);
-    for (const [path, headers] of [
-      ['/public/x', sent],
-      ['/secure/x', [...sent, ['authorization', `Bearer ${alice}`]]],
-    ] as const) {
-      const got = await echo(path, [...headers]);
-      for (const name of TRUSTED_ONLY) {
-        const value = got.headers[name.toLowerCase()];
-        t.not(value, 'forged', `${path}: ${name} is not the client's`);
+    // uWS stalls a request of 99 header lines or more (README, Known limits): in batches.
+    const batches: string[][] = [];
+    for (let i = 0; i < TRUSTED_ONLY.length; i += 40) batches.push(TRUSTED_ONLY.slice(i, i + 40));
+    for (const batch of batches) {
+      const sent: [string, string][] = batch.map((name) => [name, 'forged']);
+      for (const [name, value] of Object.entries(BENIGN)) sent.push([name, value]);
+      for (const [path, headers] of [
+        ['/public/x', sent],
+        ['/secure/x', [...sent, ['authorization', `Bearer ${alice}`]]],
+      ] as const) {
+        const got = await echo(path, [...headers]);
+        for (const name of batch) {
+          const value = got.headers[name.toLowerCase()];
+          t.not(value, 'forged', `${path}: ${name} is not the client's`);
+        }
+        for (const [name, value] of Object.entries(BENIGN)) {
+          t.equal(got.headers[name], value, `${path}: ${name} passes`);
+        }
+        t.equal(
+          got.headers['x-forwarded-for'],
+          '127.0.0.1',
+          `${path}: x-forwarded-for is the peer`,
+        );
+        t.equal(got.headers['x-forwarded-proto'], 'http');
+        t.match(got.headers['x-forwarded-host'], /^127\.0\.0\.1:\d+$/);
       }
-      for (const [name, value] of Object.entries(BENIGN)) {
-        t.equal(got.headers[name], value, `${path}: ${name} passes`);
-      }
-      t.equal(got.headers['x-forwarded-for'], '127.0.0.1', `${path}: x-forwarded-for is the peer`);
-      t.equal(got.headers['x-forwarded-proto'], 'http');
-      t.match(got.headers['x-forwarded-host'], /^127\.0\.0\.1:\d+$/);
+      const secure = seen.at(-1)!;
+      t.equal(secure.headers['x-user'], 'alice', "x-user is the gateway's");
+      t.equal(secure.headers['x-user-roles'], 'read,write');
     }
-    const secure = seen.at(-1)!;
-    t.equal(secure.headers['x-user'], 'alice', "x-user is the gateway's");
-    t.equal(secure.headers['x-user-roles'], 'read,write');
   },
 );
 
@@ -276,3 +285,37 @@ t.test('methods: bounded tokens; CONNECT and TRACE are not served', async (t) =>
   t.equal(ok.responses[0]?.status, 200, 'an extension method is forwarded');
   t.equal(JSON.parse(ok.responses[0]?.body.toString() ?? '{}').method, 'PROPFIND');
 });
+
+t.test(
+  'header values reach the backend as the bytes the client sent, or are refused',
+  async (t) => {
+    const send = (raw: Buffer) =>
+      rawExchange(gw.port, [
+        Buffer.concat([
+          Buffer.from('GET /public/bytes HTTP/1.1\r\nHost: x\r\nX-Value: '),
+          raw,
+          Buffer.from('\r\n\r\n'),
+        ]),
+      ]);
+    // uWS drops bytes above 0x7f at the very start or end of a value (README, Known limits).
+    for (const text of ['café!', '5 € net', 'x ａｌｉｃｅ!', 'plain']) {
+      const result = await send(Buffer.from(text, 'utf8'));
+      t.equal(result.responses[0]?.status, 200, `${text}: forwarded`);
+      const echo = JSON.parse(result.responses[0]?.body.toString() ?? '{}') as Echo;
+      // Node's server reads header bytes as latin1: back to bytes, they must be the UTF-8 sent.
+      t.same(
+        Buffer.from(String(echo.headers['x-value']), 'latin1'),
+        Buffer.from(text, 'utf8'),
+        `${text}: the same bytes`,
+      );
+    }
+    for (const [name, raw] of [
+      ['bytes that are not UTF-8', Buffer.from([0x61, 0xe9, 0x74, 0xe9, 0x62])],
+      ['DEL', Buffer.from('a\x7fb')],
+    ] as const) {
+      const result = await send(raw);
+      t.equal(result.responses[0]?.status, 400, `${name}: 400, not a 502 blamed on the upstream`);
+      t.equal(JSON.parse(result.responses[0]?.body.toString() ?? '{}').error, 'BAD_REQUEST');
+    }
+  },
+);

@@ -37,7 +37,7 @@ export function createDispatcher(state: EdgeState): RequestHandler {
     try {
       work = handle(ctx);
     } catch (err) {
-      if (err instanceof GatewayError && err.close) work = failLater(ctx, err);
+      if (answerLater(ctx, err)) work = failLater(ctx, err as GatewayError);
       else fail(ctx, err);
     }
     if (work === undefined) finish(ctx, state);
@@ -78,8 +78,17 @@ function badPath(url: string): GatewayError {
   );
 }
 
+/**
+ * Refusals after which the connection must close: broken framing, or a body nobody read (the
+ * answer promises `connection: close`).
+ */
+function answerLater(ctx: RequestContext, err: unknown): boolean {
+  if (!(err instanceof GatewayError)) return false;
+  return err.close || (ctx.ex.unreadBody && !ctx.ex.bodyStreamed);
+}
+
 /*
- * A request whose framing cannot be trusted is answered on the next turn of the event loop, not
+ * A refusal that closes the connection is answered on the next turn of the event loop, not
  * at once. Measured with uwebsockets 3.0.6: a request already buffered behind one answered
  * synchronously is handed to the handler even when that answer closes the connection (and the
  * close is then lost), so a smuggled request would be served; behind a request still unanswered

@@ -10,6 +10,7 @@
  * The gateway then sets what it knows itself: x-forwarded-for/-proto/-host and the identity.
  */
 
+import { GatewayError } from '../shared/errors.js';
 import type { Exchange } from './uws-io.js';
 
 const HOP_BY_HOP = new Set([
@@ -212,6 +213,27 @@ export interface HeaderContext {
   readonly drop: DropList;
 }
 
+/** Anything but HTAB and visible ASCII (and space): rare, and checked by wireValue. */
+const NOT_PLAIN = /[^\t\x20-\x7e]/;
+/** Control chars (RFC 9110 section 5.5 allows none but HTAB) and U+FFFD (uWS's stand-in for bytes that were not UTF-8). */
+const UNFORWARDABLE = /[\x00-\x08\x0a-\x1f\x7f\ufffd]/;
+
+/**
+ * A request header value as the bytes the client sent. uWS hands values decoded as UTF-8 and
+ * undici writes strings as latin1, so `café` would reach the backend as `caf\xe9` and `€` would
+ * make undici refuse the request: the UTF-8 bytes are passed as a latin1 string instead. Values
+ * that cannot be forwarded as sent (control characters; bytes that were not UTF-8, which uWS
+ * already replaced) are refused with 400.
+ */
+function wireValue(name: string, value: string): string {
+  if (UNFORWARDABLE.test(value)) {
+    throw new GatewayError('BAD_REQUEST', {
+      detail: `the ${name} header holds bytes that cannot be forwarded`,
+    });
+  }
+  return Buffer.from(value, 'utf8').toString('latin1');
+}
+
 /** Names listed in a Connection header are hop-by-hop too (RFC 9110 section 7.6.1). */
 function connectionTokens(headers: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
@@ -237,7 +259,7 @@ export function upstreamRequestHeaders(ex: Exchange, ctx: HeaderContext): string
       (ctx.dropAllAuthorization || ctx.withheldAuthorization?.includes(value))
     )
       continue;
-    out.push(name, value);
+    out.push(name, NOT_PLAIN.test(value) ? wireValue(name, value) : value);
   }
   out.push('user-agent', 'ProxyAuth', 'x-forwarded-for', ctx.ip, 'x-forwarded-proto', ctx.proto);
   if (ex.host) out.push('x-forwarded-host', ex.host);
