@@ -21,6 +21,11 @@ const scripted = await startScriptedUpstream((req) => {
           ? `HTTP/1.1 200 OK\r\ncontent-length: ${HEAD_LENGTH}\r\n\r\n`
           : answer('200 OK', 'final');
       if (arg === '100x2') return { parts: [first, first, final], gapMs: 20 };
+      if (arg === '103then100') {
+        const hints = 'HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n';
+        return { parts: [hints, 'HTTP/1.1 100 Continue\r\n\r\n', final], gapMs: 20 };
+      }
+      if (arg === '100lf') return { parts: ['HTTP/1.1 100 Continue\n\n', final], gapMs: 20 };
       if (arg === '100split')
         return { parts: ['HTTP/1.1 1', '00 Continue\r', '\n\r\n', final], gapMs: 20 };
       return { parts: [first, final], gapMs: 20 };
@@ -71,7 +76,7 @@ t.teardown(async () => {
 });
 
 t.test('interim answers never end or break an exchange', async (t) => {
-  for (const arg of ['100', '100x2', '100split', '102', '103']) {
+  for (const arg of ['100', '100x2', '100split', '102', '103', '103then100', '100lf']) {
     for (const method of ['GET', 'HEAD', 'POST']) {
       const body = method === 'POST' ? 'a=1' : '';
       const head =

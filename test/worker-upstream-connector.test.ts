@@ -1,10 +1,10 @@
 import t from 'tap';
-import { filterInterim } from '../worker/upstream-connector.js';
+import { filterInterim, interimState } from '../worker/upstream-connector.js';
 
 const FINAL = 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello';
 
 function state() {
-  return { atAnswerStart: true, skipping: false, held: undefined as Buffer | undefined };
+  return interimState(true);
 }
 
 /** Feeds `stream` cut at `cuts` and returns what the parser would get, read by read. */
@@ -31,6 +31,8 @@ t.test('100 answers before the final one are dropped, whatever the read boundari
     `HTTP/1.0 100 Continue\r\n\r\n${FINAL}`,
     `HTTP/1.1 100 Continue\r\nx-a: 1\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n${FINAL}`,
     `HTTP/1.1 100\r\n\r\n${FINAL}`,
+    `HTTP/1.1 100 Continue\n\n${FINAL}`,
+    `HTTP/1.1 100 Continue\r\n\n${FINAL}`,
   ];
   for (const stream of streams) {
     for (let a = 1; a < stream.length; a += 3) {
@@ -42,20 +44,39 @@ t.test('100 answers before the final one are dropped, whatever the read boundari
   }
 });
 
-t.test('other answers pass untouched, bytes and identity', async (t) => {
-  for (const stream of [
-    FINAL,
-    `HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n${FINAL}`,
-    'HTTP/1.1 101 Switching Protocols\r\n\r\n',
-    'HTTP/1.1 1000 Odd\r\n\r\n',
-    'garbage that is not HTTP',
-  ]) {
+t.test('interim answers other than 100 pass, and 100s after them are still dropped', async (t) => {
+  const hints = 'HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n';
+  const processing = 'HTTP/1.1 102 Processing\r\n\r\n';
+  const cont = 'HTTP/1.1 100 Continue\r\n\r\n';
+  const cases: [string, string][] = [
+    [`${hints}${cont}${FINAL}`, `${hints}${FINAL}`],
+    [`${cont}${hints}${cont}${FINAL}`, `${hints}${FINAL}`],
+    [`${processing}${cont}${processing}${FINAL}`, `${processing}${processing}${FINAL}`],
+    [
+      'HTTP/1.1 103 Early Hints\nlink: </a>\n\nHTTP/1.1 100 Continue\n\n' + FINAL,
+      'HTTP/1.1 103 Early Hints\nlink: </a>\n\n' + FINAL,
+    ],
+  ];
+  for (const [stream, expected] of cases) {
+    for (let a = 1; a < stream.length; a += 5) {
+      t.equal(feed(stream, [a]), expected, `${JSON.stringify(stream.slice(0, 14))} cut at ${a}`);
+    }
+    t.equal(feed(stream, []), expected, 'in one read');
+  }
+});
+
+t.test('final answers pass untouched, bytes and identity', async (t) => {
+  for (const stream of [FINAL, 'HTTP/1.1 1000 Odd\r\n\r\n', 'garbage that is not HTTP']) {
     t.equal(feed(stream, [1]), stream, JSON.stringify(stream.slice(0, 20)));
     const st = state();
     const whole = Buffer.from(stream);
     t.equal(filterInterim(st, whole), whole, 'the same buffer, no copy');
-    t.equal(st.atAnswerStart, false, 'stops looking after the first answer');
+    t.equal(st.atAnswerStart, false, 'stops looking after the first final answer');
   }
+  const st = state();
+  const interim = Buffer.from('HTTP/1.1 101 Switching Protocols\r\n\r\n');
+  t.same(filterInterim(st, interim), interim, 'an interim answer alone passes');
+  t.equal(st.atAnswerStart, true, 'and the final answer is still awaited');
 });
 
 t.test('a 100 only counts at the start of an answer', async (t) => {

@@ -8,7 +8,7 @@
  * for PUT and POST, and some still do for any method).
  *
  * So every upstream socket's `read()`, which undici's parser pulls from, drops `100` interim
- * answers found where an answer starts. A socket knows it is there when undici is about to write
+ * answers found where an answer starts (and keeps looking past 102 and 103, which it passes). A socket knows it is there when undici is about to write
  * a new request on it (the public `undici:client:sendHeaders` diagnostics channel: with one
  * request at a time per connection, no answer is in flight then) and stops looking at the first
  * answer that is not a 100. Past that point a read costs one property check. The filter relies
@@ -25,9 +25,11 @@ const kInterim = Symbol('proxyauth.interim100');
 interface InterimState {
   /** An answer is expected to start at the next byte. */
   atAnswerStart: boolean;
-  /** Inside a `100` answer's header block: dropping bytes up to its blank line. */
-  skipping: boolean;
-  /** Bytes kept back: an answer start too short to judge, or the end of a skipped block. */
+  /** Inside an interim answer's head: `drop` (a 100) or `pass` (102, 103...) up to its blank line. */
+  inHead: 'drop' | 'pass' | undefined;
+  /** The last bytes of the head so far: its blank line may straddle two reads. */
+  tail: Buffer;
+  /** Bytes kept back at an answer start, too few to tell a 100 from another answer. */
   held: Buffer | undefined;
 }
 
@@ -39,69 +41,107 @@ subscribe('undici:client:sendHeaders', (message: unknown) => {
   if (state !== undefined) state.atAnswerStart = true;
 });
 
-/** `HTTP/1.x 100` and the space or CR after the code: 13 bytes. */
+const EMPTY = Buffer.alloc(0);
+/** `HTTP/1.x NNN` and the space, CR or LF after the code: 13 bytes. */
 const STATUS_PREFIX = 13;
-const END_OF_HEAD = Buffer.from('\r\n\r\n');
+const HTTP_1 = 'HTTP/1.';
 
 /**
- * Whether `buf` at `at` holds the status line start `HTTP/1.0 100` or `HTTP/1.1 100`, then a
- * space or CR (so `1000` is not `100`), as far as `buf` goes: a prefix of it matches too.
+ * What starts at `at`: `short` while too few bytes came to tell, `100`, another interim answer
+ * (`1xx`), or anything else (`final`: a final answer, or bytes undici will judge).
  */
-function matches100(buf: Buffer, at: number, end: number): boolean {
-  const pattern = 'HTTP/1.? 100';
-  for (let i = 0; i < STATUS_PREFIX && at + i < end; i++) {
-    const c = buf[at + i];
-    if (i === 7) {
-      if (c !== 0x30 && c !== 0x31) return false;
-    } else if (i === 12) {
-      if (c !== 0x20 && c !== 0x0d) return false;
-    } else if (c !== pattern.charCodeAt(i)) return false;
+function classify(buf: Buffer, at: number): 'short' | '100' | '1xx' | 'final' {
+  const end = Math.min(buf.length, at + STATUS_PREFIX);
+  for (let i = 0; at + i < end; i++) {
+    const c = buf[at + i]!;
+    const ok =
+      i < 7
+        ? c === HTTP_1.charCodeAt(i)
+        : i === 7
+          ? c === 0x30 || c === 0x31
+          : i === 8
+            ? c === 0x20
+            : i === 9
+              ? c === 0x31
+              : i < 12
+                ? c >= 0x30 && c <= 0x39
+                : c === 0x20 || c === 0x0d || c === 0x0a;
+    if (!ok) return 'final';
   }
-  return true;
+  if (end - at < STATUS_PREFIX) return 'short';
+  return buf[at + 10] === 0x30 && buf[at + 11] === 0x30 ? '100' : '1xx';
 }
 
-/** What undici's parser gets of `chunk`: the same bytes without leading `100` answers. */
+/**
+ * The index just after the blank line that ends a head in `buf` (CRLF CRLF, or bare LFs, which
+ * some servers send), or -1.
+ */
+function endOfHead(buf: Buffer): number {
+  const lf = buf.indexOf('\n\n');
+  const crlf = buf.indexOf('\n\r\n');
+  if (lf === -1) return crlf === -1 ? -1 : crlf + 3;
+  if (crlf === -1 || lf < crlf) return lf + 2;
+  return crlf + 3;
+}
+
+/**
+ * What undici's parser gets of `chunk`: the same bytes without the `100` answers found where
+ * answers start, before the final one. Other interim answers pass (undici ignores them), and
+ * the filter keeps looking after each of them.
+ */
 export function filterInterim(state: InterimState, chunk: Buffer | null): Buffer | null {
   if (chunk === null) return null;
   const buf = state.held === undefined ? chunk : Buffer.concat([state.held, chunk]);
   state.held = undefined;
+  const out: Buffer[] = [];
   let at = 0;
-  for (;;) {
-    if (state.skipping) {
-      const end = buf.indexOf(END_OF_HEAD, at);
-      if (end === -1) {
-        // Keep the last 3 bytes: the blank line may straddle two reads.
-        state.held = buf.subarray(Math.max(at, buf.length - 3));
-        return null;
+  while (at < buf.length) {
+    if (state.inHead !== undefined) {
+      const rest = buf.subarray(at);
+      const search = state.tail.length === 0 ? rest : Buffer.concat([state.tail, rest]);
+      const found = endOfHead(search);
+      if (found === -1) {
+        if (state.inHead === 'pass') out.push(rest);
+        state.tail = Buffer.from(search.subarray(Math.max(0, search.length - 2)));
+        break;
       }
-      at = end + END_OF_HEAD.length;
-      state.skipping = false;
+      const end = at + found - state.tail.length;
+      if (state.inHead === 'pass') out.push(buf.subarray(at, end));
+      state.inHead = undefined;
+      state.tail = EMPTY;
+      at = end;
       continue;
     }
-    if (!matches100(buf, at, buf.length)) {
-      state.atAnswerStart = false;
-      return at === 0 ? buf : buf.subarray(at);
-    }
-    if (buf.length - at < STATUS_PREFIX) {
-      // Could still become `HTTP/1.1 100`: wait for more bytes.
+    const kind = classify(buf, at);
+    if (kind === 'short') {
       state.held = buf.subarray(at);
-      return null;
+      break;
     }
-    state.skipping = true;
-    // The blank line is searched from the CR or space after the code.
-    at += STATUS_PREFIX - 1;
+    if (kind === 'final') {
+      state.atAnswerStart = false;
+      out.push(at === 0 ? buf : buf.subarray(at));
+      break;
+    }
+    state.inHead = kind === '100' ? 'drop' : 'pass';
   }
+  if (out.length === 0) return null;
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
+
+/** The filter's state for a new socket (`atAnswerStart` once a request is written on it). */
+export function interimState(atAnswerStart = false): InterimState {
+  return { atAnswerStart, inHead: undefined, tail: EMPTY, held: undefined };
 }
 
 /** Installs the filter on a new upstream socket. */
 function install(socket: FilteredSocket): void {
-  const state: InterimState = { atAnswerStart: false, skipping: false, held: undefined };
+  const state = interimState();
   socket[kInterim] = state;
   const read = socket.read;
   socket.read = function filteredRead(this: Socket, size?: number) {
     const chunk = read.call(this, size) as Buffer | null;
     if (!state.atAnswerStart) return chunk;
-    // null when all that came was a dropped 100 answer: undici reads again on the next data.
+    // null when all that came was held back or dropped: undici reads again on the next data.
     return filterInterim(state, chunk);
   } as Socket['read'];
 }
