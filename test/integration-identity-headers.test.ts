@@ -213,7 +213,18 @@ t.test('every Authorization header is examined on a public route', async (t) => 
       ['Basic Zm9vOmJhcg=='],
     ],
     ['lower-case scheme', [`bearer ${alice}`], []],
+    ['another scheme', [`Token ${alice}`], []],
+    ['bare', [alice], []],
+    ['quoted', [`Bearer "${alice}"`], []],
+    ['as a parameter', [`Bearer token=${alice}`], []],
+    ['in a list', [`Basic abc, Bearer ${alice}`], []],
+    ['after a comma', [`Bearer,${alice}`], []],
     ['only a backend token', ['Bearer backend-own'], ['Bearer backend-own']],
+    [
+      'a backend JWT',
+      ['Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLWJ5dGVzLW9mLWEtand0'],
+      ['Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLWJ5dGVzLW9mLWEtand0'],
+    ],
   ];
   for (const [name, values, forwarded] of cases) {
     const head =

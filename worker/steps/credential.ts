@@ -1,4 +1,5 @@
 import { refusal } from '../../shared/errors.js';
+import { MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH } from '../../shared/token-codec.js';
 import type { RouteFeature } from '../pipeline.js';
 import type { RequestContext } from '../request-context.js';
 
@@ -43,19 +44,30 @@ function requireToken(ctx: RequestContext): void {
 
 /**
  * A public route forwards `Authorization` (its backend may use its own tokens), except every
- * header that carries one of our tokens, valid or expired: those are the gateway's credentials
- * and never reach a backend. Every header is examined, not only the first.
+ * header that carries one of our tokens, valid or expired, in any form (`Bearer <t>`, another
+ * scheme, bare, quoted, in a list): those are the gateway's credentials and never reach a
+ * backend. Every header is examined, not only the first.
  */
 function withholdGatewayTokens(ctx: RequestContext): void {
   const h = ctx.ex.headers;
   for (let i = 0; i < h.length; i += 2) {
     if (h[i] !== 'authorization') continue;
     const value = h[i + 1]!;
-    const token = bearerToken(value);
-    if (token === undefined || !isOurs(ctx, token)) continue;
+    if (!carriesOurToken(ctx, value)) continue;
     if (ctx.withheldAuthorization === undefined) ctx.withheldAuthorization = [value];
     else ctx.withheldAuthorization.push(value);
   }
+}
+
+/** Runs of base64url characters: every place a token of ours could sit in a header value. */
+const TOKEN_CANDIDATE = /[A-Za-z0-9_-]+/g;
+
+function carriesOurToken(ctx: RequestContext, value: string): boolean {
+  for (const [candidate] of value.matchAll(TOKEN_CANDIDATE)) {
+    if (candidate.length < MIN_TOKEN_LENGTH || candidate.length > MAX_TOKEN_LENGTH) continue;
+    if (isOurs(ctx, candidate)) return true;
+  }
+  return false;
 }
 
 function isOurs(ctx: RequestContext, token: string): boolean {
@@ -67,7 +79,7 @@ function isOurs(ctx: RequestContext, token: string): boolean {
   return result.ok || result.reason === 'expired';
 }
 
-/** Bearer tokens: required on secure routes, withheld from the backend on public ones. */
+/** Bearer tokens: required on secure routes; ours are withheld from public routes' backends. */
 export const credential: RouteFeature = {
   name: 'credential',
   compile(build) {
