@@ -80,6 +80,20 @@ t.test('the reserved path is matched on the canonical path', async (t) => {
   t.equal(res.status, 405);
   const encoded = await rawExchange(gw.port, [head('GET', '/%61uth')]);
   t.equal(encoded.responses[0]?.status, 405, '%61uth is /auth');
+  for (const path of ['/auth/', '/auth/.', '/auth%2f', '/auth//', '/x/../auth/']) {
+    const res = await rawExchange(gw.port, [head('GET', path)]);
+    t.equal(res.responses[0]?.status, 405, `${path} is /auth`);
+    const login = await fetch(`${gw.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'alice', password: 'alice-password' }),
+    });
+    t.equal(login.status, 200, `${path}: the login is the gateway's`);
+  }
+  t.notOk(
+    seen.some((s) => s.includes('/auth')),
+    'no /auth spelling reached the catch-all route',
+  );
   // Not the reserved path: below it, it is ordinary routing.
   const below = await fetch(`${gw.url}/auth/other`);
   t.equal(below.status, 200, '/auth/other goes to the route table');

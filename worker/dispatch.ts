@@ -58,7 +58,10 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
   const path = canonicalizePath(url);
   if (path === null) throw badPath(url);
   ctx.path = path;
-  const endpoint = ctx.rt.endpoints.get(path);
+  // `/auth/` and `/auth/.` are `/auth` too: a login sent there must not reach a backend.
+  const endpoint = ctx.rt.endpoints.get(
+    path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path,
+  );
   if (endpoint !== undefined) return handleEndpoint(ctx, endpoint);
   const match = ctx.rt.routes.match(path);
   if (match === null) throw refusal('NO_ROUTE');
