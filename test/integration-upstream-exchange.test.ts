@@ -40,6 +40,9 @@ const scripted = await startScriptedUpstream((req) => {
         : { after: 'destroy' };
     case 'dead':
       return { after: 'destroy' };
+    case 'short':
+      // Announces 100 bytes, sends 9, closes: the answer cannot be completed.
+      return { parts: ['HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n123456789'], after: 'end' };
     case 'early':
       return {
         parts: [answer('413 Payload Too Large', 'too big', { 'content-type': 'text/plain' })],
@@ -216,6 +219,25 @@ t.test('a request on a pooled connection the upstream dropped is retried once', 
     'tried twice, not more',
   );
 });
+
+t.test(
+  'an upstream that dies mid-body: the client is cut, the log blames the upstream',
+  async (t) => {
+    const result = await rawExchange(gw.port, ['GET /s/short HTTP/1.1\r\nHost: x\r\n\r\n']);
+    t.ok(result.closed, 'the client connection is cut (the only honest signal left)');
+    t.equal(result.responses.length, 0, 'no complete answer');
+    t.match(result.rest.toString(), /^HTTP\/1\.1 200 OK/, 'the head had gone out');
+    t.ok(
+      await waitFor(() => gw.output().includes('"path":"/s/short","status":502'), 5_000),
+      'logged as 502, not as a client abort (499)',
+    );
+    t.match(gw.output(), /"path":"\/s\/short","status":502[^\n]*"code":"UPSTREAM_FAILED"/);
+    t.match(
+      gw.output(),
+      /"code":"UPSTREAM_FAILED"[^\n]*"message":"request failed"|"message":"request failed"[^\n]*"code":"UPSTREAM_FAILED"/,
+    );
+  },
+);
 
 t.test('a request with a body that reached the upstream is not sent twice', async (t) => {
   for (const method of ['POST', 'PUT', 'PATCH']) {

@@ -118,7 +118,10 @@ export interface Exchange {
   readonly startedAt: number;
   /** Set once the client went away or the response ended: `res` must not be touched then. */
   done: boolean;
+  /** The client went away (not the gateway cutting the connection itself). */
   aborted: boolean;
+  /** The gateway cut the connection (an upstream failed after the head was sent). */
+  cut: boolean;
   /**
    * The request body is not (yet) read to its end. uWS does not skip an unread body, so an
    * answer given before the end must close the connection or the next request never parses.
@@ -196,6 +199,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     startedAt: performance.now(),
     done: false,
     aborted: false,
+    cut: false,
     unreadBody: hasBody,
     paused: false,
     bodyStreamed: false,
@@ -207,7 +211,8 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   };
   res.onAborted(() => {
     exchange.done = true;
-    exchange.aborted = true;
+    // uWS reports the gateway's own close() here too: that one is not the client's doing.
+    exchange.aborted = !exchange.cut;
     const listeners = exchange.abortListeners;
     exchange.abortListeners = undefined;
     if (listeners) for (const listener of listeners) listener();
@@ -301,6 +306,7 @@ export function sendJson(
 export function abortExchange(ex: Exchange): void {
   if (ex.done) return;
   ex.done = true;
+  ex.cut = true;
   ex.res.close();
 }
 
