@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CodedError } from '../shared/coded-error.js';
 import { COMMAND_NAMES, COMMANDS, type CommandName, isCommand } from './help.js';
@@ -56,6 +57,12 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   }
   if (extra.length > 0)
     throw new UsageError(`${command}: unexpected argument: ${extra[0]}`, command);
+  // An option the command does not read would be ignored in silence: refuse it.
+  const accepted: readonly string[] = COMMANDS[command].options;
+  for (const name of Object.keys(values)) {
+    if (name !== 'help' && name !== 'version' && !accepted.includes(name))
+      throw new UsageError(`${command} does not take --${name}`, command);
+  }
   return {
     command,
     configDir: values['config-dir'],
@@ -72,6 +79,12 @@ function readyFd(value: string | undefined, topic: CommandName): number | undefi
       `--ready-fd expects a file descriptor number of 3 or more, got ${value}`,
       topic,
     );
+  }
+  try {
+    fstatSync(Number(value));
+  } catch {
+    // Found now rather than after a whole first start, when the readiness line is written.
+    throw new UsageError(`--ready-fd ${value} is not an open file descriptor`, topic);
   }
   return Number(value);
 }

@@ -1,9 +1,13 @@
+import { closeSync, openSync } from 'node:fs';
 import t from 'tap';
 import { CodedError } from '../shared/coded-error.js';
 import { type CliArgs, parseCliArgs, UsageError, usageMessage } from '../supervisor/args.js';
 import { COMMAND_NAMES, helpText } from '../supervisor/help.js';
 
 const NO_DIRS = { configDir: undefined, dataDir: undefined, readyFd: undefined };
+/** A descriptor open in this process, for --ready-fd. */
+const openFd = openSync('/dev/null', 'w');
+t.teardown(() => closeSync(openFd));
 
 function usageError(argv: string[]): UsageError {
   try {
@@ -24,7 +28,7 @@ t.test('commands and their options', async (t) => {
       { command: 'run', configDir: '/c', dataDir: '/d', readyFd: undefined },
     ],
     [['--config-dir', '/c'], { command: 'run', ...NO_DIRS, configDir: '/c' }],
-    [['run', '--ready-fd', '3'], { command: 'run', ...NO_DIRS, readyFd: 3 }],
+    [['run', '--ready-fd', String(openFd)], { command: 'run', ...NO_DIRS, readyFd: openFd }],
     [
       ['check-config', '--config-dir', '/c'],
       { command: 'check-config', ...NO_DIRS, configDir: '/c' },
@@ -34,8 +38,20 @@ t.test('commands and their options', async (t) => {
   for (const [argv, expected] of cases) t.same(parseCliArgs(argv), expected, argv.join(' '));
 });
 
-t.test('--ready-fd takes a descriptor number of 3 or more', async (t) => {
-  for (const bad of ['0', '2', 'x', '-1', '3.5', '']) {
+t.test('an option the command does not read is a usage error', async (t) => {
+  for (const argv of [
+    ['check-config', '--data-dir', '/d'],
+    ['check-config', `--ready-fd=${openFd}`],
+    ['hash-password', '--config-dir', '/c'],
+  ]) {
+    const err = usageError(argv);
+    t.match(err.message, /does not take --/, argv.join(' '));
+    t.equal(err.topic, argv[0]);
+  }
+});
+
+t.test('--ready-fd takes an open descriptor number of 3 or more', async (t) => {
+  for (const bad of ['0', '2', 'x', '-1', '3.5', '', '999']) {
     const err = usageError(['run', `--ready-fd=${bad}`]);
     t.match(err.message, /--ready-fd/, bad);
     t.equal(err.topic, 'run');
