@@ -147,14 +147,44 @@ const textDecoder = new TextDecoder();
 const MAPPED_V4_PREFIX = '0000:0000:0000:0000:0000:ffff:';
 
 /**
- * uWS reports an IPv4 client of a dual-stack (`::`) listener in full IPv6 form
- * (`0000:...:ffff:7f00:0001`): turn that into `127.0.0.1` for logs and X-Forwarded-For.
+ * A client address as logs and X-Forwarded-For show it. uWS writes IPv6 in full form
+ * (`0000:...:0001`), and an IPv4 client of a dual-stack (`::`) listener as a mapped address:
+ * the first becomes RFC 5952 text (`::1`), the second `127.0.0.1`, so that backends comparing
+ * addresses as text see the usual spelling.
  */
 export function clientIp(text: string): string {
-  if (text.length !== 39 || !text.startsWith(MAPPED_V4_PREFIX)) return text;
-  const hi = Number.parseInt(text.slice(30, 34), 16);
-  const lo = Number.parseInt(text.slice(35, 39), 16);
-  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  if (text.length !== 39) return text;
+  if (text.startsWith(MAPPED_V4_PREFIX)) {
+    const hi = Number.parseInt(text.slice(30, 34), 16);
+    const lo = Number.parseInt(text.slice(35, 39), 16);
+    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  }
+  return compressIpv6(text);
+}
+
+/** RFC 5952 section 4: no leading zeros, the longest run of two or more zero groups as `::`. */
+function compressIpv6(full: string): string {
+  const groups = full.split(':').map((g) => Number.parseInt(g, 16).toString(16));
+  if (groups.length !== 8 || groups.some((g) => g === 'NaN')) return full;
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  if (bestStart === -1) return groups.join(':');
+  const head = groups.slice(0, bestStart).join(':');
+  const tail = groups.slice(bestStart + bestLength).join(':');
+  return `${head}::${tail}`;
 }
 
 /** Copies what the gateway needs out of the uWS request; must run first in the handler. */
