@@ -13,6 +13,7 @@ import { routesFileSchema } from './routes-schema.js';
 import {
   requiredKeyMessage,
   splitIssues,
+  unknownKeyErrors,
   unknownKeyWarnings,
   withoutUnknownKeys,
 } from './zod-issues.js';
@@ -77,7 +78,13 @@ export function parseConfig(
   return deepFreeze({ config: config.value, routes: routeList, warnings });
 }
 
-/** Validates `raw`; unknown keys are reported as warnings, dropped, and the rest re-validated. */
+/** Top-level lists whose entries refuse unknown keys (config.json's users, routes.yml's routes). */
+const STRICT_LISTS = new Set(['users', 'routes']);
+
+/**
+ * Validates `raw`; unknown keys are reported as warnings, dropped, and the rest re-validated,
+ * except inside users and routes, where they are errors.
+ */
 function check<S extends z.ZodType>(schema: S, raw: unknown, file: string): Checked<z.output<S>> {
   const warnings: string[] = [];
   let input = raw;
@@ -86,6 +93,11 @@ function check<S extends z.ZodType>(schema: S, raw: unknown, file: string): Chec
     const result = schema.safeParse(input, { error: requiredKeyMessage });
     if (result.success) return { value: result.data, errors: [], warnings };
     const { errors, unknown } = splitIssues(file, result.error.issues);
+    // In a user or a route, a misspelled key (`usernames`, `alow`) would silently leave a
+    // restriction out: there an unknown key is an error, elsewhere a warning.
+    const strict = unknown.filter((u) => STRICT_LISTS.has(String(u.path[0])));
+    if (strict.length > 0)
+      return { errors: [...errors, ...unknownKeyErrors(file, strict)], warnings };
     if (unknown.length === 0) return { errors, warnings };
     warnings.push(...unknownKeyWarnings(file, unknown));
     input = withoutUnknownKeys(input, unknown);

@@ -33,6 +33,17 @@ export function unknownKeyWarnings(file: string, unknown: readonly UnknownKeys[]
   );
 }
 
+/** An error for each unknown key where a misspelling could drop a restriction. */
+export function unknownKeyErrors(file: string, unknown: readonly UnknownKeys[]): ConfigIssue[] {
+  return unknown.flatMap((u) =>
+    u.keys.map((k) => ({
+      file,
+      key: formatKeyPath([...u.path, k]),
+      message: 'unknown key: in a user or a route, a misspelled key would drop a restriction',
+    })),
+  );
+}
+
 /** A deep copy of `raw` without the reported unknown keys, so a second parse can succeed. */
 export function withoutUnknownKeys(raw: unknown, unknown: readonly UnknownKeys[]): unknown {
   const copy: unknown = structuredClone(raw);

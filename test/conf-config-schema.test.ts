@@ -473,23 +473,32 @@ t.test('unknown keys are warnings naming the key path, not errors', async (t) =>
   const { config, warnings } = parse({
     future_option: true,
     log: { type: 'local', colour: 'blue' },
-    users: [{ username: 'a', password: 'p', email: 'a@b.c' }],
+    users: [{ username: 'a', password: 'p' }],
   });
   t.same([...warnings].sort(), [
     `${FILES.config}: future_option: unknown key (ignored)`,
     `${FILES.config}: log.colour: unknown key (ignored)`,
-    `${FILES.config}: users[0].email: unknown key (ignored)`,
   ]);
   t.notOk('future_option' in config);
-  t.notOk('email' in (config.users[0] ?? {}));
 });
+
+t.test(
+  'in a user, an unknown key is an error: a misspelled restriction would be dropped',
+  async (t) => {
+    for (const key of ['alow', 'allowed', 'email', 'role']) {
+      t.same(keys({ users: [{ username: 'a', password: 'p', [key]: ['10.0.0.0/8'] }] }), [
+        `users[0].${key}`,
+      ]);
+    }
+  },
+);
 
 t.test('unknown keys beside errors: errors still reported, unknown keys not', async (t) => {
   t.same(
     keys({
       mystery: 1,
       port: 70_000,
-      users: [{ username: 'a', password: 'p', x: 1, allow: ['bad'] }],
+      users: [{ username: 'a', password: 'p', allow: ['bad'] }],
     }),
     ['port', 'users[0].allow[0]'],
   );

@@ -221,13 +221,19 @@ t.test('username, allow_methods', async (t) => {
   t.same(keys([route({ username: 'admin' })]), ['routes[0].username']);
 });
 
-t.test('warnings: unknown route users, unknown keys', async (t) => {
-  const { warnings } = parseRoutes([route({ username: ['admin', 'ghost'], colour: 'red' })]);
-  t.same(warnings, [
-    `${FILES.routes}: routes[0].colour: unknown key (ignored)`,
-    `${FILES.routes}: routes[0].username[1]: no user named "ghost"`,
-  ]);
+t.test('warnings: unknown route users', async (t) => {
+  const { warnings } = parseRoutes([route({ username: ['admin', 'ghost'] })]);
+  t.same(warnings, [`${FILES.routes}: routes[0].username[1]: no user named "ghost"`]);
 });
+
+t.test(
+  'in a route, an unknown key is an error: a misspelled restriction would be dropped',
+  async (t) => {
+    for (const key of ['usernames', 'allow_method', 'colour', 'secured']) {
+      t.same(keys([route({ [key]: ['GET'] })]), [`routes[0].${key}`], key);
+    }
+  },
+);
 
 t.test('proxy and proxy_config (schema)', async (t) => {
   const a = schemaRoute({ proxy: true, proxy_config: 'http://127.0.0.1:8888' });
