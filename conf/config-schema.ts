@@ -126,7 +126,10 @@ const userSchema = z.strictObject({
   username: noControlChars('username'),
   // An Argon2 PHC string, or plaintext that the supervisor hashes in place at start.
   password,
-  allow: z.array(ipOrCidr).optional(),
+  allow: z
+    .array(ipOrCidr)
+    .min(1, 'an empty list is ambiguous (nobody, or anybody?): list entries, or remove the key')
+    .optional(),
   roles: z
     .array(noControlChars('a role').refine((r) => !r.includes(','), 'a role must not contain ","'))
     .default([]),

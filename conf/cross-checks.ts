@@ -18,7 +18,7 @@ export function duplicatePrefixes(file: string, rawRoutes: unknown): ConfigIssue
   return duplicates(file, routes, 'routes', 'prefix', trimTrailingSlash);
 }
 
-/** Valid but suspicious settings: route users that do not exist, empty lists that restrict nothing. */
+/** Valid but suspicious settings: route users that do not exist. */
 export function crossWarnings(
   config: Config,
   routes: readonly RouteConfig[],
@@ -26,15 +26,7 @@ export function crossWarnings(
 ): string[] {
   const known = new Set(config.users.map((u) => u.username));
   const warnings: string[] = [];
-  config.users.forEach((u, i) => {
-    if (u.allow?.length === 0) {
-      warnings.push(`${files.config}: users[${i}].allow: empty list, no IP restriction applies`);
-    }
-  });
   routes.forEach((r, i) => {
-    if (r.username?.length === 0) {
-      warnings.push(`${files.routes}: routes[${i}].username: empty list, any user is accepted`);
-    }
     r.username?.forEach((name, j) => {
       if (!known.has(name)) {
         warnings.push(`${files.routes}: routes[${i}].username[${j}]: no user named "${name}"`);

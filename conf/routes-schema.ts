@@ -154,7 +154,10 @@ export const routeSchema = z
     prefix,
     target: upstreamUrl,
     backends: z.array(backend).default([]),
-    username: z.array(z.string().min(1)).optional(),
+    username: z
+      .array(z.string().min(1))
+      .min(1, 'an empty list is ambiguous (nobody, or anybody?): list entries, or remove the key')
+      .optional(),
     secure: z.boolean().default(true),
     proxy: z.boolean().default(false),
     proxy_config: proxyConfig.optional(),
@@ -163,6 +166,7 @@ export const routeSchema = z
     preserve_prefix: z.boolean().default(false),
     allow_methods: z
       .array(z.string().regex(METHOD_TOKEN, 'expected an HTTP method'))
+      .min(1, 'an empty list is ambiguous (nobody, or anybody?): list entries, or remove the key')
       .transform((ms) => [...new Set(ms.map((m) => m.toUpperCase()))])
       .optional(),
     // Enforced only in session-cookie mode with csrf_token on (config.json); true like the original.

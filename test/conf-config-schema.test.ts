@@ -482,6 +482,10 @@ t.test('unknown keys are warnings naming the key path, not errors', async (t) =>
   t.notOk('future_option' in config);
 });
 
+t.test('an empty allow list is an error: nobody, or anybody?', async (t) => {
+  t.same(keys({ users: [{ username: 'a', password: 'p', allow: [] }] }), ['users[0].allow']);
+});
+
 t.test(
   'in a user, an unknown key is an error: a misspelled restriction would be dropped',
   async (t) => {

@@ -221,6 +221,12 @@ t.test('username, allow_methods', async (t) => {
   t.same(keys([route({ username: 'admin' })]), ['routes[0].username']);
 });
 
+t.test('empty user and method lists are errors: nobody, or anybody?', async (t) => {
+  t.same(keys([route({ username: [] })]), ['routes[0].username']);
+  t.same(keys([route({ allow_methods: [] })]), ['routes[0].allow_methods']);
+  t.match(issues([route({ username: [] })])[0]?.message, /ambiguous/);
+});
+
 t.test('warnings: unknown route users', async (t) => {
   const { warnings } = parseRoutes([route({ username: ['admin', 'ghost'] })]);
   t.same(warnings, [`${FILES.routes}: routes[0].username[1]: no user named "ghost"`]);
