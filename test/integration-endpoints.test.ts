@@ -115,7 +115,9 @@ t.test('415 goes through the one answer path, with its code in the access log', 
 t.test('405 of a route with allow_methods goes through the same path', async (t) => {
   const res = await fetch(`${gw.url}/ro/x`, { method: 'DELETE' });
   t.equal(res.status, 405);
-  t.equal(res.headers.get('allow'), 'GET');
+  t.equal(res.headers.get('allow'), 'GET, HEAD', 'GET brings HEAD along');
+  const head = await fetch(`${gw.url}/ro/x`, { method: 'HEAD' });
+  t.equal(head.status, 200, 'HEAD on a GET-only route is served');
   t.equal(((await res.json()) as { error: string }).error, 'METHOD_NOT_ALLOWED');
   const line = await accessLine('DELETE', '/ro/x', 405);
   t.equal(line.code, 'METHOD_NOT_ALLOWED');
