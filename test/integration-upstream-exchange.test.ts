@@ -273,3 +273,21 @@ t.test('draining: a chunked answer says connection: close and keeps its framing'
   t.equal(rest.length, 0, 'nothing after the last chunk');
   socket.destroy();
 });
+
+t.test('a GET with a body goes upstream on a connection used once', async (t) => {
+  const result = await rawExchange(gw.port, [
+    'GET /e/with-body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
+  ]);
+  t.equal(result.responses[0]?.status, 200);
+  const echo = JSON.parse(result.responses[0]?.body.toString() ?? '{}') as {
+    bodyBytes: number;
+    headers: Record<string, string>;
+  };
+  t.equal(echo.bodyBytes, 5, 'the body is forwarded');
+  t.equal(echo.headers.connection, 'close', 'and the upstream connection is not reused');
+  const plain = await rawExchange(gw.port, ['GET /e/no-body HTTP/1.1\r\nHost: x\r\n\r\n']);
+  const plainEcho = JSON.parse(plain.responses[0]?.body.toString() ?? '{}') as {
+    headers: Record<string, string>;
+  };
+  t.equal(plainEcho.headers.connection, 'keep-alive', 'without a body it is kept alive');
+});

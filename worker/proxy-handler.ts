@@ -5,6 +5,9 @@ import { UpstreamRelay } from './upstream-relay.js';
 import { buildUpstreamPath } from './upstream-url.js';
 import { requestBodyStream } from './uws-io.js';
 
+/** Methods whose request content has no defined meaning (RFC 9110 sections 9.3.1-9.3.5). */
+const BODY_WITHOUT_MEANING = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
 /**
  * The route's handler: forwards the request upstream and relays the answer. The promise settles
  * when the response is complete (or rejects with the upstream failure, mapped to 502/504).
@@ -33,6 +36,10 @@ export function forward(ctx: RequestContext): Promise<void> {
       drop: rt.dropHeaders,
     }),
     body: ex.hasBody ? requestBodyStream(ex) : null,
+    // A body where the method defines none (RFC 9110 section 9.3): a backend that ignores it
+    // would read it as the next request on this connection, answering other clients' requests
+    // out of order. The connection is used once (`connection: close`).
+    reset: ex.hasBody && BODY_WITHOUT_MEANING.has(ex.method),
   };
   return new Promise<void>((resolve, reject) => {
     route.pool.dispatch(options, new UpstreamRelay(ctx, options, resolve, reject, true));
