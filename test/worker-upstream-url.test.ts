@@ -133,6 +133,28 @@ t.test('the query is the target query, then the client query', async (t) => {
   t.equal(build({ targetPath: '/p', targetQuery: 'k=v', query: 'a=1' }), '/p?k=v&a=1');
   t.equal(build({ targetPath: '/p', targetQuery: '?k=v', query: 'a=1' }), '/p?k=v&a=1');
   t.equal(build({ targetPath: '/p', targetQuery: 'k=v' }), '/p?k=v');
+});
+
+t.test("a client cannot repeat the target's own query parameters", async (t) => {
+  const own = 'tenant=1&key=s3cret';
+  for (const [query, expected] of [
+    ['tenant=2', ''],
+    ['a=1&tenant=2&b=2', 'a=1&b=2'],
+    ['tenant', ''],
+    ['%74enant=2', ''],
+    ['key=x&key=y', ''],
+    ['tenant%20=2', 'tenant%20=2'],
+    ['tenants=2', 'tenants=2'],
+    ['a=1', 'a=1'],
+    ['bad=%zz&tenant=3', 'bad=%zz'],
+  ] as const) {
+    t.equal(
+      build({ targetPath: '/p', targetQuery: own, query }),
+      expected === '' ? `/p?${own}` : `/p?${own}&${expected}`,
+      query,
+    );
+  }
+  t.equal(build({ targetPath: '/p', targetQuery: 'a+b=1', query: 'a%20b=2' }), '/p?a+b=1');
   t.equal(build({ targetPath: '/p', query: 'a=1&b=2' }), '/p?a=1&b=2');
   t.equal(build({ targetPath: '/p' }), '/p', 'no ? when both are empty');
   t.equal(build({ targetPath: '/p', targetQuery: '?' }), '/p');

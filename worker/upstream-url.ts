@@ -54,8 +54,9 @@ export function encodePathForUpstream(canonical: string): string {
 /**
  * The path and query to request upstream (the origin is the caller's). Default: target path +
  * `rest`; secure_path: the target path alone; preserve_prefix: target path + the whole
- * canonical path. Query: the target's own query, then the client's, joined by '&'; the client's
- * query is kept in every mode, secure_path included, as the original documents.
+ * canonical path. Query: the target's own query, then the client's, joined by '&', without the
+ * client's parameters that the target's query names; the client's query is kept in every mode,
+ * secure_path included, as the original documents.
  */
 export function buildUpstreamPath(opts: UpstreamPathOptions): string {
   let path: string;
@@ -78,12 +79,38 @@ function joinPath(base: string, tail: string): string {
 
 function joinQuery(targetQuery: string, clientQuery: string): string {
   const own = targetQuery.charCodeAt(0) === 0x3f ? targetQuery.slice(1) : targetQuery;
-  const client = QUERY_UNSAFE.test(clientQuery)
+  const encoded = QUERY_UNSAFE.test(clientQuery)
     ? encodeFrom(clientQuery, 0, isQuerySafe)
     : clientQuery;
-  if (own === '') return client;
+  if (own === '') return encoded;
+  const client = withoutParams(encoded, queryNames(own));
   if (client === '') return own;
   return `${own}&${client}`;
+}
+
+/**
+ * The target's own parameters are the operator's (a tenant, an API key): a client repeating one
+ * would win on the many backends that keep the last value. Such client parameters are dropped.
+ */
+function withoutParams(query: string, names: ReadonlySet<string>): string {
+  if (query === '') return query;
+  const kept = query.split('&').filter((pair) => !names.has(paramName(pair)));
+  return kept.join('&');
+}
+
+function queryNames(query: string): Set<string> {
+  return new Set(query.split('&').map(paramName));
+}
+
+/** A query parameter's name, decoded as backends decode it (`+` is a space). */
+function paramName(pair: string): string {
+  const eq = pair.indexOf('=');
+  const raw = (eq === -1 ? pair : pair.slice(0, eq)).replaceAll('+', ' ');
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 function isPathSafe(c: number): boolean {
