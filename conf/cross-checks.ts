@@ -1,3 +1,4 @@
+import { foldPath } from '../shared/path-fold.js';
 import type { ConfigIssue } from './config-error.js';
 import type { Config } from './config-schema.js';
 import type { RouteConfig } from './routes-schema.js';
@@ -12,10 +13,14 @@ export function duplicateUsernames(file: string, rawConfig: unknown): ConfigIssu
   return duplicates(file, users, 'users', 'username', (name) => name);
 }
 
-/** An issue for every route prefix already used by an earlier route (`/a/` equals `/a`). */
+/**
+ * An issue for every route prefix already used by an earlier route: `/a/` equals `/a`, and
+ * `/A` and `/a.` equal `/a` too (a case-insensitive backend, or one that drops trailing dots,
+ * could not tell them apart; shared/path-fold.ts).
+ */
 export function duplicatePrefixes(file: string, rawRoutes: unknown): ConfigIssue[] {
   const routes = isRecord(rawRoutes) ? rawRoutes.routes : undefined;
-  return duplicates(file, routes, 'routes', 'prefix', trimTrailingSlash);
+  return duplicates(file, routes, 'routes', 'prefix', (p) => foldPath(trimTrailingSlash(p)));
 }
 
 /** Valid but suspicious settings: route users that do not exist. */

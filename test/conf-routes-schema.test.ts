@@ -173,6 +173,12 @@ t.test('backends[].url: the same parser as target', async (t) => {
   }
 });
 
+t.test('prefixes that differ only in case or trailing dots are duplicates', async (t) => {
+  for (const other of ['/API', '/Api/', '/api.', '/api ']) {
+    t.same(keys([route(), route({ prefix: other })]), ['routes[1].prefix'], other);
+  }
+});
+
 t.test('duplicate prefixes are an error naming both', async (t) => {
   const found = issues([route(), route({ prefix: '/other' }), route({ prefix: '/api/' })]);
   t.equal(found.length, 1);

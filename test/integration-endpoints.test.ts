@@ -90,8 +90,12 @@ t.test('the reserved path is matched on the canonical path', async (t) => {
     });
     t.equal(login.status, 200, `${path}: the login is the gateway's`);
   }
+  for (const path of ['/AUTH', '/Auth/', '/auth.']) {
+    const res = await rawExchange(gw.port, [head('POST', path)]);
+    t.equal(res.responses[0]?.status, 400, `${path}: ambiguous with /auth, refused`);
+  }
   t.notOk(
-    seen.some((s) => s.includes('/auth')),
+    seen.some((s) => s.toLowerCase().includes('/auth')),
     'no /auth spelling reached the catch-all route',
   );
   // Not the reserved path: below it, it is ordinary routing.

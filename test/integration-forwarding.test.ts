@@ -143,11 +143,7 @@ t.test('path tricks never reach the /api backend for other paths', async (t) => 
     }
   }
   const encoded = await rawGet('/api/%252e%252e/admin', aliceToken);
-  t.equal(
-    JSON.parse(encoded.body).url,
-    '/base/%252e%252e/admin',
-    'double-encoded dots stay inside /api',
-  );
+  t.equal(encoded.status, 400, 'double-encoded dots are refused (a backend decoding twice)');
 });
 
 t.test('upstream URL: trailing slash, queries, secure_path, preserve_prefix', async (t) => {

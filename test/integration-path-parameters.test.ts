@@ -68,3 +68,35 @@ t.test('the legitimate paths still work', async (t) => {
   t.equal(allowed.status, 200);
   t.equal(((await allowed.json()) as { url: string }).url, '/admin/secret');
 });
+
+t.test(
+  'a path that reaches another route when case or trailing dots are ignored is refused',
+  async (t) => {
+    const before = seen.length;
+    // Express, ASP.NET and IIS match without regard to case; Windows drops trailing dots.
+    for (const path of [
+      '/app/ADMIN/secret',
+      '/app/Admin/secret',
+      '/app/admin./secret',
+      '/app/admin%2e/secret',
+      '/app/admin /secret'.replace(' ', '%20'),
+      '/app/ADMIN.',
+      '/APP/admin/secret',
+    ]) {
+      const res = await rawExchange(gw.port, [`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`]);
+      t.equal(res.responses[0]?.status, 400, path);
+      t.equal(JSON.parse(res.responses[0]?.body.toString() ?? '{}').error, 'BAD_PATH', path);
+    }
+    t.same(seen.slice(before), [], 'none reached a backend');
+    // Case and dots that do not change the route are fine.
+    for (const [path, upstream] of [
+      ['/app/Page', '/Page'],
+      ['/app/file.txt', '/file.txt'],
+      ['/app/v1./x', '/v1./x'],
+    ] as const) {
+      const res = await fetch(`${gw.url}${path}`);
+      t.equal(res.status, 200, path);
+      t.equal(((await res.json()) as { url: string }).url, upstream, `${path} goes up as routed`);
+    }
+  },
+);

@@ -223,3 +223,29 @@ t.test('property: agrees with a linear scan over all routes', async (t) => {
   }
   t.same(failures.slice(0, 10), []);
 });
+
+t.test('prefixes differing only in case or trailing dots are duplicates', async (t) => {
+  for (const [a, b] of [
+    ['/api', '/API'],
+    ['/api', '/Api/'],
+    ['/admin', '/admin.'],
+    ['/x/y', '/X/y..'],
+  ] as const) {
+    t.throws(
+      () => compileRouteTable([{ prefix: a }, { prefix: b }]),
+      {
+        code: 'ROUTE_PREFIX_DUPLICATE',
+      },
+      `${a} ${b}`,
+    );
+  }
+});
+
+t.test('matchFolded: the route a lenient backend would reach', async (t) => {
+  const table = compileRouteTable([{ prefix: '/' }, { prefix: '/app' }, { prefix: '/app/admin' }]);
+  t.equal(table.matchFolded('/app/ADMIN/x')?.prefix, '/app/admin');
+  t.equal(table.matchFolded('/app/admin./x')?.prefix, '/app/admin');
+  t.equal(table.matchFolded('/APP/x')?.prefix, '/app');
+  t.equal(table.matchFolded('/other')?.prefix, '/');
+  t.equal(table.match('/app/ADMIN/x')?.route.prefix, '/app', 'the exact match differs');
+});

@@ -8,7 +8,8 @@
  *   A leading '\' or '%2F' does not count as that slash.
  * - Percent-decoding happens exactly once, on the whole path, before segments are split: '%2F'
  *   and '%5C' become separators, '%2e%2e' becomes '..', '%25' becomes a literal '%' that is never
- *   decoded again. Invalid escapes ('%zz', '%4'), invalid UTF-8 ('%c3%28', overlong forms,
+ *   decoded again. A path whose decoded form still holds an escape ('%252e' decodes to '%2e') is
+ *   null: a backend that decodes twice would read another path than the one routed. Invalid escapes ('%zz', '%4'), invalid UTF-8 ('%c3%28', overlong forms,
  *   encoded surrogates), lone UTF-16 surrogates, and any control char (< 0x20 or 0x7f, raw or
  *   decoded) make the path null.
  * - '\' is a separator, like '/'.
@@ -32,6 +33,9 @@
  * may hold ';' freely.
  */
 const PATH_PARAMETER = 0x3b;
+
+/** An escape left after decoding once: the path was encoded twice. */
+const STILL_ENCODED = /%[0-9A-Fa-f]{2}/;
 
 /*
  * Anything the slow path could change or refuse: an escape, a backslash, a ';', an empty or
@@ -57,7 +61,7 @@ function canonicalizeSlow(rawPath: string): string | null {
   // a proxy in front that drops it routes another path than ours. '%23' is a literal '#'.
   if (rawPath.includes('#')) return null;
   const decoded = decodeOnce(rawPath);
-  if (decoded === null) return null;
+  if (decoded === null || (decoded !== rawPath && STILL_ENCODED.test(decoded))) return null;
   const segments: string[] = [];
   const n = decoded.length;
   let start = 1;

@@ -1,4 +1,5 @@
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
+import { foldPath, mayFold } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
 import type { EdgeServices } from './edge-services.js';
 import { handleEndpoint } from './endpoints.js';
@@ -59,11 +60,21 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
   if (path === null) throw badPath(url);
   ctx.path = path;
   // `/auth/` and `/auth/.` are `/auth` too: a login sent there must not reach a backend.
-  const endpoint = ctx.rt.endpoints.get(
-    path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path,
-  );
+  const bare =
+    path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path;
+  const endpoint = ctx.rt.endpoints.get(bare);
   if (endpoint !== undefined) return handleEndpoint(ctx, endpoint);
-  const match = ctx.rt.routes.match(path);
+  const routes = ctx.rt.routes;
+  const match = routes.match(path);
+  // Read as a lenient backend would (shared/path-fold.ts), the path must reach the same route.
+  if (
+    mayFold(path) &&
+    (routes.matchFolded(path) !== (match?.route ?? null) || ctx.rt.endpoints.has(foldPath(bare)))
+  ) {
+    throw new GatewayError('BAD_PATH', {
+      detail: 'ignoring letter case or trailing dots, the path reaches another route',
+    });
+  }
   if (match === null) throw refusal('NO_ROUTE');
   const route = match.route;
   ctx.route = route;

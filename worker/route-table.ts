@@ -1,10 +1,12 @@
 /*
  * Longest-prefix route matching on canonical paths, per path segment: prefix '/api' matches
  * '/api', '/api/' and '/api/x', never '/apix'. Matching is case-sensitive. The longest prefix
- * wins whatever the order of routes.yml; '/' matches what nothing longer does.
+ * wins whatever the order of routes.yml; '/' matches what nothing longer does. Prefixes that
+ * only differ in letter case or trailing dots are duplicates (shared/path-fold.ts).
  */
 
 import { CodedError } from '../shared/coded-error.js';
+import { foldPath } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
 
 /** The matched route and the canonical path after its prefix: '' or starting with '/'. */
@@ -17,6 +19,11 @@ export interface RouteMatch<R> {
 export interface RouteTable<R> {
   /** The route for a canonical path (see canonical-path.ts), or null when none matches. */
   match(canonicalPath: string): RouteMatch<R> | null;
+  /**
+   * The route a lenient backend's reading of the path would reach (shared/path-fold.ts:
+   * letter case and trailing dots ignored), or null when none.
+   */
+  matchFolded(canonicalPath: string): R | null;
   /** Number of routes in the table. */
   readonly size: number;
 }
@@ -52,22 +59,50 @@ export function compileRouteTable<R extends { prefix: string }>(
   routes: readonly R[],
 ): RouteTable<R> {
   const byPrefix = new Map<string, R>();
+  const byFolded = new Map<string, R>();
   let root: R | undefined;
   for (const route of routes) {
     const prefix = normalizePrefix(route.prefix);
     if (prefix === null) {
       throw new RouteTableError('ROUTE_PREFIX_INVALID', route.prefix, 'Invalid route prefix');
     }
-    if (byPrefix.has(prefix) || (prefix === '/' && root !== undefined)) {
+    const folded = foldPath(prefix);
+    if (byFolded.has(folded) || (prefix === '/' && root !== undefined)) {
       throw new RouteTableError('ROUTE_PREFIX_DUPLICATE', route.prefix, 'Duplicate route prefix');
     }
     if (prefix === '/') root = route;
-    else byPrefix.set(prefix, route);
+    else {
+      byPrefix.set(prefix, route);
+      byFolded.set(folded, route);
+    }
   }
-  return new PrefixTable(byPrefix, root);
+  return new Routes(new PrefixTable(byPrefix, root), new PrefixTable(byFolded, root));
 }
 
-class PrefixTable<R> implements RouteTable<R> {
+/** The exact table and its folded twin. */
+class Routes<R> implements RouteTable<R> {
+  readonly #exact: PrefixTable<R>;
+  readonly #folded: PrefixTable<R>;
+
+  constructor(exact: PrefixTable<R>, folded: PrefixTable<R>) {
+    this.#exact = exact;
+    this.#folded = folded;
+  }
+
+  get size(): number {
+    return this.#exact.size;
+  }
+
+  match(canonicalPath: string): RouteMatch<R> | null {
+    return this.#exact.match(canonicalPath);
+  }
+
+  matchFolded(canonicalPath: string): R | null {
+    return this.#folded.match(foldPath(canonicalPath))?.route ?? null;
+  }
+}
+
+class PrefixTable<R> {
   readonly #byPrefix: ReadonlyMap<string, R>;
   readonly #root: R | undefined;
   readonly #maxLength: number;
