@@ -66,16 +66,17 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
   if (endpoint !== undefined) return handleEndpoint(ctx, endpoint);
   const routes = ctx.rt.routes;
   const match = routes.match(path);
+  // A path no route takes goes nowhere, whatever a lenient reading of it would be.
+  if (match === null) throw refusal('NO_ROUTE');
   // Read as a lenient backend would (shared/path-fold.ts), the path must reach the same route.
   if (
     mayFold(path) &&
-    (routes.matchFolded(path) !== (match?.route ?? null) || ctx.rt.endpoints.has(foldPath(bare)))
+    (routes.matchFolded(path) !== match.route || ctx.rt.endpoints.has(foldPath(bare)))
   ) {
     throw new GatewayError('BAD_PATH', {
       detail: 'ignoring letter case or trailing dots, the path reaches another route',
     });
   }
-  if (match === null) throw refusal('NO_ROUTE');
   const route = match.route;
   ctx.route = route;
   ctx.rest = match.rest;
