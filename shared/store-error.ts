@@ -1,5 +1,7 @@
 import { constants } from 'node:os';
+import { dirname } from 'node:path';
 import { CodedError } from './coded-error.js';
+import { isNearlyFull } from './store-file.js';
 
 /**
  * Why the store failed. Open failures say what is wrong with the file or its place; a running
@@ -63,9 +65,10 @@ const BY_NAME: Record<string, StoreFailure> = {
   EFBIG: { code: 'STORE_FULL', cause: 'the file size limit was reached' },
   ENOENT: { code: 'STORE_OPEN_FAILED', cause: 'no such file or directory' },
   ENOTDIR: { code: 'STORE_OPEN_FAILED', cause: 'a part of the path is not a directory' },
+  EEXIST: { code: 'STORE_OPEN_FAILED', cause: 'a file that is not a directory is in the way' },
   EISDIR: { code: 'STORE_OPEN_FAILED', cause: 'the path is a directory' },
   ENOMEM: { code: 'STORE_OPEN_FAILED', cause: 'out of memory (the file could not be mapped)' },
-  // LMDB turns a short write into EIO; a full disk is the usual reason (refineWithFreeSpace).
+  // LMDB turns a short write into EIO; storeFailure says "full" when the disk is.
   EIO: { code: 'STORE_OPEN_FAILED', cause: 'input/output error (the disk may be full or failing)' },
 };
 
@@ -90,13 +93,18 @@ const BY_MDB_CODE = new Map<number, StoreFailure>([
   ],
 ]);
 
+const FULL: StoreFailure = { code: 'STORE_FULL', cause: 'no space left on the device' };
+
 /**
  * Classifies a failure from node:fs (`code` is an errno name such as 'EACCES') or from lmdb-js
- * (`code` is an errno number or an MDB_* code). Anything else keeps its own message.
+ * (`code` is an errno number or an MDB_* code). Anything else keeps its own message. LMDB
+ * reports a short write as EIO: given the store's `dir`, an EIO on a (nearly) full file system
+ * is reported as full.
  */
-export function storeFailure(err: unknown): StoreFailure {
+export function storeFailure(err: unknown, dir?: string): StoreFailure {
   const code = (err as { code?: unknown } | null)?.code;
   const name = typeof code === 'number' ? ERRNO_NAMES.get(code) : code;
+  if (name === 'EIO' && dir !== undefined && isNearlyFull(dir)) return FULL;
   if (typeof name === 'string' && Object.hasOwn(BY_NAME, name)) return BY_NAME[name]!;
   if (typeof code === 'number') {
     const known = BY_MDB_CODE.get(code);
@@ -106,7 +114,15 @@ export function storeFailure(err: unknown): StoreFailure {
   return { code: 'STORE_OPEN_FAILED', cause: message };
 }
 
-/** `STORE_CODE` for `failure` at open time, with a message naming `path`. */
+const HINTS: Partial<Record<StoreErrorCode, string>> = {
+  STORE_ACCESS_DENIED: ' (check the owner and mode of the data dir and of the files in it)',
+  STORE_READ_ONLY_FS: ' (the supervisor writes to its store: mount the data dir read-write)',
+  STORE_FULL: ' (free some space, or raise the limit)',
+  STORE_CORRUPT:
+    ' (restore a backup, or move it aside to start empty: its revocations and stats are lost)',
+};
+
+/** The open error for `failure`: its code, and a message naming `path` with the cause. */
 export function openError(path: string, failure: StoreFailure, err?: unknown): StoreError {
   return new StoreError(
     failure.code,
@@ -115,9 +131,27 @@ export function openError(path: string, failure: StoreFailure, err?: unknown): S
   );
 }
 
-const HINTS: Partial<Record<StoreErrorCode, string>> = {
-  STORE_ACCESS_DENIED: ' (check the owner and mode of the data dir and of the files in it)',
-  STORE_READ_ONLY_FS: ' (the gateway writes its store: mount the data dir read-write)',
-  STORE_FULL: ' (free some space on that file system)',
-  STORE_CORRUPT: ' (move it aside to start with an empty store, or restore a backup)',
-};
+/**
+ * The StoreError for a failed write. lmdb-js rejects every write of a failed commit with a
+ * generic error whose `commitError` promise holds the cause: it is awaited here, which also
+ * keeps it from ending the process as an unhandled rejection.
+ */
+export async function writeError(path: string, err: unknown): Promise<StoreError> {
+  const pending = (err as { commitError?: unknown } | null)?.commitError;
+  const cause = pending instanceof Promise ? await settled(pending, err) : err;
+  const failure = storeFailure(cause, dirname(path));
+  return new StoreError(
+    'STORE_WRITE_FAILED',
+    `cannot write to the store at ${path}: ${failure.cause}`,
+    {
+      cause,
+    },
+  );
+}
+
+function settled(pending: Promise<unknown>, fallback: unknown): Promise<unknown> {
+  return pending.then(
+    () => fallback,
+    (err: unknown) => err,
+  );
+}

@@ -9,7 +9,7 @@
 // address u64, mapsize u64, then two MDB_db of 48 bytes (free space, main), whose first u32 in
 // the first one is the page size and whose last u64 is the root page, then last_pg u64, txnid
 // u64. Little-endian on every platform Node supports with lmdb prebuilds.
-import { closeSync, openSync, readSync, statfsSync } from 'node:fs';
+import { closeSync, openSync, readSync, statfsSync, writeFileSync } from 'node:fs';
 
 const PAGE_HEADER = 24;
 const P_META = 0x08;
@@ -83,6 +83,12 @@ function rootProblem(meta: Buffer, pages: number): string | undefined {
 }
 
 /**
+ * A writer refuses to open with less free space than this: LMDB maps its lock file, and a
+ * page the disk cannot hold kills the process (SIGBUS) instead of failing a call.
+ */
+export const MIN_FREE_BYTES = 1024 * 1024;
+
+/**
  * Bytes a writer may still use on the file system holding `dir` (the root reserve counts when
  * running as root, as it does for the kernel).
  */
@@ -90,4 +96,33 @@ export function freeBytes(dir: string): number {
   const fs = statfsSync(dir);
   const blocks = process.getuid?.() === 0 ? fs.bfree : fs.bavail;
   return blocks * fs.bsize;
+}
+
+/** True when `dir`'s file system has less than MIN_FREE_BYTES free (false if statfs fails). */
+export function isNearlyFull(dir: string): boolean {
+  try {
+    return freeBytes(dir) < MIN_FREE_BYTES;
+  } catch {
+    return false; // statfs failed too: the caller keeps the cause it had
+  }
+}
+
+// The size LMDB gives the lock file for lmdb-js's 126 readers (sizeof(MDB_txninfo) + 125
+// MDB_reader slots, observed with lmdb 3.5.6). Another size is harmless: LMDB extends a
+// smaller file and maps a larger one whole.
+const LOCK_FILE_BYTES = 8272;
+
+/**
+ * Creates `lockPath` filled with zeros when it does not exist yet, as LMDB would but with its
+ * blocks allocated: LMDB only ftruncates it (a sparse file), so a reader slot written later on
+ * a full disk would kill that process with SIGBUS, and a failed ftruncate (a file size limit)
+ * crashes lmdb-js's open. Never touches an existing file: another process may be using it.
+ * Throws the fs error (EROFS, ENOSPC, EFBIG...).
+ */
+export function preallocateLockFile(lockPath: string): void {
+  try {
+    writeFileSync(lockPath, Buffer.alloc(LOCK_FILE_BYTES), { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }

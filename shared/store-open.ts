@@ -5,7 +5,7 @@ import { accessSync, constants, mkdirSync, type Stats, statSync } from 'node:fs'
 import { dirname } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { openError, StoreError, storeFailure } from './store-error.js';
-import { freeBytes, lmdbFileProblem } from './store-file.js';
+import { freeBytes, lmdbFileProblem, MIN_FREE_BYTES, preallocateLockFile } from './store-file.js';
 import {
   DB,
   MAX_DBS,
@@ -17,12 +17,6 @@ import {
   SCHEMA_VERSION,
   type StoreDbs,
 } from './store-schema.js';
-
-/**
- * A writer refuses to open with less free space than this: LMDB maps its lock file, and a
- * store or lock page the disk cannot hold kills the process (SIGBUS) instead of failing a call.
- */
-export const MIN_FREE_BYTES = 1024 * 1024;
 
 /** The open environment and its databases. */
 export interface OpenEnvironment {
@@ -36,9 +30,20 @@ export function openEnvironment(path: string, readOnly: boolean): OpenEnvironmen
   else checkWriterPlace(path);
   let root: RootDatabase;
   try {
-    root = open(path, { maxDbs: MAX_DBS, readOnly, noSubdir: true });
+    root = open(path, {
+      maxDbs: MAX_DBS,
+      readOnly,
+      noSubdir: true,
+      // Both off for the same reason: after a failed commit (a full disk), lmdb-js 3.5 leaves
+      // promises of its own behind. With event-turn batching, the batch's promise is rejected
+      // and unhandled, which ends the process; with overlapping sync, the flush promise never
+      // settles, and close() waits for it forever. Without overlapping sync a commit is durable
+      // when its promise resolves; every write here is an explicit transaction anyway.
+      eventTurnBatching: false,
+      overlappingSync: false,
+    });
   } catch (err) {
-    throw openError(path, storeFailure(err), err);
+    throw openError(path, storeFailure(err, dirname(path)), err);
   }
   try {
     return { root, dbs: readOnly ? attachReader(root, path) : attachWriter(root, path) };
@@ -46,7 +51,7 @@ export function openEnvironment(path: string, readOnly: boolean): OpenEnvironmen
     // The open already failed: that error is the one to report, not a failure to close.
     root.close().catch(() => undefined);
     if (err instanceof StoreError) throw err;
-    throw openError(path, storeFailure(err), err);
+    throw openError(path, storeFailure(err, dirname(path)), err);
   }
 }
 
@@ -102,6 +107,7 @@ function checkWriterPlace(path: string): void {
     throw openError(path, { code: 'STORE_FULL', cause });
   }
   if (stats && stats.size > 0) checkContent(path, stats.size);
+  attempt(path, () => preallocateLockFile(lockOf(path)));
 }
 
 function checkReaderPlace(path: string): void {

@@ -24,14 +24,12 @@
  * by-user index serves stats and latestExpiryOf. The writer keeps every index in the same
  * transaction as its record. Schema versions and their migrations are in store-schema.ts.
  */
-import { constants } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 import { checkCount, checkKey, checkLimit, checkRecord, checkTime } from './store-args.js';
 import { type CursorKey, decodeCursor } from './store-cursor.js';
-import { StoreError, storeFailure } from './store-error.js';
-import { freeBytes } from './store-file.js';
-import { MIN_FREE_BYTES, openEnvironment } from './store-open.js';
+import { StoreError, storeFailure, writeError } from './store-error.js';
+import { openEnvironment } from './store-open.js';
 import { latestExpiry, revocationPage, revocationsInForce, statsPage } from './store-reads.js';
 import type { StoreDbs, TokenValue } from './store-schema.js';
 import type {
@@ -270,11 +268,10 @@ export class Store {
       throw new StoreError('STORE_READ_ONLY', `the store at ${this.path} is open read-only`);
     }
     try {
-      // A child transaction: a body that throws leaves nothing behind, and the bodies of the
-      // calls made in one event-loop turn share one commit.
-      const result = await this.#root.childTransaction(() => body(this.#dbs));
-      await this.#root.flushed;
-      return result;
+      // A child transaction: a body that throws leaves nothing behind. Bodies queued before a
+      // commit starts share it; without overlapping sync (store-open.ts) the commit is on disk
+      // when this resolves.
+      return await this.#root.childTransaction(() => body(this.#dbs));
     } catch (err) {
       throw await writeError(this.path, err);
     }
@@ -309,39 +306,5 @@ export class Store {
 
   #closedError(): StoreError {
     return new StoreError('STORE_CLOSED', `the store at ${this.path} is closed`);
-  }
-}
-
-/**
- * The StoreError for a failed write. lmdb-js rejects every write of a failed commit with a
- * generic error whose `commitError` promise holds the cause; it must be awaited here, or it
- * ends the process as an unhandled rejection.
- */
-async function writeError(path: string, err: unknown): Promise<StoreError> {
-  const pending = (err as { commitError?: unknown } | null)?.commitError;
-  const cause =
-    pending instanceof Promise
-      ? await pending.then(
-          () => err,
-          (e: unknown) => e,
-        )
-      : err;
-  let { cause: words } = storeFailure(cause);
-  // LMDB reports a short write as EIO: on a file system that is (nearly) full, say so.
-  if ((cause as { code?: unknown } | null)?.code === EIO && isNearlyFull(dirname(path))) {
-    words = 'no space left on the device';
-  }
-  return new StoreError('STORE_WRITE_FAILED', `cannot write to the store at ${path}: ${words}`, {
-    cause,
-  });
-}
-
-const { EIO } = constants.errno;
-
-function isNearlyFull(dir: string): boolean {
-  try {
-    return freeBytes(dir) < MIN_FREE_BYTES;
-  } catch {
-    return false; // statfs failed too: keep the plain EIO
   }
 }
