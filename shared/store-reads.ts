@@ -1,6 +1,7 @@
 // The store's listings. Each is one pass over one range of an ordered database: no full scans
 // on behalf of a single user, and the revocations in force come from the expiry indexes, whose
 // keys already hold everything but `revokedAt` / `notBefore` (one cursor, no lookups).
+import type { Database } from 'lmdb';
 import { type CursorKey, encodeCursor } from './store-cursor.js';
 import type { StoreDbs } from './store-schema.js';
 import type {
@@ -110,4 +111,9 @@ export function latestExpiry(dbs: StoreDbs, user: string): number | undefined {
     if (latest === undefined || exp > latest) latest = exp;
   }
   return latest;
+}
+
+/** The entries of `db`, from LMDB's own count (mdb_stat): no walk over them. */
+export function entryCount(db: Database): number {
+  return (db.getStats() as { entryCount: number }).entryCount;
 }

@@ -30,7 +30,13 @@ import { checkCount, checkKey, checkLimit, checkRecord, checkTime } from './stor
 import { type CursorKey, decodeCursor } from './store-cursor.js';
 import { StoreError, storeFailure, writeError } from './store-error.js';
 import { openEnvironment } from './store-open.js';
-import { latestExpiry, revocationPage, revocationsInForce, statsPage } from './store-reads.js';
+import {
+  entryCount,
+  latestExpiry,
+  revocationPage,
+  revocationsInForce,
+  statsPage,
+} from './store-reads.js';
 import type { StoreDbs, TokenValue } from './store-schema.js';
 import type {
   PurgeResult,
@@ -236,12 +242,12 @@ export class Store {
     );
   }
 
-  /** How many token records, token revocations and user revocations the store holds. */
+  /** How many token records, token revocations and user revocations the store holds. O(1). */
   counts(): StoreCounts {
     return this.#read((dbs) => ({
-      tokens: dbs.tokens.getCount(),
-      revokedTokens: dbs.revokedTokens.getCount(),
-      revokedUsers: dbs.revokedUsers.getCount(),
+      tokens: entryCount(dbs.tokens),
+      revokedTokens: entryCount(dbs.revokedTokens),
+      revokedUsers: entryCount(dbs.revokedUsers),
     }));
   }
 
