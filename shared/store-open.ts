@@ -58,7 +58,7 @@ export function openEnvironment(path: string, readOnly: boolean): OpenEnvironmen
 function attachWriter(root: RootDatabase, path: string): StoreDbs {
   const version = schemaOf(root, path);
   if (version < SCHEMA_VERSION) migrate(root, version);
-  const dbs = openDatabases(root);
+  const dbs = databases(root, path);
   // The probe: a writer that cannot commit (read-only mount, full disk) fails now, not later.
   dbs.meta.putSync(OPENED_AT_KEY, Math.floor(Date.now() / 1000));
   return dbs;
@@ -73,20 +73,30 @@ function attachReader(root: RootDatabase, path: string): StoreDbs {
         'the supervisor migrates it when it starts, start it first',
     );
   }
-  return openDatabases(root);
+  return databases(root, path);
+}
+
+function databases(root: RootDatabase, path: string): StoreDbs {
+  const dbs = openDatabases(root);
+  if (typeof dbs !== 'string') return dbs;
+  throw openError(path, { code: 'STORE_CORRUPT', cause: `its database "${dbs}" is missing` });
 }
 
 function schemaOf(root: RootDatabase, path: string): number {
   const meta = openExisting<number, string>(root, DB.meta);
-  const version = meta?.get(SCHEMA_KEY) ?? 0;
-  if (version > SCHEMA_VERSION) {
+  const version: unknown = meta?.get(SCHEMA_KEY) ?? 0;
+  if (!Number.isSafeInteger(version) || (version as number) < 0) {
+    const cause = `its schema version is not a version number: ${JSON.stringify(version)}`;
+    throw openError(path, { code: 'STORE_CORRUPT', cause });
+  }
+  if ((version as number) > SCHEMA_VERSION) {
     throw new StoreError(
       'STORE_SCHEMA_NEWER',
       `the store at ${path} has schema version ${version}, newer than this gateway knows ` +
         `(${SCHEMA_VERSION}): run the newer gateway that wrote it, or restore an older store`,
     );
   }
-  return version;
+  return version as number;
 }
 
 function checkWriterPlace(path: string): void {

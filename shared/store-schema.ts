@@ -21,9 +21,21 @@ export const MAX_DBS = 32;
  * writer's open transaction. Adding version 2 is appending one step (and its databases to DB).
  */
 const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
-  // v0 → v1: a new store; create every database of the first layout.
+  // v0 → v1: a new store; create the databases of the first layout.
   (root) => {
-    for (const name of Object.values(DB)) root.openDB(name, {});
+    for (const name of [
+      DB.meta,
+      DB.tokens,
+      DB.tokensByUser,
+      DB.tokensByExpiry,
+      DB.tokenUses,
+      DB.revokedTokens,
+      DB.revokedTokensByExpiry,
+      DB.revokedUsers,
+      DB.revokedUsersByExpiry,
+    ]) {
+      root.openDB(name, {});
+    }
   },
 ];
 
@@ -89,12 +101,15 @@ function hasDatabase(root: RootDatabase, name: string): boolean {
   return false;
 }
 
-/** Opens every database of the current schema; throws when one is missing (a broken store). */
-export function openDatabases(root: RootDatabase): StoreDbs {
+/**
+ * Opens every database of the current schema, or returns the name of one that is missing (a
+ * damaged store: its schema version promises it).
+ */
+export function openDatabases(root: RootDatabase): StoreDbs | string {
   const dbs: Record<string, Database> = {};
   for (const [field, name] of Object.entries(DB)) {
     const db = openExisting(root, name);
-    if (!db) throw new Error(`its database "${name}" is missing`);
+    if (!db) return name;
     dbs[field] = db;
   }
   return dbs as unknown as StoreDbs;

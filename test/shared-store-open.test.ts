@@ -140,6 +140,20 @@ t.test('a store of a newer schema is refused, and left as it is', async (t) => {
   t.equal(check.openDB('meta', {}).get('opened_at'), 1, 'the writer did not even probe');
 });
 
+t.test('a store whose schema promises what it lacks is refused', async (t) => {
+  const dir = t.testdir();
+  await makeStore(dir, 1);
+  const raw = open(storeAt(dir), { maxDbs: 32 });
+  await raw.openDB('token-uses', {}).drop();
+  await raw.close();
+  refusedAs(t, dir, true, 'STORE_CORRUPT', /its database "token-uses" is missing/);
+  refusedAs(t, dir, false, 'STORE_CORRUPT', /its database "token-uses" is missing/);
+  const again = open(storeAt(dir), { maxDbs: 32 });
+  again.openDB('meta', {}).putSync('schema', 'one');
+  await again.close();
+  refusedAs(t, dir, false, 'STORE_CORRUPT', /schema version is not a version number: "one"/);
+});
+
 t.test('an older store: a reader waits for the writer, which migrates it', async (t) => {
   const dir = t.testdir();
   const raw = open(storeAt(dir), { maxDbs: 32 }); // an LMDB file without our databases: v0

@@ -230,12 +230,14 @@ t.test('revocations in force, token then user, with until > now', async (t) => {
   await store.revokeToken({ tokenId: 'late', until: NOW + 300, revokedAt: NOW });
   await store.revokeToken({ tokenId: 'early', until: NOW + 100, revokedAt: NOW });
   await store.revokeToken({ tokenId: 'over', until: NOW - 1, revokedAt: NOW - 9 });
+  await store.revokeToken({ tokenId: 'ends-now', until: NOW, revokedAt: NOW - 9 });
   await store.revokeUser({ user: 'ann', notBefore: NOW, until: NOW + 5, revokedAt: NOW });
+  await store.revokeUser({ user: 'bob', notBefore: NOW, until: NOW, revokedAt: NOW });
   const found = store.revocationsInForce(NOW);
   t.same(
     found.tokens.map((r) => r.tokenId),
     ['early', 'late'],
-    'ordered by until, the ended one left out',
+    'ordered by until, the ended ones left out',
   );
   t.same(found.users, [{ user: 'ann', notBefore: NOW, until: NOW + 5, revokedAt: NOW }]);
 });
