@@ -37,6 +37,17 @@ export function openInChild(dataDir: string, access: 'ro' | 'rw', uid?: number):
 }
 
 /**
+ * Why a child process of user `uid` cannot run the store child here (say, the checkout is in a
+ * home directory that user cannot enter), or undefined when it can.
+ */
+export function cannotRunAs(uid: number): string | undefined {
+  const [command, ...args] = nodeCommand(false);
+  const check = `require('node:fs').accessSync(${JSON.stringify(CHILD)}, 4)`;
+  const run = spawnSync(command!, [...args, '-e', check], { uid, gid: uid, encoding: 'utf8' });
+  return run.status === 0 ? undefined : `user ${uid} cannot read ${CHILD}: ${run.stderr.trim()}`;
+}
+
+/**
  * Opens a writer in a child whose file size limit (RLIMIT_FSIZE, bash `ulimit -f`) is `kib`
  * KiB, SIGXFSZ ignored: a write past it fails (EFBIG, or short: LMDB says EIO). Needs bash.
  */
