@@ -154,13 +154,13 @@ export class Store {
   }
 
   /** Lifts the revocation of one token; resolves true when there was one. */
-  liftToken(tokenId: string): Promise<boolean> {
+  async liftToken(tokenId: string): Promise<boolean> {
     checkKey('tokenId', tokenId);
     return this.#write((dbs) => removeTokenRevocation(dbs, tokenId));
   }
 
   /** Lifts the revocation of a user; resolves true when there was one. */
-  liftUser(user: string): Promise<boolean> {
+  async liftUser(user: string): Promise<boolean> {
     checkKey('user', user);
     return this.#write((dbs) => removeUserRevocation(dbs, user));
   }

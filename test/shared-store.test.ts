@@ -413,6 +413,8 @@ t.test('malformed arguments are refused before any write', async (t) => {
   await t.rejects(store.addUses([{ record: token('a', 'ann', NOW, NOW), count: -1 }]), RangeError);
   await t.rejects(store.addUses([{ record: token('a', 'ann', NOW, NOW), count: 1.5 }]), RangeError);
   await t.rejects(store.purge(Number.NaN), TypeError);
+  await t.rejects(store.liftToken(''), TypeError);
+  await t.rejects(store.liftUser('a\0'), TypeError);
   t.throws(() => store.stats({ limit: 0, nowSeconds: NOW }), RangeError);
   t.throws(() => store.listRevocations({ limit: 1.5, nowSeconds: NOW }), RangeError);
   t.same(store.counts(), { tokens: 0, revokedTokens: 0, revokedUsers: 0 }, 'nothing written');
