@@ -1,0 +1,44 @@
+// Argument checks of the store's public methods. A bad argument is the caller's bug: it throws
+// a TypeError/RangeError (a rejection for the async writes) before any transaction starts.
+import type { TokenRecord } from './store-types.js';
+
+// Keys are ordered-binary encoded, where NUL separates the elements of an array key; the bound
+// keeps [user, iat, tokenId] well under LMDB's 1978-byte key limit even in 3-byte characters.
+const MAX_KEY_CHARS = 256;
+
+/** Throws unless `value` is a non-empty string of at most 256 characters without NUL. */
+export function checkKey(name: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_KEY_CHARS) {
+    throw new TypeError(`${name} must be a string of 1 to ${MAX_KEY_CHARS} characters`);
+  }
+  if (value.includes('\0')) throw new TypeError(`${name} must not contain NUL`);
+}
+
+/** Throws unless `value` is a finite number (a unix time in seconds). */
+export function checkTime(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new TypeError(`${name} must be a finite number of seconds, got ${String(value)}`);
+  }
+}
+
+/** Throws unless `value` is a non-negative safe integer. */
+export function checkCount(name: string, value: unknown): asserts value is number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) {
+    throw new RangeError(`${name} must be a non-negative integer, got ${String(value)}`);
+  }
+}
+
+/** Throws unless `value` is a positive safe integer (a page size). */
+export function checkLimit(value: unknown): asserts value is number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) {
+    throw new RangeError(`limit must be a positive integer, got ${String(value)}`);
+  }
+}
+
+/** Throws unless `record` is a well-formed token record. */
+export function checkRecord(record: TokenRecord): void {
+  checkKey('tokenId', record.tokenId);
+  checkKey('user', record.user);
+  checkTime('iat', record.iat);
+  checkTime('exp', record.exp);
+}

@@ -1,0 +1,192 @@
+// Opening the environment: check the place and the file first (lmdb-js crashes the process on
+// a file LMDB refuses, see store-file.ts), then open, then bring the schema up to date (writer)
+// or check it (reader). Every failure becomes a StoreError naming the file.
+import { accessSync, constants, mkdirSync, type Stats, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+import { openError, StoreError, storeFailure } from './store-error.js';
+import { freeBytes, lmdbFileProblem, MIN_FREE_BYTES, preallocateLockFile } from './store-file.js';
+import {
+  DB,
+  MAX_DBS,
+  migrate,
+  OPENED_AT_KEY,
+  openDatabases,
+  openExisting,
+  SCHEMA_KEY,
+  SCHEMA_VERSION,
+  type StoreDbs,
+} from './store-schema.js';
+
+/** The open environment and its databases. */
+export interface OpenEnvironment {
+  readonly root: RootDatabase;
+  readonly dbs: StoreDbs;
+}
+
+/** Opens the store file at `path`; throws StoreError. */
+export function openEnvironment(path: string, readOnly: boolean): OpenEnvironment {
+  if (readOnly) checkReaderPlace(path);
+  else checkWriterPlace(path);
+  let root: RootDatabase;
+  try {
+    root = open(path, {
+      maxDbs: MAX_DBS,
+      readOnly,
+      noSubdir: true,
+      // Both off for the same reason: after a failed commit (a full disk), lmdb-js 3.5 leaves
+      // promises of its own behind. With event-turn batching, the batch's promise is rejected
+      // and unhandled, which ends the process; with overlapping sync, the flush promise never
+      // settles, and close() waits for it forever. Without overlapping sync a commit is durable
+      // when its promise resolves; every write here is an explicit transaction anyway.
+      eventTurnBatching: false,
+      overlappingSync: false,
+    });
+  } catch (err) {
+    throw openError(path, storeFailure(err, dirname(path)), err);
+  }
+  try {
+    return { root, dbs: readOnly ? attachReader(root, path) : attachWriter(root, path) };
+  } catch (err) {
+    // The open already failed: that error is the one to report, not a failure to close.
+    root.close().catch(() => undefined);
+    if (err instanceof StoreError) throw err;
+    throw openError(path, storeFailure(err, dirname(path)), err);
+  }
+}
+
+function attachWriter(root: RootDatabase, path: string): StoreDbs {
+  const version = schemaOf(root, path);
+  if (version < SCHEMA_VERSION) migrate(root, version);
+  const dbs = databases(root, path);
+  // The probe: a writer that cannot commit (read-only mount, full disk) fails now, not later.
+  dbs.meta.putSync(OPENED_AT_KEY, Math.floor(Date.now() / 1000));
+  return dbs;
+}
+
+function attachReader(root: RootDatabase, path: string): StoreDbs {
+  const version = schemaOf(root, path);
+  if (version < SCHEMA_VERSION) {
+    throw new StoreError(
+      'STORE_SCHEMA_OLDER',
+      `the store at ${path} has schema version ${version}, this gateway reads ${SCHEMA_VERSION}: ` +
+        'the supervisor migrates it when it starts, start it first',
+    );
+  }
+  return databases(root, path);
+}
+
+function databases(root: RootDatabase, path: string): StoreDbs {
+  const dbs = openDatabases(root);
+  if (typeof dbs !== 'string') return dbs;
+  throw openError(path, { code: 'STORE_CORRUPT', cause: `its database "${dbs}" is missing` });
+}
+
+function schemaOf(root: RootDatabase, path: string): number {
+  const meta = openExisting<number, string>(root, DB.meta);
+  const version: unknown = meta?.get(SCHEMA_KEY) ?? 0;
+  if (!Number.isSafeInteger(version) || (version as number) < 0) {
+    const cause = `its schema version is not a version number: ${JSON.stringify(version)}`;
+    throw openError(path, { code: 'STORE_CORRUPT', cause });
+  }
+  if ((version as number) > SCHEMA_VERSION) {
+    throw new StoreError(
+      'STORE_SCHEMA_NEWER',
+      `the store at ${path} has schema version ${version}, newer than this gateway knows ` +
+        `(${SCHEMA_VERSION}): run the newer gateway that wrote it, or restore an older store`,
+    );
+  }
+  return version as number;
+}
+
+function checkWriterPlace(path: string): void {
+  const dir = dirname(path);
+  attempt(path, () => mkdirSync(dir, { recursive: true, mode: 0o700 }));
+  const stats = statOf(path, path);
+  if (stats) {
+    checkRegular(path, stats);
+    checkAccess(path, path, constants.R_OK | constants.W_OK);
+    if (statOf(path, lockOf(path)))
+      checkAccess(path, lockOf(path), constants.R_OK | constants.W_OK);
+  } else {
+    checkAccess(path, dir, constants.W_OK | constants.X_OK);
+  }
+  const free = attempt(path, () => freeBytes(dir));
+  if (free < MIN_FREE_BYTES) {
+    const cause = `only ${free} bytes are free on its file system, it needs ${MIN_FREE_BYTES}`;
+    throw openError(path, { code: 'STORE_FULL', cause });
+  }
+  if (stats && stats.size > 0) checkContent(path, stats.size);
+  attempt(path, () => preallocateLockFile(lockOf(path)));
+}
+
+function checkReaderPlace(path: string): void {
+  const stats = statOf(path, path);
+  if (!stats || stats.size === 0) {
+    const what = stats ? ' (the file is empty)' : '';
+    throw new StoreError(
+      'STORE_MISSING',
+      `no store at ${path}${what}; start the gateway once to create it`,
+    );
+  }
+  checkRegular(path, stats);
+  checkAccess(path, path, constants.R_OK);
+  // A reader registers in the lock file (creating it if needed); one that cannot would read
+  // pages the writer reuses meanwhile. On a read-only mount there is no writer, and LMDB reads
+  // without registering.
+  const lock = lockOf(path);
+  const where = statOf(path, lock) ? lock : dirname(path);
+  try {
+    accessSync(where, constants.W_OK);
+  } catch (err) {
+    const failure = storeFailure(err);
+    if (failure.code !== 'STORE_READ_ONLY_FS') {
+      throw openError(path, { ...failure, cause: `${failure.cause} (${where})` }, err);
+    }
+  }
+  checkContent(path, stats.size);
+}
+
+function checkRegular(path: string, stats: Stats): void {
+  if (!stats.isFile()) {
+    throw openError(path, { code: 'STORE_OPEN_FAILED', cause: 'it is not a regular file' });
+  }
+}
+
+function checkContent(path: string, size: number): void {
+  const problem = attempt(path, () => lmdbFileProblem(path, size));
+  if (problem) throw openError(path, { code: 'STORE_CORRUPT', cause: problem });
+}
+
+// access(2) answers for the process's user as LMDB's own open(2) will: EACCES, EROFS...
+function checkAccess(path: string, file: string, mode: number): void {
+  try {
+    accessSync(file, mode);
+  } catch (err) {
+    const failure = storeFailure(err);
+    const cause = file === path ? failure.cause : `${failure.cause} (${file})`;
+    throw openError(path, { ...failure, cause }, err);
+  }
+}
+
+function statOf(path: string, file: string): Stats | undefined {
+  try {
+    return statSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw openError(path, storeFailure(err), err);
+  }
+}
+
+function lockOf(path: string): string {
+  return `${path}-lock`;
+}
+
+function attempt<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw openError(path, storeFailure(err), err);
+  }
+}

@@ -1,0 +1,116 @@
+import type { Database, RootDatabase } from 'lmdb';
+
+/** The store's named databases, by the name LMDB keeps them under. See store.ts for the layout. */
+export const DB = {
+  meta: 'meta',
+  tokens: 'tokens',
+  tokensByUser: 'tokens-by-user',
+  tokensByExpiry: 'tokens-by-expiry',
+  tokenUses: 'token-uses',
+  revokedTokens: 'revoked-tokens',
+  revokedTokensByExpiry: 'revoked-tokens-by-expiry',
+  revokedUsers: 'revoked-users',
+  revokedUsersByExpiry: 'revoked-users-by-expiry',
+} as const;
+
+/** Room for the databases later schemas add (TOTP secrets, CSRF nonces, lockouts, key ring). */
+export const MAX_DBS = 32;
+
+/**
+ * One step per schema version: MIGRATIONS[v] takes a store at version v to v + 1 inside the
+ * writer's open transaction. Adding version 2 is appending one step (and its databases to DB).
+ */
+const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
+  // v0 → v1: a new store; create the databases of the first layout.
+  (root) => {
+    for (const name of [
+      DB.meta,
+      DB.tokens,
+      DB.tokensByUser,
+      DB.tokensByExpiry,
+      DB.tokenUses,
+      DB.revokedTokens,
+      DB.revokedTokensByExpiry,
+      DB.revokedUsers,
+      DB.revokedUsersByExpiry,
+    ]) {
+      root.openDB(name, {});
+    }
+  },
+];
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Key of the schema version (an integer) in the meta database. */
+export const SCHEMA_KEY = 'schema';
+/** Key of the last writer open (unix seconds) in the meta database: the open probe writes it. */
+export const OPENED_AT_KEY = 'opened_at';
+
+/** Runs the steps from `from` up to SCHEMA_VERSION and records the new version, atomically. */
+export function migrate(root: RootDatabase, from: number): void {
+  root.transactionSync(() => {
+    for (let v = from; v < SCHEMA_VERSION; v++) MIGRATIONS[v]!(root);
+    root.openDB(DB.meta, {}).put(SCHEMA_KEY, SCHEMA_VERSION);
+  });
+}
+
+/** Token fields kept under the token id. */
+export interface TokenValue {
+  user: string;
+  iat: number;
+  exp: number;
+}
+
+/** The databases of schema SCHEMA_VERSION, with their key and value types. */
+export interface StoreDbs {
+  readonly meta: Database<number, string>;
+  readonly tokens: Database<TokenValue, string>;
+  /** [user, iat, tokenId] → exp */
+  readonly tokensByUser: Database<number, [string, number, string]>;
+  /** [exp, tokenId] → null */
+  readonly tokensByExpiry: Database<null, [number, string]>;
+  readonly tokenUses: Database<number, string>;
+  readonly revokedTokens: Database<{ until: number; revokedAt: number }, string>;
+  /** [until, tokenId] → revokedAt */
+  readonly revokedTokensByExpiry: Database<number, [number, string]>;
+  readonly revokedUsers: Database<{ notBefore: number; until: number; revokedAt: number }, string>;
+  /** [until, user] → { notBefore, revokedAt } */
+  readonly revokedUsersByExpiry: Database<
+    { notBefore: number; revokedAt: number },
+    [number, string]
+  >;
+}
+
+/**
+ * Opens a database that must exist, without creating it (readers cannot, and the writer only
+ * creates through a migration). lmdb-js would return undefined for a missing one.
+ */
+export function openExisting<V, K extends string | number | (string | number)[]>(
+  root: RootDatabase,
+  name: string,
+): Database<V, K> | undefined {
+  if (!hasDatabase(root, name)) return undefined;
+  return root.openDB<V, K>(name, { create: false } as object) as Database<V, K> | undefined;
+}
+
+// Named databases are keys of the root database, but LMDB refuses a plain get of such a key
+// (MDB_INCOMPATIBLE, which lmdb-js reads as "absent"): look for the key with a cursor.
+function hasDatabase(root: RootDatabase, name: string): boolean {
+  for (const key of root.getKeys({ start: name, limit: 1 })) return key === name;
+  return false;
+}
+
+/**
+ * Opens every database of the current schema, or returns the name of one that is missing (a
+ * damaged store: its schema version promises it).
+ */
+export function openDatabases(root: RootDatabase): StoreDbs | string {
+  const dbs: Record<string, Database> = {};
+  for (const [field, name] of Object.entries(DB)) {
+    const db = openExisting(root, name);
+    if (!db) return name;
+    dbs[field] = db;
+  }
+  return dbs as unknown as StoreDbs;
+}

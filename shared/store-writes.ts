@@ -1,0 +1,113 @@
+// The bodies of the writer's transactions. Each runs inside one LMDB write transaction (puts and
+// removes apply at once and later reads in the same transaction see them), so a body is atomic
+// and read-modify-write is exact. Inputs are validated before a body runs: a body never throws
+// halfway for a bad argument.
+import type { StoreDbs } from './store-schema.js';
+import type { TokenRecord, TokenRevocation, UserRevocation } from './store-types.js';
+
+/** Records `record` with its index entries, replacing a different record under the same id. */
+export function putToken(dbs: StoreDbs, record: TokenRecord): void {
+  const { tokenId, user, iat, exp } = record;
+  const old = dbs.tokens.get(tokenId);
+  if (old) {
+    if (old.user === user && old.iat === iat && old.exp === exp) return;
+    dbs.tokensByUser.remove([old.user, old.iat, tokenId]);
+    dbs.tokensByExpiry.remove([old.exp, tokenId]);
+  }
+  dbs.tokens.put(tokenId, { user, iat, exp });
+  dbs.tokensByUser.put([user, iat, tokenId], exp);
+  dbs.tokensByExpiry.put([exp, tokenId], null);
+}
+
+/** Adds `count` uses of `record`'s token, recording the token first when this node lacks it. */
+export function addUse(dbs: StoreDbs, record: TokenRecord, count: number): void {
+  if (!dbs.tokens.doesExist(record.tokenId)) putToken(dbs, record);
+  dbs.tokenUses.put(record.tokenId, (dbs.tokenUses.get(record.tokenId) ?? 0) + count);
+}
+
+/** Sets the revocation of one token, replacing an earlier one. */
+export function putTokenRevocation(dbs: StoreDbs, r: TokenRevocation): void {
+  const old = dbs.revokedTokens.get(r.tokenId);
+  if (old) dbs.revokedTokensByExpiry.remove([old.until, r.tokenId]);
+  dbs.revokedTokens.put(r.tokenId, { until: r.until, revokedAt: r.revokedAt });
+  dbs.revokedTokensByExpiry.put([r.until, r.tokenId], r.revokedAt);
+}
+
+/** Sets the revocation of a user's tokens, replacing an earlier one. */
+export function putUserRevocation(dbs: StoreDbs, r: UserRevocation): void {
+  const old = dbs.revokedUsers.get(r.user);
+  if (old) dbs.revokedUsersByExpiry.remove([old.until, r.user]);
+  dbs.revokedUsers.put(r.user, { notBefore: r.notBefore, until: r.until, revokedAt: r.revokedAt });
+  dbs.revokedUsersByExpiry.put([r.until, r.user], {
+    notBefore: r.notBefore,
+    revokedAt: r.revokedAt,
+  });
+}
+
+/** Removes the revocation of one token; true when there was one. */
+export function removeTokenRevocation(dbs: StoreDbs, tokenId: string): boolean {
+  const old = dbs.revokedTokens.get(tokenId);
+  if (!old) return false;
+  dbs.revokedTokens.remove(tokenId);
+  dbs.revokedTokensByExpiry.remove([old.until, tokenId]);
+  return true;
+}
+
+/** Removes the revocation of a user; true when there was one. */
+export function removeUserRevocation(dbs: StoreDbs, user: string): boolean {
+  const old = dbs.revokedUsers.get(user);
+  if (!old) return false;
+  dbs.revokedUsers.remove(user);
+  dbs.revokedUsersByExpiry.remove([old.until, user]);
+  return true;
+}
+
+/** What one purge transaction removed, by kind. */
+export interface PurgeCounts {
+  tokens: number;
+  revokedTokens: number;
+  revokedUsers: number;
+}
+
+/**
+ * Removes at most `max` entries of each kind that ended at or before `now`, walking the expiry
+ * indexes from their start (never the main databases). Returns what it removed.
+ */
+export function purgeSome(dbs: StoreDbs, now: number, max: number): PurgeCounts {
+  let tokens = 0;
+  for (const [exp, tokenId] of expired(dbs.tokensByExpiry, now, max)) {
+    const old = dbs.tokens.get(tokenId);
+    if (old) dbs.tokensByUser.remove([old.user, old.iat, tokenId]);
+    dbs.tokens.remove(tokenId);
+    dbs.tokenUses.remove(tokenId);
+    dbs.tokensByExpiry.remove([exp, tokenId]);
+    tokens++;
+  }
+  let revokedTokens = 0;
+  for (const [until, tokenId] of expired(dbs.revokedTokensByExpiry, now, max)) {
+    dbs.revokedTokens.remove(tokenId);
+    dbs.revokedTokensByExpiry.remove([until, tokenId]);
+    revokedTokens++;
+  }
+  let revokedUsers = 0;
+  for (const [until, user] of expired(dbs.revokedUsersByExpiry, now, max)) {
+    dbs.revokedUsers.remove(user);
+    dbs.revokedUsersByExpiry.remove([until, user]);
+    revokedUsers++;
+  }
+  return { tokens, revokedTokens, revokedUsers };
+}
+
+// The keys are collected before removing: a cursor walking entries it deletes is not portable.
+function expired(
+  index: { getKeys(options: { limit: number }): Iterable<[number, string]> },
+  now: number,
+  max: number,
+): [number, string][] {
+  const keys: [number, string][] = [];
+  for (const key of index.getKeys({ limit: max })) {
+    if (key[0] > now) break;
+    keys.push(key);
+  }
+  return keys;
+}

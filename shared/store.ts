@@ -1,0 +1,316 @@
+/**
+ * The node's store: one LMDB environment, `<dataDir>/proxyauth.mdb` (plus LMDB's
+ * `proxyauth.mdb-lock`). The supervisor is its only writer; edges open it read-only in their own
+ * processes (LMDB is multi-process safe: readers never block the writer or each other).
+ *
+ * Layout, schema version 1. Keys are lmdb-js ordered-binary (arrays sort element by element,
+ * numbers before strings), values msgpack; times are unix seconds.
+ *
+ * | database                 | key                   | value                          |
+ * |--------------------------|-----------------------|--------------------------------|
+ * | meta                     | 'schema'              | integer version                |
+ * |                          | 'opened_at'           | last writer open (the probe)   |
+ * | tokens                   | tokenId               | { user, iat, exp }             |
+ * | tokens-by-user           | [user, iat, tokenId]  | exp                            |
+ * | tokens-by-expiry         | [exp, tokenId]        | null                           |
+ * | token-uses               | tokenId               | count                          |
+ * | revoked-tokens           | tokenId               | { until, revokedAt }           |
+ * | revoked-tokens-by-expiry | [until, tokenId]      | revokedAt                      |
+ * | revoked-users            | user                  | { notBefore, until, revokedAt }|
+ * | revoked-users-by-expiry  | [until, user]         | { notBefore, revokedAt }       |
+ *
+ * The by-expiry indexes serve purge (a range from the start up to now) and an edge's start
+ * (revocationsInForce: a range from now on, whose entries hold the whole revocation). The
+ * by-user index serves stats and latestExpiryOf. The writer keeps every index in the same
+ * transaction as its record. Schema versions and their migrations are in store-schema.ts.
+ */
+import { join, resolve } from 'node:path';
+import type { RootDatabase } from 'lmdb';
+import { checkCount, checkKey, checkLimit, checkRecord, checkTime } from './store-args.js';
+import { type CursorKey, decodeCursor } from './store-cursor.js';
+import { StoreError, storeFailure, writeError } from './store-error.js';
+import { openEnvironment } from './store-open.js';
+import {
+  entryCount,
+  latestExpiry,
+  revocationPage,
+  revocationsInForce,
+  statsPage,
+} from './store-reads.js';
+import type { StoreDbs, TokenValue } from './store-schema.js';
+import type {
+  PurgeResult,
+  RevocationPage,
+  RevocationsInForce,
+  StatsPage,
+  StoreCounts,
+  TokenRecord,
+  TokenRevocation,
+  TokenUse,
+  UserRevocation,
+} from './store-types.js';
+import {
+  addUse,
+  purgeSome,
+  putToken,
+  putTokenRevocation,
+  putUserRevocation,
+  removeTokenRevocation,
+  removeUserRevocation,
+} from './store-writes.js';
+
+export { StoreError, type StoreErrorCode } from './store-error.js';
+export { SCHEMA_VERSION } from './store-schema.js';
+export type * from './store-types.js';
+
+/** The store's file name inside the data dir. */
+export const STORE_FILE = 'proxyauth.mdb';
+
+// One purge transaction removes at most this many entries of each kind, so a purge of a
+// million entries never holds the write lock for long; purge() loops until done.
+const PURGE_BATCH = 10_000;
+
+/**
+ * Opens (the writer: creates or migrates) the store in `dataDir`. Synchronous.
+ * A writer creates `dataDir` (mode 0700) when missing and proves it can commit before
+ * returning; a reader (`readOnly: true`) creates nothing.
+ * Throws StoreError: STORE_MISSING (reader, no store yet), STORE_ACCESS_DENIED,
+ * STORE_READ_ONLY_FS (writer), STORE_FULL (writer), STORE_CORRUPT, STORE_SCHEMA_NEWER,
+ * STORE_SCHEMA_OLDER (reader before the writer migrated), STORE_OPEN_FAILED.
+ */
+export function openStore(dataDir: string, options: { readOnly: boolean }): Store {
+  const path = resolve(join(dataDir, STORE_FILE));
+  const { root, dbs } = openEnvironment(path, options.readOnly);
+  return new Store(path, options.readOnly, root, dbs);
+}
+
+/**
+ * An open store. Writes (supervisor only) are async and resolve once committed and flushed to
+ * disk; they reject with StoreError STORE_WRITE_FAILED (the message names the file and the
+ * cause), STORE_READ_ONLY on a read-only handle, STORE_CLOSED after close(), and with a
+ * TypeError/RangeError for a malformed argument. Reads are synchronous and throw StoreError
+ * STORE_READ_FAILED, STORE_CLOSED or STORE_BAD_CURSOR. Made by openStore().
+ */
+export class Store {
+  /** Absolute path of the store file. */
+  readonly path: string;
+  /** True for a reader's handle: every write rejects with STORE_READ_ONLY. */
+  readonly readOnly: boolean;
+  readonly #root: RootDatabase;
+  readonly #dbs: StoreDbs;
+  #closed = false;
+
+  /** @internal use openStore(). */
+  constructor(path: string, readOnly: boolean, root: RootDatabase, dbs: StoreDbs) {
+    this.path = path;
+    this.readOnly = readOnly;
+    this.#root = root;
+    this.#dbs = dbs;
+  }
+
+  /** Records issued tokens with their indexes; a different record under the same id is replaced. */
+  async recordTokens(records: readonly TokenRecord[]): Promise<void> {
+    for (const record of records) checkRecord(record);
+    if (records.length === 0) return;
+    await this.#write((dbs) => {
+      for (const record of records) putToken(dbs, record);
+    });
+  }
+
+  /**
+   * Adds each `count` to its token's use count, atomically (concurrent calls all count). A token
+   * this node has no record of (issued by another node) is recorded from `record` first; an
+   * existing record is kept as it is.
+   */
+  async addUses(uses: readonly TokenUse[]): Promise<void> {
+    for (const use of uses) {
+      checkRecord(use.record);
+      checkCount('count', use.count);
+    }
+    if (uses.length === 0) return;
+    await this.#write((dbs) => {
+      for (const use of uses) addUse(dbs, use.record, use.count);
+    });
+  }
+
+  /** Revokes one token until `r.until`, replacing an earlier revocation of that token. */
+  async revokeToken(r: TokenRevocation): Promise<void> {
+    checkKey('tokenId', r.tokenId);
+    checkTime('until', r.until);
+    checkTime('revokedAt', r.revokedAt);
+    await this.#write((dbs) => putTokenRevocation(dbs, r));
+  }
+
+  /**
+   * Revokes every token of `r.user` issued at or before `r.notBefore`, until `r.until`,
+   * replacing an earlier revocation of that user.
+   */
+  async revokeUser(r: UserRevocation): Promise<void> {
+    checkKey('user', r.user);
+    checkTime('notBefore', r.notBefore);
+    checkTime('until', r.until);
+    checkTime('revokedAt', r.revokedAt);
+    await this.#write((dbs) => putUserRevocation(dbs, r));
+  }
+
+  /** Lifts the revocation of one token; resolves true when there was one. */
+  async liftToken(tokenId: string): Promise<boolean> {
+    checkKey('tokenId', tokenId);
+    return this.#write((dbs) => removeTokenRevocation(dbs, tokenId));
+  }
+
+  /** Lifts the revocation of a user; resolves true when there was one. */
+  async liftUser(user: string): Promise<boolean> {
+    checkKey('user', user);
+    return this.#write((dbs) => removeUserRevocation(dbs, user));
+  }
+
+  /**
+   * Removes token records (with their use counts and index entries) whose `exp <= nowSeconds`,
+   * and token and user revocations whose `until <= nowSeconds`, walking the expiry indexes
+   * only. Resolves with how many tokens and revocations it removed.
+   */
+  async purge(nowSeconds: number): Promise<PurgeResult> {
+    checkTime('nowSeconds', nowSeconds);
+    const total: PurgeResult = { tokens: 0, revocations: 0 };
+    for (;;) {
+      const done = await this.#write((dbs) => purgeSome(dbs, nowSeconds, PURGE_BATCH));
+      total.tokens += done.tokens;
+      total.revocations += done.revokedTokens + done.revokedUsers;
+      if (Math.max(done.tokens, done.revokedTokens, done.revokedUsers) < PURGE_BATCH) return total;
+    }
+  }
+
+  /** The record of `tokenId`, or undefined when this store has none. */
+  getToken(tokenId: string): TokenRecord | undefined {
+    // Inline rather than through #read: no closure on a lookup an edge may make per request.
+    if (this.#closed) throw this.#closedError();
+    let value: TokenValue | undefined;
+    try {
+      value = this.#dbs.tokens.get(tokenId);
+    } catch (err) {
+      throw this.#readError(err);
+    }
+    return value && { tokenId, user: value.user, iat: value.iat, exp: value.exp };
+  }
+
+  /** The latest `exp` among `user`'s recorded tokens (not yet purged), or undefined. */
+  latestExpiryOf(user: string): number | undefined {
+    return this.#read((dbs) => latestExpiry(dbs, user));
+  }
+
+  /**
+   * Every token and user revocation with `until > nowSeconds`, ordered by `until`: what an edge
+   * loads into its RAM set when it starts. One pass over each expiry index.
+   */
+  revocationsInForce(nowSeconds: number): RevocationsInForce {
+    checkTime('nowSeconds', nowSeconds);
+    return this.#read((dbs) => revocationsInForce(dbs, nowSeconds));
+  }
+
+  /**
+   * One page of the revocations in force (`until > nowSeconds`): token revocations by token id,
+   * then user revocations by user; at most `limit` (a positive integer) items. `after` is the
+   * `next` of the previous page (null on the last page). A cursor this store did not issue
+   * throws StoreError STORE_BAD_CURSOR.
+   */
+  listRevocations(options: { after?: string; limit: number; nowSeconds: number }): RevocationPage {
+    checkLimit(options.limit);
+    checkTime('nowSeconds', options.nowSeconds);
+    const after = this.#cursor(options.after, 'ss', (key) => key[0] === 't' || key[0] === 'u');
+    return this.#read((dbs) => revocationPage(dbs, after, options.limit, options.nowSeconds));
+  }
+
+  /**
+   * One page of token stats: unexpired tokens (`exp > nowSeconds`) with their use counts (0 when
+   * never used), grouped by user, ordered by user, then issue time, then token id; at most
+   * `limit` tokens in all; only `user`'s when given. `after` is the `next` of the previous page
+   * (null on the last page); a cursor of another user's listing throws STORE_BAD_CURSOR.
+   */
+  stats(options: { user?: string; after?: string; limit: number; nowSeconds: number }): StatsPage {
+    checkLimit(options.limit);
+    checkTime('nowSeconds', options.nowSeconds);
+    const { user } = options;
+    if (user !== undefined) checkKey('user', user);
+    const after = this.#cursor(
+      options.after,
+      'sns',
+      (key) => user === undefined || key[0] === user,
+    );
+    return this.#read((dbs) =>
+      statsPage(dbs, { user, after, limit: options.limit, now: options.nowSeconds }),
+    );
+  }
+
+  /** How many token records, token revocations and user revocations the store holds. O(1). */
+  counts(): StoreCounts {
+    return this.#read((dbs) => ({
+      tokens: entryCount(dbs.tokens),
+      revokedTokens: entryCount(dbs.revokedTokens),
+      revokedUsers: entryCount(dbs.revokedUsers),
+    }));
+  }
+
+  /**
+   * Makes the next reads see every commit made so far, by this or another process. Reads renew
+   * their snapshot on their own at the next event-loop turn; call this to see a write that an
+   * IPC message just announced within the same turn.
+   */
+  refresh(): void {
+    if (this.#closed) throw this.#closedError();
+    this.#root.resetReadTxn();
+  }
+
+  /** Closes the store once pending writes are done. Closing twice is harmless. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#root.close();
+  }
+
+  async #write<T>(body: (dbs: StoreDbs) => T): Promise<T> {
+    if (this.#closed) throw this.#closedError();
+    if (this.readOnly) {
+      throw new StoreError('STORE_READ_ONLY', `the store at ${this.path} is open read-only`);
+    }
+    try {
+      // A child transaction: a body that throws leaves nothing behind. Bodies queued before a
+      // commit starts share it; without overlapping sync (store-open.ts) the commit is on disk
+      // when this resolves.
+      return await this.#root.childTransaction(() => body(this.#dbs));
+    } catch (err) {
+      throw await writeError(this.path, err);
+    }
+  }
+
+  #read<T>(query: (dbs: StoreDbs) => T): T {
+    if (this.#closed) throw this.#closedError();
+    try {
+      return query(this.#dbs);
+    } catch (err) {
+      throw this.#readError(err);
+    }
+  }
+
+  #readError(err: unknown): StoreError {
+    const { cause } = storeFailure(err);
+    return new StoreError('STORE_READ_FAILED', `cannot read the store at ${this.path}: ${cause}`, {
+      cause: err,
+    });
+  }
+
+  #cursor(
+    cursor: string | undefined,
+    kinds: string,
+    fits: (key: CursorKey) => boolean,
+  ): CursorKey | undefined {
+    if (cursor === undefined) return undefined;
+    const key = decodeCursor(cursor, kinds);
+    if (key && fits(key)) return key;
+    throw new StoreError('STORE_BAD_CURSOR', `not a cursor of this listing (${this.path})`);
+  }
+
+  #closedError(): StoreError {
+    return new StoreError('STORE_CLOSED', `the store at ${this.path} is closed`);
+  }
+}
