@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { hashPassword } from '../crypto-pool/password.js';
+import { openStore } from '../shared/store.js';
 import { readReadiness } from '../supervisor/ready-signal.js';
 import { BenchError } from './bench-error.js';
 import type { CleanupStack } from './cleanup-stack.js';
@@ -25,6 +26,8 @@ export interface GatewayConfigParams {
   readonly port: number;
   readonly passwordHash: string;
   readonly instances: number;
+  /** `stats: true` in config.json. */
+  readonly stats?: boolean;
 }
 
 /**
@@ -41,6 +44,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     worker: 1,
     num_instances: p.instances,
     timezone: 'UTC',
+    ...(p.stats ? { stats: true } : {}),
     users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
   };
   return `${JSON.stringify(config, null, 2)}\n`;
@@ -66,23 +70,30 @@ export function renderRoutesYml(upstreamPort: number): string {
  * tail is included in any start error.
  */
 export async function startGateway(
-  name: 'gateway' | 'baseline',
+  name: 'gateway' | 'baseline' | 'gateway-stats',
   cliPath: string,
   dir: string,
   upstreamPort: number,
   instances: number,
   cleanup: CleanupStack,
+  features: { stats?: boolean; revocations?: number } = {},
 ): Promise<Service> {
   const configDir = join(dir, 'config');
   const dataDir = join(dir, 'data');
   await mkdir(configDir, { recursive: true, mode: 0o700 });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (features.revocations) await seedRevocations(dataDir, features.revocations);
   const password = randomBytes(18).toString('base64url');
   const readyFd = hasReadyFd(cliPath);
   const configuredPort = readyFd ? 0 : await freePort();
   await writeGatewayFiles(
     configDir,
-    { port: configuredPort, passwordHash: await hashPassword(password), instances },
+    {
+      port: configuredPort,
+      passwordHash: await hashPassword(password),
+      instances,
+      stats: features.stats,
+    },
     upstreamPort,
   );
 
@@ -128,6 +139,30 @@ export async function startGateway(
         cause: err,
       },
     );
+  }
+}
+
+/**
+ * Writes `count` token revocations (random ids, in force for a day) into a new store in
+ * `dataDir`, as many as a busy node might hold; none of them names the bench's own token.
+ */
+async function seedRevocations(dataDir: string, count: number): Promise<void> {
+  const store = openStore(dataDir, { readOnly: false });
+  const now = Math.floor(Date.now() / 1000);
+  try {
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      writes.push(
+        store.revokeToken({
+          tokenId: randomBytes(16).toString('base64url'),
+          until: now + 86_400,
+          revokedAt: now,
+        }),
+      );
+    }
+    await Promise.all(writes);
+  } finally {
+    await store.close();
   }
 }
 

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoadResult } from './load-result.js';
 import type { MachineInfo } from './machine-info.js';
-import { BASELINE_PREFIX, REFERENCE_SCENARIOS } from './scenarios.js';
+import { BASELINE_PREFIX, FEATURE_PAIRS, REFERENCE_SCENARIOS } from './scenarios.js';
 import { median, range } from './stats.js';
 
 /** One timed run of one scenario. */
@@ -137,6 +137,7 @@ export function renderReport(report: BenchReport): string {
     '',
     renderTable(report.summary),
     ...renderBaseline(report.scenarios),
+    ...renderFeatureCost(report.scenarios),
     ...(notRun.length > 0 ? ['', 'not measured:', ...notRun] : []),
     ...(warnings.length > 0 ? ['', 'warnings:', ...warnings] : []),
     '',
@@ -150,21 +151,49 @@ export function renderReport(report: BenchReport): string {
  * steadier figure, and their range shows the noise.
  */
 export function renderBaseline(records: readonly ScenarioRecord[]): string[] {
+  const pairs: [string, string][] = [];
+  for (const r of records) {
+    if (r.name.startsWith(BASELINE_PREFIX)) {
+      pairs.push([`gateway-${r.name.slice(BASELINE_PREFIX.length)}`, r.name]);
+    }
+  }
+  return pairedTable(
+    records,
+    pairs,
+    'this build vs --baseline (same run; ratios this/baseline, paired by round: median [min–max]):',
+  );
+}
+
+/**
+ * Scenarios with features on against the plain scenario they extend ({@link FEATURE_PAIRS}),
+ * same run, paired by round as {@link renderBaseline}: what the features cost.
+ */
+export function renderFeatureCost(records: readonly ScenarioRecord[]): string[] {
+  return pairedTable(
+    records,
+    FEATURE_PAIRS,
+    'features on vs off (same run; ratios with/without, paired by round: median [min–max]):',
+  );
+}
+
+function pairedTable(
+  records: readonly ScenarioRecord[],
+  pairs: readonly (readonly [string, string])[],
+  title: string,
+): string[] {
   const rows: string[] = [];
   const ok = records.filter((r) => r.status === 'ok' && r.runs.length > 0);
-  for (const base of ok) {
-    if (!base.name.startsWith(BASELINE_PREFIX)) continue;
-    const name = `gateway-${base.name.slice(BASELINE_PREFIX.length)}`;
+  for (const [name, reference] of pairs) {
     const twin = ok.find((r) => r.name === name);
-    if (!twin) continue;
+    const base = ok.find((r) => r.name === reference);
+    if (!twin || !base) continue;
     const rps = pairedRatios(twin, base, (run) => run.result.requestsPerSec);
     const cpu = pairedRatios(twin, base, (run) => run.cpuUsPerRequest);
-    const cpuMedians = [twin, base].map((r) =>
+    const [mine, theirs] = [twin, base].map((r) =>
       medianOfDefined(r.runs.map((x) => x.cpuUsPerRequest)),
     );
-    const [mine, theirs] = cpuMedians;
     rows.push(
-      `| ${name} | ${describeRatios(rps)} | ${describeRatios(cpu)} | ${
+      `| ${name} vs ${reference} | ${describeRatios(rps)} | ${describeRatios(cpu)} | ${
         mine === undefined || theirs === undefined
           ? 'n/a'
           : `${mine.toFixed(1)} vs ${theirs.toFixed(1)}`
@@ -174,9 +203,9 @@ export function renderBaseline(records: readonly ScenarioRecord[]): string[] {
   if (rows.length === 0) return [];
   return [
     '',
-    'this build vs --baseline (same run; ratios this/baseline, paired by round: median [min–max]):',
+    title,
     '',
-    '| scenario | req/s ratio | server CPU µs/req ratio | CPU µs/req medians |',
+    '| scenarios | req/s ratio | server CPU µs/req ratio | CPU µs/req medians |',
     '| --- | --: | --: | --: |',
     ...rows,
   ];

@@ -20,7 +20,12 @@ import {
   summarize,
   writeReportJson,
 } from './report.js';
-import { type Scenario, type ServiceName, selectScenarios } from './scenarios.js';
+import {
+  BENCH_REVOCATIONS,
+  type Scenario,
+  type ServiceName,
+  selectScenarios,
+} from './scenarios.js';
 import { type Services, type Target, targetFor } from './service.js';
 import { startUpstream } from './upstream.js';
 import { checkLoadResult, describeSocketErrors, verifyScenario } from './verify.js';
@@ -127,6 +132,19 @@ async function startServices(
     }
     services[name] = await tryStart(entries, name, () =>
       startGateway(name, cli, join(dir, name), upstreamPort, PROXY_PROCESSES, cleanup),
+    );
+  }
+  if (uses(entries, 'gateway-stats')) {
+    services['gateway-stats'] = await tryStart(entries, 'gateway-stats', () =>
+      startGateway(
+        'gateway-stats',
+        gatewayCliPath(),
+        join(dir, 'gateway-stats'),
+        upstreamPort,
+        PROXY_PROCESSES,
+        cleanup,
+        { stats: true, revocations: BENCH_REVOCATIONS },
+      ),
     );
   }
   if (uses(entries, 'nginx') && !nginx) {

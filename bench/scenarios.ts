@@ -2,7 +2,8 @@ import { BenchError } from './bench-error.js';
 
 /** The process a scenario sends its load to; each is started by the runner. */
 /** `baseline`: another build of the gateway (`--baseline DIR`), for before/after comparisons. */
-export type ServiceName = 'upstream' | 'gateway' | 'nginx' | 'baseline';
+/** `gateway-stats`: this build with `stats: true` and 100,000 revocations in its store. */
+export type ServiceName = 'upstream' | 'gateway' | 'gateway-stats' | 'nginx' | 'baseline';
 
 /** What a correct answer looks like; checked before timing and on every run. */
 export interface ExpectedAnswer {
@@ -49,6 +50,15 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     expect: { status: 200, body: UPSTREAM_BODY },
   },
   {
+    name: 'gateway-stats-revocations',
+    description:
+      'gateway-auth-proxy with stats: true and 100,000 revocations in force (none of them ours)',
+    service: 'gateway-stats',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
     name: 'nginx-proxy',
     description: 'nginx as a plain reverse proxy (no auth), keep-alive pool to the upstream',
     service: 'nginx',
@@ -84,6 +94,14 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
 
 /** Scenarios of the `--baseline` build; each mirrors the `gateway-` scenario of the same suffix. */
 export const BASELINE_PREFIX = 'baseline-';
+
+/** Revocations in the store of the `gateway-stats` service. */
+export const BENCH_REVOCATIONS = 100_000;
+
+/** [scenario with features on, the plain scenario it extends]: the report pairs them by round. */
+export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.freeze([
+  ['gateway-stats-revocations', 'gateway-auth-proxy'] as const,
+]);
 
 /** Scenario names that ratios in the report are computed against. */
 export const REFERENCE_SCENARIOS = Object.freeze(['nginx-proxy', 'upstream-direct'] as const);

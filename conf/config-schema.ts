@@ -176,6 +176,8 @@ export const configSchema = z.strictObject({
   keep_alive: intIn(0, 3600).default(75),
   /** Ours: peers whose X-Forwarded-For / X-Real-IP are believed. Nobody's by default. */
   trusted_proxies: z.array(ipOrCidr).default([]),
+  /** Ours: addresses (IPs, CIDRs) that may call /adm/* at all; empty: any (token still needed). */
+  admin_allow: z.array(ipOrCidr).default([]),
   /** Ours: largest body accepted on POST /auth and the /adm endpoints. */
   max_body_auth_bytes: intIn(256, 1_048_576).default(16_384),
   /** Ours: largest request head (request line + headers) accepted from a client. */

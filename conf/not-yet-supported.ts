@@ -15,9 +15,7 @@ import type { RouteConfig } from './routes-schema.js';
  *
  * Conditions read the normalised values, and a row fires only when the setting differs from
  * its default: an absent key is its default, so defaults (and first start's config.json, which
- * spells every default out) never warn. `token_admin` has no row: it is generated into every
- * config.json and only feeds the /adm endpoints, which do not exist yet, so nothing can be
- * reached with it; a warning would fire on every install.
+ * spells every default out) never warn.
  *
  * Departures from a plain "security key = error" reading, and why:
  * - cors_origins is an error although ignoring it fails closed (no Access-Control-* header, so
@@ -133,18 +131,11 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NO_EFFECT}logs go to stdout only, loki and http shipping are not built`,
   },
   {
-    key: 'stats',
-    scope: 'config',
-    level: 'warning',
-    on: (c) => c.stats,
-    message: `${NO_EFFECT}/adm/stats is not built`,
-  },
-  {
     key: 'redis',
     scope: 'config',
     level: 'warning',
     on: (c) => c.redis !== undefined,
-    message: `${NO_EFFECT}token revocation and its Redis sync are not built`,
+    message: `${NO_EFFECT}revocations are kept per node, their Redis sync is not built`,
   },
   {
     key: 'login_redirect_url',
@@ -158,7 +149,7 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     scope: 'config',
     level: 'warning',
     on: (c) => c.logout_redirect_url !== undefined,
-    message: `${NO_EFFECT}/logout is not built`,
+    message: `${NO_EFFECT}logout redirects belong to session-cookie mode, which is not built`,
   },
   {
     key: 'max_age_session_cookie',

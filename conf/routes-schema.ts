@@ -40,8 +40,18 @@ function isCanonicalPrefix(p: string): boolean {
   );
 }
 
+/** The gateway's own subtree (worker/endpoints.ts): a route there could never be reached. */
+const ADMIN_SUBTREE = /^\/adm(?:\/|$)/i;
+
 const prefix = z.string().transform((p, ctx) => {
-  if (isCanonicalPrefix(p)) return trimTrailingSlash(p);
+  if (isCanonicalPrefix(p)) {
+    if (!ADMIN_SUBTREE.test(p)) return trimTrailingSlash(p);
+    ctx.addIssue({
+      code: 'custom',
+      message: "the /adm subtree is reserved for the gateway's admin API",
+    });
+    return z.NEVER;
+  }
   ctx.addIssue({
     code: 'custom',
     message:

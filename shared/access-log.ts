@@ -34,9 +34,12 @@ export class AccessLog {
   readonly #flush = () => this.flush();
   #lastMs = 0;
   #lastIso = '';
+  /** `"pid":N,`: which edge answered (several share the stdout). */
+  readonly #pid: string;
 
-  constructor(fd = 1) {
+  constructor(fd = 1, pid = process.pid) {
     this.#fd = fd;
+    this.#pid = `"pid":${pid},`;
   }
 
   /*
@@ -51,7 +54,7 @@ export class AccessLog {
       this.#lastMs = now;
       this.#lastIso = new Date(now).toISOString();
     }
-    let line = `{"ts":"${this.#lastIso}","type":"access","ip":"${entry.ip}","method":${JSON.stringify(entry.method)},"path":${JSON.stringify(entry.path)},"status":${entry.status},"ms":${entry.ms}`;
+    let line = `{"ts":"${this.#lastIso}","type":"access",${this.#pid}"ip":"${entry.ip}","method":${JSON.stringify(entry.method)},"path":${JSON.stringify(entry.path)},"status":${entry.status},"ms":${entry.ms}`;
     if (entry.user !== undefined) line += `,"user":${JSON.stringify(entry.user)}`;
     if (entry.route !== undefined) line += `,"route":${JSON.stringify(entry.route)}`;
     if (entry.code !== undefined) line += `,"code":"${entry.code}"`;

@@ -51,6 +51,28 @@ export const ERRORS = {
     message: 'Invalid or expired token',
     headers: [INVALID_TOKEN_CHALLENGE],
   },
+  TOKEN_REVOKED: {
+    status: 401,
+    message: 'This token was revoked',
+    headers: [
+      [
+        'www-authenticate',
+        'Bearer realm="ProxyAuth", error="invalid_token", error_description="revoked"',
+      ],
+    ],
+  },
+  ADMIN_TOKEN_MISSING: {
+    status: 401,
+    message: 'The admin API needs the X-Auth-Token header',
+  },
+  ADMIN_TOKEN_INVALID: { status: 401, message: 'Invalid admin token' },
+  ADMIN_IP_NOT_ALLOWED: {
+    status: 403,
+    message: 'This client address may not use the admin API',
+  },
+  ADMIN_DISABLED: { status: 404, message: 'The admin API is off (token_admin is empty)' },
+  NOT_FOUND: { status: 404, message: 'No such gateway endpoint' },
+  REVOCATION_NOT_FOUND: { status: 404, message: 'No such revocation is in force' },
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
@@ -74,6 +96,10 @@ export const ERRORS = {
     status: 503,
     message: 'The gateway is busy, retry later',
     headers: [['retry-after', '1']],
+  },
+  STORE_UNAVAILABLE: {
+    status: 503,
+    message: 'The gateway could not write to its store; nothing was changed',
   },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream server did not answer in time' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -27,6 +27,31 @@ export interface TlsFiles {
   fingerprint: string;
 }
 
+/**
+ * A change to the node's revocations: written to the store by the supervisor, then applied by
+ * every edge to its RAM set. Times are unix seconds.
+ */
+export type RevocationChange =
+  /** Refuse the token with this id while `now < until`. */
+  | { op: 'revoke-token'; tokenId: string; until: number; revokedAt: number }
+  /** Refuse every token of `user` issued at or before `notBefore`, kept until `until`. */
+  | { op: 'revoke-user'; user: string; notBefore: number; until: number; revokedAt: number }
+  | { op: 'lift-token'; tokenId: string }
+  | { op: 'lift-user'; user: string };
+
+/** An issued token as the store records it (unix seconds). */
+export interface IssuedToken {
+  tokenId: string;
+  user: string;
+  iat: number;
+  exp: number;
+}
+
+/** Uses of one token counted by an edge since its last flush. */
+export interface TokenUseReport extends IssuedToken {
+  count: number;
+}
+
 /** Supervisor → edge requests: each carries an `id`, and the edge answers it exactly once. */
 export type EdgeRequest =
   /** Build the runtime and the uWS app for `snapshot`; do not listen yet. */
@@ -34,14 +59,21 @@ export type EdgeRequest =
   /** Listen on host:port (port 0: any free port). Replies with the port actually bound. */
   | { type: 'listen'; id: number; host: string; port: number }
   /** Swap the runtime for a new generation; requests in flight keep the old one. */
-  | { type: 'apply-config'; id: number; snapshot: ConfigSnapshot };
+  | { type: 'apply-config'; id: number; snapshot: ConfigSnapshot }
+  /** Apply revocation changes already written to the store (answered at once, not queued). */
+  | { type: 'revocations'; id: number; changes: RevocationChange[] };
 
 /** Supervisor → edge messages that expect no reply. */
 export type EdgeNotice =
   /** Stop accepting, finish what is in flight (at most `timeoutMs`), then exit 0. */
   { type: 'drain'; timeoutMs: number };
 
-export type SupervisorMessage = EdgeRequest | EdgeNotice;
+/** Supervisor → edge answers to an edge's ask, naming its id. */
+export type SupervisorAnswer =
+  | { type: 'answer'; id: number; value: unknown }
+  | { type: 'answer-error'; id: number; code: string; reason: string };
+
+export type SupervisorMessage = EdgeRequest | EdgeNotice | SupervisorAnswer;
 
 export type EdgeRequestType = EdgeRequest['type'];
 
@@ -56,6 +88,7 @@ export interface ReplyValues {
   start: { generation: number };
   listen: { port: number };
   'apply-config': { generation: number };
+  revocations: { applied: number };
 }
 
 /** Edge → supervisor answers to a request, naming its id. */
@@ -67,9 +100,35 @@ export type EdgeReply =
 /** Edge → supervisor messages sent on the edge's own initiative. */
 export type EdgeEvent =
   /** The edge is about to exit because of an error it cannot recover from. */
-  { type: 'fatal'; reason: string };
+  | { type: 'fatal'; reason: string }
+  /** A login issued this token: the supervisor records it in the store. */
+  | { type: 'token-issued'; token: IssuedToken }
+  /** Use counts since the last flush (`stats: true`): added to the store. */
+  | { type: 'token-uses'; uses: TokenUseReport[] };
 
-export type EdgeMessage = EdgeReply | EdgeEvent;
+/**
+ * Edge → supervisor requests (asks): each carries an `id`, and the supervisor answers it
+ * exactly once with `answer` or `answer-error`.
+ */
+export type EdgeAsk =
+  /** Write a revocation change to the store, apply it on every edge, then answer. */
+  { type: 'change-revocations'; id: number; change: RevocationChange };
+
+export type EdgeAskType = EdgeAsk['type'];
+
+/** An ask as the caller writes it: the link assigns the id. */
+export type EdgeAskBody<T extends EdgeAskType> = { type: T } & Omit<
+  Extract<EdgeAsk, { type: T }>,
+  'id' | 'type'
+>;
+
+/** What a successful answer carries, per ask type. */
+export interface AnswerValues {
+  /** `changed`: false when a lift found nothing to lift. */
+  'change-revocations': { changed: boolean };
+}
+
+export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
 
 export type EdgeEventType = EdgeEvent['type'];
 
@@ -87,6 +146,30 @@ const tlsSchema = z.strictObject({
   fingerprint: z.string(),
 });
 const portSchema = z.int().min(0).max(65_535);
+const seconds = z.int().nonnegative();
+// Token ids are 22 base64url characters (token-codec.ts); usernames are bounded by the config.
+const tokenIdSchema = z.string().regex(/^[A-Za-z0-9_-]{22}$/);
+const userSchema = z.string().min(1).max(1024);
+const revocationChangeSchema = z.discriminatedUnion('op', [
+  z.strictObject({
+    op: z.literal('revoke-token'),
+    tokenId: tokenIdSchema,
+    until: seconds,
+    revokedAt: seconds,
+  }),
+  z.strictObject({
+    op: z.literal('revoke-user'),
+    user: userSchema,
+    notBefore: seconds,
+    until: seconds,
+    revokedAt: seconds,
+  }),
+  z.strictObject({ op: z.literal('lift-token'), tokenId: tokenIdSchema }),
+  z.strictObject({ op: z.literal('lift-user'), user: userSchema }),
+]) satisfies z.ZodType<RevocationChange>;
+const issuedTokenShape = { tokenId: tokenIdSchema, user: userSchema, iat: seconds, exp: seconds };
+/** An edge flushes at most this many token counts per message. */
+export const MAX_USES_PER_REPORT = 10_000;
 
 const supervisorMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({
@@ -97,20 +180,40 @@ const supervisorMessageSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('listen'), id, host: z.string().min(1), port: portSchema }),
   z.strictObject({ type: z.literal('apply-config'), id, snapshot: snapshotSchema }),
+  z.strictObject({
+    type: z.literal('revocations'),
+    id,
+    changes: z.array(revocationChangeSchema).max(10_000),
+  }),
   z.strictObject({ type: z.literal('drain'), timeoutMs: z.number().nonnegative() }),
+  z.strictObject({ type: z.literal('answer'), id, value: z.unknown() }),
+  z.strictObject({ type: z.literal('answer-error'), id, code: z.string(), reason: z.string() }),
 ]) satisfies z.ZodType<SupervisorMessage>;
 
 const edgeMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('reply'), id, value: z.unknown() }),
   z.strictObject({ type: z.literal('reply-error'), id, code: z.string(), reason: z.string() }),
   z.strictObject({ type: z.literal('fatal'), reason: z.string() }),
+  z.strictObject({ type: z.literal('token-issued'), token: z.strictObject(issuedTokenShape) }),
+  z.strictObject({
+    type: z.literal('token-uses'),
+    uses: z
+      .array(z.strictObject({ ...issuedTokenShape, count: z.int().positive() }))
+      .max(MAX_USES_PER_REPORT),
+  }),
+  z.strictObject({ type: z.literal('change-revocations'), id, change: revocationChangeSchema }),
 ]) satisfies z.ZodType<EdgeMessage>;
 
 const replySchemas = {
   start: z.strictObject({ generation: z.int().nonnegative() }),
   listen: z.strictObject({ port: portSchema.min(1) }),
   'apply-config': z.strictObject({ generation: z.int().nonnegative() }),
+  revocations: z.strictObject({ applied: z.int().nonnegative() }),
 } satisfies { [T in EdgeRequestType]: z.ZodType<ReplyValues[T]> };
+
+const answerSchemas = {
+  'change-revocations': z.strictObject({ changed: z.boolean() }),
+} satisfies { [T in EdgeAskType]: z.ZodType<AnswerValues[T]> };
 
 /** A parse result: the typed message, or a short reason for the log. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -139,6 +242,14 @@ export function parseReplyValue<T extends EdgeRequestType>(
   value: unknown,
 ): Parsed<ReplyValues[T]> {
   return parseWith(replySchemas[type] as unknown as z.ZodType<ReplyValues[T]>, value);
+}
+
+/** Validates the value of a successful answer to an ask of type `type`. */
+export function parseAnswerValue<T extends EdgeAskType>(
+  type: T,
+  value: unknown,
+): Parsed<AnswerValues[T]> {
+  return parseWith(answerSchemas[type] as unknown as z.ZodType<AnswerValues[T]>, value);
 }
 
 /** A short label of an untrusted message for the log: its `type` when it has a string one. */

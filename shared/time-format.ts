@@ -108,3 +108,13 @@ function pad(value: number, width: number): string {
   const text = String(Math.abs(value)).padStart(width, '0');
   return value < 0 ? `-${text}` : text;
 }
+
+/**
+ * A Unix time (seconds; fractions dropped) as RFC 3339 in UTC, `YYYY-MM-DDTHH:MM:SSZ`, as the
+ * admin API and `proxyauth stats` show times. Throws RangeError for a time Date cannot hold.
+ */
+export function formatRfc3339(unixSeconds: number): string {
+  const date = new Date(Math.floor(unixSeconds) * 1000);
+  if (Number.isNaN(date.getTime())) throw new RangeError(`invalid Unix time: ${unixSeconds}`);
+  return `${date.toISOString().slice(0, 19)}Z`;
+}

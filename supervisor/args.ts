@@ -10,6 +10,10 @@ export type CliArgs =
       dataDir: string | undefined;
       /** `--ready-fd N`: where `run` writes its readiness line (supervisor/ready-signal.ts). */
       readyFd: number | undefined;
+      /** `stats --user NAME`. */
+      user: string | undefined;
+      /** `stats --json`. */
+      json: boolean;
     }
   | { command: 'help'; topic: CommandName | undefined }
   | { command: 'version' };
@@ -29,6 +33,8 @@ const OPTIONS = {
   'config-dir': { type: 'string' },
   'data-dir': { type: 'string' },
   'ready-fd': { type: 'string' },
+  user: { type: 'string' },
+  json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -68,6 +74,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     configDir: values['config-dir'],
     dataDir: values['data-dir'],
     readyFd: readyFd(values['ready-fd'], command),
+    user: values.user,
+    json: values.json === true,
   };
 }
 

@@ -7,6 +7,7 @@ import { failureMessage } from './failure-message.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { helpText } from './help.js';
 import { serve } from './serve.js';
+import { statsCommand } from './stats-command.js';
 import { packageVersion } from './version.js';
 
 /** Exit status: 0 success, 1 failure, 2 usage error (as `proxyauth help` says). */
@@ -27,6 +28,13 @@ async function main(args: CliArgs): Promise<number> {
       return hashPasswordCommand(process.stdin, process.stdout, process.stderr);
     case 'run':
       return serve(dirsOf(args), { readyFd: args.readyFd });
+    case 'stats':
+      return statsCommand(
+        dirsOf(args).dataDir,
+        { user: args.user, json: args.json },
+        process.stdout,
+        process.stderr,
+      );
   }
 }
 

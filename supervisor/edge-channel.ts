@@ -1,5 +1,8 @@
+import { CodedError } from '../shared/coded-error.js';
 import {
+  type AnswerValues,
   describeMessage,
+  type EdgeAsk,
   type EdgeEvent,
   type EdgeNotice,
   type EdgeRequestBody,
@@ -40,6 +43,11 @@ export interface EdgeChannelOptions {
   label: string;
   /** Messages the edge sends on its own (not replies). */
   onEvent: (event: EdgeEvent) => void;
+  /**
+   * Carries out an edge's ask and resolves with the answer's value; a rejection is answered
+   * with `answer-error` (its CodedError code, or `ASK_FAILED`). Without it every ask is refused.
+   */
+  onAsk?: (ask: EdgeAsk) => Promise<AnswerValues[EdgeAsk['type']]>;
 }
 
 interface Pending {
@@ -151,6 +159,13 @@ export class EdgeChannel {
         this.#fatal = message.reason;
         this.#options.onEvent(message);
         break;
+      case 'token-issued':
+      case 'token-uses':
+        this.#options.onEvent(message);
+        break;
+      case 'change-revocations':
+        void this.#answer(message);
+        break;
       default: {
         const unhandled: never = message;
         log.error('unhandled message from an edge, dropped', {
@@ -159,6 +174,21 @@ export class EdgeChannel {
         });
       }
     }
+  }
+
+  /** Answers an ask exactly once; an answer the channel can no longer carry is dropped. */
+  async #answer(ask: EdgeAsk): Promise<void> {
+    const onAsk = this.#options.onAsk;
+    let reply: SupervisorMessage;
+    try {
+      if (!onAsk) throw new CodedError('ASK_UNSUPPORTED', `${ask.type} is not served here`);
+      reply = { type: 'answer', id: ask.id, value: await onAsk(ask) };
+    } catch (err) {
+      const code = err instanceof CodedError ? err.code : 'ASK_FAILED';
+      const reason = err instanceof Error ? err.message : String(err);
+      reply = { type: 'answer-error', id: ask.id, code, reason };
+    }
+    if (!this.#closed && this.#child.connected) this.#child.send(reply);
   }
 
   #settle(id: number, settle: (pending: Pending) => void): void {

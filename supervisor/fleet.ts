@@ -1,5 +1,7 @@
 import type {
+  AnswerValues,
   ConfigSnapshot,
+  EdgeAsk,
   EdgeEvent,
   EdgeEventType,
   EdgeRequestBody,
@@ -117,6 +119,7 @@ export class Fleet {
   readonly #timeouts: FleetTimeouts;
   readonly #handlers = new Map<EdgeEventType, Set<(event: EdgeEvent, edge: EdgeInfo) => void>>();
   readonly #edges = new Set<Edge>();
+  #onAsk: ((ask: EdgeAsk) => Promise<AnswerValues[EdgeAsk['type']]>) | undefined;
   readonly #failures = new Map<number, number>();
   readonly #timers = new Set<() => void>();
   #plan: FleetPlan | undefined;
@@ -161,6 +164,14 @@ export class Fleet {
     const entry = handler as (event: EdgeEvent, edge: EdgeInfo) => void;
     set.add(entry);
     return () => set.delete(entry);
+  }
+
+  /**
+   * Serves the asks of every edge (present and future) with `handler`; the last one set wins.
+   * Until one is set, asks are refused.
+   */
+  answerAsks(handler: (ask: EdgeAsk) => Promise<AnswerValues[EdgeAsk['type']]>): void {
+    this.#onAsk = handler;
   }
 
   /**
@@ -325,6 +336,10 @@ export class Fleet {
         clock: this.#clock,
         label,
         onEvent: (event) => this.#onEvent(edge, event),
+        onAsk: (ask) => {
+          if (!this.#onAsk) return Promise.reject(new Error(`${ask.type} is not served yet`));
+          return this.#onAsk(ask);
+        },
       }),
     };
     this.#edges.add(edge);
@@ -474,10 +489,14 @@ export class Fleet {
           reason: event.reason,
         });
         break;
+      case 'token-issued':
+      case 'token-uses':
+        break;
       default: {
-        // On `type`, not the message: a one-member union does not narrow to never.
-        const unhandled: never = event.type;
-        this.#log.error('unhandled event from an edge', { type: String(unhandled) });
+        const unhandled: never = event;
+        this.#log.error('unhandled event from an edge', {
+          type: String((unhandled as EdgeEvent).type),
+        });
         return;
       }
     }

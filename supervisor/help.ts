@@ -1,4 +1,4 @@
-type Option = 'config-dir' | 'data-dir' | 'ready-fd';
+type Option = 'config-dir' | 'data-dir' | 'ready-fd' | 'user' | 'json';
 
 interface CommandHelp {
   summary: string;
@@ -10,7 +10,7 @@ interface CommandHelp {
 
 /**
  * The commands `proxyauth` has, and their help texts. Only what exists is listed: a command
- * that a later issue will add (stats, sync, prepare) must be an unknown command until then,
+ * that a later issue will add (sync, prepare) must be an unknown command until then,
  * not a name that parses and does nothing.
  */
 export const COMMANDS = {
@@ -29,6 +29,15 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the st
     details: `Prints every error as "file: key: rule" on stderr and warnings as "warning: ...".
 Nothing is written. Exit status: 0 when valid (warnings allowed), 1 otherwise.`,
     options: ['config-dir'],
+  },
+  stats: {
+    summary: "print the node's issued tokens and their use counts (read-only)",
+    usage: 'proxyauth stats [--data-dir DIR] [--user NAME] [--json]',
+    details: `Reads the store in the data dir directly (read-only; the gateway may be running),
+so it needs neither the admin token nor the gateway's address. Lists every unexpired token:
+user, token id, uses (counted when "stats": true; flushed every second), issued, expires
+(UTC). --json prints the /adm/stats shape. Exit status: 0, or 1 when there is no store.`,
+    options: ['data-dir', 'user', 'json'],
   },
   'hash-password': {
     summary: 'read a password from stdin (or a silent prompt) and print its argon2id hash',
@@ -61,6 +70,8 @@ const OPTION_LINES: Record<Option | 'help' | 'version', string> = {
     '  --ready-fd N       once every edge listens, write one JSON line to fd N (3 or more)\n' +
     '                     and close it: {"ready":true,"port":...,"edges":[...]}, or\n' +
     '                     {"ready":false,"code":...,"error":...} when the start fails',
+  user: '  --user NAME        only this user',
+  json: '  --json             JSON (the /adm/stats shape) instead of a table',
   help: "  -h, --help         this text (after a command: that command's help)",
   version: '  -v, -V, --version  the version',
 };

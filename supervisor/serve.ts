@@ -6,6 +6,7 @@ import { ensureConfigDir } from '../conf/first-run.js';
 import { hashPassword } from '../crypto-pool/password.js';
 import { CodedError } from '../shared/coded-error.js';
 import { createLogger } from '../shared/log.js';
+import { openStore, type Store, StoreError } from '../shared/store.js';
 import { type CertWatch, watchCertificates } from './cert-watch.js';
 import { ConfigSource, type Loaded } from './config-source.js';
 import type { Dirs } from './dirs.js';
@@ -13,6 +14,7 @@ import { Fleet } from './fleet.js';
 import { forkEdge } from './fork-edge.js';
 import { ReadySignal } from './ready-signal.js';
 import { Reloader } from './reloader.js';
+import { StoreKeeper } from './store-keeper.js';
 import { pruneTlsCopies } from './tls-pair.js';
 import { watchFiles } from './watch.js';
 
@@ -42,7 +44,16 @@ export async function serve(dirs: Dirs, options: ServeOptions = {}): Promise<num
 }
 
 async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
-  await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    return refuseStart(
+      ready,
+      'DATA_DIR_UNUSABLE',
+      `data dir ${dirs.dataDir}: cannot be created (${code ?? message})`,
+    );
+  }
   const firstRun = await ensureConfigDir(dirs.configDir, { hash: hashPassword });
   if (firstRun.created && firstRun.adminPassword)
     announceAdmin(dirs.configDir, firstRun.adminPassword);
@@ -56,8 +67,18 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     throw err;
   }
   const { plan } = initial;
+  // The store is opened (created on first start) before any edge: an edge only reads it.
+  let store: Store;
+  try {
+    store = openStore(dirs.dataDir, { readOnly: false });
+  } catch (err) {
+    if (!(err instanceof StoreError)) throw err;
+    return refuseStart(ready, err.code, err.message);
+  }
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
   const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });
+  const keeper = new StoreKeeper(store, fleet, log);
+  keeper.start();
   // Signals are handled before the edges exist, so a stop during start-up still drains them.
   let stopping = false;
   let configWatch: FSWatcher | undefined;
@@ -69,10 +90,13 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       configWatch?.close();
       certWatch?.close();
       log.info('stopping: draining edges', { signal });
-      void fleet.stop(DRAIN_TIMEOUT_MS).then(() => {
-        log.info('gateway stopped');
-        resolve(0);
-      });
+      void fleet
+        .stop(DRAIN_TIMEOUT_MS)
+        .then(() => keeper.close())
+        .then(() => {
+          log.info('gateway stopped');
+          resolve(0);
+        });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
@@ -84,6 +108,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   } catch (err) {
     if (stopping) return stopped;
     log.error('gateway failed to start', { code: codeOf(err), reason: (err as Error).message });
+    await keeper.close();
     return refuseStart(ready, codeOf(err), (err as Error).message);
   }
   if (stopping) return stopped;

@@ -1,7 +1,13 @@
 import t from 'tap';
 import type { LoadResult } from '../bench/load-result.js';
 import { renderNginxConf } from '../bench/nginx.js';
-import { renderBaseline, renderTable, type ScenarioRecord, summarize } from '../bench/report.js';
+import {
+  renderBaseline,
+  renderFeatureCost,
+  renderTable,
+  type ScenarioRecord,
+  summarize,
+} from '../bench/report.js';
 import {
   GATEWAY_PREFIX,
   REFERENCE_SCENARIOS,
@@ -61,12 +67,12 @@ t.test('scenario definitions are well formed', async (t) => {
     t.match(s.name, /^[a-z]+(-[a-z]+)*$/, `${s.name}: kebab-case name`);
     t.ok(s.description.length > 0, `${s.name}: has a description`);
     t.ok(
-      ['upstream', 'gateway', 'nginx', 'baseline'].includes(s.service),
+      ['upstream', 'gateway', 'gateway-stats', 'nginx', 'baseline'].includes(s.service),
       `${s.name}: known service`,
     );
     t.ok(Number.isInteger(s.expect.status) && s.expect.status >= 100 && s.expect.status < 600);
     if (s.expect.status < 300) t.equal(s.expect.body, UPSTREAM_BODY, `${s.name}: checks the body`);
-    const isGateway = s.service === 'gateway' || s.service === 'baseline';
+    const isGateway = ['gateway', 'gateway-stats', 'baseline'].includes(s.service);
     if (s.auth === 'bearer') t.ok(isGateway, `${s.name}: only gateways take tokens`);
     const wantedPath = isGateway ? `${GATEWAY_PREFIX}${UPSTREAM_PATH}` : UPSTREAM_PATH;
     t.equal(s.path, wantedPath, `${s.name}: reaches the upstream's ${UPSTREAM_PATH}`);
@@ -141,7 +147,8 @@ t.test('parseWrkOutput refuses output it cannot trust', async (t) => {
 });
 
 t.test('checkLoadResult rejects error statuses in 200 scenarios and accepts all-401', async (t) => {
-  const [direct, , , noToken] = SCENARIOS;
+  const direct = SCENARIOS.find((s) => s.name === 'upstream-direct');
+  const noToken = SCENARIOS.find((s) => s.name === 'gateway-no-token');
   if (!direct || !noToken) throw new Error('scenario list changed');
   const mixed = parseWrkOutput(WRK_MIXED);
   t.match(checkLoadResult(direct, mixed), /6028 of 18084/);
@@ -288,14 +295,26 @@ t.test(
     // Paired CPU ratios 1.10, 1.11, 0.90: median 1.10; medians of CPU 110 vs 100.
     t.match(
       lines,
-      /\| gateway-auth-proxy \| 1\.00× \[0\.90×–1\.00×\] \| 1\.10× \[0\.90×–1\.11×\] \| 110\.0 vs 100\.0 \|/,
+      /\| gateway-auth-proxy vs baseline-auth-proxy \| 1\.00× \[0\.90×–1\.00×\] \| 1\.10× \[0\.90×–1\.11×\] \| 110\.0 vs 100\.0 \|/,
     );
-    t.match(lines, /\| gateway-no-token \| 1\.00× \[1\.00×–2\.00×\] \| n\/a \| n\/a \|/);
+    t.match(
+      lines,
+      /\| gateway-no-token vs baseline-no-token \| 1\.00× \[1\.00×–2\.00×\] \| n\/a \| n\/a \|/,
+    );
     t.same(
       renderBaseline([record('gateway-auth-proxy', [1], [1])]),
       [],
       'nothing without a baseline',
     );
+    const cost = renderFeatureCost([
+      record('gateway-auth-proxy', [100, 100], [1000, 1000]),
+      record('gateway-stats-revocations', [103, 105], [990, 970]),
+    ]).join('\n');
+    t.match(
+      cost,
+      /\| gateway-stats-revocations vs gateway-auth-proxy \| 0\.98× \[0\.97×–0\.99×\] \| 1\.04× \[1\.03×–1\.05×\] \| 104\.0 vs 100\.0 \|/,
+    );
+    t.same(renderFeatureCost([record('gateway-auth-proxy', [1], [1])]), [], 'nothing without both');
   },
 );
 

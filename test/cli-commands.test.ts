@@ -57,13 +57,18 @@ t.test("help COMMAND prints that command's usage", async (t) => {
 });
 
 t.test('usage errors exit 2 with a message on stderr and nothing on stdout', async (t) => {
-  const commands = "Commands: run, check-config, hash-password, help. See 'proxyauth help'.";
+  const commands = "Commands: run, check-config, stats, hash-password, help. See 'proxyauth help'.";
   const general = 'Usage: proxyauth [COMMAND] [OPTIONS]';
   // [arguments, first line of stderr, second line]
   const cases: [string[], RegExp, string][] = [
     [['--bogus'], /^proxyauth: Unknown option '--bogus'\.$/, general],
     [['sync', 'export'], /^proxyauth: unknown command: sync$/, general],
-    [['stats'], /^proxyauth: unknown command: stats$/, general],
+    [['prepare'], /^proxyauth: unknown command: prepare$/, general],
+    [
+      ['stats', '--config-dir', '/c'],
+      /^proxyauth: stats does not take --config-dir$/,
+      'Usage: proxyauth stats [--data-dir DIR] [--user NAME] [--json]',
+    ],
     [['help', 'sync'], /^proxyauth: unknown command: sync$/, general],
     [
       ['check-config', 'extra'],
@@ -89,7 +94,7 @@ t.test('exit status 1: a failure, said in one line without a stack trace', async
   const dir = t.testdir({ 'a-file': 'not a directory' });
   const res = await runCli(['--data-dir', join(dir, 'a-file', 'data')]);
   t.equal(res.code, 1);
-  t.match(res.stderr, /^proxyauth: ENOTDIR: not a directory, mkdir '.*a-file\/data'\n$/);
+  t.match(res.stderr, /^proxyauth: data dir .*a-file\/data: cannot be created \(ENOTDIR\)\n$/);
   t.notMatch(res.stderr, /\n\s+at /, 'no stack trace for an expected failure');
   t.equal(res.stdout, '');
 });

@@ -89,12 +89,19 @@ t.test('check-config: a security setting that is not built is refused', async (t
 
 t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
   const dir = t.testdir({
-    'config.json': JSON.stringify({ secret: SECRET, users: [], stats: true }),
+    'config.json': JSON.stringify({
+      secret: SECRET,
+      users: [],
+      login_redirect_url: 'https://example.com/',
+    }),
     'routes.yml': `${VALID_ROUTES}    backends: ["http://127.0.0.1:8001/api"]\n`,
   });
   const res = await runCli(['check-config', '--config-dir', dir]);
   t.equal(res.code, 0, res.stderr);
-  t.match(res.stderr, `warning: ${join(dir, 'config.json')}: stats: has no effect yet`);
+  t.match(
+    res.stderr,
+    `warning: ${join(dir, 'config.json')}: login_redirect_url: has no effect yet`,
+  );
   t.match(res.stderr, `warning: ${join(dir, 'routes.yml')}: routes[0].backends: has no effect yet`);
 });
 
@@ -125,16 +132,21 @@ t.test(
     const upstream = await startUpstream();
     t.teardown(() => upstream.close());
     const routes = `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n    secure: false\n`;
-    const gw = await startGateway({ routes, config: { stats: true } });
+    const noEffect = { login_redirect_url: 'https://example.com/' };
+    const gw = await startGateway({ routes, config: noEffect });
     t.teardown(() => gw.stop());
-    t.match(gw.output(), /config\.json: stats: has no effect yet/, 'the start logs the warning');
+    t.match(
+      gw.output(),
+      /config\.json: login_redirect_url: has no effect yet/,
+      'the start logs the warning',
+    );
 
     const before = JSON.parse(await readFile(join(gw.configDir, 'config.json'), 'utf8')) as {
       port: number;
     };
     await writeConfig(gw.configDir, before.port, {
       routes,
-      config: { stats: true, login_via_otp: true },
+      config: { ...noEffect, login_via_otp: true },
     });
     gw.proc.kill('SIGHUP');
     t.ok(

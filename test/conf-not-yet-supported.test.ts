@@ -69,7 +69,6 @@ const CASES: Record<string, Case> = {
     key: 'log.type',
     off: [{ log: { type: 'local' } }, { log: {} }],
   },
-  stats: { on: { stats: true }, key: 'stats', off: [{ stats: false }] },
   redis: {
     on: { redis: 'redis://127.0.0.1:6379' },
     key: 'redis',

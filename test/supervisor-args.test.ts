@@ -4,7 +4,13 @@ import { CodedError } from '../shared/coded-error.js';
 import { type CliArgs, parseCliArgs, UsageError, usageMessage } from '../supervisor/args.js';
 import { COMMAND_NAMES, helpText } from '../supervisor/help.js';
 
-const NO_DIRS = { configDir: undefined, dataDir: undefined, readyFd: undefined };
+const NO_DIRS = {
+  configDir: undefined,
+  dataDir: undefined,
+  readyFd: undefined,
+  user: undefined,
+  json: false,
+};
 /** A descriptor open in this process, for --ready-fd. */
 const openFd = openSync('/dev/null', 'w');
 t.teardown(() => closeSync(openFd));
@@ -25,7 +31,7 @@ t.test('commands and their options', async (t) => {
     [['run'], { command: 'run', ...NO_DIRS }],
     [
       ['run', '--config-dir', '/c', '--data-dir=/d'],
-      { command: 'run', configDir: '/c', dataDir: '/d', readyFd: undefined },
+      { command: 'run', ...NO_DIRS, configDir: '/c', dataDir: '/d' },
     ],
     [['--config-dir', '/c'], { command: 'run', ...NO_DIRS, configDir: '/c' }],
     [['run', '--ready-fd', String(openFd)], { command: 'run', ...NO_DIRS, readyFd: openFd }],
@@ -34,6 +40,11 @@ t.test('commands and their options', async (t) => {
       { command: 'check-config', ...NO_DIRS, configDir: '/c' },
     ],
     [['hash-password'], { command: 'hash-password', ...NO_DIRS }],
+    [['stats'], { command: 'stats', ...NO_DIRS }],
+    [
+      ['stats', '--data-dir', '/d', '--user', 'bob', '--json'],
+      { command: 'stats', ...NO_DIRS, dataDir: '/d', user: 'bob', json: true },
+    ],
   ];
   for (const [argv, expected] of cases) t.same(parseCliArgs(argv), expected, argv.join(' '));
 });
@@ -43,6 +54,9 @@ t.test('an option the command does not read is a usage error', async (t) => {
     ['check-config', '--data-dir', '/d'],
     ['check-config', `--ready-fd=${openFd}`],
     ['hash-password', '--config-dir', '/c'],
+    ['run', '--json'],
+    ['check-config', '--user', 'bob'],
+    ['stats', '--config-dir', '/c'],
   ]) {
     const err = usageError(argv);
     t.match(err.message, /does not take --/, argv.join(' '));
@@ -79,7 +93,6 @@ t.test('an unknown command is named before anything else about the line', async 
   for (const argv of [
     ['sync', 'export'],
     ['sync', 'import', '--force'],
-    ['stats'],
     ['prepare'],
     ['frobnicate', '--help'],
     ['help', 'sync'],
@@ -103,8 +116,8 @@ t.test('extra words and bad options name the command they belong to', async (t) 
   t.equal(option.topic, 'hash-password');
   t.match(usageError(['--config-dir']).message, /--config-dir/);
   t.equal(usageError(['--config-dir']).topic, undefined, 'no command given: the general usage');
-  t.ok(usageError(['stats']) instanceof CodedError);
-  t.equal(usageError(['stats']).code, 'USAGE');
+  t.ok(usageError(['prepare']) instanceof CodedError);
+  t.equal(usageError(['prepare']).code, 'USAGE');
 });
 
 t.test('help texts', async (t) => {

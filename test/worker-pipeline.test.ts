@@ -1,13 +1,9 @@
 // The request pipeline: features compile only what a route uses; steps can decorate answers
 // (the gateway's and the upstream's) and a route can transform proxied bodies, streaming.
 
-import { openSync } from 'node:fs';
 import t from 'tap';
 import { parseConfig } from '../conf/parse.js';
-import type { CryptoPool } from '../crypto-pool/pool.js';
-import { AccessLog } from '../shared/access-log.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
-import { createLogger } from '../shared/log.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import { createDispatcher, type EdgeState } from '../worker/dispatch.js';
 import type { EdgeServices } from '../worker/edge-services.js';
@@ -18,8 +14,6 @@ import {
 } from '../worker/pipeline.js';
 import { ROUTE_FEATURES } from '../worker/route-features.js';
 import { Runtime } from '../worker/runtime.js';
-import { SessionCache } from '../worker/session-cache.js';
-import { UpstreamPools } from '../worker/upstream-pools.js';
 import {
   addResponseHeader,
   closeServer,
@@ -27,6 +21,7 @@ import {
   listen,
   stopListening,
 } from '../worker/uws-io.js';
+import { inProcessNode } from './helpers/edge-services.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const SECRET = 'pipeline-test-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef';
@@ -121,13 +116,8 @@ t.test('decoration and body transforms, in a real edge', async (t) => {
       },
     },
   };
-  const services: EdgeServices = {
-    crypto: { hashPassword: async () => 'unused' } as unknown as CryptoPool,
-    accessLog: new AccessLog(openSync('/dev/null', 'w')),
-    log: createLogger('test'),
-    sessions: new SessionCache(),
-    pools: new UpstreamPools(),
-  };
+  const node = await inProcessNode();
+  const services: EdgeServices = node.services;
   const runtime = await Runtime.build(snapshot, services, undefined, {
     features: [decorate, ...ROUTE_FEATURES, transform],
   });
@@ -146,7 +136,7 @@ t.test('decoration and body transforms, in a real edge', async (t) => {
   t.teardown(async () => {
     stopListening(bound.listener);
     closeServer(app);
-    await services.pools.destroyAll();
+    await node.close();
     await upstream.close();
   });
   const url = `http://127.0.0.1:${port}`;

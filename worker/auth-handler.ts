@@ -23,12 +23,26 @@ async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> 
   const valid = await ctx.services.crypto.verifyPassword(user?.hash ?? rt.dummyHash, password);
   if (!valid || user === undefined) throw refusal('INVALID_CREDENTIALS');
   if (user.allows && !user.allows(ex.ip)) throw refusal('IP_NOT_ALLOWED');
+  const { revocations, supervisor } = ctx.services;
+  // A revocation of the user refuses tokens issued at or before its second: a login in that
+  // same second, after it, is dated the next one so that it works.
   const now = Math.floor(Date.now() / 1000);
-  const { token, claims } = rt.codec.issue(username, rt.config.token_expiry_seconds, now);
+  const notBefore = revocations.notBeforeOf(username);
+  const iat = notBefore !== undefined && notBefore >= now ? notBefore + 1 : now;
+  const { token, claims } = rt.codec.issue(username, rt.config.token_expiry_seconds, iat);
+  const tokenId = rt.codec.tokenId(claims);
+  supervisor.notify({
+    type: 'token-issued',
+    token: { tokenId, user: username, iat: claims.iat, exp: claims.exp },
+  });
   ctx.logUser = username;
   sendJson(
     ex,
     200,
-    JSON.stringify({ token, expires_at: formatExpiresAt(claims.exp, rt.config.timezone) }),
+    JSON.stringify({
+      token,
+      expires_at: formatExpiresAt(claims.exp, rt.config.timezone),
+      token_id: tokenId,
+    }),
   );
 }

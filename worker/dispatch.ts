@@ -2,7 +2,7 @@ import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { foldPath, mayFold } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
 import type { EdgeServices } from './edge-services.js';
-import { handleEndpoint } from './endpoints.js';
+import { ADMIN_PREFIX, handleEndpoint, isAdminPath } from './endpoints.js';
 import { runSteps } from './pipeline.js';
 import { checkRequest } from './request-checks.js';
 import { RequestContext } from './request-context.js';
@@ -64,6 +64,10 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
     path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path;
   const endpoint = ctx.rt.endpoints.get(bare);
   if (endpoint !== undefined) return handleEndpoint(ctx, endpoint);
+  if (isAdminPath(bare)) {
+    ctx.logRoute = ADMIN_PREFIX;
+    throw refusal('NOT_FOUND');
+  }
   const routes = ctx.rt.routes;
   const match = routes.match(path);
   // A path no route takes goes nowhere, whatever a lenient reading of it would be.

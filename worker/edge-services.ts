@@ -1,13 +1,17 @@
 import type { CryptoPool } from '../crypto-pool/pool.js';
 import type { AccessLog } from '../shared/access-log.js';
 import type { Logger } from '../shared/log.js';
+import type { Store } from '../shared/store.js';
+import type { RevocationSet } from './revocation-set.js';
 import type { SessionCache } from './session-cache.js';
+import type { SupervisorLink } from './supervisor-link.js';
+import type { TokenUseCounter } from './token-use-counter.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 /**
  * The long-lived services of one edge process. They outlive config reloads: a new config
- * generation (runtime.ts) is compiled against them and swapped in, they stay. Revocations,
- * limiter state and metrics join them in later work.
+ * generation (runtime.ts) is compiled against them and swapped in, they stay. Limiter state
+ * and metrics join them in later work.
  */
 export interface EdgeServices {
   /** Argon2 threads with a bounded queue. */
@@ -20,4 +24,12 @@ export interface EdgeServices {
   readonly sessions: SessionCache;
   /** Upstream keep-alive pools by origin, reused across reloads. */
   readonly pools: UpstreamPools;
+  /** The node's revocations in RAM, kept in step with the store by the supervisor. */
+  readonly revocations: RevocationSet;
+  /** Per-token use counts (`stats: true`), flushed to the supervisor. */
+  readonly uses: TokenUseCounter;
+  /** Events and asks to the supervisor. */
+  readonly supervisor: SupervisorLink;
+  /** The node's store, opened read-only (the supervisor writes it). */
+  readonly store: Store;
 }

@@ -16,11 +16,15 @@ import {
   type TlsFiles,
 } from '../shared/ipc.js';
 import { createLogger, flushLogs } from '../shared/log.js';
+import { openStore } from '../shared/store.js';
 import { createDispatcher, type EdgeState } from './dispatch.js';
 import { EdgeError, type EdgeErrorCode } from './edge-error.js';
 import type { EdgeServices } from './edge-services.js';
+import { RevocationSet } from './revocation-set.js';
 import { Runtime } from './runtime.js';
 import { SessionCache } from './session-cache.js';
+import { SupervisorLink } from './supervisor-link.js';
+import { TokenUseCounter } from './token-use-counter.js';
 import { UpstreamPools } from './upstream-pools.js';
 import {
   closeServer,
@@ -39,6 +43,20 @@ let listenSocket: Listener | undefined;
 let tls = false;
 /** The generation of the runtime in use, for logs. */
 let generation = 0;
+
+/**
+ * Exist before `start`: revocation changes may arrive while the edge is still starting (they
+ * apply to the set at once, and the store's contents are added at start).
+ */
+const revocations = new RevocationSet();
+const link = new SupervisorLink((message) => {
+  if (!process.send || !process.connected) return false;
+  return process.send(message);
+});
+/** The last use counts handed to the channel: a drain waits for them before exiting. */
+let lastUses: Promise<void> = Promise.resolve();
+/** Expired revocations leave the RAM set this often. */
+const PURGE_MS = 60_000;
 
 /** Resolves once the message is handed to the channel, so that an exit cannot lose it. */
 function send(message: EdgeMessage): Promise<void> {
@@ -59,12 +77,27 @@ async function start(
 ): Promise<ReplyValues['start']> {
   if (state || services) throw new EdgeError('EDGE_WRONG_STATE', 'already started');
   const threads = Number(process.env.PROXYAUTH_CRYPTO_THREADS ?? '1');
+  // The supervisor created the store before forking us: a failure here is a broken data dir.
+  let store: ReturnType<typeof openStore>;
+  try {
+    store = openStore(snapshot.dataDir, { readOnly: true });
+  } catch (err) {
+    throw new EdgeError('EDGE_START_FAILED', (err as Error).message, { cause: err });
+  }
+  revocations.load(store.revocationsInForce(Math.floor(Date.now() / 1000)));
+  setInterval(() => revocations.purge(Math.floor(Date.now() / 1000)), PURGE_MS).unref();
   services = {
     crypto: new CryptoPool({ threads, maxQueue: threads * 64 }),
     accessLog: new AccessLog(),
     log,
     sessions: new SessionCache(),
     pools: new UpstreamPools(),
+    revocations,
+    uses: new TokenUseCounter((uses) => {
+      lastUses = send({ type: 'token-uses', uses });
+    }),
+    supervisor: link,
+    store,
   };
   const runtime = await Runtime.build(snapshot, services);
   tls = runtime.config.tls;
@@ -170,6 +203,18 @@ function receive(message: SupervisorMessage): void {
     case 'apply-config':
       enqueue(message, () => applyConfig(message.snapshot));
       break;
+    case 'revocations': {
+      // Not queued behind a start or a reload: a revocation must not wait for either.
+      let applied = 0;
+      for (const change of message.changes) if (revocations.apply(change)) applied++;
+      void send({ type: 'reply', id: message.id, value: { applied } });
+      break;
+    }
+    case 'answer':
+    case 'answer-error':
+      if (!link.settle(message))
+        log.warn('late or unknown answer from the supervisor', { id: message.id });
+      break;
     case 'drain':
       void drain(message.timeoutMs);
       break;
@@ -216,9 +261,15 @@ async function drainOnce(timeoutMs: number): Promise<void> {
       log.warn('drain timeout: cutting requests in flight', { inflight: current.inflight });
     }
     current.services.accessLog.flush();
+    current.services.uses.flush();
+    await lastUses;
   }
   if (app) closeServer(app);
-  await Promise.allSettled([services?.pools.destroyAll(), services?.crypto.close()]);
+  await Promise.allSettled([
+    services?.pools.destroyAll(),
+    services?.crypto.close(),
+    services?.store.close(),
+  ]);
   log.info('edge stopped');
   await exit(0);
 }

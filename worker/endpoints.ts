@@ -6,6 +6,13 @@
 
 import type { Config } from '../conf/config-schema.js';
 import { GatewayError } from '../shared/errors.js';
+import {
+  handleLiftRevocation,
+  handleListRevocations,
+  handleLogout,
+  handleRevoke,
+  handleStats,
+} from './admin-endpoints.js';
 import { handleLogin } from './auth-handler.js';
 import type { Handler } from './pipeline.js';
 import type { RequestContext } from './request-context.js';
@@ -29,9 +36,26 @@ function endpoint(path: string, methods: Record<string, Handler>): Endpoint {
   };
 }
 
-/** The reserved paths of a config generation (later: /adm/*, /logout, health, by config). */
+/**
+ * The whole `/adm` subtree is the gateway's (as in the original): a path under it that is not
+ * an endpoint answers 404 and is never forwarded, so endpoints added later shadow no route.
+ */
+export const ADMIN_PREFIX = '/adm';
+
+/** Whether `path` (canonical, without a trailing slash) is in the reserved `/adm` subtree. */
+export function isAdminPath(path: string): boolean {
+  return path === ADMIN_PREFIX || path.startsWith(`${ADMIN_PREFIX}/`);
+}
+
+/** The reserved paths of a config generation (later: health, by config). */
 export function compileEndpoints(_config: Config): ReadonlyMap<string, Endpoint> {
-  const list = [endpoint('/auth', { POST: handleLogin })];
+  const list = [
+    endpoint('/auth', { POST: handleLogin }),
+    endpoint('/logout', { GET: handleLogout, POST: handleLogout }),
+    endpoint('/adm/revoke', { POST: handleRevoke }),
+    endpoint('/adm/revocations', { GET: handleListRevocations, DELETE: handleLiftRevocation }),
+    endpoint('/adm/stats', { GET: handleStats }),
+  ];
   return new Map(list.map((e) => [e.path, e]));
 }
 

@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../shared/errors.js';
 import type { EdgeServices } from './edge-services.js';
 import type { CompiledRoute, Runtime, UserEntry } from './runtime.js';
+import type { Session } from './session-cache.js';
 import type { Exchange } from './uws-io.js';
 
 /**
@@ -21,6 +22,8 @@ export class RequestContext {
   rest = '';
   /** The authenticated user, set by the credential step of a secure route. */
   user: UserEntry | undefined = undefined;
+  /** The verified token of that user (its id, issue and expiry times). */
+  session: Session | undefined = undefined;
   /** Every `Authorization` header is dropped on the way upstream (it carried our token). */
   dropAllAuthorization = false;
   /** Values of `Authorization` headers that carry one of our tokens: dropped on the way upstream. */

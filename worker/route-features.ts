@@ -1,10 +1,16 @@
 import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
 import { credential } from './steps/credential.js';
+import { tokenUses } from './steps/token-uses.js';
 import { userList } from './steps/user-list.js';
 
 /**
  * The features of proxied routes, in pipeline order (ARCHITECTURE.md: cheap checks first, then
  * the credential, then what needs the user). A new per-request behaviour is one more entry.
  */
-export const ROUTE_FEATURES: readonly RouteFeature[] = [allowedMethods, credential, userList];
+export const ROUTE_FEATURES: readonly RouteFeature[] = [
+  allowedMethods,
+  credential,
+  userList,
+  tokenUses,
+];

@@ -10,6 +10,7 @@ import { compileIpMatcher } from '../shared/ip-match.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
 import { parseTarget } from '../shared/target-url.js';
 import { TokenCodec } from '../shared/token-codec.js';
+import { type AdminAccess, adminAccess } from './admin-endpoints.js';
 import type { EdgeServices } from './edge-services.js';
 import { compileEndpoints, type Endpoint } from './endpoints.js';
 import type { ResponseBodyTransform } from './pipeline.js';
@@ -66,6 +67,8 @@ export class Runtime {
   readonly dropHeaders: DropList;
   readonly proto: 'http' | 'https';
   readonly dummyHash: string;
+  /** The admin API's token digest and address list; undefined when token_admin is empty. */
+  readonly admin: AdminAccess | undefined;
   /** `m,t,p` of the dummy hash, so a reload with the same parameters reuses it. */
   readonly dummyParams: string | undefined;
 
@@ -87,6 +90,11 @@ export class Runtime {
     this.proto = init.config.tls ? 'https' : 'http';
     this.dummyHash = init.dummyHash;
     this.dummyParams = init.dummyParams;
+    const allow = init.config.admin_allow;
+    this.admin = adminAccess(
+      init.config.token_admin,
+      allow.length > 0 ? compileIpMatcher(allow) : undefined,
+    );
   }
 
   /** Validates a snapshot with the same parser as the supervisor and compiles it. */

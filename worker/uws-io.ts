@@ -263,6 +263,21 @@ export function header(ex: Exchange, name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The value of a singleton header (names are lower case): undefined when absent, null when it
+ * appears more than once (which one another hop would read is a guess: callers refuse it).
+ */
+export function singleHeader(ex: Exchange, name: string): string | undefined | null {
+  const h = ex.headers;
+  let value: string | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] !== name) continue;
+    if (value !== undefined) return null;
+    value = h[i + 1];
+  }
+  return value;
+}
+
 /** Adds a header to the answer this request will get, whoever produces it. */
 export function addResponseHeader(ex: Exchange, name: string, value: string): void {
   if (ex.responseHeaders === undefined) ex.responseHeaders = [[name, value]];

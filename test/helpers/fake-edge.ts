@@ -63,6 +63,7 @@ export interface Script {
   start?: Answer;
   listen?: Answer;
   'apply-config'?: Answer;
+  revocations?: Answer;
   /** On drain: exit 0 (default) or ignore it. */
   drain?: 'exit' | 'ignore';
 }
@@ -139,6 +140,8 @@ export class FakeEdge extends EventEmitter implements EdgeProcess {
       if (this.script.drain !== 'ignore') this.exit(0);
       return;
     }
+    // Answers to asks: this fake never asks.
+    if (message.type === 'answer' || message.type === 'answer-error') return;
     this.#answer(message, this.script[message.type] ?? 'ok');
   }
 
@@ -171,6 +174,8 @@ function okValue(request: EdgeRequest): unknown {
       return { generation: request.snapshot.generation };
     case 'listen':
       return { port: request.port };
+    case 'revocations':
+      return { applied: request.changes.length };
   }
 }
 

@@ -22,6 +22,8 @@ export interface GatewayOptions {
   routes: string;
   /** Merged over the test defaults (port 0: the gateway picks a free port). */
   config?: Record<string, unknown>;
+  /** Reuse this config dir (and its data dir) and keep it on stop: a restart of the same node. */
+  dir?: string;
 }
 
 /** A running `proxyauth` CLI on a temp config dir, with its output captured. */
@@ -90,7 +92,8 @@ export const READY_FD = 3;
  * gateway writes to an extra pipe; a gateway that fails to start rejects at once with its reason.
  */
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
-  const configDir = await mkdtemp(join(tmpdir(), 'proxyauth-it-'));
+  const configDir = options.dir ?? (await mkdtemp(join(tmpdir(), 'proxyauth-it-')));
+  const keep = options.dir !== undefined;
   const dataDir = join(configDir, 'data');
   await writeConfig(configDir, 0, options);
   const proc = spawn(
@@ -121,7 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     // The reason is in the readiness line; give the output a moment to arrive for context.
     await waitFor(() => proc.exitCode !== null || proc.signalCode !== null, 2_000);
     proc.kill('SIGKILL');
-    await rm(configDir, { recursive: true, force: true });
+    if (!keep) await rm(configDir, { recursive: true, force: true });
     throw new Error(`gateway did not start (${ready.code}: ${ready.error}):\n${out}`);
   }
   const { port, edges } = ready;
@@ -138,7 +141,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
       const code = await exited;
       clearTimeout(timer);
-      await rm(configDir, { recursive: true, force: true });
+      if (!keep) await rm(configDir, { recursive: true, force: true });
       return code;
     },
   };

@@ -2,6 +2,8 @@ import { refusal } from '../../shared/errors.js';
 import { MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH } from '../../shared/token-codec.js';
 import type { RouteFeature } from '../pipeline.js';
 import type { RequestContext } from '../request-context.js';
+import type { Session } from '../session-cache.js';
+import { singleHeader } from '../uws-io.js';
 
 const BEARER = /^bearer[ \t]+/i;
 
@@ -19,26 +21,37 @@ function nowSeconds(): number {
 }
 
 /**
- * A secure route needs exactly one `Authorization` header, a bearer token of ours for a user
- * that still exists. Authorization is a singleton field (RFC 9110 section 11.6.2): with two of
- * them, which one a backend or another proxy would read is a guess, so the request is refused.
+ * The session of the request's bearer token: exactly one `Authorization` header (a singleton
+ * field, RFC 9110 section 11.6.2: with two of them, which one a backend or another proxy would
+ * read is a guess), a token of ours, not revoked, for a user that still exists. Refuses with
+ * CREDENTIALS_AMBIGUOUS, TOKEN_MISSING, TOKEN_INVALID or TOKEN_REVOKED.
  */
-function requireToken(ctx: RequestContext): void {
-  const h = ctx.ex.headers;
-  let value: string | undefined;
-  for (let i = 0; i < h.length; i += 2) {
-    if (h[i] !== 'authorization') continue;
-    if (value !== undefined) throw refusal('CREDENTIALS_AMBIGUOUS');
-    value = h[i + 1];
-  }
+export function authenticateBearer(ctx: RequestContext): Session {
+  const value = singleHeader(ctx.ex, 'authorization');
+  if (value === null) throw refusal('CREDENTIALS_AMBIGUOUS');
   const token = bearerToken(value);
   if (token === undefined) throw refusal('TOKEN_MISSING');
-  const { rt } = ctx;
-  const session = ctx.services.sessions.authenticate(rt.codec, token, nowSeconds());
-  const user = session && rt.users.get(session.user);
+  const { rt, services } = ctx;
+  const now = nowSeconds();
+  const session = services.sessions.authenticate(rt.codec, token, now);
+  if (session === undefined) throw refusal('TOKEN_INVALID');
+  // One comparison per request until the revocation set changes (revocation-set.ts).
+  const revocations = services.revocations;
+  if (session.cleanAt !== revocations.epoch) {
+    if (revocations.revokes(session, now)) throw refusal('TOKEN_REVOKED');
+    session.cleanAt = revocations.epoch;
+  }
+  const user = rt.users.get(session.user);
   if (!user) throw refusal('TOKEN_INVALID');
   ctx.user = user;
+  ctx.session = session;
   ctx.logUser = user.name;
+  return session;
+}
+
+/** A secure route needs a valid bearer token; the gateway's credential never goes upstream. */
+function requireToken(ctx: RequestContext): void {
+  authenticateBearer(ctx);
   ctx.dropAllAuthorization = true;
 }
 

@@ -1,0 +1,141 @@
+import type { AnswerValues, EdgeAsk, RevocationChange } from '../shared/ipc.js';
+import type { Logger } from '../shared/log.js';
+import type { Store } from '../shared/store.js';
+import type { Fleet } from './fleet.js';
+
+/** How long the supervisor waits for every edge to apply a revocation change. */
+const APPLY_TIMEOUT_MS = 2_000;
+/** Expired token records and revocations leave the store this often. */
+const PURGE_MS = 60_000;
+
+/** What the keeper needs of the fleet. */
+export type KeeperFleet = Pick<Fleet, 'broadcast' | 'on' | 'answerAsks'>;
+
+/**
+ * The supervisor's side of the store: it is the store's only writer. Edges report issued
+ * tokens and use counts (events) and ask for revocation changes; a change is committed to the
+ * store first, then sent to every edge, and only then answered, so a 200 from the admin API
+ * means durable and in force on every edge. Expired records are purged on a timer.
+ */
+export class StoreKeeper {
+  readonly #store: Store;
+  readonly #fleet: KeeperFleet;
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  /** Writes in flight, awaited by close(). */
+  readonly #writes = new Set<Promise<unknown>>();
+  #failing = false;
+
+  constructor(store: Store, fleet: KeeperFleet, log: Logger) {
+    this.#store = store;
+    this.#fleet = fleet;
+    this.#log = log;
+  }
+
+  /** Starts serving the edges and the purge timer. */
+  start(): void {
+    this.#fleet.on('token-issued', (event) => {
+      this.#track(this.#store.recordTokens([event.token]), 'record an issued token');
+    });
+    this.#fleet.on('token-uses', (event) => {
+      const uses = event.uses.map(({ count, ...record }) => ({ record, count }));
+      this.#track(this.#store.addUses(uses), 'add token uses');
+    });
+    this.#fleet.answerAsks((ask) => this.#answer(ask));
+    this.#timer = setInterval(() => void this.purge(), PURGE_MS);
+    this.#timer.unref();
+  }
+
+  /** Removes expired token records and revocations now. */
+  async purge(nowSeconds = Math.floor(Date.now() / 1000)): Promise<void> {
+    const done = this.#store.purge(nowSeconds);
+    this.#track(done, 'purge expired records');
+    const removed = await done.catch(() => undefined);
+    if (removed && removed.tokens + removed.revocations > 0) {
+      this.#log.info('purged expired records', { ...removed });
+    }
+  }
+
+  /** Stops the timer and waits for the writes in flight, then closes the store. */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await Promise.allSettled([...this.#writes]);
+    await this.#store.close();
+  }
+
+  async #answer(ask: EdgeAsk): Promise<AnswerValues['change-revocations']> {
+    switch (ask.type) {
+      case 'change-revocations':
+        return { changed: await this.change(ask.change) };
+      default: {
+        const unknown: never = ask.type;
+        throw new Error(`unknown ask ${String(unknown)}`);
+      }
+    }
+  }
+
+  /**
+   * Commits `change` to the store, then applies it on every edge (waiting for each, at most
+   * APPLY_TIMEOUT_MS; an edge that misses it reads the store when it restarts). Returns false
+   * when a lift found nothing. Rejects (nothing sent to the edges) when the store write fails.
+   */
+  async change(change: RevocationChange): Promise<boolean> {
+    const store = this.#store;
+    let changed = true;
+    const write = (async () => {
+      switch (change.op) {
+        case 'revoke-token':
+          await store.revokeToken(change);
+          break;
+        case 'revoke-user':
+          await store.revokeUser(change);
+          break;
+        case 'lift-token':
+          changed = await store.liftToken(change.tokenId);
+          break;
+        case 'lift-user':
+          changed = await store.liftUser(change.user);
+          break;
+      }
+    })();
+    this.#track(write, `write a revocation change (${change.op})`);
+    await write;
+    if (!changed) return false;
+    const results = await this.#fleet.broadcast(
+      { type: 'revocations', changes: [change] },
+      APPLY_TIMEOUT_MS,
+    );
+    for (const r of results) {
+      if (!r.ok) {
+        this.#log.warn(
+          'an edge did not confirm a revocation change (it reloads the store on restart)',
+          {
+            slot: r.slot,
+            reason: r.error.message,
+          },
+        );
+      }
+    }
+    this.#log.info('revocation change in force', { op: change.op, edges: results.length });
+    return true;
+  }
+
+  /** Keeps a write for close(); a failure is logged once until a write succeeds again. */
+  #track(write: Promise<unknown>, what: string): void {
+    this.#writes.add(write);
+    write.then(
+      () => {
+        this.#writes.delete(write);
+        if (this.#failing) this.#log.info('store writes work again', { path: this.#store.path });
+        this.#failing = false;
+      },
+      (err: Error) => {
+        this.#writes.delete(write);
+        if (!this.#failing) {
+          this.#log.error(`store write failed: could not ${what}`, { reason: err.message });
+        }
+        this.#failing = true;
+      },
+    );
+  }
+}

@@ -1,0 +1,109 @@
+import { openSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CryptoPool } from '../../crypto-pool/pool.js';
+import { AccessLog } from '../../shared/access-log.js';
+import type {
+  AnswerValues,
+  EdgeAsk,
+  EdgeEvent,
+  EdgeEventType,
+  EdgeMessage,
+  ReplyValues,
+} from '../../shared/ipc.js';
+import { createLogger } from '../../shared/log.js';
+import { openStore, type Store } from '../../shared/store.js';
+import type { BroadcastResult, EdgeInfo } from '../../supervisor/fleet.js';
+import { type KeeperFleet, StoreKeeper } from '../../supervisor/store-keeper.js';
+import type { EdgeServices } from '../../worker/edge-services.js';
+import { RevocationSet } from '../../worker/revocation-set.js';
+import { SessionCache } from '../../worker/session-cache.js';
+import { SupervisorLink } from '../../worker/supervisor-link.js';
+import { TokenUseCounter } from '../../worker/token-use-counter.js';
+import { UpstreamPools } from '../../worker/upstream-pools.js';
+
+/** One edge's services wired to a real store and StoreKeeper in this process. */
+export interface InProcessNode {
+  services: EdgeServices;
+  keeper: StoreKeeper;
+  /** The writer's handle (the edge's services hold a read-only one). */
+  store: Store;
+  dataDir: string;
+  close: () => Promise<void>;
+}
+
+/**
+ * A node of one edge without processes: the edge's SupervisorLink talks to a StoreKeeper
+ * directly (messages still pass as plain objects, answered asynchronously), and the keeper's
+ * broadcasts reach the edge's revocation set. The store is a real LMDB environment in a temp
+ * dir; `crypto` is only good for Runtime.build's dummy hash.
+ */
+export async function inProcessNode(): Promise<InProcessNode> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'proxyauth-node-'));
+  const store = openStore(dataDir, { readOnly: false });
+  const revocations = new RevocationSet();
+  const handlers = new Map<EdgeEventType, ((event: EdgeEvent, edge: EdgeInfo) => void)[]>();
+  let answer: ((ask: EdgeAsk) => Promise<AnswerValues[EdgeAsk['type']]>) | undefined;
+  const edge: EdgeInfo = { slot: 1, pid: process.pid, generation: 1 };
+  const fleet: KeeperFleet = {
+    on: ((type: EdgeEventType, handler: (event: EdgeEvent, edge: EdgeInfo) => void) => {
+      handlers.set(type, [...(handlers.get(type) ?? []), handler]);
+      return () => {};
+    }) as KeeperFleet['on'],
+    answerAsks: (handler) => {
+      answer = handler;
+    },
+    broadcast: (async (body: { type: 'revocations'; changes: [] }) => {
+      let applied = 0;
+      for (const change of body.changes) if (revocations.apply(change)) applied++;
+      const value: ReplyValues['revocations'] = { applied };
+      return [{ ...edge, ok: true, value }] as BroadcastResult<'revocations'>[];
+    }) as unknown as KeeperFleet['broadcast'],
+  };
+  const keeper = new StoreKeeper(store, fleet, createLogger('test-keeper'));
+  keeper.start();
+  const link: SupervisorLink = new SupervisorLink((message: EdgeMessage) => {
+    setImmediate(() => {
+      if (message.type === 'change-revocations') {
+        answer!(message).then(
+          (value) => link.settle({ type: 'answer', id: message.id, value }),
+          (err: Error & { code?: string }) =>
+            link.settle({
+              type: 'answer-error',
+              id: message.id,
+              code: err.code ?? 'ASK_FAILED',
+              reason: err.message,
+            }),
+        );
+      } else if (message.type !== 'reply' && message.type !== 'reply-error') {
+        for (const handler of handlers.get(message.type) ?? []) handler(message, edge);
+      }
+    });
+    return true;
+  });
+  const readOnly = openStore(dataDir, { readOnly: true });
+  const services: EdgeServices = {
+    crypto: { hashPassword: async () => 'unused' } as unknown as CryptoPool,
+    accessLog: new AccessLog(openSync('/dev/null', 'w')),
+    log: createLogger('test-edge'),
+    sessions: new SessionCache(),
+    pools: new UpstreamPools(),
+    revocations,
+    uses: new TokenUseCounter((uses) => link.notify({ type: 'token-uses', uses })),
+    supervisor: link,
+    store: readOnly,
+  };
+  return {
+    services,
+    keeper,
+    store,
+    dataDir,
+    close: async () => {
+      await services.pools.destroyAll();
+      await readOnly.close();
+      await keeper.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,78 @@
+// The supervisor's side of the store: a change is committed before any edge hears of it, a
+// lift that finds nothing tells no edge, a failed write is an error and tells no edge.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import type { EdgeEvent, RevocationChange } from '../shared/ipc.js';
+import { createLogger } from '../shared/log.js';
+import { openStore } from '../shared/store.js';
+import { type KeeperFleet, StoreKeeper } from '../supervisor/store-keeper.js';
+
+async function setup(t: Test) {
+  const dir = await mkdtemp(join(tmpdir(), 'proxyauth-keeper-'));
+  const store = openStore(dir, { readOnly: false });
+  const sent: RevocationChange[][] = [];
+  const handlers = new Map<string, (event: EdgeEvent) => void>();
+  let stored = 0;
+  const fleet: KeeperFleet = {
+    on: ((type: string, handler: (event: EdgeEvent) => void) => {
+      handlers.set(type, handler);
+      return () => {};
+    }) as KeeperFleet['on'],
+    answerAsks: () => {},
+    broadcast: (async (body: { changes: RevocationChange[] }) => {
+      // What the edges are told must already be in the store.
+      store.refresh();
+      stored = store.counts().revokedTokens + store.counts().revokedUsers;
+      sent.push(body.changes);
+      return [];
+    }) as unknown as KeeperFleet['broadcast'],
+  };
+  const keeper = new StoreKeeper(store, fleet, createLogger('test'));
+  keeper.start();
+  t.teardown(async () => {
+    await keeper.close().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { store, keeper, sent, handlers, stored: () => stored };
+}
+
+const ID = 'BBBBBBBBBBBBBBBBBBBBBB';
+
+t.test('commit first, then the edges; a lift of nothing tells nobody', async (t) => {
+  const { keeper, sent, stored } = await setup(t);
+  const revoke = { op: 'revoke-token', tokenId: ID, until: 2e9, revokedAt: 1 } as const;
+  t.equal(await keeper.change(revoke), true);
+  t.equal(stored(), 1, 'in the store when the edges were told');
+  t.same(sent, [[revoke]]);
+  t.equal(await keeper.change({ op: 'lift-token', tokenId: ID }), true);
+  t.equal(await keeper.change({ op: 'lift-token', tokenId: ID }), false, 'nothing left to lift');
+  t.equal(await keeper.change({ op: 'lift-user', user: 'nobody' }), false);
+  t.equal(sent.length, 2, 'only real changes were sent');
+});
+
+t.test('a failed write rejects and tells no edge', async (t) => {
+  const { store, keeper, sent } = await setup(t);
+  await store.close();
+  await t.rejects(
+    keeper.change({ op: 'revoke-user', user: 'u', notBefore: 1, until: 2e9, revokedAt: 1 }),
+  );
+  t.same(sent, []);
+});
+
+t.test('issued tokens and use counts reported by edges reach the store', async (t) => {
+  const { store, handlers } = await setup(t);
+  const token = { tokenId: ID, user: 'u', iat: 100, exp: 2e9 };
+  handlers.get('token-issued')?.({ type: 'token-issued', token });
+  handlers.get('token-uses')?.({ type: 'token-uses', uses: [{ ...token, count: 2 }] });
+  handlers.get('token-uses')?.({ type: 'token-uses', uses: [{ ...token, count: 3 }] });
+  let count = 0;
+  for (let i = 0; i < 50 && count !== 5; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    store.refresh();
+    count = store.stats({ limit: 10, nowSeconds: 200 }).users[0]?.tokens[0]?.count ?? 0;
+  }
+  t.equal(count, 5);
+  t.same(store.getToken(ID), token);
+});
