@@ -1,18 +1,27 @@
 import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type { ConfigSnapshot, EdgeMessage } from '../shared/ipc.js';
+import { openStore } from '../shared/store.js';
 import { logged, waitFor } from './helpers/gateway.js';
 
 // The real edge entry point (dist/worker/edge.js), driven over IPC by the test as the
 // supervisor would: what it does with malformed, unknown and out-of-order messages.
 const EDGE = fileURLToPath(new URL('../dist/worker/edge.js', import.meta.url));
 
-function snapshot(generation: number, secret = 's'.repeat(80)): ConfigSnapshot {
+// The supervisor creates the store before any edge starts; the edge only opens it read-only.
+const dataDir = mkdtempSync(join(tmpdir(), 'proxyauth-edge-ipc-'));
+await openStore(dataDir, { readOnly: false }).close();
+t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+
+function snapshot(generation: number, secret = 's'.repeat(80), data = dataDir): ConfigSnapshot {
   return {
     generation,
     configDir: '/nonexistent',
-    dataDir: '/nonexistent',
+    dataDir: data,
     files: { config: 'config.json', routes: 'routes.yml' },
     raw: {
       config: { secret, host: '127.0.0.1', port: 0, worker: 1, timezone: 'UTC', users: [] },
@@ -77,7 +86,17 @@ t.test('malformed and unknown messages are logged and dropped, never applied', a
 });
 
 t.test('start, listen, a rejected config, then drain', async (t) => {
+  // A revocation change is applied at once, even before the start (not queued behind it).
+  child.send({
+    type: 'revocations',
+    id: 40,
+    changes: [
+      { op: 'lift-user', user: 'nobody' },
+      { op: 'revoke-user', user: 'u', notBefore: 1, until: 2e9, revokedAt: 1 },
+    ],
+  });
   child.send({ type: 'start', id: 4, snapshot: snapshot(7), tls: null });
+  t.same(await reply(40), { type: 'reply', id: 40, value: { applied: 1 } }, 'one real change');
   t.same(await reply(4), { type: 'reply', id: 4, value: { generation: 7 } });
   child.send({ type: 'listen', id: 5, host: '127.0.0.1', port: 0 });
   const listening = await reply(5);
@@ -90,4 +109,27 @@ t.test('start, listen, a rejected config, then drain', async (t) => {
   t.equal((await fetch(`http://127.0.0.1:${port}/nowhere`)).status, 404, 'still serving');
   child.send({ type: 'drain', timeoutMs: 1_000 });
   t.equal(await exited, 0, 'drained and exited 0');
+});
+
+t.test('an edge without a store refuses to start and exits 1', async (t) => {
+  const edge = fork(EDGE, [], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, PROXYAUTH_CRYPTO_THREADS: '1' },
+  });
+  const got: EdgeMessage[] = [];
+  edge.on('message', (m) => got.push(m as EdgeMessage));
+  const code = new Promise<number | null>((resolve) => edge.once('exit', resolve));
+  t.teardown(() => {
+    if (edge.exitCode === null) edge.kill('SIGKILL');
+  });
+  edge.send({ type: 'start', id: 1, snapshot: snapshot(1, undefined, '/nonexistent'), tls: null });
+  t.equal(await code, 1);
+  t.match(got, [
+    {
+      type: 'reply-error',
+      id: 1,
+      code: 'EDGE_START_FAILED',
+      reason: /no store at \/nonexistent\/proxyauth\.mdb/,
+    },
+  ]);
 });
