@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IpEntryError, parseIpEntry } from '../shared/ip-match.js';
+import { usernameProblem } from '../shared/username.js';
 import { Argon2HashError, argon2Cost } from './argon2-hash.js';
 import { isArgon2Hash } from './is-argon2-hash.js';
 import { canonicalOrigin, canonicalTimezone, isHostOrIp, isUrlWithScheme } from './value-checks.js';
@@ -123,7 +124,11 @@ const rateLimitSchema = z
   }));
 
 const userSchema = z.strictObject({
-  username: noControlChars('username'),
+  // The same rule as the admin API and the token codec (shared/username.ts).
+  username: z.string().superRefine((name, ctx) => {
+    const problem = usernameProblem(name);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `username ${problem}` });
+  }),
   // An Argon2 PHC string, or plaintext that the supervisor hashes in place at start.
   password,
   allow: z
@@ -160,7 +165,7 @@ export const configSchema = z.strictObject({
   cors_origins: z.array(origin).default([]),
   ratelimit_auth: rateLimitSchema.prefault({}),
   ratelimit_proxy: rateLimitSchema.prefault({}),
-  // Empty means "generate one at start" (the supervisor writes it back to config.json).
+  // Empty (or absent) turns the admin API off; a first start writes a generated one.
   token_admin: z.preprocess(
     (v) => (v === null || v === undefined ? '' : v),
     z.union([z.literal(''), z.string().regex(/^[0-9a-fA-F]{64}$/)], {

@@ -24,6 +24,9 @@ export function duplicatePrefixes(file: string, rawRoutes: unknown): ConfigIssue
 }
 
 /** Valid but suspicious settings: route users that do not exist. */
+/** Exact paths the gateway answers itself (worker/endpoints.ts; `/adm` is refused outright). */
+const GATEWAY_PATHS: readonly string[] = ['/auth', '/logout'];
+
 export function crossWarnings(
   config: Config,
   routes: readonly RouteConfig[],
@@ -32,6 +35,13 @@ export function crossWarnings(
   const known = new Set(config.users.map((u) => u.username));
   const warnings: string[] = [];
   routes.forEach((r, i) => {
+    // worker/endpoints.ts answers these paths itself; only the paths below reach the route.
+    if (GATEWAY_PATHS.includes(r.prefix.toLowerCase())) {
+      warnings.push(
+        `${files.routes}: routes[${i}].prefix: ${r.prefix} itself is the gateway's own ` +
+          `endpoint; only paths below it (${r.prefix}/...) reach this route`,
+      );
+    }
     r.username?.forEach((name, j) => {
       if (!known.has(name)) {
         warnings.push(`${files.routes}: routes[${i}].username[${j}]: no user named "${name}"`);

@@ -80,7 +80,7 @@ export const ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
-    message: 'Use application/json or application/x-www-form-urlencoded',
+    message: 'Unsupported Content-Type',
   },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
   INTERNAL: { status: 500, message: 'Internal error' },

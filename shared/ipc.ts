@@ -124,8 +124,12 @@ export type EdgeAskBody<T extends EdgeAskType> = { type: T } & Omit<
 
 /** What a successful answer carries, per ask type. */
 export interface AnswerValues {
-  /** `changed`: false when a lift found nothing to lift. */
-  'change-revocations': { changed: boolean };
+  /**
+   * `changed`: false when a lift found nothing in force. `change`: what was stored and sent to
+   * the edges (a revocation is never shortened by a later one, and a user's "not before" only
+   * moves forward). `unconfirmed`: edges that did not confirm within the wait.
+   */
+  'change-revocations': { changed: boolean; change: RevocationChange; unconfirmed: number };
 }
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
@@ -212,7 +216,11 @@ const replySchemas = {
 } satisfies { [T in EdgeRequestType]: z.ZodType<ReplyValues[T]> };
 
 const answerSchemas = {
-  'change-revocations': z.strictObject({ changed: z.boolean() }),
+  'change-revocations': z.strictObject({
+    changed: z.boolean(),
+    change: revocationChangeSchema,
+    unconfirmed: z.int().nonnegative(),
+  }),
 } satisfies { [T in EdgeAskType]: z.ZodType<AnswerValues[T]> };
 
 /** A parse result: the typed message, or a short reason for the log. */

@@ -1,7 +1,7 @@
 // Opening the environment: check the place and the file first (lmdb-js crashes the process on
 // a file LMDB refuses, see store-file.ts), then open, then bring the schema up to date (writer)
 // or check it (reader). Every failure becomes a StoreError naming the file.
-import { accessSync, constants, mkdirSync, type Stats, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, type Stats, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { openError, StoreError, storeFailure } from './store-error.js';
@@ -61,6 +61,9 @@ function attachWriter(root: RootDatabase, path: string): StoreDbs {
   const dbs = databases(root, path);
   // The probe: a writer that cannot commit (read-only mount, full disk) fails now, not later.
   dbs.meta.putSync(OPENED_AT_KEY, Math.floor(Date.now() / 1000));
+  // Usernames, token ids and use counts: readable by the gateway's user only (LMDB creates the
+  // file with the umask's mode).
+  chmodSync(path, 0o600);
   return dbs;
 }
 
@@ -116,7 +119,15 @@ function checkWriterPlace(path: string): void {
     const cause = `only ${free} bytes are free on its file system, it needs ${MIN_FREE_BYTES}`;
     throw openError(path, { code: 'STORE_FULL', cause });
   }
-  if (stats && stats.size > 0) checkContent(path, stats.size);
+  // LMDB writes its meta pages when it creates the file: an empty one was cut (a crash, a full
+  // disk). Opening it would start an empty store in silence and forget every revocation.
+  if (stats && stats.size === 0) {
+    const cause =
+      'the file is empty (0 bytes): a crash or a full disk cut it. Restore it from a backup, ' +
+      'or remove it to start with an empty store (revocations and token records are lost)';
+    throw openError(path, { code: 'STORE_CORRUPT', cause });
+  }
+  if (stats) checkContent(path, stats.size);
   attempt(path, () => preallocateLockFile(lockOf(path)));
 }
 

@@ -194,6 +194,22 @@ export class Store {
     return value && { tokenId, user: value.user, iat: value.iat, exp: value.exp };
   }
 
+  /** The revocation of `tokenId` (in force or ended but not yet purged), or undefined. */
+  getTokenRevocation(tokenId: string): TokenRevocation | undefined {
+    return this.#read((dbs) => {
+      const r = dbs.revokedTokens.get(tokenId);
+      return r && { tokenId, until: r.until, revokedAt: r.revokedAt };
+    });
+  }
+
+  /** The revocation of `user` (in force or ended but not yet purged), or undefined. */
+  getUserRevocation(user: string): UserRevocation | undefined {
+    return this.#read((dbs) => {
+      const r = dbs.revokedUsers.get(user);
+      return r && { user, notBefore: r.notBefore, until: r.until, revokedAt: r.revokedAt };
+    });
+  }
+
   /** The latest `exp` among `user`'s recorded tokens (not yet purged), or undefined. */
   latestExpiryOf(user: string): number | undefined {
     return this.#read((dbs) => latestExpiry(dbs, user));

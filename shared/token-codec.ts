@@ -6,11 +6,12 @@ import { xchacha20 } from '@noble/ciphers/chacha.js';
 import { decodeBase64UrlInto, decodedLength, encodeBase64Url } from './base64url.js';
 import { CodedError } from './coded-error.js';
 import { deriveTokenKeys, keyedHashInto, type TokenKeys } from './token-keys.js';
+import { usernameProblem } from './username.js';
 
 /** The format version written in the first byte of every token. */
 export const TOKEN_VERSION = 1;
-/** Longest username a token can carry, in UTF-8 bytes. */
-export const MAX_USERNAME_BYTES = 255;
+/** Longest username a token can carry, in UTF-8 bytes (shared/username.ts). */
+export { MAX_USERNAME_BYTES } from './username.js';
 /** Longest token string `verify` looks at; anything longer is rejected before decoding. */
 export const MAX_TOKEN_LENGTH = 512;
 
@@ -68,8 +69,6 @@ interface Sections {
   readonly body: Uint8Array;
   readonly tagOffset: number;
 }
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * Issues and verifies tokens under the keys derived from one secret. Build one per thread that
@@ -239,17 +238,11 @@ export class TokenCodec {
 }
 
 function encodeUsername(username: string): Uint8Array {
-  if (typeof username !== 'string' || username.length === 0 || LONE_SURROGATE.test(username)) {
-    throw new TokenCodecError('TOKEN_USERNAME_INVALID', 'username must be non-empty Unicode text');
+  const problem = usernameProblem(username);
+  if (problem !== undefined) {
+    throw new TokenCodecError('TOKEN_USERNAME_INVALID', `username ${problem}`);
   }
-  const bytes = Buffer.from(username, 'utf8');
-  if (bytes.length > MAX_USERNAME_BYTES) {
-    throw new TokenCodecError(
-      'TOKEN_USERNAME_INVALID',
-      `username must be at most ${MAX_USERNAME_BYTES} UTF-8 bytes`,
-    );
-  }
-  return bytes;
+  return Buffer.from(username, 'utf8');
 }
 
 function checkTimes(iat: number, exp: number): void {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { ensureSelfSignedCert } from '../conf/first-run.js';
 import type { LoadedConfig } from '../conf/load.js';
 import { loadConfigDir } from '../conf/load.js';
-import { rewritePlaintextPasswords, setTokenAdmin } from '../conf/rewrite-passwords.js';
+import { rewritePlaintextPasswords } from '../conf/rewrite-passwords.js';
 import type { CheckedTlsPair } from '../conf/tls-files.js';
 import { hashPassword } from '../crypto-pool/password.js';
 import type { Dirs } from './dirs.js';
@@ -20,8 +20,8 @@ export interface Loaded {
 }
 
 /**
- * Reads the config dir into a plan for the fleet: plaintext passwords are hashed and an empty
- * token_admin generated in the file first (losslessly), then everything is validated, and when
+ * Reads the config dir into a plan for the fleet: plaintext passwords are hashed in the file
+ * first (losslessly), then everything is validated, and when
  * `tls` is on a self-signed certificate is created if there is none, and the pair is validated
  * and copied for the edges.
  * Throws ConfigError with every issue found (an unusable pair included, naming its file); the
@@ -44,8 +44,7 @@ export class ConfigSource {
     // again only when the rewrite changed it.
     let loaded = await loadConfigDir(this.#dirs.configDir);
     const { rewritten } = await rewritePlaintextPasswords(this.configFile, hashPassword);
-    const { written } = await setTokenAdmin(this.configFile);
-    if (rewritten > 0 || written) loaded = await loadConfigDir(this.#dirs.configDir);
+    if (rewritten > 0) loaded = await loadConfigDir(this.#dirs.configDir);
     // With `tls` on and no pair yet, a self-signed one is made; it is then checked (and
     // fingerprinted) like one the operator put there.
     if (loaded.config.tls && loaded.tls === undefined) {

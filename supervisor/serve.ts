@@ -22,6 +22,14 @@ const log = createLogger('supervisor');
 /** How long SIGTERM waits for requests in flight before edges cut them. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
+/** mkdir's errors in plain words. */
+const MKDIR_CAUSES: Record<string, string> = {
+  EEXIST: ': it is a file, not a directory',
+  ENOTDIR: ': a part of the path is a file',
+  EACCES: ': permission denied',
+  EROFS: ': read-only file system',
+};
+
 export interface ServeOptions {
   /** `--ready-fd`: the readiness line goes there (supervisor/ready-signal.ts). */
   readyFd?: number | undefined;
@@ -48,10 +56,11 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
     const { code, message } = err as NodeJS.ErrnoException;
+    const why = code === undefined ? message : `${code}${MKDIR_CAUSES[code] ?? ''}`;
     return refuseStart(
       ready,
       'DATA_DIR_UNUSABLE',
-      `data dir ${dirs.dataDir}: cannot be created (${code ?? message})`,
+      `data dir ${dirs.dataDir}: cannot be created (${why})`,
     );
   }
   const firstRun = await ensureConfigDir(dirs.configDir, { hash: hashPassword });
@@ -75,6 +84,13 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     if (!(err instanceof StoreError)) throw err;
     return refuseStart(ready, err.code, err.message);
   }
+  const counts = store.counts();
+  log.info('store opened', {
+    path: store.path,
+    tokens: counts.tokens,
+    revoked_tokens: counts.revokedTokens,
+    revoked_users: counts.revokedUsers,
+  });
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
   const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });
   const keeper = new StoreKeeper(store, fleet, log);
@@ -179,6 +195,9 @@ function codeOf(err: unknown): string {
 
 function logLoad({ loaded, rewritten }: Loaded): void {
   for (const warning of loaded.warnings) log.warn(warning);
+  if (loaded.config.token_admin === '') {
+    log.info('token_admin is empty: the admin API (/adm/*) is off');
+  }
   if (rewritten > 0) log.info('hashed plaintext passwords in config.json', { count: rewritten });
 }
 

@@ -6,7 +6,8 @@ import { formatRfc3339 } from '../shared/time-format.js';
 const PAGE = 1_000;
 
 /**
- * `proxyauth stats`: the node's unexpired tokens and their use counts, straight from the store
+ * `proxyauth stats`: the node's unexpired tokens, their use counts and whether a revocation in
+ * force refuses them, straight from the store
  * (read-only). Chosen over calling the admin API: it needs no admin token and no address (the
  * original called a hard-coded https://127.0.0.1:8080), and it works while the gateway is
  * stopped. Counts are what the edges flushed (every second). Returns the exit status.
@@ -27,6 +28,11 @@ export async function statsCommand(
   }
   try {
     const now = Math.floor(Date.now() / 1000);
+    const inForce = store.revocationsInForce(now);
+    const revokedIds = new Set(inForce.tokens.map((r) => r.tokenId));
+    const notBefore = new Map(inForce.users.map((r) => [r.user, r.notBefore]));
+    const isRevoked = (user: string, t: { tokenId: string; iat: number }) =>
+      revokedIds.has(t.tokenId) || t.iat <= (notBefore.get(user) ?? -1);
     const users = new Map<string, { tokenId: string; count: number; iat: number; exp: number }[]>();
     let after: string | undefined;
     do {
@@ -46,15 +52,23 @@ export async function statsCommand(
           count: t.count,
           delivery_at: formatRfc3339(t.iat),
           expire_at: formatRfc3339(t.exp),
+          revoked: isRevoked(user, t),
         })),
       }));
       out.write(`${JSON.stringify(body, null, 2)}\n`);
       return 0;
     }
-    const rows = [['USER', 'TOKEN ID', 'USES', 'ISSUED (UTC)', 'EXPIRES (UTC)']];
+    const rows = [['USER', 'TOKEN ID', 'USES', 'ISSUED (UTC)', 'EXPIRES (UTC)', 'REVOKED']];
     for (const [user, tokens] of users) {
       for (const t of tokens) {
-        rows.push([user, t.tokenId, String(t.count), formatRfc3339(t.iat), formatRfc3339(t.exp)]);
+        rows.push([
+          user,
+          t.tokenId,
+          String(t.count),
+          formatRfc3339(t.iat),
+          formatRfc3339(t.exp),
+          isRevoked(user, t) ? 'yes' : '-',
+        ]);
       }
     }
     if (rows.length === 1) {
@@ -62,6 +76,8 @@ export async function statsCommand(
       return 0;
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    // The store cannot tell whether counting is on: say when uses are counted.
+    out.write('uses are counted while "stats" is true in config.json\n');
     for (const row of rows) {
       out.write(
         `${row

@@ -25,11 +25,20 @@ export class StoreKeeper {
   /** Writes in flight, awaited by close(). */
   readonly #writes = new Set<Promise<unknown>>();
   #failing = false;
+  /** Revocation changes, one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+  readonly #now: () => number;
 
-  constructor(store: Store, fleet: KeeperFleet, log: Logger) {
+  constructor(
+    store: Store,
+    fleet: KeeperFleet,
+    log: Logger,
+    now: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
     this.#store = store;
     this.#fleet = fleet;
     this.#log = log;
+    this.#now = now;
   }
 
   /** Starts serving the edges and the purge timer. */
@@ -47,7 +56,7 @@ export class StoreKeeper {
   }
 
   /** Removes expired token records and revocations now. */
-  async purge(nowSeconds = Math.floor(Date.now() / 1000)): Promise<void> {
+  async purge(nowSeconds = this.#now()): Promise<void> {
     const done = this.#store.purge(nowSeconds);
     this.#track(done, 'purge expired records');
     const removed = await done.catch(() => undefined);
@@ -66,7 +75,7 @@ export class StoreKeeper {
   async #answer(ask: EdgeAsk): Promise<AnswerValues['change-revocations']> {
     switch (ask.type) {
       case 'change-revocations':
-        return { changed: await this.change(ask.change) };
+        return this.change(ask.change);
       default: {
         const unknown: never = ask.type;
         throw new Error(`unknown ask ${String(unknown)}`);
@@ -76,48 +85,82 @@ export class StoreKeeper {
 
   /**
    * Commits `change` to the store, then applies it on every edge (waiting for each, at most
-   * APPLY_TIMEOUT_MS; an edge that misses it reads the store when it restarts). Returns false
-   * when a lift found nothing. Rejects (nothing sent to the edges) when the store write fails.
+   * APPLY_TIMEOUT_MS; an edge that misses it reads the store when it restarts, and the answer
+   * counts it as unconfirmed). Changes are carried out one at a time, each against what the
+   * store holds: a revocation is never shortened by a later one (lift it instead), a user's
+   * "not before" moves past the previous one (a login dated just after a first revocation is
+   * caught by a second one in the same second), and a lift finds only what is in force.
+   * Rejects (nothing sent to the edges) when the store write fails.
    */
-  async change(change: RevocationChange): Promise<boolean> {
+  change(change: RevocationChange): Promise<AnswerValues['change-revocations']> {
+    const next = this.#queue.then(() => this.#apply(change));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #apply(requested: RevocationChange): Promise<AnswerValues['change-revocations']> {
     const store = this.#store;
+    const now = this.#now();
+    let change = requested;
     let changed = true;
     const write = (async () => {
-      switch (change.op) {
-        case 'revoke-token':
-          await store.revokeToken(change);
+      switch (requested.op) {
+        case 'revoke-token': {
+          const old = store.getTokenRevocation(requested.tokenId);
+          if (old !== undefined && old.until > now && old.until > requested.until) {
+            change = { ...requested, until: old.until };
+          }
+          await store.revokeToken(change as typeof requested);
           break;
-        case 'revoke-user':
-          await store.revokeUser(change);
+        }
+        case 'revoke-user': {
+          const old = store.getUserRevocation(requested.user);
+          if (old !== undefined && old.until > now) {
+            change = {
+              ...requested,
+              notBefore: Math.max(requested.notBefore, old.notBefore + 1),
+              until: Math.max(requested.until, old.until),
+            };
+          }
+          await store.revokeUser(change as typeof requested);
           break;
-        case 'lift-token':
-          changed = await store.liftToken(change.tokenId);
+        }
+        case 'lift-token': {
+          const old = store.getTokenRevocation(requested.tokenId);
+          changed = old !== undefined && old.until > now;
+          // One that ended is gone from the edges already: drop it, report nothing lifted.
+          if (old !== undefined) await store.liftToken(requested.tokenId);
           break;
-        case 'lift-user':
-          changed = await store.liftUser(change.user);
+        }
+        case 'lift-user': {
+          const old = store.getUserRevocation(requested.user);
+          changed = old !== undefined && old.until > now;
+          if (old !== undefined) await store.liftUser(requested.user);
           break;
+        }
       }
     })();
-    this.#track(write, `write a revocation change (${change.op})`);
+    this.#track(write, `write a revocation change (${requested.op})`);
     await write;
-    if (!changed) return false;
+    if (!changed) return { changed, change, unconfirmed: 0 };
     const results = await this.#fleet.broadcast(
       { type: 'revocations', changes: [change] },
       APPLY_TIMEOUT_MS,
     );
+    let unconfirmed = 0;
     for (const r of results) {
-      if (!r.ok) {
-        this.#log.warn(
-          'an edge did not confirm a revocation change (it reloads the store on restart)',
-          {
-            slot: r.slot,
-            reason: r.error.message,
-          },
-        );
-      }
+      if (r.ok) continue;
+      unconfirmed++;
+      this.#log.warn(
+        'an edge did not confirm a revocation change (it reads the store on restart)',
+        {
+          slot: r.slot,
+          reason: r.error.message,
+        },
+      );
     }
     this.#log.info('revocation change in force', { op: change.op, edges: results.length });
-    return true;
+    return { changed, change, unconfirmed };
   }
 
   /** Keeps a write for close(); a failure is logged once until a write succeeds again. */

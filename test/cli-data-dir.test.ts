@@ -30,13 +30,26 @@ t.test('a corrupt store file', async (t) => {
   t.notMatch(res.stdout + res.stderr, /edge listening/, 'no edge was started');
 });
 
+t.test('an empty store file (a crash cut it) is refused, not replaced in silence', async (t) => {
+  const config = configDir(t);
+  const data = t.testdir({ 'proxyauth.mdb': '' });
+  const res = await runCli(['run', '--config-dir', config, '--data-dir', data]);
+  t.equal(res.code, 1, res.stderr);
+  t.match(res.stderr, join(data, 'proxyauth.mdb'));
+  t.match(res.stderr, /the file is empty \(0 bytes\)/);
+  t.notMatch(res.stdout + res.stderr, /edge listening/, 'no edge was started');
+});
+
 t.test('a data dir that is a file', async (t) => {
   const config = configDir(t);
   const parent = t.testdir({ 'not-a-dir': 'x' });
   const data = join(parent, 'not-a-dir');
   const res = await runCli(['run', '--config-dir', config, '--data-dir', data]);
   t.equal(res.code, 1, res.stderr);
-  t.match(res.stderr, data);
+  t.match(
+    res.stderr,
+    `data dir ${data}: cannot be created (EEXIST: it is a file, not a directory)`,
+  );
   t.notMatch(res.stdout + res.stderr, /edge listening/);
 });
 
@@ -46,7 +59,10 @@ t.test('a data dir under a file cannot be created', async (t) => {
   const data = join(parent, 'file', 'data');
   const res = await runCli(['run', '--config-dir', config, '--data-dir', data]);
   t.equal(res.code, 1, res.stderr);
-  t.match(res.stderr, `data dir ${data}: cannot be created (ENOTDIR)`);
+  t.match(
+    res.stderr,
+    `data dir ${data}: cannot be created (ENOTDIR: a part of the path is a file)`,
+  );
 });
 
 t.test('proxyauth stats without a store', async (t) => {

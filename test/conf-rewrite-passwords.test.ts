@@ -2,7 +2,7 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../conf/parse.js';
-import { rewritePlaintextPasswords, setTokenAdmin } from '../conf/rewrite-passwords.js';
+import { rewritePlaintextPasswords } from '../conf/rewrite-passwords.js';
 import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 
 const hash = (pw: string) => hashPassword(pw);
@@ -119,50 +119,4 @@ t.test('a JSON syntax error is reported, the file untouched', async (t) => {
   const file = join(dir, 'config.json');
   await t.rejects(rewritePlaintextPasswords(file, hash), { code: 'JSON_SYNTAX' });
   t.equal(await readFile(file, 'utf8'), '{"users": [{"password": "p"}');
-});
-
-t.test(
-  'setTokenAdmin: inserts a missing key after the brace, with the file indentation',
-  async (t) => {
-    const text = '{\n    "secret": "x",\n    "n": 1.50\n}\n';
-    const dir = t.testdir({ 'config.json': text });
-    const file = join(dir, 'config.json');
-    await chmod(file, 0o600);
-    const { written, tokenAdmin } = await setTokenAdmin(file);
-    t.equal(written, true);
-    t.match(tokenAdmin, /^[0-9a-f]{64}$/);
-    t.equal(
-      await readFile(file, 'utf8'),
-      `{\n    "token_admin": "${tokenAdmin}",\n    "secret": "x",\n    "n": 1.50\n}\n`,
-    );
-    t.equal((await stat(file)).mode & 0o777, 0o600);
-  },
-);
-
-t.test('setTokenAdmin: replaces an empty or null value in place', async (t) => {
-  for (const value of ['""', 'null']) {
-    const text = `{"a": 1e3, "token_admin" :  ${value} , "b": "é"}`;
-    const dir = t.testdir({ 'config.json': text });
-    const file = join(dir, 'config.json');
-    const token = 'ab'.repeat(32);
-    t.same(await setTokenAdmin(file, token), { written: true, tokenAdmin: token });
-    t.equal(await readFile(file, 'utf8'), `{"a": 1e3, "token_admin" :  "${token}" , "b": "é"}`);
-  }
-});
-
-t.test('setTokenAdmin: an existing token is kept; {} gets one', async (t) => {
-  const token = 'cd'.repeat(32);
-  const dir = t.testdir({ 'config.json': `{"token_admin": "${token}"}`, 'empty.json': '{ }' });
-  const file = join(dir, 'config.json');
-  t.same(await setTokenAdmin(file), { written: false, tokenAdmin: token });
-  t.equal(await readFile(file, 'utf8'), `{"token_admin": "${token}"}`);
-  const empty = join(dir, 'empty.json');
-  const result = await setTokenAdmin(empty, 'ef'.repeat(32));
-  t.equal(result.written, true);
-  t.same(JSON.parse(await readFile(empty, 'utf8')), { token_admin: 'ef'.repeat(32) });
-});
-
-t.test('setTokenAdmin: a root that is not an object is refused', async (t) => {
-  const dir = t.testdir({ 'config.json': '[]' });
-  await t.rejects(setTokenAdmin(join(dir, 'config.json')), { code: 'CONFIG_ROOT_NOT_OBJECT' });
 });

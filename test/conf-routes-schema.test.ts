@@ -238,6 +238,15 @@ t.test('warnings: unknown route users', async (t) => {
   t.same(warnings, [`${FILES.routes}: routes[0].username[1]: no user named "ghost"`]);
 });
 
+t.test('warnings: a prefix that is a gateway endpoint gets only the paths below it', async (t) => {
+  for (const prefix of ['/auth', '/logout', '/Logout/']) {
+    const { warnings } = parseRoutes([route({ prefix })]);
+    t.match(warnings, [/routes\[0\]\.prefix: \/\w+ itself is the gateway's own endpoint/], prefix);
+  }
+  t.same(parseRoutes([route({ prefix: '/auth/x' })]).warnings, [], 'below it is fine');
+  t.match(keys([route({ prefix: '/adm/x' })]), ['routes[0].prefix'], '/adm is refused');
+});
+
 t.test(
   'in a route, an unknown key is an error: a misspelled restriction would be dropped',
   async (t) => {

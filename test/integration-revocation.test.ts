@@ -380,6 +380,81 @@ t.test('the admin API refuses bad calls with clear errors', async (t) => {
   }
   t.equal((await burst(1, (await login()).token))[0]?.status, 200, 'nothing was revoked');
   t.match((await fresh('/adm/revoke')).headers.allow, 'POST', '405 names the allowed method');
+  const head = await admin('HEAD', '/adm/revocations');
+  t.equal(head.status, 200, 'HEAD on a listing');
+  t.equal(head.body, '');
+  t.ok(Number(head.headers['content-length']) > 0, 'with the length a GET would get');
+  const logout = await fresh('/logout', { method: 'HEAD', headers: bearer((await login()).token) });
+  t.equal(logout.status, 405, 'a HEAD never logs out');
+  t.equal(logout.headers.allow, 'GET, POST');
+});
+
+t.test(
+  'a later revocation never shortens an earlier one; lifting one that ended is a 404',
+  async (t) => {
+    const { token, token_id } = await login();
+    const full = JSON.parse((await admin('POST', '/adm/revoke', { token_id })).body) as {
+      until: number;
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const shorter = await admin('POST', '/adm/revoke', { token_id, exp: now + 2 });
+    t.equal(shorter.status, 200);
+    t.equal(
+      (JSON.parse(shorter.body) as { until: number }).until,
+      full.until,
+      'the later until stays',
+    );
+    await new Promise((r) => setTimeout(r, 3_000));
+    t.same(await burst(4, token), Array(4).fill({ status: 401, error: 'TOKEN_REVOKED' }));
+
+    const other = await login();
+    const soon = Math.floor(Date.now() / 1000) + 2;
+    t.equal(
+      (await admin('POST', '/adm/revoke', { token_id: other.token_id, exp: soon })).status,
+      200,
+    );
+    await new Promise((r) => setTimeout(r, 3_000));
+    const lift = await admin('DELETE', `/adm/revocations?token_id=${other.token_id}`);
+    t.equal(lift.status, 404, 'it had ended');
+    t.equal(errorOf(lift), 'REVOCATION_NOT_FOUND');
+  },
+);
+
+t.test('revoking a user twice in one second catches a login made in between', async (t) => {
+  const first = JSON.parse((await admin('POST', '/adm/revoke', { username: 'bob' })).body) as {
+    not_before: number;
+  };
+  const between = await login('bob');
+  const second = JSON.parse((await admin('POST', '/adm/revoke', { username: 'bob' })).body) as {
+    not_before: number;
+  };
+  t.ok(second.not_before > first.not_before, 'not_before moves forward');
+  t.same(await burst(4, between.token), Array(4).fill({ status: 401, error: 'TOKEN_REVOKED' }));
+  const after = await login('bob');
+  t.same(await burst(4, after.token), Array(4).fill({ status: 200, error: undefined }));
+});
+
+t.test('usernames follow one rule everywhere: 400, never a store error', async (t) => {
+  for (const username of ['a'.repeat(256), 'x\u0000y', '\ud800', 'tab\there']) {
+    const name = username;
+    const revoke = await admin('POST', '/adm/revoke', { username: name });
+    t.equal(revoke.status, 400, `revoke ${JSON.stringify(name).slice(0, 20)}`);
+    t.equal(errorOf(revoke), 'BAD_BODY');
+    // A query string carries UTF-8: a lone surrogate cannot be written there.
+    if (name === '\ud800') continue;
+    const lift = await admin('DELETE', `/adm/revocations?username=${encodeURIComponent(name)}`);
+    t.equal(lift.status, 400, 'lift');
+    const stats = await admin('GET', `/adm/stats?user=${encodeURIComponent(name)}`);
+    t.equal(stats.status, 400, 'stats');
+  }
+  const ok = await admin('POST', '/adm/revoke', { username: 'é'.repeat(127) });
+  t.equal(ok.status, 200, '254 bytes of UTF-8 is a name');
+  t.equal(
+    (await admin('DELETE', `/adm/revocations?username=${encodeURIComponent('é'.repeat(127))}`))
+      .status,
+    200,
+  );
+  t.notMatch(gw.output(), /store write failed/, 'no false store outage in the log');
 });
 
 t.test('proxyauth stats reads the running node from its data dir', async (t) => {
@@ -401,7 +476,8 @@ t.test('proxyauth stats reads the running node from its data dir', async (t) => 
   const table = await runCli(['stats', '--data-dir', dataDir]);
   t.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trimEnd().split('\n');
-  t.match(lines[0], /^USER +TOKEN ID +USES +ISSUED \(UTC\) +EXPIRES \(UTC\)$/);
+  t.equal(lines.shift(), 'uses are counted while "stats" is true in config.json');
+  t.match(lines[0], /^USER +TOKEN ID +USES +ISSUED \(UTC\) +EXPIRES \(UTC\) +REVOKED$/);
   t.match(
     lines.find((l) => l.includes(token_id)),
     new RegExp(`^bob +${token_id} +3 +\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ +\\d{4}-`),
@@ -410,6 +486,22 @@ t.test('proxyauth stats reads the running node from its data dir', async (t) => 
     lines.some((l) => l.startsWith('alice ')),
     'every user',
   );
+  t.match(
+    lines.find((l) => l.includes(token_id)),
+    / -$/,
+    'not revoked',
+  );
+  t.equal((await admin('POST', '/adm/revoke', { token_id })).status, 200);
+  const after = await runCli(['stats', '--data-dir', dataDir, '--user', 'bob']);
+  t.match(
+    after.stdout.split('\n').find((l) => l.includes(token_id)),
+    / yes$/,
+    'revoked: yes',
+  );
+  const asJson = JSON.parse(
+    (await runCli(['stats', '--data-dir', dataDir, '--user', 'bob', '--json'])).stdout,
+  ) as { tokens: { token_id: string; revoked: boolean }[] }[];
+  t.equal(asJson[0]?.tokens.find((x) => x.token_id === token_id)?.revoked, true);
   const nobody = await runCli(['stats', '--data-dir', dataDir, '--user', 'nobody']);
   t.equal(nobody.stdout, 'no unexpired tokens\n');
 });

@@ -9,6 +9,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  statSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
@@ -65,9 +66,16 @@ t.test('a reader finds no store: no dir, an empty dir, an empty file', async (t)
   refusedAs(t, empty, true, 'STORE_MISSING', /start the gateway once/);
   writeFileSync(storeAt(empty), '');
   refusedAs(t, empty, true, 'STORE_MISSING', /the file is empty/);
-  const store = openStore(empty, { readOnly: false });
+  // A cut file (a crash, a full disk): opening it would forget every revocation in silence.
+  refusedAs(t, empty, false, 'STORE_CORRUPT', /the file is empty \(0 bytes\).*remove it/);
+  t.equal(statSync(storeAt(empty)).size, 0, 'left as it was');
+});
+
+t.test('the writer makes the store file readable by its owner only', async (t) => {
+  const dir = t.testdir();
+  const store = openStore(dir, { readOnly: false });
   t.teardown(() => store.close());
-  t.same(store.counts().tokens, 0, 'a writer makes a store of an empty file');
+  t.equal(statSync(storeAt(dir)).mode & 0o777, 0o600);
 });
 
 t.test('a file that is not an LMDB store is refused, and left as it is', async (t) => {

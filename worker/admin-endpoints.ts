@@ -13,9 +13,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { TOKEN_EXPIRY_MAX_SECONDS } from '../conf/config-schema.js';
 import { GatewayError, refusal } from '../shared/errors.js';
-import type { RevocationChange } from '../shared/ipc.js';
+import type { AnswerValues, RevocationChange } from '../shared/ipc.js';
 import { StoreError } from '../shared/store.js';
 import { formatRfc3339 } from '../shared/time-format.js';
+import { usernameProblem } from '../shared/username.js';
 import type { RequestContext } from './request-context.js';
 import { authenticateBearer } from './steps/credential.js';
 import { AskError } from './supervisor-link.js';
@@ -47,11 +48,14 @@ const ASK_TIMEOUT_MS = 5_000;
 /** Page sizes of the listing endpoints: default and maximum. */
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1_000;
-const MAX_USERNAME = 1024;
 
 function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
+
+const REPEATED_TOKEN = new GatewayError('ADMIN_TOKEN_INVALID', {
+  detail: 'X-Auth-Token is repeated: send it once',
+});
 
 /** The admin checks, synchronous, before anything is read. */
 function requireAdmin(ctx: RequestContext): void {
@@ -59,7 +63,7 @@ function requireAdmin(ctx: RequestContext): void {
   if (admin === undefined) throw refusal('ADMIN_DISABLED');
   if (admin.allows && !admin.allows(ctx.ex.ip)) throw refusal('ADMIN_IP_NOT_ALLOWED');
   const value = singleHeader(ctx.ex, 'x-auth-token');
-  if (value === null) throw refusal('ADMIN_TOKEN_INVALID');
+  if (value === null) throw REPEATED_TOKEN;
   if (value === undefined || value === '') throw refusal('ADMIN_TOKEN_MISSING');
   if (!timingSafeEqual(sha256(value), admin.digest)) throw refusal('ADMIN_TOKEN_INVALID');
   ctx.logUser = '(admin)';
@@ -112,11 +116,10 @@ function tokenIdOf(value: unknown): string {
   return value;
 }
 
-function usernameOf(value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USERNAME) {
-    throw badBody(`username must be a non-empty string of at most ${MAX_USERNAME} characters`);
-  }
-  return value;
+function usernameOf(value: unknown, name = 'username'): string {
+  const problem = usernameProblem(value);
+  if (problem !== undefined) throw badBody(`${name} ${problem}`);
+  return value as string;
 }
 
 const revokeBody = z.strictObject({
@@ -125,14 +128,20 @@ const revokeBody = z.strictObject({
   exp: z.unknown().optional(),
 });
 
-/** Stores a change through the supervisor; 503 STORE_UNAVAILABLE when it could not. */
-async function change(ctx: RequestContext, c: RevocationChange): Promise<boolean> {
+/**
+ * Stores a change through the supervisor and resolves with what was stored (the supervisor
+ * never shortens a revocation, see supervisor/store-keeper.ts); 503 STORE_UNAVAILABLE when it
+ * could not.
+ */
+async function change(
+  ctx: RequestContext,
+  c: RevocationChange,
+): Promise<AnswerValues['change-revocations']> {
   try {
-    const { changed } = await ctx.services.supervisor.ask(
+    return await ctx.services.supervisor.ask(
       { type: 'change-revocations', change: c },
       ASK_TIMEOUT_MS,
     );
-    return changed;
   } catch (err) {
     if (!(err instanceof AskError)) throw err;
     ctx.services.log.error('revocation change failed', {
@@ -144,11 +153,15 @@ async function change(ctx: RequestContext, c: RevocationChange): Promise<boolean
   }
 }
 
+const JSON_ONLY = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
+  detail: 'the admin API takes application/json',
+});
+
 /** POST /adm/revoke: `{token_id[, exp]}` or `{username}`. */
 export function handleRevoke(ctx: RequestContext): Promise<void> {
   requireAdmin(ctx);
   const type = header(ctx.ex, 'content-type')?.split(';')[0]?.trim().toLowerCase();
-  if (type !== 'application/json') throw refusal('UNSUPPORTED_MEDIA_TYPE');
+  if (type !== 'application/json') throw JSON_ONLY;
   return revoke(ctx);
 }
 
@@ -163,7 +176,13 @@ async function revoke(ctx: RequestContext): Promise<void> {
   }
   const parsed = revokeBody.safeParse(json);
   if (!parsed.success) {
-    throw badBody('expected a JSON object with token_id (and optional exp) or username');
+    const issue = parsed.error.issues[0];
+    const unknown = issue?.code === 'unrecognized_keys' ? issue.keys : [];
+    throw badBody(
+      unknown.length > 0
+        ? `unknown field ${JSON.stringify(unknown[0]!.slice(0, 64))}: expected token_id (and optional exp) or username`
+        : 'expected a JSON object with token_id (and optional exp) or username',
+    );
   }
   const { token_id, username, exp } = parsed.data;
   if ((token_id === undefined) === (username === undefined)) {
@@ -177,16 +196,24 @@ async function revoke(ctx: RequestContext): Promise<void> {
     const user = usernameOf(username);
     // Kept while a token issued up to now may still be alive here (or on a node like this one).
     const until = Math.max(services.store.latestExpiryOf(user) ?? 0, now + expiry);
-    await change(ctx, { op: 'revoke-user', user, notBefore: now, until, revokedAt: now });
+    const done = await change(ctx, {
+      op: 'revoke-user',
+      user,
+      notBefore: now,
+      until,
+      revokedAt: now,
+    });
+    const stored = done.change as RevocationChange & { op: 'revoke-user' };
     sendJson(
       ex,
       200,
       JSON.stringify({
         revoked: 'user',
         username: user,
-        not_before: now,
-        not_before_at: formatRfc3339(now),
+        not_before: stored.notBefore,
+        not_before_at: formatRfc3339(stored.notBefore),
         known_here: rt.users.has(user),
+        unconfirmed_edges: done.unconfirmed,
       }),
     );
     return;
@@ -204,18 +231,27 @@ async function revoke(ctx: RequestContext): Promise<void> {
   const record = services.store.getToken(tokenId);
   // Until `exp` when given; else until the token's own expiry, or for a token this node never
   // issued, for as long as a token of this node lives.
-  const until = (exp as number | undefined) ?? record?.exp ?? now + expiry;
-  const answer = {
-    revoked: 'token',
-    token_id: tokenId,
-    until,
-    until_at: formatRfc3339(until),
-    known_here: record !== undefined,
-    expired: until <= now,
-  };
+  let until = (exp as number | undefined) ?? record?.exp ?? now + expiry;
+  let unconfirmed = 0;
   // A known token that already expired is refused anyway: nothing to store.
-  if (until > now) await change(ctx, { op: 'revoke-token', tokenId, until, revokedAt: now });
-  sendJson(ex, 200, JSON.stringify(answer));
+  if (until > now) {
+    const done = await change(ctx, { op: 'revoke-token', tokenId, until, revokedAt: now });
+    until = (done.change as RevocationChange & { op: 'revoke-token' }).until;
+    unconfirmed = done.unconfirmed;
+  }
+  sendJson(
+    ex,
+    200,
+    JSON.stringify({
+      revoked: 'token',
+      token_id: tokenId,
+      until,
+      until_at: formatRfc3339(until),
+      known_here: record !== undefined,
+      expired: until <= now,
+      unconfirmed_edges: unconfirmed,
+    }),
+  );
 }
 
 /** GET /adm/revocations?limit=&after=: what is in force, one page. */
@@ -275,7 +311,7 @@ export function handleLiftRevocation(ctx: RequestContext): Promise<void> {
 }
 
 async function lift(ctx: RequestContext, c: RevocationChange & { op: 'lift-token' | 'lift-user' }) {
-  if (!(await change(ctx, c))) throw refusal('REVOCATION_NOT_FOUND');
+  if (!(await change(ctx, c)).changed) throw refusal('REVOCATION_NOT_FOUND');
   const named = c.op === 'lift-token' ? { token_id: c.tokenId } : { username: c.user };
   sendJson(
     ctx.ex,
@@ -306,7 +342,10 @@ export function handleStats(ctx: RequestContext): undefined {
     return undefined;
   }
   const user = params.get('user');
-  if (user !== undefined) usernameOfQuery(user);
+  if (user !== undefined) {
+    const problem = usernameProblem(user);
+    if (problem !== undefined) throw badRequest(`user ${problem}`);
+  }
   const store = ctx.services.store;
   store.refresh();
   let page: ReturnType<typeof store.stats>;
@@ -332,12 +371,6 @@ export function handleStats(ctx: RequestContext): undefined {
   }
   sendJson(ctx.ex, 200, JSON.stringify(body), extra);
   return undefined;
-}
-
-function usernameOfQuery(user: string): void {
-  if (user.length === 0 || user.length > MAX_USERNAME) {
-    throw badRequest(`user must be a non-empty name of at most ${MAX_USERNAME} characters`);
-  }
 }
 
 /** GET or POST /logout with a bearer token: revokes that token until its expiry. */

@@ -1,8 +1,12 @@
-import { refusal } from '../shared/errors.js';
+import { GatewayError, refusal } from '../shared/errors.js';
 import { formatExpiresAt } from '../shared/time-format.js';
 import { bodyKind, parseCredentials } from './credentials.js';
 import type { RequestContext } from './request-context.js';
 import { header, readBody, sendJson } from './uws-io.js';
+
+const LOGIN_TYPES = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
+  detail: 'a login is application/json or application/x-www-form-urlencoded',
+});
 
 /**
  * POST /auth. Unknown users are verified against a dummy hash of the same cost, and the IP
@@ -11,7 +15,7 @@ import { header, readBody, sendJson } from './uws-io.js';
  */
 export function handleLogin(ctx: RequestContext): Promise<void> {
   const kind = bodyKind(header(ctx.ex, 'content-type'));
-  if (kind === null) throw refusal('UNSUPPORTED_MEDIA_TYPE');
+  if (kind === null) throw LOGIN_TYPES;
   return login(ctx, kind);
 }
 

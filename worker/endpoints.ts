@@ -53,8 +53,14 @@ export function compileEndpoints(_config: Config): ReadonlyMap<string, Endpoint>
     endpoint('/auth', { POST: handleLogin }),
     endpoint('/logout', { GET: handleLogout, POST: handleLogout }),
     endpoint('/adm/revoke', { POST: handleRevoke }),
-    endpoint('/adm/revocations', { GET: handleListRevocations, DELETE: handleLiftRevocation }),
-    endpoint('/adm/stats', { GET: handleStats }),
+    // Listings answer HEAD as GET (same head, no body: uws-io.ts); /logout does not, a HEAD
+    // must not log anyone out.
+    endpoint('/adm/revocations', {
+      GET: handleListRevocations,
+      HEAD: handleListRevocations,
+      DELETE: handleLiftRevocation,
+    }),
+    endpoint('/adm/stats', { GET: handleStats, HEAD: handleStats }),
   ];
   return new Map(list.map((e) => [e.path, e]));
 }
