@@ -9,7 +9,7 @@ import { createLogger } from '../shared/log.js';
 import { openStore } from '../shared/store.js';
 import { type KeeperFleet, StoreKeeper } from '../supervisor/store-keeper.js';
 
-async function setup(t: Test) {
+async function setup(t: Test, now: () => number = () => Math.floor(Date.now() / 1000)) {
   const dir = await mkdtemp(join(tmpdir(), 'proxyauth-keeper-'));
   const store = openStore(dir, { readOnly: false });
   const sent: RevocationChange[][] = [];
@@ -29,7 +29,7 @@ async function setup(t: Test) {
       return [];
     }) as unknown as KeeperFleet['broadcast'],
   };
-  const keeper = new StoreKeeper(store, fleet, createLogger('test'));
+  const keeper = new StoreKeeper(store, fleet, createLogger('test'), now);
   keeper.start();
   t.teardown(async () => {
     await keeper.close().catch(() => {});
@@ -43,12 +43,16 @@ const ID = 'BBBBBBBBBBBBBBBBBBBBBB';
 t.test('commit first, then the edges; a lift of nothing tells nobody', async (t) => {
   const { keeper, sent, stored } = await setup(t);
   const revoke = { op: 'revoke-token', tokenId: ID, until: 2e9, revokedAt: 1 } as const;
-  t.equal(await keeper.change(revoke), true);
+  t.equal((await keeper.change(revoke)).changed, true);
   t.equal(stored(), 1, 'in the store when the edges were told');
   t.same(sent, [[revoke]]);
-  t.equal(await keeper.change({ op: 'lift-token', tokenId: ID }), true);
-  t.equal(await keeper.change({ op: 'lift-token', tokenId: ID }), false, 'nothing left to lift');
-  t.equal(await keeper.change({ op: 'lift-user', user: 'nobody' }), false);
+  t.equal((await keeper.change({ op: 'lift-token', tokenId: ID })).changed, true);
+  t.equal(
+    (await keeper.change({ op: 'lift-token', tokenId: ID })).changed,
+    false,
+    'nothing left to lift',
+  );
+  t.equal((await keeper.change({ op: 'lift-user', user: 'nobody' })).changed, false);
   t.equal(sent.length, 2, 'only real changes were sent');
 });
 
@@ -75,4 +79,42 @@ t.test('issued tokens and use counts reported by edges reach the store', async (
   }
   t.equal(count, 5);
   t.same(store.getToken(ID), token);
+});
+
+t.test('what is stored: never shorter, not-before forward, ended lifts find nothing', async (t) => {
+  let clock = 1000;
+  const { keeper, sent } = await setup(t, () => clock);
+  const long = { op: 'revoke-token', tokenId: ID, until: 5000, revokedAt: 1000 } as const;
+  await keeper.change(long);
+  const short = await keeper.change({ ...long, until: 1500 });
+  t.same(short.change, long, 'the longer until stays, and is what the edges get');
+  t.same(sent.at(-1), [long]);
+  const user = {
+    op: 'revoke-user',
+    user: 'u',
+    notBefore: 1000,
+    until: 2000,
+    revokedAt: 1000,
+  } as const;
+  t.equal((await keeper.change(user)).change.op, 'revoke-user');
+  const again = await keeper.change(user);
+  t.match(again.change, { notBefore: 1001, until: 2000 }, 'same second: not before moves past');
+  // Concurrent asks are carried out one at a time, each against the stored state.
+  const [a, b] = await Promise.all([keeper.change(user), keeper.change(user)]);
+  t.match(a.change, { notBefore: 1002 });
+  t.match(b.change, { notBefore: 1003 });
+  clock = 2500;
+  const late = await keeper.change({ ...user, notBefore: 2500, until: 3000 });
+  t.match(late.change, { notBefore: 2500 }, 'an ended revocation does not push it');
+  const ending = {
+    op: 'revoke-token',
+    tokenId: 'CCCCCCCCCCCCCCCCCCCCCC',
+    until: 2600,
+    revokedAt: 2500,
+  } as const;
+  await keeper.change(ending);
+  clock = 2600;
+  const count = sent.length;
+  t.equal((await keeper.change({ op: 'lift-token', tokenId: ending.tokenId })).changed, false);
+  t.equal(sent.length, count, 'the edges are not told');
 });
