@@ -14,11 +14,13 @@ t.test('an ask resolves with its validated answer, by id', async (t) => {
   const second = link.ask({ type: 'change-revocations', change }, 1000);
   const [a, b] = sent as { id: number }[];
   t.not(a?.id, b?.id, 'distinct ids');
-  t.ok(link.settle({ type: 'answer', id: b!.id, value: { changed: false } }));
-  t.ok(link.settle({ type: 'answer', id: a!.id, value: { changed: true } }));
-  t.same(await first, { changed: true });
-  t.same(await second, { changed: false });
-  t.notOk(link.settle({ type: 'answer', id: a!.id, value: { changed: true } }), 'answered once');
+  const yes = { changed: true, change, unconfirmed: 0 };
+  const no = { changed: false, change, unconfirmed: 1 };
+  t.ok(link.settle({ type: 'answer', id: b!.id, value: no }));
+  t.ok(link.settle({ type: 'answer', id: a!.id, value: yes }));
+  t.same(await first, yes);
+  t.same(await second, no);
+  t.notOk(link.settle({ type: 'answer', id: a!.id, value: yes }), 'answered once');
   t.equal(link.pending, 0);
 });
 
@@ -37,7 +39,7 @@ t.test('errors: the supervisor code, a bad answer, a timeout, a closed channel',
   });
   await t.rejects(refused, { code: 'STORE_WRITE_FAILED', message: 'disk full' });
   const bad = link.ask({ type: 'change-revocations', change }, 1000);
-  link.settle({ type: 'answer', id: last!.id, value: { changed: 'yes' } });
+  link.settle({ type: 'answer', id: last!.id, value: { changed: 'yes', change, unconfirmed: 0 } });
   await t.rejects(bad, { code: 'ASK_BAD_ANSWER' });
   await t.rejects(link.ask({ type: 'change-revocations', change }, 20), { code: 'ASK_TIMEOUT' });
   t.equal(link.pending, 0, 'a timed-out ask is forgotten');
