@@ -3,10 +3,8 @@
 import t, { type Test } from 'tap';
 import type { ConfigSnapshot } from '../shared/ipc.js';
 import { TokenCodec } from '../shared/token-codec.js';
-import { createDispatcher, type EdgeState } from '../worker/dispatch.js';
 import { Runtime } from '../worker/runtime.js';
-import { closeServer, createServer, listen, stopListening } from '../worker/uws-io.js';
-import { type InProcessNode, inProcessNode } from './helpers/edge-services.js';
+import { type InProcessNode, inProcessNode, serveEdge } from './helpers/edge-services.js';
 
 const SECRET = 'admin-test-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef';
 const ADMIN = 'c'.repeat(64);
@@ -25,23 +23,7 @@ async function edge(t: Test, config: Record<string, unknown>) {
     },
   };
   const runtime = await Runtime.build(snapshot, node.services);
-  const state: EdgeState = {
-    runtime,
-    services: node.services,
-    inflight: 0,
-    lastRequestAt: 0,
-    draining: false,
-    onIdle: undefined,
-  };
-  const app = createServer(null, createDispatcher(state));
-  const bound = await listen(app, '127.0.0.1', 0);
-  if (bound === undefined) throw new Error('cannot listen');
-  t.teardown(async () => {
-    stopListening(bound.listener);
-    closeServer(app);
-    await node.close();
-  });
-  return { url: `http://127.0.0.1:${bound.port}`, node };
+  return { url: await serveEdge(t, node, runtime), node };
 }
 
 async function call(url: string, path: string, init: RequestInit = {}) {

@@ -5,7 +5,6 @@ import t from 'tap';
 import { parseConfig } from '../conf/parse.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
 import { TokenCodec } from '../shared/token-codec.js';
-import { createDispatcher, type EdgeState } from '../worker/dispatch.js';
 import type { EdgeServices } from '../worker/edge-services.js';
 import {
   compileRoutePipeline,
@@ -14,14 +13,8 @@ import {
 } from '../worker/pipeline.js';
 import { ROUTE_FEATURES } from '../worker/route-features.js';
 import { Runtime } from '../worker/runtime.js';
-import {
-  addResponseHeader,
-  closeServer,
-  createServer,
-  listen,
-  stopListening,
-} from '../worker/uws-io.js';
-import { inProcessNode } from './helpers/edge-services.js';
+import { addResponseHeader } from '../worker/uws-io.js';
+import { inProcessNode, serveEdge } from './helpers/edge-services.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const SECRET = 'pipeline-test-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef';
@@ -121,25 +114,8 @@ t.test('decoration and body transforms, in a real edge', async (t) => {
   const runtime = await Runtime.build(snapshot, services, undefined, {
     features: [decorate, ...ROUTE_FEATURES, transform],
   });
-  const state: EdgeState = {
-    runtime,
-    services,
-    inflight: 0,
-    lastRequestAt: 0,
-    draining: false,
-    onIdle: undefined,
-  };
-  const app = createServer(null, createDispatcher(state));
-  const bound = await listen(app, '127.0.0.1', 0);
-  if (bound === undefined) throw new Error('cannot listen');
-  const { port } = bound;
-  t.teardown(async () => {
-    stopListening(bound.listener);
-    closeServer(app);
-    await node.close();
-    await upstream.close();
-  });
-  const url = `http://127.0.0.1:${port}`;
+  t.teardown(() => upstream.close());
+  const url = await serveEdge(t, node, runtime);
 
   for (const path of ['/up/text/length', '/up/text/chunked']) {
     const res = await fetch(`${url}${path}`);

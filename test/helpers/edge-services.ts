@@ -2,6 +2,7 @@ import { openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Test } from 'tap';
 import type { CryptoPool } from '../../crypto-pool/pool.js';
 import { AccessLog } from '../../shared/access-log.js';
 import type {
@@ -16,12 +17,15 @@ import { createLogger } from '../../shared/log.js';
 import { openStore, type Store } from '../../shared/store.js';
 import type { BroadcastResult, EdgeInfo } from '../../supervisor/fleet.js';
 import { type KeeperFleet, StoreKeeper } from '../../supervisor/store-keeper.js';
+import { createDispatcher, type EdgeState } from '../../worker/dispatch.js';
 import type { EdgeServices } from '../../worker/edge-services.js';
 import { RevocationSet } from '../../worker/revocation-set.js';
+import type { Runtime } from '../../worker/runtime.js';
 import { SessionCache } from '../../worker/session-cache.js';
 import { SupervisorLink } from '../../worker/supervisor-link.js';
 import { TokenUseCounter } from '../../worker/token-use-counter.js';
 import { UpstreamPools } from '../../worker/upstream-pools.js';
+import { closeServer, createServer, listen, stopListening } from '../../worker/uws-io.js';
 
 /** One edge's services wired to a real store and StoreKeeper in this process. */
 export interface InProcessNode {
@@ -106,4 +110,28 @@ export async function inProcessNode(): Promise<InProcessNode> {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Serves `runtime` with `node`'s services on a uWS app bound to 127.0.0.1 on a free port, as an
+ * edge would; stops it (and closes the node) when `t` ends. Resolves with the base URL.
+ */
+export async function serveEdge(t: Test, node: InProcessNode, runtime: Runtime): Promise<string> {
+  const state: EdgeState = {
+    runtime,
+    services: node.services,
+    inflight: 0,
+    lastRequestAt: 0,
+    draining: false,
+    onIdle: undefined,
+  };
+  const app = createServer(null, createDispatcher(state));
+  const bound = await listen(app, '127.0.0.1', 0);
+  if (bound === undefined) throw new Error('cannot listen');
+  t.teardown(async () => {
+    stopListening(bound.listener);
+    closeServer(app);
+    await node.close();
+  });
+  return `http://127.0.0.1:${bound.port}`;
 }
