@@ -165,7 +165,7 @@ t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentia
       '5',
     ]),
     {
-      ip: '10.0.0.1',
+      forwardedFor: '10.0.0.1',
       proto: 'https',
       identity: { user: 'alice', roles: 'a,b' },
       dropAllAuthorization: false,
@@ -189,7 +189,7 @@ t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentia
   const none = upstreamRequestHeaders(
     exchange(['authorization', 'Bearer a', 'authorization', 'x']),
     {
-      ip: '10.0.0.1',
+      forwardedFor: '10.0.0.1',
       proto: 'http',
       identity: undefined,
       dropAllAuthorization: true,
