@@ -102,13 +102,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NOT_SUPPORTED}rate limiting is not built, so proxied requests would not be limited (set requests_per_second to 0)`,
   },
   {
-    key: 'trusted_proxies',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.trusted_proxies.length > 0,
-    message: `${NOT_SUPPORTED}X-Forwarded-For is not read, so every client would appear as the proxy's address, which users[].allow would then match`,
-  },
-  {
     key: 'cors_origins',
     scope: 'config',
     level: 'error',

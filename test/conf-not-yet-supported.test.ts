@@ -49,11 +49,6 @@ const CASES: Record<string, Case> = {
     key: 'ratelimit_proxy',
     off: [{ ratelimit_proxy: { request_per_seconds: 0 } }],
   },
-  trusted_proxies: {
-    on: { trusted_proxies: ['10.0.0.5'] },
-    key: 'trusted_proxies',
-    off: [{ trusted_proxies: [] }],
-  },
   cors_origins: {
     on: { cors_origins: ['https://app.test'] },
     key: 'cors_origins',

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { GatewayError } from '../shared/errors.js';
 import {
   compileDropList,
   connectionListed,
@@ -165,7 +166,7 @@ t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentia
       '5',
     ]),
     {
-      ip: '10.0.0.1',
+      forwardedFor: '10.0.0.1',
       proto: 'https',
       identity: { user: 'alice', roles: 'a,b' },
       dropAllAuthorization: false,
@@ -189,7 +190,7 @@ t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentia
   const none = upstreamRequestHeaders(
     exchange(['authorization', 'Bearer a', 'authorization', 'x']),
     {
-      ip: '10.0.0.1',
+      forwardedFor: '10.0.0.1',
       proto: 'http',
       identity: undefined,
       dropAllAuthorization: true,
@@ -199,6 +200,25 @@ t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentia
   );
   t.notOk(none.includes('authorization'), 'every authorization dropped on a secure route');
   t.notOk(none.includes('x-user'), 'no identity on a public route');
+});
+
+t.test('a chain relayed from a trusted proxy is checked like a client header', async (t) => {
+  const ex = { headers: [], host: 'gw.test', ip: '127.0.0.1' } as unknown as Exchange;
+  const send = (forwardedFor: string) =>
+    upstreamRequestHeaders(ex, {
+      forwardedFor,
+      proto: 'http',
+      identity: undefined,
+      dropAllAuthorization: false,
+      withheldAuthorization: undefined,
+      drop: compileDropList([]),
+    });
+  const xff = (out: string[]) => out[out.indexOf('x-forwarded-for') + 1];
+  t.equal(xff(send('127.0.0.1')), '127.0.0.1');
+  t.equal(xff(send('10.9.8.7, 127.0.0.1')), '10.9.8.7, 127.0.0.1');
+  t.equal(xff(send('caf\u00e9, 127.0.0.1')), 'caf\u00c3\u00a9, 127.0.0.1', 'UTF-8 bytes, as sent');
+  const error = t.throws(() => send('a\u0001b, 127.0.0.1')) as GatewayError;
+  t.equal(error.code, 'BAD_REQUEST');
 });
 
 t.test('response headers: hop-by-hop and uWS-owned ones are not relayed', async (t) => {

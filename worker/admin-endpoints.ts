@@ -61,7 +61,7 @@ const REPEATED_TOKEN = new GatewayError('ADMIN_TOKEN_INVALID', {
 function requireAdmin(ctx: RequestContext): void {
   const admin = ctx.rt.admin;
   if (admin === undefined) throw refusal('ADMIN_DISABLED');
-  if (admin.allows && !admin.allows(ctx.ex.ip)) throw refusal('ADMIN_IP_NOT_ALLOWED');
+  if (admin.allows && !admin.allows(ctx.clientIp)) throw refusal('ADMIN_IP_NOT_ALLOWED');
   const value = singleHeader(ctx.ex, 'x-auth-token');
   if (value === null) throw REPEATED_TOKEN;
   if (value === undefined || value === '') throw refusal('ADMIN_TOKEN_MISSING');

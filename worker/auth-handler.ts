@@ -26,7 +26,7 @@ async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> 
   const user = rt.users.get(username);
   const valid = await ctx.services.crypto.verifyPassword(user?.hash ?? rt.dummyHash, password);
   if (!valid || user === undefined) throw refusal('INVALID_CREDENTIALS');
-  if (user.allows && !user.allows(ex.ip)) throw refusal('IP_NOT_ALLOWED');
+  if (user.allows && !user.allows(ctx.clientIp)) throw refusal('IP_NOT_ALLOWED');
   const { revocations, supervisor } = ctx.services;
   // A revocation of the user refuses tokens issued at or before its second: a login in that
   // same second, after it, is dated the next one so that it works.

@@ -1,6 +1,7 @@
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { foldPath, mayFold } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
+import { resolveClientAddress } from './client-address.js';
 import type { EdgeServices } from './edge-services.js';
 import { ADMIN_PREFIX, handleEndpoint, isAdminPath } from './endpoints.js';
 import { runSteps } from './pipeline.js';
@@ -32,6 +33,13 @@ export function createDispatcher(state: EdgeState): RequestHandler {
       state.lastRequestAt = Date.now();
     }
     const ctx = new RequestContext(ex, state.runtime, state.services);
+    // With trusted_proxies empty nothing is computed: the client is the peer.
+    const trusted = ctx.rt.trustedProxies;
+    if (trusted !== undefined) {
+      const address = resolveClientAddress(ex.ip, ex.headers, trusted);
+      ctx.clientIp = address.ip;
+      ctx.forwardedFor = address.forwardedFor;
+    }
     // Refusals (401, 403, 404...) are thrown synchronously and answered here: measured, a
     // rejected promise per refused request cost more than the rest of the refusal path.
     let work: Promise<void> | undefined;
@@ -147,7 +155,7 @@ function finish(ctx: RequestContext, state: EdgeState): void {
   const ex = ctx.ex;
   state.inflight--;
   state.services.accessLog.write({
-    ip: ex.ip,
+    ip: ctx.clientIp,
     method:
       ex.method.length > MAX_LOGGED_METHOD ? ex.method.slice(0, MAX_LOGGED_METHOD) : ex.method,
     // Whole lines must fit in one atomic write (PIPE_BUF): long paths are cut in the log.

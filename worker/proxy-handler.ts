@@ -28,7 +28,7 @@ export function forward(ctx: RequestContext): Promise<void> {
     path,
     method: ex.method as Dispatcher.HttpMethod,
     headers: upstreamRequestHeaders(ex, {
-      ip: ex.ip,
+      forwardedFor: ctx.forwardedFor,
       proto: rt.proto,
       identity: ctx.user?.identity,
       dropAllAuthorization: ctx.dropAllAuthorization,

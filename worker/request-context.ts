@@ -14,6 +14,13 @@ export class RequestContext {
   readonly ex: Exchange;
   readonly rt: Runtime;
   readonly services: EdgeServices;
+  /**
+   * The client address (client-address.ts): the socket peer, or what a trusted proxy says.
+   * Set once by the dispatcher, before anything reads it.
+   */
+  clientIp: string;
+  /** The X-Forwarded-For value sent upstream: the peer, or a trusted proxy's chain and the peer. */
+  forwardedFor: string;
   /** The canonical path (canonical-path.ts); '' until computed. */
   path = '';
   /** The matched route, once matched. */
@@ -39,5 +46,7 @@ export class RequestContext {
     this.ex = ex;
     this.rt = rt;
     this.services = services;
+    this.clientIp = ex.ip;
+    this.forwardedFor = ex.ip;
   }
 }

@@ -69,6 +69,8 @@ export class Runtime {
   readonly dummyHash: string;
   /** The admin API's token digest and address list; undefined when token_admin is empty. */
   readonly admin: AdminAccess | undefined;
+  /** `trusted_proxies`, compiled; undefined when empty (the client is then always the peer). */
+  readonly trustedProxies: ((ip: string) => boolean) | undefined;
   /** `m,t,p` of the dummy hash, so a reload with the same parameters reuses it. */
   readonly dummyParams: string | undefined;
 
@@ -90,6 +92,8 @@ export class Runtime {
     this.proto = init.config.tls ? 'https' : 'http';
     this.dummyHash = init.dummyHash;
     this.dummyParams = init.dummyParams;
+    const trusted = init.config.trusted_proxies;
+    this.trustedProxies = trusted.length > 0 ? compileIpMatcher(trusted) : undefined;
     const allow = init.config.admin_allow;
     this.admin = adminAccess(
       init.config.token_admin,

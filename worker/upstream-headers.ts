@@ -203,7 +203,8 @@ export interface UpstreamIdentity {
 
 /** What upstreamRequestHeaders needs besides the client's headers. */
 export interface HeaderContext {
-  readonly ip: string;
+  /** The X-Forwarded-For to send: the peer, or a trusted proxy's chain and the peer. */
+  readonly forwardedFor: string;
   readonly proto: 'http' | 'https';
   readonly identity: UpstreamIdentity | undefined;
   /** Drop every `authorization` (it carried the gateway's token). */
@@ -261,7 +262,13 @@ export function upstreamRequestHeaders(ex: Exchange, ctx: HeaderContext): string
       continue;
     out.push(name, NOT_PLAIN.test(value) ? wireValue(name, value) : value);
   }
-  out.push('user-agent', 'ProxyAuth', 'x-forwarded-for', ctx.ip, 'x-forwarded-proto', ctx.proto);
+  // A chain relayed from a trusted proxy holds what the client wrote: checked like its headers.
+  // The peer alone (the same string as ex.ip) is the gateway's own text.
+  const xff =
+    ctx.forwardedFor === ex.ip || !NOT_PLAIN.test(ctx.forwardedFor)
+      ? ctx.forwardedFor
+      : wireValue('x-forwarded-for', ctx.forwardedFor);
+  out.push('user-agent', 'ProxyAuth', 'x-forwarded-for', xff, 'x-forwarded-proto', ctx.proto);
   if (ex.host) out.push('x-forwarded-host', ex.host);
   if (ctx.identity) out.push('x-user', ctx.identity.user, 'x-user-roles', ctx.identity.roles);
   return out;
