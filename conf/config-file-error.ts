@@ -3,7 +3,6 @@ import { CodedError } from '../shared/coded-error.js';
 export type ConfigFileErrorCode =
   | 'CONFIG_CHANGED_DURING_REWRITE'
   | 'CONFIG_NOT_UTF8'
-  | 'CONFIG_ROOT_NOT_OBJECT'
   | 'TLS_CERT_INCOMPLETE'
   | 'OPENSSL_FAILED';
 
