@@ -3,6 +3,7 @@ import { IpEntryError, parseIpEntry } from '../shared/ip-match.js';
 import { usernameProblem } from '../shared/username.js';
 import { Argon2HashError, argon2Cost } from './argon2-hash.js';
 import { isArgon2Hash } from './is-argon2-hash.js';
+import { rateLimitSchema } from './rate-limit-schema.js';
 import { canonicalOrigin, canonicalTimezone, isHostOrIp, isUrlWithScheme } from './value-checks.js';
 
 // Bounds and defaults of config.json. Keys beyond the original's docs are marked "ours".
@@ -100,29 +101,6 @@ const logSchema = z
     write_max_logs: write_max_logs ?? max_writes_log ?? 10_000,
   }));
 
-const rateLimitSchema = z
-  .strictObject({
-    // Fractions allowed: 0.5 means one request every two seconds. 0 disables the limiter.
-    requests_per_second: z.number().min(0).max(1_000_000).optional(),
-    request_per_seconds: z.number().min(0).max(1_000_000).optional(),
-    burst: z.int().min(0).max(1_000_000).default(0),
-    block_delay: z.int().min(0).max(86_400_000).default(0),
-  })
-  .superRefine((rl, ctx) => {
-    if (rl.requests_per_second !== undefined && rl.request_per_seconds !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['request_per_seconds'],
-        message: 'give either requests_per_second or its alias request_per_seconds, not both',
-      });
-    }
-  })
-  .transform(({ requests_per_second, request_per_seconds, burst, block_delay }) => ({
-    requests_per_second: requests_per_second ?? request_per_seconds ?? 0,
-    burst,
-    block_delay,
-  }));
-
 const userSchema = z.strictObject({
   // The same rule as the admin API and the token codec (shared/username.ts).
   username: z.string().superRefine((name, ctx) => {
@@ -165,6 +143,23 @@ export const configSchema = z.strictObject({
   cors_origins: z.array(origin).default([]),
   ratelimit_auth: rateLimitSchema.prefault({}),
   ratelimit_proxy: rateLimitSchema.prefault({}),
+  /**
+   * Ours: how many clients the rate limiter tracks at most, node-wide (supervisor), before it
+   * evicts the ones with credit left; see README "Rate limits".
+   */
+  ratelimit_max_clients: intIn(1000, 10_000_000).default(200_000),
+  /** Ours: IPv6 clients are keyed (rate limits, lockouts) by this prefix of their address. */
+  client_ipv6_prefix: intIn(1, 128).default(64),
+  /** Ours: failed-login lockout (README "Login lockout"); max_failures 0 turns it off. */
+  login_lockout: z
+    .strictObject({
+      max_failures: intIn(0, 1000).default(5),
+      /** Seconds: failures older than this are forgotten. */
+      find_time: intIn(1, 86_400).default(600),
+      /** Seconds a user or an address is refused once banned. */
+      ban_time: intIn(1, 2_592_000).default(900),
+    })
+    .prefault({}),
   // Empty (or absent) turns the admin API off; a first start writes a generated one.
   token_admin: z.preprocess(
     (v) => (v === null || v === undefined ? '' : v),
@@ -207,5 +202,5 @@ export const configSchema = z.strictObject({
 /** Normalised config.json, defaults applied. */
 export type Config = z.output<typeof configSchema>;
 export type UserConfig = Config['users'][number];
-export type RateLimitConfig = Config['ratelimit_auth'];
+export type { RateLimitConfig } from './rate-limit-schema.js';
 export type LogConfig = Config['log'];

@@ -88,20 +88,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NOT_SUPPORTED}TOTP is not enforced, so this user would log in without a code`,
   },
   {
-    key: 'ratelimit_auth',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.ratelimit_auth.requests_per_second > 0,
-    message: `${NOT_SUPPORTED}rate limiting is not built, so password guessing on /auth would not be slowed (set requests_per_second to 0)`,
-  },
-  {
-    key: 'ratelimit_proxy',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.ratelimit_proxy.requests_per_second > 0,
-    message: `${NOT_SUPPORTED}rate limiting is not built, so proxied requests would not be limited (set requests_per_second to 0)`,
-  },
-  {
     key: 'cors_origins',
     scope: 'config',
     level: 'error',

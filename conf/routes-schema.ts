@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseTarget, TargetUrlError } from '../shared/target-url.js';
 import { compilePattern, PatternError } from './compile-pattern.js';
+import { rateLimitSchema } from './rate-limit-schema.js';
 import { isUrlWithScheme } from './value-checks.js';
 
 /** A filter condition of routes.yml with its regexes compiled. */
@@ -183,6 +184,8 @@ export const routeSchema = z
     need_csrf: z.boolean().default(true),
     cache: z.boolean().default(false),
     filters: filters.optional(),
+    /** Ours: this route's own limit instead of config.json's ratelimit_proxy (README "Rate limits"). */
+    ratelimit: rateLimitSchema.optional(),
   })
   .superRefine((r, ctx) => {
     // A user list on a public route would restrict nothing: no token is asked for there.

@@ -13,6 +13,8 @@ export interface ErrorSpec {
   readonly headers?: readonly ErrorHeader[];
   /** The connection is closed after the answer: the request's framing cannot be trusted. */
   readonly close?: boolean;
+  /** The body's `error` when it is not the code (the original's 429 says `TooManyRequests`). */
+  readonly error?: string;
 }
 
 /** RFC 6750 section 3: a 401 names the scheme; an invalid token says so. */
@@ -82,6 +84,16 @@ export const ERRORS = {
     status: 415,
     message: 'Unsupported Content-Type',
   },
+  RATE_LIMITED: {
+    status: 429,
+    // The original's body, kept for its clients: {"code":429,"error":"TooManyRequests",...}.
+    error: 'TooManyRequests',
+    message: 'Too Many Requests',
+  },
+  LOGIN_LOCKED: {
+    status: 429,
+    message: 'Too many failed attempts: this account or address is locked out for a while',
+  },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
   INTERNAL: { status: 500, message: 'Internal error' },
   METHOD_NOT_SUPPORTED: { status: 501, message: 'This method is not supported by the gateway' },
@@ -95,6 +107,11 @@ export const ERRORS = {
   OVERLOADED: {
     status: 503,
     message: 'The gateway is busy, retry later',
+    headers: [['retry-after', '1']],
+  },
+  LIMITER_UNAVAILABLE: {
+    status: 503,
+    message: 'The rate limiter did not answer, retry later',
     headers: [['retry-after', '1']],
   },
   STORE_UNAVAILABLE: {
@@ -112,8 +129,10 @@ export interface GatewayErrorOptions {
   cause?: unknown;
   /** What was wrong with the client's own input, shown to it (never secrets or internals). */
   detail?: string;
-  /** Headers computed for this answer (e.g. `Allow`, `Retry-After: N`), after the catalog's. */
+  /** Headers computed for this answer (e.g. `Allow`), after the catalog's. */
   headers?: readonly ErrorHeader[];
+  /** Whole seconds before a retry may succeed: sent as `Retry-After` and as the body's `after`. */
+  after?: number;
 }
 
 /** A failure with a client-safe code and the HTTP status of the catalog. */
@@ -123,6 +142,8 @@ export class GatewayError extends CodedError<ErrorCode> {
   /** The catalog's headers for this code, then the computed ones; undefined when none. */
   readonly headers: readonly ErrorHeader[] | undefined;
   readonly close: boolean;
+  /** Seconds, for the body's `after` (and Retry-After); undefined when not given. */
+  readonly after: number | undefined;
 
   constructor(code: ErrorCode, options?: GatewayErrorOptions) {
     // Refusals are the common case on the hot path and their stack says nothing (the cause
@@ -134,7 +155,11 @@ export class GatewayError extends CodedError<ErrorCode> {
     Error.stackTraceLimit = limit;
     this.status = spec.status;
     this.detail = options?.detail;
-    const computed = options?.headers;
+    this.after = options?.after;
+    const computed =
+      this.after === undefined
+        ? options?.headers
+        : [retryAfter(this.after), ...(options?.headers ?? [])];
     this.headers = computed === undefined ? spec.headers : [...(spec.headers ?? []), ...computed];
     this.close = spec.close === true;
   }
@@ -177,16 +202,20 @@ export function statusLine(status: number): string {
 
 const bodies = new Map<ErrorCode, string>();
 
-/** The JSON body for an error code, serialized once per code unless it carries a detail. */
-export function errorBody(code: ErrorCode, detail?: string): string {
-  if (detail !== undefined) {
-    const { status, message } = ERRORS[code];
-    return JSON.stringify({ code: status, error: code, message: `${message}: ${detail}` });
+/**
+ * The JSON body for an error code, `{code, error, message}` plus `after` (seconds) when given;
+ * serialized once per code unless it carries a detail or an `after`.
+ */
+export function errorBody(code: ErrorCode, detail?: string, after?: number): string {
+  if (detail !== undefined || after !== undefined) {
+    const spec: ErrorSpec = ERRORS[code];
+    const message = detail === undefined ? spec.message : `${spec.message}: ${detail}`;
+    return JSON.stringify({ code: spec.status, error: spec.error ?? code, message, after });
   }
   let body = bodies.get(code);
   if (body === undefined) {
-    const { status, message } = ERRORS[code];
-    body = JSON.stringify({ code: status, error: code, message });
+    const spec: ErrorSpec = ERRORS[code];
+    body = JSON.stringify({ code: spec.status, error: spec.error ?? code, message: spec.message });
     bodies.set(code, body);
   }
   return body;

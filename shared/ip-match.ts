@@ -53,6 +53,96 @@ export function parseIpAddress(text: string): Uint8Array | null {
 }
 
 /**
+ * RFC 5952 text of 16 address bytes (as parseIpAddress gives them): lower-case hex without
+ * leading zeros, the longest run of two or more zero groups (the first of equal runs) as `::`;
+ * an IPv4-mapped address (::ffff:a.b.c.d) as plain IPv4 text. Throws TypeError unless `bytes`
+ * holds 16 bytes.
+ */
+export function formatIpAddress(bytes: Uint8Array): string {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 16) {
+    throw new TypeError('an IP address is 16 bytes');
+  }
+  if (isMappedV4(bytes)) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (list: number[]) => list.map((g) => g.toString(16)).join(':');
+  if (bestStart === -1) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
+}
+
+/**
+ * The one spelling of a network, as the gateway keys clients (login bans): IPv4, and IPv6
+ * networks inside ::ffff:0:0/96 (IPv4-mapped), as IPv4 text with `/prefix` unless it is 32;
+ * IPv6 as RFC 5952 text, always with `/prefix` ('2001:db8:1:2::/64', '2001:db8::1/128').
+ */
+export function formatIpNetwork(network: IpNetwork): string {
+  const prefix = prefix128(network);
+  if (prefix >= IPV4_MAPPED_PREFIX && isMappedV4(network.bytes)) {
+    const text = formatIpAddress(network.bytes);
+    return prefix === 128 ? text : `${text}/${prefix - IPV4_MAPPED_PREFIX}`;
+  }
+  return `${formatIpAddress(network.bytes)}/${prefix}`;
+}
+
+/**
+ * The key of a client address in the gateway's spelling (see formatIpNetwork): an IPv4 (or
+ * IPv4-mapped) client as its address, an IPv6 client as its /`ipv6Prefix` network, since one
+ * IPv6 host usually holds a whole /64. Null when `ip` is not an address. Throws RangeError
+ * unless `ipv6Prefix` is an integer from 0 to 128.
+ */
+export function clientNetworkKey(ip: string, ipv6Prefix: number): string | null {
+  if (!Number.isInteger(ipv6Prefix) || ipv6Prefix < 0 || ipv6Prefix > 128) {
+    throw new RangeError(`ipv6Prefix must be an integer from 0 to 128, got ${String(ipv6Prefix)}`);
+  }
+  const bytes = typeof ip === 'string' ? parseIpAddress(ip) : null;
+  if (bytes === null) return null;
+  if (isMappedV4(bytes)) return formatIpAddress(bytes);
+  for (let bit = ipv6Prefix; bit < 128; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return formatIpNetwork({ family: 6, prefix: ipv6Prefix, bytes });
+}
+
+/**
+ * True when `a` and `b` share an address. Two prefix networks share one exactly when one holds
+ * the other: an address in a network, a network in a wider one, or the same network in two
+ * spellings (an IPv4 network and its IPv4-mapped IPv6 form are the same).
+ */
+export function ipNetworksOverlap(a: IpNetwork, b: IpNetwork): boolean {
+  const bits = Math.min(prefix128(a), prefix128(b));
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (a.bytes[i] !== b.bytes[i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a.bytes[whole]! & mask) === (b.bytes[whole]! & mask);
+}
+
+/** The prefix of `network` in the 128-bit space. */
+function prefix128(network: IpNetwork): number {
+  return network.family === 4 ? network.prefix + IPV4_MAPPED_PREFIX : network.prefix;
+}
+
+/** True for ::ffff:a.b.c.d. */
+function isMappedV4(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
+}
+
+/**
  * Compiles entries into a predicate over client addresses. An empty list matches nothing; an
  * unparsable client address matches nothing. Throws IpEntryError on the first bad entry.
  */

@@ -52,6 +52,36 @@ export interface TokenUseReport extends IssuedToken {
   count: number;
 }
 
+/**
+ * One client's request for rate-limit tokens (shared/gcra.ts). `key` names the client under
+ * one policy (worker/rate-limiter.ts builds it from the policy's parameters and the client
+ * key); the parameters travel with it so that the supervisor needs no route config.
+ */
+export interface RateTakeItem {
+  key: string;
+  rps: number;
+  burst: number;
+  blockMs: number;
+  /** Requests waiting on the edge for this key. */
+  want: number;
+}
+
+/** The supervisor's decision for one RateTakeItem (ms are durations, not clock times). */
+export interface RateTakeResult {
+  /** Tokens granted: at least `want` when the bucket has them, possibly more (a lease). */
+  granted: number;
+  /** When nothing is granted: ms until a request may succeed. */
+  refuseMs: number;
+  /** Tokens left in the bucket after this grant. */
+  remaining: number;
+}
+
+/** Tokens an edge took and did not spend (its lease expired), given back. */
+export interface RateReturnItem {
+  key: string;
+  n: number;
+}
+
 /** Supervisor → edge requests: each carries an `id`, and the edge answers it exactly once. */
 export type EdgeRequest =
   /** Build the runtime and the uWS app for `snapshot`; do not listen yet. */
@@ -104,7 +134,11 @@ export type EdgeEvent =
   /** A login issued this token: the supervisor records it in the store. */
   | { type: 'token-issued'; token: IssuedToken }
   /** Use counts since the last flush (`stats: true`): added to the store. */
-  | { type: 'token-uses'; uses: TokenUseReport[] };
+  | { type: 'token-uses'; uses: TokenUseReport[] }
+  /** Unspent rate-limit tokens given back (lease expired or evicted). */
+  | { type: 'rate-return'; items: RateReturnItem[] }
+  /** The outcome of a login attempt the supervisor admitted (`login-attempt`). */
+  | { type: 'login-result'; ticket: number; outcome: 'success' | 'failure' | 'aborted' };
 
 /**
  * Edge → supervisor requests (asks): each carries an `id`, and the supervisor answers it
@@ -112,7 +146,15 @@ export type EdgeEvent =
  */
 export type EdgeAsk =
   /** Write a revocation change to the store, apply it on every edge, then answer. */
-  { type: 'change-revocations'; id: number; change: RevocationChange };
+  | { type: 'change-revocations'; id: number; change: RevocationChange }
+  /** Rate-limit tokens for the clients of requests waiting on the edge. */
+  | { type: 'rate-take'; id: number; items: RateTakeItem[] }
+  /**
+   * May this password (user set) or admin token (user null) be checked for a client at `ip`
+   * (its lockout key)? Answered once neither the user nor the address is locked out and the
+   * attempt fits under max_failures; the edge then reports `login-result` with the ticket.
+   */
+  | { type: 'login-attempt'; id: number; user: string | null; ip: string };
 
 export type EdgeAskType = EdgeAsk['type'];
 
@@ -130,6 +172,13 @@ export interface AnswerValues {
    * moves forward). `unconfirmed`: edges that did not confirm within the wait.
    */
   'change-revocations': { changed: boolean; change: RevocationChange; unconfirmed: number };
+  /** One result per item, in order. */
+  'rate-take': { results: RateTakeResult[] };
+  /**
+   * `lockedMs` > 0: refused, the user or the address is locked out for that long (no ticket).
+   * Else `ticket` names the attempt in `login-result` (0 when lockouts are off).
+   */
+  'login-attempt': { ticket: number; lockedMs: number };
 }
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
@@ -174,6 +223,12 @@ const revocationChangeSchema = z.discriminatedUnion('op', [
 const issuedTokenShape = { tokenId: tokenIdSchema, user: userSchema, iat: seconds, exp: seconds };
 /** An edge flushes at most this many token counts per message. */
 export const MAX_USES_PER_REPORT = 10_000;
+/** An edge sends at most this many rate-limit items per message. */
+export const MAX_RATE_ITEMS = 10_000;
+// A policy id and a client key (a username is at most 255 UTF-8 bytes): see rate-limiter.ts.
+const rateKeySchema = z.string().min(1).max(1024);
+const count = z.int().nonnegative().max(1_000_000_000);
+const ms = z.number().nonnegative().max(1e10);
 
 const supervisorMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({
@@ -205,7 +260,38 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
       .array(z.strictObject({ ...issuedTokenShape, count: z.int().positive() }))
       .max(MAX_USES_PER_REPORT),
   }),
+  z.strictObject({
+    type: z.literal('rate-return'),
+    items: z.array(z.strictObject({ key: rateKeySchema, n: count.min(1) })).max(MAX_RATE_ITEMS),
+  }),
+  z.strictObject({
+    type: z.literal('login-result'),
+    ticket: z.int().positive(),
+    outcome: z.enum(['success', 'failure', 'aborted']),
+  }),
   z.strictObject({ type: z.literal('change-revocations'), id, change: revocationChangeSchema }),
+  z.strictObject({
+    type: z.literal('rate-take'),
+    id,
+    items: z
+      .array(
+        z.strictObject({
+          key: rateKeySchema,
+          rps: z.number().positive().max(1_000_000),
+          burst: z.int().nonnegative().max(1_000_000),
+          blockMs: z.int().nonnegative().max(86_400_000),
+          want: count.min(1),
+        }),
+      )
+      .min(1)
+      .max(MAX_RATE_ITEMS),
+  }),
+  z.strictObject({
+    type: z.literal('login-attempt'),
+    id,
+    user: userSchema.nullable(),
+    ip: z.string().min(1).max(64),
+  }),
 ]) satisfies z.ZodType<EdgeMessage>;
 
 const replySchemas = {
@@ -221,6 +307,12 @@ const answerSchemas = {
     change: revocationChangeSchema,
     unconfirmed: z.int().nonnegative(),
   }),
+  'rate-take': z.strictObject({
+    results: z
+      .array(z.strictObject({ granted: count, refuseMs: ms, remaining: count }))
+      .max(MAX_RATE_ITEMS),
+  }),
+  'login-attempt': z.strictObject({ ticket: z.int().nonnegative(), lockedMs: ms }),
 } satisfies { [T in EdgeAskType]: z.ZodType<AnswerValues[T]> };
 
 /** A parse result: the typed message, or a short reason for the log. */

@@ -1,6 +1,7 @@
 // Argument checks of the store's public methods. A bad argument is the caller's bug: it throws
 // a TypeError/RangeError (a rejection for the async writes) before any transaction starts.
-import type { TokenRecord } from './store-types.js';
+import { parseIpEntry } from './ip-match.js';
+import type { LoginBan, LoginBanKind, TokenRecord } from './store-types.js';
 
 // Keys are ordered-binary encoded, where NUL separates the elements of an array key; the bound
 // keeps [user, iat, tokenId] well under LMDB's 1978-byte key limit even in 3-byte characters.
@@ -41,4 +42,32 @@ export function checkRecord(record: TokenRecord): void {
   checkKey('user', record.user);
   checkTime('iat', record.iat);
   checkTime('exp', record.exp);
+}
+
+/** Throws unless `kind` is a login ban kind ('user' or 'ip'). */
+export function checkBanKind(kind: unknown): asserts kind is LoginBanKind {
+  if (kind !== 'user' && kind !== 'ip') {
+    throw new TypeError(`kind must be 'user' or 'ip', got ${String(kind)}`);
+  }
+}
+
+/** Throws unless `ban` is a well-formed login ban; an ip subject must be an address or CIDR. */
+export function checkBan(ban: LoginBan): void {
+  checkBanKind(ban.kind);
+  checkKey('subject', ban.subject);
+  if (ban.kind === 'ip') checkIpText('subject', ban.subject);
+  checkTime('until', ban.until);
+  checkTime('bannedAt', ban.bannedAt);
+  checkCount('failures', ban.failures);
+}
+
+/** Throws unless `value` is an IP address or CIDR (parseIpEntry's syntax). */
+export function checkIpText(name: string, value: string): void {
+  try {
+    parseIpEntry(value);
+  } catch (err) {
+    throw new TypeError(`${name} must be an IP address or CIDR: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }

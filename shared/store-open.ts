@@ -24,10 +24,13 @@ export interface OpenEnvironment {
   readonly dbs: StoreDbs;
 }
 
-/** Opens the store file at `path`; throws StoreError. */
-export function openEnvironment(path: string, readOnly: boolean): OpenEnvironment {
+/**
+ * Opens the store file at `path`; throws StoreError. A writer creates it (and its dir) unless
+ * `create` is false: then a missing store is STORE_MISSING, as for a reader.
+ */
+export function openEnvironment(path: string, readOnly: boolean, create = true): OpenEnvironment {
   if (readOnly) checkReaderPlace(path);
-  else checkWriterPlace(path);
+  else checkWriterPlace(path, create);
   let root: RootDatabase;
   try {
     root = open(path, {
@@ -102,8 +105,9 @@ function schemaOf(root: RootDatabase, path: string): number {
   return version as number;
 }
 
-function checkWriterPlace(path: string): void {
+function checkWriterPlace(path: string, create: boolean): void {
   const dir = dirname(path);
+  if (!create && !statOf(path, path)) throw missing(path, '');
   attempt(path, () => mkdirSync(dir, { recursive: true, mode: 0o700 }));
   const stats = statOf(path, path);
   if (stats) {
@@ -133,13 +137,7 @@ function checkWriterPlace(path: string): void {
 
 function checkReaderPlace(path: string): void {
   const stats = statOf(path, path);
-  if (!stats || stats.size === 0) {
-    const what = stats ? ' (the file is empty)' : '';
-    throw new StoreError(
-      'STORE_MISSING',
-      `no store at ${path}${what}; start the gateway once to create it`,
-    );
-  }
+  if (!stats || stats.size === 0) throw missing(path, stats ? ' (the file is empty)' : '');
   checkRegular(path, stats);
   checkAccess(path, path, constants.R_OK);
   // A reader registers in the lock file (creating it if needed); one that cannot would read
@@ -156,6 +154,13 @@ function checkReaderPlace(path: string): void {
     }
   }
   checkContent(path, stats.size);
+}
+
+function missing(path: string, what: string): StoreError {
+  return new StoreError(
+    'STORE_MISSING',
+    `no store at ${path}${what}; start the gateway once to create it`,
+  );
 }
 
 function checkRegular(path: string, stats: Stats): void {

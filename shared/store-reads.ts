@@ -5,6 +5,7 @@ import type { Database } from 'lmdb';
 import { type CursorKey, encodeCursor } from './store-cursor.js';
 import type { StoreDbs } from './store-schema.js';
 import type {
+  LoginBan,
   Revocation,
   RevocationPage,
   RevocationsInForce,
@@ -100,6 +101,18 @@ export function statsPage(
     last = key;
   }
   return { users, next: null };
+}
+
+/** Login bans in force (`until > now`), by kind ('ip' first) then subject, at most `limit`. */
+export function banList(dbs: StoreDbs, now: number, limit: number): LoginBan[] {
+  const bans: LoginBan[] = [];
+  for (const { key, value } of dbs.loginBans.getRange({})) {
+    if (value.until <= now) continue;
+    const { until, bannedAt, failures } = value;
+    bans.push({ kind: key[0], subject: key[1], until, bannedAt, failures });
+    if (bans.length === limit) break;
+  }
+  return bans;
 }
 
 /** The latest expiry among `user`'s recorded tokens (expired ones included until purged). */

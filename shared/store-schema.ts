@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from 'lmdb';
+import type { LoginBanKind } from './store-types.js';
 
 /** The store's named databases, by the name LMDB keeps them under. See store.ts for the layout. */
 export const DB = {
@@ -11,14 +12,16 @@ export const DB = {
   revokedTokensByExpiry: 'revoked-tokens-by-expiry',
   revokedUsers: 'revoked-users',
   revokedUsersByExpiry: 'revoked-users-by-expiry',
+  loginBans: 'login-bans',
+  loginBansByExpiry: 'login-bans-by-expiry',
 } as const;
 
-/** Room for the databases later schemas add (TOTP secrets, CSRF nonces, lockouts, key ring). */
+/** Room for the databases later schemas add (TOTP secrets, CSRF nonces, key ring). */
 export const MAX_DBS = 32;
 
 /**
  * One step per schema version: MIGRATIONS[v] takes a store at version v to v + 1 inside the
- * writer's open transaction. Adding version 2 is appending one step (and its databases to DB).
+ * writer's open transaction. Adding a version is appending one step (and its databases to DB).
  */
 const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
   // v0 → v1: a new store; create the databases of the first layout.
@@ -36,6 +39,10 @@ const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
     ]) {
       root.openDB(name, {});
     }
+  },
+  // v1 → v2: login bans (brute-force lockouts), with their expiry index for purge.
+  (root) => {
+    for (const name of [DB.loginBans, DB.loginBansByExpiry]) root.openDB(name, {});
   },
 ];
 
@@ -62,6 +69,13 @@ export interface TokenValue {
   exp: number;
 }
 
+/** Login ban fields kept under [kind, subject]. */
+export interface LoginBanValue {
+  until: number;
+  bannedAt: number;
+  failures: number;
+}
+
 /** The databases of schema SCHEMA_VERSION, with their key and value types. */
 export interface StoreDbs {
   readonly meta: Database<number, string>;
@@ -79,6 +93,13 @@ export interface StoreDbs {
   readonly revokedUsersByExpiry: Database<
     { notBefore: number; revokedAt: number },
     [number, string]
+  >;
+  /** [kind, subject] → { until, bannedAt, failures } */
+  readonly loginBans: Database<LoginBanValue, [LoginBanKind, string]>;
+  /** [until, kind, subject] → { bannedAt, failures } */
+  readonly loginBansByExpiry: Database<
+    { bannedAt: number; failures: number },
+    [number, LoginBanKind, string]
   >;
 }
 

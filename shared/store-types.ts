@@ -55,15 +55,38 @@ export interface RevocationsInForce {
   users: UserRevocation[];
 }
 
+/** What a login ban locks out: a username, or a client address (see LoginBan.subject). */
+export type LoginBanKind = 'user' | 'ip';
+
+/**
+ * A login ban (a brute-force lockout): logins of `subject` are refused until `until`.
+ * `subject` is a username for kind 'user'; for kind 'ip', the client as the gateway keys it:
+ * IPv4 text ('203.0.113.7', an IPv4-mapped IPv6 client written as IPv4), or an IPv6 network in
+ * CIDR form, RFC 5952 text ('2001:db8:1:2::/64', a whole address as '2001:db8::1/128').
+ * `bannedAt` is when the ban started, `failures` the failed logins that led to it.
+ */
+export interface LoginBan {
+  kind: LoginBanKind;
+  subject: string;
+  until: number;
+  bannedAt: number;
+  failures: number;
+}
+
 /** Entry counts, for health and metrics. */
 export interface StoreCounts {
   tokens: number;
   revokedTokens: number;
   revokedUsers: number;
+  /** Login bans, ended ones included until purged. */
+  bans: number;
 }
 
 /** What purge removed. */
 export interface PurgeResult {
   tokens: number;
+  /** Token and user revocations. */
   revocations: number;
+  /** Login bans. */
+  bans: number;
 }

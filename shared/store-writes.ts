@@ -2,8 +2,15 @@
 // removes apply at once and later reads in the same transaction see them), so a body is atomic
 // and read-modify-write is exact. Inputs are validated before a body runs: a body never throws
 // halfway for a bad argument.
-import type { StoreDbs } from './store-schema.js';
-import type { TokenRecord, TokenRevocation, UserRevocation } from './store-types.js';
+import { type IpNetwork, ipNetworksOverlap, parseIpEntry } from './ip-match.js';
+import type { LoginBanValue, StoreDbs } from './store-schema.js';
+import type {
+  LoginBan,
+  LoginBanKind,
+  TokenRecord,
+  TokenRevocation,
+  UserRevocation,
+} from './store-types.js';
 
 /** Records `record` with its index entries, replacing a different record under the same id. */
 export function putToken(dbs: StoreDbs, record: TokenRecord): void {
@@ -62,11 +69,87 @@ export function removeUserRevocation(dbs: StoreDbs, user: string): boolean {
   return true;
 }
 
+/**
+ * Records a login ban, unless one of the same subject ends as late or later: a ban is never
+ * shortened (the earlier one stays whole). Returns the ban stored afterwards.
+ */
+export function putBan(dbs: StoreDbs, ban: LoginBan): LoginBan {
+  const { kind, subject } = ban;
+  const old = dbs.loginBans.get([kind, subject]);
+  if (old) {
+    if (old.until >= ban.until) return banOf(kind, subject, old);
+    dbs.loginBansByExpiry.remove([old.until, kind, subject]);
+  }
+  const { until, bannedAt, failures } = ban;
+  dbs.loginBans.put([kind, subject], { until, bannedAt, failures });
+  dbs.loginBansByExpiry.put([until, kind, subject], { bannedAt, failures });
+  return { kind, subject, until, bannedAt, failures };
+}
+
+/**
+ * Removes the login ban of `kind`/`subject`; returns it when it was in force (`until > now`),
+ * an ended one (removed too) is not returned.
+ */
+export function removeBan(
+  dbs: StoreDbs,
+  kind: LoginBanKind,
+  subject: string,
+  now: number,
+): LoginBan[] {
+  const old = dbs.loginBans.get([kind, subject]);
+  if (!old) return [];
+  dbs.loginBans.remove([kind, subject]);
+  dbs.loginBansByExpiry.remove([old.until, kind, subject]);
+  return old.until > now ? [banOf(kind, subject, old)] : [];
+}
+
+/**
+ * Removes every ip ban whose subject shares an address with `network` (see ipNetworksOverlap),
+ * or, for a subject that is not an address or CIDR, equals `text`. Returns those in force
+ * (`until > now`), by subject; ended ones are removed as well.
+ */
+export function removeIpBans(
+  dbs: StoreDbs,
+  network: IpNetwork,
+  text: string,
+  now: number,
+): LoginBan[] {
+  const found: [string, LoginBanValue][] = [];
+  // One pass over the ip bans (they sort before the user ones), collected before any removal.
+  const start = ['ip'] as unknown as [LoginBanKind, string];
+  for (const { key, value } of dbs.loginBans.getRange({ start })) {
+    if (key[0] !== 'ip') break;
+    if (ipSubjectMatches(key[1], network, text)) found.push([key[1], value]);
+  }
+  const removed: LoginBan[] = [];
+  for (const [subject, value] of found) {
+    dbs.loginBans.remove(['ip', subject]);
+    dbs.loginBansByExpiry.remove([value.until, 'ip', subject]);
+    if (value.until > now) removed.push(banOf('ip', subject, value));
+  }
+  return removed;
+}
+
+function ipSubjectMatches(subject: string, network: IpNetwork, text: string): boolean {
+  let banned: IpNetwork;
+  try {
+    banned = parseIpEntry(subject);
+  } catch {
+    return subject === text;
+  }
+  return ipNetworksOverlap(banned, network);
+}
+
+function banOf(kind: LoginBanKind, subject: string, value: LoginBanValue): LoginBan {
+  return { kind, subject, until: value.until, bannedAt: value.bannedAt, failures: value.failures };
+}
+
 /** What one purge transaction removed, by kind. */
 export interface PurgeCounts {
   tokens: number;
   revokedTokens: number;
   revokedUsers: number;
+  bans: number;
 }
 
 /**
@@ -95,16 +178,22 @@ export function purgeSome(dbs: StoreDbs, now: number, max: number): PurgeCounts 
     dbs.revokedUsersByExpiry.remove([until, user]);
     revokedUsers++;
   }
-  return { tokens, revokedTokens, revokedUsers };
+  let bans = 0;
+  for (const [until, kind, subject] of expired(dbs.loginBansByExpiry, now, max)) {
+    dbs.loginBans.remove([kind, subject]);
+    dbs.loginBansByExpiry.remove([until, kind, subject]);
+    bans++;
+  }
+  return { tokens, revokedTokens, revokedUsers, bans };
 }
 
 // The keys are collected before removing: a cursor walking entries it deletes is not portable.
-function expired(
-  index: { getKeys(options: { limit: number }): Iterable<[number, string]> },
+function expired<K extends [number, ...string[]]>(
+  index: { getKeys(options: { limit: number }): Iterable<K> },
   now: number,
   max: number,
-): [number, string][] {
-  const keys: [number, string][] = [];
+): K[] {
+  const keys: K[] = [];
   for (const key of index.getKeys({ limit: max })) {
     if (key[0] > now) break;
     keys.push(key);

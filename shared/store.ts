@@ -1,9 +1,12 @@
 /**
  * The node's store: one LMDB environment, `<dataDir>/proxyauth.mdb` (plus LMDB's
- * `proxyauth.mdb-lock`). The supervisor is its only writer; edges open it read-only in their own
+ * `proxyauth.mdb-lock`). The supervisor is its writer; edges open it read-only in their own
  * processes (LMDB is multi-process safe: readers never block the writer or each other).
+ * `proxyauth unban` opens it as a second writer while the gateway runs, for a moment: LMDB
+ * serialises write transactions across processes, and every write here is a read-modify-write
+ * inside one transaction, so two writers never lose each other's changes.
  *
- * Layout, schema version 1. Keys are lmdb-js ordered-binary (arrays sort element by element,
+ * Layout, schema version 2. Keys are lmdb-js ordered-binary (arrays sort element by element,
  * numbers before strings), values msgpack; times are unix seconds.
  *
  * | database                 | key                   | value                          |
@@ -18,6 +21,11 @@
  * | revoked-tokens-by-expiry | [until, tokenId]      | revokedAt                      |
  * | revoked-users            | user                  | { notBefore, until, revokedAt }|
  * | revoked-users-by-expiry  | [until, user]         | { notBefore, revokedAt }       |
+ * | login-bans               | [kind, subject]       | { until, bannedAt, failures }  |
+ * | login-bans-by-expiry     | [until, kind, subject]| { bannedAt, failures }         |
+ *
+ * Login bans (brute-force lockouts) have kind 'user' (subject: a username) or 'ip' (subject: the
+ * client as the gateway keys it, see LoginBan); version 2 added them.
  *
  * The by-expiry indexes serve purge (a range from the start up to now) and an edge's start
  * (revocationsInForce: a range from now on, whose entries hold the whole revocation). The
@@ -26,19 +34,32 @@
  */
 import { join, resolve } from 'node:path';
 import type { RootDatabase } from 'lmdb';
-import { checkCount, checkKey, checkLimit, checkRecord, checkTime } from './store-args.js';
+import { parseIpEntry } from './ip-match.js';
+import {
+  checkBan,
+  checkBanKind,
+  checkCount,
+  checkIpText,
+  checkKey,
+  checkLimit,
+  checkRecord,
+  checkTime,
+} from './store-args.js';
 import { type CursorKey, decodeCursor } from './store-cursor.js';
 import { StoreError, storeFailure, writeError } from './store-error.js';
 import { openEnvironment } from './store-open.js';
 import {
+  banList,
   entryCount,
   latestExpiry,
   revocationPage,
   revocationsInForce,
   statsPage,
 } from './store-reads.js';
-import type { StoreDbs, TokenValue } from './store-schema.js';
+import type { LoginBanValue, StoreDbs, TokenValue } from './store-schema.js';
 import type {
+  LoginBan,
+  LoginBanKind,
   PurgeResult,
   RevocationPage,
   RevocationsInForce,
@@ -52,9 +73,12 @@ import type {
 import {
   addUse,
   purgeSome,
+  putBan,
   putToken,
   putTokenRevocation,
   putUserRevocation,
+  removeBan,
+  removeIpBans,
   removeTokenRevocation,
   removeUserRevocation,
 } from './store-writes.js';
@@ -70,22 +94,32 @@ export const STORE_FILE = 'proxyauth.mdb';
 // million entries never holds the write lock for long; purge() loops until done.
 const PURGE_BATCH = 10_000;
 
+/** The default `nowSeconds` of the unban methods: the clock, in unix seconds. */
+function unixNow(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
 /**
  * Opens (the writer: creates or migrates) the store in `dataDir`. Synchronous.
- * A writer creates `dataDir` (mode 0700) when missing and proves it can commit before
- * returning; a reader (`readOnly: true`) creates nothing.
- * Throws StoreError: STORE_MISSING (reader, no store yet), STORE_ACCESS_DENIED,
- * STORE_READ_ONLY_FS (writer), STORE_FULL (writer), STORE_CORRUPT, STORE_SCHEMA_NEWER,
- * STORE_SCHEMA_OLDER (reader before the writer migrated), STORE_OPEN_FAILED.
+ * A writer creates `dataDir` (mode 0700) and the store when missing, unless `create` is false
+ * (default true), and proves it can commit before returning; a reader (`readOnly: true`)
+ * creates nothing.
+ * Throws StoreError: STORE_MISSING (reader, or writer with `create: false`, and no store yet),
+ * STORE_ACCESS_DENIED, STORE_READ_ONLY_FS (writer), STORE_FULL (writer), STORE_CORRUPT,
+ * STORE_SCHEMA_NEWER, STORE_SCHEMA_OLDER (reader before the writer migrated),
+ * STORE_OPEN_FAILED.
  */
-export function openStore(dataDir: string, options: { readOnly: boolean }): Store {
+export function openStore(
+  dataDir: string,
+  options: { readOnly: boolean; create?: boolean },
+): Store {
   const path = resolve(join(dataDir, STORE_FILE));
-  const { root, dbs } = openEnvironment(path, options.readOnly);
+  const { root, dbs } = openEnvironment(path, options.readOnly, options.create ?? true);
   return new Store(path, options.readOnly, root, dbs);
 }
 
 /**
- * An open store. Writes (supervisor only) are async and resolve once committed and flushed to
+ * An open store. Writes (writers only) are async and resolve once committed and flushed to
  * disk; they reject with StoreError STORE_WRITE_FAILED (the message names the file and the
  * cause), STORE_READ_ONLY on a read-only handle, STORE_CLOSED after close(), and with a
  * TypeError/RangeError for a malformed argument. Reads are synchronous and throw StoreError
@@ -166,18 +200,59 @@ export class Store {
   }
 
   /**
+   * Bans logins of `b.subject` until `b.until` (see LoginBan for the subjects). A ban is never
+   * shortened: when the subject's current ban ends as late or later, it is kept whole and `b`
+   * is dropped. Resolves with the ban stored afterwards. Any process may call it: the gateway's
+   * supervisor and `proxyauth unban` both write (LMDB serialises writers across processes).
+   * TypeError for a malformed ban (an ip subject that is not an address or CIDR included).
+   */
+  async ban(b: LoginBan): Promise<LoginBan> {
+    checkBan(b);
+    return this.#write((dbs) => putBan(dbs, b));
+  }
+
+  /**
+   * Lifts the ban of user `subject` (exact name). Resolves with the ban lifted when it was in
+   * force at `nowSeconds` (default: now), else []; an ended ban not yet purged is removed too.
+   */
+  async unban(kind: 'user', subject: string, nowSeconds = unixNow()): Promise<LoginBan[]> {
+    if (kind !== 'user') throw new TypeError(`kind must be 'user' (unbanIp lifts ip bans)`);
+    checkKey('subject', subject);
+    checkTime('nowSeconds', nowSeconds);
+    return this.#write((dbs) => removeBan(dbs, kind, subject, nowSeconds));
+  }
+
+  /**
+   * Lifts every ip ban that shares an address with `address`, an IP or a CIDR in any spelling
+   * (parseIpEntry's: compressed or not, IPv4-mapped, surrounding blanks): a ban of that very
+   * address or network ('2001:DB8::1' lifts '2001:db8::1/128', '::ffff:203.0.113.7' lifts
+   * '203.0.113.7'), of a network holding it ('2001:db8:1:2::5' lifts '2001:db8:1:2::/64'), or
+   * of an address or network inside it ('203.0.113.0/24' lifts '203.0.113.7'). Resolves with
+   * the bans lifted that were in force at `nowSeconds` (default: now), by subject; ended ones
+   * are removed too. One pass over the ip bans. TypeError when `address` is not an IP or CIDR.
+   */
+  async unbanIp(address: string, nowSeconds = unixNow()): Promise<LoginBan[]> {
+    checkIpText('address', address);
+    checkTime('nowSeconds', nowSeconds);
+    const network = parseIpEntry(address);
+    return this.#write((dbs) => removeIpBans(dbs, network, address.trim(), nowSeconds));
+  }
+
+  /**
    * Removes token records (with their use counts and index entries) whose `exp <= nowSeconds`,
-   * and token and user revocations whose `until <= nowSeconds`, walking the expiry indexes
-   * only. Resolves with how many tokens and revocations it removed.
+   * token and user revocations and login bans whose `until <= nowSeconds`, walking the expiry
+   * indexes only. Resolves with how many tokens, revocations and bans it removed.
    */
   async purge(nowSeconds: number): Promise<PurgeResult> {
     checkTime('nowSeconds', nowSeconds);
-    const total: PurgeResult = { tokens: 0, revocations: 0 };
+    const total: PurgeResult = { tokens: 0, revocations: 0, bans: 0 };
     for (;;) {
       const done = await this.#write((dbs) => purgeSome(dbs, nowSeconds, PURGE_BATCH));
       total.tokens += done.tokens;
       total.revocations += done.revokedTokens + done.revokedUsers;
-      if (Math.max(done.tokens, done.revokedTokens, done.revokedUsers) < PURGE_BATCH) return total;
+      total.bans += done.bans;
+      const most = Math.max(done.tokens, done.revokedTokens, done.revokedUsers, done.bans);
+      if (most < PURGE_BATCH) return total;
     }
   }
 
@@ -208,6 +283,40 @@ export class Store {
       const r = dbs.revokedUsers.get(user);
       return r && { user, notBefore: r.notBefore, until: r.until, revokedAt: r.revokedAt };
     });
+  }
+
+  /**
+   * The login ban of `subject` in force at `nowSeconds` (`until > nowSeconds`), or undefined.
+   * One lookup of the exact subject: an ip subject is looked up in the spelling it was banned
+   * under (LoginBan). Sees what any process committed (a ban lifted by `proxyauth unban`)
+   * from the next event-loop turn on, or at once after refresh().
+   */
+  getBan(kind: LoginBanKind, subject: string, nowSeconds: number): LoginBan | undefined {
+    checkBanKind(kind);
+    checkKey('subject', subject);
+    checkTime('nowSeconds', nowSeconds);
+    return this.#read((dbs) => {
+      const value: LoginBanValue | undefined = dbs.loginBans.get([kind, subject]);
+      if (!value || value.until <= nowSeconds) return undefined;
+      return {
+        kind,
+        subject,
+        until: value.until,
+        bannedAt: value.bannedAt,
+        failures: value.failures,
+      };
+    });
+  }
+
+  /**
+   * The login bans in force (`until > nowSeconds`), ordered by kind ('ip' before 'user') then
+   * subject, at most `limit` (a positive integer). Walks every ban, ended ones included until
+   * purged.
+   */
+  listBans(nowSeconds: number, limit: number): LoginBan[] {
+    checkTime('nowSeconds', nowSeconds);
+    checkLimit(limit);
+    return this.#read((dbs) => banList(dbs, nowSeconds, limit));
   }
 
   /** The latest `exp` among `user`'s recorded tokens (not yet purged), or undefined. */
@@ -258,12 +367,16 @@ export class Store {
     );
   }
 
-  /** How many token records, token revocations and user revocations the store holds. O(1). */
+  /**
+   * How many token records, token revocations, user revocations and login bans the store holds
+   * (ended ones included until purged). O(1).
+   */
   counts(): StoreCounts {
     return this.#read((dbs) => ({
       tokens: entryCount(dbs.tokens),
       revokedTokens: entryCount(dbs.revokedTokens),
       revokedUsers: entryCount(dbs.revokedUsers),
+      bans: entryCount(dbs.loginBans),
     }));
   }
 

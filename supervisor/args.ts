@@ -1,6 +1,8 @@
 import { fstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CodedError } from '../shared/coded-error.js';
+import { parseIpEntry } from '../shared/ip-match.js';
+import { usernameProblem } from '../shared/username.js';
 import { COMMAND_NAMES, COMMANDS, type CommandName, isCommand } from './help.js';
 
 export type CliArgs =
@@ -10,8 +12,10 @@ export type CliArgs =
       dataDir: string | undefined;
       /** `--ready-fd N`: where `run` writes its readiness line (supervisor/ready-signal.ts). */
       readyFd: number | undefined;
-      /** `stats --user NAME`. */
+      /** `stats --user NAME`, `unban --user NAME`. */
       user: string | undefined;
+      /** `unban --ip ADDR`: an IP address or CIDR (checked, as written). */
+      ip: string | undefined;
       /** `stats --json`. */
       json: boolean;
     }
@@ -34,6 +38,7 @@ const OPTIONS = {
   'data-dir': { type: 'string' },
   'ready-fd': { type: 'string' },
   user: { type: 'string' },
+  ip: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
@@ -69,14 +74,37 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     if (name !== 'help' && name !== 'version' && !accepted.includes(name))
       throw new UsageError(`${command} does not take --${name}`, command);
   }
+  if (command === 'unban') checkUnbanTarget(values.user, values.ip);
   return {
     command,
     configDir: values['config-dir'],
     dataDir: values['data-dir'],
     readyFd: readyFd(values['ready-fd'], command),
     user: values.user,
+    ip: values.ip,
     json: values.json === true,
   };
+}
+
+/** `unban` lifts one ban: exactly one of --user and --ip, each well-formed. */
+function checkUnbanTarget(user: string | undefined, ip: string | undefined): void {
+  if (user === undefined && ip === undefined) {
+    throw new UsageError('unban needs --user NAME or --ip ADDR', 'unban');
+  }
+  if (user !== undefined && ip !== undefined) {
+    throw new UsageError('unban takes --user or --ip, not both', 'unban');
+  }
+  if (user !== undefined) {
+    const problem = usernameProblem(user);
+    if (problem) throw new UsageError(`--user ${JSON.stringify(user)}: ${problem}`, 'unban');
+  }
+  if (ip !== undefined) {
+    try {
+      parseIpEntry(ip);
+    } catch {
+      throw new UsageError(`--ip ${JSON.stringify(ip)} is not an IP address or CIDR`, 'unban');
+    }
+  }
 }
 
 /** 0-2 are stdin, stdout and stderr: the readiness fd is closed after its line is written. */

@@ -8,6 +8,7 @@ import { hashPasswordCommand } from './hash-password.js';
 import { helpText } from './help.js';
 import { serve } from './serve.js';
 import { statsCommand } from './stats-command.js';
+import { type UnbanTarget, unbanCommand } from './unban-command.js';
 import { packageVersion } from './version.js';
 
 /** Exit status: 0 success, 1 failure, 2 usage error (as `proxyauth help` says). */
@@ -35,7 +36,15 @@ async function main(args: CliArgs): Promise<number> {
         process.stdout,
         process.stderr,
       );
+    case 'unban':
+      return unbanCommand(dirsOf(args).dataDir, unbanTarget(args), process.stdout, process.stderr);
   }
+}
+
+/** The parser made sure exactly one of --user and --ip is there. */
+function unbanTarget(args: { user: string | undefined; ip: string | undefined }): UnbanTarget {
+  if (args.user !== undefined) return { kind: 'user', user: args.user };
+  return { kind: 'ip', address: args.ip ?? '' };
 }
 
 function dirsOf(args: { configDir: string | undefined; dataDir: string | undefined }) {

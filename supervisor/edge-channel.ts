@@ -161,9 +161,13 @@ export class EdgeChannel {
         break;
       case 'token-issued':
       case 'token-uses':
+      case 'rate-return':
+      case 'login-result':
         this.#options.onEvent(message);
         break;
       case 'change-revocations':
+      case 'rate-take':
+      case 'login-attempt':
         void this.#answer(message);
         break;
       default: {

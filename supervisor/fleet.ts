@@ -2,6 +2,7 @@ import type {
   AnswerValues,
   ConfigSnapshot,
   EdgeAsk,
+  EdgeAskType,
   EdgeEvent,
   EdgeEventType,
   EdgeRequestBody,
@@ -38,6 +39,12 @@ export interface FleetPlan {
 }
 
 /** Starts one edge process for `slot` of `plan`. */
+/** Answers one type of edge ask; a rejection is sent to the edge as `answer-error`. */
+export type AskHandler<T extends EdgeAskType> = (
+  ask: Extract<EdgeAsk, { type: T }>,
+  edge: EdgeInfo,
+) => Promise<AnswerValues[T]> | AnswerValues[T];
+
 export type SpawnEdge = (slot: number, plan: FleetPlan) => EdgeProcess;
 
 /** Timeouts in milliseconds. */
@@ -119,7 +126,7 @@ export class Fleet {
   readonly #timeouts: FleetTimeouts;
   readonly #handlers = new Map<EdgeEventType, Set<(event: EdgeEvent, edge: EdgeInfo) => void>>();
   readonly #edges = new Set<Edge>();
-  #onAsk: ((ask: EdgeAsk) => Promise<AnswerValues[EdgeAsk['type']]>) | undefined;
+  readonly #askHandlers = new Map<EdgeAskType, AskHandler<EdgeAskType>>();
   readonly #failures = new Map<number, number>();
   readonly #timers = new Set<() => void>();
   #plan: FleetPlan | undefined;
@@ -167,11 +174,11 @@ export class Fleet {
   }
 
   /**
-   * Serves the asks of every edge (present and future) with `handler`; the last one set wins.
-   * Until one is set, asks are refused.
+   * Serves the asks of type `type` of every edge (present and future) with `handler`; the
+   * last one set for a type wins. Until one is set, asks of that type are refused.
    */
-  answerAsks(handler: (ask: EdgeAsk) => Promise<AnswerValues[EdgeAsk['type']]>): void {
-    this.#onAsk = handler;
+  answer<T extends EdgeAskType>(type: T, handler: AskHandler<T>): void {
+    this.#askHandlers.set(type, handler as unknown as AskHandler<EdgeAskType>);
   }
 
   /**
@@ -336,9 +343,10 @@ export class Fleet {
         clock: this.#clock,
         label,
         onEvent: (event) => this.#onEvent(edge, event),
-        onAsk: (ask) => {
-          if (!this.#onAsk) return Promise.reject(new Error(`${ask.type} is not served yet`));
-          return this.#onAsk(ask);
+        onAsk: async (ask) => {
+          const handler = this.#askHandlers.get(ask.type);
+          if (!handler) throw new Error(`${ask.type} is not served yet`);
+          return handler(ask, info(edge));
         },
       }),
     };
@@ -491,6 +499,8 @@ export class Fleet {
         break;
       case 'token-issued':
       case 'token-uses':
+      case 'rate-return':
+      case 'login-result':
         break;
       default: {
         const unhandled: never = event;

@@ -1,4 +1,4 @@
-type Option = 'config-dir' | 'data-dir' | 'ready-fd' | 'user' | 'json';
+type Option = 'config-dir' | 'data-dir' | 'ready-fd' | 'user' | 'ip' | 'json';
 
 interface CommandHelp {
   summary: string;
@@ -6,6 +6,8 @@ interface CommandHelp {
   details: string;
   /** The options the command reads (every command also takes --help and --version). */
   options: readonly Option[];
+  /** Option lines of this command's help that say more than the shared ones. */
+  optionLines?: Partial<Record<Option, string>>;
 }
 
 /**
@@ -39,6 +41,22 @@ user, token id, uses (counted when "stats": true; flushed every second), issued,
 (UTC). --json prints the /adm/stats shape. Exit status: 0, or 1 when there is no store.`,
     options: ['data-dir', 'user', 'json'],
   },
+  unban: {
+    summary: 'lift the login ban (brute-force lockout) of a user or an IP address',
+    usage: 'proxyauth unban --user NAME | --ip ADDR [--data-dir DIR] [--config-dir DIR]',
+    details: `Removes the ban from the store in the data dir and prints one line per ban lifted, or
+"no ban in force for ...". It may run while the gateway runs: the next login attempt sees the
+change, no restart or reload needed. --ip takes an address or a CIDR in any spelling and lifts
+every IP ban that shares an address with it: the ban of that address, of the IPv6 /64 (or
+other network) that holds it, or, for a CIDR, of every address and network inside it.
+--config-dir is accepted like run's; the bans live in the data dir only.
+Exit status: 0 (whether or not there was a ban), 1 when there is no store or it fails.`,
+    options: ['user', 'ip', 'data-dir', 'config-dir'],
+    optionLines: {
+      user: '  --user NAME        the user to unban (exactly one of --user and --ip)',
+      'config-dir': "  --config-dir DIR   accepted like run's; not read (env PROXYAUTH_CONFIG_DIR)",
+    },
+  },
   'hash-password': {
     summary: 'read a password from stdin (or a silent prompt) and print its argon2id hash',
     usage: 'proxyauth hash-password',
@@ -71,6 +89,7 @@ const OPTION_LINES: Record<Option | 'help' | 'version', string> = {
     '                     and close it: {"ready":true,"port":...,"edges":[...]}, or\n' +
     '                     {"ready":false,"code":...,"error":...} when the start fails',
   user: '  --user NAME        only this user',
+  ip: '  --ip ADDR          the IP address or CIDR to unban (exactly one of --user and --ip)',
   json: '  --json             JSON (the /adm/stats shape) instead of a table',
   help: "  -h, --help         this text (after a command: that command's help)",
   version: '  -v, -V, --version  the version',
@@ -86,10 +105,10 @@ export function helpText(topic?: CommandName): string {
 }
 
 function commandHelp(topic: CommandName): string {
-  const { usage, summary, details, options } = COMMANDS[topic] as CommandHelp;
+  const { usage, summary, details, options, optionLines } = COMMANDS[topic] as CommandHelp;
   const parts = [`Usage: ${usage}`, `${capitalize(summary)}.`];
   if (details) parts.push(details);
-  parts.push(optionList([...options, 'help', 'version']));
+  parts.push(optionList([...options, 'help', 'version'], optionLines));
   if (options.length > 0) parts.push(DIR_DEFAULTS);
   return `${parts.join('\n\n')}\n`;
 }
@@ -110,8 +129,11 @@ Exit status: 0 success, 1 failure, 2 usage error.
 `;
 }
 
-function optionList(names: readonly (keyof typeof OPTION_LINES)[]): string {
-  return ['Options:', ...names.map((name) => OPTION_LINES[name])].join('\n');
+function optionList(
+  names: readonly (keyof typeof OPTION_LINES)[],
+  own: Partial<Record<string, string>> = {},
+): string {
+  return ['Options:', ...names.map((name) => own[name] ?? OPTION_LINES[name])].join('\n');
 }
 
 function capitalize(text: string): string {

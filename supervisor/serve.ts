@@ -12,6 +12,7 @@ import { ConfigSource, type Loaded } from './config-source.js';
 import type { Dirs } from './dirs.js';
 import { Fleet } from './fleet.js';
 import { forkEdge } from './fork-edge.js';
+import { serveGuards } from './guards.js';
 import { ReadySignal } from './ready-signal.js';
 import { Reloader } from './reloader.js';
 import { StoreKeeper } from './store-keeper.js';
@@ -95,6 +96,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });
   const keeper = new StoreKeeper(store, fleet, log);
   keeper.start();
+  const guards = serveGuards(fleet, store, initial.loaded.config, log);
   // Signals are handled before the edges exist, so a stop during start-up still drains them.
   let stopping = false;
   let configWatch: FSWatcher | undefined;
@@ -108,7 +110,10 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       log.info('stopping: draining edges', { signal });
       void fleet
         .stop(DRAIN_TIMEOUT_MS)
-        .then(() => keeper.close())
+        .then(() => {
+          guards.stop();
+          return keeper.close();
+        })
         .then(() => {
           log.info('gateway stopped');
           resolve(0);
@@ -162,6 +167,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     initial,
     logLoad,
     onSettled: (outcome, running) => {
+      guards.configure(running.loaded.config);
       void watchedCerts.refresh();
       if (outcome === 'rolled') void cleanCopies(running);
     },

@@ -1,4 +1,4 @@
-import type { AnswerValues, EdgeAsk, RevocationChange } from '../shared/ipc.js';
+import type { AnswerValues, RevocationChange } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { Store } from '../shared/store.js';
 import type { Fleet } from './fleet.js';
@@ -9,7 +9,7 @@ const APPLY_TIMEOUT_MS = 2_000;
 const PURGE_MS = 60_000;
 
 /** What the keeper needs of the fleet. */
-export type KeeperFleet = Pick<Fleet, 'broadcast' | 'on' | 'answerAsks'>;
+export type KeeperFleet = Pick<Fleet, 'broadcast' | 'on' | 'answer'>;
 
 /**
  * The supervisor's side of the store: it is the store's only writer. Edges report issued
@@ -50,7 +50,7 @@ export class StoreKeeper {
       const uses = event.uses.map(({ count, ...record }) => ({ record, count }));
       this.#track(this.#store.addUses(uses), 'add token uses');
     });
-    this.#fleet.answerAsks((ask) => this.#answer(ask));
+    this.#fleet.answer('change-revocations', (ask) => this.change(ask.change));
     this.#timer = setInterval(() => void this.purge(), PURGE_MS);
     this.#timer.unref();
   }
@@ -70,17 +70,6 @@ export class StoreKeeper {
     if (this.#timer) clearInterval(this.#timer);
     await Promise.allSettled([...this.#writes]);
     await this.#store.close();
-  }
-
-  async #answer(ask: EdgeAsk): Promise<AnswerValues['change-revocations']> {
-    switch (ask.type) {
-      case 'change-revocations':
-        return this.change(ask.change);
-      default: {
-        const unknown: never = ask.type;
-        throw new Error(`unknown ask ${String(unknown)}`);
-      }
-    }
   }
 
   /**

@@ -37,7 +37,7 @@ t.test('help and -h list every command and option on stdout', async (t) => {
     const name = args.join(' ');
     t.equal(res.code, 0, name);
     t.equal(res.stderr, '', name);
-    for (const word of ['run', 'check-config', 'hash-password', 'help']) {
+    for (const word of ['run', 'check-config', 'stats', 'unban', 'hash-password', 'help']) {
       t.match(res.stdout, new RegExp(`^\\s+${word}\\b`, 'm'), `${name} lists ${word}`);
     }
     for (const option of ['--config-dir', '--data-dir', '--help', '--version', '-h', '-V', '-v']) {
@@ -57,7 +57,8 @@ t.test("help COMMAND prints that command's usage", async (t) => {
 });
 
 t.test('usage errors exit 2 with a message on stderr and nothing on stdout', async (t) => {
-  const commands = "Commands: run, check-config, stats, hash-password, help. See 'proxyauth help'.";
+  const commands =
+    "Commands: run, check-config, stats, unban, hash-password, help. See 'proxyauth help'.";
   const general = 'Usage: proxyauth [COMMAND] [OPTIONS]';
   // [arguments, first line of stderr, second line]
   const cases: [string[], RegExp, string][] = [

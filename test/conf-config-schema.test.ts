@@ -68,6 +68,11 @@ const RANGES: [key: string, min: number, max: number, def: number][] = [
   ['ratelimit_proxy.requests_per_second', 0, 1_000_000, 0],
   ['ratelimit_proxy.burst', 0, 1_000_000, 0],
   ['ratelimit_proxy.block_delay', 0, 86_400_000, 0],
+  ['ratelimit_max_clients', 1000, 10_000_000, 200_000],
+  ['client_ipv6_prefix', 1, 128, 64],
+  ['login_lockout.max_failures', 0, 1000, 5],
+  ['login_lockout.find_time', 1, 86_400, 600],
+  ['login_lockout.ban_time', 1, 2_592_000, 900],
 ];
 
 t.test('numeric keys: default, bounds accepted, one beyond each bound rejected', async (t) => {
@@ -91,6 +96,31 @@ t.test('integer keys reject fractions; requests_per_second accepts them', async 
     0.5,
   );
 });
+
+t.test(
+  'rate limits: 0 is off, burst 0 and both at 0 are valid, a rate below one a day is refused',
+  async (t) => {
+    const off = schema({
+      ratelimit_auth: { requests_per_second: 0, burst: 0, block_delay: 0 },
+      ratelimit_proxy: { request_per_seconds: 0, burst: 0 },
+    });
+    t.equal(off.ratelimit_auth.requests_per_second, 0);
+    t.equal(off.ratelimit_proxy.requests_per_second, 0);
+    t.equal(
+      schema({ ratelimit_proxy: { requests_per_second: 5, burst: 0 } }).ratelimit_proxy.burst,
+      0,
+    );
+    t.same(keys({ ratelimit_proxy: { requests_per_second: 1e-6 } }), [
+      'ratelimit_proxy.requests_per_second',
+    ]);
+    t.same(keys({ ratelimit_auth: { request_per_seconds: 1e-6 } }), [
+      'ratelimit_auth.request_per_seconds',
+    ]);
+    t.same(keys({ ratelimit_auth: { requests_per_second: 1, request_per_seconds: 1 } }), [
+      'ratelimit_auth.request_per_seconds',
+    ]);
+  },
+);
 
 t.test('worker 0 is a config error, not a crash', async (t) => {
   const [issue] = issues({ worker: 0 });

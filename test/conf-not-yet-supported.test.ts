@@ -36,19 +36,6 @@ const CASES: Record<string, Case> = {
     key: 'users[1].totp',
     off: [userOn({ totp: false })],
   },
-  ratelimit_auth: {
-    on: { ratelimit_auth: { request_per_seconds: 0.5 } },
-    key: 'ratelimit_auth',
-    off: [
-      { ratelimit_auth: { requests_per_second: 0, burst: 10, block_delay: 500 } },
-      { ratelimit_auth: {} },
-    ],
-  },
-  ratelimit_proxy: {
-    on: { ratelimit_proxy: { requests_per_second: 100, burst: 10 } },
-    key: 'ratelimit_proxy',
-    off: [{ ratelimit_proxy: { request_per_seconds: 0 } }],
-  },
   cors_origins: {
     on: { cors_origins: ['https://app.test'] },
     key: 'cors_origins',

@@ -424,3 +424,23 @@ t.test('deterministic: the same raw input parses to the same result', async (t) 
   const parsed = parseRoutes([route({ backends: ['http://b.test'] })]);
   t.same(parseRoutes([route({ backends: ['http://b.test'] })]), parsed);
 });
+
+t.test(
+  'a route ratelimit block: the config.json shape, errors keyed under the route',
+  async (t) => {
+    const [r] = parseRoutes([route({ ratelimit: { requests_per_second: 5, burst: 2 } })]).routes;
+    t.same(r?.ratelimit, { requests_per_second: 5, burst: 2, block_delay: 0 });
+    t.same(
+      parseRoutes([route({ ratelimit: { request_per_seconds: 0 } })]).routes[0]?.ratelimit,
+      { requests_per_second: 0, burst: 0, block_delay: 0 },
+      'the alias, and 0 (this route unlimited, whatever ratelimit_proxy says)',
+    );
+    t.same(keys([route({ ratelimit: { requests_per_second: -1 } })]), [
+      'routes[0].ratelimit.requests_per_second',
+    ]);
+    t.same(keys([route({ ratelimit: { burst: 1.5, requests_per_second: 1 } })]), [
+      'routes[0].ratelimit.burst',
+    ]);
+    t.same(keys([route({ ratelimit: { rps: 1 } })]), ['routes[0].ratelimit']);
+  },
+);

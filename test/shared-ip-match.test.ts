@@ -1,7 +1,11 @@
 import t from 'tap';
 import {
+  clientNetworkKey,
   compileIpMatcher,
+  formatIpAddress,
+  formatIpNetwork,
   IpEntryError,
+  ipNetworksOverlap,
   parseIpAddress,
   parseIpEntry,
 } from '../shared/ip-match.js';
@@ -257,5 +261,90 @@ t.test('compressed forms that are valid', async (t) => {
     'ABCD::ef01/16',
   ]) {
     t.doesNotThrow(() => parseIpEntry(entry), entry);
+  }
+});
+
+t.test('formatIpAddress writes RFC 5952 text, IPv4-mapped as IPv4', async (t) => {
+  const cases: [string, string][] = [
+    ['2001:0DB8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], // equal runs: the first one
+    ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'], // the longest run
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // one zero group stays
+    ['::', '::'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['1:0:0:0:0:0:0:0', '1::'],
+    ['FE80::ABCD:0', 'fe80::abcd:0'],
+    ['::ffff:c000:280', '192.0.2.128'],
+    ['0000:0000:0000:0000:0000:ffff:0102:0304', '1.2.3.4'],
+    ['::ffff:1.2.3.4', '1.2.3.4'],
+    ['1.2.3.4', '1.2.3.4'],
+    ['::1.2.3.4', '::102:304'], // IPv4-compatible (deprecated) is not mapped
+    ['::fffe:1.2.3.4', '::fffe:102:304'],
+  ];
+  for (const [input, text] of cases) {
+    t.equal(formatIpAddress(parseIpAddress(input)!), text, input);
+  }
+  t.throws(() => formatIpAddress(new Uint8Array(4)), TypeError);
+});
+
+t.test('formatIpNetwork: the spelling the gateway keys clients by', async (t) => {
+  const cases: [string, string][] = [
+    ['203.0.113.7', '203.0.113.7'],
+    ['203.0.113.7/32', '203.0.113.7'],
+    ['203.0.113.7/24', '203.0.113.0/24'],
+    ['0.0.0.0/0', '0.0.0.0/0'],
+    ['2001:DB8:1:2:aaaa::1/64', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8::1/128'],
+    ['::/0', '::/0'],
+    ['::ffff:203.0.113.7', '203.0.113.7'],
+    ['::ffff:203.0.113.7/120', '203.0.113.0/24'],
+    ['::ffff:0:0/96', '0.0.0.0/0'],
+    ['::ffff:0:0/80', '::/80'],
+  ];
+  for (const [input, text] of cases) {
+    t.equal(formatIpNetwork(parseIpEntry(input)), text, input);
+    t.equal(formatIpNetwork(parseIpEntry(text)), text, `${text} is stable`);
+  }
+});
+
+t.test('clientNetworkKey: IPv4 as the address, IPv6 as its network', async (t) => {
+  t.equal(clientNetworkKey('203.0.113.7', 64), '203.0.113.7');
+  t.equal(clientNetworkKey('::ffff:203.0.113.7', 64), '203.0.113.7');
+  t.equal(clientNetworkKey('0:0:0:0:0:ffff:cb00:7107', 64), '203.0.113.7');
+  t.equal(clientNetworkKey('2001:db8:1:2:3:4:5:6', 64), '2001:db8:1:2::/64');
+  t.equal(clientNetworkKey('2001:DB8:1:2::', 64), '2001:db8:1:2::/64');
+  t.equal(clientNetworkKey('2001:db8:1:2:3:4:5:6', 128), '2001:db8:1:2:3:4:5:6/128');
+  t.equal(clientNetworkKey('2001:db8:1:2ff::1', 56), '2001:db8:1:200::/56');
+  t.equal(clientNetworkKey('2001:db8::1', 0), '::/0');
+  t.equal(clientNetworkKey('nope', 64), null);
+  t.equal(clientNetworkKey('1.2.3.4/32', 64), null, 'an address, not a network');
+  for (const prefix of [-1, 129, 1.5, Number.NaN]) {
+    t.throws(() => clientNetworkKey('::1', prefix), RangeError, String(prefix));
+  }
+});
+
+t.test('ipNetworksOverlap: one holds the other, in any spelling', async (t) => {
+  const cases: [string, string, boolean][] = [
+    ['203.0.113.7', '203.0.113.7', true],
+    ['203.0.113.7', '203.0.113.8', false],
+    ['203.0.113.0/24', '203.0.113.7', true],
+    ['203.0.114.0/24', '203.0.113.7', false],
+    ['10.0.0.0/9', '10.127.0.1', true],
+    ['10.0.0.0/9', '10.128.0.1', false],
+    ['::ffff:203.0.113.7', '203.0.113.7', true],
+    ['::ffff:203.0.113.0/120', '203.0.113.7', true],
+    ['2001:db8:1:2::/64', '2001:db8:1:2:ffff::1', true],
+    ['2001:db8:1:2::/64', '2001:db8:1:3::1', false],
+    ['2001:db8:1::/48', '2001:db8:1:2::/64', true],
+    ['2001:db8:2::/48', '2001:db8:1:2::/64', false],
+    ['2001:DB8:1:2:0:0:0:0/64', '2001:db8:1:2::/64', true],
+    ['0.0.0.0/0', '::1', false],
+    ['::/0', '1.2.3.4', true],
+    ['2001:db8::1/128', '2001:db8::1', true],
+    ['2001:db8::1/128', '2001:db8::2', false],
+  ];
+  for (const [a, b, expected] of cases) {
+    t.equal(ipNetworksOverlap(parseIpEntry(a), parseIpEntry(b)), expected, `${a} ~ ${b}`);
+    t.equal(ipNetworksOverlap(parseIpEntry(b), parseIpEntry(a)), expected, `${b} ~ ${a}`);
   }
 });

@@ -23,15 +23,17 @@ function writer(t: Test, dir = t.testdir()): Store {
   return store;
 }
 
-t.test('a new store has every database and schema version 1', async (t) => {
+t.test('a new store has every database and schema version 2', async (t) => {
   const dir = t.testdir();
   const store = openStore(dir, { readOnly: false });
   t.equal(store.path, join(dir, STORE_FILE));
-  t.same(store.counts(), { tokens: 0, revokedTokens: 0, revokedUsers: 0 });
+  t.same(store.counts(), { tokens: 0, revokedTokens: 0, revokedUsers: 0, bans: 0 });
   await store.close();
   const raw = open(join(dir, STORE_FILE), { readOnly: true, maxDbs: 32 });
   t.teardown(() => raw.close());
   t.same([...raw.getKeys()].sort(), [
+    'login-bans',
+    'login-bans-by-expiry',
     'meta',
     'revoked-tokens',
     'revoked-tokens-by-expiry',
@@ -43,8 +45,8 @@ t.test('a new store has every database and schema version 1', async (t) => {
     'tokens-by-user',
   ]);
   const meta = raw.openDB('meta', {});
-  t.equal(meta.get('schema'), 1);
-  t.equal(SCHEMA_VERSION, 1);
+  t.equal(meta.get('schema'), 2);
+  t.equal(SCHEMA_VERSION, 2);
   t.type(meta.get('opened_at'), 'number', 'the writer probe wrote its open time');
 });
 
@@ -69,7 +71,7 @@ t.test('a read-only handle sees what the writer committed, after refresh()', asy
   await store.recordTokens([token('a', 'ann', NOW, NOW + 60)]);
   reader.refresh();
   t.same(reader.getToken('a'), token('a', 'ann', NOW, NOW + 60));
-  t.same(reader.counts(), { tokens: 1, revokedTokens: 0, revokedUsers: 0 });
+  t.same(reader.counts(), { tokens: 1, revokedTokens: 0, revokedUsers: 0, bans: 0 });
 });
 
 t.test('a read-only handle refuses every write', async (t) => {
@@ -88,7 +90,7 @@ t.test('a read-only handle refuses every write', async (t) => {
   await t.rejects(reader.liftToken('a'), code);
   await t.rejects(reader.liftUser('ann'), code);
   await t.rejects(reader.purge(NOW), code);
-  t.same(reader.counts(), { tokens: 1, revokedTokens: 0, revokedUsers: 0 });
+  t.same(reader.counts(), { tokens: 1, revokedTokens: 0, revokedUsers: 0, bans: 0 });
 });
 
 t.test(
@@ -100,7 +102,11 @@ t.test(
     t.same(store.getToken('a'), token('a', 'bob', NOW + 1, NOW + 30));
     t.equal(store.latestExpiryOf('ann'), NOW + 90, "ann's index lost token a");
     t.equal(store.latestExpiryOf('bob'), NOW + 30);
-    t.same(await store.purge(NOW + 30), { tokens: 1, revocations: 0 }, 'a expires at its new exp');
+    t.same(
+      await store.purge(NOW + 30),
+      { tokens: 1, revocations: 0, bans: 0 },
+      'a expires at its new exp',
+    );
     t.same(store.counts().tokens, 1);
   },
 );
@@ -135,7 +141,7 @@ t.test('addUses records a token this node has never seen, with its indexes', asy
   ]);
   await store.addUses([{ record: token('x', 'someone-else', 1, 2), count: 1 }]);
   t.same(store.getToken('x'), foreign, 'an existing record is kept');
-  t.same(await store.purge(NOW + 60), { tokens: 1, revocations: 0 });
+  t.same(await store.purge(NOW + 60), { tokens: 1, revocations: 0, bans: 0 });
   t.same(store.stats({ limit: 10, nowSeconds: 0 }), { users: [], next: null });
 });
 
@@ -145,20 +151,28 @@ t.test('revocations: overwrite, lift, and what is in force', async (t) => {
   await store.revokeToken({ tokenId: 'a', until: NOW + 100, revokedAt: NOW + 1 });
   await store.revokeUser({ user: 'ann', notBefore: NOW, until: NOW + 50, revokedAt: NOW });
   await store.revokeUser({ user: 'ann', notBefore: NOW + 2, until: NOW + 20, revokedAt: NOW + 2 });
-  t.same(store.counts(), { tokens: 0, revokedTokens: 1, revokedUsers: 1 });
+  t.same(store.counts(), { tokens: 0, revokedTokens: 1, revokedUsers: 1, bans: 0 });
   t.same(store.revocationsInForce(NOW + 10), {
     tokens: [{ tokenId: 'a', until: NOW + 100, revokedAt: NOW + 1 }],
     users: [{ user: 'ann', notBefore: NOW + 2, until: NOW + 20, revokedAt: NOW + 2 }],
   });
   t.same(store.revocationsInForce(NOW + 20).users, [], 'until == now is no longer in force');
-  t.same(await store.purge(NOW + 10), { tokens: 0, revocations: 0 }, 'the old until is gone');
+  t.same(
+    await store.purge(NOW + 10),
+    { tokens: 0, revocations: 0, bans: 0 },
+    'the old until is gone',
+  );
   t.equal(await store.liftToken('a'), true);
   t.equal(await store.liftToken('a'), false);
   t.equal(await store.liftUser('ann'), true);
   t.equal(await store.liftUser('ann'), false);
   t.equal(await store.liftUser('nobody'), false);
   t.same(store.revocationsInForce(0), { tokens: [], users: [] });
-  t.same(await store.purge(NOW + 1000), { tokens: 0, revocations: 0 }, 'no index entry left');
+  t.same(
+    await store.purge(NOW + 1000),
+    { tokens: 0, revocations: 0, bans: 0 },
+    'no index entry left',
+  );
 });
 
 t.test('purge removes exactly what ended at or before now', async (t) => {
@@ -174,13 +188,13 @@ t.test('purge removes exactly what ended at or before now', async (t) => {
   await store.revokeToken({ tokenId: 't3', until: NOW + 1, revokedAt: NOW - 5 });
   await store.revokeUser({ user: 'ann', notBefore: NOW, until: NOW - 1, revokedAt: NOW - 5 });
   await store.revokeUser({ user: 'bob', notBefore: NOW, until: NOW + 500, revokedAt: NOW - 5 });
-  t.same(await store.purge(NOW), { tokens: 2, revocations: 2 });
+  t.same(await store.purge(NOW), { tokens: 2, revocations: 2, bans: 0 });
   t.equal(store.getToken('t1'), undefined);
   t.equal(store.getToken('t2'), undefined);
   t.ok(store.getToken('t3'));
   t.ok(store.getToken('t4'));
   t.equal(store.latestExpiryOf('ann'), NOW + 1);
-  t.same(store.counts(), { tokens: 2, revokedTokens: 1, revokedUsers: 1 });
+  t.same(store.counts(), { tokens: 2, revokedTokens: 1, revokedUsers: 1, bans: 0 });
   t.same(
     store.listRevocations({ limit: 10, nowSeconds: 0 }).items.map((r) => r.kind),
     ['token', 'user'],
@@ -191,7 +205,11 @@ t.test('purge removes exactly what ended at or before now', async (t) => {
     0,
     'the uses of a purged token went with it',
   );
-  t.same(await store.purge(NOW), { tokens: 0, revocations: 0 }, 'a second purge finds nothing');
+  t.same(
+    await store.purge(NOW),
+    { tokens: 0, revocations: 0, bans: 0 },
+    'a second purge finds nothing',
+  );
 });
 
 t.test('the file stays bounded across fill and purge cycles', async (t) => {
@@ -213,9 +231,9 @@ t.test('the file stays bounded across fill and purge cycles', async (t) => {
           .map((r) => store.revokeToken({ tokenId: r.tokenId, until: r.exp, revokedAt: NOW - 50 })),
       );
     }
-    t.same(store.counts(), { tokens: N, revokedTokens: N, revokedUsers: 0 });
-    t.same(await store.purge(NOW), { tokens: N, revocations: N }, `cycle ${cycle}`);
-    t.same(store.counts(), { tokens: 0, revokedTokens: 0, revokedUsers: 0 });
+    t.same(store.counts(), { tokens: N, revokedTokens: N, revokedUsers: 0, bans: 0 });
+    t.same(await store.purge(NOW), { tokens: N, revocations: N, bans: 0 }, `cycle ${cycle}`);
+    t.same(store.counts(), { tokens: 0, revokedTokens: 0, revokedUsers: 0, bans: 0 });
     t.equal(store.latestExpiryOf('user1'), undefined);
     sizes.push(statSync(store.path).size);
   }
@@ -417,7 +435,11 @@ t.test('malformed arguments are refused before any write', async (t) => {
   await t.rejects(store.liftUser('a\0'), TypeError);
   t.throws(() => store.stats({ limit: 0, nowSeconds: NOW }), RangeError);
   t.throws(() => store.listRevocations({ limit: 1.5, nowSeconds: NOW }), RangeError);
-  t.same(store.counts(), { tokens: 0, revokedTokens: 0, revokedUsers: 0 }, 'nothing written');
+  t.same(
+    store.counts(),
+    { tokens: 0, revokedTokens: 0, revokedUsers: 0, bans: 0 },
+    'nothing written',
+  );
 });
 
 t.test('a closed store refuses reads and writes', async (t) => {

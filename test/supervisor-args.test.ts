@@ -9,6 +9,7 @@ const NO_DIRS = {
   dataDir: undefined,
   readyFd: undefined,
   user: undefined,
+  ip: undefined,
   json: false,
 };
 /** A descriptor open in this process, for --ready-fd. */
@@ -45,6 +46,13 @@ t.test('commands and their options', async (t) => {
       ['stats', '--data-dir', '/d', '--user', 'bob', '--json'],
       { command: 'stats', ...NO_DIRS, dataDir: '/d', user: 'bob', json: true },
     ],
+    [['unban', '--user', 'alice'], { command: 'unban', ...NO_DIRS, user: 'alice' }],
+    [
+      ['unban', '--ip', '2001:db8::1', '--data-dir', '/d', '--config-dir', '/c'],
+      { command: 'unban', ...NO_DIRS, ip: '2001:db8::1', dataDir: '/d', configDir: '/c' },
+    ],
+    [['unban', '--ip=203.0.113.0/24'], { command: 'unban', ...NO_DIRS, ip: '203.0.113.0/24' }],
+    [['unban', '--user', 'Zoë Ünïcode'], { command: 'unban', ...NO_DIRS, user: 'Zoë Ünïcode' }],
   ];
   for (const [argv, expected] of cases) t.same(parseCliArgs(argv), expected, argv.join(' '));
 });
@@ -57,10 +65,33 @@ t.test('an option the command does not read is a usage error', async (t) => {
     ['run', '--json'],
     ['check-config', '--user', 'bob'],
     ['stats', '--config-dir', '/c'],
+    ['stats', '--ip', '203.0.113.7'],
+    ['unban', '--user', 'alice', '--json'],
   ]) {
     const err = usageError(argv);
     t.match(err.message, /does not take --/, argv.join(' '));
     t.equal(err.topic, argv[0]);
+  }
+});
+
+t.test('unban takes exactly one of --user and --ip, each well-formed', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['unban'], /^unban needs --user NAME or --ip ADDR$/],
+    [['unban', '--data-dir', '/d'], /^unban needs --user NAME or --ip ADDR$/],
+    [['unban', '--user', 'a', '--ip', '203.0.113.7'], /^unban takes --user or --ip, not both$/],
+    [['unban', '--user', ''], /^--user "": must be a non-empty string$/],
+    [['unban', '--user', 'a\u0007b'], /^--user "a\\u0007b": must not contain control characters$/],
+    [['unban', '--user', 'x'.repeat(256)], /must be at most 255 bytes of UTF-8$/],
+    [['unban', '--ip', 'localhost'], /^--ip "localhost" is not an IP address or CIDR$/],
+    [['unban', '--ip', '203.0.113.7/33'], /^--ip "203\.0\.113\.7\/33" is not an IP/],
+    [['unban', '--ip', ''], /^--ip "" is not an IP address or CIDR$/],
+    [['unban', 'alice'], /^unban: unexpected argument: alice$/],
+  ];
+  for (const [argv, message] of cases) {
+    const err = usageError(argv);
+    t.match(err.message, message, argv.join(' '));
+    t.equal(err.topic, 'unban');
+    t.match(usageMessage(err), /^Usage: proxyauth unban --user NAME \| --ip ADDR /m);
   }
 });
 
@@ -132,4 +163,12 @@ t.test('help texts', async (t) => {
   t.match(helpText('run'), /--data-dir DIR/);
   t.notMatch(helpText('check-config'), /--data-dir/, 'only the options a command reads');
   t.notMatch(helpText('hash-password'), /--config-dir/);
+  const unban = helpText('unban');
+  for (const option of ['--user NAME', '--ip ADDR', '--data-dir DIR', '--config-dir DIR']) {
+    t.ok(unban.includes(option), `unban help: ${option}`);
+  }
+  t.match(unban, /--user NAME +the user to unban/, "unban's own --user line");
+  t.notMatch(unban, /only this user/);
+  t.match(helpText('stats'), /--user NAME +only this user/);
+  t.notMatch(helpText('stats'), /--ip/);
 });

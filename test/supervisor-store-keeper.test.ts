@@ -20,7 +20,7 @@ async function setup(t: Test, now: () => number = () => Math.floor(Date.now() / 
       handlers.set(type, handler);
       return () => {};
     }) as KeeperFleet['on'],
-    answerAsks: () => {},
+    answer: () => {},
     broadcast: (async (body: { changes: RevocationChange[] }) => {
       // What the edges are told must already be in the store.
       store.refresh();

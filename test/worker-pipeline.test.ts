@@ -39,7 +39,10 @@ t.test('steps run in feature order; two transforms on one route are a compile er
   const order: string[] = [];
   const named = (name: string): RouteFeature => ({
     name,
-    compile: (b) => b.step(() => order.push(name)),
+    compile: (b) =>
+      b.step(() => {
+        order.push(name);
+      }),
   });
   const { steps } = compileRoutePipeline(routes[0]!, config, [named('a'), named('b'), named('c')]);
   for (const step of steps) step({} as never);

@@ -1,8 +1,9 @@
 /*
- * The admin API (`/adm/*`) and `/logout`. Every admin call is checked, in this order and before
- * any body is read: the API is on (`token_admin` non-empty), the client address is in
- * `admin_allow` (when set), and exactly one `X-Auth-Token` header equals `token_admin`
- * (SHA-256 of both compared in constant time, so neither the length nor a prefix leaks).
+ * The admin API (`/adm/*`) and `/logout`. Every admin call is checked (requireAdmin, a step of
+ * every /adm endpoint in endpoints.ts), in this order and before any body is read: the API is
+ * on (`token_admin` non-empty), the client address is in `admin_allow` (when set), and exactly
+ * one `X-Auth-Token` header equals `token_admin` (SHA-256 of both compared in constant time,
+ * so neither the length nor a prefix leaks), under the login lockout.
  *
  * Revocations are written by the supervisor, the store's only writer: an edge asks it, the
  * supervisor commits the change to the store, sends it to every edge and waits for them, then
@@ -17,6 +18,7 @@ import type { AnswerValues, RevocationChange } from '../shared/ipc.js';
 import { StoreError } from '../shared/store.js';
 import { formatRfc3339 } from '../shared/time-format.js';
 import { usernameProblem } from '../shared/username.js';
+import { checkUnderLockout } from './login-lockout.js';
 import type { RequestContext } from './request-context.js';
 import { authenticateBearer } from './steps/credential.js';
 import { AskError } from './supervisor-link.js';
@@ -57,16 +59,29 @@ const REPEATED_TOKEN = new GatewayError('ADMIN_TOKEN_INVALID', {
   detail: 'X-Auth-Token is repeated: send it once',
 });
 
-/** The admin checks, synchronous, before anything is read. */
-function requireAdmin(ctx: RequestContext): void {
+/**
+ * The admin checks, before anything is read: every /adm endpoint runs this step first
+ * (endpoints.ts). The token comparison runs under the login lockout (login-lockout.ts): a
+ * wrong token counts as a failure of the client's address, and a locked-out address gets 429
+ * LOGIN_LOCKED without its token being compared. Synchronous when the lockout is off.
+ */
+export function requireAdmin(ctx: RequestContext): Promise<void> | undefined {
   const admin = ctx.rt.admin;
   if (admin === undefined) throw refusal('ADMIN_DISABLED');
   if (admin.allows && !admin.allows(ctx.clientIp)) throw refusal('ADMIN_IP_NOT_ALLOWED');
   const value = singleHeader(ctx.ex, 'x-auth-token');
   if (value === null) throw REPEATED_TOKEN;
   if (value === undefined || value === '') throw refusal('ADMIN_TOKEN_MISSING');
-  if (!timingSafeEqual(sha256(value), admin.digest)) throw refusal('ADMIN_TOKEN_INVALID');
-  ctx.logUser = '(admin)';
+  const matches = () => timingSafeEqual(sha256(value), admin.digest);
+  if (ctx.rt.config.login_lockout.max_failures === 0) {
+    if (!matches()) throw refusal('ADMIN_TOKEN_INVALID');
+    ctx.logUser = '(admin)';
+    return undefined;
+  }
+  return checkUnderLockout(ctx, null, matches).then((ok) => {
+    if (!ok) throw refusal('ADMIN_TOKEN_INVALID');
+    ctx.logUser = '(admin)';
+  });
 }
 
 function badRequest(detail: string): GatewayError {
@@ -159,7 +174,6 @@ const JSON_ONLY = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
 
 /** POST /adm/revoke: `{token_id[, exp]}` or `{username}`. */
 export function handleRevoke(ctx: RequestContext): Promise<void> {
-  requireAdmin(ctx);
   const type = header(ctx.ex, 'content-type')?.split(';')[0]?.trim().toLowerCase();
   if (type !== 'application/json') throw JSON_ONLY;
   return revoke(ctx);
@@ -256,7 +270,6 @@ async function revoke(ctx: RequestContext): Promise<void> {
 
 /** GET /adm/revocations?limit=&after=: what is in force, one page. */
 export function handleListRevocations(ctx: RequestContext): undefined {
-  requireAdmin(ctx);
   const params = queryOf(ctx, ['limit', 'after']);
   const limit = limitOf(params);
   const store = ctx.services.store;
@@ -291,7 +304,6 @@ export function handleListRevocations(ctx: RequestContext): undefined {
 
 /** DELETE /adm/revocations?token_id= or ?username=: lifts one revocation. */
 export function handleLiftRevocation(ctx: RequestContext): Promise<void> {
-  requireAdmin(ctx);
   const params = queryOf(ctx, ['token_id', 'username']);
   const tokenId = params.get('token_id');
   const username = params.get('username');
@@ -327,7 +339,6 @@ async function lift(ctx: RequestContext, c: RevocationChange & { op: 'lift-token
  * (RFC 8288). With `stats: false`: `{"stats_enabled": false, "message": ...}`.
  */
 export function handleStats(ctx: RequestContext): undefined {
-  requireAdmin(ctx);
   const params = queryOf(ctx, ['user', 'limit', 'after']);
   const limit = limitOf(params);
   if (!ctx.rt.config.stats) {

@@ -1,6 +1,8 @@
 import { GatewayError, refusal } from '../shared/errors.js';
 import { formatExpiresAt } from '../shared/time-format.js';
+import { usernameProblem } from '../shared/username.js';
 import { bodyKind, parseCredentials } from './credentials.js';
+import { checkUnderLockout } from './login-lockout.js';
 import type { RequestContext } from './request-context.js';
 import { header, readBody, sendJson } from './uws-io.js';
 
@@ -11,7 +13,8 @@ const LOGIN_TYPES = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
 /**
  * POST /auth. Unknown users are verified against a dummy hash of the same cost, and the IP
  * allow list is checked only after a correct password, so neither the status nor the timing
- * tells a stranger which usernames exist. An unsupported body type is refused synchronously.
+ * tells a stranger which usernames exist; lockouts (login-lockout.ts) count unknown names like
+ * known ones, for the same reason. An unsupported body type is refused synchronously.
  */
 export function handleLogin(ctx: RequestContext): Promise<void> {
   const kind = bodyKind(header(ctx.ex, 'content-type'));
@@ -24,7 +27,15 @@ async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> 
   const body = await readBody(ex, rt.config.max_body_auth_bytes);
   const { username, password } = parseCredentials(body, kind);
   const user = rt.users.get(username);
-  const valid = await ctx.services.crypto.verifyPassword(user?.hash ?? rt.dummyHash, password);
+  // A name no user can have is counted against the address only (it names nobody to lock).
+  const lockKey = usernameProblem(username) === undefined ? username : null;
+  const valid = await checkUnderLockout(
+    ctx,
+    lockKey,
+    async () =>
+      (await ctx.services.crypto.verifyPassword(user?.hash ?? rt.dummyHash, password)) &&
+      user !== undefined,
+  );
   if (!valid || user === undefined) throw refusal('INVALID_CREDENTIALS');
   if (user.allows && !user.allows(ctx.clientIp)) throw refusal('IP_NOT_ALLOWED');
   const { revocations, supervisor } = ctx.services;

@@ -18,7 +18,7 @@
  * socket peer (RFC 5952 text, IPv4-mapped as IPv4), so allow lists and logs see one spelling.
  */
 
-import { parseIpAddress } from '../shared/ip-match.js';
+import { clientNetworkKey, parseIpAddress } from '../shared/ip-match.js';
 import { clientIp } from './uws-io.js';
 
 /** How many list entries, from the right, the walk examines at most. */
@@ -217,4 +217,14 @@ export function nodeAddress(node: string | null): string | null {
     return null;
   }
   return address;
+}
+
+/**
+ * The key of a client address for rate limits and lockouts: an IPv4 client (IPv4-mapped
+ * included: the address is already normalised) by its address, an IPv6 client by its
+ * `client_ipv6_prefix` network (shared/ip-match.ts clientNetworkKey: '2001:db8:1:2::/64').
+ */
+export function addressKey(ip: string, ipv6Prefix: number): string {
+  if (!ip.includes(':')) return ip;
+  return clientNetworkKey(ip, ipv6Prefix) ?? ip;
 }

@@ -93,7 +93,11 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
   ctx.route = route;
   ctx.rest = match.rest;
   ctx.logRoute = route.prefix;
-  runSteps(route.steps, ctx);
+  const waiting = runSteps(route.steps, ctx);
+  if (waiting !== undefined) {
+    // A client gone while the request waited gets nothing more.
+    return waiting.then(() => (ctx.ex.done ? undefined : route.handler(ctx)));
+  }
   return route.handler(ctx);
 }
 
@@ -143,7 +147,12 @@ function fail(ctx: RequestContext, err: unknown): void {
     });
   }
   if (gateway.close) ex.framingBroken = true;
-  sendJson(ex, gateway.status, errorBody(gateway.code, gateway.detail), gateway.headers);
+  sendJson(
+    ex,
+    gateway.status,
+    errorBody(gateway.code, gateway.detail, gateway.after),
+    gateway.headers,
+  );
   ex.status = gateway.status;
   ctx.code = gateway.code;
 }

@@ -2,6 +2,7 @@ import type { CryptoPool } from '../crypto-pool/pool.js';
 import type { AccessLog } from '../shared/access-log.js';
 import type { Logger } from '../shared/log.js';
 import type { Store } from '../shared/store.js';
+import type { RateLimiter } from './rate-limiter.js';
 import type { RevocationSet } from './revocation-set.js';
 import type { SessionCache } from './session-cache.js';
 import type { SupervisorLink } from './supervisor-link.js';
@@ -10,8 +11,7 @@ import type { UpstreamPools } from './upstream-pools.js';
 
 /**
  * The long-lived services of one edge process. They outlive config reloads: a new config
- * generation (runtime.ts) is compiled against them and swapped in, they stay. Limiter state
- * and metrics join them in later work.
+ * generation (runtime.ts) is compiled against them and swapped in, they stay.
  */
 export interface EdgeServices {
   /** Argon2 threads with a bounded queue. */
@@ -30,6 +30,8 @@ export interface EdgeServices {
   readonly uses: TokenUseCounter;
   /** Events and asks to the supervisor. */
   readonly supervisor: SupervisorLink;
+  /** Rate-limit leases granted by the supervisor. */
+  readonly limiter: RateLimiter;
   /** The node's store, opened read-only (the supervisor writes it). */
   readonly store: Store;
 }

@@ -20,6 +20,7 @@ import { openStore } from '../shared/store.js';
 import { createDispatcher, type EdgeState } from './dispatch.js';
 import { EdgeError, type EdgeErrorCode } from './edge-error.js';
 import type { EdgeServices } from './edge-services.js';
+import { RateLimiter } from './rate-limiter.js';
 import { RevocationSet } from './revocation-set.js';
 import { Runtime } from './runtime.js';
 import { SessionCache } from './session-cache.js';
@@ -97,8 +98,10 @@ async function start(
       lastUses = send({ type: 'token-uses', uses });
     }),
     supervisor: link,
+    limiter: new RateLimiter(link, log),
     store,
   };
+  services.limiter.start();
   const runtime = await Runtime.build(snapshot, services);
   tls = runtime.config.tls;
   generation = snapshot.generation;
@@ -262,6 +265,8 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     }
     current.services.accessLog.flush();
     current.services.uses.flush();
+    // Unspent rate-limit tokens go back to the node's buckets.
+    current.services.limiter.stop();
     await lastUses;
   }
   if (app) closeServer(app);

@@ -12,28 +12,48 @@ import {
   handleLogout,
   handleRevoke,
   handleStats,
+  requireAdmin,
 } from './admin-endpoints.js';
 import { handleLogin } from './auth-handler.js';
-import type { Handler } from './pipeline.js';
+import { addressKey } from './client-address.js';
+import { type Handler, runSteps, type Step } from './pipeline.js';
+import { compilePolicy } from './rate-limiter.js';
 import type { RequestContext } from './request-context.js';
 
-/** One reserved path: its handlers by method. */
+/** One reserved path: its handlers by method, and the steps every method runs first. */
 export interface Endpoint {
   readonly path: string;
   readonly methods: ReadonlyMap<string, Handler>;
+  /** Run in order before the handler (rate limit, admin check), like a route's steps. */
+  readonly steps: readonly Step[];
   /** The 405 for any other method, shared: its `Allow` header never changes. */
   readonly notAllowed: GatewayError;
 }
 
-function endpoint(path: string, methods: Record<string, Handler>): Endpoint {
+function endpoint(path: string, methods: Record<string, Handler>, steps: Step[] = []): Endpoint {
   const map = new Map(Object.entries(methods));
   return {
     path,
     methods: map,
+    steps,
     notAllowed: new GatewayError('METHOD_NOT_ALLOWED', {
       headers: [['allow', [...map.keys()].join(', ')]],
     }),
   };
+}
+
+/**
+ * `ratelimit_auth` on the endpoints that check a password or the admin token, keyed by the
+ * client address (a login names a user, but limiting by the name would let anyone block a
+ * user's logins: lockouts handle guessing against one user, login-lockout.ts).
+ */
+function authLimit(config: Config): Step[] {
+  const policy = compilePolicy('auth', config.ratelimit_auth);
+  if (policy === undefined) return [];
+  const prefix = config.client_ipv6_prefix;
+  return [
+    (ctx) => ctx.services.limiter.admit(policy, `i:${addressKey(ctx.clientIp, prefix)}`, ctx.ex),
+  ];
 }
 
 /**
@@ -48,27 +68,35 @@ export function isAdminPath(path: string): boolean {
 }
 
 /** The reserved paths of a config generation (later: health, by config). */
-export function compileEndpoints(_config: Config): ReadonlyMap<string, Endpoint> {
+export function compileEndpoints(config: Config): ReadonlyMap<string, Endpoint> {
+  const limited = authLimit(config);
+  // Every /adm endpoint is declared here, so none can miss the admin check.
+  const admin = (path: string, methods: Record<string, Handler>) =>
+    endpoint(path, methods, [...limited, requireAdmin]);
   const list = [
-    endpoint('/auth', { POST: handleLogin }),
+    endpoint('/auth', { POST: handleLogin }, limited),
     endpoint('/logout', { GET: handleLogout, POST: handleLogout }),
-    endpoint('/adm/revoke', { POST: handleRevoke }),
+    admin('/adm/revoke', { POST: handleRevoke }),
     // Listings answer HEAD as GET (same head, no body: uws-io.ts); /logout does not, a HEAD
     // must not log anyone out.
-    endpoint('/adm/revocations', {
+    admin('/adm/revocations', {
       GET: handleListRevocations,
       HEAD: handleListRevocations,
       DELETE: handleLiftRevocation,
     }),
-    endpoint('/adm/stats', { GET: handleStats, HEAD: handleStats }),
+    admin('/adm/stats', { GET: handleStats, HEAD: handleStats }),
   ];
   return new Map(list.map((e) => [e.path, e]));
 }
 
-/** Runs the endpoint's handler for the request's method, or refuses with 405. */
+/** Runs the endpoint's steps, then its handler for the request's method; 405 for another. */
 export function handleEndpoint(ctx: RequestContext, target: Endpoint): Promise<void> | undefined {
   ctx.logRoute = target.path;
   const handler = target.methods.get(ctx.ex.method);
   if (handler === undefined) throw target.notAllowed;
+  const waiting = runSteps(target.steps, ctx);
+  if (waiting !== undefined) {
+    return waiting.then(() => (ctx.ex.done ? undefined : handler(ctx)));
+  }
   return handler(ctx);
 }

@@ -3,16 +3,21 @@
  * feature (worker/steps/) looks at the route's config and adds its steps, or nothing when the
  * route does not use it, so a feature that is off costs nothing per request. At request time the
  * steps run in order over one RequestContext; a step refuses by throwing a GatewayError, which
- * is answered synchronously by dispatch.ts (measured: a rejected promise per refusal cost more
+ * is answered synchronously by dispatch.ts (a step may also wait: see Step) (measured: a rejected promise per refusal cost more
  * than the rest of the refusal path). The route's handler (forwarding) runs last.
  */
 
 import type { Config } from '../conf/config-schema.js';
 import type { RouteConfig } from '../conf/routes-schema.js';
 import type { RequestContext } from './request-context.js';
+import { holdBody } from './uws-io.js';
 
-/** One check or transformation of a request; throws GatewayError to refuse it. */
-export type Step = (ctx: RequestContext) => void;
+/**
+ * One check or transformation of a request; throws GatewayError to refuse it. A step that must
+ * wait (the rate limiter asking the supervisor for tokens) returns a promise, and the steps
+ * after it run once it resolves; a rejection refuses the request. Most steps return nothing.
+ */
+export type Step = (ctx: RequestContext) => Promise<void> | undefined | void;
 
 /**
  * What ends a request that passed its steps: forwarding, or a gateway endpoint. Returns a
@@ -82,7 +87,22 @@ export function compileRoutePipeline(
   return { steps, transform };
 }
 
-/** Runs a route's steps; kept apart so that the loop stays small and monomorphic. */
-export function runSteps(steps: readonly Step[], ctx: RequestContext): void {
-  for (let i = 0; i < steps.length; i++) steps[i]!(ctx);
+/**
+ * Runs a route's steps from `from`; undefined when all ran at once, else a promise of the rest
+ * (kept apart so that the loop stays small and monomorphic).
+ */
+export function runSteps(
+  steps: readonly Step[],
+  ctx: RequestContext,
+  from = 0,
+): Promise<void> | undefined {
+  for (let i = from; i < steps.length; i++) {
+    const wait = steps[i]!(ctx);
+    if (wait !== undefined) {
+      // The body must not be lost while the request waits (uws-io.ts holdBody).
+      holdBody(ctx.ex);
+      return wait.then(() => (ctx.ex.done ? undefined : runSteps(steps, ctx, i + 1)));
+    }
+  }
+  return undefined;
 }

@@ -1,6 +1,7 @@
 import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
 import { credential } from './steps/credential.js';
+import { rateLimit } from './steps/rate-limit.js';
 import { tokenUses } from './steps/token-uses.js';
 import { userList } from './steps/user-list.js';
 
@@ -12,5 +13,6 @@ export const ROUTE_FEATURES: readonly RouteFeature[] = [
   allowedMethods,
   credential,
   userList,
+  rateLimit,
   tokenUses,
 ];

@@ -140,7 +140,17 @@ export interface Exchange {
   responseHeaders: HeaderPair[] | undefined;
   /** Called once if the client goes away before the response ended. */
   abortListeners: (() => void)[] | undefined;
+  /** Body chunks kept while the request waited (holdBody), for the reader that comes later. */
+  held: HeldBody | undefined;
 }
+
+/** What holdBody kept: copies of the chunks that arrived, and whether the last one did. */
+interface HeldBody {
+  chunks: Buffer[];
+  last: boolean;
+}
+
+type BodyHandler = (chunk: ArrayBuffer | Buffer, isLast: boolean) => void;
 
 const textDecoder = new TextDecoder();
 
@@ -238,6 +248,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     status: 0,
     responseHeaders: undefined,
     abortListeners: undefined,
+    held: undefined,
   };
   res.onAborted(() => {
     exchange.done = true;
@@ -447,6 +458,45 @@ export function onClientWritable(ex: Exchange, handler: (offset: number) => bool
 const DISCARD_LIMIT = 1024 * 1024;
 
 /**
+ * Keeps the request body while the request waits for something (an async pipeline step): uWS
+ * hands body chunks only to a handler set when they arrive, so a body left without one would
+ * be lost. The chunks that arrive are copied and the socket is paused after the first, so at
+ * most one read's worth is held; the reader that comes later (readBody, requestBodyStream)
+ * gets them first, then the rest. No-op without a body or when already held.
+ */
+export function holdBody(ex: Exchange): void {
+  if (!ex.unreadBody || ex.held !== undefined || ex.done) return;
+  const held: HeldBody = { chunks: [], last: false };
+  ex.held = held;
+  ex.res.onData((chunk, isLast) => {
+    held.chunks.push(own(chunk));
+    if (isLast) held.last = true;
+    else if (!ex.paused && !ex.done) {
+      ex.paused = true;
+      ex.res.pause();
+    }
+  });
+}
+
+/** Sets the body handler, first replaying what holdBody kept (then resuming the socket). */
+function onBody(ex: Exchange, handler: BodyHandler): void {
+  ex.res.onData(handler);
+  const held = ex.held;
+  if (held === undefined) return;
+  ex.held = undefined;
+  const n = held.chunks.length;
+  for (let i = 0; i < n; i++) handler(held.chunks[i]!, held.last && i === n - 1);
+  if (!held.last) resumeBody(ex);
+}
+
+/** A chunk the gateway may keep: uWS's ArrayBuffer is only valid during the callback. */
+function own(chunk: ArrayBuffer | Buffer): Buffer {
+  return chunk instanceof ArrayBuffer ? Buffer.from(chunk.slice(0)) : chunk;
+}
+
+const CLIENT_GONE = new GatewayError('BAD_REQUEST', { cause: 'client aborted' });
+
+/**
  * Reads a whole body of at most `limit` bytes (bodies the gateway itself parses, like /auth).
  * Rejects with BODY_TOO_LARGE when the limit is crossed; memory stays bounded by `limit`.
  */
@@ -454,15 +504,16 @@ export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
   const declared = Number(ex.contentLength ?? '0');
   if (declared > limit) return Promise.reject(new GatewayError('BODY_TOO_LARGE'));
   if (!ex.hasBody) return Promise.resolve(Buffer.alloc(0));
+  if (ex.done) return Promise.reject(CLIENT_GONE);
   return new Promise((resolve, reject) => {
     let chunks: Buffer[] = [];
     let size = 0;
-    onClientAbort(ex, () => reject(new GatewayError('BAD_REQUEST', { cause: 'client aborted' })));
-    ex.res.onData((chunk, isLast) => {
+    onClientAbort(ex, () => reject(CLIENT_GONE));
+    onBody(ex, (chunk, isLast) => {
       size += chunk.byteLength;
       if (isLast) ex.unreadBody = false;
       if (size <= limit) {
-        chunks.push(Buffer.from(chunk.slice(0)));
+        chunks.push(own(chunk));
         if (isLast) resolve(Buffer.concat(chunks));
         return;
       }
@@ -484,8 +535,8 @@ export function requestBodyStream(ex: Exchange): Readable {
     },
   });
   ex.bodyStreamed = true;
-  ex.res.onData((chunk, isLast) => {
-    const more = stream.push(Buffer.from(chunk.slice(0)));
+  onBody(ex, (chunk, isLast) => {
+    const more = stream.push(own(chunk));
     if (isLast) {
       ex.unreadBody = false;
       stream.push(null);

@@ -6,7 +6,6 @@ import type { Test } from 'tap';
 import type { CryptoPool } from '../../crypto-pool/pool.js';
 import { AccessLog } from '../../shared/access-log.js';
 import type {
-  AnswerValues,
   EdgeAsk,
   EdgeEvent,
   EdgeEventType,
@@ -16,9 +15,11 @@ import type {
 import { createLogger } from '../../shared/log.js';
 import { openStore, type Store } from '../../shared/store.js';
 import type { BroadcastResult, EdgeInfo } from '../../supervisor/fleet.js';
+import { type GuardConfig, type Guards, serveGuards } from '../../supervisor/guards.js';
 import { type KeeperFleet, StoreKeeper } from '../../supervisor/store-keeper.js';
 import { createDispatcher, type EdgeState } from '../../worker/dispatch.js';
 import type { EdgeServices } from '../../worker/edge-services.js';
+import { RateLimiter } from '../../worker/rate-limiter.js';
 import { RevocationSet } from '../../worker/revocation-set.js';
 import type { Runtime } from '../../worker/runtime.js';
 import { SessionCache } from '../../worker/session-cache.js';
@@ -27,10 +28,18 @@ import { TokenUseCounter } from '../../worker/token-use-counter.js';
 import { UpstreamPools } from '../../worker/upstream-pools.js';
 import { closeServer, createServer, listen, stopListening } from '../../worker/uws-io.js';
 
+/** Lockout off, the default client cap: what most in-process tests want. */
+const DEFAULT_GUARDS: GuardConfig = {
+  ratelimit_max_clients: 200_000,
+  login_lockout: { max_failures: 0, find_time: 600, ban_time: 900 },
+};
+
 /** One edge's services wired to a real store and StoreKeeper in this process. */
 export interface InProcessNode {
   services: EdgeServices;
   keeper: StoreKeeper;
+  /** The supervisor's rate authority and login guard, serving this edge. */
+  guards: Guards;
   /** The writer's handle (the edge's services hold a read-only one). */
   store: Store;
   dataDir: string;
@@ -43,20 +52,22 @@ export interface InProcessNode {
  * broadcasts reach the edge's revocation set. The store is a real LMDB environment in a temp
  * dir; `crypto` is only good for Runtime.build's dummy hash.
  */
-export async function inProcessNode(): Promise<InProcessNode> {
+export async function inProcessNode(
+  options: { guards?: GuardConfig } = {},
+): Promise<InProcessNode> {
   const dataDir = await mkdtemp(join(tmpdir(), 'proxyauth-node-'));
   const store = openStore(dataDir, { readOnly: false });
   const revocations = new RevocationSet();
   const handlers = new Map<EdgeEventType, ((event: EdgeEvent, edge: EdgeInfo) => void)[]>();
-  let answer: ((ask: EdgeAsk) => Promise<AnswerValues[EdgeAsk['type']]>) | undefined;
+  const answers = new Map<string, (ask: EdgeAsk, edge: EdgeInfo) => unknown>();
   const edge: EdgeInfo = { slot: 1, pid: process.pid, generation: 1 };
   const fleet: KeeperFleet = {
     on: ((type: EdgeEventType, handler: (event: EdgeEvent, edge: EdgeInfo) => void) => {
       handlers.set(type, [...(handlers.get(type) ?? []), handler]);
       return () => {};
     }) as KeeperFleet['on'],
-    answerAsks: (handler) => {
-      answer = handler;
+    answer: (type, handler) => {
+      answers.set(type, handler as (ask: EdgeAsk, edge: EdgeInfo) => unknown);
     },
     broadcast: (async (body: { type: 'revocations'; changes: [] }) => {
       let applied = 0;
@@ -67,19 +78,31 @@ export async function inProcessNode(): Promise<InProcessNode> {
   };
   const keeper = new StoreKeeper(store, fleet, createLogger('test-keeper'));
   keeper.start();
+  const guards = serveGuards(
+    { ...fleet, edges: [edge] },
+    store,
+    options.guards ?? DEFAULT_GUARDS,
+    createLogger('test-guards'),
+  );
   const link: SupervisorLink = new SupervisorLink((message: EdgeMessage) => {
     setImmediate(() => {
-      if (message.type === 'change-revocations') {
-        answer!(message).then(
-          (value) => link.settle({ type: 'answer', id: message.id, value }),
-          (err: Error & { code?: string }) =>
-            link.settle({
-              type: 'answer-error',
-              id: message.id,
-              code: err.code ?? 'ASK_FAILED',
-              reason: err.message,
-            }),
-        );
+      if (isAsk(message)) {
+        const handler = answers.get(message.type);
+        Promise.resolve()
+          .then(() => {
+            if (!handler) throw new Error(`${message.type} is not served`);
+            return handler(message, edge);
+          })
+          .then(
+            (value) => link.settle({ type: 'answer', id: message.id, value }),
+            (err: Error & { code?: string }) =>
+              link.settle({
+                type: 'answer-error',
+                id: message.id,
+                code: err.code ?? 'ASK_FAILED',
+                reason: err.message,
+              }),
+          );
       } else if (message.type !== 'reply' && message.type !== 'reply-error') {
         for (const handler of handlers.get(message.type) ?? []) handler(message, edge);
       }
@@ -96,14 +119,18 @@ export async function inProcessNode(): Promise<InProcessNode> {
     revocations,
     uses: new TokenUseCounter((uses) => link.notify({ type: 'token-uses', uses })),
     supervisor: link,
+    limiter: new RateLimiter(link, createLogger('test-limiter')),
     store: readOnly,
   };
   return {
     services,
     keeper,
+    guards,
     store,
     dataDir,
     close: async () => {
+      guards.stop();
+      services.limiter.stop();
       await services.pools.destroyAll();
       await readOnly.close();
       await keeper.close();
@@ -134,4 +161,12 @@ export async function serveEdge(t: Test, node: InProcessNode, runtime: Runtime):
     await node.close();
   });
   return `http://127.0.0.1:${bound.port}`;
+}
+
+function isAsk(message: EdgeMessage): message is EdgeAsk {
+  return (
+    message.type === 'change-revocations' ||
+    message.type === 'rate-take' ||
+    message.type === 'login-attempt'
+  );
 }

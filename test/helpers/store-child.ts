@@ -6,8 +6,15 @@
 //   follow <dataDir>        opens read-only, prints {"ready":true}, then reads in a loop; each
 //                           stdin line is a JSON command answered with one JSON line:
 //                           {"op":"refresh"} {"op":"token","id"} {"op":"counts"} {"op":"stop"}
+//   hold <dataDir>          opens as a writer (as the supervisor does, beside `proxyauth unban`),
+//                           prints {"ready":true}, then answers each stdin line as follow does:
+//                           {"op":"ban","ban"} -> {"ban"}; {"op":"getBan","kind","subject","now"}
+//                           -> {"ban": LoginBan | null}; {"op":"banMany","prefix","count","until"}
+//                           -> {"done":count} (one write after another); {"op":"bans","now"} ->
+//                           {"bans"}; {"op":"stop"}. No refresh: reads see other processes'
+//                           commits from the next event-loop turn, as the supervisor's do.
 import { createInterface } from 'node:readline';
-import { openStore, type Store } from '../../shared/store.js';
+import { type LoginBan, openStore, type Store } from '../../shared/store.js';
 
 const [mode, dataDir, access] = process.argv.slice(2);
 
@@ -86,6 +93,51 @@ function answer(
   }
 }
 
+interface HoldCommand {
+  op: string;
+  ban?: LoginBan;
+  kind?: 'user' | 'ip';
+  subject?: string;
+  now?: number;
+  prefix?: string;
+  count?: number;
+  until?: number;
+}
+
+// A second writer beside the process under test; every answer is one line, errors included.
+function hold(): void {
+  const store = openStore(dataDir!, { readOnly: false });
+  print({ ready: true });
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const command = JSON.parse(line) as HoldCommand;
+    holdAnswer(store, command).then(print, (err: unknown) => print({ error: failure(err) }));
+  });
+}
+
+async function holdAnswer(store: Store, command: HoldCommand): Promise<unknown> {
+  switch (command.op) {
+    case 'ban':
+      return { ban: await store.ban(command.ban!) };
+    case 'getBan':
+      return { ban: store.getBan(command.kind!, command.subject!, command.now!) ?? null };
+    case 'banMany':
+      for (let i = 0; i < command.count!; i++) {
+        const subject = `${command.prefix}${i}`;
+        await store.ban({ kind: 'user', subject, until: command.until!, bannedAt: 1, failures: 1 });
+      }
+      return { done: command.count };
+    case 'bans':
+      return { bans: store.listBans(command.now!, 1_000_000) };
+    case 'stop':
+      await store.close();
+      setImmediate(() => process.exit(0));
+      return { stopped: true };
+    default:
+      return { error: `unknown op ${command.op}` };
+  }
+}
+
 if (mode === 'open') await tryOpen();
 else if (mode === 'follow') follow();
+else if (mode === 'hold') hold();
 else throw new Error(`unknown mode ${mode}`);

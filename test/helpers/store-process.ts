@@ -69,26 +69,39 @@ function answerOf(run: SpawnSyncReturns<string>): OpenAnswer {
   return JSON.parse(line) as OpenAnswer;
 }
 
-/** A `store-child.ts follow` process: one JSON command in, one JSON answer out. */
+/** A `store-child.ts follow` or `hold` process: one JSON command in, one JSON answer out. */
 export interface Follower {
-  ask: (command: { op: string; id?: string }) => Promise<Record<string, unknown>>;
+  ask: (command: { op: string; [field: string]: unknown }) => Promise<Record<string, unknown>>;
   proc: ChildProcess;
 }
 
 /** Starts a reader process on `dataDir` and resolves once it has opened the store. */
-export async function startFollower(dataDir: string): Promise<Follower> {
+export function startFollower(dataDir: string): Promise<Follower> {
+  return startChild('follow', dataDir);
+}
+
+/**
+ * Starts a process that holds the store of `dataDir` open as a writer (as a running supervisor
+ * does) and resolves once it has opened it. See store-child.ts `hold` for its commands.
+ */
+export function startHolder(dataDir: string): Promise<Follower> {
+  return startChild('hold', dataDir);
+}
+
+async function startChild(mode: 'follow' | 'hold', dataDir: string): Promise<Follower> {
   const [command, ...args] = nodeCommand(true);
-  const proc = spawn(command!, [...args, CHILD, 'follow', dataDir], {
+  const proc = spawn(command!, [...args, CHILD, mode, dataDir], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
     const { value, done } = await lines.next();
-    if (done) throw new Error('the reader process ended');
+    if (done) throw new Error(`the ${mode} process ended`);
     return JSON.parse(value) as Record<string, unknown>;
   };
   const ready = await next();
-  if (ready.ready !== true) throw new Error(`reader did not start: ${JSON.stringify(ready)}`);
+  if (ready.ready !== true)
+    throw new Error(`${mode} process did not start: ${JSON.stringify(ready)}`);
   return {
     proc,
     ask: (command) => {

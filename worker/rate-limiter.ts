@@ -1,0 +1,288 @@
+/*
+ * The edge's side of rate limiting. The buckets live in the supervisor
+ * (supervisor/rate-authority.ts), one per client and policy for the whole node; an edge holds
+ * a lease per client: tokens granted by the supervisor, spent locally without any message,
+ * for at most LEASE_MS. When a lease runs out the requests of that client wait for one ask
+ * (asks made in one event-loop turn travel in one message); a refusal is remembered for as long
+ * as the supervisor said, so a client over its limit is refused locally, with no message.
+ * Unspent tokens go back when the lease expires or is evicted.
+ *
+ * Memory: at most MAX_ENTRIES leases; expired ones are swept every second and, when the table
+ * is full, the oldest are evicted (their tokens returned). Evicting a lease never lets anyone
+ * through: the supervisor decides again on the next ask.
+ */
+
+import type { RateLimitConfig } from '../conf/rate-limit-schema.js';
+import { GatewayError } from '../shared/errors.js';
+import { MAX_RATE_ITEMS, type RateReturnItem, type RateTakeItem } from '../shared/ipc.js';
+import type { Logger } from '../shared/log.js';
+import type { SupervisorLink } from './supervisor-link.js';
+import { addResponseHeader, type Exchange } from './uws-io.js';
+
+/** A lease's tokens are spent within this many ms, or given back. */
+export const LEASE_MS = 1_000;
+/** Leases an edge holds at most. */
+export const MAX_ENTRIES = 100_000;
+/** An ask for tokens unanswered after this many ms refuses its requests (503). */
+const ASK_TIMEOUT_MS = 5_000;
+const SWEEP_MS = 1_000;
+
+/**
+ * A compiled limit: which budget (its `id` changes with its parameters, so a reload that
+ * changes a limit starts fresh buckets) and the IETF RateLimit-Policy value it announces.
+ */
+export interface LimitPolicy {
+  /** The policy's name in the RateLimit headers: `auth`, `proxy`, or `route`. */
+  readonly name: string;
+  readonly id: string;
+  readonly rps: number;
+  readonly burst: number;
+  readonly blockMs: number;
+  /** burst + 1 */
+  readonly capacity: number;
+  /** `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11): `"proxy";q=50;w=1`. */
+  readonly policyHeader: string;
+}
+
+/**
+ * Compiles a rate-limit block; undefined when it is off (requests_per_second 0). `scope`
+ * separates budgets of the same name (a route's own limit is per route prefix).
+ *
+ * The header announces the sustained rate, the part a client can rely on: q requests per w
+ * seconds, with w the smallest whole number of seconds holding at least one request. The
+ * burst is a tolerance on top and is not announced.
+ */
+export function compilePolicy(
+  name: 'auth' | 'proxy' | 'route',
+  config: RateLimitConfig,
+  scope = '',
+): LimitPolicy | undefined {
+  const rps = config.requests_per_second;
+  if (rps <= 0) return undefined;
+  const window = rps >= 1 ? 1 : Math.ceil(1 / rps);
+  const quota = Math.max(1, Math.floor(rps * window));
+  return {
+    name,
+    id: `${name}${scope}|${rps}|${config.burst}|${config.block_delay}`,
+    rps,
+    burst: config.burst,
+    blockMs: config.block_delay,
+    capacity: config.burst + 1,
+    policyHeader: `"${name}";q=${quota};w=${window}`,
+  };
+}
+
+interface Lease {
+  tokens: number;
+  /** performance.now() after which unspent tokens go back. */
+  expiresAt: number;
+  /** performance.now() before which every request is refused. */
+  refusedUntil: number;
+  /** Tokens the bucket kept after the last grant (for the RateLimit header). */
+  remaining: number;
+  /** Set while an ask for this lease is on its way. */
+  waiting: Promise<void> | undefined;
+  /** The item of that ask: requests waiting add to its `want`. */
+  item: RateTakeItem | undefined;
+}
+
+interface Batch {
+  items: RateTakeItem[];
+  leases: Lease[];
+  settle: (() => void)[];
+  fail: ((err: GatewayError) => void)[];
+}
+
+/** The edge's leases, one per client and policy. */
+export class RateLimiter {
+  readonly #link: SupervisorLink;
+  readonly #log: Logger;
+  readonly #maxEntries: number;
+  readonly #leases = new Map<string, Lease>();
+  #batch: Batch | undefined;
+  #returns: RateReturnItem[] = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(link: SupervisorLink, log: Logger, maxEntries = MAX_ENTRIES) {
+    this.#link = link;
+    this.#log = log;
+    this.#maxEntries = maxEntries;
+  }
+
+  /** Starts the sweep of expired leases. */
+  start(): void {
+    this.#timer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.sweep(Number.POSITIVE_INFINITY);
+  }
+
+  /** Leases held now. */
+  get size(): number {
+    return this.#leases.size;
+  }
+
+  /**
+   * Admits one request of `client` under `policy`: undefined when it may go on now (the
+   * RateLimit headers are added to its answer), a promise when it waits for the supervisor
+   * (resolves when admitted, rejects with the refusal), or throws the 429 RATE_LIMITED refusal
+   * (GatewayError with Retry-After, RateLimit-Policy and RateLimit) when refused now.
+   */
+  admit(policy: LimitPolicy, client: string, ex: Exchange): Promise<void> | undefined {
+    const key = `${policy.id} ${client}`;
+    const now = performance.now();
+    let lease = this.#leases.get(key);
+    if (lease !== undefined) {
+      if (lease.tokens > 0) {
+        if (now < lease.expiresAt) {
+          lease.tokens--;
+          announce(ex, policy, lease);
+          return undefined;
+        }
+        this.#giveBack(key, lease);
+      }
+      if (now < lease.refusedUntil) throw refused(policy, lease.refusedUntil - now);
+      if (lease.waiting !== undefined) {
+        lease.item!.want++;
+        return lease.waiting.then(() => this.admit(policy, client, ex));
+      }
+    } else {
+      lease = {
+        tokens: 0,
+        expiresAt: 0,
+        refusedUntil: 0,
+        remaining: 0,
+        waiting: undefined,
+        item: undefined,
+      };
+      if (this.#leases.size >= this.#maxEntries) this.#makeRoom(now);
+      this.#leases.set(key, lease);
+    }
+    return this.#ask(key, lease, policy).then(() => this.admit(policy, client, ex));
+  }
+
+  /** Gives back the tokens of expired leases and forgets leases with nothing to remember. */
+  sweep(now = performance.now()): void {
+    for (const [key, lease] of this.#leases) {
+      if (lease.waiting !== undefined || now < lease.expiresAt || now < lease.refusedUntil) {
+        continue;
+      }
+      this.#giveBack(key, lease);
+      this.#leases.delete(key);
+    }
+    this.#flushReturns();
+  }
+
+  #makeRoom(now: number): void {
+    this.sweep(now);
+    const target = Math.floor(this.#maxEntries * 0.9);
+    for (const [key, lease] of this.#leases) {
+      if (this.#leases.size <= target) break;
+      if (lease.waiting !== undefined) continue;
+      this.#giveBack(key, lease);
+      this.#leases.delete(key);
+    }
+    this.#flushReturns();
+  }
+
+  #giveBack(key: string, lease: Lease): void {
+    if (lease.tokens > 0) this.#returns.push({ key, n: lease.tokens });
+    lease.tokens = 0;
+  }
+
+  #flushReturns(): void {
+    while (this.#returns.length > 0) {
+      const items = this.#returns.splice(0, MAX_RATE_ITEMS);
+      this.#link.notify({ type: 'rate-return', items });
+    }
+  }
+
+  #ask(key: string, lease: Lease, policy: LimitPolicy): Promise<void> {
+    let batch = this.#batch;
+    if (batch === undefined) {
+      batch = { items: [], leases: [], settle: [], fail: [] };
+      this.#batch = batch;
+      setImmediate(() => this.#flush());
+    }
+    const item: RateTakeItem = {
+      key,
+      rps: policy.rps,
+      burst: policy.burst,
+      blockMs: policy.blockMs,
+      want: 1,
+    };
+    const b = batch;
+    lease.item = item;
+    lease.waiting = new Promise<void>((resolve, reject) => {
+      b.items.push(item);
+      b.leases.push(lease);
+      b.settle.push(resolve);
+      b.fail.push(reject);
+    });
+    return lease.waiting;
+  }
+
+  #flush(): void {
+    const batch = this.#batch!;
+    this.#batch = undefined;
+    this.#flushReturns();
+    for (let start = 0; start < batch.items.length; start += MAX_RATE_ITEMS) {
+      const end = Math.min(start + MAX_RATE_ITEMS, batch.items.length);
+      const items = batch.items.slice(start, end);
+      this.#link.ask({ type: 'rate-take', items }, ASK_TIMEOUT_MS).then(
+        ({ results }) => {
+          const now = performance.now();
+          for (let i = start; i < end; i++) {
+            const lease = batch.leases[i]!;
+            const result = results[i - start];
+            lease.waiting = undefined;
+            lease.item = undefined;
+            if (result === undefined) {
+              batch.fail[i]!(LIMITER_UNAVAILABLE);
+              continue;
+            }
+            lease.tokens += result.granted;
+            lease.remaining = result.remaining;
+            lease.expiresAt = now + LEASE_MS;
+            if (result.granted === 0) lease.refusedUntil = now + result.refuseMs;
+            batch.settle[i]!();
+          }
+        },
+        (err: Error) => {
+          this.#log.warn('rate limiter: the supervisor did not answer', { reason: err.message });
+          for (let i = start; i < end; i++) {
+            const lease = batch.leases[i]!;
+            lease.waiting = undefined;
+            lease.item = undefined;
+            batch.fail[i]!(LIMITER_UNAVAILABLE);
+          }
+        },
+      );
+    }
+  }
+}
+
+const LIMITER_UNAVAILABLE = new GatewayError('LIMITER_UNAVAILABLE');
+
+/** The RateLimit header of an admitted request: what this edge knows is left, and when full. */
+function announce(ex: Exchange, policy: LimitPolicy, lease: Lease): void {
+  const left = Math.min(policy.capacity, lease.tokens + lease.remaining);
+  const reset = Math.ceil((policy.capacity - left) / policy.rps);
+  addResponseHeader(ex, 'ratelimit-policy', policy.policyHeader);
+  addResponseHeader(ex, 'ratelimit', `"${policy.name}";r=${left};t=${reset}`);
+}
+
+/** The original's 429, with Retry-After and the IETF headers, `after` in whole seconds. */
+function refused(policy: LimitPolicy, ms: number): GatewayError {
+  const after = Math.max(1, Math.ceil(ms / 1000));
+  return new GatewayError('RATE_LIMITED', {
+    after,
+    headers: [
+      ['ratelimit-policy', policy.policyHeader],
+      ['ratelimit', `"${policy.name}";r=0;t=${after}`],
+    ],
+  });
+}
