@@ -1,0 +1,98 @@
+import t from 'tap';
+import type { RateTakeItem } from '../shared/ipc.js';
+import { RateAuthority } from '../supervisor/rate-authority.js';
+import { memoryLog } from './helpers/fake-edge.js';
+
+function authority(maxKeys = 1000, edges = 2) {
+  let now = 0;
+  const log = memoryLog();
+  const a = new RateAuthority({ maxKeys, edges: () => edges, log, now: () => now });
+  return { a, log, at: (ms: number) => (now = ms) };
+}
+
+const item = (key: string, extra: Partial<RateTakeItem> = {}): RateTakeItem => ({
+  key,
+  rps: 50,
+  burst: 10,
+  blockMs: 0,
+  want: 1,
+  ...extra,
+});
+
+t.test('two edges asking for one key share one bucket', async (t) => {
+  const { a } = authority();
+  let granted = 0;
+  for (let i = 0; i < 20; i++) {
+    for (const [r] of [a.take([item('k')]), a.take([item('k')])]) granted += r!.granted;
+  }
+  t.equal(granted, 11, 'burst + 1 in all, whoever asks');
+  const [other] = a.take([item('other')]);
+  t.ok(other!.granted >= 1, 'another key has its own');
+});
+
+t.test('a grant leases a share of a full bucket: half of it over the edges', async (t) => {
+  const { a } = authority(1000, 2);
+  const [r] = a.take([item('big', { rps: 1000, burst: 999 })]);
+  t.equal(r!.granted, 250);
+  t.equal(r!.remaining, 750);
+});
+
+t.test('given back tokens are granted again', async (t) => {
+  const { a } = authority();
+  const [r] = a.take([item('k', { want: 11 })]);
+  t.equal(r!.granted, 11);
+  t.equal(a.take([item('k')])[0]!.granted, 0);
+  a.giveBack([{ key: 'k', n: 4 }]);
+  t.equal(a.take([item('k', { want: 10 })])[0]!.granted, 4);
+  a.giveBack([{ key: 'gone', n: 4 }]);
+  t.equal(a.size, 1, 'a return for a forgotten key creates nothing');
+});
+
+t.test('idle buckets are forgotten by the sweep', async (t) => {
+  const { a, at } = authority();
+  a.take([item('x', { rps: 1 }), item('y', { rps: 1 })]);
+  t.equal(a.size, 2);
+  at(1000);
+  a.sweep();
+  t.equal(a.size, 2, 'not full yet (2 tokens leased, 1 s each)');
+  at(2000);
+  a.sweep();
+  t.equal(a.size, 0);
+});
+
+t.test(
+  'a flood of distinct keys: bounded, and a client over its limit stays refused',
+  async (t) => {
+    const { a, at } = authority(1000);
+    // The client spends its whole budget and asks again: refused.
+    a.take([item('hog', { want: 11, rps: 1, burst: 10 })]);
+    t.equal(a.take([item('hog', { rps: 1, burst: 10 })])[0]!.granted, 0);
+    let max = 0;
+    for (let i = 0; i < 100_000; i++) {
+      at(i / 100); // 100 new clients per ms
+      a.take([item(`flood-${i}`, { rps: 1, burst: 0 })]);
+      max = Math.max(max, a.size);
+    }
+    t.ok(max <= 1000, `never more than the cap (${max})`);
+    t.equal(a.take([item('hog', { rps: 1, burst: 10 })])[0]!.granted, 0, 'still refused');
+  },
+);
+
+t.test('full of clients over their limit: a new client is refused, and it is logged', async (t) => {
+  const { a, log } = authority(1000);
+  for (let i = 0; i < 1000; i++) a.take([item(`over-${i}`, { rps: 1, burst: 0 })]);
+  const [r] = a.take([item('new', { rps: 1, burst: 0 })]);
+  t.equal(r!.granted, 0, 'fail closed');
+  t.equal(r!.refuseMs, 1000);
+  t.equal(a.size, 1000);
+  t.match(log.lines, [{ level: 'warn', msg: /rate limiter full/ }]);
+});
+
+t.test('a smaller cap from a reload applies to new clients', async (t) => {
+  const { a, at } = authority(2000);
+  for (let i = 0; i < 1500; i++) a.take([item(`c-${i}`, { rps: 1000, burst: 9 })]);
+  a.configure(1000);
+  at(0.5);
+  a.take([item('late', { rps: 1000, burst: 9 })]);
+  t.ok(a.size <= 1000);
+});

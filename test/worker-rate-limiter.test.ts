@@ -1,0 +1,184 @@
+import t from 'tap';
+import { GatewayError } from '../shared/errors.js';
+import type { EdgeMessage } from '../shared/ipc.js';
+import { RateAuthority } from '../supervisor/rate-authority.js';
+import { compilePolicy, type LimitPolicy, RateLimiter } from '../worker/rate-limiter.js';
+import { SupervisorLink } from '../worker/supervisor-link.js';
+import type { Exchange } from '../worker/uws-io.js';
+import { memoryLog } from './helpers/fake-edge.js';
+
+/** `edges` limiters wired to one authority, answering asynchronously like the IPC channel. */
+function node(edges = 2, answer = true) {
+  const authority = new RateAuthority({ maxKeys: 10_000, edges: () => edges, log: memoryLog() });
+  const sent: EdgeMessage[] = [];
+  const limiters = Array.from({ length: edges }, () => {
+    const link: SupervisorLink = new SupervisorLink((message) => {
+      sent.push(message);
+      setImmediate(() => {
+        if (message.type === 'rate-take' && answer) {
+          link.settle({
+            type: 'answer',
+            id: message.id,
+            value: { results: authority.take(message.items) },
+          });
+        } else if (message.type === 'rate-return') {
+          authority.giveBack(message.items);
+        }
+      });
+      return true;
+    });
+    return new RateLimiter(link, memoryLog());
+  });
+  return { authority, limiters, sent };
+}
+
+const ex = () => ({ responseHeaders: undefined }) as unknown as Exchange;
+
+/** Admits one request; 'ok', or the refusal's code. */
+async function admit(limiter: RateLimiter, policy: LimitPolicy, client: string, e = ex()) {
+  try {
+    await limiter.admit(policy, client, e);
+    return 'ok';
+  } catch (err) {
+    if (err instanceof GatewayError) return err.code;
+    throw err;
+  }
+}
+
+const policy = compilePolicy('proxy', { requests_per_second: 50, burst: 10, block_delay: 0 })!;
+
+t.test('compilePolicy: off at 0, the header announces the sustained rate', async (t) => {
+  t.equal(compilePolicy('proxy', { requests_per_second: 0, burst: 5, block_delay: 9 }), undefined);
+  t.equal(policy.policyHeader, '"proxy";q=50;w=1');
+  t.equal(policy.capacity, 11);
+  const slow = compilePolicy('auth', { requests_per_second: 0.25, burst: 0, block_delay: 0 })!;
+  t.equal(slow.policyHeader, '"auth";q=1;w=4');
+  const route = compilePolicy(
+    'route',
+    { requests_per_second: 2.5, burst: 0, block_delay: 0 },
+    '/a',
+  )!;
+  t.equal(route.policyHeader, '"route";q=2;w=1');
+  t.not(
+    route.id,
+    compilePolicy('route', { requests_per_second: 2.5, burst: 0, block_delay: 0 }, '/b')!.id,
+  );
+  t.not(
+    policy.id,
+    compilePolicy('proxy', { requests_per_second: 50, burst: 11, block_delay: 0 })!.id,
+    'new parameters, new budget',
+  );
+});
+
+t.test('two edges together admit burst + 1 at once, never more', async (t) => {
+  const { limiters } = node(2);
+  const results = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => admit(limiters[i % 2]!, policy, 'i:1.2.3.4')),
+  );
+  t.equal(results.filter((r) => r === 'ok').length, 11);
+  t.equal(results.filter((r) => r === 'RATE_LIMITED').length, 29);
+});
+
+t.test('a lease is spent without asking; a refusal is remembered without asking', async (t) => {
+  const big = compilePolicy('proxy', { requests_per_second: 1000, burst: 999, block_delay: 0 })!;
+  const { limiters, sent } = node(1);
+  const limiter = limiters[0]!;
+  t.equal(await admit(limiter, big, 'u:alice'), 'ok');
+  const asks = sent.filter((m) => m.type === 'rate-take').length;
+  for (let i = 0; i < 200; i++)
+    t.equal(limiter.admit(big, 'u:alice', ex()), undefined, 'synchronous');
+  t.equal(sent.filter((m) => m.type === 'rate-take').length, asks, 'no ask for 200 requests');
+  const tight = compilePolicy('proxy', { requests_per_second: 1, burst: 0, block_delay: 0 })!;
+  t.equal(await admit(limiter, tight, 'u:bob'), 'ok');
+  t.equal(await admit(limiter, tight, 'u:bob'), 'RATE_LIMITED');
+  const before = sent.length;
+  t.throws(() => limiter.admit(tight, 'u:bob', ex()), { code: 'RATE_LIMITED' }, 'refused at once');
+  t.equal(sent.length, before, 'without asking');
+});
+
+t.test('asks made in one turn travel in one message', async (t) => {
+  const { limiters, sent } = node(1);
+  await Promise.all(
+    Array.from({ length: 50 }, (_, i) => admit(limiters[0]!, policy, `i:10.0.0.${i}`)),
+  );
+  const asks = sent.filter((m) => m.type === 'rate-take');
+  t.equal(asks.length, 1);
+  t.equal(asks[0]!.type === 'rate-take' ? asks[0]!.items.length : 0, 50);
+});
+
+t.test(
+  'headers: RateLimit-Policy and RateLimit on admitted requests, Retry-After on refusals',
+  async (t) => {
+    const tight = compilePolicy(
+      'route',
+      { requests_per_second: 2, burst: 1, block_delay: 0 },
+      '/x',
+    )!;
+    const { limiters } = node(1);
+    const e = ex();
+    await admit(limiters[0]!, tight, 'i:a', e);
+    t.same(e.responseHeaders, [
+      ['ratelimit-policy', '"route";q=2;w=1'],
+      ['ratelimit', '"route";r=1;t=1'],
+    ]);
+    await admit(limiters[0]!, tight, 'i:a');
+    try {
+      await limiters[0]!.admit(tight, 'i:a', ex());
+      t.fail('admitted');
+    } catch (err) {
+      const e = err as GatewayError;
+      t.equal(e.code, 'RATE_LIMITED');
+      t.equal(e.after, 1);
+      t.same(e.headers, [
+        ['retry-after', '1'],
+        ['ratelimit-policy', '"route";q=2;w=1'],
+        ['ratelimit', '"route";r=0;t=1'],
+      ]);
+    }
+  },
+);
+
+t.test('unspent tokens go back when the lease expires', async (t) => {
+  const big = compilePolicy('proxy', { requests_per_second: 100, burst: 99, block_delay: 0 })!;
+  const { limiters, authority } = node(2);
+  await admit(limiters[0]!, big, 'k');
+  limiters[0]!.sweep(performance.now() + 2_000);
+  await new Promise((r) => setImmediate(r));
+  // The bucket is full again: the other edge can take all of it.
+  let ok = 0;
+  for (let i = 0; i < 200; i++) if ((await admit(limiters[1]!, big, 'k')) === 'ok') ok++;
+  t.ok(ok >= 99, `${ok} admitted by the other edge`);
+  t.equal(limiters[0]!.size, 0, 'the expired lease is forgotten');
+  t.ok(authority.size >= 1);
+});
+
+t.test('the supervisor not answering refuses with 503 (fail closed)', async (t) => {
+  const { limiters } = node(1, false);
+  const clock = t.capture(globalThis, 'setTimeout', ((fn: () => void) => {
+    setImmediate(fn);
+    return { unref() {} } as unknown as NodeJS.Timeout;
+  }) as unknown as typeof setTimeout);
+  t.equal(await admit(limiters[0]!, policy, 'x'), 'LIMITER_UNAVAILABLE');
+  clock();
+});
+
+t.test('the lease table is bounded; evicting a lease lets nobody through', async (t) => {
+  const { authority } = node(1);
+  const sent: EdgeMessage[] = [];
+  const link: SupervisorLink = new SupervisorLink((m) => {
+    sent.push(m);
+    setImmediate(() => {
+      if (m.type === 'rate-take')
+        link.settle({ type: 'answer', id: m.id, value: { results: authority.take(m.items) } });
+      if (m.type === 'rate-return') authority.giveBack(m.items);
+    });
+    return true;
+  });
+  const limiter = new RateLimiter(link, memoryLog(), 100);
+  const tight = compilePolicy('proxy', { requests_per_second: 1, burst: 0, block_delay: 0 })!;
+  await admit(limiter, tight, 'hog');
+  t.equal(await admit(limiter, tight, 'hog'), 'RATE_LIMITED');
+  for (let i = 0; i < 500; i++) await admit(limiter, tight, `c${i}`);
+  t.ok(limiter.size <= 100, `${limiter.size} leases`);
+  t.equal(await admit(limiter, tight, 'hog'), 'RATE_LIMITED', 'still refused');
+});
