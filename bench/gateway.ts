@@ -28,6 +28,24 @@ export interface GatewayConfigParams {
   readonly instances: number;
   /** `stats: true` in config.json. */
   readonly stats?: boolean;
+  /** `ratelimit_proxy` in config.json. */
+  readonly ratelimitProxy?: RateLimitBlock;
+}
+
+/** A config.json rate-limit block. */
+export interface RateLimitBlock {
+  readonly requests_per_second: number;
+  readonly burst: number;
+  readonly block_delay: number;
+}
+
+/** What a feature service turns on (the plain `gateway` service turns on nothing). */
+export interface GatewayFeatures {
+  stats?: boolean;
+  revocations?: number;
+  ratelimitProxy?: RateLimitBlock;
+  /** Send one request through the route after login (spends a rate limit's only token). */
+  spendFirst?: boolean;
 }
 
 /**
@@ -45,6 +63,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     num_instances: p.instances,
     timezone: 'UTC',
     ...(p.stats ? { stats: true } : {}),
+    ...(p.ratelimitProxy ? { ratelimit_proxy: p.ratelimitProxy } : {}),
     users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
   };
   return `${JSON.stringify(config, null, 2)}\n`;
@@ -70,13 +89,13 @@ export function renderRoutesYml(upstreamPort: number): string {
  * tail is included in any start error.
  */
 export async function startGateway(
-  name: 'gateway' | 'baseline' | 'gateway-stats',
+  name: 'gateway' | 'baseline' | 'gateway-stats' | 'gateway-ratelimit' | 'gateway-refusing',
   cliPath: string,
   dir: string,
   upstreamPort: number,
   instances: number,
   cleanup: CleanupStack,
-  features: { stats?: boolean; revocations?: number } = {},
+  features: GatewayFeatures = {},
 ): Promise<Service> {
   const configDir = join(dir, 'config');
   const dataDir = join(dir, 'data');
@@ -93,6 +112,7 @@ export async function startGateway(
       passwordHash: await hashPassword(password),
       instances,
       stats: features.stats,
+      ratelimitProxy: features.ratelimitProxy,
     },
     upstreamPort,
   );
@@ -124,6 +144,12 @@ export async function startGateway(
         process: proc,
       });
     const token = await logIn(baseUrl, login);
+    if (features.spendFirst) {
+      const res = await fetch(`${baseUrl}${GATEWAY_PREFIX}/`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await res.arrayBuffer();
+    }
     return {
       name,
       baseUrl,

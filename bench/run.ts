@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './cleanup-stack.js';
-import { startGateway } from './gateway.js';
+import { type GatewayFeatures, startGateway } from './gateway.js';
 import type { LoadResult, LoadTool } from './load-result.js';
 import { detectLoadTool } from './load-tool.js';
 import { collectMachineInfo } from './machine-info.js';
@@ -21,6 +21,8 @@ import {
   writeReportJson,
 } from './report.js';
 import {
+  BENCH_HIGH_LIMIT,
+  BENCH_REFUSING_LIMIT,
   BENCH_REVOCATIONS,
   type Scenario,
   type ServiceName,
@@ -134,16 +136,22 @@ async function startServices(
       startGateway(name, cli, join(dir, name), upstreamPort, PROXY_PROCESSES, cleanup),
     );
   }
-  if (uses(entries, 'gateway-stats')) {
-    services['gateway-stats'] = await tryStart(entries, 'gateway-stats', () =>
+  const featured = [
+    ['gateway-stats', { stats: true, revocations: BENCH_REVOCATIONS }],
+    ['gateway-ratelimit', { ratelimitProxy: BENCH_HIGH_LIMIT }],
+    ['gateway-refusing', { ratelimitProxy: BENCH_REFUSING_LIMIT, spendFirst: true }],
+  ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
+  for (const [name, features] of featured) {
+    if (!uses(entries, name)) continue;
+    services[name] = await tryStart(entries, name, () =>
       startGateway(
-        'gateway-stats',
+        name,
         gatewayCliPath(),
-        join(dir, 'gateway-stats'),
+        join(dir, name),
         upstreamPort,
         PROXY_PROCESSES,
         cleanup,
-        { stats: true, revocations: BENCH_REVOCATIONS },
+        features,
       ),
     );
   }

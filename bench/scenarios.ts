@@ -3,7 +3,16 @@ import { BenchError } from './bench-error.js';
 /** The process a scenario sends its load to; each is started by the runner. */
 /** `baseline`: another build of the gateway (`--baseline DIR`), for before/after comparisons. */
 /** `gateway-stats`: this build with `stats: true` and 100,000 revocations in its store. */
-export type ServiceName = 'upstream' | 'gateway' | 'gateway-stats' | 'nginx' | 'baseline';
+/** `gateway-ratelimit`: ratelimit_proxy so high that nothing is refused. */
+/** `gateway-refusing`: ratelimit_proxy of one request a day, already spent: every request 429. */
+export type ServiceName =
+  | 'upstream'
+  | 'gateway'
+  | 'gateway-stats'
+  | 'gateway-ratelimit'
+  | 'gateway-refusing'
+  | 'nginx'
+  | 'baseline';
 
 /** What a correct answer looks like; checked before timing and on every run. */
 export interface ExpectedAnswer {
@@ -59,6 +68,24 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     expect: { status: 200, body: UPSTREAM_BODY },
   },
   {
+    name: 'gateway-ratelimit-high',
+    description:
+      'gateway-auth-proxy with ratelimit_proxy at 1,000,000 rps + 1,000,000 burst: limited, never refused',
+    service: 'gateway-ratelimit',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-ratelimit-refusing',
+    description:
+      'gateway-auth-proxy with ratelimit_proxy at one request a day, spent: every request refused (429)',
+    service: 'gateway-refusing',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 429 },
+  },
+  {
     name: 'nginx-proxy',
     description: 'nginx as a plain reverse proxy (no auth), keep-alive pool to the upstream',
     service: 'nginx',
@@ -101,7 +128,23 @@ export const BENCH_REVOCATIONS = 100_000;
 /** [scenario with features on, the plain scenario it extends]: the report pairs them by round. */
 export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.freeze([
   ['gateway-stats-revocations', 'gateway-auth-proxy'] as const,
+  ['gateway-ratelimit-high', 'gateway-auth-proxy'] as const,
+  ['gateway-ratelimit-refusing', 'gateway-auth-proxy'] as const,
 ]);
+
+/** ratelimit_proxy of the `gateway-ratelimit` service: nothing is ever refused. */
+export const BENCH_HIGH_LIMIT = Object.freeze({
+  requests_per_second: 1_000_000,
+  burst: 1_000_000,
+  block_delay: 0,
+});
+
+/** ratelimit_proxy of the `gateway-refusing` service: one request a day, spent at start. */
+export const BENCH_REFUSING_LIMIT = Object.freeze({
+  requests_per_second: 1 / 86_400,
+  burst: 0,
+  block_delay: 0,
+});
 
 /** Scenario names that ratios in the report are computed against. */
 export const REFERENCE_SCENARIOS = Object.freeze(['nginx-proxy', 'upstream-direct'] as const);

@@ -39,6 +39,10 @@ routes: []
 ##     Default false.
 #    preserve_prefix: false
 ##     Append the whole request path, prefix included, to \`target\`. Default false.
+#    ratelimit: { requests_per_second: 100, burst: 20, block_delay: 0 }
+##     This route's own rate limit instead of config.json's ratelimit_proxy, per user when the
+##     request carries a valid token, else per client address; requests_per_second 0 turns
+##     limiting off for this route. Unset: ratelimit_proxy applies.
 ##
 ## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
 ## load, but this gateway does not act on them:

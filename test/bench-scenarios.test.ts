@@ -67,12 +67,20 @@ t.test('scenario definitions are well formed', async (t) => {
     t.match(s.name, /^[a-z]+(-[a-z]+)*$/, `${s.name}: kebab-case name`);
     t.ok(s.description.length > 0, `${s.name}: has a description`);
     t.ok(
-      ['upstream', 'gateway', 'gateway-stats', 'nginx', 'baseline'].includes(s.service),
+      [
+        'upstream',
+        'gateway',
+        'gateway-stats',
+        'gateway-ratelimit',
+        'gateway-refusing',
+        'nginx',
+        'baseline',
+      ].includes(s.service),
       `${s.name}: known service`,
     );
     t.ok(Number.isInteger(s.expect.status) && s.expect.status >= 100 && s.expect.status < 600);
     if (s.expect.status < 300) t.equal(s.expect.body, UPSTREAM_BODY, `${s.name}: checks the body`);
-    const isGateway = ['gateway', 'gateway-stats', 'baseline'].includes(s.service);
+    const isGateway = s.service.startsWith('gateway') || s.service === 'baseline';
     if (s.auth === 'bearer') t.ok(isGateway, `${s.name}: only gateways take tokens`);
     const wantedPath = isGateway ? `${GATEWAY_PREFIX}${UPSTREAM_PATH}` : UPSTREAM_PATH;
     t.equal(s.path, wantedPath, `${s.name}: reaches the upstream's ${UPSTREAM_PATH}`);

@@ -441,6 +441,6 @@ t.test(
     t.same(keys([route({ ratelimit: { burst: 1.5, requests_per_second: 1 } })]), [
       'routes[0].ratelimit.burst',
     ]);
-    t.same(keys([route({ ratelimit: { rps: 1 } })]), ['routes[0].ratelimit']);
+    t.same(keys([route({ ratelimit: { rps: 1 } })]), ['routes[0].ratelimit.rps']);
   },
 );

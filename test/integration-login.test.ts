@@ -10,7 +10,13 @@ const gw: RunningGateway = await startGateway({
     { username: 'remote', password: 'remote-password', allow: ['10.0.0.0/8', '2001:db8::/32'] },
     { username: 'local', password: 'local-password', allow: ['127.0.0.0/8', '::1'] },
   ],
-  config: { timezone: 'Asia/Kolkata', token_expiry_seconds: 600, max_body_auth_bytes: 1024 },
+  config: {
+    timezone: 'Asia/Kolkata',
+    token_expiry_seconds: 600,
+    max_body_auth_bytes: 1024,
+    // These tests fail many logins on purpose; lockouts: integration-login-lockout.test.ts.
+    login_lockout: { max_failures: 0 },
+  },
   routes: `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n`,
 });
 t.teardown(async () => {

@@ -4,7 +4,11 @@ import { type RunningGateway, startGateway } from './helpers/gateway.js';
 
 // One crypto thread per edge: its queue holds 64 logins; a burst beyond that must be refused
 // at once with 503 + Retry-After instead of queueing without bound.
-const gw: RunningGateway = await startGateway({ config: { worker: 1 }, routes: 'routes: []\n' });
+// Floods of failing logins on purpose: the lockout (integration-login-lockout.test.ts) is off.
+const gw: RunningGateway = await startGateway({
+  config: { worker: 1, login_lockout: { max_failures: 0 } },
+  routes: 'routes: []\n',
+});
 const agent = new Agent({ connections: 250 });
 t.teardown(async () => {
   await agent.close();
