@@ -10,6 +10,7 @@
  */
 
 import { parseArgs } from 'node:util';
+import { configSchema } from '../conf/config-schema.js';
 import type { EdgeMessage } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import { RateAuthority } from '../supervisor/rate-authority.js';
@@ -17,7 +18,7 @@ import { compilePolicy, RateLimiter } from '../worker/rate-limiter.js';
 import { SupervisorLink } from '../worker/supervisor-link.js';
 import type { Exchange } from '../worker/uws-io.js';
 
-const DEFAULT_MAX_CLIENTS = 200_000;
+const DEFAULT_MAX_CLIENTS = configSchema.shape.ratelimit_max_clients.parse(undefined);
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 function heapMiB(): number {
@@ -63,6 +64,23 @@ function floodAuthority(clients: number) {
     hogAdmitted,
     simulatedSeconds: now / 1000,
   };
+}
+
+/** Heap held by a full table of live buckets (none idle, none evictable by the sweep). */
+function fullTable() {
+  const authority = new RateAuthority({
+    maxKeys: DEFAULT_MAX_CLIENTS,
+    edges: () => 2,
+    log: quiet,
+    now: () => 0,
+  });
+  const policy = { rps: 1 / 86_400, burst: 5, blockMs: 0 };
+  const before = heapMiB();
+  for (let i = 0; i < DEFAULT_MAX_CLIENTS; i++) {
+    authority.take([{ key: `proxy|1.16e-5|5|0 ${address(i)}`, ...policy, want: 1 }]);
+  }
+  const held = heapMiB() - before;
+  return { buckets: authority.size, heldMiB: held, bytesEach: (held * 2 ** 20) / authority.size };
 }
 
 /** An edge's lease table in front of a supervisor table, in real time, 1,000 clients per turn. */
@@ -125,8 +143,13 @@ async function main(): Promise<void> {
   console.log(
     `supervisor table: ${clients.toLocaleString('en')} clients in ${a.simulatedSeconds.toFixed(0)} simulated s; ` +
       `largest ${a.largest.toLocaleString('en')} buckets (cap ${DEFAULT_MAX_CLIENTS.toLocaleString('en')}); ` +
-      `${a.heldMiB.toFixed(1)} MiB held; ${a.usPerClient.toFixed(2)} µs CPU per new client; ` +
+      `${a.heldMiB.toFixed(1)} MiB held after it; ${a.usPerClient.toFixed(2)} µs CPU per new client; ` +
       `client over its limit admitted ${a.hogAdmitted} times (its refill: ~${Math.round(a.simulatedSeconds * 10)})`,
+  );
+  const f = fullTable();
+  console.log(
+    `supervisor table full: ${f.buckets.toLocaleString('en')} live buckets hold ${f.heldMiB.toFixed(1)} MiB ` +
+      `(${Math.round(f.bytesEach)} bytes each)`,
   );
   const e = await floodEdge(clients);
   console.log(

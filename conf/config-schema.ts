@@ -147,7 +147,7 @@ export const configSchema = z.strictObject({
    * Ours: how many clients the rate limiter tracks at most, node-wide (supervisor), before it
    * evicts the ones with credit left; see README "Rate limits".
    */
-  ratelimit_max_clients: intIn(1000, 10_000_000).default(200_000),
+  ratelimit_max_clients: intIn(1000, 10_000_000).default(100_000),
   /** Ours: IPv6 clients are keyed (rate limits, lockouts) by this prefix of their address. */
   client_ipv6_prefix: intIn(1, 128).default(64),
   /** Ours: failed-login lockout (README "Login lockout"); max_failures 0 turns it off. */

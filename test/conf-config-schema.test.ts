@@ -68,7 +68,7 @@ const RANGES: [key: string, min: number, max: number, def: number][] = [
   ['ratelimit_proxy.requests_per_second', 0, 1_000_000, 0],
   ['ratelimit_proxy.burst', 0, 1_000_000, 0],
   ['ratelimit_proxy.block_delay', 0, 86_400_000, 0],
-  ['ratelimit_max_clients', 1000, 10_000_000, 200_000],
+  ['ratelimit_max_clients', 1000, 10_000_000, 100_000],
   ['client_ipv6_prefix', 1, 128, 64],
   ['login_lockout.max_failures', 0, 1000, 5],
   ['login_lockout.find_time', 1, 86_400, 600],

@@ -30,7 +30,7 @@ import { closeServer, createServer, listen, stopListening } from '../../worker/u
 
 /** Lockout off, the default client cap: what most in-process tests want. */
 const DEFAULT_GUARDS: GuardConfig = {
-  ratelimit_max_clients: 200_000,
+  ratelimit_max_clients: 100_000,
   login_lockout: { max_failures: 0, find_time: 600, ban_time: 900 },
 };
 
