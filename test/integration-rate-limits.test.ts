@@ -2,12 +2,14 @@
 // spread over the edges, the original's 429 with Retry-After and the IETF RateLimit headers,
 // block_delay, limits off at 0, per-user keys, per-route blocks, the client address rules, and
 // a reload that changes a limit.
+
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { Client } from 'undici';
 import { logged, login, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
-import { startUpstream } from './helpers/upstream.js';
+import { type Echo, startUpstream } from './helpers/upstream.js';
 
 const hits = new Map<string, number>();
 const upstream = await startUpstream((req) => {
@@ -38,6 +40,10 @@ const routes = (extra = '') => `routes:
   - prefix: /open
     target: ${upstream.origin}/open
     secure: false
+  - prefix: /bodies
+    target: ${upstream.origin}/bodies
+    secure: false
+    ratelimit: { requests_per_second: 1000, burst: 1000 }
 ${extra}`;
 
 const users = [
@@ -139,6 +145,34 @@ t.test('exact across edges: 8 connections, 2 edges, 50 rps + 10 burst over 5 s',
   t.equal(pids.size, 2, 'both edges accepted requests');
 });
 
+t.test('a request body survives the wait for tokens (first request of a client)', async (t) => {
+  const body = randomBytes(3 * 1024 * 1024);
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  // Each request comes from a new client (trusted X-Forwarded-For): each waits for an ask.
+  for (const [i, chunked] of [
+    [1, false],
+    [2, true],
+  ] as const) {
+    const res = await fetch(`${behind.url}/bodies/${i}`, {
+      method: 'POST',
+      headers: { 'x-forwarded-for': `192.0.2.${i}`, 'content-type': 'application/octet-stream' },
+      body: chunked
+        ? new ReadableStream({
+            start(c) {
+              for (let o = 0; o < body.length; o += 65_536) c.enqueue(body.subarray(o, o + 65_536));
+              c.close();
+            },
+          })
+        : body,
+      ...(chunked ? { duplex: 'half' } : {}),
+    } as RequestInit);
+    t.equal(res.status, 200);
+    const echo = (await res.json()) as Echo;
+    t.equal(echo.bodyBytes, body.length, `${chunked ? 'chunked' : 'Content-Length'}: every byte`);
+    t.equal(echo.sha256, sha256, 'unchanged');
+  }
+});
+
 t.test("429: the original's body, Retry-After, RateLimit-Policy and RateLimit", async (t) => {
   const ok = await get(gw, '/shape/a');
   t.equal(ok.status, 200);
@@ -183,6 +217,14 @@ t.test('block_delay: refused for that long, every request, then accepted', async
   }
   await new Promise((r) => setTimeout(r, Math.max(0, 1_600 - (performance.now() - refusedAt))));
   t.equal((await get(gw, '/block/z')).status, 200, 'accepted once the block is over');
+});
+
+t.test('limits on, off and at 0 start without a warning about them', async (t) => {
+  const warnings = logged(gw.output(), { level: 'warn' }).map((l) => String(l.message));
+  t.same(
+    warnings.filter((m) => /ratelimit|rate limit/i.test(m)),
+    [],
+  );
 });
 
 t.test('a route with requests_per_second 0 is not limited and says nothing', async (t) => {
