@@ -1,13 +1,12 @@
 import type { Config } from '../conf/config-schema.js';
-
-/** The config keys the guards read. */
-export type GuardConfig = Pick<Config, 'ratelimit_max_clients' | 'login_lockout'>;
-
 import type { Logger } from '../shared/log.js';
 import type { Store } from '../shared/store.js';
 import type { Fleet } from './fleet.js';
 import { type LockoutSettings, LoginGuard } from './login-guard.js';
 import { RateAuthority } from './rate-authority.js';
+
+/** The config keys the guards read. */
+export type GuardConfig = Pick<Config, 'ratelimit_max_clients' | 'login_lockout'>;
 
 /** What the guards need of the fleet (a fake in tests). */
 export type GuardFleet = Pick<Fleet, 'on' | 'answer'> & { readonly edges: readonly unknown[] };

@@ -91,6 +91,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     tokens: counts.tokens,
     revoked_tokens: counts.revokedTokens,
     revoked_users: counts.revokedUsers,
+    login_bans: counts.bans,
   });
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
   const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });

@@ -60,7 +60,7 @@ export class StoreKeeper {
     const done = this.#store.purge(nowSeconds);
     this.#track(done, 'purge expired records');
     const removed = await done.catch(() => undefined);
-    if (removed && removed.tokens + removed.revocations > 0) {
+    if (removed && removed.tokens + removed.revocations + removed.bans > 0) {
       this.#log.info('purged expired records', { ...removed });
     }
   }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { GatewayError } from '../shared/errors.js';
-import type { EdgeMessage } from '../shared/ipc.js';
+import { type EdgeMessage, parseEdgeMessage } from '../shared/ipc.js';
 import { RateAuthority } from '../supervisor/rate-authority.js';
 import { compilePolicy, type LimitPolicy, RateLimiter } from '../worker/rate-limiter.js';
 import { SupervisorLink } from '../worker/supervisor-link.js';
@@ -13,6 +13,9 @@ function node(edges = 2, answer = true) {
   const sent: EdgeMessage[] = [];
   const limiters = Array.from({ length: edges }, () => {
     const link: SupervisorLink = new SupervisorLink((message) => {
+      // What the supervisor's channel would check: an invalid message would be dropped there.
+      const parsed = parseEdgeMessage(JSON.parse(JSON.stringify(message)));
+      if (!parsed.ok) throw new Error(`invalid IPC message: ${parsed.reason}`);
       sent.push(message);
       setImmediate(() => {
         if (message.type === 'rate-take' && answer) {
@@ -182,3 +185,14 @@ t.test('the lease table is bounded; evicting a lease lets nobody through', async
   t.ok(limiter.size <= 100, `${limiter.size} leases`);
   t.equal(await admit(limiter, tight, 'hog'), 'RATE_LIMITED', 'still refused');
 });
+
+t.test(
+  'a long route prefix still makes a short budget id (asks stay within the IPC bounds)',
+  async (t) => {
+    const long = `/${'a'.repeat(2000)}`;
+    const p = compilePolicy('route', { requests_per_second: 5, burst: 0, block_delay: 0 }, long)!;
+    t.ok(p.id.length < 64, p.id);
+    const { limiters } = node(1);
+    t.equal(await admit(limiters[0]!, p, `u:${'ü'.repeat(127)}`), 'ok', 'a long username too');
+  },
+);

@@ -12,6 +12,7 @@
  * through: the supervisor decides again on the next ask.
  */
 
+import { createHash } from 'node:crypto';
 import type { RateLimitConfig } from '../conf/rate-limit-schema.js';
 import { GatewayError } from '../shared/errors.js';
 import { MAX_RATE_ITEMS, type RateReturnItem, type RateTakeItem } from '../shared/ipc.js';
@@ -63,13 +64,18 @@ export function compilePolicy(
   const quota = Math.max(1, Math.floor(rps * window));
   return {
     name,
-    id: `${name}${scope}|${rps}|${config.burst}|${config.block_delay}`,
+    // A route prefix can be long; the id travels with every ask (IPC keys are bounded).
+    id: `${name}${scope === '' ? '' : `:${shortHash(scope)}`}|${rps}|${config.burst}|${config.block_delay}`,
     rps,
     burst: config.burst,
     blockMs: config.block_delay,
     capacity: config.burst + 1,
     policyHeader: `"${name}";q=${quota};w=${window}`,
   };
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }
 
 interface Lease {
