@@ -90,7 +90,7 @@ async function floodEdge(clients: number) {
     setImmediate(() => {
       if (m.type === 'rate-take') {
         link.settle({ type: 'answer', id: m.id, value: { results: authority.take(m.items) } });
-      } else if (m.type === 'rate-return') authority.giveBack(m.items);
+      } else if (m.type === 'rate-settle') authority.settle(m.items);
     });
     return true;
   });

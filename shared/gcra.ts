@@ -6,12 +6,19 @@
  * `burst + 1` tokens, so `burst: 0` still lets one request through per period, and a client
  * that starts full can send at most `burst + 1 + rate × T` requests over any T seconds.
  *
+ * Tokens handed to an edge (a lease, worker/rate-limiter.ts) are *reserved*, not yet spent: they
+ * are unavailable to anyone else, but the bucket's clock only moves when the edge reports them
+ * spent (or they come back unspent). A token is thus counted from the moment it is reserved to
+ * the moment its spending is reported, never less: however late a lease is spent, the node never
+ * admits more than `burst + 1 + rate × T` over T seconds.
+ *
  * `block_delay` adds a second deadline: when a request finds the bucket empty the client is
  * refused outright for that many milliseconds (every request, without taking tokens), after
  * which the bucket, refilled meanwhile, decides again.
  *
  * Times are milliseconds on one monotonic clock (performance.now() of the process that owns
- * the buckets: the supervisor). Pure functions over a mutable Bucket, so that tests drive time.
+ * the buckets: the supervisor). Functions over a mutable Bucket (reading one may settle an
+ * expired reservation), so that tests drive time.
  */
 
 /** A limit, as configured: requests per second (> 0), extra burst, block delay in ms. */
@@ -31,6 +38,10 @@ export interface Bucket {
   readonly periodMs: number;
   /** burst + 1 tokens. */
   readonly capacity: number;
+  /** Tokens leased to edges and not yet reported spent or unspent. */
+  reserved: number;
+  /** After this (ms) unsettled reservations count as spent: their edge is gone. */
+  reservedUntil: number;
 }
 
 /** What a take decided: tokens granted (0: refused) and what the headers report. */
@@ -45,6 +56,8 @@ export interface Grant {
 
 // Float ms arithmetic: a token due within this much counts as there.
 const EPSILON = 1e-6;
+/** A refusal while every token is reserved (by other edges) is retried after this long. */
+const RESERVED_RETRY_MS = 50;
 
 /** A full bucket for `policy`. */
 export function newBucket(policy: RatePolicy, now: number): Bucket {
@@ -53,15 +66,34 @@ export function newBucket(policy: RatePolicy, now: number): Bucket {
     blockedUntil: 0,
     periodMs: 1000 / policy.rps,
     capacity: policy.burst + 1,
+    reserved: 0,
+    reservedUntil: 0,
   };
 }
 
-/** Tokens in the bucket at `now` (0 while blocked), an integer from 0 to capacity. */
+/**
+ * How long reserved tokens wait for their settlement. Edges settle within about a second
+ * (worker/rate-limiter.ts: leases last 1 s, spends are reported every 100 ms); one that died
+ * never will, and its reservation then counts as spent (the strict reading).
+ */
+export const RESERVATION_MS = 5_000;
+
+function expireReservation(b: Bucket, now: number): void {
+  if (b.reserved === 0 || now < b.reservedUntil) return;
+  b.tat = Math.max(b.tat, b.reservedUntil) + b.reserved * b.periodMs;
+  b.reserved = 0;
+}
+
+/**
+ * Tokens free in the bucket at `now`: what the clock gives back, less the reserved ones; 0 while
+ * blocked. An integer from 0 to capacity.
+ */
 export function tokensAt(b: Bucket, now: number): number {
+  expireReservation(b, now);
   if (b.blockedUntil > now) return 0;
   const debt = b.tat - now;
-  if (debt <= 0) return b.capacity;
-  return Math.max(0, Math.floor(b.capacity - debt / b.periodMs + EPSILON));
+  const refilled = debt <= 0 ? b.capacity : Math.floor(b.capacity - debt / b.periodMs + EPSILON);
+  return Math.max(0, refilled - b.reserved);
 }
 
 /** Ms until the bucket is full again (0 when it is), for the `t` of the RateLimit header. */
@@ -88,23 +120,33 @@ export function takeTokens(
       b.blockedUntil = now + blockMs;
       return { granted: 0, refuseMs: blockMs, remaining: 0 };
     }
-    // The next token is due when the debt drops to (capacity - 1) periods.
-    const refuseMs = b.tat - now - (b.capacity - 1) * b.periodMs;
+    // The next token is due when the debt drops to (capacity - 1 - reserved) periods; while
+    // reserved tokens fill the bucket, when a lease would have expired at the latest.
+    const due = b.tat - now - (b.capacity - 1 - b.reserved) * b.periodMs;
+    const refuseMs = b.reserved >= b.capacity ? RESERVED_RETRY_MS : due;
     return { granted: 0, refuseMs: Math.max(refuseMs, EPSILON), remaining: 0 };
   }
   const granted = Math.min(available, Math.max(want, Math.floor(available / spread)));
-  b.tat = Math.max(b.tat, now) + granted * b.periodMs;
+  b.reserved += granted;
+  b.reservedUntil = now + RESERVATION_MS;
   return { granted, refuseMs: 0, remaining: available - granted };
 }
 
-/** Puts back `n` tokens taken earlier and not spent; the bucket never goes above full. */
-export function returnTokens(b: Bucket, now: number, n: number): void {
-  b.tat = Math.max(now, b.tat - n * b.periodMs);
+/**
+ * Settles reserved tokens: `spent` were used (the clock moves now, as if they had arrived now:
+ * later than they did, which only errs on the strict side), `unspent` come back.
+ */
+export function settleTokens(b: Bucket, now: number, spent: number, unspent: number): void {
+  const settled = Math.min(b.reserved, spent + unspent);
+  const used = Math.min(spent, settled);
+  b.reserved -= settled;
+  if (used > 0) b.tat = Math.max(b.tat, now) + used * b.periodMs;
 }
 
-/** Whether the bucket is full and unblocked at `now`: forgetting it changes nothing. */
+/** Whether the bucket is full, unreserved and unblocked at `now`: forgetting it changes nothing. */
 export function isIdle(b: Bucket, now: number): boolean {
-  return b.tat <= now && b.blockedUntil <= now;
+  expireReservation(b, now);
+  return b.tat <= now && b.blockedUntil <= now && b.reserved === 0;
 }
 
 /** Whether the client is refused at `now`: blocked, or no whole token in the bucket. */

@@ -76,10 +76,11 @@ export interface RateTakeResult {
   remaining: number;
 }
 
-/** Tokens an edge took and did not spend (its lease expired), given back. */
-export interface RateReturnItem {
+/** What an edge did with leased tokens since its last report: spent, or given back unspent. */
+export interface RateSettleItem {
   key: string;
-  n: number;
+  spent: number;
+  unspent: number;
 }
 
 /** Supervisor → edge requests: each carries an `id`, and the edge answers it exactly once. */
@@ -96,7 +97,9 @@ export type EdgeRequest =
 /** Supervisor → edge messages that expect no reply. */
 export type EdgeNotice =
   /** Stop accepting, finish what is in flight (at most `timeoutMs`), then exit 0. */
-  { type: 'drain'; timeoutMs: number };
+  | { type: 'drain'; timeoutMs: number }
+  /** A client went over its limit with a block_delay: refuse it for `ms`, drop its lease. */
+  | { type: 'rate-block'; key: string; ms: number };
 
 /** Supervisor → edge answers to an edge's ask, naming its id. */
 export type SupervisorAnswer =
@@ -135,8 +138,8 @@ export type EdgeEvent =
   | { type: 'token-issued'; token: IssuedToken }
   /** Use counts since the last flush (`stats: true`): added to the store. */
   | { type: 'token-uses'; uses: TokenUseReport[] }
-  /** Unspent rate-limit tokens given back (lease expired or evicted). */
-  | { type: 'rate-return'; items: RateReturnItem[] }
+  /** Leased rate-limit tokens spent, or given back unspent (lease expired or dropped). */
+  | { type: 'rate-settle'; items: RateSettleItem[] }
   /** The outcome of a login attempt the supervisor admitted (`login-attempt`). */
   | { type: 'login-result'; ticket: number; outcome: 'success' | 'failure' | 'aborted' };
 
@@ -245,6 +248,7 @@ const supervisorMessageSchema = z.discriminatedUnion('type', [
     changes: z.array(revocationChangeSchema).max(10_000),
   }),
   z.strictObject({ type: z.literal('drain'), timeoutMs: z.number().nonnegative() }),
+  z.strictObject({ type: z.literal('rate-block'), key: rateKeySchema, ms }),
   z.strictObject({ type: z.literal('answer'), id, value: z.unknown() }),
   z.strictObject({ type: z.literal('answer-error'), id, code: z.string(), reason: z.string() }),
 ]) satisfies z.ZodType<SupervisorMessage>;
@@ -261,8 +265,10 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
       .max(MAX_USES_PER_REPORT),
   }),
   z.strictObject({
-    type: z.literal('rate-return'),
-    items: z.array(z.strictObject({ key: rateKeySchema, n: count.min(1) })).max(MAX_RATE_ITEMS),
+    type: z.literal('rate-settle'),
+    items: z
+      .array(z.strictObject({ key: rateKeySchema, spent: count, unspent: count }))
+      .max(MAX_RATE_ITEMS),
   }),
   z.strictObject({
     type: z.literal('login-result'),

@@ -161,7 +161,7 @@ export class EdgeChannel {
         break;
       case 'token-issued':
       case 'token-uses':
-      case 'rate-return':
+      case 'rate-settle':
       case 'login-result':
         this.#options.onEvent(message);
         break;

@@ -5,6 +5,7 @@ import type {
   EdgeAskType,
   EdgeEvent,
   EdgeEventType,
+  EdgeNotice,
   EdgeRequestBody,
   EdgeRequestType,
   ReplyValues,
@@ -179,6 +180,13 @@ export class Fleet {
    */
   answer<T extends EdgeAskType>(type: T, handler: AskHandler<T>): void {
     this.#askHandlers.set(type, handler as unknown as AskHandler<EdgeAskType>);
+  }
+
+  /** Sends a notice to every edge that is not retiring; an edge that cannot take it misses it. */
+  notifyAll(notice: EdgeNotice): void {
+    for (const edge of this.#edges) {
+      if (edge.state !== 'retiring' && edge.state !== 'gone') edge.channel.notify(notice);
+    }
   }
 
   /**
@@ -499,7 +507,7 @@ export class Fleet {
         break;
       case 'token-issued':
       case 'token-uses':
-      case 'rate-return':
+      case 'rate-settle':
       case 'login-result':
         break;
       default: {

@@ -9,7 +9,9 @@ import { RateAuthority } from './rate-authority.js';
 export type GuardConfig = Pick<Config, 'ratelimit_max_clients' | 'login_lockout'>;
 
 /** What the guards need of the fleet (a fake in tests). */
-export type GuardFleet = Pick<Fleet, 'on' | 'answer'> & { readonly edges: readonly unknown[] };
+export type GuardFleet = Pick<Fleet, 'on' | 'answer' | 'notifyAll'> & {
+  readonly edges: readonly unknown[];
+};
 
 /** The supervisor's node-wide rate limits and login lockouts, served to the edges. */
 export interface Guards {
@@ -41,10 +43,11 @@ export function serveGuards(
     maxKeys: config.ratelimit_max_clients,
     edges: () => fleet.edges.length,
     log,
+    onBlock: (key, ms) => fleet.notifyAll({ type: 'rate-block', key, ms }),
   });
   const logins = new LoginGuard({ store, log, settings: lockoutSettings(config) });
   fleet.answer('rate-take', (ask) => ({ results: rates.take(ask.items) }));
-  fleet.on('rate-return', (event) => rates.giveBack(event.items));
+  fleet.on('rate-settle', (event) => rates.settle(event.items));
   fleet.answer('login-attempt', (ask) => logins.attempt(ask.user, ask.ip));
   fleet.on('login-result', (event) => logins.result(event.ticket, event.outcome));
   rates.start();

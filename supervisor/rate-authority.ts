@@ -3,10 +3,10 @@ import {
   isIdle,
   isOverLimit,
   newBucket,
-  returnTokens,
+  settleTokens,
   takeTokens,
 } from '../shared/gcra.js';
-import type { RateReturnItem, RateTakeItem, RateTakeResult } from '../shared/ipc.js';
+import type { RateSettleItem, RateTakeItem, RateTakeResult } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 
 /** How often idle buckets are forgotten. */
@@ -15,6 +15,8 @@ const SWEEP_MS = 5_000;
 const LOW_WATER = 0.95;
 /** A new client refused because the table is full of clients over their limit waits this long. */
 const FULL_REFUSE_MS = 1_000;
+/** A table found full of clients over their limit is not rescanned for this long. */
+const FULL_RESCAN_MS = 100;
 /** The "table full" warning is logged at most this often. */
 const FULL_LOG_MS = 10_000;
 
@@ -25,6 +27,8 @@ export interface RateAuthorityOptions {
   /** Edges serving now: a grant leaves each edge its share of what the bucket holds. */
   edges: () => number;
   log: Logger;
+  /** A client's block_delay started: every edge must refuse it for `ms` and drop its lease. */
+  onBlock?: (key: string, ms: number) => void;
   /** Monotonic ms; performance.now() unless a test drives time. */
   now?: () => number;
 }
@@ -37,8 +41,10 @@ export interface RateAuthorityOptions {
  * (worker/rate-limiter.ts). A grant is what the edge asked for, or more when the bucket is well
  * filled: half of what the bucket holds divided among the edges, so that a client far from its
  * limit costs one ask per lease, and a client near it gets exactly what the bucket allows.
- * Tokens an edge did not spend come back (`rate-return`). A grant is taken from the bucket when
- * it is made, so the edges together never accept more than the bucket allows.
+ * Granted tokens are reserved until the edge reports them spent or unspent (`rate-settle`,
+ * shared/gcra.ts), so the edges together never accept more than the bucket allows, however late
+ * they spend a lease. When a refusal starts a block (block_delay), every edge is told to refuse
+ * the client and drop its lease (`onBlock`).
  *
  * Memory: at most `maxKeys` buckets. Full buckets are forgotten (a full bucket and no bucket
  * are the same state); when the table is full, buckets with at least one token left are
@@ -53,6 +59,8 @@ export class RateAuthority {
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #lastFullLog = Number.NEGATIVE_INFINITY;
+  /** After a #makeRoom that freed nothing, new clients are refused without a rescan until then. */
+  #fullUntil = Number.NEGATIVE_INFINITY;
   #refusedFull = 0;
 
   constructor(options: RateAuthorityOptions) {
@@ -88,12 +96,12 @@ export class RateAuthority {
     return items.map((item) => this.#takeOne(item, now, edges));
   }
 
-  /** Puts back unspent tokens; a bucket forgotten meanwhile is already full. */
-  giveBack(items: readonly RateReturnItem[]): void {
+  /** Settles leased tokens, spent or unspent; a bucket forgotten meanwhile had none reserved. */
+  settle(items: readonly RateSettleItem[]): void {
     const now = this.#now();
-    for (const { key, n } of items) {
+    for (const { key, spent, unspent } of items) {
       const bucket = this.#buckets.get(key);
-      if (bucket !== undefined) returnTokens(bucket, now, n);
+      if (bucket !== undefined) settleTokens(bucket, now, spent, unspent);
     }
   }
 
@@ -106,7 +114,7 @@ export class RateAuthority {
     const buckets = this.#buckets;
     let bucket = buckets.get(item.key);
     if (bucket === undefined) {
-      if (buckets.size >= this.#maxKeys && !this.#makeRoom(now)) {
+      if (buckets.size >= this.#maxKeys && (now < this.#fullUntil || !this.#makeRoom(now))) {
         this.#reportFull(now);
         return { granted: 0, refuseMs: FULL_REFUSE_MS, remaining: 0 };
       }
@@ -116,7 +124,10 @@ export class RateAuthority {
       buckets.delete(item.key);
     }
     buckets.set(item.key, bucket);
-    return takeTokens(bucket, now, item.want, 2 * edges, item.blockMs);
+    const wasBlocked = bucket.blockedUntil > now;
+    const grant = takeTokens(bucket, now, item.want, 2 * edges, item.blockMs);
+    if (!wasBlocked && bucket.blockedUntil > now) this.#options.onBlock?.(item.key, grant.refuseMs);
+    return grant;
   }
 
   /**
@@ -133,7 +144,10 @@ export class RateAuthority {
         if (!isOverLimit(bucket, now)) buckets.delete(key);
       }
     }
-    return buckets.size < this.#maxKeys;
+    if (buckets.size < this.#maxKeys) return true;
+    // Every bucket is over its limit: rescanning for each new client would cost O(n) each.
+    this.#fullUntil = now + FULL_RESCAN_MS;
+    return false;
   }
 
   #reportFull(now: number): void {

@@ -37,15 +37,49 @@ t.test('a grant leases a share of a full bucket: half of it over the edges', asy
   t.equal(r!.remaining, 750);
 });
 
-t.test('given back tokens are granted again', async (t) => {
-  const { a } = authority();
+t.test('unspent tokens are granted again; spent ones move the clock', async (t) => {
+  const { a, at } = authority();
   const [r] = a.take([item('k', { want: 11 })]);
   t.equal(r!.granted, 11);
   t.equal(a.take([item('k')])[0]!.granted, 0);
-  a.giveBack([{ key: 'k', n: 4 }]);
-  t.equal(a.take([item('k', { want: 10 })])[0]!.granted, 4);
-  a.giveBack([{ key: 'gone', n: 4 }]);
-  t.equal(a.size, 1, 'a return for a forgotten key creates nothing');
+  a.settle([{ key: 'k', spent: 7, unspent: 4 }]);
+  t.equal(a.take([item('k', { want: 10 })])[0]!.granted, 4, 'the 4 unspent');
+  at(1000);
+  t.equal(a.take([item('k', { want: 11 })])[0]!.granted, 7, 'refilled, less the 4 reserved');
+  a.settle([{ key: 'gone', spent: 1, unspent: 4 }]);
+  t.equal(a.size, 1, 'a settlement for a forgotten key creates nothing');
+});
+
+t.test('a lease spent late never adds to a refilled bucket (reserved until settled)', async (t) => {
+  const { a, at } = authority(1000, 2);
+  // 10 rps + 20 burst: the first ask leases a quarter of 21.
+  const first = a.take([item('c', { rps: 10, burst: 20 })])[0]!;
+  t.equal(first.granted, 5);
+  a.settle([{ key: 'c', spent: 1, unspent: 0 }]);
+  at(600);
+  // The edge still holds 4; the bucket refilled: only 21 - 4 are free.
+  let granted = 0;
+  for (let i = 0; i < 40; i++) granted += a.take([item('c', { rps: 10, burst: 20 })])[0]!.granted;
+  t.equal(granted, 17, 'full again (21) less the 4 still leased: never more than 21 in all');
+});
+
+t.test('a refusal that starts a block tells the edges', async (t) => {
+  const blocks: [string, number][] = [];
+  let now = 0;
+  const a = new RateAuthority({
+    maxKeys: 1000,
+    edges: () => 2,
+    log: memoryLog(),
+    now: () => now,
+    onBlock: (key, ms) => blocks.push([key, ms]),
+  });
+  const p = { rps: 10, burst: 0, blockMs: 5000 };
+  t.equal(a.take([item('b', p)])[0]!.granted, 1);
+  t.equal(a.take([item('b', p)])[0]!.granted, 0);
+  t.same(blocks, [['b', 5000]]);
+  now = 1000;
+  a.take([item('b', p)]);
+  t.equal(blocks.length, 1, 'once per block');
 });
 
 t.test('idle buckets are forgotten by the sweep', async (t) => {
@@ -54,10 +88,13 @@ t.test('idle buckets are forgotten by the sweep', async (t) => {
   t.equal(a.size, 2);
   at(1000);
   a.sweep();
-  t.equal(a.size, 2, 'not full yet (2 tokens leased, 1 s each)');
-  at(2000);
+  t.equal(a.size, 2, 'leased tokens not settled yet');
+  at(4000);
   a.sweep();
-  t.equal(a.size, 0);
+  t.equal(a.size, 2, 'still waiting for the edge');
+  at(10_000);
+  a.sweep();
+  t.equal(a.size, 0, 'an edge that never settles (it died): counted as spent, then forgotten');
 });
 
 t.test(

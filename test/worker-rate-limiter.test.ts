@@ -9,7 +9,12 @@ import { memoryLog } from './helpers/fake-edge.js';
 
 /** `edges` limiters wired to one authority, answering asynchronously like the IPC channel. */
 function node(edges = 2, answer = true) {
-  const authority = new RateAuthority({ maxKeys: 10_000, edges: () => edges, log: memoryLog() });
+  const authority = new RateAuthority({
+    maxKeys: 10_000,
+    edges: () => edges,
+    log: memoryLog(),
+    onBlock: (key, ms) => setImmediate(() => limiters.forEach((l) => l.block(key, ms))),
+  });
   const sent: EdgeMessage[] = [];
   const limiters = Array.from({ length: edges }, () => {
     const link: SupervisorLink = new SupervisorLink((message) => {
@@ -24,8 +29,8 @@ function node(edges = 2, answer = true) {
             id: message.id,
             value: { results: authority.take(message.items) },
           });
-        } else if (message.type === 'rate-return') {
-          authority.giveBack(message.items);
+        } else if (message.type === 'rate-settle') {
+          authority.settle(message.items);
         }
       });
       return true;
@@ -173,7 +178,7 @@ t.test('the lease table is bounded; evicting a lease lets nobody through', async
     setImmediate(() => {
       if (m.type === 'rate-take')
         link.settle({ type: 'answer', id: m.id, value: { results: authority.take(m.items) } });
-      if (m.type === 'rate-return') authority.giveBack(m.items);
+      if (m.type === 'rate-settle') authority.settle(m.items);
     });
     return true;
   });
@@ -196,3 +201,32 @@ t.test(
     t.equal(await admit(limiters[0]!, p, `u:${'ü'.repeat(127)}`), 'ok', 'a long username too');
   },
 );
+
+t.test('a lease spent late never adds to a refilled bucket (reserved until settled)', async (t) => {
+  // 100 rps + 20 burst: 21 at once, then one per 10 ms.
+  const p = compilePolicy('proxy', { requests_per_second: 100, burst: 20, block_delay: 0 })!;
+  const { limiters } = node(2);
+  t.equal(await admit(limiters[0]!, p, 'c'), 'ok');
+  // Edge 0 keeps the rest of its lease while the bucket refills.
+  await new Promise((r) => setTimeout(r, 300));
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: 80 }, (_, i) => admit(limiters[i % 2]!, p, 'c')),
+  );
+  const refill = Math.ceil((performance.now() - started) / 10);
+  const ok = results.filter((r) => r === 'ok').length;
+  t.ok(ok <= 21 + refill, `${ok} admitted at once after the refill (at most 21 + ${refill})`);
+  t.ok(ok >= 15, 'and the budget is not lost either');
+});
+
+t.test('a block started on one edge holds on the other, whose lease is dropped', async (t) => {
+  const p = compilePolicy('proxy', { requests_per_second: 10, burst: 20, block_delay: 5000 })!;
+  const { limiters } = node(2);
+  t.equal(await admit(limiters[0]!, p, 'b'), 'ok', 'edge 0 holds a lease');
+  let refused = false;
+  for (let i = 0; i < 40 && !refused; i++) refused = (await admit(limiters[1]!, p, 'b')) !== 'ok';
+  t.ok(refused, 'edge 1 went over the limit: the block starts');
+  await new Promise((r) => setImmediate(r));
+  const after = await Promise.all(Array.from({ length: 10 }, () => admit(limiters[0]!, p, 'b')));
+  t.same(new Set(after), new Set(['RATE_LIMITED']), 'edge 0 refuses too, lease or not');
+});

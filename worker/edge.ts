@@ -221,6 +221,9 @@ function receive(message: SupervisorMessage): void {
     case 'drain':
       void drain(message.timeoutMs);
       break;
+    case 'rate-block':
+      services?.limiter.block(message.key, message.ms);
+      break;
     default: {
       const unhandled: never = message;
       log.error('unhandled message from the supervisor, dropped', {

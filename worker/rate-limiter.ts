@@ -1,11 +1,13 @@
 /*
  * The edge's side of rate limiting. The buckets live in the supervisor
  * (supervisor/rate-authority.ts), one per client and policy for the whole node; an edge holds
- * a lease per client: tokens granted by the supervisor, spent locally without any message,
- * for at most LEASE_MS. When a lease runs out the requests of that client wait for one ask
- * (asks made in one event-loop turn travel in one message); a refusal is remembered for as long
- * as the supervisor said, so a client over its limit is refused locally, with no message.
- * Unspent tokens go back when the lease expires or is evicted.
+ * a lease per client: tokens reserved for it by the supervisor, spent locally without any
+ * message, for at most LEASE_MS. When a lease runs out the requests of that client wait for one
+ * ask (asks made in one event-loop turn travel in one message); a refusal is remembered for as
+ * long as the supervisor said, so a client over its limit is refused locally, with no message.
+ * Spent tokens are reported every SETTLE_MS (and before any ask), unspent ones when the lease
+ * expires, is evicted, or the supervisor blocks the client (`rate-block`): until then the
+ * supervisor keeps them reserved, so a late-spent lease never adds to a refilled bucket.
  *
  * Memory: at most MAX_ENTRIES leases; expired ones are swept every second and, when the table
  * is full, the oldest are evicted (their tokens returned). Evicting a lease never lets anyone
@@ -15,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import type { RateLimitConfig } from '../conf/rate-limit-schema.js';
 import { GatewayError } from '../shared/errors.js';
-import { MAX_RATE_ITEMS, type RateReturnItem, type RateTakeItem } from '../shared/ipc.js';
+import { MAX_RATE_ITEMS, type RateSettleItem, type RateTakeItem } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { SupervisorLink } from './supervisor-link.js';
 import { addResponseHeader, type Exchange } from './uws-io.js';
@@ -27,6 +29,8 @@ export const MAX_ENTRIES = 100_000;
 /** An ask for tokens unanswered after this many ms refuses its requests (503). */
 const ASK_TIMEOUT_MS = 5_000;
 const SWEEP_MS = 1_000;
+/** Spent tokens are reported this often (the bucket's clock moves when they are). */
+const SETTLE_MS = 100;
 
 /**
  * A compiled limit: which budget (its `id` changes with its parameters, so a reload that
@@ -86,6 +90,8 @@ interface Lease {
   refusedUntil: number;
   /** Tokens the bucket kept after the last grant (for the RateLimit header). */
   remaining: number;
+  /** Tokens spent since the last report. */
+  spent: number;
   /** Set while an ask for this lease is on its way. */
   waiting: Promise<void> | undefined;
   /** The item of that ask: requests waiting add to its `want`. */
@@ -106,8 +112,12 @@ export class RateLimiter {
   readonly #maxEntries: number;
   readonly #leases = new Map<string, Lease>();
   #batch: Batch | undefined;
-  #returns: RateReturnItem[] = [];
+  /** Settlements to send: spent and unspent tokens. */
+  #settles: RateSettleItem[] = [];
+  /** Leases with spent tokens not yet reported. */
+  readonly #unsettled = new Map<string, Lease>();
   #timer: NodeJS.Timeout | undefined;
+  #settleTimer: NodeJS.Timeout | undefined;
 
   constructor(link: SupervisorLink, log: Logger, maxEntries = MAX_ENTRIES) {
     this.#link = link;
@@ -119,11 +129,26 @@ export class RateLimiter {
   start(): void {
     this.#timer = setInterval(() => this.sweep(), SWEEP_MS);
     this.#timer.unref();
+    this.#settleTimer = setInterval(() => this.#flushSettles(), SETTLE_MS);
+    this.#settleTimer.unref();
   }
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#settleTimer) clearInterval(this.#settleTimer);
     this.sweep(Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * The supervisor blocked `key` (block_delay): refuse it here for `ms` too, and give its
+   * unspent tokens back at once.
+   */
+  block(key: string, ms: number): void {
+    const lease = this.#leases.get(key);
+    if (lease === undefined) return;
+    lease.refusedUntil = Math.max(lease.refusedUntil, performance.now() + ms);
+    this.#giveBack(key, lease);
+    this.#flushSettles();
   }
 
   /** Leases held now. */
@@ -142,15 +167,16 @@ export class RateLimiter {
     const now = performance.now();
     let lease = this.#leases.get(key);
     if (lease !== undefined) {
+      if (now < lease.refusedUntil) throw refused(policy, lease.refusedUntil - now);
       if (lease.tokens > 0) {
         if (now < lease.expiresAt) {
           lease.tokens--;
+          if (lease.spent++ === 0) this.#unsettled.set(key, lease);
           announce(ex, policy, lease);
           return undefined;
         }
         this.#giveBack(key, lease);
       }
-      if (now < lease.refusedUntil) throw refused(policy, lease.refusedUntil - now);
       if (lease.waiting !== undefined) {
         lease.item!.want++;
         return lease.waiting.then(() => this.admit(policy, client, ex));
@@ -161,6 +187,7 @@ export class RateLimiter {
         expiresAt: 0,
         refusedUntil: 0,
         remaining: 0,
+        spent: 0,
         waiting: undefined,
         item: undefined,
       };
@@ -179,7 +206,7 @@ export class RateLimiter {
       this.#giveBack(key, lease);
       this.#leases.delete(key);
     }
-    this.#flushReturns();
+    this.#flushSettles();
   }
 
   #makeRoom(now: number): void {
@@ -191,18 +218,29 @@ export class RateLimiter {
       this.#giveBack(key, lease);
       this.#leases.delete(key);
     }
-    this.#flushReturns();
+    this.#flushSettles();
   }
 
+  /** Queues the lease's spent tokens and gives its unspent ones back. */
   #giveBack(key: string, lease: Lease): void {
-    if (lease.tokens > 0) this.#returns.push({ key, n: lease.tokens });
+    if (lease.tokens > 0 || lease.spent > 0) {
+      this.#settles.push({ key, spent: lease.spent, unspent: lease.tokens });
+    }
     lease.tokens = 0;
+    lease.spent = 0;
+    this.#unsettled.delete(key);
   }
 
-  #flushReturns(): void {
-    while (this.#returns.length > 0) {
-      const items = this.#returns.splice(0, MAX_RATE_ITEMS);
-      this.#link.notify({ type: 'rate-return', items });
+  /** Reports every spent token and queued settlement (in order, before any ask that follows). */
+  #flushSettles(): void {
+    for (const [key, lease] of this.#unsettled) {
+      if (lease.spent > 0) this.#settles.push({ key, spent: lease.spent, unspent: 0 });
+      lease.spent = 0;
+    }
+    this.#unsettled.clear();
+    while (this.#settles.length > 0) {
+      const items = this.#settles.splice(0, MAX_RATE_ITEMS);
+      this.#link.notify({ type: 'rate-settle', items });
     }
   }
 
@@ -234,7 +272,8 @@ export class RateLimiter {
   #flush(): void {
     const batch = this.#batch!;
     this.#batch = undefined;
-    this.#flushReturns();
+    // The supervisor learns what was spent before it decides what to grant.
+    this.#flushSettles();
     for (let start = 0; start < batch.items.length; start += MAX_RATE_ITEMS) {
       const end = Math.min(start + MAX_RATE_ITEMS, batch.items.length);
       const items = batch.items.slice(start, end);

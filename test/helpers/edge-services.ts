@@ -79,7 +79,13 @@ export async function inProcessNode(
   const keeper = new StoreKeeper(store, fleet, createLogger('test-keeper'));
   keeper.start();
   const guards = serveGuards(
-    { ...fleet, edges: [edge] },
+    {
+      ...fleet,
+      edges: [edge],
+      notifyAll: (notice) => {
+        if (notice.type === 'rate-block') services.limiter.block(notice.key, notice.ms);
+      },
+    },
     store,
     options.guards ?? DEFAULT_GUARDS,
     createLogger('test-guards'),

@@ -140,8 +140,9 @@ export class FakeEdge extends EventEmitter implements EdgeProcess {
       if (this.script.drain !== 'ignore') this.exit(0);
       return;
     }
-    // Answers to asks: this fake never asks.
+    // Answers to asks: this fake never asks; rate-limit notices concern no request here.
     if (message.type === 'answer' || message.type === 'answer-error') return;
+    if (message.type === 'rate-block') return;
     this.#answer(message, this.script[message.type] ?? 'ok');
   }
 
