@@ -1,3 +1,4 @@
+import { parseIpEntry } from '../shared/ip-match.js';
 import { foldPath } from '../shared/path-fold.js';
 import type { ConfigIssue } from './config-error.js';
 import type { Config } from './config-schema.js';
@@ -23,7 +24,7 @@ export function duplicatePrefixes(file: string, rawRoutes: unknown): ConfigIssue
   return duplicates(file, routes, 'routes', 'prefix', (p) => foldPath(trimTrailingSlash(p)));
 }
 
-/** Valid but suspicious settings: route users that do not exist. */
+/** Valid but suspicious settings: route users that do not exist, a proxy list that trusts all. */
 /** Exact paths the gateway answers itself (worker/endpoints.ts; `/adm` is refused outright). */
 const GATEWAY_PATHS: readonly string[] = ['/auth', '/logout'];
 
@@ -34,6 +35,15 @@ export function crossWarnings(
 ): string[] {
   const known = new Set(config.users.map((u) => u.username));
   const warnings: string[] = [];
+  config.trusted_proxies.forEach((entry, i) => {
+    // A /0 trusts every peer: any client then picks the address limits and lockouts key on.
+    if (parseIpEntry(entry).prefix === 0) {
+      warnings.push(
+        `${files.config}: trusted_proxies[${i}]: ${entry} trusts every address, so any client ` +
+          'can choose the address that allow lists, rate limits and lockouts see; list your proxies',
+      );
+    }
+  });
   routes.forEach((r, i) => {
     // worker/endpoints.ts answers these paths itself; only the paths below reach the route.
     if (GATEWAY_PATHS.includes(r.prefix.toLowerCase())) {

@@ -5,7 +5,8 @@ import { z } from 'zod';
  * route in routes.yml), the original's keys: `requests_per_second` (alias
  * `request_per_seconds`), `burst` (requests beyond the rate a client may send at once) and
  * `block_delay` (milliseconds a client that went over is refused, every request).
- * `requests_per_second: 0` (or the block left out) turns the limit off; `burst: 0` is valid.
+ * `requests_per_second: 0` (or the block left out, or `{}`) turns the limit off; `burst: 0` is
+ * valid; `burst` or `block_delay` without the rate is an error (it would read as a limit).
  * Semantics: README "Rate limits"; the limiter: shared/gcra.ts.
  */
 export const rateLimitSchema = z
@@ -13,8 +14,8 @@ export const rateLimitSchema = z
     // Fractions allowed: 0.5 means one request every two seconds. 0 disables the limiter.
     requests_per_second: z.number().min(0).max(1_000_000).optional(),
     request_per_seconds: z.number().min(0).max(1_000_000).optional(),
-    burst: z.int().min(0).max(1_000_000).default(0),
-    block_delay: z.int().min(0).max(86_400_000).default(0),
+    burst: z.int().min(0).max(1_000_000).optional(),
+    block_delay: z.int().min(0).max(86_400_000).optional(),
   })
   .superRefine((rl, ctx) => {
     if (rl.requests_per_second !== undefined && rl.request_per_seconds !== undefined) {
@@ -22,6 +23,18 @@ export const rateLimitSchema = z
         code: 'custom',
         path: ['request_per_seconds'],
         message: 'give either requests_per_second or its alias request_per_seconds, not both',
+      });
+    }
+    // `{burst: 50}` alone would read as "limited" and be off: say so instead of ignoring it.
+    if (
+      rl.requests_per_second === undefined &&
+      rl.request_per_seconds === undefined &&
+      (rl.burst !== undefined || rl.block_delay !== undefined)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['requests_per_second'],
+        message: 'missing: give the rate with burst and block_delay (0 turns the limit off)',
       });
     }
     const rps = rl.requests_per_second ?? rl.request_per_seconds ?? 0;
@@ -38,8 +51,8 @@ export const rateLimitSchema = z
   })
   .transform(({ requests_per_second, request_per_seconds, burst, block_delay }) => ({
     requests_per_second: requests_per_second ?? request_per_seconds ?? 0,
-    burst,
-    block_delay,
+    burst: burst ?? 0,
+    block_delay: block_delay ?? 0,
   }));
 
 /** A validated rate-limit block. */

@@ -19,6 +19,10 @@ const WAIT_MS = 10_000;
 /** An admitted attempt whose result never came (its edge died) is released after this. */
 const TICKET_MS = 120_000;
 const SWEEP_MS = 10_000;
+/** A table found full of active counters is not rescanned for this long. */
+const FULL_RESCAN_MS = 100;
+/** The "table full" warning is logged at most this often. */
+const FULL_LOG_MS = 10_000;
 
 /** How an admitted attempt ended, as its edge reports it. */
 export type AttemptOutcome = 'success' | 'failure' | 'aborted';
@@ -58,10 +62,12 @@ interface Waiter {
  * ban period. A success forgets the user's failures (not the address's: an attacker with an
  * account of their own must not reset their address's count by logging into it).
  *
- * Memory: MAX_COUNTERS counters (a counter without failures in the window and nothing in
- * flight is dropped first; when full, the least recently used idle one), MAX_WAITING waiting
- * attempts (beyond, refused as locked out for a second). Bans themselves are bounded by the
- * rate of Argon2 checks: each one costs a failed check.
+ * Memory: MAX_COUNTERS counters. Idle ones (no failure in the window, nothing in flight) are
+ * dropped by the sweep and, when the table is full, down to 90% of it; a counter that holds
+ * failures is never dropped (its subject would get fresh guesses), so when every counter is
+ * active an attempt from a new user or address is refused (429 for a second, logged): fail
+ * closed. MAX_WAITING waiting attempts (beyond, refused the same way). Bans themselves are
+ * bounded by the rate of Argon2 checks: each one costs a failed check.
  */
 export class LoginGuard {
   readonly #store: Store;
@@ -73,6 +79,9 @@ export class LoginGuard {
   /** Bans written but not yet committed: checked with the store's. */
   readonly #pendingBans = new Map<string, number>();
   #nextTicket = 1;
+  readonly #maxCounters: number;
+  #fullUntil = Number.NEGATIVE_INFINITY;
+  #lastFullLog = Number.NEGATIVE_INFINITY;
   #timer: NodeJS.Timeout | undefined;
   readonly #now: () => number;
 
@@ -82,7 +91,10 @@ export class LoginGuard {
     settings: LockoutSettings;
     /** Wall-clock ms (bans are unix times in the store); Date.now unless a test drives time. */
     now?: () => number;
+    /** MAX_COUNTERS unless a test wants a small table. */
+    maxCounters?: number;
   }) {
+    this.#maxCounters = options.maxCounters ?? MAX_COUNTERS;
     this.#store = options.store;
     this.#log = options.log;
     this.#settings = options.settings;
@@ -131,14 +143,15 @@ export class LoginGuard {
     if (t === undefined) return;
     this.#tickets.delete(ticket);
     const now = this.#now();
-    const user = t.user === null ? undefined : this.#counter('user', t.user);
-    const ip = this.#counter('ip', t.ip);
+    // Counters with an attempt in flight are never dropped: these exist.
+    const user = t.user === null ? undefined : this.#counters.get(`user ${t.user}`);
+    const ip = this.#counters.get(`ip ${t.ip}`);
     if (user) user.inflight = Math.max(0, user.inflight - 1);
-    ip.inflight = Math.max(0, ip.inflight - 1);
+    if (ip) ip.inflight = Math.max(0, ip.inflight - 1);
     if (outcome === 'success' && user) user.failures = [];
     if (outcome === 'failure') {
       if (user && t.user !== null) this.#fail('user', t.user, user, t.ip, now);
-      this.#fail('ip', t.ip, ip, t.user, now);
+      if (ip) this.#fail('ip', t.ip, ip, t.user, now);
     }
     this.#wake();
   }
@@ -165,6 +178,9 @@ export class LoginGuard {
     if (lockedMs > 0) return { ticket: 0, lockedMs };
     const u = user === null ? undefined : this.#counter('user', user);
     const i = this.#counter('ip', ip);
+    // No room to count this attempt: refused, never checked uncounted (fail closed).
+    if (i === undefined || (user !== null && u === undefined))
+      return { ticket: 0, lockedMs: 1_000 };
     if ((u && !this.#fits(u, now)) || !this.#fits(i, now)) return undefined;
     if (u) u.inflight++;
     i.inflight++;
@@ -198,11 +214,12 @@ export class LoginGuard {
     return c.inflight === 0 && c.failures.length === 0;
   }
 
-  #counter(kind: LoginBanKind, subject: string): Counter {
+  /** The counter of a subject, created if there is room; undefined when the table is full. */
+  #counter(kind: LoginBanKind, subject: string): Counter | undefined {
     const key = `${kind} ${subject}`;
     let c = this.#counters.get(key);
     if (c === undefined) {
-      if (this.#counters.size >= MAX_COUNTERS) this.#makeRoom();
+      if (this.#counters.size >= this.#maxCounters && !this.#makeRoom()) return undefined;
       c = { failures: [], inflight: 0, lastOther: null };
     } else {
       this.#counters.delete(key);
@@ -211,13 +228,28 @@ export class LoginGuard {
     return c;
   }
 
-  #makeRoom(): void {
+  /**
+   * Drops idle counters (no failure in the window, nothing in flight) down to the low-water
+   * mark. A counter that holds failures is never dropped: that would give its subject fresh
+   * guesses. False when nothing could be dropped; the table is then not rescanned for a while.
+   */
+  #makeRoom(): boolean {
     const now = this.#now();
-    this.sweep(now);
+    if (now < this.#fullUntil) return false;
+    const target = Math.floor(this.#maxCounters * 0.9);
     for (const [key, c] of this.#counters) {
-      if (this.#counters.size < MAX_COUNTERS) break;
-      if (c.inflight === 0) this.#counters.delete(key);
+      if (this.#counters.size <= target) break;
+      if (this.#idle(c, now)) this.#counters.delete(key);
     }
+    if (this.#counters.size < this.#maxCounters) return true;
+    this.#fullUntil = now + FULL_RESCAN_MS;
+    if (now - this.#lastFullLog >= FULL_LOG_MS) {
+      this.#lastFullLog = now;
+      this.#log.warn('lockout table full: attempts from new users and addresses are refused', {
+        counters: this.#counters.size,
+      });
+    }
+    return false;
   }
 
   #fail(kind: LoginBanKind, subject: string, c: Counter, other: string | null, now: number): void {
@@ -228,7 +260,8 @@ export class LoginGuard {
     const failures = c.failures.length;
     c.failures = [];
     const bannedAt = Math.floor(now / 1000);
-    const until = Math.ceil((now + this.#settings.banTimeMs) / 1000);
+    // Rounded down: a ban never outlasts ban_time (Retry-After at most ban_time).
+    const until = Math.floor((now + this.#settings.banTimeMs) / 1000);
     const ban: LoginBan = { kind, subject, until, bannedAt, failures };
     const key = `${kind} ${subject}`;
     this.#pendingBans.set(key, until);

@@ -233,6 +233,25 @@ t.test('empty user and method lists are errors: nobody, or anybody?', async (t) 
   t.match(issues([route({ username: [] })])[0]?.message, /ambiguous/);
 });
 
+t.test('warnings: trusted_proxies that trust every address', async (t) => {
+  for (const all of ['0.0.0.0/0', '::/0']) {
+    const { warnings } = parseConfig(
+      { ...CONFIG, trusted_proxies: ['10.0.0.1', all] },
+      { routes: [route()] },
+      FILES,
+    );
+    t.match(warnings, [
+      new RegExp(`trusted_proxies\\[1\\]: ${all.replace('.', '\\.')} trusts every address`),
+    ]);
+  }
+  const { warnings } = parseConfig(
+    { ...CONFIG, trusted_proxies: ['10.0.0.0/8', '::1'] },
+    { routes: [route()] },
+    FILES,
+  );
+  t.same(warnings, [], 'a real proxy list is quiet');
+});
+
 t.test('warnings: unknown route users', async (t) => {
   const { warnings } = parseRoutes([route({ username: ['admin', 'ghost'] })]);
   t.same(warnings, [`${FILES.routes}: routes[0].username[1]: no user named "ghost"`]);
@@ -442,5 +461,10 @@ t.test(
       'routes[0].ratelimit.burst',
     ]);
     t.same(keys([route({ ratelimit: { rps: 1 } })]), ['routes[0].ratelimit.rps']);
+    t.same(
+      keys([route({ ratelimit: { burst: 50 } })]),
+      ['routes[0].ratelimit.requests_per_second'],
+      'a burst without a rate would silently turn the limit off: an error',
+    );
   },
 );

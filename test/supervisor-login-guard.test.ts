@@ -9,12 +9,12 @@ import { memoryLog } from './helpers/fake-edge.js';
 const SETTINGS: LockoutSettings = { maxFailures: 3, findTimeMs: 60_000, banTimeMs: 300_000 };
 const T0 = Date.UTC(2026, 10, 30, 10, 0, 0);
 
-async function guard(t: Test, settings = SETTINGS) {
+async function guard(t: Test, settings = SETTINGS, maxCounters?: number) {
   const dir = await mkdtemp(join(tmpdir(), 'proxyauth-guard-'));
   const store = openStore(dir, { readOnly: false });
   let now = T0;
   const log = memoryLog();
-  const g = new LoginGuard({ store, log, settings, now: () => now });
+  const g = new LoginGuard({ store, log, settings, now: () => now, maxCounters });
   t.teardown(async () => {
     g.stop();
     await store.close();
@@ -162,3 +162,30 @@ t.test('max_failures 0: everything admitted, nothing counted', async (t) => {
     t.same(await g.attempt('alice', '10.0.0.1'), { ticket: 0, lockedMs: 0 });
   t.equal(g.counters, 0);
 });
+
+t.test(
+  'a full table keeps every counter with failures and refuses newcomers (fail closed)',
+  async (t) => {
+    const { g, log, at } = await guard(t, SETTINGS, 10);
+    await fail(g, 'alice', '10.0.0.1');
+    await fail(g, 'alice', '10.0.0.1');
+    // Churn: fresh names and addresses, each failing once, until the table is full.
+    const answers = [];
+    for (let i = 0; i < 50; i++) answers.push(await fail(g, `u${i}`, `192.0.2.${i}`));
+    t.ok(g.counters <= 10, `${g.counters} counters`);
+    t.ok(
+      answers.slice(-10).every((a) => a.lockedMs === 1_000),
+      'newcomers are refused while every counter holds failures',
+    );
+    t.match(log.lines, [{ level: 'warn', msg: /lockout table full/ }]);
+    t.ok((await probe(g, 'alice', '10.0.0.1')) === 0, "alice's failures are still counted...");
+    await fail(g, 'alice', '10.0.0.1');
+    t.ok((await probe(g, 'alice', '10.0.0.1')) > 0, '...so her third failure bans her');
+    at(61_000);
+    g.sweep();
+    t.ok(
+      (await g.attempt('newcomer', '198.51.100.1')).ticket > 0,
+      'room again once failures age out',
+    );
+  },
+);
