@@ -13,7 +13,10 @@ function node(edges = 2, answer = true) {
     maxKeys: 10_000,
     edges: () => edges,
     log: memoryLog(),
-    onBlock: (key, ms) => setImmediate(() => limiters.forEach((l) => l.block(key, ms))),
+    onBlock: (key, ms) =>
+      setImmediate(() => {
+        for (const l of limiters) l.block(key, ms);
+      }),
   });
   const sent: EdgeMessage[] = [];
   const limiters = Array.from({ length: edges }, () => {
