@@ -312,11 +312,14 @@ export class RateLimiter {
 
 const LIMITER_UNAVAILABLE = new GatewayError('LIMITER_UNAVAILABLE');
 
-/** The RateLimit header of an admitted request: what this edge knows is left, and when full. */
+/**
+ * The RateLimit header of an admitted request: what this edge knows is left, and when the
+ * bucket is full. RateLimit-Policy goes with refusals only: it never changes, and every header
+ * written is one more call into uWS on the hot path.
+ */
 function announce(ex: Exchange, policy: LimitPolicy, lease: Lease): void {
   const left = Math.min(policy.capacity, lease.tokens + lease.remaining);
   const reset = Math.ceil((policy.capacity - left) / policy.rps);
-  addResponseHeader(ex, 'ratelimit-policy', policy.policyHeader);
   addResponseHeader(ex, 'ratelimit', `"${policy.name}";r=${left};t=${reset}`);
 }
 

@@ -31,6 +31,8 @@ export interface UserEntry {
   readonly hash: string;
   readonly identity: UpstreamIdentity;
   readonly allows: ((ip: string) => boolean) | undefined;
+  /** The user's rate-limit client key (`u:<name>`), built once. */
+  readonly limitKey: string;
 }
 
 export interface CompiledRoute {
@@ -148,6 +150,7 @@ function compileUsers(config: Config): Map<string, UserEntry> {
       hash: u.password,
       identity: { user: encodeIdentity(u.username), roles: u.roles.map(encodeIdentity).join(',') },
       allows: u.allow && u.allow.length > 0 ? compileIpMatcher(u.allow) : undefined,
+      limitKey: `u:${u.username}`,
     });
   }
   return users;
