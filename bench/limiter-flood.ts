@@ -42,18 +42,25 @@ function floodAuthority(clients: number) {
   const policy = { rps: 10, burst: 5, blockMs: 0 };
   const hog = { key: 'proxy|10|5|0 i:192.0.2.1', ...policy, want: 6 };
   authority.take([hog]);
+  authority.settle([{ key: hog.key, spent: 6, unspent: 0, ageMs: 0 }]);
   const before = heapMiB();
   let largest = 0;
   let hogAdmitted = 0;
   const started = process.cpuUsage();
   for (let i = 0; i < clients; i++) {
     now = i / 100;
-    authority.take([{ key: `proxy|10|5|0 ${address(i)}`, ...policy, want: 1 }]);
+    const key = `proxy|10|5|0 ${address(i)}`;
+    // As an edge does: the lease is spent and reported at once.
+    const [g] = authority.take([{ key, ...policy, want: 1 }]);
+    authority.settle([{ key, spent: 1, unspent: g!.granted - 1, ageMs: 0 }]);
     largest = Math.max(largest, authority.size);
     // The hog asks again every 100 new clients (every ms); refills are spent at once.
     if (i % 100 === 0) {
       const [r] = authority.take([{ ...hog, want: 1 }]);
-      if (r!.granted > 0) hogAdmitted += r!.granted;
+      if (r!.granted > 0) {
+        hogAdmitted += r!.granted;
+        authority.settle([{ key: hog.key, spent: r!.granted, unspent: 0, ageMs: 0 }]);
+      }
     }
   }
   const cpu = process.cpuUsage(started);

@@ -52,11 +52,16 @@ export interface Grant {
   refuseMs: number;
   /** Tokens left in the bucket after the grant. */
   remaining: number;
+  /**
+   * Refused only because other edges hold reserved tokens (not over the limit: they may be
+   * settled unspent soon); the asker should wait `refuseMs` and ask again, not refuse.
+   */
+  held: boolean;
 }
 
 // Float ms arithmetic: a token due within this much counts as there.
 const EPSILON = 1e-6;
-/** A refusal while every token is reserved (by other edges) is retried after this long. */
+/** A refusal while reserved tokens fill the bucket is retried after this long at most. */
 const RESERVED_RETRY_MS = 50;
 
 /** A full bucket for `policy`. */
@@ -78,6 +83,11 @@ export function newBucket(policy: RatePolicy, now: number): Bucket {
  */
 export const RESERVATION_MS = 5_000;
 
+/** A wait of `due` ms, but at least EPSILON and at most `max`. */
+function clamp(due: number, max: number): number {
+  return Math.min(Math.max(due, EPSILON), max);
+}
+
 function expireReservation(b: Bucket, now: number): void {
   if (b.reserved === 0 || now < b.reservedUntil) return;
   b.tat = Math.max(b.tat, b.reservedUntil) + b.reserved * b.periodMs;
@@ -91,9 +101,14 @@ function expireReservation(b: Bucket, now: number): void {
 export function tokensAt(b: Bucket, now: number): number {
   expireReservation(b, now);
   if (b.blockedUntil > now) return 0;
+  return Math.max(0, refilledAt(b, now) - b.reserved);
+}
+
+/** Tokens the clock has given back at `now`, reserved ones included. */
+function refilledAt(b: Bucket, now: number): number {
   const debt = b.tat - now;
-  const refilled = debt <= 0 ? b.capacity : Math.floor(b.capacity - debt / b.periodMs + EPSILON);
-  return Math.max(0, refilled - b.reserved);
+  if (debt <= 0) return b.capacity;
+  return Math.max(0, Math.floor(b.capacity - debt / b.periodMs + EPSILON));
 }
 
 /** Ms until the bucket is full again (0 when it is), for the `t` of the RateLimit header. */
@@ -113,23 +128,29 @@ export function takeTokens(
   spread: number,
   blockMs: number,
 ): Grant {
-  if (b.blockedUntil > now) return { granted: 0, refuseMs: b.blockedUntil - now, remaining: 0 };
+  if (b.blockedUntil > now) {
+    return { granted: 0, refuseMs: b.blockedUntil - now, remaining: 0, held: false };
+  }
   const available = tokensAt(b, now);
   if (available === 0) {
+    if (refilledAt(b, now) > 0) {
+      // Empty only because other edges hold reserved tokens: they may come back unspent, so
+      // this is no reason to block; ask again soon (or when the next token is due).
+      const due = b.tat - now - (b.capacity - 1 - b.reserved) * b.periodMs;
+      return { granted: 0, refuseMs: clamp(due, RESERVED_RETRY_MS), remaining: 0, held: true };
+    }
     if (blockMs > 0) {
       b.blockedUntil = now + blockMs;
-      return { granted: 0, refuseMs: blockMs, remaining: 0 };
+      return { granted: 0, refuseMs: blockMs, remaining: 0, held: false };
     }
-    // The next token is due when the debt drops to (capacity - 1 - reserved) periods; while
-    // reserved tokens fill the bucket, when a lease would have expired at the latest.
-    const due = b.tat - now - (b.capacity - 1 - b.reserved) * b.periodMs;
-    const refuseMs = b.reserved >= b.capacity ? RESERVED_RETRY_MS : due;
-    return { granted: 0, refuseMs: Math.max(refuseMs, EPSILON), remaining: 0 };
+    // The next token is due when the debt drops to (capacity - 1) periods.
+    const refuseMs = b.tat - now - (b.capacity - 1) * b.periodMs;
+    return { granted: 0, refuseMs: Math.max(refuseMs, EPSILON), remaining: 0, held: false };
   }
   const granted = Math.min(available, Math.max(want, Math.floor(available / spread)));
   b.reserved += granted;
   b.reservedUntil = now + RESERVATION_MS;
-  return { granted, refuseMs: 0, remaining: available - granted };
+  return { granted, refuseMs: 0, remaining: available - granted, held: false };
 }
 
 /**

@@ -74,6 +74,8 @@ export interface RateTakeResult {
   refuseMs: number;
   /** Tokens left in the bucket after this grant. */
   remaining: number;
+  /** Refused only because another edge holds the tokens: wait `refuseMs` and ask again. */
+  held: boolean;
 }
 
 /** What an edge did with leased tokens since its last report: spent, or given back unspent. */
@@ -81,6 +83,8 @@ export interface RateSettleItem {
   key: string;
   spent: number;
   unspent: number;
+  /** Ms since the newest of the spent tokens was spent (0 when none was). */
+  ageMs: number;
 }
 
 /** Supervisor → edge requests: each carries an `id`, and the edge answers it exactly once. */
@@ -267,7 +271,7 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('rate-settle'),
     items: z
-      .array(z.strictObject({ key: rateKeySchema, spent: count, unspent: count }))
+      .array(z.strictObject({ key: rateKeySchema, spent: count, unspent: count, ageMs: ms }))
       .max(MAX_RATE_ITEMS),
   }),
   z.strictObject({
@@ -315,7 +319,7 @@ const answerSchemas = {
   }),
   'rate-take': z.strictObject({
     results: z
-      .array(z.strictObject({ granted: count, refuseMs: ms, remaining: count }))
+      .array(z.strictObject({ granted: count, refuseMs: ms, remaining: count, held: z.boolean() }))
       .max(MAX_RATE_ITEMS),
   }),
   'login-attempt': z.strictObject({ ticket: z.int().nonnegative(), lockedMs: ms }),

@@ -182,11 +182,12 @@ export class Fleet {
     this.#askHandlers.set(type, handler as unknown as AskHandler<EdgeAskType>);
   }
 
-  /** Sends a notice to every edge that is not retiring; an edge that cannot take it misses it. */
+  /**
+   * Sends a notice to every live edge, draining ones included (they still answer the requests
+   * of their open connections); an edge that cannot take it misses it.
+   */
   notifyAll(notice: EdgeNotice): void {
-    for (const edge of this.#edges) {
-      if (edge.state !== 'retiring' && edge.state !== 'gone') edge.channel.notify(notice);
-    }
+    for (const edge of this.#edges) if (edge.state !== 'gone') edge.channel.notify(notice);
   }
 
   /**

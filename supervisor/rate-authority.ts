@@ -1,18 +1,9 @@
-import {
-  type Bucket,
-  isIdle,
-  isOverLimit,
-  newBucket,
-  settleTokens,
-  takeTokens,
-} from '../shared/gcra.js';
+import { type Bucket, isIdle, newBucket, settleTokens, takeTokens } from '../shared/gcra.js';
 import type { RateSettleItem, RateTakeItem, RateTakeResult } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 
 /** How often idle buckets are forgotten. */
 const SWEEP_MS = 5_000;
-/** When the table is full, room is made down to this fraction of the cap. */
-const LOW_WATER = 0.95;
 /** A new client refused because the table is full of clients over their limit waits this long. */
 const FULL_REFUSE_MS = 1_000;
 /** A table found full of clients over their limit is not rescanned for this long. */
@@ -46,11 +37,10 @@ export interface RateAuthorityOptions {
  * they spend a lease. When a refusal starts a block (block_delay), every edge is told to refuse
  * the client and drop its lease (`onBlock`).
  *
- * Memory: at most `maxKeys` buckets. Full buckets are forgotten (a full bucket and no bucket
- * are the same state); when the table is full, buckets with at least one token left are
- * evicted too, least recently used first (such a client loses at most its unused credit,
- * never its debt). A client over its limit is never evicted: if every bucket is over its
- * limit, a new client is refused (fail closed) and a warning is logged.
+ * Memory: at most `maxKeys` buckets. Idle buckets (full, unreserved, unblocked: the same state
+ * as no bucket) are forgotten every SWEEP_MS and whenever the table is full. Nothing else is
+ * ever evicted, so no client's debt is forgiven: when no bucket is idle, a new client is
+ * refused (fail closed), the table is not rescanned for FULL_RESCAN_MS, and a warning is logged.
  */
 export class RateAuthority {
   readonly #buckets = new Map<string, Bucket>();
@@ -99,9 +89,11 @@ export class RateAuthority {
   /** Settles leased tokens, spent or unspent; a bucket forgotten meanwhile had none reserved. */
   settle(items: readonly RateSettleItem[]): void {
     const now = this.#now();
-    for (const { key, spent, unspent } of items) {
+    for (const { key, spent, unspent, ageMs } of items) {
       const bucket = this.#buckets.get(key);
-      if (bucket !== undefined) settleTokens(bucket, now, spent, unspent);
+      // Charged from the newest spend (no earlier than any of them was spent): strict, and no
+      // later than it (a late report would otherwise push the refill back).
+      if (bucket !== undefined) settleTokens(bucket, now - Math.min(ageMs, 10_000), spent, unspent);
     }
   }
 
@@ -116,14 +108,11 @@ export class RateAuthority {
     if (bucket === undefined) {
       if (buckets.size >= this.#maxKeys && (now < this.#fullUntil || !this.#makeRoom(now))) {
         this.#reportFull(now);
-        return { granted: 0, refuseMs: FULL_REFUSE_MS, remaining: 0 };
+        return { granted: 0, refuseMs: FULL_REFUSE_MS, remaining: 0, held: false };
       }
       bucket = newBucket(item, now);
-    } else {
-      // Re-inserted: the map's order is then least recently used first, for #makeRoom.
-      buckets.delete(item.key);
+      buckets.set(item.key, bucket);
     }
-    buckets.set(item.key, bucket);
     const wasBlocked = bucket.blockedUntil > now;
     const grant = takeTokens(bucket, now, item.want, 2 * edges, item.blockMs);
     if (!wasBlocked && bucket.blockedUntil > now) this.#options.onBlock?.(item.key, grant.refuseMs);
@@ -131,19 +120,13 @@ export class RateAuthority {
   }
 
   /**
-   * Frees room down to the low-water mark: idle buckets first, then buckets with a token
-   * left, least recently used first. False when nothing could be freed (all over the limit).
+   * Frees room by forgetting idle buckets (full, unreserved, unblocked: the same state as no
+   * bucket). A bucket with debt or reservations is never forgotten, that would forgive them.
+   * False when nothing could be freed.
    */
   #makeRoom(now: number): boolean {
     const buckets = this.#buckets;
-    const target = Math.floor(this.#maxKeys * LOW_WATER);
     this.sweep(now);
-    if (buckets.size > target) {
-      for (const [key, bucket] of buckets) {
-        if (buckets.size <= target) break;
-        if (!isOverLimit(bucket, now)) buckets.delete(key);
-      }
-    }
     if (buckets.size < this.#maxKeys) return true;
     // Every bucket is over its limit: rescanning for each new client would cost O(n) each.
     this.#fullUntil = now + FULL_RESCAN_MS;

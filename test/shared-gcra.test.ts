@@ -100,8 +100,12 @@ t.test(
 t.test('a refusal while every token is reserved retries soon', async (t) => {
   const b = newBucket({ rps: 1, burst: 1, blockMs: 0 }, 0);
   t.equal(takeTokens(b, 0, 2, 1, 0).granted, 2);
-  const r = takeTokens(b, 0, 1, 1, 0);
-  t.same([r.granted, r.refuseMs], [0, 50]);
+  const r = takeTokens(b, 0, 1, 1, 5000);
+  t.same([r.granted, r.refuseMs, r.held], [0, 50, true], 'held: wait and ask again');
+  t.equal(b.blockedUntil, 0, 'tokens held elsewhere are no reason to block');
+  settleTokens(b, 0, 2, 0);
+  const spent = takeTokens(b, 0, 1, 1, 5000);
+  t.same([spent.granted, spent.held, spent.refuseMs], [0, false, 5000], 'spent: over, blocked');
 });
 
 t.test(
@@ -111,10 +115,10 @@ t.test(
     t.equal(takeTokens(b, 0, 1, 4, 0).granted, 250, 'a quarter of 1000');
     t.equal(takeTokens(b, 0, 1, 4, 0).granted, 187);
     const small = newBucket({ rps: 1, burst: 2, blockMs: 0 }, 0);
-    t.same(takeTokens(small, 0, 1, 4, 0), { granted: 1, refuseMs: 0, remaining: 2 });
+    t.same(takeTokens(small, 0, 1, 4, 0), { granted: 1, refuseMs: 0, remaining: 2, held: false });
     t.same(
       takeTokens(small, 0, 5, 4, 0),
-      { granted: 2, refuseMs: 0, remaining: 0 },
+      { granted: 2, refuseMs: 0, remaining: 0, held: false },
       'no more than held',
     );
   },

@@ -42,11 +42,11 @@ t.test('unspent tokens are granted again; spent ones move the clock', async (t) 
   const [r] = a.take([item('k', { want: 11 })]);
   t.equal(r!.granted, 11);
   t.equal(a.take([item('k')])[0]!.granted, 0);
-  a.settle([{ key: 'k', spent: 7, unspent: 4 }]);
+  a.settle([{ key: 'k', spent: 7, unspent: 4, ageMs: 0 }]);
   t.equal(a.take([item('k', { want: 10 })])[0]!.granted, 4, 'the 4 unspent');
   at(1000);
   t.equal(a.take([item('k', { want: 11 })])[0]!.granted, 7, 'refilled, less the 4 reserved');
-  a.settle([{ key: 'gone', spent: 1, unspent: 4 }]);
+  a.settle([{ key: 'gone', spent: 1, unspent: 4, ageMs: 0 }]);
   t.equal(a.size, 1, 'a settlement for a forgotten key creates nothing');
 });
 
@@ -55,7 +55,7 @@ t.test('a lease spent late never adds to a refilled bucket (reserved until settl
   // 10 rps + 20 burst: the first ask leases a quarter of 21.
   const first = a.take([item('c', { rps: 10, burst: 20 })])[0]!;
   t.equal(first.granted, 5);
-  a.settle([{ key: 'c', spent: 1, unspent: 0 }]);
+  a.settle([{ key: 'c', spent: 1, unspent: 0, ageMs: 0 }]);
   at(600);
   // The edge still holds 4; the bucket refilled: only 21 - 4 are free.
   let granted = 0;
@@ -75,8 +75,11 @@ t.test('a refusal that starts a block tells the edges', async (t) => {
   });
   const p = { rps: 10, burst: 0, blockMs: 5000 };
   t.equal(a.take([item('b', p)])[0]!.granted, 1);
+  t.equal(a.take([item('b', p)])[0]!.granted, 0, 'refused: the token is reserved...');
+  t.same(blocks, [], '...which is no reason to block: it may come back unspent');
+  a.settle([{ key: 'b', spent: 1, unspent: 0, ageMs: 0 }]);
   t.equal(a.take([item('b', p)])[0]!.granted, 0);
-  t.same(blocks, [['b', 5000]]);
+  t.same(blocks, [['b', 5000]], 'spent: over the limit, blocked');
   now = 1000;
   a.take([item('b', p)]);
   t.equal(blocks.length, 1, 'once per block');
@@ -130,6 +133,10 @@ t.test('a smaller cap from a reload applies to new clients', async (t) => {
   for (let i = 0; i < 1500; i++) a.take([item(`c-${i}`, { rps: 1000, burst: 9 })]);
   a.configure(1000);
   at(0.5);
-  a.take([item('late', { rps: 1000, burst: 9 })]);
+  t.equal(a.take([item('late', { rps: 1000, burst: 9 })])[0]!.granted, 0, 'nothing idle: refused');
+  t.equal(a.size, 1500, 'no debt or reservation is forgiven to make room');
+  for (let i = 0; i < 1500; i++) a.settle([{ key: `c-${i}`, spent: 0, unspent: 5, ageMs: 0 }]);
+  at(1000);
+  t.ok(a.take([item('late2', { rps: 1000, burst: 9 })])[0]!.granted > 0, 'idle ones forgotten');
   t.ok(a.size <= 1000);
 });

@@ -29,8 +29,13 @@ export const MAX_ENTRIES = 100_000;
 /** An ask for tokens unanswered after this many ms refuses its requests (503). */
 const ASK_TIMEOUT_MS = 5_000;
 const SWEEP_MS = 1_000;
-/** Spent tokens are reported this often (the bucket's clock moves when they are). */
+/** Spent tokens are reported this often, and when a lease is used up. */
 const SETTLE_MS = 100;
+/**
+ * Requests wait at most this long for tokens another edge holds (the supervisor says `held`):
+ * a lease lasts LEASE_MS and spends are reported every SETTLE_MS. Beyond, they are refused.
+ */
+const MAX_HOLD_MS = LEASE_MS + 2 * SETTLE_MS;
 
 /**
  * A compiled limit: which budget (its `id` changes with its parameters, so a reload that
@@ -92,8 +97,12 @@ interface Lease {
   remaining: number;
   /** Tokens spent since the last report. */
   spent: number;
-  /** Set while an ask for this lease is on its way. */
+  /** performance.now() of the newest of them. */
+  lastSpentAt: number;
+  /** Set while an ask for this lease is on its way (or its requests wait to ask again). */
   waiting: Promise<void> | undefined;
+  /** performance.now() of the first `held` answer of the current wait; 0 when not waiting. */
+  heldSince: number;
   /** The item of that ask: requests waiting add to its `want`. */
   item: RateTakeItem | undefined;
 }
@@ -118,6 +127,7 @@ export class RateLimiter {
   readonly #unsettled = new Map<string, Lease>();
   #timer: NodeJS.Timeout | undefined;
   #settleTimer: NodeJS.Timeout | undefined;
+  #settleScheduled = false;
 
   constructor(link: SupervisorLink, log: Logger, maxEntries = MAX_ENTRIES) {
     this.#link = link;
@@ -172,13 +182,16 @@ export class RateLimiter {
         if (now < lease.expiresAt) {
           lease.tokens--;
           if (lease.spent++ === 0) this.#unsettled.set(key, lease);
+          lease.lastSpentAt = now;
+          // A used-up lease is reported at once: other edges may be waiting for its tokens.
+          if (lease.tokens === 0) this.#settleSoon();
           announce(ex, policy, lease);
           return undefined;
         }
         this.#giveBack(key, lease);
       }
       if (lease.waiting !== undefined) {
-        lease.item!.want++;
+        if (lease.item !== undefined) lease.item.want++;
         return lease.waiting.then(() => this.admit(policy, client, ex));
       }
     } else {
@@ -188,7 +201,9 @@ export class RateLimiter {
         refusedUntil: 0,
         remaining: 0,
         spent: 0,
+        lastSpentAt: 0,
         waiting: undefined,
+        heldSince: 0,
         item: undefined,
       };
       if (this.#leases.size >= this.#maxEntries) this.#makeRoom(now);
@@ -224,17 +239,28 @@ export class RateLimiter {
   /** Queues the lease's spent tokens and gives its unspent ones back. */
   #giveBack(key: string, lease: Lease): void {
     if (lease.tokens > 0 || lease.spent > 0) {
-      this.#settles.push({ key, spent: lease.spent, unspent: lease.tokens });
+      this.#settles.push({ key, spent: lease.spent, unspent: lease.tokens, ageMs: age(lease) });
     }
     lease.tokens = 0;
     lease.spent = 0;
     this.#unsettled.delete(key);
   }
 
+  #settleSoon(): void {
+    if (this.#settleScheduled) return;
+    this.#settleScheduled = true;
+    setImmediate(() => {
+      this.#settleScheduled = false;
+      this.#flushSettles();
+    });
+  }
+
   /** Reports every spent token and queued settlement (in order, before any ask that follows). */
   #flushSettles(): void {
     for (const [key, lease] of this.#unsettled) {
-      if (lease.spent > 0) this.#settles.push({ key, spent: lease.spent, unspent: 0 });
+      if (lease.spent > 0) {
+        this.#settles.push({ key, spent: lease.spent, unspent: 0, ageMs: age(lease) });
+      }
       lease.spent = 0;
     }
     this.#unsettled.clear();
@@ -289,6 +315,19 @@ export class RateLimiter {
               batch.fail[i]!(LIMITER_UNAVAILABLE);
               continue;
             }
+            if (result.granted === 0 && result.held) {
+              if (lease.heldSince === 0) lease.heldSince = now;
+              if (now - lease.heldSince < MAX_HOLD_MS) {
+                // Another edge holds the tokens: wait, then ask again (new requests join).
+                const wait = new Promise<void>((r) => setTimeout(r, result.refuseMs)).then(() => {
+                  lease.waiting = undefined;
+                });
+                lease.waiting = wait;
+                wait.then(batch.settle[i]!);
+                continue;
+              }
+            }
+            lease.heldSince = 0;
             lease.tokens += result.granted;
             lease.remaining = result.remaining;
             lease.expiresAt = now + LEASE_MS;
@@ -311,6 +350,11 @@ export class RateLimiter {
 }
 
 const LIMITER_UNAVAILABLE = new GatewayError('LIMITER_UNAVAILABLE');
+
+/** Ms since the lease's newest unreported spend: the supervisor charges them from then. */
+function age(lease: Lease): number {
+  return lease.spent > 0 ? Math.max(0, performance.now() - lease.lastSpentAt) : 0;
+}
 
 /**
  * The RateLimit header of an admitted request: what this edge knows is left, and when the
