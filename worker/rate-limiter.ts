@@ -168,9 +168,10 @@ export class RateLimiter {
 
   /**
    * Admits one request of `client` under `policy`: undefined when it may go on now (the
-   * RateLimit headers are added to its answer), a promise when it waits for the supervisor
-   * (resolves when admitted, rejects with the refusal), or throws the 429 RATE_LIMITED refusal
-   * (GatewayError with Retry-After, RateLimit-Policy and RateLimit) when refused now.
+   * RateLimit header is added to its answer), a promise when it waits for the supervisor
+   * (resolves when admitted, rejects with the refusal, or with 503 LIMITER_UNAVAILABLE when
+   * the supervisor does not answer), or throws the 429 RATE_LIMITED refusal (GatewayError with
+   * Retry-After, RateLimit-Policy and RateLimit) when refused now.
    */
   admit(policy: LimitPolicy, client: string, ex: Exchange): Promise<void> | undefined {
     const key = `${policy.id} ${client}`;
