@@ -3,8 +3,9 @@
  * feature (worker/steps/) looks at the route's config and adds its steps, or nothing when the
  * route does not use it, so a feature that is off costs nothing per request. At request time the
  * steps run in order over one RequestContext; a step refuses by throwing a GatewayError, which
- * is answered synchronously by dispatch.ts (a step may also wait: see Step) (measured: a rejected promise per refusal cost more
- * than the rest of the refusal path). The route's handler (forwarding) runs last.
+ * is answered synchronously by dispatch.ts (measured: a rejected promise per refusal cost more
+ * than the rest of the refusal path); a step may also wait (see Step). The route's handler
+ * (forwarding) runs last.
  */
 
 import type { Config } from '../conf/config-schema.js';
