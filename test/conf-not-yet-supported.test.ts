@@ -92,21 +92,6 @@ const CASES: Record<string, Case> = {
     key: 'routes[1].filters',
     off: [],
   },
-  'routes[].cert': {
-    on: { cert: { file: 'client.pem', key: 'client.key' } },
-    key: 'routes[1].cert',
-    off: [],
-  },
-  'routes[].proxy': {
-    on: { proxy: true, proxy_config: 'http://127.0.0.1:3128' },
-    key: 'routes[1].proxy',
-    off: [{ proxy: false }],
-  },
-  'routes[].proxy_config': {
-    on: { proxy_config: { host: '127.0.0.1:3128' } },
-    key: 'routes[1].proxy_config',
-    off: [],
-  },
   'routes[].backends': {
     on: { backends: ['http://127.0.0.1:8001/api'] },
     key: 'routes[1].backends',
@@ -208,8 +193,8 @@ t.test('every unbuilt setting of a file is reported at once, beside the other fi
       { ...BASE, session_cookie: true },
       {
         routes: [
-          { ...ROUTE, cert: { file: 'c.p12' } },
-          { ...ROUTE, prefix: '/b', proxy: true, proxy_config: 'h:1' },
+          { ...ROUTE, filters: { allow: [{ field: 'method', pattern: '^GET$' }] } },
+          { ...ROUTE, prefix: '/b', filters: { allow: [{ field: 'path', pattern: '^/b' }] } },
         ],
       },
       FILES,
@@ -219,8 +204,8 @@ t.test('every unbuilt setting of a file is reported at once, beside the other fi
     both.issues.map((i) => [i.file, i.key]),
     [
       [FILES.config, 'session_cookie'],
-      [FILES.routes, 'routes[0].cert'],
-      [FILES.routes, 'routes[1].proxy'],
+      [FILES.routes, 'routes[0].filters'],
+      [FILES.routes, 'routes[1].filters'],
     ],
   );
 });
