@@ -1,9 +1,10 @@
-import type { Dispatcher } from 'undici';
+import type { buildConnector, Dispatcher } from 'undici';
 import { Pool } from 'undici';
 import { interimTolerantConnector } from './upstream-connector.js';
 import {
   absoluteForm,
   type ForwardProxy,
+  keepTlsFailure,
   proxyConnector,
   tunnelConnector,
   type UpstreamTls,
@@ -118,24 +119,35 @@ function createPool(
   const tls = https ? profile?.tls : undefined;
   // Direct connections: undici's connector with the 100-Continue filter, and the route's TLS
   // settings (a prebuilt SecureContext: no PKCS#12 parsing per connection).
-  const direct = () =>
-    interimTolerantConnector({
+  const direct = (): buildConnector.connector => {
+    const connect = interimTolerantConnector({
       timeout: connectTimeout,
       ...(tls && { secureContext: tls.secureContext, rejectUnauthorized: tls.rejectUnauthorized }),
     });
+    if (!https) return connect;
+    return (opts, callback) =>
+      connect(opts, (...args) => {
+        if (args[0] === null) keepTlsFailure(args[1]);
+        callback(...args);
+      });
+  };
   const connect =
     proxy === undefined
       ? direct()
       : https
         ? tunnelConnector(proxy, tls, connectTimeout)
         : proxyConnector(proxy, interimTolerantConnector({ timeout: connectTimeout }));
-  // An http origin through a proxy: connections go to the proxy, requests in absolute form.
-  const pool = new Pool(proxy !== undefined && !https ? proxy.origin : origin, {
+  // An http origin through a proxy: connections go to the proxy, requests in absolute form,
+  // one request per connection. Proxies that relay bytes after the first request (tinyproxy
+  // does, while its answer claims a persistent connection) would pass a second request on the
+  // same connection straight to the upstream, around the proxy's own checks.
+  const absolute = proxy !== undefined && !https;
+  const pool = new Pool(absolute ? proxy.origin : origin, {
     // undici has no cap on idle connections alone, and a cap on all of them (`connections`)
     // would queue requests behind long responses (SSE, slow readers): a client could starve
     // a backend. So connections are not capped; idle ones close after the keep-alive time.
     connections: null,
-    pipelining: keepAlive ? 1 : 0,
+    pipelining: keepAlive && !absolute ? 1 : 0,
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     connect,
@@ -144,5 +156,5 @@ function createPool(
     keepAliveMaxTimeout: Math.max(1, options.keepAliveMaxMs),
     keepAliveTimeout: Math.min(4_000, Math.max(1, options.keepAliveMaxMs)),
   });
-  return proxy !== undefined && !https ? pool.compose(absoluteForm(origin, proxy)) : pool;
+  return absolute ? pool.compose(absoluteForm(origin, proxy)) : pool;
 }

@@ -136,7 +136,10 @@ export function tunnelConnector(
         rejectUnauthorized: tls?.rejectUnauthorized ?? true,
       });
       upstream = secure;
-      secure.once('secureConnect', () => finish(null, secure));
+      secure.once('secureConnect', () => {
+        keepTlsFailure(secure);
+        finish(null, secure);
+      });
       // Verification and handshake failures keep their codes: 502 UPSTREAM_TLS_FAILED.
       secure.once('error', (err) => finish(err));
     };
@@ -245,4 +248,19 @@ export function proxyConnector(
       if (args[0] === null) callback(...args);
       else callback(proxyFailure(proxy, 'connection failed', args[0]), null);
     });
+}
+
+/**
+ * Makes an upstream TLS socket fail with OpenSSL's alert when the upstream sends one after the
+ * handshake. With TLS 1.3 a server refuses a missing or untrusted client certificate only after
+ * the client's handshake is done, by an alert (`ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED`)
+ * then the end of the stream; undici replaces the first error with its own "other side closed"
+ * when the end follows, and the client would see 502 UPSTREAM_FAILED instead of
+ * UPSTREAM_TLS_FAILED. Destroying the socket at the alert keeps the alert as the request's
+ * error (undici's own listener runs after this one).
+ */
+export function keepTlsFailure(socket: Socket): void {
+  socket.once('error', (err: NodeJS.ErrnoException) => {
+    if (err.code?.startsWith('ERR_SSL_')) socket.destroy();
+  });
 }
