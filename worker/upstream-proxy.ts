@@ -104,7 +104,8 @@ export function tunnelConnector(
     );
     const raw = netConnect({ host: proxy.host, port: proxy.port });
     raw.setNoDelay(true);
-    raw.once('error', (err) => finish(proxyFailure(proxy, 'connection failed', err)));
+    // `on`, not `once`: the proxy socket stays under the TLS socket after the handoff.
+    raw.on('error', (err) => finish(proxyFailure(proxy, 'connection failed', err)));
     raw.once('close', () => finish(proxyFailure(proxy, 'closed the connection before the tunnel')));
     raw.once('connect', () => {
       const auth = proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : '';
