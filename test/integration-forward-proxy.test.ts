@@ -1,11 +1,20 @@
 import { readFileSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import t, { type Test } from 'tap';
 import { makeCertAuthority } from './helpers/cert-authority.js';
 import { freePort } from './helpers/free-port.js';
-import { login, logLines, type RunningGateway, startGateway } from './helpers/gateway.js';
+import {
+  logged,
+  login,
+  logLines,
+  type RunningGateway,
+  startGateway,
+  waitFor,
+} from './helpers/gateway.js';
 import { startTinyproxy } from './helpers/tinyproxy.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
 
@@ -232,4 +241,36 @@ t.test('load warnings, and no secret in the output', async (t) => {
   t.notMatch(out, pki.clientP12Password, 'PKCS#12 password never logged');
   t.match(out, 'UPSTREAM_PROXY_FAILED', 'the failures were logged');
   t.match(out, `proxy http://127.0.0.1:${guarded.port}:`, 'naming the proxy without userinfo');
+});
+
+t.test('a client certificate file replaced on disk is used after SIGHUP', async (t) => {
+  const current = join(dir, 'current.p12');
+  await copyFile(pki.secondP12File, current);
+  const reloading = await startGateway({
+    routes: `routes:
+  - prefix: /mtls
+    target: ${mtlsOrigin}/secure
+    ca: ${pki.caFile}
+    cert: {file: ${current}, password: "${pki.clientP12Password}"}
+`,
+  });
+  t.teardown(() => reloading.stop());
+  const token = await login(reloading.url);
+  const cn = async () => {
+    const res = await fetch(`${reloading.url}/mtls/a`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    return ((await res.json()) as { cn: string }).cn;
+  };
+  t.equal(await cn(), 'second-client', 'the certificate the file held at start');
+  await copyFile(pki.clientP12File, current);
+  reloading.proc.kill('SIGHUP');
+  t.ok(
+    await waitFor(
+      () => logged(reloading.output(), { message: 'configuration reloaded' }).length > 0,
+      15_000,
+    ),
+    'routes.yml is unchanged, yet the new file bytes are a change',
+  );
+  t.equal(await cn(), 'gateway-client', 'the new certificate, on a new pool');
 });

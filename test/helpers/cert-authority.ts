@@ -16,6 +16,8 @@ export interface TestPki {
   clientKeyFile: string;
   clientP12File: string;
   clientP12Password: string;
+  /** Another client certificate of the same CA (CN `second-client`), PKCS#12, same password. */
+  secondP12File: string;
   /** A key that belongs to no certificate here: pairs with clientCertFile as a mismatch. */
   strayKeyFile: string;
 }
@@ -115,6 +117,21 @@ export async function makeCertAuthority(dir: string): Promise<TestPki> {
     '-out',
     p12,
   ]);
+  await newKey(join(dir, 'second.key'));
+  const secondCert = await issue(dir, 'second', 'second-client', 'extendedKeyUsage=clientAuth\n');
+  const secondP12 = join(dir, 'second.p12');
+  await openssl([
+    'pkcs12',
+    '-export',
+    '-in',
+    secondCert,
+    '-inkey',
+    join(dir, 'second.key'),
+    '-passout',
+    `pass:${password}`,
+    '-out',
+    secondP12,
+  ]);
   await newKey(join(dir, 'stray.key'));
   return {
     caFile: join(dir, 'ca.crt'),
@@ -126,6 +143,7 @@ export async function makeCertAuthority(dir: string): Promise<TestPki> {
     clientKeyFile: join(dir, 'client.key'),
     clientP12File: p12,
     clientP12Password: password,
+    secondP12File: secondP12,
     strayKeyFile: join(dir, 'stray.key'),
   };
 }
