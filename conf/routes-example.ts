@@ -43,6 +43,10 @@ routes: []
 ##     This route's own rate limit instead of config.json's ratelimit_proxy, per user when the
 ##     request carries a valid token, else per client address; requests_per_second 0 turns
 ##     limiting off for this route. Unset: ratelimit_proxy applies.
+#    websocket: true
+##     WebSocket handshakes (Upgrade: websocket) on this route are authenticated like any
+##     request, then proxied to \`target\` as ws:// or wss://. Default true; false refuses them
+##     with 403.
 ##
 ## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
 ## load, but this gateway does not act on them:
