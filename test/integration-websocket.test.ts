@@ -3,10 +3,12 @@
 // and bounded memory, refusals, subprotocols, identity headers, token expiry, drain.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import WebSocket from 'ws';
 import { freePort } from './helpers/free-port.js';
-import { login, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
+import { logged, login, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
 import { rawExchange } from './helpers/raw-http.js';
 import { type Handshake, startWsBackend } from './helpers/ws-backend.js';
 
@@ -406,6 +408,36 @@ t.test('a backend that does not read: the client is closed with 1013', async (t)
   t.ok(peak < 96 * MiB, `edge memory grew by ${Math.round(peak / MiB)} MiB at most`);
   upstream.resume();
   t.equal(await backendClosed, 1001, 'the backend was told the client is gone');
+});
+
+t.test('logging out (revoking the token) closes its tunnels with 1008', async (t) => {
+  const own = await login(gw.url);
+  const c = await connect('/ws/echo', { token: own });
+  const res = await fetch(`${gw.url}/logout`, { headers: { authorization: `Bearer ${own}` } });
+  t.equal(res.status, 200, 'logged out');
+  const started = Date.now();
+  t.same(await c.closed, { code: 1008, reason: 'token revoked' });
+  t.ok(Date.now() - started < 3_000, 'within the check period');
+});
+
+t.test('a reload in place keeps open tunnels; new handshakes follow the new rules', async (t) => {
+  const c = await connect('/ws/echo');
+  const reloads = () => logged(gw.output(), { reload: 'applied' }).length;
+  const before = reloads();
+  await writeFile(
+    join(gw.configDir, 'routes.yml'),
+    routes.replace(
+      '  - prefix: /ws\n    target: ' + backend.origin + '\n',
+      `  - prefix: /ws\n    target: ${backend.origin}\n    websocket: false\n`,
+    ),
+  );
+  gw.proc.kill('SIGHUP');
+  t.ok(await waitFor(() => reloads() > before, 15_000), 'the reload was applied in place');
+  t.same(await refusal(connect('/ws/echo')), { status: 403, code: 'WEBSOCKET_NOT_ALLOWED' });
+  c.socket.send('still there?');
+  t.ok(await waitFor(() => c.messages.length === 1, 5_000), 'the open tunnel still relays');
+  c.socket.close(1000);
+  t.equal((await c.closed).code, 1000);
 });
 
 t.test('an expired token closes the tunnel (1008), a drain closes with 1001', async (t) => {
