@@ -427,7 +427,7 @@ t.test('a reload in place keeps open tunnels; new handshakes follow the new rule
   await writeFile(
     join(gw.configDir, 'routes.yml'),
     routes.replace(
-      '  - prefix: /ws\n    target: ' + backend.origin + '\n',
+      `  - prefix: /ws\n    target: ${backend.origin}\n`,
       `  - prefix: /ws\n    target: ${backend.origin}\n    websocket: false\n`,
     ),
   );
