@@ -278,6 +278,8 @@ class Tunnel implements WebSocketPeer {
     watch();
     this.#upstreamPaused = false;
     this.#upstream.resume();
+    // A drain began while this handshake was under way: it goes the way of the others.
+    if (shuttingDown) this.expel(1001, 'going away');
   }
 
   message(data: Buffer, binary: boolean): void {
@@ -350,7 +352,7 @@ class Tunnel implements WebSocketPeer {
     if (client === undefined || this.#expelled) return;
     // 'dropped': over maxBackpressure, uWS closes the client (closed() follows).
     if (sendToClient(client, data, binary) === 'dropped') return;
-    if (!this.#upstreamPaused && this.#client !== undefined && clientBuffered(client) > PAUSE_AT) {
+    if (!this.#upstreamPaused && clientBuffered(client) > PAUSE_AT) {
       this.#upstreamPaused = true;
       this.#upstream.pause();
     }
