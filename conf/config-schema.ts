@@ -180,6 +180,12 @@ export const configSchema = z.strictObject({
   admin_allow: z.array(ipOrCidr).default([]),
   /** Ours: largest body accepted on POST /auth and the /adm endpoints. */
   max_body_auth_bytes: intIn(256, 1_048_576).default(16_384),
+  /**
+   * Ours: largest WebSocket message, in bytes, accepted from a client or a backend (README
+   * "WebSocket"); a larger one closes the connection with 1009. Read at edge start: a change
+   * rolls the edges.
+   */
+  max_websocket_message_bytes: intIn(1024, 268_435_456).default(16_777_216),
   /** Ours: largest request head (request line + headers) accepted from a client. */
   max_header_bytes: intIn(1024, 1_048_576).default(16_384),
   /**

@@ -43,6 +43,10 @@ routes: []
 ##     This route's own rate limit instead of config.json's ratelimit_proxy, per user when the
 ##     request carries a valid token, else per client address; requests_per_second 0 turns
 ##     limiting off for this route. Unset: ratelimit_proxy applies.
+#    websocket: true
+##     WebSocket handshakes (Upgrade: websocket) on this route are authenticated like any
+##     request, then proxied to \`target\` as ws:// or wss://. Default true; false refuses them
+##     with 403.
 ##
 ## Upstream TLS and forward proxy. These keys need an https target, certificate files or a
 ## proxy that the route above cannot assume, so they are shown here only (README: "Upstream

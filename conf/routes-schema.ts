@@ -202,6 +202,8 @@ export const routeSchema = z
     filters: filters.optional(),
     /** Ours: this route's own limit instead of config.json's ratelimit_proxy (README "Rate limits"). */
     ratelimit: rateLimitSchema.optional(),
+    /** Ours: WebSocket handshakes are proxied (true) or refused with 403 (README "WebSocket"). */
+    websocket: z.boolean().default(true),
   })
   .superRefine((r, ctx) => {
     // A user list on a public route would restrict nothing: no token is asked for there.

@@ -78,6 +78,10 @@ export const ERRORS = {
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
+  WEBSOCKET_NOT_ALLOWED: {
+    status: 403,
+    message: 'WebSocket connections are not allowed on this route',
+  },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: {
@@ -112,6 +116,10 @@ export const ERRORS = {
   UPSTREAM_PROXY_FAILED: {
     status: 502,
     message: "The route's forward proxy could not be reached or refused the request",
+  },
+  UPSTREAM_WEBSOCKET_REFUSED: {
+    status: 502,
+    message: 'The upstream server refused the WebSocket handshake',
   },
   OVERLOADED: {
     status: 503,

@@ -69,14 +69,15 @@ export class ConfigSource {
       host: config.host,
       port: config.port,
       tls: tlsFiles,
-      // uWS cannot swap the certificate of a running app, and reads its head limit from the
-      // environment at start: a change of either rolls the fleet. The address is compared by
-      // the fleet itself.
+      // uWS cannot swap the certificate of a running app, reads its head limit from the
+      // environment and its WebSocket message limit at start: a change of any rolls the fleet.
+      // The address is compared by the fleet itself.
       processKey: JSON.stringify([
         config.tls,
         config.worker,
         config.num_instances,
         config.max_header_bytes,
+        config.max_websocket_message_bytes,
         tls?.fingerprint ?? null,
       ]),
     };

@@ -61,6 +61,7 @@ const RANGES: [key: string, min: number, max: number, def: number][] = [
   ['keep_alive', 0, 3600, 75],
   ['max_body_auth_bytes', 256, 1_048_576, 16_384],
   ['max_header_bytes', 1024, 1_048_576, 16_384],
+  ['max_websocket_message_bytes', 1024, 268_435_456, 16_777_216],
   ['log.write_max_logs', 1, 10_000_000, 10_000],
   ['ratelimit_auth.requests_per_second', 0, 1_000_000, 0],
 

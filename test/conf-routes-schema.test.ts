@@ -61,8 +61,14 @@ t.test('defaults: secure is true, the rest off', async (t) => {
     need_csrf: true,
     cache: false,
     tls_verify: true,
+    websocket: true,
   });
   t.equal(parseRoutes([route({ secure: false })]).routes[0]?.secure, false);
+});
+
+t.test('websocket: a boolean, true by default', async (t) => {
+  t.equal(parseRoutes([route({ websocket: false })]).routes[0]?.websocket, false);
+  t.same(keys([route({ websocket: 'no' })]), ['routes[0].websocket']);
 });
 
 t.test('a user list on a public route is an error: it would restrict nothing', async (t) => {

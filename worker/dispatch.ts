@@ -8,7 +8,14 @@ import { runSteps } from './pipeline.js';
 import { checkRequest } from './request-checks.js';
 import { RequestContext } from './request-context.js';
 import type { Runtime } from './runtime.js';
-import { openExchange, type RequestHandler, sendJson } from './uws-io.js';
+import {
+  type Exchange,
+  openExchange,
+  type RequestHandler,
+  sendJson,
+  type UpgradeContext,
+  type UpgradeHandler,
+} from './uws-io.js';
 
 /** What the dispatcher shares with the edge's lifecycle (edge.ts). */
 export interface EdgeState {
@@ -25,40 +32,51 @@ export interface EdgeState {
 
 /** The uWS handler for every request: request checks, gateway endpoints, then the route table. */
 export function createDispatcher(state: EdgeState): RequestHandler {
-  return (res, req) => {
-    const ex = openExchange(res, req);
-    state.inflight++;
-    if (state.draining) {
-      ex.closeConnection = true;
-      state.lastRequestAt = Date.now();
-    }
-    const ctx = new RequestContext(ex, state.runtime, state.services);
-    // With trusted_proxies empty nothing is computed: the client is the peer.
-    const trusted = ctx.rt.trustedProxies;
-    if (trusted !== undefined) {
-      const address = resolveClientAddress(ex.ip, ex.headers, trusted);
-      ctx.clientIp = address.ip;
-      ctx.forwardedFor = address.forwardedFor;
-    }
-    // Refusals (401, 403, 404...) are thrown synchronously and answered here: measured, a
-    // rejected promise per refused request cost more than the rest of the refusal path.
-    let work: Promise<void> | undefined;
-    try {
-      work = handle(ctx);
-    } catch (err) {
-      if (answerLater(ctx, err)) work = failLater(ctx, err as GatewayError);
-      else fail(ctx, err);
-    }
-    if (work === undefined) finish(ctx, state);
-    else
-      work.then(
-        () => finish(ctx, state),
-        (err: unknown) => {
-          fail(ctx, err);
-          finish(ctx, state);
-        },
-      );
-  };
+  return (res, req) => serve(state, openExchange(res, req), undefined);
+}
+
+/**
+ * The uWS handler for every WebSocket handshake: the same checks, endpoints, route matching and
+ * route steps as any request (a refusal is the usual JSON answer over HTTP), then the route's
+ * `upgrade` handler instead of its `handler` (worker/websocket-proxy.ts).
+ */
+export function createUpgradeDispatcher(state: EdgeState): UpgradeHandler {
+  return (res, req, context) => serve(state, openExchange(res, req), context);
+}
+
+function serve(state: EdgeState, ex: Exchange, upgrade: UpgradeContext | undefined): void {
+  state.inflight++;
+  if (state.draining) {
+    ex.closeConnection = true;
+    state.lastRequestAt = Date.now();
+  }
+  const ctx = new RequestContext(ex, state.runtime, state.services);
+  ctx.upgrade = upgrade;
+  // With trusted_proxies empty nothing is computed: the client is the peer.
+  const trusted = ctx.rt.trustedProxies;
+  if (trusted !== undefined) {
+    const address = resolveClientAddress(ex.ip, ex.headers, trusted);
+    ctx.clientIp = address.ip;
+    ctx.forwardedFor = address.forwardedFor;
+  }
+  // Refusals (401, 403, 404...) are thrown synchronously and answered here: measured, a
+  // rejected promise per refused request cost more than the rest of the refusal path.
+  let work: Promise<void> | undefined;
+  try {
+    work = handle(ctx);
+  } catch (err) {
+    if (answerLater(ctx, err)) work = failLater(ctx, err as GatewayError);
+    else fail(ctx, err);
+  }
+  if (work === undefined) finish(ctx, state);
+  else
+    work.then(
+      () => finish(ctx, state),
+      (err: unknown) => {
+        fail(ctx, err);
+        finish(ctx, state);
+      },
+    );
 }
 
 function handle(ctx: RequestContext): Promise<void> | undefined {
@@ -93,12 +111,14 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
   ctx.route = route;
   ctx.rest = match.rest;
   ctx.logRoute = route.prefix;
+  // A WebSocket handshake ends in the route's upgrade handler (proxied or refused).
+  const handler = ctx.upgrade === undefined ? route.handler : route.upgrade;
   const waiting = runSteps(route.steps, ctx);
   if (waiting !== undefined) {
     // A client gone while the request waited gets nothing more.
-    return waiting.then(() => (ctx.ex.done ? undefined : route.handler(ctx)));
+    return waiting.then(() => (ctx.ex.done ? undefined : handler(ctx)));
   }
-  return route.handler(ctx);
+  return handler(ctx);
 }
 
 function badPath(url: string): GatewayError {

@@ -17,7 +17,7 @@ import {
 } from '../shared/ipc.js';
 import { createLogger, flushLogs } from '../shared/log.js';
 import { openStore } from '../shared/store.js';
-import { createDispatcher, type EdgeState } from './dispatch.js';
+import { createDispatcher, createUpgradeDispatcher, type EdgeState } from './dispatch.js';
 import { EdgeError, type EdgeErrorCode } from './edge-error.js';
 import type { EdgeServices } from './edge-services.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -35,6 +35,7 @@ import {
   type Server,
   stopListening,
 } from './uws-io.js';
+import { closeWebSockets, openWebSockets, webSocketBufferLimit } from './websocket-proxy.js';
 
 const log = createLogger('edge');
 let state: EdgeState | undefined;
@@ -116,7 +117,13 @@ async function start(
     onIdle: undefined,
   };
   // uWS reads both files here and throws "App construction failed" on an unusable pair.
-  app = createServer(tls ? files : null, createDispatcher(state));
+  // The message limit is read once: a change rolls the edges (supervisor/config-source.ts).
+  const maxMessageBytes = runtime.config.max_websocket_message_bytes;
+  app = createServer(tls ? files : null, createDispatcher(state), {
+    upgrade: createUpgradeDispatcher(state),
+    maxMessageBytes,
+    maxBufferedBytes: webSocketBufferLimit(maxMessageBytes),
+  });
   return { generation: snapshot.generation };
 }
 
@@ -256,6 +263,13 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     // Idle keep-alive connections get a full quiet period to send one more request and be
     // told to close, rather than being cut right away.
     current.lastRequestAt = Date.now();
+    // WebSockets never end by themselves: they are told 1001 Going Away (clients reconnect to
+    // the edges still listening) and given until the deadline to finish their close handshakes.
+    const sockets = openWebSockets();
+    await closeWebSockets(Math.max(0, deadline - Date.now()));
+    if (openWebSockets() > 0) {
+      log.warn('drain timeout: websockets still closing', { open: openWebSockets(), sockets });
+    }
     while (Date.now() < deadline) {
       if (current.inflight === 0 && Date.now() - current.lastRequestAt >= QUIET_MS) break;
       await new Promise<void>((resolve) => {

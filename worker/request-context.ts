@@ -2,7 +2,7 @@ import type { ErrorCode } from '../shared/errors.js';
 import type { EdgeServices } from './edge-services.js';
 import type { CompiledRoute, Runtime, UserEntry } from './runtime.js';
 import type { Session } from './session-cache.js';
-import type { Exchange } from './uws-io.js';
+import type { Exchange, UpgradeContext } from './uws-io.js';
 
 /**
  * The one object a request's pipeline reads and writes: what uWS gave (`ex`), the config
@@ -41,6 +41,8 @@ export class RequestContext {
   logRoute: string | undefined = undefined;
   /** Access log: the error code of the answer, if it was an error. */
   code: ErrorCode | undefined = undefined;
+  /** Set for a WebSocket handshake (uWS's context, needed to accept it); undefined otherwise. */
+  upgrade: UpgradeContext | undefined = undefined;
 
   constructor(ex: Exchange, rt: Runtime, services: EdgeServices) {
     this.ex = ex;

@@ -26,6 +26,7 @@ import {
   type UpstreamIdentity,
 } from './upstream-headers.js';
 import { type ConnectionProfile, type PoolOptions, poolKey } from './upstream-pools.js';
+import { proxyWebSocket, refuseWebSocket } from './websocket-proxy.js';
 
 export interface UserEntry {
   readonly name: string;
@@ -50,6 +51,8 @@ export interface CompiledRoute {
   readonly steps: readonly Step[];
   readonly transform: (() => ResponseBodyTransform) | undefined;
   readonly handler: Handler;
+  /** What ends a WebSocket handshake that passed the steps: proxied, or refused (`websocket: false`). */
+  readonly upgrade: Handler;
 }
 
 /** How a config generation is compiled; tests may add features. */
@@ -183,6 +186,7 @@ function compileRoute(
     steps,
     transform,
     handler: forward,
+    upgrade: route.websocket ? proxyWebSocket : refuseWebSocket,
   };
 }
 
