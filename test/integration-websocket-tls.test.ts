@@ -1,15 +1,19 @@
 // WebSocket proxying to `https` targets: the gateway connects with wss:// and verifies the
 // backend's certificate (a backend whose certificate it does not trust gets no connection).
+// The route's connection profile applies as to HTTP: `ca`, `tls_verify: false`, and a forward
+// proxy (a CONNECT tunnel, for wss:// and ws:// alike).
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
 import { login, startGateway, waitFor } from './helpers/gateway.js';
+import { startTinyproxy } from './helpers/tinyproxy.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'proxyauth-wss-'));
 
@@ -39,9 +43,9 @@ async function pair(name: string): Promise<{ cert: string; key: string; certFile
   return { cert: await readFile(certFile, 'utf8'), key: await readFile(keyFile, 'utf8'), certFile };
 }
 
-/** A wss echo backend; `seen` counts the handshakes that reached it. */
-async function wssBackend(p: { cert: string; key: string }) {
-  const server = createServer({ cert: p.cert, key: p.key });
+/** A wss echo backend (ws without `p`); `seen` counts the handshakes that reached it. */
+async function wssBackend(p?: { cert: string; key: string }) {
+  const server = p ? createServer({ cert: p.cert, key: p.key }) : createHttpServer();
   const wss = new WebSocketServer({ server, perMessageDeflate: false });
   const seen: { user: string | undefined }[] = [];
   wss.on('connection', (socket, req) => {
@@ -52,7 +56,7 @@ async function wssBackend(p: { cert: string; key: string }) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    origin: `https://127.0.0.1:${port}`,
+    origin: `${p ? 'https' : 'http'}://127.0.0.1:${port}`,
     seen,
     close: () =>
       new Promise<void>((resolve) => {
@@ -67,6 +71,8 @@ const trusted = await pair('trusted');
 const untrusted = await pair('untrusted');
 const good = await wssBackend(trusted);
 const bad = await wssBackend(untrusted);
+const plain = await wssBackend();
+const proxy = await startTinyproxy(dir);
 // Read by the gateway's processes at start: the only CA they trust besides the system's.
 process.env.NODE_EXTRA_CA_CERTS = trusted.certFile;
 const gw = await startGateway({
@@ -75,6 +81,20 @@ const gw = await startGateway({
     target: ${good.origin}
   - prefix: /bad
     target: ${bad.origin}
+  - prefix: /own-ca
+    target: ${bad.origin}
+    ca: ${untrusted.certFile}
+  - prefix: /no-verify
+    target: ${bad.origin}
+    tls_verify: false
+  - prefix: /proxied-wss
+    target: ${good.origin}
+    proxy: true
+    proxy_config: http://127.0.0.1:${proxy.port}
+  - prefix: /proxied-ws
+    target: ${plain.origin}
+    proxy: true
+    proxy_config: http://127.0.0.1:${proxy.port}
 `,
   config: { num_instances: 1 },
 });
@@ -84,6 +104,8 @@ t.teardown(async () => {
   await gw.stop();
   await good.close();
   await bad.close();
+  await plain.close();
+  await proxy.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -110,4 +132,32 @@ t.test('an https target is reached with wss://, its certificate verified', async
   socket.close(1000);
   t.equal(await open('/bad/echo'), 502, 'an untrusted certificate: 502');
   t.equal(bad.seen.length, 0, 'no WebSocket was opened with it');
+});
+
+async function echoes(t: Test, path: string): Promise<void> {
+  const socket = await open(path);
+  if (typeof socket === 'number') throw new Error(`${path}: refused ${socket}`);
+  const got: string[] = [];
+  socket.on('message', (d) => got.push(d.toString()));
+  socket.send(`via ${path}`);
+  t.ok(await waitFor(() => got.length === 1, 5_000), `${path}: echoed`);
+  t.same(got, [`via ${path}`]);
+  socket.close(1000);
+}
+
+t.test("the route's ca and tls_verify apply to its WebSocket connections", async (t) => {
+  const before = bad.seen.length;
+  await echoes(t, '/own-ca/echo');
+  await echoes(t, '/no-verify/echo');
+  t.equal(bad.seen.length, before + 2, 'both reached the backend the default roots refuse');
+});
+
+t.test("the route's forward proxy carries its WebSocket connections", async (t) => {
+  const goodBefore = good.seen.length;
+  await echoes(t, '/proxied-wss/echo');
+  t.equal(good.seen.length, goodBefore + 1);
+  t.match(proxy.log(), new RegExp(`CONNECT[^\\n]*127\\.0\\.0\\.1:${new URL(good.origin).port}`));
+  await echoes(t, '/proxied-ws/echo');
+  t.equal(plain.seen.length, 1, 'the ws:// backend got one handshake');
+  t.match(proxy.log(), new RegExp(`CONNECT[^\\n]*127\\.0\\.0\\.1:${new URL(plain.origin).port}`));
 });

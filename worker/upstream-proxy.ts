@@ -69,7 +69,8 @@ function proxyFailure(proxy: ForwardProxy, why: string, cause?: unknown): Gatewa
 /**
  * A connector (undici's `connect` option) for an `https` origin reached through `proxy`: opens
  * a TCP connection to the proxy, asks `CONNECT host:port`, and on a 2xx answer runs TLS with
- * `tls` through the tunnel (SNI = the target's host name unless it is an IP literal). The whole
+ * `tls` through the tunnel (with `opts.protocol` `http:`, no TLS: the tunnel itself is
+ * returned, for `ws://` WebSocket upstreams) (SNI = the target's host name unless it is an IP literal). The whole
  * setup is bounded by `timeoutMs`. Failures before the tunnel is up are 502
  * `UPSTREAM_PROXY_FAILED`; TLS failures keep Node's codes (mapped by upstream-error.ts). The
  * upstream socket gets the 100-Continue filter like a direct one.
@@ -129,8 +130,15 @@ export function tunnelConnector(
       }
       // A proxy that speaks first inside the tunnel is wrong; TLS will judge those bytes.
       if (head.length > end + 4) raw.unshift(head.subarray(end + 4));
+      // A plain tunnel (a `ws://` WebSocket through the proxy): the TCP stream is the upstream.
+      if (opts.protocol === 'http:') {
+        finish(null, raw);
+        return;
+      }
       const secure = tlsConnect({
         socket: raw,
+        // The certificate is checked against the target (an IP literal against its IP SAN).
+        host: hostname,
         servername: isIP(hostname) === 0 ? (opts.servername ?? hostname) : undefined,
         ALPNProtocols: ['http/1.1'],
         secureContext: tls?.secureContext,

@@ -28,7 +28,7 @@
  * and the one the backend picks is the one the client gets.
  */
 
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 import { GatewayError, refusal } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { RequestContext } from './request-context.js';
@@ -36,6 +36,8 @@ import type { RevocationSet } from './revocation-set.js';
 import type { Session } from './session-cache.js';
 import { upstreamError } from './upstream-error.js';
 import { upstreamRequestHeaders } from './upstream-headers.js';
+import type { ConnectionProfile } from './upstream-pools.js';
+import { tunnelConnector } from './upstream-proxy.js';
 import { buildUpstreamPath } from './upstream-url.js';
 import {
   acceptUpgrade,
@@ -124,6 +126,7 @@ export function proxyWebSocket(ctx: RequestContext): Promise<void> {
       maxPayload: maxMessageBytes,
       handshakeTimeout: rt.config.client_timeout,
       followRedirects: false,
+      ...connectionOptions(route.profile, url, rt.config.client_timeout),
     });
     let settled = false;
     const settle = (err?: GatewayError): void => {
@@ -175,6 +178,45 @@ function badHandshake(detail: string): GatewayError {
 }
 
 /** ws's handshake timeout has a message but no code: it is a 504 like any upstream timeout. */
+/**
+ * The route's connection profile (upstream-pools.ts) applied to the WebSocket's connection, as
+ * to its HTTP requests: `ca`, `tls_verify` and the client `cert` for `wss://`, and a forward
+ * proxy through a `CONNECT` tunnel (for `ws://` too: an upgrade cannot travel in absolute form).
+ */
+function connectionOptions(
+  profile: ConnectionProfile | undefined,
+  url: string,
+  timeoutMs: number,
+): ClientOptions {
+  if (profile === undefined) return {};
+  const tls = profile.tls;
+  const options: ClientOptions = {
+    rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+    secureContext: tls?.secureContext,
+  };
+  const proxy = profile.proxy;
+  if (proxy !== undefined) {
+    const tunnel = tunnelConnector(proxy, tls, Math.min(timeoutMs, 10_000));
+    const { hostname, port, protocol } = new URL(url);
+    options.createConnection = (_opts, callback) => {
+      tunnel(
+        {
+          hostname,
+          host: hostname,
+          port,
+          protocol: protocol === 'wss:' ? 'https:' : 'http:',
+          servername: undefined,
+          localAddress: null,
+          httpSocket: undefined,
+        },
+        (err, socket) => (err === null ? callback(null, socket) : callback(err)),
+      );
+      return undefined;
+    };
+  }
+  return options;
+}
+
 function handshakeError(err: Error): GatewayError {
   if ((err as { code?: string }).code === undefined && /timed out/i.test(err.message)) {
     return new GatewayError('UPSTREAM_TIMEOUT', { cause: err });

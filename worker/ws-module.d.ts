@@ -25,6 +25,16 @@ declare module 'ws' {
     autoPong?: boolean;
     /** TLS: verify the server's certificate (default true). */
     rejectUnauthorized?: boolean;
+    /** TLS: the route's CA and client certificate (passed on to tls.connect). */
+    secureContext?: import('node:tls').SecureContext;
+    /**
+     * Opens the connection instead of net/tls.connect (passed on to http.request): may return
+     * the socket, or call back with it later.
+     */
+    createConnection?: (
+      options: { host?: string; port?: number | string; servername?: string },
+      callback: (err: Error | null, socket?: Duplex) => void,
+    ) => Duplex | undefined;
   }
 
   class WebSocket extends EventEmitter {
