@@ -196,13 +196,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NO_EFFECT}upstream proxies are not built`,
   },
   {
-    key: 'routes[].backends',
-    scope: 'route',
-    level: 'warning',
-    on: (r) => r.backends.length > 0,
-    message: `${NO_EFFECT}load balancing is not built, every request goes to target`,
-  },
-  {
     key: 'routes[].cache',
     scope: 'route',
     level: 'warning',
