@@ -11,7 +11,7 @@ import {
   PASSIVE_FAILS,
 } from '../worker/balancer.js';
 import { HealthChecker } from '../worker/health-check.js';
-import { type Attempt, firstAttempt, nextAttempt } from '../worker/upstream-relay.js';
+import { type Attempt, classify, firstAttempt, nextAttempt } from '../worker/upstream-relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
 function captureLog(): Logger & { lines: { level: string; msg: string; fields?: LogFields }[] } {
@@ -320,4 +320,24 @@ t.test('routes.yml: backends and health_check validation', async (t) => {
     /^routes\[0\]\.health_check\.expected_status: /,
   ]);
   t.match(parse({ health_check: { wait: 1 } }), [/^routes\[0\]\.health_check\.wait: unknown key/]);
+});
+
+t.test('classify: which failures mean the backend is down', async (t) => {
+  for (const code of ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENOTFOUND']) {
+    t.equal(classify(code, false, false), 'down', `${code} before sending`);
+  }
+  t.equal(
+    classify('ECONNRESET', false, false),
+    'stale',
+    'a pooled connection may be a keep-alive race',
+  );
+  t.equal(classify('UND_ERR_SOCKET', true, false), 'stale');
+  t.equal(
+    classify('ECONNRESET', true, true),
+    'down',
+    'a reset on a fresh connection is the backend',
+  );
+  t.equal(classify('UND_ERR_HEADERS_TIMEOUT', true, false), 'other', 'sent, then no answer: 504');
+  t.equal(classify('UND_ERR_HEADERS_TIMEOUT', true, true), 'other');
+  t.equal(classify('ERR_TLS_CERT_ALTNAME_INVALID', false, false), 'other');
 });

@@ -75,7 +75,11 @@ export function firstAttempt(backend: Backend | undefined): Attempt {
  * race), `down` (the backend did not take the connection, or reset one opened for this
  * request), or `other` (a timeout after sending, a TLS error...: not the backend's absence).
  */
-function classify(code: string, written: boolean, fresh: boolean): 'stale' | 'down' | 'other' {
+export function classify(
+  code: string,
+  written: boolean,
+  fresh: boolean,
+): 'stale' | 'down' | 'other' {
   if (!written && NOT_CONNECTED.has(code)) return 'down';
   if (STALE_CONNECTION.has(code)) return fresh ? 'down' : 'stale';
   return 'other';
