@@ -46,6 +46,8 @@ export interface GatewayFeatures {
   ratelimitProxy?: RateLimitBlock;
   /** Send one request through the route after login (spends a rate limit's only token). */
   spendFirst?: boolean;
+  /** The route balanced over these upstreams (`target` is the first, listed with its weight). */
+  backends?: readonly { port: number; weight: number }[];
 }
 
 /**
@@ -69,14 +71,30 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
   return `${JSON.stringify(config, null, 2)}\n`;
 }
 
-/** routes.yml with one secured route in front of the upstream. */
-export function renderRoutesYml(upstreamPort: number): string {
+/**
+ * routes.yml with one secured route in front of the upstream; with `backends`, the route is
+ * balanced over them (target's URL listed among them, so its weight is the one given).
+ */
+export function renderRoutesYml(
+  upstreamPort: number,
+  backends?: readonly { port: number; weight: number }[],
+): string {
+  const balanced =
+    backends === undefined || backends.length === 0
+      ? []
+      : [
+          '    backends:',
+          ...backends.map(
+            (b) => `      - { url: "http://127.0.0.1:${b.port}", weight: ${b.weight} }`,
+          ),
+        ];
   return [
     'routes:',
     `  - prefix: ${GATEWAY_PREFIX}`,
     `    target: http://127.0.0.1:${upstreamPort}`,
     '    secure: true',
     `    username: [${BENCH_USER}]`,
+    ...balanced,
     '',
   ].join('\n');
 }
@@ -89,7 +107,13 @@ export function renderRoutesYml(upstreamPort: number): string {
  * tail is included in any start error.
  */
 export async function startGateway(
-  name: 'gateway' | 'baseline' | 'gateway-stats' | 'gateway-ratelimit' | 'gateway-refusing',
+  name:
+    | 'gateway'
+    | 'baseline'
+    | 'gateway-stats'
+    | 'gateway-ratelimit'
+    | 'gateway-refusing'
+    | 'gateway-balanced',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -115,6 +139,7 @@ export async function startGateway(
       ratelimitProxy: features.ratelimitProxy,
     },
     upstreamPort,
+    features.backends,
   );
 
   const logPath = join(dir, 'gateway.log');
@@ -219,9 +244,12 @@ async function writeGatewayFiles(
   configDir: string,
   params: GatewayConfigParams,
   upstreamPort: number,
+  backends?: readonly { port: number; weight: number }[],
 ): Promise<void> {
   await writeFile(join(configDir, 'config.json'), renderGatewayConfig(params), { mode: 0o600 });
-  await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort), { mode: 0o600 });
+  await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort, backends), {
+    mode: 0o600,
+  });
 }
 
 function jsonPost(body: unknown): {

@@ -21,6 +21,7 @@ import {
   writeReportJson,
 } from './report.js';
 import {
+  BENCH_BACKEND_WEIGHTS,
   BENCH_HIGH_LIMIT,
   BENCH_REFUSING_LIMIT,
   BENCH_REVOCATIONS,
@@ -152,6 +153,23 @@ async function startServices(
         PROXY_PROCESSES,
         cleanup,
         features,
+      ),
+    );
+  }
+  if (uses(entries, 'gateway-balanced')) {
+    // Two backends, each its own upstream process; the first is the one every scenario uses.
+    const second = await startUpstream(cleanup);
+    const ports = [upstreamPort, Number(new URL(second.baseUrl).port)];
+    const backends = ports.map((port, i) => ({ port, weight: BENCH_BACKEND_WEIGHTS[i]! }));
+    services['gateway-balanced'] = await tryStart(entries, 'gateway-balanced', () =>
+      startGateway(
+        'gateway-balanced',
+        gatewayCliPath(),
+        join(dir, 'gateway-balanced'),
+        upstreamPort,
+        PROXY_PROCESSES,
+        cleanup,
+        { backends },
       ),
     );
   }

@@ -5,12 +5,14 @@ import { BenchError } from './bench-error.js';
 /** `gateway-stats`: this build with `stats: true` and 100,000 revocations in its store. */
 /** `gateway-ratelimit`: ratelimit_proxy so high that nothing is refused. */
 /** `gateway-refusing`: ratelimit_proxy of one request a day, already spent: every request 429. */
+/** `gateway-balanced`: the route balanced over two upstream processes, weights 3 and 1. */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
   | 'gateway-stats'
   | 'gateway-ratelimit'
   | 'gateway-refusing'
+  | 'gateway-balanced'
   | 'nginx'
   | 'baseline';
 
@@ -86,6 +88,15 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     expect: { status: 429 },
   },
   {
+    name: 'gateway-balanced',
+    description:
+      'gateway-auth-proxy over two weighted backends (3:1, two upstream processes): balancer + health state',
+    service: 'gateway-balanced',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
     name: 'nginx-proxy',
     description: 'nginx as a plain reverse proxy (no auth), keep-alive pool to the upstream',
     service: 'nginx',
@@ -130,7 +141,11 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-stats-revocations', 'gateway-auth-proxy'] as const,
   ['gateway-ratelimit-high', 'gateway-auth-proxy'] as const,
   ['gateway-ratelimit-refusing', 'gateway-auth-proxy'] as const,
+  ['gateway-balanced', 'gateway-auth-proxy'] as const,
 ]);
+
+/** Weights of the `gateway-balanced` route: the first upstream (also `target`), then the second. */
+export const BENCH_BACKEND_WEIGHTS = Object.freeze([3, 1] as const);
 
 /** ratelimit_proxy of the `gateway-ratelimit` service: nothing is ever refused. */
 export const BENCH_HIGH_LIMIT = Object.freeze({

@@ -172,13 +172,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
   },
   // routes.yml, warnings
   {
-    key: 'routes[].backends',
-    scope: 'route',
-    level: 'warning',
-    on: (r) => r.backends.length > 0,
-    message: `${NO_EFFECT}load balancing is not built, every request goes to target`,
-  },
-  {
     key: 'routes[].cache',
     scope: 'route',
     level: 'warning',

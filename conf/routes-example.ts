@@ -65,12 +65,27 @@ routes: []
 ##     Send this route's requests through that HTTP proxy: a CONNECT tunnel for https targets,
 ##     absolute-form requests for http ones; the credentials go to the proxy only.
 ##     Default proxy: false.
+#    backends: ["http://127.0.0.1:8001/api", { url: "http://127.0.0.1:8002/api", weight: 2 }]
+##     More URLs serving what \`target\` serves, each with its own path and query. Requests are
+##     spread by weight (smooth weighted round robin: weights 1 and 2 give exactly 1/3 and 2/3).
+##     \`target\` takes part with weight 1 unless its URL is listed here (that weight then wins);
+##     weight 0 leaves a backend out, -1 makes it a backup, used only while every weighted one
+##     is down. A request moves to another backend only when it cannot have reached the first
+##     (connection refused or timed out; a reset of a GET, HEAD, OPTIONS, PUT or DELETE without
+##     a body); any HTTP status is the answer. A backend that fails 3 times in a row is skipped
+##     for 1 s, twice as long each time it fails again (up to 30 s). All down: 503 with
+##     Retry-After. Default: none, every request goes to \`target\`.
+#    health_check: { path: "/healthz", interval: 5000, timeout: 2000, expected_status: 200 }
+##     Active checks of \`target\` and the backends, by each gateway process for itself: GET
+##     \`path\` on each backend's host every \`interval\` ms; no answer within \`timeout\` ms, a failed
+##     connection or another status (one, or a list) takes the backend out until a check
+##     passes. Unset: no checks (failures met by requests still count).
 ##
 ## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
 ## load, but this gateway does not act on them:
 ##   filters
 ##     Refused: a routes.yml that uses them does not load, because ignoring them would let
 ##     through requests the filters are meant to stop.
-##   backends, cache: true, need_csrf: false
-##     Accepted with a warning: they have no effect; every request goes to \`target\`.
+##   cache: true, need_csrf: false
+##     Accepted with a warning: they have no effect.
 `;

@@ -77,6 +77,46 @@ const backend = z.preprocess(
   ),
 );
 
+// An origin-form request target (RFC 9112 section 3.2.1): '/', then visible ASCII, no fragment.
+const ORIGIN_FORM = /^\/[\x21-\x22\x24-\x7e]*$/;
+const httpStatus = z.int().min(100).max(599);
+
+/**
+ * Ours: active health checks of a route's backends (worker/health-check.ts). `interval` and
+ * `timeout` are milliseconds, as `client_timeout`; `path` is requested with GET on each
+ * backend's origin (not under the backend's own path); `expected_status` one status or a list.
+ */
+const healthCheck = z
+  .strictObject({
+    path: z
+      .string()
+      .regex(ORIGIN_FORM, 'expected a path starting with "/" (query allowed, no blanks or "#")')
+      .default('/'),
+    interval: z.int().min(100).max(3_600_000).default(5_000),
+    timeout: z.int().min(1).max(60_000).default(2_000),
+    expected_status: z
+      .union([httpStatus, z.array(httpStatus).min(1)], {
+        error: 'expected an HTTP status (100-599) or a list of them',
+      })
+      .default(200)
+      .transform((s) => (Array.isArray(s) ? [...new Set(s)] : [s])),
+  })
+  .superRefine((h, ctx) => {
+    if (h.timeout > h.interval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeout'],
+        message: `must not exceed interval (${h.interval} ms): checks would overlap`,
+      });
+    }
+  });
+
+/** A backend URL as compared for duplicates: origin, encoded path and query. */
+function backendKey(url: string): string {
+  const t = parseTarget(url);
+  return t.query === '' ? `${t.origin}${t.path}` : `${t.origin}${t.path}?${t.query}`;
+}
+
 const proxyConfig = z
   .union([z.string(), z.strictObject({ host: z.string().min(1) })], {
     error: 'expected a proxy URL or {host}',
@@ -177,6 +217,7 @@ export const routeSchema = z
     prefix,
     target: upstreamUrl,
     backends: z.array(backend).default([]),
+    health_check: healthCheck.optional(),
     username: z
       .array(z.string().min(1))
       .min(1, 'an empty list is ambiguous (nobody, or anybody?): list entries, or remove the key')
@@ -216,6 +257,7 @@ export const routeSchema = z
       });
     }
     tlsSettingChecks(r, ctx);
+    checkBackends(r.target, r.backends, ctx);
     if (r.proxy && r.proxy_config === undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -264,6 +306,52 @@ function tlsSettingChecks(
   }
 }
 
+/**
+ * `target` is a member of the route's backends with weight 1 unless its URL is listed in
+ * `backends`, whose entry then sets its weight. A URL listed twice is an error (its weight
+ * would be ambiguous), and so is a set where no member has a positive weight (nothing would
+ * take traffic while all are up). URLs that do not parse were reported by their own schema.
+ */
+function checkBackends(
+  target: string,
+  backends: readonly { url: string; weight: number }[],
+  ctx: z.RefinementCtx,
+): void {
+  if (backends.length === 0) return;
+  const keyOf = (url: string): string | undefined => {
+    try {
+      return backendKey(url);
+    } catch {
+      return undefined;
+    }
+  };
+  const seen = new Map<string, number>();
+  backends.forEach((b, i) => {
+    const key = keyOf(b.url);
+    if (key === undefined) return;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backends', i, 'url'],
+        message: `the same backend as backends[${first}]`,
+      });
+    }
+  });
+  const targetKey = keyOf(target);
+  const targetListed = targetKey !== undefined && seen.has(targetKey);
+  if (!targetListed) return;
+  if (!backends.some((b) => b.weight > 0)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['backends'],
+      message:
+        'no backend has a positive weight (target is listed here, so its entry sets its weight): nothing would take traffic',
+    });
+  }
+}
+
 /** Schema of routes.yml; a missing or empty `routes` is an empty list. */
 export const routesFileSchema = z.strictObject({
   routes: z
@@ -275,4 +363,5 @@ export const routesFileSchema = z.strictObject({
 /** One normalised route of routes.yml, regexes compiled. */
 export type RouteConfig = z.output<typeof routeSchema>;
 export type BackendConfig = RouteConfig['backends'][number];
+export type HealthCheckConfig = NonNullable<RouteConfig['health_check']>;
 export type RouteCertConfig = NonNullable<RouteConfig['cert']>;

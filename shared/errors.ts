@@ -131,6 +131,11 @@ export const ERRORS = {
     message: 'The rate limiter did not answer, retry later',
     headers: [['retry-after', '1']],
   },
+  /** Every backend of a balanced route is known down; `after` is when the first may be back. */
+  NO_HEALTHY_UPSTREAM: {
+    status: 503,
+    message: 'No backend of this route is available, retry later',
+  },
   STORE_UNAVAILABLE: {
     status: 503,
     message: 'The gateway could not write to its store; nothing was changed',

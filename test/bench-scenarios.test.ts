@@ -73,6 +73,7 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-stats',
         'gateway-ratelimit',
         'gateway-refusing',
+        'gateway-balanced',
         'nginx',
         'baseline',
       ].includes(s.service),
@@ -379,3 +380,29 @@ async function ownCpuSeconds(pid: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+t.test("the balanced scenario's routes.yml is a valid config with both backends", async (t) => {
+  const { renderRoutesYml } = await import('../bench/gateway.js');
+  const { parseConfig } = await import('../conf/parse.js');
+  const yaml = (await import('js-yaml')).default;
+  const text = renderRoutesYml(8000, [
+    { port: 8000, weight: 3 },
+    { port: 8001, weight: 1 },
+  ]);
+  const users = [
+    {
+      username: 'bench',
+      password: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA',
+    },
+  ];
+  const parsed = parseConfig({ secret: 'x'.repeat(64), users }, yaml.load(text), {
+    config: 'config.json',
+    routes: 'routes.yml',
+  });
+  t.same(parsed.warnings, []);
+  t.same(parsed.routes[0]?.backends, [
+    { url: 'http://127.0.0.1:8000', weight: 3 },
+    { url: 'http://127.0.0.1:8001', weight: 1 },
+  ]);
+  t.notMatch(renderRoutesYml(8000), /backends/, 'the plain route has none');
+});

@@ -94,7 +94,7 @@ t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
       users: [],
       login_redirect_url: 'https://example.com/',
     }),
-    'routes.yml': `${VALID_ROUTES}    backends: ["http://127.0.0.1:8001/api"]\n`,
+    'routes.yml': `${VALID_ROUTES}    cache: true\n`,
   });
   const res = await runCli(['check-config', '--config-dir', dir]);
   t.equal(res.code, 0, res.stderr);
@@ -102,7 +102,7 @@ t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
     res.stderr,
     `warning: ${join(dir, 'config.json')}: login_redirect_url: has no effect yet`,
   );
-  t.match(res.stderr, `warning: ${join(dir, 'routes.yml')}: routes[0].backends: has no effect yet`);
+  t.match(res.stderr, `warning: ${join(dir, 'routes.yml')}: routes[0].cache: has no effect yet`);
 });
 
 t.test('check-config with tls: the certificate pair is checked', async (t) => {

@@ -92,11 +92,6 @@ const CASES: Record<string, Case> = {
     key: 'routes[1].filters',
     off: [],
   },
-  'routes[].backends': {
-    on: { backends: ['http://127.0.0.1:8001/api'] },
-    key: 'routes[1].backends',
-    off: [{ backends: [] }],
-  },
   'routes[].cache': { on: { cache: true }, key: 'routes[1].cache', off: [{ cache: false }] },
   'routes[].need_csrf': {
     on: { need_csrf: false },

@@ -124,6 +124,7 @@ async function start(
     maxMessageBytes,
     maxBufferedBytes: webSocketBufferLimit(maxMessageBytes),
   });
+  runtime.startHealthChecks();
   return { generation: snapshot.generation };
 }
 
@@ -157,8 +158,11 @@ async function applyConfig(snapshot: ConfigSnapshot): Promise<ReplyValues['apply
     });
     throw new EdgeError('CONFIG_REJECTED', reason, { cause: err });
   }
+  const previous = state.runtime;
   state.runtime = next;
   generation = snapshot.generation;
+  previous.stopHealthChecks();
+  next.startHealthChecks();
   // Only now, with the new runtime in place, may pools it no longer uses be closed.
   services.pools.retainOnly(next.origins);
   return { generation: snapshot.generation };
@@ -257,6 +261,7 @@ async function drainOnce(timeoutMs: number): Promise<void> {
   const current = state;
   const deadline = Date.now() + timeoutMs;
   if (current) {
+    current.runtime.stopHealthChecks();
     // From now on every answer says `connection: close`, so keep-alive clients move to the
     // edges still listening; wait until nothing is in flight and the connections went quiet.
     current.draining = true;

@@ -1,29 +1,31 @@
 import type { Dispatcher } from 'undici';
+import { GatewayError } from '../shared/errors.js';
 import type { RequestContext } from './request-context.js';
 import { upstreamRequestHeaders } from './upstream-headers.js';
-import { UpstreamRelay } from './upstream-relay.js';
-import { buildUpstreamPath } from './upstream-url.js';
+import { firstAttempt, UpstreamRelay } from './upstream-relay.js';
+import { upstreamPathFor } from './upstream-url.js';
 import { requestBodyStream } from './uws-io.js';
 
 /** Methods whose request content has no defined meaning (RFC 9110 sections 9.3.1-9.3.5). */
 const BODY_WITHOUT_MEANING = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
 /**
- * The route's handler: forwards the request upstream and relays the answer. The promise settles
- * when the response is complete (or rejects with the upstream failure, mapped to 502/504).
+ * The route's handler: forwards the request upstream (to the backend the route's balancer
+ * picks, if it has one) and relays the answer. The promise settles when the response is
+ * complete, or rejects with the upstream failure (502/504), or 503 NO_HEALTHY_UPSTREAM with
+ * Retry-After when every backend is known down.
  */
 export function forward(ctx: RequestContext): Promise<void> {
   const { ex, rt } = ctx;
   const route = ctx.route!;
-  const path = buildUpstreamPath({
-    targetPath: route.targetPath,
-    targetQuery: route.targetQuery,
-    rest: ctx.rest,
-    canonicalPath: ctx.path,
-    query: ex.query,
-    securePath: route.config.secure_path,
-    preservePrefix: route.config.preserve_prefix,
-  });
+  const balancer = route.balancer;
+  const backend = balancer?.pick();
+  if (balancer !== undefined && backend === undefined) {
+    return Promise.reject(
+      new GatewayError('NO_HEALTHY_UPSTREAM', { after: balancer.retryAfterSeconds() }),
+    );
+  }
+  const path = upstreamPathFor(ctx, backend ?? route);
   const options: Dispatcher.DispatchOptions = {
     path,
     method: ex.method as Dispatcher.HttpMethod,
@@ -41,7 +43,8 @@ export function forward(ctx: RequestContext): Promise<void> {
     // out of order. The connection is used once (`connection: close`).
     reset: ex.hasBody && BODY_WITHOUT_MEANING.has(ex.method),
   };
+  const pool = backend?.pool ?? route.pool;
   return new Promise<void>((resolve, reject) => {
-    route.pool.dispatch(options, new UpstreamRelay(ctx, options, resolve, reject, true));
+    pool.dispatch(options, new UpstreamRelay(ctx, options, resolve, reject, firstAttempt(backend)));
   });
 }

@@ -11,9 +11,12 @@ import type { ConfigSnapshot } from '../shared/ipc.js';
 import { parseTarget } from '../shared/target-url.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import { type AdminAccess, adminAccess } from './admin-endpoints.js';
+import { backendPool } from './backend-pool.js';
+import { Backend, Balancer } from './balancer.js';
 import { routeProfile } from './connection-profile.js';
 import type { EdgeServices } from './edge-services.js';
 import { compileEndpoints, type Endpoint } from './endpoints.js';
+import { HealthChecker } from './health-check.js';
 import type { ResponseBodyTransform } from './pipeline.js';
 import { compileRoutePipeline, type Handler, type RouteFeature, type Step } from './pipeline.js';
 import { forward } from './proxy-handler.js';
@@ -47,6 +50,10 @@ export interface CompiledRoute {
   readonly poolOptions: PoolOptions;
   /** Proxy and TLS settings of the route's connections; undefined: direct, Node's defaults. */
   readonly profile: ConnectionProfile | undefined;
+  /** Set when the route has `backends` or `health_check`: requests go where it picks. */
+  readonly balancer: Balancer | undefined;
+  /** The route's active health checks (`health_check`), started with the runtime. */
+  readonly checker: HealthChecker | undefined;
   /** The route's pipeline (pipeline.ts), then its handler. */
   readonly steps: readonly Step[];
   readonly transform: (() => ResponseBodyTransform) | undefined;
@@ -82,6 +89,7 @@ export class Runtime {
   readonly trustedProxies: ((ip: string) => boolean) | undefined;
   /** `m,t,p` of the dummy hash, so a reload with the same parameters reuses it. */
   readonly dummyParams: string | undefined;
+  readonly #compiled: readonly CompiledRoute[];
 
   private constructor(init: {
     config: Config;
@@ -93,10 +101,17 @@ export class Runtime {
   }) {
     this.config = init.config;
     this.routes = compileRouteTable(init.routes);
+    this.#compiled = init.routes;
     this.endpoints = compileEndpoints(init.config);
     this.users = init.users;
     this.codec = init.codec;
-    this.origins = new Set(init.routes.map((r) => poolKey(r.origin, r.profile)));
+    this.origins = new Set(
+      init.routes.flatMap((r) =>
+        [r.origin, ...(r.balancer?.members.map((m) => m.origin) ?? [])].map((origin) =>
+          poolKey(origin, r.profile),
+        ),
+      ),
+    );
     this.dropHeaders = compileDropList(init.config.drop_request_headers);
     this.proto = init.config.tls ? 'https' : 'http';
     this.dummyHash = init.dummyHash;
@@ -108,6 +123,19 @@ export class Runtime {
       init.config.token_admin,
       allow.length > 0 ? compileIpMatcher(allow) : undefined,
     );
+  }
+
+  /**
+   * Starts the active health checks of the routes that have them: once this runtime serves
+   * (never from `build`, so a config an edge rejects leaves no timer behind).
+   */
+  startHealthChecks(): void {
+    for (const r of this.#compiled) r.checker?.start();
+  }
+
+  /** Stops them: when the runtime is swapped out or the edge drains. Idempotent. */
+  stopHealthChecks(): void {
+    for (const r of this.#compiled) r.checker?.stop();
   }
 
   /** Validates a snapshot with the same parser as the supervisor and compiles it. */
@@ -145,6 +173,14 @@ export class Runtime {
     const compiled = routes.map((route) =>
       compileRoute(route, config, services, poolOptions, features, snapshot.routeFiles),
     );
+    // Backend health follows the route and URL across reloads.
+    if (previous) {
+      const before = new Map(previous.#compiled.map((r) => [r.prefix, r.balancer]));
+      for (const r of compiled) {
+        const old = before.get(r.prefix);
+        if (r.balancer && old) r.balancer.adopt(old);
+      }
+    }
     return new Runtime({ config, routes: compiled, users, codec, dummyHash, dummyParams });
   }
 }
@@ -174,20 +210,60 @@ function compileRoute(
   const target = parseTarget(route.target);
   const { steps, transform } = compileRoutePipeline(route, config, features);
   const profile = routeProfile(route, files);
+  const balancer = compileBalancer(route, services, poolOptions, profile);
   return {
     prefix: route.prefix,
     config: route,
     origin: target.origin,
     targetPath: target.path,
     targetQuery: target.query,
-    pool: services.pools.get(target.origin, poolOptions, profile),
+    pool: backendPool(services, profile, target.origin, poolOptions),
     poolOptions,
     profile,
+    balancer,
+    checker:
+      balancer && route.health_check ? new HealthChecker(balancer, route.health_check) : undefined,
     steps,
     transform,
     handler: forward,
     upgrade: route.websocket ? proxyWebSocket : refuseWebSocket,
   };
+}
+
+/**
+ * The route's balancer, or undefined for a route with neither `backends` nor `health_check`
+ * (its requests then go to `target` with nothing added on their path). Members: `target` with
+ * weight 1 unless its URL is listed in `backends` (that entry's weight wins), then `backends`
+ * in order; weight 0 leaves a backend out.
+ */
+function compileBalancer(
+  route: RouteConfig,
+  services: EdgeServices,
+  poolOptions: PoolOptions,
+  profile: ConnectionProfile | undefined,
+): Balancer | undefined {
+  if (route.backends.length === 0 && route.health_check === undefined) return undefined;
+  const urlKey = (url: string) => {
+    const t = parseTarget(url);
+    return `${t.origin}${t.path}?${t.query}`;
+  };
+  const listed = new Set(route.backends.map((b) => urlKey(b.url)));
+  const entries = listed.has(urlKey(route.target))
+    ? route.backends
+    : [{ url: route.target, weight: 1 }, ...route.backends];
+  const members = entries
+    .filter((b) => b.weight !== 0)
+    .map((b) => {
+      const t = parseTarget(b.url);
+      return new Backend({
+        origin: t.origin,
+        targetPath: t.path,
+        targetQuery: t.query,
+        weight: b.weight,
+        pool: backendPool(services, profile, t.origin, poolOptions),
+      });
+    });
+  return new Balancer(members, services.log, route.prefix, route.health_check?.interval);
 }
 
 /*

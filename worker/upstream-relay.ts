@@ -1,9 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError, statusLine } from '../shared/errors.js';
+import { backendPool } from './backend-pool.js';
+import type { Backend } from './balancer.js';
 import type { ResponseBodyTransform } from './pipeline.js';
 import type { RequestContext } from './request-context.js';
 import { upstreamError } from './upstream-error.js';
+import { upstreamPathFor } from './upstream-url.js';
 import {
   abortExchange,
   corked,
@@ -29,21 +32,90 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /*
  * Failures that mean the upstream connection was dead before it answered anything: a pooled
  * keep-alive connection that the upstream closed while idle (a race no client can avoid), or a
- * reset. A connection refused, a DNS failure or a timeout is not retried: a fresh connection
- * would meet the same fate. Each request is retried at most once (the retry has no retry).
+ * reset. On a connection opened for the request, the same failure is the backend's own.
  */
 const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
+/** Failures to open a connection: the request cannot have reached the backend. */
+const NOT_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/** One try of a request: where it goes and what came before. */
+export interface Attempt {
+  /** The balanced route's backend; undefined for a route without a balancer (its target). */
+  readonly backend: Backend | undefined;
+  /** On a connection opened for it: a dead connection is then no keep-alive race. */
+  readonly fresh: boolean;
+  /** Backends this request already failed on; failover never returns to them. */
+  readonly tried: readonly Backend[];
+}
+
+const NO_BACKENDS: readonly Backend[] = Object.freeze([]);
+/** The first attempt of a route without a balancer: shared, nothing is allocated per request. */
+const TARGET_ATTEMPT: Attempt = Object.freeze({
+  backend: undefined,
+  fresh: false,
+  tried: NO_BACKENDS,
+});
+
+/** A request's first attempt. */
+export function firstAttempt(backend: Backend | undefined): Attempt {
+  return backend === undefined ? TARGET_ATTEMPT : { backend, fresh: false, tried: NO_BACKENDS };
+}
+
 /**
- * Whether a request that failed before any answer may be sent once more, on a new connection:
- * an idempotent one without a body, or any one that never left (undici had not started writing
- * it and its body was not read).
+ * How a failure before any answer reads: `stale` (a dead pooled connection, maybe a keep-alive
+ * race), `down` (the backend did not take the connection, or reset one opened for this
+ * request), or `other` (a timeout after sending, a TLS error...: not the backend's absence).
  */
-function canResend(err: Error, options: Dispatcher.DispatchOptions, written: boolean): boolean {
-  if (!STALE_CONNECTION.has((err as { code?: string }).code ?? '')) return false;
+export function classify(
+  code: string,
+  written: boolean,
+  fresh: boolean,
+): 'stale' | 'down' | 'other' {
+  if (!written && NOT_CONNECTED.has(code)) return 'down';
+  if (STALE_CONNECTION.has(code)) return fresh ? 'down' : 'stale';
+  return 'other';
+}
+
+/**
+ * Whether sending the request again cannot do harm: it never left (undici had not started
+ * writing it) and its body was not read, or it is idempotent without a body (RFC 9110 section
+ * 9.2.2). A body that started streaming is never replayed.
+ */
+function replayable(options: Dispatcher.DispatchOptions, written: boolean): boolean {
   const body = options.body as Readable | null;
   if (body === null && IDEMPOTENT.has(options.method)) return true;
   return !written && (body === null || (!body.destroyed && !body.readableDidRead));
+}
+
+/**
+ * The one decision of "may this request be sent again, and where", for a failure before any
+ * answer. A stale keep-alive connection: the same backend once more, on a new connection. A
+ * backend down (refused, connect timeout, reset on a fresh connection) on a balanced route: the
+ * next backend the balancer picks among those not tried yet. Anything else, or a request that
+ * is not replayable: undefined (the failure is the answer). An HTTP status never gets here.
+ */
+export function nextAttempt(
+  failure: 'stale' | 'down' | 'other',
+  options: Dispatcher.DispatchOptions,
+  written: boolean,
+  attempt: Attempt,
+  pick: ((tried: readonly Backend[]) => Backend | undefined) | undefined,
+): Attempt | undefined {
+  if (failure === 'other' || !replayable(options, written)) return undefined;
+  if (failure === 'stale') return { backend: attempt.backend, fresh: true, tried: attempt.tried };
+  if (pick === undefined || attempt.backend === undefined) return undefined;
+  const tried = [...attempt.tried, attempt.backend];
+  const backend = pick(tried);
+  return backend === undefined ? undefined : { backend, fresh: false, tried };
 }
 
 /**
@@ -61,8 +133,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   readonly #options: Dispatcher.DispatchOptions;
   readonly #resolve: () => void;
   readonly #reject: (err: unknown) => void;
-  /** This is the first attempt: one retry is still allowed. */
-  readonly #mayRetry: boolean;
+  readonly #attempt: Attempt;
   #transform: ResponseBodyTransform | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #total: number | undefined;
@@ -78,21 +149,22 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
 
   /**
    * Relays the answer to `options` (dispatched by the caller) into `ctx`'s exchange; settles
-   * `resolve`/`reject` once. `mayRetry`: a failure before any answer may be retried once.
+   * `resolve`/`reject` once. `attempt`: where this try goes; a failure before any answer may
+   * lead to another try (`nextAttempt`).
    */
   constructor(
     ctx: RequestContext,
     options: Dispatcher.DispatchOptions,
     resolve: () => void,
     reject: (err: unknown) => void,
-    mayRetry: boolean,
+    attempt: Attempt,
   ) {
     this.#ctx = ctx;
     this.#ex = ctx.ex;
     this.#options = options;
     this.#resolve = resolve;
     this.#reject = reject;
-    this.#mayRetry = mayRetry;
+    this.#attempt = attempt;
     this.#transform = ctx.route?.transform?.();
   }
 
@@ -165,6 +237,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   /** undici's signal of the first byte of an answer (1xx included). */
   onResponseStarted(): void {
     this.#answered = true;
+    const backend = this.#attempt.backend;
+    if (backend !== undefined && backend.fails !== 0) this.#ctx.route!.balancer!.succeeded(backend);
   }
 
   /** Upgrades (CONNECT, 101) are refused before dispatch; one that slips through is cut. */
@@ -212,17 +286,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (
-      this.#mayRetry &&
-      !this.#answered &&
-      !this.#settled &&
-      !this.#ex.done &&
-      canResend(err, this.#options, this.#written)
-    ) {
-      this.#settled = true;
-      this.#resend();
-      return;
-    }
+    if (!this.#answered && !this.#settled && !this.#ex.done && this.#retry(err)) return;
     // Once the head is out, the only honest signal left is a cut connection; before that the
     // client still gets a clean 502/504.
     if (this.#headWritten) abortExchange(this.#ex);
@@ -248,12 +312,48 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     return ok;
   }
 
-  /** Sends the request again on a connection opened for it; that relay settles the request. */
-  #resend(): void {
+  /**
+   * After a failure before any answer: counts it against the backend when it was one's, and
+   * sends the request again where `nextAttempt` says; that relay then settles the request.
+   * Returns false when the failure stands.
+   */
+  #retry(err: Error): boolean {
+    const attempt = this.#attempt;
+    const code = (err as { code?: string }).code ?? '';
+    const failure = classify(code, this.#written, attempt.fresh);
     const route = this.#ctx.route!;
-    const pool = this.#ctx.services.pools.fresh(route.origin, route.poolOptions, route.profile);
-    const next = new UpstreamRelay(this.#ctx, this.#options, this.#resolve, this.#reject, false);
-    pool.dispatch(this.#options, next);
+    const balancer = route.balancer;
+    if (failure === 'down' && attempt.backend !== undefined)
+      balancer?.failed(attempt.backend, code);
+    const next = nextAttempt(
+      failure,
+      this.#options,
+      this.#written,
+      attempt,
+      balancer && ((tried) => balancer.pick(tried)),
+    );
+    if (next === undefined) return false;
+    this.#settled = true;
+    let options = this.#options;
+    if (next.backend !== attempt.backend) {
+      options = { ...options, path: upstreamPathFor(this.#ctx, next.backend!) };
+      this.#ctx.services.log.warn('upstream failover', {
+        route: route.prefix,
+        from: attempt.backend!.name,
+        to: next.backend!.name,
+        code,
+      });
+    }
+    const origin = next.backend?.origin ?? route.origin;
+    const pool =
+      next.fresh || next.backend === undefined
+        ? backendPool(this.#ctx.services, route.profile, origin, route.poolOptions, next.fresh)
+        : next.backend.pool;
+    pool.dispatch(
+      options,
+      new UpstreamRelay(this.#ctx, options, this.#resolve, this.#reject, next),
+    );
+    return true;
   }
 
   /** Settles once; a failure is mapped to its client-facing code, a client abort is no failure. */

@@ -5,6 +5,8 @@
  * segment '%2e%2e' and reaches the backend as '%252e%252e', never as a traversal.
  */
 
+import type { RequestContext } from './request-context.js';
+
 /** Options of {@link buildUpstreamPath}. */
 export interface UpstreamPathOptions {
   /** The target's encoded path (`ParsedTarget.path`); used verbatim, never re-encoded. */
@@ -160,4 +162,24 @@ function asciiSet(chars: string): Uint8Array {
   const set = new Uint8Array(128);
   for (let i = 0; i < chars.length; i++) set[chars.charCodeAt(i)] = 1;
   return set;
+}
+
+/**
+ * The path and query of `ctx`'s request on `to` (the route's target or one of its backends:
+ * each carries its own path and query), under the route's path options.
+ */
+export function upstreamPathFor(
+  ctx: RequestContext,
+  to: { readonly targetPath: string; readonly targetQuery: string },
+): string {
+  const config = ctx.route!.config;
+  return buildUpstreamPath({
+    targetPath: to.targetPath,
+    targetQuery: to.targetQuery,
+    rest: ctx.rest,
+    canonicalPath: ctx.path,
+    query: ctx.ex.query,
+    securePath: config.secure_path,
+    preservePrefix: config.preserve_prefix,
+  });
 }
