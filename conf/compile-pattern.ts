@@ -1,4 +1,4 @@
-import v8 from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 import { CodedError } from '../shared/coded-error.js';
 
 /** Why a filter regex cannot be used; thrown by {@link compilePattern}. */
@@ -29,13 +29,14 @@ export class PatternError extends CodedError<'PATTERN_INVALID'> {
  * at most 16, capture groups become non-capturing, and the `u` flag is used only to validate
  * the syntax (strictly) at load, not to run.
  */
-v8.setFlagsFromString('--enable-experimental-regexp-engine');
-v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+setFlagsFromString('--enable-experimental-regexp-engine');
+setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
 
 /** Whether V8 took the flags (an `l` regex compiles only with the linear engine on). */
 export function linearEngineAvailable(): boolean {
   try {
-    new RegExp('a', 'l');
+    // A flags string in a variable: a literal /a/l is a syntax error for the tools.
+    new RegExp('a', LINEAR);
     return true;
   } catch {
     return false;
@@ -45,6 +46,9 @@ export function linearEngineAvailable(): boolean {
 // Rust's regex crate spells flags as a leading group, e.g. `(?i)` or `(?is)`. JS (Node 20) has
 // no inline flags, so a leading group of flags JS also has becomes RegExp flags. Anything else,
 // inline flags later in the pattern included, fails to compile and is reported, never dropped.
+/** V8's flag for its linear-time engine (only known with --enable-experimental-regexp-engine). */
+const LINEAR = 'l';
+
 const LEADING_FLAGS = /^\(\?([a-zA-Z]+)\)/;
 const TRANSLATABLE = new Set(['i', 'm', 's']);
 /** The linear engine's largest counted repetition (V8 11.3's replication limit). */
@@ -82,9 +86,12 @@ export function compilePattern(source: string, extraFlags = ''): RegExp {
   }
   const linear = rewrite(body, flags.has('i'));
   try {
-    new RegExp(linear, `${runFlags}l`);
+    new RegExp(linear, runFlags + LINEAR);
   } catch (err) {
     if (!(err instanceof SyntaxError)) throw err;
+    if (!linearEngineAvailable()) {
+      throw new PatternError("V8's linear-time regex engine is not available in this Node.js");
+    }
     throw new PatternError(
       'cannot be run in linear time (nested counted repetitions multiplying beyond 16?): ' +
         'a filter regex must not allow catastrophic backtracking',
@@ -123,11 +130,11 @@ function rewrite(src: string, fold: boolean): string {
   while (i < src.length) {
     const c = src[i]!;
     if (c === '\\') {
-      const escape = readEscape(src, i);
+      const seq = readEscape(src, i);
       atomStart = out.length;
       // Escapes are never letters to fold (`u` refused identity escapes of letters).
-      out += escape;
-      i += escape.length;
+      out += seq;
+      i += seq.length;
     } else if (c === '[') {
       const end = classEnd(src, i);
       atomStart = out.length;

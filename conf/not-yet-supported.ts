@@ -167,13 +167,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
   },
   // routes.yml, errors
   {
-    key: 'routes[].filters',
-    scope: 'route',
-    level: 'error',
-    on: (r) => r.filters !== undefined,
-    message: `${NOT_SUPPORTED}request filters are not enforced, so every request would pass them`,
-  },
-  {
     key: 'routes[].cert',
     scope: 'route',
     level: 'error',

@@ -43,13 +43,31 @@ routes: []
 ##     This route's own rate limit instead of config.json's ratelimit_proxy, per user when the
 ##     request carries a valid token, else per client address; requests_per_second 0 turns
 ##     limiting off for this route. Unset: ratelimit_proxy applies.
+#    filters:
+#      default_allow: false
+#      allow:
+#        - field: header
+#          name: "^X-API-Key$"
+#          pattern: "^[0-9a-f]{32}$"
+#      deny:
+#        - field: body_json
+#          key: "status"
+#          pattern: "^archived$"
+#      max_body_bytes: 1048576
+##     Per-route ACL, checked before forwarding; a refused request gets 403 FILTER_DENIED and
+##     never reaches the target. A request matching any deny condition is refused; when allow
+##     is not empty every allow condition must match; when it is empty default_allow decides
+##     (default false: everything refused). Conditions: field method, path (the whole decoded
+##     path), header or query (name: regex over names, pattern: regex over values), body_raw,
+##     body_json (key: a top-level key). Body conditions read at most max_body_bytes (default
+##     1 MiB; larger gets 413). Regexes are JavaScript syntax with an optional leading (?i);
+##     backreferences and lookarounds are refused. README "Filters" has the exact rules.
 ##
 ## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
 ## load, but this gateway does not act on them:
-##   filters, cert, proxy: true
+##   cert, proxy: true
 ##     Refused: a routes.yml that uses them does not load, because ignoring them would let
-##     through requests the filters are meant to stop, reach the target without the client
-##     certificate, or go around the proxy.
+##     requests reach the target without the client certificate, or go around the proxy.
 ##   backends, proxy_config, cache: true, need_csrf: false
 ##     Accepted with a warning: they have no effect; every request goes to \`target\`.
 `;
