@@ -87,11 +87,6 @@ const CASES: Record<string, Case> = {
     key: 'socket_listen',
     off: [{ socket_listen: 1024 }],
   },
-  'routes[].filters': {
-    on: { filters: { default_allow: false, allow: [{ field: 'method', pattern: '^GET$' }] } },
-    key: 'routes[1].filters',
-    off: [],
-  },
   'routes[].cert': {
     on: { cert: { file: 'client.pem', key: 'client.key' } },
     key: 'routes[1].cert',
@@ -188,7 +183,7 @@ t.test('every unbuilt setting of a file is reported at once, beside the other fi
       {
         routes: [
           { ...ROUTE, secure: 'yes' },
-          { ...ROUTE, prefix: '/b', filters: {} },
+          { ...ROUTE, prefix: '/b', cert: { file: 'c.p12' } },
         ],
       },
       FILES,
