@@ -46,7 +46,29 @@ export interface GatewayFeatures {
   ratelimitProxy?: RateLimitBlock;
   /** Send one request through the route after login (spends a rate limit's only token). */
   spendFirst?: boolean;
+  /** `filters` lines of the route (routes.yml, indented under it). */
+  filters?: readonly string[];
 }
+
+/** The route's filters of the `gateway-filters` service: method and header, both pass. */
+export const BENCH_HEAD_FILTERS: readonly string[] = [
+  '    filters:',
+  '      allow:',
+  '        - field: method',
+  '          pattern: ^(?:GET|HEAD)$',
+  '        - field: header',
+  '          name: ^X-Client$',
+  '          pattern: ^bench-[0-9]+$',
+];
+
+/** The route's filters of the `gateway-filters-body` service: one body_json condition. */
+export const BENCH_BODY_FILTERS: readonly string[] = [
+  '    filters:',
+  '      allow:',
+  '        - field: body_json',
+  '          key: status',
+  '          pattern: ^active$',
+];
 
 /**
  * config.json written before start, so the gateway skips first-run generation. One worker
@@ -70,13 +92,14 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
 }
 
 /** routes.yml with one secured route in front of the upstream. */
-export function renderRoutesYml(upstreamPort: number): string {
+export function renderRoutesYml(upstreamPort: number, filters: readonly string[] = []): string {
   return [
     'routes:',
     `  - prefix: ${GATEWAY_PREFIX}`,
     `    target: http://127.0.0.1:${upstreamPort}`,
     '    secure: true',
     `    username: [${BENCH_USER}]`,
+    ...filters,
     '',
   ].join('\n');
 }
@@ -89,7 +112,14 @@ export function renderRoutesYml(upstreamPort: number): string {
  * tail is included in any start error.
  */
 export async function startGateway(
-  name: 'gateway' | 'baseline' | 'gateway-stats' | 'gateway-ratelimit' | 'gateway-refusing',
+  name:
+    | 'gateway'
+    | 'baseline'
+    | 'gateway-stats'
+    | 'gateway-ratelimit'
+    | 'gateway-refusing'
+    | 'gateway-filters'
+    | 'gateway-filters-body',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -115,6 +145,7 @@ export async function startGateway(
       ratelimitProxy: features.ratelimitProxy,
     },
     upstreamPort,
+    features.filters,
   );
 
   const logPath = join(dir, 'gateway.log');
@@ -219,9 +250,12 @@ async function writeGatewayFiles(
   configDir: string,
   params: GatewayConfigParams,
   upstreamPort: number,
+  filters?: readonly string[],
 ): Promise<void> {
   await writeFile(join(configDir, 'config.json'), renderGatewayConfig(params), { mode: 0o600 });
-  await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort), { mode: 0o600 });
+  await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort, filters), {
+    mode: 0o600,
+  });
 }
 
 function jsonPost(body: unknown): {

@@ -73,6 +73,8 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-stats',
         'gateway-ratelimit',
         'gateway-refusing',
+        'gateway-filters',
+        'gateway-filters-body',
         'nginx',
         'baseline',
       ].includes(s.service),
