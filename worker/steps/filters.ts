@@ -154,23 +154,37 @@ function topLevelKeys(text: string): string[] {
   let depth = 0;
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const end = stringEnd(text, i);
+      if (depth === 1 && expectKey) {
+        const raw = text.slice(i + 1, end);
+        keys.push(raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw);
+      }
       expectKey = false;
-      i = j;
-    } else if (c === '{' || c === '[') {
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) {
       depth++;
-      expectKey = c === '{' && depth === 1;
-    } else if (c === '}' || c === ']') {
+      expectKey = c === 0x7b && depth === 1;
+    } else if (c === 0x7d || c === 0x5d) {
       depth--;
-    } else if (c === ',' && depth === 1) {
+    } else if (c === 0x2c && depth === 1) {
       expectKey = true;
     }
   }
   return keys;
+}
+
+/** Index of the quote closing the JSON string that opens at `start` (the text is valid JSON). */
+function stringEnd(text: string, start: number): number {
+  let end = text.indexOf('"', start + 1);
+  for (;;) {
+    // A quote preceded by an odd run of backslashes is escaped.
+    let backslashes = 0;
+    while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
 }
 
 /** Whether a body condition matches (missing JSON key: no match). */
