@@ -96,6 +96,8 @@ t.teardown(async () => {
 });
 
 const KEY = '0123456789abcdef0123456789abcdef';
+/** Raw requests say `Connection: close`: the exchange ends with the answer, however slow. */
+const RAW = { waitMs: 10_000 };
 
 /** Sends a request and checks the answer; a refusal must not reach the upstream. */
 async function expect(
@@ -135,22 +137,32 @@ t.test('header: names case-insensitive, every line of a picked header must match
   await expect(t, '/key/x', 403, { headers: { 'x-api-key': KEY.toUpperCase() } });
   await expect(t, '/key/x', 403, { headers: { 'x-api-key': `${KEY}0` } });
   // Two lines, one good one bad: a backend might read either, so allow refuses.
-  const raw = await rawExchange(gw.port, [
-    `GET /key/x HTTP/1.1\r\nHost: x\r\nX-API-Key: ${KEY}\r\nX-API-Key: nope\r\n\r\n`,
-  ]);
+  const raw = await rawExchange(
+    gw.port,
+    [
+      `GET /key/x HTTP/1.1\r\nHost: x\r\nX-API-Key: ${KEY}\r\nX-API-Key: nope\r\nConnection: close\r\n\r\n`,
+    ],
+    RAW,
+  );
   t.equal(raw.responses[0]?.status, 403, 'repeated header with one bad value: 403');
-  const both = await rawExchange(gw.port, [
-    `GET /key/x HTTP/1.1\r\nHost: x\r\nX-API-Key: ${KEY}\r\nx-api-key: ${KEY}\r\n\r\n`,
-  ]);
+  const both = await rawExchange(
+    gw.port,
+    [
+      `GET /key/x HTTP/1.1\r\nHost: x\r\nX-API-Key: ${KEY}\r\nx-api-key: ${KEY}\r\nConnection: close\r\n\r\n`,
+    ],
+    RAW,
+  );
   t.equal(both.responses[0]?.status, 200, 'repeated header, every value good: 200');
 });
 
 t.test('header deny: any matching line refuses; (?i) on the value', async (t) => {
   await expect(t, '/q?v=1', 200, { headers: { 'x-debug': 'off' } });
   await expect(t, '/q?v=1', 403, { headers: { 'x-debug': 'ON' } });
-  const raw = await rawExchange(gw.port, [
-    'GET /q?v=1 HTTP/1.1\r\nHost: x\r\nX-Debug: off\r\nX-Debug: on\r\n\r\n',
-  ]);
+  const raw = await rawExchange(
+    gw.port,
+    ['GET /q?v=1 HTTP/1.1\r\nHost: x\r\nX-Debug: off\r\nX-Debug: on\r\nConnection: close\r\n\r\n'],
+    RAW,
+  );
   t.equal(raw.responses[0]?.status, 403, 'a second line that matches deny refuses');
 });
 
@@ -235,11 +247,11 @@ t.test('a chunked body is buffered and forwarded with its length', async (t) => 
     gw.port,
     [
       'POST /json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n' +
-        `Authorization: Bearer ${token}\r\n\r\n`,
+        `Authorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
       `5\r\n${body.slice(0, 5)}\r\n`,
       `${(body.length - 5).toString(16)}\r\n${body.slice(5)}\r\n0\r\n\r\n`,
     ],
-    { gapMs: 50, waitMs: 1500 },
+    { gapMs: 50, waitMs: 10_000 },
   );
   const res = raw.responses[0];
   t.equal(res?.status, 200);
