@@ -132,8 +132,9 @@ function rewrite(src: string, fold: boolean): string {
     if (c === '\\') {
       const seq = readEscape(src, i);
       atomStart = out.length;
-      // Escapes are never letters to fold (`u` refused identity escapes of letters).
-      out += seq;
+      // `\x41` and `\u0041` are letters too; `u` refused identity escapes such as `\q`.
+      const ch = charOf(seq);
+      out += fold && ch !== undefined && LETTER.test(ch) ? foldChar(ch) : seq;
       i += seq.length;
     } else if (c === '[') {
       const end = classEnd(src, i);

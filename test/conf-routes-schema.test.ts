@@ -354,6 +354,8 @@ t.test('filters: Rust-style (?i) folds ASCII letters, (?s) and (?m) become flags
   const [cls] = filters([{ field: 'path', pattern: '(?i)^/[a-c]+$' }]);
   t.ok(cls?.pattern.test('/AbC'));
   t.notOk(cls?.pattern.test('/abd'));
+  const [escaped] = filters([{ field: 'path', pattern: '(?i)^/\\x41[\\x62]$' }]);
+  t.ok(escaped?.pattern.test('/aB'), 'letters written as escapes fold too');
   const [combined] = filters([{ field: 'path', pattern: '(?is)^/a.b$' }]);
   t.ok(combined?.pattern.test('/A\nB'));
   const [plain] = filters([{ field: 'method', pattern: '^get$' }]);
