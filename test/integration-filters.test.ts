@@ -1,8 +1,10 @@
 // routes.yml `filters` on the real CLI: every rule of README "Filters", against a real upstream
 // that counts what reaches it (a refused request must never get there).
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
+import { runCli } from './helpers/cli.js';
 import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { rawExchange } from './helpers/raw-http.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
@@ -284,4 +286,40 @@ t.test('a route with only head conditions keeps streaming bodies of any size', a
     body: Buffer.alloc(size, 7),
   });
   t.equal(((await res.json()) as Echo).bodyBytes, size, 'more than the 1 MiB body bound');
+});
+
+t.test('check-config refuses what cannot run in linear time, naming file and key', async (t) => {
+  const dir = t.testdir({
+    'config.json': JSON.stringify({ secret: 's'.repeat(64), users: [] }),
+    'routes.yml': `routes:
+  - prefix: /api
+    target: http://127.0.0.1:8000/api
+    filters:
+      allow:
+        - field: path
+          pattern: ^/api(?=/)
+      deny:
+        - field: header
+          name: ^x-a$
+          pattern: (?:[0-9a-f]{16}){2}
+        - field: query
+          name: (a)\\1
+          pattern: x
+`,
+  });
+  const res = await runCli(['check-config', '--config-dir', dir]);
+  t.equal(res.code, 1);
+  const found = res.stderr
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split(': ').slice(0, 2));
+  const routes = join(dir, 'routes.yml');
+  t.same(found, [
+    [routes, 'routes[0].filters.allow[0].pattern'],
+    [routes, 'routes[0].filters.deny[0].pattern'],
+    [routes, 'routes[0].filters.deny[1].name'],
+  ]);
+  t.match(res.stderr, /lookaheads are not supported/);
+  t.match(res.stderr, /linear time/);
+  t.match(res.stderr, /backreferences are not supported/);
 });
