@@ -21,19 +21,30 @@ export class PatternError extends CodedError<'PATTERN_INVALID'> {
  *   on the backtracking engine, and a match that backtracks more than 50,000 times is rerun on
  *   the linear engine: `^(a+)+$` on 64 KiB in 84 ms, typical matches at backtracking speed.
  *   The fallback exists only for patterns the linear engine can run.
- * So both flags are set for the whole process as soon as this module loads (before any pattern
- * is compiled: the supervisor, every edge, check-config and tests import it), and every pattern
+ * So both flags are set for the whole process before the first pattern is compiled (the
+ * supervisor, every edge, check-config and tests all compile through here), and every pattern
  * is compiled once with `l` at load to prove the fallback exists for it; one that the linear
  * engine refuses is a config error. To keep patterns in that subset, `(?i)` is applied by
  * rewriting ASCII letters into both cases, counted repetitions above 16 are split into runs of
  * at most 16, capture groups become non-capturing, and the `u` flag is used only to validate
  * the syntax (strictly) at load, not to run.
  */
-setFlagsFromString('--enable-experimental-regexp-engine');
-setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+let linearEngineOn = false;
+
+/**
+ * Turns both flags on for this process, once, before the first pattern is compiled: a process
+ * whose config has no filters never turns them on, so its own regexes run as they always did.
+ */
+function enableLinearEngine(): void {
+  if (linearEngineOn) return;
+  setFlagsFromString('--enable-experimental-regexp-engine');
+  setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+  linearEngineOn = true;
+}
 
 /** Whether V8 took the flags (an `l` regex compiles only with the linear engine on). */
 export function linearEngineAvailable(): boolean {
+  enableLinearEngine();
   try {
     // A flags string in a variable: a literal /a/l is a syntax error for the tools.
     new RegExp('a', LINEAR);
@@ -66,6 +77,7 @@ const MAX_EXPANDED = 256;
  * over non-ASCII letters, and anything V8's linear engine refuses.
  */
 export function compilePattern(source: string, extraFlags = ''): RegExp {
+  enableLinearEngine();
   const flags = new Set([...extraFlags]);
   let body = source;
   const lead = LEADING_FLAGS.exec(source);
