@@ -7,6 +7,7 @@ import { deepFreeze } from './deep-freeze.js';
 import { JsonSyntaxError, scanJson } from './json-source.js';
 import type { ConfigFiles, ParsedConfig } from './parse.js';
 import { parseConfig } from './parse.js';
+import { type RouteFiles, readRouteFiles, routeTlsWarnings } from './route-tls.js';
 import { type CheckedTlsPair, checkTlsFiles } from './tls-files.js';
 
 /** A validated config dir, plus the raw values that edges re-validate from an IPC snapshot. */
@@ -15,13 +16,16 @@ export interface LoadedConfig extends ParsedConfig {
   files: ConfigFiles;
   /** The checked certificate pair when `tls` is true and it exists; undefined otherwise. */
   tls?: CheckedTlsPair | undefined;
+  /** The bytes of the routes' `cert` and `ca` files, checked (conf/route-tls.ts). */
+  routeFiles: RouteFiles;
 }
 
 type Read = { ok: true; value: unknown } | { ok: false; issue: ConfigIssue } | { ok: 'missing' };
 
 /**
  * Reads and validates `<dir>/config.json` and `<dir>/routes.yml`, and with `tls` on the
- * certificate pair in `<dir>/certs` (see checkTlsFiles). This is the one validation that both
+ * certificate pair in `<dir>/certs` (see checkTlsFiles), and the files routes name for upstream
+ * TLS (`cert`, `ca`: see readRouteFiles). This is the one validation that both
  * `check-config` and `run` (start and reload) go through. A missing routes.yml is an empty
  * route list (with a warning); a missing config.json, a syntax error or an invalid value is a
  * ConfigError.
@@ -43,15 +47,17 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
   // both processes.
   const raw = { config: config.value, routes: routes.ok === true ? (routes.value ?? null) : null };
   const parsed = parseConfig(raw.config, raw.routes, files);
+  const routeFiles = await readRouteFiles(parsed.routes, files.routes);
   const tls = parsed.config.tls ? await checkTlsFiles(dir) : { files: undefined, warnings: [] };
   const warnings = [
     ...(routes.ok === 'missing'
       ? [`${files.routes}: (file): not found, no routes configured`]
       : []),
     ...parsed.warnings,
+    ...routeTlsWarnings(parsed.routes, files.routes),
     ...tls.warnings,
   ];
-  return deepFreeze({ ...parsed, warnings, raw, files, tls: tls.files });
+  return deepFreeze({ ...parsed, warnings, raw, files, tls: tls.files, routeFiles });
 }
 
 async function readDocument(

@@ -22,9 +22,6 @@ import type { RouteConfig } from './routes-schema.js';
  *   browsers refuse cross-origin reads): it relaxes the same-origin policy, the operator gets
  *   a clear refusal now instead of a browser-console mystery later, and the later CORS work
  *   must decide credentials and `Vary: Origin` (which the original gets wrong) before it is on.
- * - routes[].cert is an error: without the client certificate the upstream sees a different
- *   (anonymous) peer from the one the operator configured, and an upstream with optional
- *   client authentication would serve it as such.
  * - csrf_token / need_csrf set to false are warnings: CSRF checks only exist in session-cookie
  *   mode, which is itself refused, so switching them off changes nothing today.
  *
@@ -165,29 +162,7 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     on: (c) => c.socket_listen !== DEFAULT.socket_listen,
     message: COMPAT,
   },
-  // routes.yml, errors
-  {
-    key: 'routes[].cert',
-    scope: 'route',
-    level: 'error',
-    on: (r) => r.cert !== undefined,
-    message: `${NOT_SUPPORTED}client certificates are not built, so the target would be reached without one`,
-  },
-  {
-    key: 'routes[].proxy',
-    scope: 'route',
-    level: 'error',
-    on: (r) => r.proxy,
-    message: `${NOT_SUPPORTED}upstream proxies are not built, so requests would go straight to the target, around the proxy`,
-  },
   // routes.yml, warnings
-  {
-    key: 'routes[].proxy_config',
-    scope: 'route',
-    level: 'warning',
-    on: (r) => r.proxy_config !== undefined,
-    message: `${NO_EFFECT}upstream proxies are not built`,
-  },
   {
     key: 'routes[].backends',
     scope: 'route',

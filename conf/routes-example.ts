@@ -63,11 +63,26 @@ routes: []
 ##     1 MiB; larger gets 413). Regexes are JavaScript syntax with an optional leading (?i);
 ##     backreferences and lookarounds are refused. README "Filters" has the exact rules.
 ##
+## Upstream TLS and forward proxy. These keys need an https target, certificate files or a
+## proxy that the route above cannot assume, so they are shown here only (README: "Upstream
+## TLS and forward proxy"). File paths are relative to this file's directory.
+##   ca: "pki/internal-ca.pem"
+##     https targets only: PEM CA certificate(s) trusted for this upstream instead of the
+##     system's roots. Unset: the system's roots.
+##   tls_verify: true
+##     https targets only: false accepts any certificate from the upstream (warned at every
+##     load). Default true.
+##   cert: { file: "pki/gateway.p12", password: "..." }  or  { file: "gw.pem", key: "gw.key" }
+##     https targets only: client certificate presented to the upstream (PKCS#12 with its
+##     password, or PEM with an unencrypted key). Checked at load.
+##   proxy: true
+##   proxy_config: "http://user:password@proxy.lan:3128"
+##     Send this route's requests through that HTTP proxy: a CONNECT tunnel for https targets,
+##     absolute-form requests for http ones; the credentials go to the proxy only.
+##     Default proxy: false.
+##
 ## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
 ## load, but this gateway does not act on them:
-##   cert, proxy: true
-##     Refused: a routes.yml that uses them does not load, because ignoring them would let
-##     requests reach the target without the client certificate, or go around the proxy.
-##   backends, proxy_config, cache: true, need_csrf: false
+##   backends, cache: true, need_csrf: false
 ##     Accepted with a warning: they have no effect; every request goes to \`target\`.
 `;

@@ -85,8 +85,20 @@ const proxyConfig = z
   .transform((v, ctx) => {
     const raw = typeof v === 'string' ? v : v.host;
     const url = raw.includes('://') ? raw : `http://${raw}`;
-    if (isUrlWithScheme(url, ['http:', 'https:'])) return url;
-    ctx.addIssue({ code: 'custom', message: 'expected an http(s) proxy URL or host:port' });
+    if (isUrlWithScheme(url, ['https:'])) {
+      // TLS to the proxy itself is not built; the tunnel to an https target is TLS end to end.
+      ctx.addIssue({
+        code: 'custom',
+        message: 'https:// proxies are not supported: give the proxy as http://host:port',
+      });
+      return z.NEVER;
+    }
+    // Only scheme, optional user:password, host and port: a path would be ignored silently.
+    if (isUrlWithScheme(url, ['http:']) && /^http:\/\/[^/?#]+\/?$/i.test(url)) return url;
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected an http://[user:password@]host:port proxy URL, or host:port',
+    });
     return z.NEVER;
   });
 
@@ -174,6 +186,10 @@ export const routeSchema = z
     proxy: z.boolean().default(false),
     proxy_config: proxyConfig.optional(),
     cert: cert.optional(),
+    /** Ours: PEM CA certificate(s) that replace the system roots to verify this route's https upstream. */
+    ca: z.string().min(1).optional(),
+    /** Ours: false skips verifying the https upstream's certificate (warned at load). */
+    tls_verify: z.boolean().default(true),
     secure_path: z.boolean().default(false),
     preserve_prefix: z.boolean().default(false),
     allow_methods: z
@@ -198,6 +214,7 @@ export const routeSchema = z
           'restricts nothing on a public route (secure: false): set secure: true or remove it',
       });
     }
+    tlsSettingChecks(r, ctx);
     if (r.proxy && r.proxy_config === undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -206,6 +223,45 @@ export const routeSchema = z
       });
     }
   });
+
+/**
+ * `cert`, `ca` and `tls_verify` act on TLS to the upstream only: on a route without an https
+ * target (or backend) they would be accepted and ignored, so they are refused; `ca` with
+ * `tls_verify: false` contradicts itself.
+ */
+function tlsSettingChecks(
+  r: {
+    target: string;
+    backends: { url: string }[];
+    cert?: unknown;
+    ca?: string | undefined;
+    tls_verify: boolean;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const https = [r.target, ...r.backends.map((b) => b.url)].some((u) => /^https:/i.test(u));
+  const used: [string, boolean][] = [
+    ['cert', r.cert !== undefined],
+    ['ca', r.ca !== undefined],
+    ['tls_verify', !r.tls_verify],
+  ];
+  for (const [key, set] of used) {
+    if (set && !https) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'applies to https upstreams only, and this route has no https target or backend',
+      });
+    }
+  }
+  if (r.ca !== undefined && !r.tls_verify) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ca'],
+      message: 'is never used with tls_verify: false: remove one of them',
+    });
+  }
+}
 
 /** Schema of routes.yml; a missing or empty `routes` is an empty list. */
 export const routesFileSchema = z.strictObject({

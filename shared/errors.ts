@@ -105,6 +105,15 @@ export const ERRORS = {
   },
   UPSTREAM_UNREACHABLE: { status: 502, message: 'The upstream server could not be reached' },
   UPSTREAM_FAILED: { status: 502, message: 'The upstream server closed the connection' },
+  UPSTREAM_TLS_FAILED: {
+    status: 502,
+    message:
+      'The TLS handshake with the upstream server failed (certificate not trusted, or client certificate refused)',
+  },
+  UPSTREAM_PROXY_FAILED: {
+    status: 502,
+    message: "The route's forward proxy could not be reached or refused the request",
+  },
   OVERLOADED: {
     status: 503,
     message: 'The gateway is busy, retry later',

@@ -17,6 +17,8 @@ export interface ConfigSnapshot {
   dataDir: string;
   files: { config: string; routes: string };
   raw: { config: unknown; routes: unknown };
+  /** The routes' `cert` and `ca` files as the supervisor checked them: base64 by absolute path. */
+  routeFiles?: Readonly<Record<string, string>>;
 }
 
 /** The certificate pair an edge loads: validated copies owned by the supervisor. */
@@ -199,6 +201,7 @@ const snapshotSchema = z.strictObject({
   dataDir: z.string(),
   files: z.strictObject({ config: z.string(), routes: z.string() }),
   raw: z.strictObject({ config: z.unknown(), routes: z.unknown() }),
+  routeFiles: z.record(z.string(), z.string()).optional(),
 });
 const tlsSchema = z.strictObject({
   certFile: z.string().min(1),

@@ -61,6 +61,7 @@ export class ConfigSource {
         dataDir: this.#dirs.dataDir,
         files: loaded.files,
         raw: loaded.raw,
+        routeFiles: loaded.routeFiles,
       },
       instances: config.num_instances,
       cryptoThreads: config.worker,

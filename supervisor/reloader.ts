@@ -68,7 +68,9 @@ export class Reloader {
       const { plan } = loaded;
       if (
         plan.processKey === running.processKey &&
-        JSON.stringify(plan.snapshot.raw) === JSON.stringify(running.snapshot.raw)
+        JSON.stringify(plan.snapshot.raw) === JSON.stringify(running.snapshot.raw) &&
+        // A route's client certificate or CA file replaced on disk is a change too.
+        JSON.stringify(plan.snapshot.routeFiles) === JSON.stringify(running.snapshot.routeFiles)
       ) {
         log.info('reload: configuration and certificates unchanged', {
           reload: 'unchanged',

@@ -37,8 +37,8 @@ function issues(routes: unknown[]): ConfigIssue[] {
 const keys = (routes: unknown[]) => issues(routes).map((i) => i.key);
 
 /**
- * One route through the schema alone: filters, cert and proxy are refused as not supported yet
- * by parseConfig (conf-not-yet-supported.test.ts), but their schema stays tested here.
+ * One route through the schema alone: filters are refused as not supported yet by parseConfig
+ * (conf-not-yet-supported.test.ts), but their schema stays tested here.
  */
 function schemaRoute(extra: Record<string, unknown>) {
   return routeSchema.parse(route(extra));
@@ -60,6 +60,7 @@ t.test('defaults: secure is true, the rest off', async (t) => {
     preserve_prefix: false,
     need_csrf: true,
     cache: false,
+    tls_verify: true,
   });
   t.equal(parseRoutes([route({ secure: false })]).routes[0]?.secure, false);
 });
@@ -282,9 +283,32 @@ t.test('proxy and proxy_config (schema)', async (t) => {
   t.equal(b.proxy_config, 'http://10.0.0.1:3128');
   t.same(keys([route({ proxy: true })]), ['routes[0].proxy_config']);
   t.same(keys([route({ proxy: true, proxy_config: 'socks5://x:1' })]), ['routes[0].proxy_config']);
+  const c = schemaRoute({ proxy: true, proxy_config: 'http://u:p%40ss@proxy.lan:3128/' });
+  t.equal(c.proxy_config, 'http://u:p%40ss@proxy.lan:3128/', 'credentials in the URL are kept');
+  for (const bad of ['https://proxy.lan:3128', 'http://proxy.lan:3128/path', 'http://p:1?x=1']) {
+    t.same(keys([route({ proxy: true, proxy_config: bad })]), ['routes[0].proxy_config'], bad);
+  }
+  const https = issues([route({ proxy: true, proxy_config: 'https://proxy.lan' })]);
+  t.match(https[0]?.message, /https:\/\/ proxies are not supported/);
+});
+
+t.test('ca, tls_verify and cert apply to https upstreams only', async (t) => {
+  const https = { target: 'https://backend.lan/api' };
+  t.equal(schemaRoute({ ...https, ca: 'ca.pem' }).ca, 'ca.pem');
+  t.equal(schemaRoute({ ...https, tls_verify: false }).tls_verify, false);
+  t.same(keys([route({ ca: 'ca.pem' })]), ['routes[0].ca'], 'http target: ca refused');
+  t.same(keys([route({ tls_verify: false })]), ['routes[0].tls_verify']);
+  t.equal(parseRoutes([route({ tls_verify: true })]).routes[0]?.tls_verify, true, 'the default');
+  t.same(keys([route({ cert: { file: 'c.p12', password: 'x' } })]), ['routes[0].cert']);
+  t.match(issues([route({ ca: 'ca.pem' })])[0]?.message, /https upstreams only/);
+  const backend = route({ backends: ['https://b.lan'], cert: { file: 'c.p12' } });
+  t.ok(parseRoutes([backend]).routes[0]?.cert, 'an https backend is enough');
+  t.same(keys([route({ ...https, ca: 'ca.pem', tls_verify: false })]), ['routes[0].ca']);
 });
 
 t.test('cert: PKCS#12 or PEM (schema)', async (t) => {
+  const schemaRoute = (extra: Record<string, unknown>) =>
+    routeSchema.parse(route({ target: 'https://b.lan', ...extra }));
   t.same(schemaRoute({ cert: { file: 'certificat.p12', password: '1234' } }).cert, {
     type: 'p12',
     file: 'certificat.p12',
@@ -295,20 +319,26 @@ t.test('cert: PKCS#12 or PEM (schema)', async (t) => {
     file: 'client.pem',
     key: 'client.key',
   });
-  t.same(keys([route({ cert: { file: 'a.pem', key: 'k', password: 'x' } })]), ['routes[0].cert']);
-  t.same(keys([route({ cert: { password: 'x' } })]), ['routes[0].cert.file']);
+  const https = { target: 'https://b.lan' };
+  t.same(keys([route({ ...https, cert: { file: 'a.pem', key: 'k', password: 'x' } })]), [
+    'routes[0].cert',
+  ]);
+  t.same(keys([route({ ...https, cert: { password: 'x' } })]), ['routes[0].cert.file']);
 });
 
 t.test('resolveCertFiles: relative paths against the routes.yml directory', async (t) => {
+  const https = { target: 'https://b.lan' };
   const routes = [
-    schemaRoute({ cert: { file: 'certificat.p12', password: '1234' } }),
-    schemaRoute({ prefix: '/b', cert: { file: '/abs/client.pem', key: 'client.key' } }),
+    schemaRoute({ ...https, cert: { file: 'certificat.p12', password: '1234' } }),
+    schemaRoute({ ...https, prefix: '/b', cert: { file: '/abs/client.pem', key: 'client.key' } }),
     schemaRoute({ prefix: '/c' }),
+    schemaRoute({ ...https, prefix: '/d', ca: 'private/ca.pem' }),
   ];
   const resolved = resolveCertFiles(routes, '/etc/pa');
   t.same(resolved[0]?.cert, { type: 'p12', file: '/etc/pa/certificat.p12', password: '1234' });
   t.same(resolved[1]?.cert, { type: 'pem', file: '/abs/client.pem', key: '/etc/pa/client.key' });
   t.equal(resolved[2], routes[2], 'a route without cert is kept as it is');
+  t.equal(resolved[3]?.ca, '/etc/pa/private/ca.pem', 'ca too');
 });
 
 t.test('filters: regexes compiled to RegExp objects', async (t) => {

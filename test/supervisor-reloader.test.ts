@@ -125,3 +125,22 @@ t.test('triggers during a reload cause exactly one more pass', async (t) => {
   const second = log.lines.filter((l) => l.fields?.reload === 'applied')[1];
   t.equal(second?.fields?.trigger, 'SIGHUP,file change');
 });
+
+t.test("a route's cert or CA file replaced on disk is a change, routes.yml alike", async (t) => {
+  const sameRaw = (generation: number, files: Record<string, string>) => {
+    const plan = fakePlan(generation);
+    plan.snapshot.raw = fakePlan(1).snapshot.raw;
+    plan.snapshot.routeFiles = files;
+    return plan;
+  };
+  const { reloader, outcomes, applied } = setup(
+    [sameRaw(2, { '/c/client.p12': 'AAAA' }), sameRaw(3, { '/c/client.p12': 'AAAA' })],
+    async () => 'applied',
+  );
+  reloader.trigger('SIGHUP');
+  await settle();
+  reloader.trigger('SIGHUP');
+  await settle();
+  t.same(outcomes, ['applied', 'unchanged'], 'new bytes applied, the same bytes again are not');
+  t.same(applied, [2]);
+});

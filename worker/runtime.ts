@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { argon2Cost } from '../conf/argon2-hash.js';
 import type { Config } from '../conf/config-schema.js';
 import { isArgon2Hash } from '../conf/is-argon2-hash.js';
@@ -11,6 +11,7 @@ import type { ConfigSnapshot } from '../shared/ipc.js';
 import { parseTarget } from '../shared/target-url.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import { type AdminAccess, adminAccess } from './admin-endpoints.js';
+import { routeProfile } from './connection-profile.js';
 import type { EdgeServices } from './edge-services.js';
 import { compileEndpoints, type Endpoint } from './endpoints.js';
 import type { ResponseBodyTransform } from './pipeline.js';
@@ -24,7 +25,7 @@ import {
   encodeIdentity,
   type UpstreamIdentity,
 } from './upstream-headers.js';
-import type { PoolOptions } from './upstream-pools.js';
+import { type ConnectionProfile, type PoolOptions, poolKey } from './upstream-pools.js';
 
 export interface UserEntry {
   readonly name: string;
@@ -41,8 +42,10 @@ export interface CompiledRoute {
   readonly origin: string;
   readonly targetPath: string;
   readonly targetQuery: string;
-  readonly pool: Pool;
+  readonly pool: Dispatcher;
   readonly poolOptions: PoolOptions;
+  /** Proxy and TLS settings of the route's connections; undefined: direct, Node's defaults. */
+  readonly profile: ConnectionProfile | undefined;
   /** The route's pipeline (pipeline.ts), then its handler. */
   readonly steps: readonly Step[];
   readonly transform: (() => ResponseBodyTransform) | undefined;
@@ -65,6 +68,7 @@ export class Runtime {
   readonly endpoints: ReadonlyMap<string, Endpoint>;
   readonly users: ReadonlyMap<string, UserEntry>;
   readonly codec: TokenCodec;
+  /** The {@link poolKey}s of the routes' pools (the origin for direct default connections). */
   readonly origins: ReadonlySet<string>;
   readonly dropHeaders: DropList;
   readonly proto: 'http' | 'https';
@@ -89,7 +93,7 @@ export class Runtime {
     this.endpoints = compileEndpoints(init.config);
     this.users = init.users;
     this.codec = init.codec;
-    this.origins = new Set(init.routes.map((r) => r.origin));
+    this.origins = new Set(init.routes.map((r) => poolKey(r.origin, r.profile)));
     this.dropHeaders = compileDropList(init.config.drop_request_headers);
     this.proto = init.config.tls ? 'https' : 'http';
     this.dummyHash = init.dummyHash;
@@ -136,7 +140,7 @@ export class Runtime {
     };
     const features = options.features ?? ROUTE_FEATURES;
     const compiled = routes.map((route) =>
-      compileRoute(route, config, services, poolOptions, features),
+      compileRoute(route, config, services, poolOptions, features, snapshot.routeFiles),
     );
     return new Runtime({ config, routes: compiled, users, codec, dummyHash, dummyParams });
   }
@@ -162,17 +166,20 @@ function compileRoute(
   services: EdgeServices,
   poolOptions: PoolOptions,
   features: readonly RouteFeature[],
+  files: ConfigSnapshot['routeFiles'],
 ): CompiledRoute {
   const target = parseTarget(route.target);
   const { steps, transform } = compileRoutePipeline(route, config, features);
+  const profile = routeProfile(route, files);
   return {
     prefix: route.prefix,
     config: route,
     origin: target.origin,
     targetPath: target.path,
     targetQuery: target.query,
-    pool: services.pools.get(target.origin, poolOptions),
+    pool: services.pools.get(target.origin, poolOptions, profile),
     poolOptions,
+    profile,
     steps,
     transform,
     handler: forward,

@@ -133,8 +133,8 @@ export function interimState(atAnswerStart = false): InterimState {
   return { atAnswerStart, inHead: undefined, tail: EMPTY, held: undefined };
 }
 
-/** Installs the filter on a new upstream socket. */
-function install(socket: FilteredSocket): void {
+/** Installs the filter on a new upstream socket (also used on tunnels: upstream-proxy.ts). */
+export function installInterimFilter(socket: FilteredSocket): void {
   const state = interimState();
   socket[kInterim] = state;
   const read = socket.read;
@@ -156,7 +156,7 @@ export function interimTolerantConnector(
   const connect = buildConnector(options);
   return (opts, callback) =>
     connect(opts, (...args) => {
-      if (args[0] === null && args[1]) install(args[1] as FilteredSocket);
+      if (args[0] === null && args[1]) installInterimFilter(args[1] as FilteredSocket);
       callback(...args);
     });
 }

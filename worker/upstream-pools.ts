@@ -1,5 +1,14 @@
+import type { buildConnector, Dispatcher } from 'undici';
 import { Pool } from 'undici';
 import { interimTolerantConnector } from './upstream-connector.js';
+import {
+  absoluteForm,
+  type ForwardProxy,
+  keepTlsFailure,
+  proxyConnector,
+  tunnelConnector,
+  type UpstreamTls,
+} from './upstream-proxy.js';
 
 export interface PoolOptions {
   /** `max_idle_per_host`; 0 disables upstream keep-alive. See the comment in `get`. */
@@ -10,18 +19,41 @@ export interface PoolOptions {
 }
 
 /**
- * Keep-alive pools by origin, reused across config reloads so that a reload does not drop
- * warm upstream connections. A pool replaced or no longer referenced is closed only once the
- * runtime that used it has been swapped out (`retainOnly`); undici's `close` lets its requests
- * in flight finish first.
+ * How a route's connections are made when not straight with Node's defaults (routes.yml
+ * `proxy`/`proxy_config`, `ca`, `tls_verify`, `cert`; built by worker/connection-profile.ts).
+ * Two routes to one origin with different profiles get different pools.
+ */
+export interface ConnectionProfile {
+  /** A digest of everything below (file contents included): equal keys, same connections. */
+  readonly key: string;
+  readonly proxy: ForwardProxy | undefined;
+  /** For `https` origins; undefined: verify against Node's default roots, no client cert. */
+  readonly tls: UpstreamTls | undefined;
+}
+
+/** The key of `origin`'s pool with `profile`: the origin itself for direct default connections. */
+export function poolKey(origin: string, profile?: ConnectionProfile): string {
+  return profile === undefined ? origin : `${origin} ${profile.key}`;
+}
+
+interface Entry {
+  pool: Dispatcher;
+  key: string;
+}
+
+/**
+ * Keep-alive pools by origin and connection profile, reused across config reloads so that a
+ * reload does not drop warm upstream connections. A pool replaced or no longer referenced is
+ * closed only once the runtime that used it has been swapped out (`retainOnly`); undici's
+ * `close` lets its requests in flight finish first.
  */
 export class UpstreamPools {
-  #pools = new Map<string, { pool: Pool; key: string }>();
-  #fresh = new Map<string, { pool: Pool; key: string }>();
-  #replaced: Pool[] = [];
+  #pools = new Map<string, Entry>();
+  #fresh = new Map<string, Entry>();
+  #replaced: Dispatcher[] = [];
 
-  get(origin: string, options: PoolOptions): Pool {
-    return this.#pool(this.#pools, origin, options, options.maxConnections > 0);
+  get(origin: string, options: PoolOptions, profile?: ConnectionProfile): Dispatcher {
+    return this.#pool(this.#pools, origin, options, options.maxConnections > 0, profile);
   }
 
   /**
@@ -29,46 +61,35 @@ export class UpstreamPools {
    * disables keep-alive): a request retried after a stale keep-alive connection failed must not
    * meet another stale one of the same pool.
    */
-  fresh(origin: string, options: PoolOptions): Pool {
-    return this.#pool(this.#fresh, origin, options, false);
+  fresh(origin: string, options: PoolOptions, profile?: ConnectionProfile): Dispatcher {
+    return this.#pool(this.#fresh, origin, options, false, profile);
   }
 
   #pool(
-    pools: Map<string, { pool: Pool; key: string }>,
+    pools: Map<string, Entry>,
     origin: string,
     options: PoolOptions,
     keepAlive: boolean,
-  ): Pool {
+    profile: ConnectionProfile | undefined,
+  ): Dispatcher {
     const key = `${options.maxConnections}/${options.timeoutMs}/${options.keepAliveMaxMs}`;
-    const known = pools.get(origin);
+    const mapKey = poolKey(origin, profile);
+    const known = pools.get(mapKey);
     if (known && known.key === key) return known.pool;
-    const pool = new Pool(origin, {
-      // undici has no cap on idle connections alone, and a cap on all of them (`connections`)
-      // would queue requests behind long responses (SSE, slow readers): a client could starve
-      // a backend. So connections are not capped; idle ones close after the keep-alive time.
-      connections: null,
-      pipelining: keepAlive ? 1 : 0,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-      connect: interimTolerantConnector({ timeout: Math.min(options.timeoutMs, 10_000) }),
-      // undici's default idle time (4 s) stays below common upstream timeouts (Node's 5 s), so a
-      // reused connection is rarely one the upstream is closing; the hint may raise it up to this.
-      keepAliveMaxTimeout: Math.max(1, options.keepAliveMaxMs),
-      keepAliveTimeout: Math.min(4_000, Math.max(1, options.keepAliveMaxMs)),
-    });
+    const pool = createPool(origin, options, keepAlive, profile);
     if (known) this.#replaced.push(known.pool);
-    pools.set(origin, { pool, key });
+    pools.set(mapKey, { pool, key });
     return pool;
   }
 
-  /** After a runtime swap: closes replaced pools and those of origins not in `keep`. */
+  /** After a runtime swap: closes replaced pools and those whose {@link poolKey} is not in `keep`. */
   retainOnly(keep: ReadonlySet<string>): void {
     for (const pool of this.#replaced) void pool.close();
     this.#replaced = [];
     for (const pools of [this.#pools, this.#fresh]) {
-      for (const [origin, { pool }] of pools) {
-        if (keep.has(origin)) continue;
-        pools.delete(origin);
+      for (const [key, { pool }] of pools) {
+        if (keep.has(key)) continue;
+        pools.delete(key);
         void pool.close();
       }
     }
@@ -84,4 +105,56 @@ export class UpstreamPools {
     this.#replaced = [];
     await Promise.allSettled(pools.map((pool) => pool.destroy()));
   }
+}
+
+function createPool(
+  origin: string,
+  options: PoolOptions,
+  keepAlive: boolean,
+  profile: ConnectionProfile | undefined,
+): Dispatcher {
+  const connectTimeout = Math.min(options.timeoutMs, 10_000);
+  const proxy = profile?.proxy;
+  const https = origin.startsWith('https:');
+  const tls = https ? profile?.tls : undefined;
+  // Direct connections: undici's connector with the 100-Continue filter, and the route's TLS
+  // settings (a prebuilt SecureContext: no PKCS#12 parsing per connection).
+  const direct = (): buildConnector.connector => {
+    const connect = interimTolerantConnector({
+      timeout: connectTimeout,
+      ...(tls && { secureContext: tls.secureContext, rejectUnauthorized: tls.rejectUnauthorized }),
+    });
+    if (!https) return connect;
+    return (opts, callback) =>
+      connect(opts, (...args) => {
+        if (args[0] === null) keepTlsFailure(args[1]);
+        callback(...args);
+      });
+  };
+  const connect =
+    proxy === undefined
+      ? direct()
+      : https
+        ? tunnelConnector(proxy, tls, connectTimeout)
+        : proxyConnector(proxy, interimTolerantConnector({ timeout: connectTimeout }));
+  // An http origin through a proxy: connections go to the proxy, requests in absolute form,
+  // one request per connection. Proxies that relay bytes after the first request (tinyproxy
+  // does, while its answer claims a persistent connection) would pass a second request on the
+  // same connection straight to the upstream, around the proxy's own checks.
+  const absolute = proxy !== undefined && !https;
+  const pool = new Pool(absolute ? proxy.origin : origin, {
+    // undici has no cap on idle connections alone, and a cap on all of them (`connections`)
+    // would queue requests behind long responses (SSE, slow readers): a client could starve
+    // a backend. So connections are not capped; idle ones close after the keep-alive time.
+    connections: null,
+    pipelining: keepAlive && !absolute ? 1 : 0,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    connect,
+    // undici's default idle time (4 s) stays below common upstream timeouts (Node's 5 s), so a
+    // reused connection is rarely one the upstream is closing; the hint may raise it up to this.
+    keepAliveMaxTimeout: Math.max(1, options.keepAliveMaxMs),
+    keepAliveTimeout: Math.min(4_000, Math.max(1, options.keepAliveMaxMs)),
+  });
+  return absolute ? pool.compose(absoluteForm(origin, proxy)) : pool;
 }

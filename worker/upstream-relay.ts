@@ -251,7 +251,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   /** Sends the request again on a connection opened for it; that relay settles the request. */
   #resend(): void {
     const route = this.#ctx.route!;
-    const pool = this.#ctx.services.pools.fresh(route.origin, route.poolOptions);
+    const pool = this.#ctx.services.pools.fresh(route.origin, route.poolOptions, route.profile);
     const next = new UpstreamRelay(this.#ctx, this.#options, this.#resolve, this.#reject, false);
     pool.dispatch(this.#options, next);
   }
