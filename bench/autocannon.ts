@@ -28,6 +28,8 @@ export function autocannonArgs(request: LoadRequest): string[] {
     String(request.durationSec),
     ...workers,
     ...headers,
+    ...(request.method ? ['-m', request.method] : []),
+    ...(request.body !== undefined ? ['-b', request.body] : []),
     request.url,
   ];
 }

@@ -48,7 +48,29 @@ export interface GatewayFeatures {
   spendFirst?: boolean;
   /** The route balanced over these upstreams (`target` is the first, listed with its weight). */
   backends?: readonly { port: number; weight: number }[];
+  /** `filters` lines of the route (routes.yml, indented under it). */
+  filters?: readonly string[];
 }
+
+/** The route's filters of the `gateway-filters` service: method and header, both pass. */
+export const BENCH_HEAD_FILTERS: readonly string[] = [
+  '    filters:',
+  '      allow:',
+  '        - field: method',
+  '          pattern: ^(?:GET|HEAD)$',
+  '        - field: header',
+  '          name: ^X-Client$',
+  '          pattern: ^bench-[0-9]+$',
+];
+
+/** The route's filters of the `gateway-filters-body` service: one body_json condition. */
+export const BENCH_BODY_FILTERS: readonly string[] = [
+  '    filters:',
+  '      allow:',
+  '        - field: body_json',
+  '          key: status',
+  '          pattern: ^active$',
+];
 
 /**
  * config.json written before start, so the gateway skips first-run generation. One worker
@@ -73,11 +95,13 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
 
 /**
  * routes.yml with one secured route in front of the upstream; with `backends`, the route is
- * balanced over them (target's URL listed among them, so its weight is the one given).
+ * balanced over them (target's URL listed among them, so its weight is the one given);
+ * `filters`: its `filters` lines.
  */
 export function renderRoutesYml(
   upstreamPort: number,
   backends?: readonly { port: number; weight: number }[],
+  filters: readonly string[] = [],
 ): string {
   const balanced =
     backends === undefined || backends.length === 0
@@ -95,6 +119,7 @@ export function renderRoutesYml(
     '    secure: true',
     `    username: [${BENCH_USER}]`,
     ...balanced,
+    ...filters,
     '',
   ].join('\n');
 }
@@ -113,7 +138,9 @@ export async function startGateway(
     | 'gateway-stats'
     | 'gateway-ratelimit'
     | 'gateway-refusing'
-    | 'gateway-balanced',
+    | 'gateway-balanced'
+    | 'gateway-filters'
+    | 'gateway-filters-body',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -140,6 +167,7 @@ export async function startGateway(
     },
     upstreamPort,
     features.backends,
+    features.filters,
   );
 
   const logPath = join(dir, 'gateway.log');
@@ -245,9 +273,10 @@ async function writeGatewayFiles(
   params: GatewayConfigParams,
   upstreamPort: number,
   backends?: readonly { port: number; weight: number }[],
+  filters?: readonly string[],
 ): Promise<void> {
   await writeFile(join(configDir, 'config.json'), renderGatewayConfig(params), { mode: 0o600 });
-  await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort, backends), {
+  await writeFile(join(configDir, 'routes.yml'), renderRoutesYml(upstreamPort, backends, filters), {
     mode: 0o600,
   });
 }

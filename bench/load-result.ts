@@ -2,6 +2,9 @@
 export interface LoadRequest {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** Default GET. */
+  readonly method?: 'GET' | 'POST' | undefined;
+  readonly body?: string | undefined;
   readonly connections: number;
   readonly threads: number;
   readonly durationSec: number;

@@ -5,7 +5,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './cleanup-stack.js';
-import { type GatewayFeatures, startGateway } from './gateway.js';
+import {
+  BENCH_BODY_FILTERS,
+  BENCH_HEAD_FILTERS,
+  type GatewayFeatures,
+  startGateway,
+} from './gateway.js';
 import type { LoadResult, LoadTool } from './load-result.js';
 import { detectLoadTool } from './load-tool.js';
 import { collectMachineInfo } from './machine-info.js';
@@ -141,6 +146,8 @@ async function startServices(
     ['gateway-stats', { stats: true, revocations: BENCH_REVOCATIONS }],
     ['gateway-ratelimit', { ratelimitProxy: BENCH_HIGH_LIMIT }],
     ['gateway-refusing', { ratelimitProxy: BENCH_REFUSING_LIMIT, spendFirst: true }],
+    ['gateway-filters', { filters: BENCH_HEAD_FILTERS }],
+    ['gateway-filters-body', { filters: BENCH_BODY_FILTERS }],
   ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
   for (const [name, features] of featured) {
     if (!uses(entries, name)) continue;
@@ -261,7 +268,15 @@ async function measure(
   const { connections, threads } = ctx.options;
   let result: LoadResult;
   try {
-    const request = { url: target.url, headers: target.headers, connections, threads, durationSec };
+    const request = {
+      url: target.url,
+      headers: target.headers,
+      method: target.method,
+      body: target.body,
+      connections,
+      threads,
+      durationSec,
+    };
     result = await ctx.tool.run(request, ctx.signal);
   } catch (err) {
     if (ctx.signal.aborted) throw err;

@@ -6,6 +6,8 @@ import { BenchError } from './bench-error.js';
 /** `gateway-ratelimit`: ratelimit_proxy so high that nothing is refused. */
 /** `gateway-refusing`: ratelimit_proxy of one request a day, already spent: every request 429. */
 /** `gateway-balanced`: the route balanced over two upstream processes, weights 3 and 1. */
+/** `gateway-filters`: the route has `filters` on the method and a header. */
+/** `gateway-filters-body`: the route has a `body_json` filter. */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -13,6 +15,8 @@ export type ServiceName =
   | 'gateway-ratelimit'
   | 'gateway-refusing'
   | 'gateway-balanced'
+  | 'gateway-filters'
+  | 'gateway-filters-body'
   | 'nginx'
   | 'baseline';
 
@@ -31,6 +35,11 @@ export interface Scenario {
   readonly path: string;
   readonly auth: 'bearer' | 'none';
   readonly expect: ExpectedAnswer;
+  /** Default GET. */
+  readonly method?: 'GET' | 'POST';
+  /** Sent besides the bearer header. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
 }
 
 /** Body the upstream answers on `/hello`. */
@@ -41,6 +50,16 @@ export const UPSTREAM_PATH = '/hello';
 
 /** Prefix of the gateway route written to routes.yml. */
 export const GATEWAY_PREFIX = '/api';
+
+const CLIENT_HEADER: Readonly<Record<string, string>> = { 'x-client': 'bench-1' };
+const JSON_HEADER: Readonly<Record<string, string>> = { 'content-type': 'application/json' };
+
+/** A 1 KiB JSON object whose `status` is `active` (what the body filter allows). */
+function BENCH_JSON_BODY(): string {
+  const base = { status: 'active', pad: '' };
+  const size = JSON.stringify(base).length;
+  return JSON.stringify({ ...base, pad: 'x'.repeat(1024 - size) });
+}
 
 /** Scenarios in the order they run within each round. */
 export const SCENARIOS: readonly Scenario[] = Object.freeze([
@@ -94,6 +113,28 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     service: 'gateway-balanced',
     path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
     auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-filters-head',
+    description:
+      'gateway-auth-proxy on a route with filters on the method and a header (X-Client), which pass',
+    service: 'gateway-filters',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    headers: CLIENT_HEADER,
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-filters-json',
+    description:
+      'authenticated 1 KiB JSON POST on a route with a body_json filter, which passes (body buffered, checked, forwarded)',
+    service: 'gateway-filters-body',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    method: 'POST',
+    headers: JSON_HEADER,
+    body: BENCH_JSON_BODY(),
     expect: { status: 200, body: UPSTREAM_BODY },
   },
   {

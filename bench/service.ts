@@ -10,6 +10,8 @@ export interface Service {
   readonly authHeaders?: Readonly<Record<string, string>>;
   /** Root of the service's process tree, for CPU accounting. */
   readonly pid?: number | undefined;
+  readonly method?: 'GET' | 'POST' | undefined;
+  readonly body?: string | undefined;
 }
 
 /** Services by name; a missing entry means not started (not selected, or failed). */
@@ -20,6 +22,8 @@ export interface Target {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly pid?: number | undefined;
+  readonly method?: 'GET' | 'POST' | undefined;
+  readonly body?: string | undefined;
 }
 
 /** The URL and headers of `scenario` against its started service. */
@@ -30,6 +34,15 @@ export function targetFor(scenario: Scenario, service: Service): Target {
       `${service.name} has no credentials for ${scenario.name}`,
     );
   }
-  const headers = scenario.auth === 'bearer' ? (service.authHeaders ?? {}) : {};
-  return { url: `${service.baseUrl}${scenario.path}`, headers, pid: service.pid };
+  const headers = {
+    ...(scenario.auth === 'bearer' ? (service.authHeaders ?? {}) : {}),
+    ...scenario.headers,
+  };
+  return {
+    url: `${service.baseUrl}${scenario.path}`,
+    headers,
+    pid: service.pid,
+    method: scenario.method,
+    body: scenario.body,
+  };
 }

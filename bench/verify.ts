@@ -28,12 +28,17 @@ export function checkAnswer(
 export async function verifyScenario(scenario: Scenario, target: Target): Promise<void> {
   for (let i = 0; i < CHECK_REQUESTS; i++) {
     const res = await fetch(target.url, {
+      method: target.method ?? 'GET',
       headers: target.headers,
+      body: target.body,
       signal: AbortSignal.timeout(5000),
     });
     const problem = checkAnswer(scenario.expect, res.status, await res.text());
     if (problem) {
-      throw new BenchError('BENCH_WRONG_ANSWER', `${scenario.name}: GET ${target.url}: ${problem}`);
+      throw new BenchError(
+        'BENCH_WRONG_ANSWER',
+        `${scenario.name}: ${target.method ?? 'GET'} ${target.url}: ${problem}`,
+      );
     }
   }
 }

@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BenchError } from './bench-error.js';
 import { captureOutput } from './capture-output.js';
 import { findExecutable } from './find-executable.js';
@@ -5,7 +9,7 @@ import type { LoadRequest, LoadResult, LoadTool } from './load-result.js';
 import { parseWrkOutput } from './wrk-output.js';
 
 /** Command-line arguments of one wrk run. */
-export function wrkArgs(request: LoadRequest): string[] {
+export function wrkArgs(request: LoadRequest, script?: string): string[] {
   const headers = Object.entries(request.headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
   return [
     '-t',
@@ -16,8 +20,28 @@ export function wrkArgs(request: LoadRequest): string[] {
     `${request.durationSec}s`,
     '--latency',
     ...headers,
+    ...(script === undefined ? [] : ['-s', script]),
     request.url,
   ];
+}
+
+/**
+ * wrk has no option for the method or a body: a Lua script sets them. Written once per
+ * distinct request into the temp dir; undefined for a plain GET.
+ */
+async function requestScript(request: LoadRequest): Promise<string | undefined> {
+  if ((request.method ?? 'GET') === 'GET' && request.body === undefined) return undefined;
+  const lua = [
+    `wrk.method = ${JSON.stringify(request.method ?? 'GET')}`,
+    ...(request.body === undefined ? [] : [`wrk.body = ${JSON.stringify(request.body)}`]),
+    '',
+  ].join('\n');
+  const file = join(
+    tmpdir(),
+    `proxyauth-bench-${createHash('sha256').update(lua).digest('hex').slice(0, 16)}.lua`,
+  );
+  await writeFile(file, lua);
+  return file;
 }
 
 /** wrk when it is on PATH, else undefined. */
@@ -30,7 +54,8 @@ export async function findWrk(): Promise<LoadTool | undefined> {
     name: 'wrk',
     version,
     async run(request: LoadRequest, signal?: AbortSignal): Promise<LoadResult> {
-      const out = await captureOutput(path, wrkArgs(request), signal);
+      const script = await requestScript(request);
+      const out = await captureOutput(path, wrkArgs(request, script), signal);
       if (out.code !== 0) {
         throw new BenchError(
           'BENCH_LOAD_TOOL',

@@ -162,14 +162,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     on: (c) => c.socket_listen !== DEFAULT.socket_listen,
     message: COMPAT,
   },
-  // routes.yml, errors
-  {
-    key: 'routes[].filters',
-    scope: 'route',
-    level: 'error',
-    on: (r) => r.filters !== undefined,
-    message: `${NOT_SUPPORTED}request filters are not enforced, so every request would pass them`,
-  },
   // routes.yml, warnings
   {
     key: 'routes[].cache',

@@ -47,6 +47,25 @@ routes: []
 ##     WebSocket handshakes (Upgrade: websocket) on this route are authenticated like any
 ##     request, then proxied to \`target\` as ws:// or wss://. Default true; false refuses them
 ##     with 403.
+#    filters:
+#      default_allow: false
+#      allow:
+#        - field: header
+#          name: "^X-API-Key$"
+#          pattern: "^[0-9a-f]{32}$"
+#      deny:
+#        - field: body_json
+#          key: "status"
+#          pattern: "^archived$"
+#      max_body_bytes: 1048576
+##     Per-route ACL, checked before forwarding; a refused request gets 403 FILTER_DENIED and
+##     never reaches the target. A request matching any deny condition is refused; when allow
+##     is not empty every allow condition must match; when it is empty default_allow decides
+##     (default false: everything refused). Conditions: field method, path (the whole decoded
+##     path), header or query (name: regex over names, pattern: regex over values), body_raw,
+##     body_json (key: a top-level key). Body conditions read at most max_body_bytes (default
+##     1 MiB; larger gets 413). Regexes are JavaScript syntax with an optional leading (?i);
+##     backreferences and lookarounds are refused. README "Filters" has the exact rules.
 ##
 ## Upstream TLS and forward proxy. These keys need an https target, certificate files or a
 ## proxy that the route above cannot assume, so they are shown here only (README: "Upstream
@@ -83,9 +102,6 @@ routes: []
 ##
 ## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
 ## load, but this gateway does not act on them:
-##   filters
-##     Refused: a routes.yml that uses them does not load, because ignoring them would let
-##     through requests the filters are meant to stop.
 ##   cache: true, need_csrf: false
 ##     Accepted with a warning: they have no effect.
 `;

@@ -6,7 +6,8 @@ import { isUrlWithScheme } from './value-checks.js';
 
 /** A filter condition of routes.yml with its regexes compiled. */
 export type CompiledFilter =
-  | { field: 'method' | 'path' | 'body_raw'; pattern: RegExp }
+  | { field: 'method' | 'path'; pattern: RegExp }
+  | { field: 'body_raw'; pattern: RegExp }
   /** `name` picks header (case-insensitively, RFC 9110 §5.1) or query parameter names. */
   | { field: 'header' | 'query'; name: RegExp; pattern: RegExp }
   /** `key` is a top-level JSON key. */
@@ -193,23 +194,23 @@ const filterCondition = z
     return { field: c.field, pattern };
   });
 
-const filters = z
-  .strictObject({
-    default_allow: z.boolean().default(false),
-    allow: z.array(filterCondition).default([]),
-    // The original's docs mention deny rules but define none; ignoring a deny list would fail open.
-    deny: z.unknown().optional(),
-  })
-  .superRefine((f, ctx) => {
-    if (f.deny !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['deny'],
-        message: 'deny rules are not supported: list what to allow and set default_allow: false',
-      });
-    }
-  })
-  .transform(({ default_allow, allow }) => ({ default_allow, allow }));
+/** Default of `filters.max_body_bytes`: bodies buffered for body conditions (1 MiB). */
+export const DEFAULT_FILTER_BODY_BYTES = 1024 * 1024;
+
+const conditions = z.array(filterCondition).default([]);
+
+const filters = z.strictObject({
+  default_allow: z.boolean().default(false),
+  allow: conditions,
+  /** A request matching any of these is refused, whatever `allow` says. */
+  deny: conditions,
+  /** Ours: the largest body buffered for body_raw/body_json conditions; larger gets 413. */
+  max_body_bytes: z
+    .int()
+    .min(1)
+    .max(64 * 1024 * 1024)
+    .default(DEFAULT_FILTER_BODY_BYTES),
+});
 
 /** Schema of one routes.yml route. */
 export const routeSchema = z

@@ -77,6 +77,7 @@ export const ERRORS = {
   REVOCATION_NOT_FOUND: { status: 404, message: 'No such revocation is in force' },
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
+  FILTER_DENIED: { status: 403, message: "The request does not pass this route's filters" },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
   WEBSOCKET_NOT_ALLOWED: {
     status: 403,

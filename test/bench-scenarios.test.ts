@@ -74,6 +74,8 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-ratelimit',
         'gateway-refusing',
         'gateway-balanced',
+        'gateway-filters',
+        'gateway-filters-body',
         'nginx',
         'baseline',
       ].includes(s.service),

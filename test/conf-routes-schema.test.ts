@@ -373,18 +373,76 @@ t.test('filters: regexes compiled to RegExp objects', async (t) => {
   t.ok(query.name.test('token'));
   t.notOk(query.name.test('TOKEN'));
   t.equal(json.key, 'status');
-  t.same(schemaRoute({ filters: {} }).filters, { default_allow: false, allow: [] });
+  t.same(schemaRoute({ filters: {} }).filters, {
+    default_allow: false,
+    allow: [],
+    deny: [],
+    max_body_bytes: 1024 * 1024,
+  });
 });
 
-t.test('filters: Rust-style (?i) becomes the i flag', async (t) => {
+t.test('filters: Rust-style (?i) folds ASCII letters, (?s) and (?m) become flags', async (t) => {
   const [f] = filters([{ field: 'body_raw', pattern: '(?i)drop\\s+table' }]);
-  t.ok(f?.pattern.flags.includes('i'));
-  t.equal(f?.pattern.source, 'drop\\s+table');
+  t.notOk(f?.pattern.flags.includes('i'), 'no i flag: the linear engine refuses it');
   t.ok(f?.pattern.test('DROP TABLE'));
+  t.ok(f?.pattern.test('x; dRoP\ttAbLe'));
+  t.notOk(f?.pattern.test('droptable'));
+  const [cls] = filters([{ field: 'path', pattern: '(?i)^/[a-c]+$' }]);
+  t.ok(cls?.pattern.test('/AbC'));
+  t.notOk(cls?.pattern.test('/abd'));
+  const [escaped] = filters([{ field: 'path', pattern: '(?i)^/\\x41[\\x62]$' }]);
+  t.ok(escaped?.pattern.test('/aB'), 'letters written as escapes fold too');
   const [combined] = filters([{ field: 'path', pattern: '(?is)^/a.b$' }]);
   t.ok(combined?.pattern.test('/A\nB'));
   const [plain] = filters([{ field: 'method', pattern: '^get$' }]);
   t.notOk(plain?.pattern.test('GET'), 'case-sensitive without (?i)');
+});
+
+t.test('filters: counted repetitions above 16 keep their meaning', async (t) => {
+  const [hex] = filters([{ field: 'path', pattern: '^[0-9a-f]{32}$' }]);
+  t.ok(hex?.pattern.test('0123456789abcdef0123456789abcdef'));
+  t.notOk(hex?.pattern.test('0123456789abcdef0123456789abcde'));
+  t.notOk(hex?.pattern.test('0123456789abcdef0123456789abcdef0'));
+  const [range] = filters([{ field: 'path', pattern: '^(?:ab){2,20}$' }]);
+  t.ok(range?.pattern.test('ab'.repeat(20)));
+  t.notOk(range?.pattern.test('ab'.repeat(21)));
+  t.notOk(range?.pattern.test('ab'));
+  const [open] = filters([{ field: 'path', pattern: '^x{17,}$' }]);
+  t.ok(open?.pattern.test('x'.repeat(100)));
+  t.notOk(open?.pattern.test('x'.repeat(16)));
+});
+
+t.test('filters: a catastrophic pattern runs in linear time', async (t) => {
+  const [f] = filters([{ field: 'body_raw', pattern: '^(a+)+$' }]);
+  const started = performance.now();
+  t.notOk(f?.pattern.test(`${'a'.repeat(64 * 1024)}!`));
+  const ms = performance.now() - started;
+  // Backtracking alone would take longer than the age of the universe; measured: ~20-90 ms.
+  t.ok(ms < 2000, `64 KiB in ${ms.toFixed(1)} ms`);
+  t.ok(f?.pattern.test('a'.repeat(64 * 1024)));
+});
+
+t.test('filters: what the linear engine cannot run is a config error naming the key', async (t) => {
+  const refused: [string, RegExp][] = [
+    ['(a)\\1', /backreferences/],
+    ['(?<n>a)\\k<n>', /backreferences/],
+    ['a(?=b)', /lookaheads/],
+    ['a(?!b)', /lookaheads/],
+    ['(?<=a)b', /lookbehinds/],
+    ['\\p{L}', /property escapes/],
+    ['(?i)\u00e9', /ASCII letters only/],
+    ['(?:a{16}){2}', /linear time/],
+    ['a{300}', /above 256/],
+  ];
+  for (const [bad, message] of refused) {
+    const found = issues([route({ filters: { deny: [{ field: 'path', pattern: bad }] } })]);
+    t.same(
+      found.map((i) => i.key),
+      ['routes[0].filters.deny[0].pattern'],
+      `refuses ${bad}`,
+    );
+    t.match(found[0]?.message, message, bad);
+  }
 });
 
 t.test(
@@ -431,9 +489,19 @@ t.test('filters: required and misplaced name/key', async (t) => {
   t.same(keys(allow({ field: 'cookie', pattern: 'x' })), ['routes[0].filters.allow[0].field']);
 });
 
-t.test('filters: a deny list is refused rather than ignored', async (t) => {
-  t.same(keys([route({ filters: { deny: [{ field: 'path', pattern: 'x' }] } })]), [
-    'routes[0].filters.deny',
+t.test('filters: deny lists are compiled like allow lists; max_body_bytes', async (t) => {
+  const f = schemaRoute({
+    filters: { deny: [{ field: 'query', name: '^debug$', pattern: '.' }] },
+  }).filters;
+  t.equal(f?.deny.length, 1);
+  t.equal(f?.deny[0]?.field, 'query');
+  t.equal(f?.max_body_bytes, 1024 * 1024, 'default 1 MiB');
+  t.same(keys([route({ filters: { deny: [{ field: 'path' }] } })]), [
+    'routes[0].filters.deny[0].pattern',
+  ]);
+  t.same(keys([route({ filters: { max_body_bytes: 0 } })]), ['routes[0].filters.max_body_bytes']);
+  t.same(keys([route({ filters: { max_body_bytes: 65 * 1024 * 1024 } })]), [
+    'routes[0].filters.max_body_bytes',
   ]);
 });
 

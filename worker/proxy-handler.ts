@@ -9,6 +9,11 @@ import { requestBodyStream } from './uws-io.js';
 /** Methods whose request content has no defined meaning (RFC 9110 sections 9.3.1-9.3.5). */
 const BODY_WITHOUT_MEANING = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
+/** A body a step read whole (filters), sent as is; an empty one as none. */
+function bufferedBody(body: Buffer): Buffer | null {
+  return body.byteLength > 0 ? body : null;
+}
+
 /**
  * The route's handler: forwards the request upstream (to the backend the route's balancer
  * picks, if it has one) and relays the answer. The promise settles when the response is
@@ -37,7 +42,8 @@ export function forward(ctx: RequestContext): Promise<void> {
       withheldAuthorization: ctx.withheldAuthorization,
       drop: rt.dropHeaders,
     }),
-    body: ex.hasBody ? requestBodyStream(ex) : null,
+    body:
+      ctx.body !== undefined ? bufferedBody(ctx.body) : ex.hasBody ? requestBodyStream(ex) : null,
     // A body where the method defines none (RFC 9110 section 9.3): a backend that ignores it
     // would read it as the next request on this connection, answering other clients' requests
     // out of order. The connection is used once (`connection: close`).

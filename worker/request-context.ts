@@ -35,6 +35,8 @@ export class RequestContext {
   dropAllAuthorization = false;
   /** Values of `Authorization` headers that carry one of our tokens: dropped on the way upstream. */
   withheldAuthorization: string[] | undefined = undefined;
+  /** The request body, read whole by a step that inspected it (filters): forwarded as is. */
+  body: Buffer | undefined = undefined;
   /** Access log: the user (authenticated, or logging in successfully). */
   logUser: string | undefined = undefined;
   /** Access log: the route prefix or gateway endpoint that handled the request. */

@@ -1,6 +1,7 @@
 import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
 import { credential } from './steps/credential.js';
+import { bodyFilters, requestFilters } from './steps/filters.js';
 import { rateLimit } from './steps/rate-limit.js';
 import { tokenUses } from './steps/token-uses.js';
 import { userList } from './steps/user-list.js';
@@ -11,8 +12,10 @@ import { userList } from './steps/user-list.js';
  */
 export const ROUTE_FEATURES: readonly RouteFeature[] = [
   allowedMethods,
+  requestFilters,
   credential,
   userList,
   rateLimit,
+  bodyFilters,
   tokenUses,
 ];

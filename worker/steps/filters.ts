@@ -1,0 +1,280 @@
+/*
+ * routes.yml `filters`: a per-route ACL over the request (README "Filters" has the rules).
+ *
+ * A request matching any deny condition is refused; when `allow` is not empty every allow
+ * condition must match; when it is empty `default_allow` decides. Every refusal is 403
+ * FILTER_DENIED and the upstream is never called. Evaluation fails closed: a query that cannot
+ * be decoded, a body that is too large (413), not UTF-8, not JSON, or sent with a
+ * Content-Encoding refuses the request.
+ *
+ * Two steps: the conditions on the method, path, headers and query run before the credential
+ * check (they read nothing the client has not already sent, and a refusal then costs no token
+ * check and spends no rate budget); the body conditions run after the credential, user list and
+ * rate limit, so only a request that passed those makes the gateway buffer a body. A route
+ * without body conditions gets no body step and its body keeps streaming.
+ */
+
+import type { CompiledFilter, RouteConfig } from '../../conf/routes-schema.js';
+import { GatewayError, refusal } from '../../shared/errors.js';
+import type { RouteFeature } from '../pipeline.js';
+import type { RequestContext } from '../request-context.js';
+import { readBody } from '../uws-io.js';
+
+type Filters = NonNullable<RouteConfig['filters']>;
+type BodyFilter = Extract<CompiledFilter, { field: 'body_raw' | 'body_json' }>;
+type HeadFilter = Exclude<CompiledFilter, BodyFilter>;
+
+function isBodyFilter(f: CompiledFilter): f is BodyFilter {
+  return f.field === 'body_raw' || f.field === 'body_json';
+}
+
+function denied(detail?: string): GatewayError {
+  return detail === undefined
+    ? refusal('FILTER_DENIED')
+    : new GatewayError('FILTER_DENIED', { detail });
+}
+
+/**
+ * Whether a condition on the request head matches. `all`: an allow condition, which needs at
+ * least one field the name picks and every such field's value to match (so a repeated header
+ * or query parameter cannot carry one good and one bad value past it); otherwise a deny
+ * condition, which matches when any such field's value matches.
+ */
+export function headMatches(f: HeadFilter, ctx: RequestContext, all: boolean): boolean {
+  switch (f.field) {
+    case 'method':
+      return f.pattern.test(ctx.ex.method);
+    case 'path':
+      return f.pattern.test(ctx.path);
+    case 'header': {
+      const h = ctx.ex.headers;
+      let seen = false;
+      for (let i = 0; i < h.length; i += 2) {
+        if (!f.name.test(h[i]!)) continue;
+        seen = true;
+        if (f.pattern.test(h[i + 1]!) !== all) return !all;
+      }
+      return all && seen;
+    }
+    case 'query': {
+      let seen = false;
+      for (const [name, value] of queryParams(ctx.ex.query)) {
+        if (!f.name.test(name)) continue;
+        seen = true;
+        if (f.pattern.test(value) !== all) return !all;
+      }
+      return all && seen;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * The query's parameters, names and values percent-decoded as UTF-8 with `+` read as a space
+ * (application/x-www-form-urlencoded, as URLSearchParams and most frameworks read them). A
+ * parameter without `=` has the value ''. Refuses (FILTER_DENIED) an escape that does not
+ * decode: which bytes a backend would see is then a guess.
+ */
+export function queryParams(query: string): [string, string][] {
+  const out: [string, string][] = [];
+  if (query === '') return out;
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = eq === -1 ? part : part.slice(0, eq);
+    const value = eq === -1 ? '' : part.slice(eq + 1);
+    out.push([decodeQueryPart(name), decodeQueryPart(value)]);
+  }
+  return out;
+}
+
+function decodeQueryPart(text: string): string {
+  const spaced = text.includes('+') ? text.replaceAll('+', ' ') : text;
+  if (!spaced.includes('%')) return spaced;
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    throw denied('the query string holds a percent-escape that is not UTF-8');
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** What the body conditions see of a body: its text, and its top-level JSON fields if needed. */
+export interface BodyView {
+  readonly text: string;
+  /** Top-level fields as strings (see jsonFields); undefined when no condition needs them. */
+  readonly json: Map<string, string> | undefined;
+}
+
+/**
+ * The body as the conditions read it: UTF-8 text (a byte-order mark or invalid UTF-8 refuses),
+ * and with `needJson` its top-level JSON fields. An empty body has no fields; a body that is
+ * not JSON refuses.
+ */
+export function bodyView(body: Buffer, needJson: boolean): BodyView {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw denied('the body is not UTF-8');
+  }
+  if (text.charCodeAt(0) === 0xfeff) throw denied('the body starts with a byte-order mark');
+  if (!needJson) return { text, json: undefined };
+  return { text, json: text === '' ? new Map() : jsonFields(text) };
+}
+
+/**
+ * The top-level fields of a JSON text, each value as a string: strings as they are, numbers as
+ * JavaScript writes them (`1.0` is `1`, `1e3` is `1000`), `true`, `false`, `null`, objects and
+ * arrays as compact JSON. A text that is not JSON, or has a top-level key twice (backends
+ * disagree on which one counts), refuses; a JSON value that is not an object has no fields.
+ */
+export function jsonFields(text: string): Map<string, string> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw denied('the body is not JSON');
+  }
+  const fields = new Map<string, string>();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return fields;
+  const keys = topLevelKeys(text);
+  if (new Set(keys).size !== keys.length) throw denied('the JSON body repeats a top-level key');
+  for (const [k, v] of Object.entries(value)) {
+    fields.set(k, typeof v === 'string' ? v : JSON.stringify(v));
+  }
+  return fields;
+}
+
+/** The keys of a valid JSON object text at depth 1, in order, duplicates kept. */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const end = stringEnd(text, i);
+      if (depth === 1 && expectKey) {
+        const raw = text.slice(i + 1, end);
+        keys.push(raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw);
+      }
+      expectKey = false;
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      expectKey = c === 0x7b && depth === 1;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    } else if (c === 0x2c && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return keys;
+}
+
+/** Index of the quote closing the JSON string that opens at `start` (the text is valid JSON). */
+function stringEnd(text: string, start: number): number {
+  let end = text.indexOf('"', start + 1);
+  for (;;) {
+    // A quote preceded by an odd run of backslashes is escaped.
+    let backslashes = 0;
+    while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
+}
+
+/** Whether a body condition matches (missing JSON key: no match). */
+export function bodyMatches(f: BodyFilter, view: BodyView): boolean {
+  if (f.field === 'body_raw') return f.pattern.test(view.text);
+  const value = view.json?.get(f.key);
+  return value !== undefined && f.pattern.test(value);
+}
+
+/** The compiled form of a route's filters, split by what they read. */
+interface Plan {
+  readonly headAllow: readonly HeadFilter[];
+  readonly headDeny: readonly HeadFilter[];
+  readonly bodyAllow: readonly BodyFilter[];
+  readonly bodyDeny: readonly BodyFilter[];
+  /** Allow is empty and default_allow false: everything is refused. */
+  readonly refuseAll: boolean;
+  readonly maxBody: number;
+  readonly needJson: boolean;
+}
+
+function plan(f: Filters): Plan {
+  return {
+    headAllow: f.allow.filter((c): c is HeadFilter => !isBodyFilter(c)),
+    headDeny: f.deny.filter((c): c is HeadFilter => !isBodyFilter(c)),
+    bodyAllow: f.allow.filter(isBodyFilter),
+    bodyDeny: f.deny.filter(isBodyFilter),
+    refuseAll: f.allow.length === 0 && !f.default_allow,
+    maxBody: f.max_body_bytes,
+    needJson: [...f.allow, ...f.deny].some((c) => c.field === 'body_json'),
+  };
+}
+
+/** The head step: deny conditions, then allow conditions, on method, path, headers, query. */
+function headStep(p: Plan) {
+  return (ctx: RequestContext): void => {
+    if (p.refuseAll) throw refusal('FILTER_DENIED');
+    for (const f of p.headDeny) if (headMatches(f, ctx, false)) throw refusal('FILTER_DENIED');
+    for (const f of p.headAllow) if (!headMatches(f, ctx, true)) throw refusal('FILTER_DENIED');
+  };
+}
+
+/** `Content-Encoding` values that leave the bytes as they are. */
+const IDENTITY = /^\s*(?:identity)?\s*$/i;
+
+/**
+ * The body step: buffers the body (at most max_body_bytes, else 413 BODY_TOO_LARGE), checks
+ * the body conditions, and leaves the bytes in `ctx.body` for the handler to forward unchanged.
+ */
+function bodyStep(p: Plan) {
+  return (ctx: RequestContext): Promise<void> => {
+    const ex = ctx.ex;
+    for (let i = 0; i < ex.headers.length; i += 2) {
+      if (ex.headers[i] === 'content-encoding' && !IDENTITY.test(ex.headers[i + 1]!)) {
+        throw denied('a body with a Content-Encoding cannot be inspected');
+      }
+    }
+    // Read on the next microtask: runSteps first has the body held (pipeline.ts), and
+    // readBody then takes over the chunks that arrived meanwhile.
+    return Promise.resolve()
+      .then(() => readBody(ex, p.maxBody))
+      .then((body) => {
+        const view = bodyView(body, p.needJson);
+        for (const f of p.bodyDeny) if (bodyMatches(f, view)) throw refusal('FILTER_DENIED');
+        for (const f of p.bodyAllow) if (!bodyMatches(f, view)) throw refusal('FILTER_DENIED');
+        ctx.body = body;
+      });
+  };
+}
+
+/** `filters` on the request head: before the credential step. No filters: no step. */
+export const requestFilters: RouteFeature = {
+  name: 'request-filters',
+  compile(build) {
+    const f = build.route.filters;
+    if (f === undefined) return;
+    const p = plan(f);
+    if (p.refuseAll || p.headAllow.length > 0 || p.headDeny.length > 0) build.step(headStep(p));
+  },
+};
+
+/** `filters` on the body: after the credential, user list and rate limit. */
+export const bodyFilters: RouteFeature = {
+  name: 'body-filters',
+  compile(build) {
+    const f = build.route.filters;
+    if (f === undefined) return;
+    const p = plan(f);
+    if (!p.refuseAll && (p.bodyAllow.length > 0 || p.bodyDeny.length > 0)) {
+      build.step(bodyStep(p));
+    }
+  },
+};
