@@ -50,6 +50,14 @@ const routes = `routes:
     username: [bob]
   - prefix: /down
     target: http://127.0.0.1:${unreachablePort}
+  - prefix: /balanced
+    target: http://127.0.0.1:${unreachablePort}/x
+    backends:
+      - { url: "http://127.0.0.1:${unreachablePort}/x", weight: 0 }
+      - ${backend.origin}/bal
+  - prefix: /all-down
+    target: http://127.0.0.1:${unreachablePort}
+    health_check: { path: /, interval: 200, timeout: 100 }
 `;
 
 const gw: RunningGateway = await startGateway({
@@ -464,4 +472,25 @@ t.test('an expired token closes the tunnel (1008), a drain closes with 1001', as
   t.same(await d.closed, { code: 1001, reason: 'going away' }, 'client told to go away');
   t.equal(await backendClosed, 1001, 'backend told too');
   t.equal(await stopping, 0, 'the gateway exited cleanly');
+});
+
+t.test("a balanced route's handshake goes to the backend its balancer picks", async (t) => {
+  const c = await connect('/balanced/echo');
+  t.ok(lastAccepted('/bal/echo'), "the member's own path, target (weight 0) left out");
+  c.socket.send('balanced');
+  t.ok(await waitFor(() => c.messages.length === 1, 5_000));
+  t.equal(c.messages[0]?.data.toString(), 'balanced');
+  c.socket.close(1000);
+  // Every member failed its health check: refused before any connection, with Retry-After.
+  t.ok(
+    await waitFor(
+      () =>
+        logged(gw.output(), {
+          message: 'backend failed its health check: skipped until one passes',
+        }).length > 0,
+      5_000,
+    ),
+    'the check ran',
+  );
+  t.same(await refusal(connect('/all-down/echo')), { status: 503, code: 'NO_HEALTHY_UPSTREAM' });
 });

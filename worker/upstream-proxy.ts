@@ -133,6 +133,9 @@ export function tunnelConnector(
       // A plain tunnel (a `ws://` WebSocket through the proxy): the TCP stream is the upstream.
       if (opts.protocol === 'http:') {
         finish(null, raw);
+        // Paused above; Node's http client attaches its readers on the next tick and, unlike
+        // a TLS socket wrapping it, does not resume a stream that was paused explicitly.
+        process.nextTick(() => raw.resume());
         return;
       }
       const secure = tlsConnect({

@@ -91,9 +91,13 @@ export function classify(
  * 9.2.2). A body that started streaming is never replayed.
  */
 function replayable(options: Dispatcher.DispatchOptions, written: boolean): boolean {
-  const body = options.body as Readable | null;
-  if (body === null && IDEMPOTENT.has(options.method)) return true;
-  return !written && (body === null || (!body.destroyed && !body.readableDidRead));
+  const body = options.body;
+  if (body === null || body === undefined) return !written || IDEMPOTENT.has(options.method);
+  if (written) return false;
+  // A body read whole by a step (filters): the same bytes go again.
+  if (Buffer.isBuffer(body)) return true;
+  const stream = body as Readable;
+  return !stream.destroyed && !stream.readableDidRead;
 }
 
 /**

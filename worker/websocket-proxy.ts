@@ -38,7 +38,7 @@ import { upstreamError } from './upstream-error.js';
 import { upstreamRequestHeaders } from './upstream-headers.js';
 import type { ConnectionProfile } from './upstream-pools.js';
 import { tunnelConnector } from './upstream-proxy.js';
-import { buildUpstreamPath } from './upstream-url.js';
+import { upstreamPathFor } from './upstream-url.js';
 import {
   acceptUpgrade,
   type ClientSocket,
@@ -107,16 +107,15 @@ export function proxyWebSocket(ctx: RequestContext): Promise<void> {
     throw badHandshake('Sec-WebSocket-Version must be 13');
   }
   const protocols = offeredProtocols(ctx);
-  const path = buildUpstreamPath({
-    targetPath: route.targetPath,
-    targetQuery: route.targetQuery,
-    rest: ctx.rest,
-    canonicalPath: ctx.path,
-    query: ex.query,
-    securePath: route.config.secure_path,
-    preservePrefix: route.config.preserve_prefix,
-  });
-  const url = `${route.origin.startsWith('https:') ? 'wss' : 'ws'}${route.origin.slice(route.origin.indexOf(':'))}${path}`;
+  // A balanced route's handshake goes to the backend its balancer picks, as a request would.
+  const balancer = route.balancer;
+  const backend = balancer?.pick();
+  if (balancer !== undefined && backend === undefined) {
+    throw new GatewayError('NO_HEALTHY_UPSTREAM', { after: balancer.retryAfterSeconds() });
+  }
+  const origin = backend?.origin ?? route.origin;
+  const path = upstreamPathFor(ctx, backend ?? route);
+  const url = `${origin.startsWith('https:') ? 'wss' : 'ws'}${origin.slice(origin.indexOf(':'))}${path}`;
   const maxMessageBytes = rt.config.max_websocket_message_bytes;
   const headers = handshakeHeaders(ctx);
   return new Promise<void>((resolve, reject) => {
