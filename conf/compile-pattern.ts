@@ -66,6 +66,8 @@ const TRANSLATABLE = new Set(['i', 'm', 's']);
 const MAX_COUNT = 16;
 /** The largest count split into runs (bounds the compiled pattern's size). */
 const MAX_EXPANDED = 256;
+/** The largest rewritten pattern, in chars (nested counts multiply its size). */
+const MAX_REWRITTEN = 8192;
 
 /**
  * Compiles a routes.yml filter pattern (JS syntax, as checked with the `u` flag, and an
@@ -146,7 +148,10 @@ function rewrite(src: string, fold: boolean): string {
       atomStart = out.length;
       // `\x41` and `\u0041` are letters too; `u` refused identity escapes such as `\q`.
       const ch = charOf(seq);
-      out += fold && ch !== undefined && LETTER.test(ch) ? foldChar(ch) : seq;
+      // foldChar also refuses a non-ASCII cased letter written as an escape (`\u00e9`).
+      // foldChar gives `[xX]` for an ASCII letter, the char itself for an uncased one.
+      const folded = fold && ch !== undefined ? foldChar(ch) : undefined;
+      out += folded !== undefined && LETTER.test(ch!) ? folded : seq;
       i += seq.length;
     } else if (c === '[') {
       const end = classEnd(src, i);
@@ -182,8 +187,18 @@ function rewrite(src: string, fold: boolean): string {
       }
       const atom = out.slice(atomStart);
       out = out.slice(0, atomStart) + expandCount(atom, min, max, lazy);
+      // Nested counts multiply: bound the rewritten pattern before it grows without end.
+      if (out.length > MAX_REWRITTEN) {
+        throw new PatternError(
+          `too large once its counted repetitions are expanded (over ${MAX_REWRITTEN} chars)`,
+        );
+      }
     } else {
-      if (c === '*' || c === '+' || c === '?' || c === '|' || c === '^' || c === '$') {
+      if (c === '+' && atomStart >= 0) {
+        // `X+` as `XX*`: the linear engine refuses `(?:X{16})+` (it counts `+` as a repetition
+        // of its own) but takes the same language written this way.
+        out += `${out.slice(atomStart)}*`;
+      } else if (c === '*' || c === '+' || c === '?' || c === '|' || c === '^' || c === '$') {
         out += c;
       } else {
         atomStart = out.length;

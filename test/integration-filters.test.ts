@@ -90,6 +90,22 @@ const gw: RunningGateway = await startGateway({
       deny:
         - field: path
           pattern: ^/open/private(?:/|$)
+  - prefix: /tenant
+    target: ${upstream.origin}/tenant
+    filters:
+      allow:
+        - field: header
+          name: ^x-tenant$
+          pattern: ^[a-z]{1,16}$
+  - prefix: /role
+    target: ${upstream.origin}/role
+    secure: false
+    filters:
+      default_allow: true
+      deny:
+        - field: body_json
+          key: role
+          pattern: ^admin$
 `,
 });
 t.teardown(async () => {
@@ -249,6 +265,7 @@ t.test('a chunked body is buffered and forwarded with its length', async (t) => 
     gw.port,
     [
       'POST /json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n' +
+        'Content-Type: application/json\r\n' +
         `Authorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
       `5\r\n${body.slice(0, 5)}\r\n`,
       `${(body.length - 5).toString(16)}\r\n${body.slice(5)}\r\n0\r\n\r\n`,
@@ -322,4 +339,41 @@ t.test('check-config refuses what cannot run in linear time, naming file and key
   t.match(res.stderr, /lookaheads are not supported/);
   t.match(res.stderr, /linear time/);
   t.match(res.stderr, /backreferences are not supported/);
+});
+
+t.test('path, header and query conditions run after the credential: 401 first', async (t) => {
+  // An anonymous client cannot make the gateway evaluate them (README "Filters", order).
+  await expect(t, '/tenant/x', 401, { headers: { 'x-tenant': 'NOT-OK' } }, 'TOKEN_MISSING');
+  const token = await login(gw.url);
+  const auth = { authorization: `Bearer ${token}` };
+  await expect(t, '/tenant/x', 403, { headers: { ...auth, 'x-tenant': 'NOT-OK' } });
+  await expect(t, '/tenant/x', 200, { headers: { ...auth, 'x-tenant': 'acme' } });
+});
+
+t.test('a path deny also fires on the lenient reading of the path', async (t) => {
+  await expect(t, '/open/PRIVATE/x', 403);
+  await expect(t, '/open/private./x', 403);
+  await expect(t, '/open/public/x', 200);
+});
+
+t.test('body_json: a JSON media type, keys compared without letter case, depth', async (t) => {
+  const post = (body: string, type?: string): RequestInit => ({
+    method: 'POST',
+    body,
+    headers: type === undefined ? {} : { 'content-type': type },
+  });
+  // Valid JSON that a form parser would read as role=admin.
+  const formish = '{"x":"&role=admin&"}';
+  await expect(t, '/role/x', 403, post(formish, 'application/x-www-form-urlencoded'));
+  await expect(t, '/role/x', 403, post('{"role":"user"}', 'text/plain'));
+  await expect(t, '/role/x', 200, post(formish, 'application/json'));
+  await expect(t, '/role/x', 200, post('{"role":"user"}', 'application/json; charset=utf-8'));
+  await expect(t, '/role/x', 200, post('{"role":"user"}', 'application/vnd.api+json'));
+  await expect(t, '/role/x', 403, post('{"role":"admin"}', 'application/json'));
+  // Keys one letter case apart are one key to some backends (Go's encoding/json).
+  await expect(t, '/role/x', 403, post('{"role":"user","ROLE":"admin"}', 'application/json'));
+  await expect(t, '/role/x', 403, post('{"Role":"admin","role":"user"}', 'application/json'));
+  // Nesting deeper than the parser's stack: refused as a filter refusal, not a 500.
+  const deep = `{"a":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+  await expect(t, '/role/x', 403, post(deep, 'application/json'));
 });

@@ -119,6 +119,10 @@ const gw: RunningGateway = await startGateway({
   - prefix: /unused-proxy
     target: ${plain.origin}/up
     proxy_config: "${openProxy}"
+  - prefix: /creds-open-http
+    target: ${plain.origin}/up
+    proxy: true
+    proxy_config: "http://${creds}@127.0.0.1:${open.port}"
 `,
 });
 const token = await login(gw.url);
@@ -181,9 +185,16 @@ t.test('https target through the proxy: a CONNECT tunnel, TLS end to end', async
 
 t.test('proxy credentials from the URL: Basic to the proxy, never upstream', async (t) => {
   const before = guarded.log().length;
+  // An http target with proxy credentials goes through a plain CONNECT tunnel: credentials
+  // on the CONNECT only, never on a request a proxy might pass on.
   const viaHttp = await json<Echo>('/auth-http/p');
-  t.match(viaHttp.headers.via, /tinyproxy-test/);
-  t.equal(viaHttp.headers['proxy-authorization'], undefined, 'the proxy consumed them');
+  t.equal(viaHttp.headers['proxy-authorization'], undefined, 'not upstream');
+  t.match(guarded.log().slice(before), `CONNECT 127.0.0.1:${new URL(plain.origin).port} HTTP/1.1`);
+  // A proxy that asks for no credentials does not consume them: they still never pass it.
+  const openBefore = open.log().length;
+  const viaOpen = await json<Echo>('/creds-open-http/p');
+  t.equal(viaOpen.headers['proxy-authorization'], undefined, 'an open proxy passes nothing on');
+  t.match(open.log().slice(openBefore), `CONNECT 127.0.0.1:${new URL(plain.origin).port} HTTP/1.1`);
   const viaHttps = await json<{ cn: string }>('/auth-https/p');
   t.equal(viaHttps.cn, 'gateway-client', 'PEM client certificate through an authenticated tunnel');
   t.match(guarded.log().slice(before), `CONNECT ${mtlsAuthority} HTTP/1.1`);

@@ -158,7 +158,11 @@ function failLater(ctx: RequestContext, err: GatewayError): Promise<void> {
 function fail(ctx: RequestContext, err: unknown): void {
   const ex = ctx.ex;
   const gateway = err instanceof GatewayError ? err : new GatewayError('INTERNAL', { cause: err });
-  if (gateway.code === 'INTERNAL' || gateway.status >= 502) {
+  // A backend known down is logged when its state changes (balancer.ts), not per request.
+  if (
+    gateway.code === 'INTERNAL' ||
+    (gateway.status >= 502 && gateway.code !== 'NO_HEALTHY_UPSTREAM')
+  ) {
     const cause = gateway.cause as { code?: string; message?: string } | undefined;
     ctx.services.log.warn('request failed', {
       code: gateway.code,

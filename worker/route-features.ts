@@ -1,7 +1,7 @@
 import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
 import { credential } from './steps/credential.js';
-import { bodyFilters, requestFilters } from './steps/filters.js';
+import { bodyFilters, methodFilters, requestFilters } from './steps/filters.js';
 import { rateLimit } from './steps/rate-limit.js';
 import { tokenUses } from './steps/token-uses.js';
 import { userList } from './steps/user-list.js';
@@ -12,10 +12,11 @@ import { userList } from './steps/user-list.js';
  */
 export const ROUTE_FEATURES: readonly RouteFeature[] = [
   allowedMethods,
-  requestFilters,
+  methodFilters,
   credential,
   userList,
   rateLimit,
+  requestFilters,
   bodyFilters,
   tokenUses,
 ];

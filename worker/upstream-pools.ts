@@ -131,17 +131,22 @@ function createPool(
         callback(...args);
       });
   };
+  // An http origin through a proxy with credentials goes through a CONNECT tunnel too (a plain
+  // one): in absolute form the credentials ride on every request, and a proxy that does not
+  // consume them (one without auth) hands them to the upstream. On the CONNECT they only ever
+  // reach the proxy.
+  const tunnel = proxy !== undefined && (https || proxy.authorization !== undefined);
   const connect =
     proxy === undefined
       ? direct()
-      : https
+      : tunnel
         ? tunnelConnector(proxy, tls, connectTimeout)
         : proxyConnector(proxy, interimTolerantConnector({ timeout: connectTimeout }));
   // An http origin through a proxy: connections go to the proxy, requests in absolute form,
   // one request per connection. Proxies that relay bytes after the first request (tinyproxy
   // does, while its answer claims a persistent connection) would pass a second request on the
   // same connection straight to the upstream, around the proxy's own checks.
-  const absolute = proxy !== undefined && !https;
+  const absolute = proxy !== undefined && !tunnel;
   const pool = new Pool(absolute ? proxy.origin : origin, {
     // undici has no cap on idle connections alone, and a cap on all of them (`connections`)
     // would queue requests behind long responses (SSE, slow readers): a client could starve

@@ -336,6 +336,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       attempt,
       balancer && ((tried) => balancer.pick(tried)),
     );
+    // A reset on a pooled connection that cannot be resent (a POST that left) is the
+    // backend's failure too: a backend that accepts and resets every request is taken out.
+    if (next === undefined && failure === 'stale' && attempt.backend !== undefined) {
+      balancer?.failed(attempt.backend, code);
+    }
     if (next === undefined) return false;
     this.#settled = true;
     let options = this.#options;

@@ -31,6 +31,7 @@
 import WebSocket, { type ClientOptions } from 'ws';
 import { GatewayError, refusal } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { Backend } from './balancer.js';
 import type { RequestContext } from './request-context.js';
 import type { RevocationSet } from './revocation-set.js';
 import type { Session } from './session-cache.js';
@@ -38,6 +39,7 @@ import { upstreamError } from './upstream-error.js';
 import { upstreamRequestHeaders } from './upstream-headers.js';
 import type { ConnectionProfile } from './upstream-pools.js';
 import { tunnelConnector } from './upstream-proxy.js';
+import { classify } from './upstream-relay.js';
 import { upstreamPathFor } from './upstream-url.js';
 import {
   acceptUpgrade,
@@ -107,27 +109,19 @@ export function proxyWebSocket(ctx: RequestContext): Promise<void> {
     throw badHandshake('Sec-WebSocket-Version must be 13');
   }
   const protocols = offeredProtocols(ctx);
-  // A balanced route's handshake goes to the backend its balancer picks, as a request would.
+  // A balanced route's handshake goes to the backend its balancer picks, as a request would,
+  // and moves to the next one when it could not connect (nothing was sent: always safe).
   const balancer = route.balancer;
-  const backend = balancer?.pick();
-  if (balancer !== undefined && backend === undefined) {
+  const first = balancer?.pick();
+  if (balancer !== undefined && first === undefined) {
     throw new GatewayError('NO_HEALTHY_UPSTREAM', { after: balancer.retryAfterSeconds() });
   }
-  const origin = backend?.origin ?? route.origin;
-  const path = upstreamPathFor(ctx, backend ?? route);
-  const url = `${origin.startsWith('https:') ? 'wss' : 'ws'}${origin.slice(origin.indexOf(':'))}${path}`;
   const maxMessageBytes = rt.config.max_websocket_message_bytes;
   const headers = handshakeHeaders(ctx);
   return new Promise<void>((resolve, reject) => {
-    const upstream = new WebSocket(url, protocols, {
-      headers,
-      perMessageDeflate: false,
-      maxPayload: maxMessageBytes,
-      handshakeTimeout: rt.config.client_timeout,
-      followRedirects: false,
-      ...connectionOptions(route.profile, url, rt.config.client_timeout),
-    });
     let settled = false;
+    let upstream: WebSocket | undefined;
+    const tried: Backend[] = [];
     const settle = (err?: GatewayError): void => {
       if (settled) return;
       settled = true;
@@ -135,40 +129,77 @@ export function proxyWebSocket(ctx: RequestContext): Promise<void> {
       else reject(err);
     };
     onClientAbort(ex, () => {
-      if (upstream.readyState === WebSocket.CONNECTING) upstream.terminate();
+      if (upstream?.readyState === WebSocket.CONNECTING) upstream.terminate();
       settle();
     });
-    upstream.on('unexpected-response', (req, res) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
-      req.destroy();
-      settle(
-        new GatewayError('UPSTREAM_WEBSOCKET_REFUSED', {
-          detail: `it answered ${status}`,
-          cause: `upstream status ${status}`,
-        }),
-      );
-    });
-    // Before the open: the handshake failed. After it: the close event follows and relays it.
-    upstream.on('error', (err) => settle(handshakeError(err)));
-    upstream.on('open', () => {
-      if (ex.done) {
-        upstream.terminate();
+    const attempt = (backend: Backend | undefined): void => {
+      const origin = backend?.origin ?? route.origin;
+      const path = upstreamPathFor(ctx, backend ?? route);
+      const url = `${origin.startsWith('https:') ? 'wss' : 'ws'}${origin.slice(origin.indexOf(':'))}${path}`;
+      const socket = new WebSocket(url, protocols, {
+        headers,
+        perMessageDeflate: false,
+        maxPayload: maxMessageBytes,
+        handshakeTimeout: rt.config.client_timeout,
+        followRedirects: false,
+        ...connectionOptions(route.profile, url, rt.config.client_timeout),
+      });
+      upstream = socket;
+      socket.on('unexpected-response', (req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        req.destroy();
+        if (backend !== undefined && backend.fails !== 0) balancer!.succeeded(backend);
+        settle(
+          new GatewayError('UPSTREAM_WEBSOCKET_REFUSED', {
+            detail: `it answered ${status}`,
+            cause: `upstream status ${status}`,
+          }),
+        );
+      });
+      // Before the open: the handshake failed. After it: the close event follows and relays it.
+      socket.on('error', (err) => {
+        if (settled) return;
+        const code = (err as { code?: string }).code ?? '';
+        if (backend !== undefined && !ex.done && classify(code, false, true) === 'down') {
+          // Counted for passive health like a request's failure, then the next member.
+          balancer!.failed(backend, code);
+          tried.push(backend);
+          const next = balancer!.pick(tried);
+          if (next !== undefined) {
+            ctx.services.log.warn('upstream failover', {
+              route: route.prefix,
+              from: backend.name,
+              to: next.name,
+              code,
+            });
+            attempt(next);
+            return;
+          }
+        }
+        settle(handshakeError(err));
+      });
+      socket.on('open', () => {
+        if (backend !== undefined && backend.fails !== 0) balancer!.succeeded(backend);
+        if (ex.done) {
+          socket.terminate();
+          settle();
+          return;
+        }
+        // Nothing is read from the backend until the client's socket exists (Tunnel.opened).
+        socket.pause();
+        const tunnel = new Tunnel(
+          socket,
+          ctx.session,
+          webSocketBufferLimit(maxMessageBytes),
+          ctx.services.revocations,
+          ctx.services.log,
+        );
+        acceptUpgrade(ex, tunnel, key, socket.protocol, context);
         settle();
-        return;
-      }
-      // Nothing is read from the backend until the client's socket exists (Tunnel.opened).
-      upstream.pause();
-      const tunnel = new Tunnel(
-        upstream,
-        ctx.session,
-        webSocketBufferLimit(maxMessageBytes),
-        ctx.services.revocations,
-        ctx.services.log,
-      );
-      acceptUpgrade(ex, tunnel, key, upstream.protocol, context);
-      settle();
-    });
+      });
+    };
+    attempt(first);
   });
 }
 
