@@ -183,6 +183,8 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-ratelimit-high', 'gateway-auth-proxy'] as const,
   ['gateway-ratelimit-refusing', 'gateway-auth-proxy'] as const,
   ['gateway-balanced', 'gateway-auth-proxy'] as const,
+  ['gateway-filters-head', 'gateway-auth-proxy'] as const,
+  ['gateway-filters-json', 'gateway-auth-proxy'] as const,
 ]);
 
 /** Weights of the `gateway-balanced` route: the first upstream (also `target`), then the second. */
