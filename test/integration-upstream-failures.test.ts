@@ -19,6 +19,11 @@ const resetter = createTcpServer((s) => s.on('data', () => s.resetAndDestroy()))
 await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r));
 const resetPort = (resetter.address() as { port: number }).port;
 const deadPort = await freePort();
+// Closes every connection at once: a WebSocket backend that cannot be reached. (A free port
+// would do, but under parallel tests another test may bind it meanwhile.)
+const closer = createTcpServer((s) => s.destroy());
+await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));
+const closerPort = (closer.address() as { port: number }).port;
 const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
 await new Promise<void>((r) => wss.once('listening', () => r()));
 const wsPort = (wss.address() as { port: number }).port;
@@ -37,7 +42,7 @@ const gw: RunningGateway = await startGateway({
     target: http://127.0.0.1:${deadPort}
     backends: ["http://127.0.0.1:${deadPort}/other"]
   - prefix: /wsb
-    target: http://127.0.0.1:${deadPort}
+    target: http://127.0.0.1:${closerPort}
     backends: ["http://127.0.0.1:${wsPort}"]
 `,
 });
@@ -46,6 +51,7 @@ t.teardown(async () => {
   await upstream.close();
   await proxy.stop();
   resetter.close();
+  closer.close();
   wss.close();
 });
 const token = await login(gw.url);
