@@ -62,7 +62,9 @@ const echo = await startUpstream((req, res) => {
 });
 
 const gw: RunningGateway = await startGateway({
-  config: { client_timeout: 3000 },
+  // Generous: under a parallel test run a 4 MiB upload can outlast a few seconds; nothing
+  // here tests the timeout itself.
+  config: { client_timeout: 15_000 },
   routes: `routes:
   - prefix: /s
     target: ${scripted.origin}
