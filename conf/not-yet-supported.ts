@@ -95,8 +95,8 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     key: 'session_cookie',
     scope: 'config',
     level: 'error',
-    on: (c) => c.session_cookie,
-    message: `${NOT_SUPPORTED}session cookies are not built, so logins would answer with a bearer token in the body, with no HttpOnly cookie and no CSRF check`,
+    on: (c) => c.session_cookie && c.csrf_token,
+    message: `${NOT_SUPPORTED}CSRF checks are not built, so cookie-authenticated requests would pass without a CSRF token (set csrf_token: false to use cookies without them)`,
   },
   // config.json, warnings
   {
@@ -114,13 +114,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NO_EFFECT}revocations are kept per node, their Redis sync is not built`,
   },
   {
-    key: 'login_redirect_url',
-    scope: 'config',
-    level: 'warning',
-    on: (c) => c.login_redirect_url !== undefined,
-    message: `${NO_EFFECT}login redirects belong to session-cookie mode, which is not built`,
-  },
-  {
     key: 'logout_redirect_url',
     scope: 'config',
     level: 'warning',
@@ -128,18 +121,11 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NO_EFFECT}logout redirects belong to session-cookie mode, which is not built`,
   },
   {
-    key: 'max_age_session_cookie',
-    scope: 'config',
-    level: 'warning',
-    on: (c) => c.max_age_session_cookie !== DEFAULT.max_age_session_cookie,
-    message: `${NO_EFFECT}session cookies are not built`,
-  },
-  {
     key: 'csrf_token',
     scope: 'config',
     level: 'warning',
-    on: (c) => !c.csrf_token,
-    message: `${NO_EFFECT}CSRF checks belong to session-cookie mode, which is not built`,
+    on: (c) => !c.csrf_token && !c.session_cookie,
+    message: `${NO_EFFECT}CSRF checks only exist in session-cookie mode (session_cookie is false)`,
   },
   {
     key: 'max_connections',
@@ -175,7 +161,7 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     scope: 'route',
     level: 'warning',
     on: (r) => !r.need_csrf,
-    message: `${NO_EFFECT}CSRF checks belong to session-cookie mode, which is not built`,
+    message: `${NO_EFFECT}CSRF checks only exist in session-cookie mode (session_cookie is false)`,
   },
 ];
 

@@ -40,7 +40,7 @@ export const ERRORS = {
   },
   CREDENTIALS_AMBIGUOUS: {
     status: 400,
-    message: 'More than one Authorization header was sent',
+    message: 'More than one credential was sent (Authorization headers or session cookies)',
   },
   INVALID_CREDENTIALS: { status: 401, message: 'Invalid username or password' },
   TOKEN_MISSING: {

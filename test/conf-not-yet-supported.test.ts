@@ -44,7 +44,7 @@ const CASES: Record<string, Case> = {
   session_cookie: {
     on: { session_cookie: true },
     key: 'session_cookie',
-    off: [{ session_cookie: false }],
+    off: [{ session_cookie: false }, { session_cookie: true, csrf_token: false }],
   },
   'log.type': {
     on: { log: { type: 'loki', host: '127.0.0.1:3100' } },
@@ -56,20 +56,10 @@ const CASES: Record<string, Case> = {
     key: 'redis',
     off: [{ redis: '' }, { redis: null }],
   },
-  login_redirect_url: {
-    on: { login_redirect_url: '/app' },
-    key: 'login_redirect_url',
-    off: [{ login_redirect_url: '' }],
-  },
   logout_redirect_url: {
     on: { logout_redirect_url: 'https://a.test/bye' },
     key: 'logout_redirect_url',
     off: [{ logout_redirect_url: null }],
-  },
-  max_age_session_cookie: {
-    on: { max_age_session_cookie: 86_400 },
-    key: 'max_age_session_cookie',
-    off: [{ max_age_session_cookie: 3600 }],
   },
   csrf_token: { on: { csrf_token: false }, key: 'csrf_token', off: [{ csrf_token: true }] },
   max_connections: {

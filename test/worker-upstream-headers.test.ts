@@ -171,6 +171,7 @@ t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentia
       identity: { user: 'alice', roles: 'a,b' },
       dropAllAuthorization: false,
       withheldAuthorization: ['Bearer ours'],
+      stripSessionCookie: false,
       drop: compileDropList([]),
     },
   );
@@ -195,6 +196,7 @@ t.test('upstream request headers: hop-by-hop, listed, trusted-only and credentia
       identity: undefined,
       dropAllAuthorization: true,
       withheldAuthorization: undefined,
+      stripSessionCookie: false,
       drop: compileDropList([]),
     },
   );
@@ -211,6 +213,7 @@ t.test('a chain relayed from a trusted proxy is checked like a client header', a
       identity: undefined,
       dropAllAuthorization: false,
       withheldAuthorization: undefined,
+      stripSessionCookie: false,
       drop: compileDropList([]),
     });
   const xff = (out: string[]) => out[out.indexOf('x-forwarded-for') + 1];

@@ -4,7 +4,8 @@ import { usernameProblem } from '../shared/username.js';
 import { bodyKind, parseCredentials } from './credentials.js';
 import { checkUnderLockout } from './login-lockout.js';
 import type { RequestContext } from './request-context.js';
-import { header, readBody, sendJson } from './uws-io.js';
+import { sessionCookie } from './session-cookie.js';
+import { type HeaderPair, header, readBody, sendJson } from './uws-io.js';
 
 const LOGIN_TYPES = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
   detail: 'a login is application/json or application/x-www-form-urlencoded',
@@ -51,13 +52,21 @@ async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> 
     token: { tokenId, user: username, iat: claims.iat, exp: claims.exp },
   });
   ctx.logUser = username;
-  sendJson(
-    ex,
-    200,
-    JSON.stringify({
-      token,
-      expires_at: formatExpiresAt(claims.exp, rt.config.timezone),
-      token_id: tokenId,
-    }),
-  );
+  const { config } = rt;
+  const answer = JSON.stringify({
+    token,
+    expires_at: formatExpiresAt(claims.exp, config.timezone),
+    token_id: tokenId,
+  });
+  if (!config.session_cookie) {
+    sendJson(ex, 200, answer);
+    return;
+  }
+  // The cookie lives no longer than its token (README "Browser sessions").
+  const cookie: HeaderPair = [
+    'set-cookie',
+    sessionCookie(token, Math.min(config.max_age_session_cookie, claims.exp - now)),
+  ];
+  if (config.login_redirect_url === undefined) sendJson(ex, 200, answer, [cookie]);
+  else sendJson(ex, 303, answer, [cookie, ['location', config.login_redirect_url]]);
 }

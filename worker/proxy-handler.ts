@@ -40,6 +40,7 @@ export function forward(ctx: RequestContext): Promise<void> {
       identity: ctx.user?.identity,
       dropAllAuthorization: ctx.dropAllAuthorization,
       withheldAuthorization: ctx.withheldAuthorization,
+      stripSessionCookie: rt.config.session_cookie,
       drop: rt.dropHeaders,
     }),
     body:

@@ -31,6 +31,8 @@ export class RequestContext {
   user: UserEntry | undefined = undefined;
   /** The verified token of that user (its id, issue and expiry times). */
   session: Session | undefined = undefined;
+  /** The session came from the `session_token` cookie (browser): CSRF checks apply to it. */
+  viaCookie = false;
   /** Every `Authorization` header is dropped on the way upstream (it carried our token). */
   dropAllAuthorization = false;
   /** Values of `Authorization` headers that carry one of our tokens: dropped on the way upstream. */

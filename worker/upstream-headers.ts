@@ -11,6 +11,7 @@
  */
 
 import { GatewayError } from '../shared/errors.js';
+import { withoutSessionCookie } from './session-cookie.js';
 import type { Exchange } from './uws-io.js';
 
 const HOP_BY_HOP = new Set([
@@ -211,6 +212,8 @@ export interface HeaderContext {
   readonly dropAllAuthorization: boolean;
   /** Drop the `authorization` headers with these values (gateway tokens on a public route). */
   readonly withheldAuthorization: readonly string[] | undefined;
+  /** Remove the gateway's `session_token` pairs from `cookie` headers (session-cookie mode). */
+  readonly stripSessionCookie: boolean;
   readonly drop: DropList;
 }
 
@@ -253,13 +256,18 @@ export function upstreamRequestHeaders(ex: Exchange, ctx: HeaderContext): string
   const listed = connectionTokens(headers);
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    const value = headers[i + 1]!;
+    let value = headers[i + 1]!;
     if (HOP_BY_HOP.has(name) || listed?.has(name) || isTrustedOnlyHeader(name, ctx.drop)) continue;
     if (
       name === 'authorization' &&
       (ctx.dropAllAuthorization || ctx.withheldAuthorization?.includes(value))
     )
       continue;
+    if (name === 'cookie' && ctx.stripSessionCookie) {
+      const rest = withoutSessionCookie(value);
+      if (rest === undefined) continue;
+      value = rest;
+    }
     out.push(name, NOT_PLAIN.test(value) ? wireValue(name, value) : value);
   }
   // A chain relayed from a trusted proxy holds what the client wrote: checked like its headers.

@@ -357,12 +357,23 @@ export function sendJson(
   body: string,
   extra?: readonly HeaderPair[],
 ): void {
+  sendBody(ex, status, 'application/json', body, extra);
+}
+
+/** As sendJson, for any media type (HTML pages of session-cookie mode). Never cached. */
+export function sendBody(
+  ex: Exchange,
+  status: number,
+  contentType: string,
+  body: string,
+  extra?: readonly HeaderPair[],
+): void {
   if (ex.done) return;
   ex.status = status;
   const res = ex.res;
   res.cork(() => {
     res.writeStatus(statusLine(status)).writeHeader('server', SERVER_HEADER);
-    res.writeHeader('content-type', 'application/json');
+    res.writeHeader('content-type', contentType);
     res.writeHeader('cache-control', 'no-store');
     if (extra) for (const [k, v] of extra) res.writeHeader(k, v);
     writeDecoration(ex);

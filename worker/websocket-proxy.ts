@@ -283,6 +283,7 @@ function handshakeHeaders(ctx: RequestContext): Record<string, string> {
     identity: ctx.user?.identity,
     dropAllAuthorization: ctx.dropAllAuthorization,
     withheldAuthorization: ctx.withheldAuthorization,
+    stripSessionCookie: ctx.rt.config.session_cookie,
     drop: ctx.rt.dropHeaders,
   });
   const out: Record<string, string> = {};

@@ -3,7 +3,8 @@ import { MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH } from '../../shared/token-codec.js'
 import type { RouteFeature } from '../pipeline.js';
 import type { RequestContext } from '../request-context.js';
 import type { Session } from '../session-cache.js';
-import { singleHeader } from '../uws-io.js';
+import { sessionCookieValues } from '../session-cookie.js';
+import { header, singleHeader } from '../uws-io.js';
 
 const BEARER = /^bearer[ \t]+/i;
 
@@ -31,6 +32,46 @@ export function authenticateBearer(ctx: RequestContext): Session {
   if (value === null) throw refusal('CREDENTIALS_AMBIGUOUS');
   const token = bearerToken(value);
   if (token === undefined) throw refusal('TOKEN_MISSING');
+  return authenticateToken(ctx, token);
+}
+
+/**
+ * The session of the request: its bearer token when it has an `Authorization` header (which
+ * then decides alone), else, in session-cookie mode, its `session_token` cookie (README
+ * "Browser sessions"); `ctx.viaCookie` tells which. Several different session cookies are
+ * CREDENTIALS_AMBIGUOUS; other refusals as authenticateBearer.
+ */
+export function authenticateRequest(ctx: RequestContext): Session {
+  if (ctx.rt.config.session_cookie && header(ctx.ex, 'authorization') === undefined) {
+    const token = sessionCookieToken(ctx);
+    if (token !== undefined) {
+      const session = authenticateToken(ctx, token);
+      ctx.viaCookie = true;
+      return session;
+    }
+  }
+  return authenticateBearer(ctx);
+}
+
+/** The request's session cookie value, undefined without one; several different ones refuse. */
+export function sessionCookieToken(ctx: RequestContext): string | undefined {
+  const h = ctx.ex.headers;
+  let cookies: string[] | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] !== 'cookie') continue;
+    if (cookies === undefined) cookies = [h[i + 1]!];
+    else cookies.push(h[i + 1]!);
+  }
+  if (cookies === undefined) return undefined;
+  const values = sessionCookieValues(cookies);
+  if (values.length === 0) return undefined;
+  const first = values[0]!;
+  for (const v of values) if (v !== first) throw refusal('CREDENTIALS_AMBIGUOUS');
+  return first.length > 0 ? first : undefined;
+}
+
+/** The session of one token of ours: TOKEN_INVALID or TOKEN_REVOKED otherwise. */
+function authenticateToken(ctx: RequestContext, token: string): Session {
   const { rt, services } = ctx;
   const now = nowSeconds();
   const session = services.sessions.authenticate(rt.codec, token, now);
@@ -49,9 +90,9 @@ export function authenticateBearer(ctx: RequestContext): Session {
   return session;
 }
 
-/** A secure route needs a valid bearer token; the gateway's credential never goes upstream. */
+/** A secure route needs a valid token; the gateway's credential never goes upstream. */
 function requireToken(ctx: RequestContext): void {
-  authenticateBearer(ctx);
+  authenticateRequest(ctx);
   ctx.dropAllAuthorization = true;
 }
 
@@ -92,7 +133,10 @@ function isOurs(ctx: RequestContext, token: string): boolean {
   return result.ok || result.reason === 'expired';
 }
 
-/** Bearer tokens: required on secure routes; ours are withheld from public routes' backends. */
+/**
+ * Tokens (bearer, or the session cookie): required on secure routes; ours are withheld from
+ * public routes' backends (the cookie by upstream-headers.ts).
+ */
 export const credential: RouteFeature = {
   name: 'credential',
   compile(build) {
