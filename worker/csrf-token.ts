@@ -1,0 +1,89 @@
+/*
+ * CSRF tokens of session-cookie mode (README "CSRF"): synchronizer tokens in the sense of the
+ * OWASP CSRF Prevention Cheat Sheet, made stateless. A token is bound to one session (the id of
+ * the gateway token it was minted for), carries its expiry and a random nonce, and is
+ * authenticated with a keyed BLAKE3 MAC under a key derived from `secret`, so every edge of a
+ * node (and every node sharing the secret) verifies it without shared state. Single use, when
+ * configured, is the supervisor's record of spent nonces (the CSRF step asks it).
+ *
+ * Wire form: base64url of 33 bytes, 44 characters:
+ *   version (1 byte, 1) | exp (4 bytes, unix seconds, big-endian) | nonce (12 random bytes) |
+ *   mac (16 bytes) = BLAKE3-keyed(key, tokenId || version | exp | nonce), truncated.
+ */
+
+import { randomFillSync, timingSafeEqual } from 'node:crypto';
+import { deriveKey, keyedHashInto } from '../shared/token-keys.js';
+
+const VERSION = 1;
+const HEAD = 1 + 4 + 12;
+const MAC = 16;
+const SIZE = HEAD + MAC;
+/** Length of a token's text form. */
+export const CSRF_TOKEN_LENGTH = Math.ceil((SIZE * 4) / 3);
+const TEXT = /^[A-Za-z0-9_-]{44}$/;
+/** BLAKE3 derive_key context of the CSRF MAC key: changing it invalidates every CSRF token. */
+export const CSRF_KEY_CONTEXT = 'ProxyAuth 2026 csrf token v1';
+
+/** Why a token was refused (for the log; clients only see CSRF_INVALID). */
+export type CsrfRefusal = 'malformed' | 'forged' | 'expired';
+
+export type CsrfCheck =
+  | { readonly ok: true; readonly nonce: string; readonly exp: number }
+  | { readonly ok: false; readonly reason: CsrfRefusal };
+
+/** Mints and verifies the CSRF tokens of one secret. */
+export class CsrfTokens {
+  readonly #key: Uint8Array;
+
+  constructor(secret: string) {
+    this.#key = deriveKey(CSRF_KEY_CONTEXT, Buffer.from(secret, 'utf8'), 32);
+  }
+
+  /** A new token for the session `tokenId`, valid `ttlSeconds` from `nowSeconds`. */
+  mint(tokenId: string, nowSeconds: number, ttlSeconds: number): string {
+    const bytes = Buffer.allocUnsafe(SIZE);
+    bytes[0] = VERSION;
+    bytes.writeUInt32BE(nowSeconds + ttlSeconds, 1);
+    randomFillSync(bytes, 5, 12);
+    this.#mac(tokenId, bytes.subarray(0, HEAD), bytes.subarray(HEAD));
+    return bytes.toString('base64url');
+  }
+
+  /**
+   * Checks `text` for the session `tokenId` at `nowSeconds`: its MAC (compared in constant
+   * time; a token minted for another session, or under another secret, fails as `forged`) and
+   * its expiry. The nonce identifies the token for single use.
+   */
+  verify(text: string, tokenId: string, nowSeconds: number): CsrfCheck {
+    if (!TEXT.test(text)) return { ok: false, reason: 'malformed' };
+    const bytes = Buffer.from(text, 'base64url');
+    if (bytes.length !== SIZE || bytes[0] !== VERSION) return { ok: false, reason: 'malformed' };
+    const expected = Buffer.allocUnsafe(MAC);
+    this.#mac(tokenId, bytes.subarray(0, HEAD), expected);
+    if (!timingSafeEqual(expected, bytes.subarray(HEAD))) {
+      return { ok: false, reason: 'forged' };
+    }
+    const exp = bytes.readUInt32BE(1);
+    if (!(nowSeconds < exp)) return { ok: false, reason: 'expired' };
+    return { ok: true, nonce: bytes.subarray(5, HEAD).toString('base64url'), exp };
+  }
+
+  #mac(tokenId: string, head: Uint8Array, out: Uint8Array): void {
+    const id = Buffer.from(tokenId, 'utf8');
+    const data = Buffer.allocUnsafe(2 + id.length + head.length);
+    data.writeUInt16BE(id.length, 0);
+    id.copy(data, 2);
+    data.set(head, 2 + id.length);
+    keyedHashInto(this.#key, data, out);
+  }
+}
+
+let cached: { secret: string; tokens: CsrfTokens } | undefined;
+
+/** The CsrfTokens of `secret`, derived once (a reload with the same secret reuses them). */
+export function csrfTokensFor(secret: string): CsrfTokens {
+  if (cached === undefined || cached.secret !== secret) {
+    cached = { secret, tokens: new CsrfTokens(secret) };
+  }
+  return cached.tokens;
+}
