@@ -138,6 +138,10 @@ export const configSchema = z.strictObject({
   session_cookie: z.boolean().default(false),
   max_age_session_cookie: intIn(60, 31_536_000).default(3600),
   csrf_token: z.boolean().default(true),
+  /** Ours: seconds a CSRF token stays valid after it is minted (README "CSRF"). */
+  csrf_token_ttl: intIn(1, 86_400).default(600),
+  /** Ours: a CSRF token is spent by the first request that carries it, on every edge. */
+  csrf_single_use: z.boolean().default(false),
   login_redirect_url: optionalText(redirectUrl),
   logout_redirect_url: optionalText(redirectUrl),
   cors_origins: z.array(origin).default([]),
