@@ -55,7 +55,10 @@ const timezone = z.string().transform((name, ctx) => {
 const origin = z.string().transform((value, ctx) => {
   const canonical = canonicalOrigin(value);
   if (canonical === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected an origin: http(s)://host[:port], no path' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected an origin: http(s)://host[:port], no path, no wildcard, not "null"',
+    });
     return z.NEVER;
   }
   return canonical;

@@ -18,10 +18,6 @@ import type { RouteConfig } from './routes-schema.js';
  * spells every default out) never warn.
  *
  * Departures from a plain "security key = error" reading, and why:
- * - cors_origins is an error although ignoring it fails closed (no Access-Control-* header, so
- *   browsers refuse cross-origin reads): it relaxes the same-origin policy, the operator gets
- *   a clear refusal now instead of a browser-console mystery later, and the later CORS work
- *   must decide credentials and `Vary: Origin` (which the original gets wrong) before it is on.
  * - csrf_token / need_csrf set to false are warnings: CSRF checks only exist in session-cookie
  *   mode, which is itself refused, so switching them off changes nothing today.
  *
@@ -83,13 +79,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     level: 'error',
     on: (u) => u.totp,
     message: `${NOT_SUPPORTED}TOTP is not enforced, so this user would log in without a code`,
-  },
-  {
-    key: 'cors_origins',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.cors_origins.length > 0,
-    message: `${NOT_SUPPORTED}CORS is not built, so no Access-Control-* header would be sent`,
   },
   {
     key: 'session_cookie',

@@ -12,8 +12,17 @@ export function canonicalTimezone(name: string): string | undefined {
 }
 
 /**
+ * An http(s) serialized origin (RFC 6454 section 6.2, `scheme "://" host [ ":" port ]`) as
+ * browsers send it in `Origin`, letter case and one trailing `/` aside: the host a DNS name in
+ * ASCII or a bracketed IPv6 address. Groups: scheme, host, port. The edge matches request
+ * origins with it (worker/cors.ts), so every accepted `cors_origins` entry can match.
+ */
+export const ORIGIN_SYNTAX = /^(https?):\/\/([a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?\/?$/i;
+
+/**
  * The serialized origin (`https://example.com:8443`) of a CORS origin entry, or undefined when
- * the entry is not an http(s) scheme + host [+ port] with nothing else (path, query, user).
+ * the entry is not an http(s) scheme + host [+ port] with nothing else (path, query, user), or
+ * its host is not one a browser can send (a wildcard such as `*.example.com`).
  */
 export function canonicalOrigin(value: string): string | undefined {
   const url = parseUrl(value);
@@ -22,7 +31,7 @@ export function canonicalOrigin(value: string): string | undefined {
     return undefined;
   }
   if (url.pathname !== '/' || value.endsWith('?') || value.endsWith('#')) return undefined;
-  return url.origin;
+  return ORIGIN_SYNTAX.test(url.origin) ? url.origin : undefined;
 }
 
 /** True when `value` parses as an absolute URL whose scheme is one of `schemes` (e.g. `http:`). */

@@ -78,6 +78,10 @@ export const ERRORS = {
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   FILTER_DENIED: { status: 403, message: "The request does not pass this route's filters" },
+  CORS_ORIGIN_NOT_ALLOWED: {
+    status: 403,
+    message: 'Cross-origin requests from this origin are not allowed (cors_origins)',
+  },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
   WEBSOCKET_NOT_ALLOWED: {
     status: 403,

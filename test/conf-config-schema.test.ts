@@ -257,6 +257,12 @@ t.test('cors_origins: origins validated and normalised', async (t) => {
   t.same(keys({ cors_origins: ['https://a.test?x=1'] }), ['cors_origins[0]']);
   t.same(keys({ cors_origins: ['https://user@a.test'] }), ['cors_origins[0]']);
   t.same(keys({ cors_origins: [' https://a.test'] }), ['cors_origins[0]']);
+  t.same(schema({ cors_origins: ['https://a.test:443', 'http://a.test:80'] }).cors_origins, [
+    'https://a.test',
+    'http://a.test',
+  ]);
+  t.same(keys({ cors_origins: ['null'] }), ['cors_origins[0]'], 'null is never an allowed origin');
+  t.same(keys({ cors_origins: ['https://*.a.test'] }), ['cors_origins[0]'], 'no wildcard host');
 });
 
 t.test('token_admin: empty/null means generate; else exactly 64 hex', async (t) => {

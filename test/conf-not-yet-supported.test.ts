@@ -36,11 +36,6 @@ const CASES: Record<string, Case> = {
     key: 'users[1].totp',
     off: [userOn({ totp: false })],
   },
-  cors_origins: {
-    on: { cors_origins: ['https://app.test'] },
-    key: 'cors_origins',
-    off: [{ cors_origins: [] }],
-  },
   session_cookie: {
     on: { session_cookie: true },
     key: 'session_cookie',

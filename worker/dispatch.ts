@@ -2,6 +2,7 @@ import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { foldPath, mayFold } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
 import { resolveClientAddress } from './client-address.js';
+import { AMBIGUOUS_ORIGIN, answerPreflight, readCors } from './cors.js';
 import type { EdgeServices } from './edge-services.js';
 import { ADMIN_PREFIX, handleEndpoint, isAdminPath } from './endpoints.js';
 import { runSteps } from './pipeline.js';
@@ -80,7 +81,10 @@ function serve(state: EdgeState, ex: Exchange, upgrade: UpgradeContext | undefin
 }
 
 function handle(ctx: RequestContext): Promise<void> | undefined {
+  // CORS first, so that every answer carries its headers, the checks' refusals included.
+  const cors = ctx.rt.cors === undefined ? undefined : readCors(ctx.ex, ctx.rt.cors);
   checkRequest(ctx);
+  if (cors === 'ambiguous') throw AMBIGUOUS_ORIGIN;
   const url = ctx.ex.url;
   const path = canonicalizePath(url);
   if (path === null) throw badPath(url);
@@ -88,6 +92,8 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
   // `/auth/` and `/auth/.` are `/auth` too: a login sent there must not reach a backend.
   const bare =
     path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path;
+  // A preflight is the gateway's to answer, on any path: never a route's or an endpoint's.
+  if (cors === 'preflight') return answerPreflight(ctx, path, bare);
   const endpoint = ctx.rt.endpoints.get(bare);
   if (endpoint !== undefined) return handleEndpoint(ctx, endpoint);
   if (isAdminPath(bare)) {

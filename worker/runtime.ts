@@ -14,6 +14,7 @@ import { type AdminAccess, adminAccess } from './admin-endpoints.js';
 import { backendPool } from './backend-pool.js';
 import { Backend, Balancer } from './balancer.js';
 import { routeProfile } from './connection-profile.js';
+import { type CorsPolicy, compileCors } from './cors.js';
 import type { EdgeServices } from './edge-services.js';
 import { compileEndpoints, type Endpoint } from './endpoints.js';
 import { HealthChecker } from './health-check.js';
@@ -85,6 +86,8 @@ export class Runtime {
   readonly dummyHash: string;
   /** The admin API's token digest and address list; undefined when token_admin is empty. */
   readonly admin: AdminAccess | undefined;
+  /** `cors_origins`, compiled (cors.ts); undefined when empty (CORS off: nothing is added). */
+  readonly cors: CorsPolicy | undefined;
   /** `trusted_proxies`, compiled; undefined when empty (the client is then always the peer). */
   readonly trustedProxies: ((ip: string) => boolean) | undefined;
   /** `m,t,p` of the dummy hash, so a reload with the same parameters reuses it. */
@@ -116,6 +119,7 @@ export class Runtime {
     this.proto = init.config.tls ? 'https' : 'http';
     this.dummyHash = init.dummyHash;
     this.dummyParams = init.dummyParams;
+    this.cors = compileCors(init.config.cors_origins);
     const trusted = init.config.trusted_proxies;
     this.trustedProxies = trusted.length > 0 ? compileIpMatcher(trusted) : undefined;
     const allow = init.config.admin_allow;

@@ -317,3 +317,28 @@ export function isRelayedResponseHeader(
 ): boolean {
   return !DROPPED_RESPONSE_HEADERS.has(name) && listed?.has(name) !== true;
 }
+
+/**
+ * Upstream CORS headers the gateway replaces when `cors_origins` is on (worker/cors.ts): every
+ * `access-control-*` but `access-control-expose-headers`, which names the backend's own headers
+ * a listed origin may read and cannot widen who reads them.
+ */
+export function isUpstreamCorsHeader(name: string): boolean {
+  return name.startsWith('access-control-') && name !== 'access-control-expose-headers';
+}
+
+/**
+ * An upstream's Vary (one value or several field lines) with `Origin` added (RFC 9110 section
+ * 12.5.5: a list of field names, case-insensitive), as one value: unchanged when it already
+ * names Origin or is `*` (which already covers it), `Origin` alone when absent or empty.
+ */
+export function varyWithOrigin(vary: string | string[] | undefined): string {
+  const joined = vary === undefined ? '' : typeof vary === 'string' ? vary : vary.join(', ');
+  let empty = true;
+  for (const part of joined.split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name === 'origin' || name === '*') return joined;
+    if (name !== '') empty = false;
+  }
+  return empty ? 'Origin' : `${joined}, Origin`;
+}

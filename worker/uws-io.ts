@@ -26,7 +26,12 @@
 import uws, { type HttpRequest, type HttpResponse } from 'uWebSockets.js';
 import { Readable } from 'node:stream';
 import { GatewayError, statusLine } from '../shared/errors.js';
-import { connectionListed, isRelayedResponseHeader } from './upstream-headers.js';
+import {
+  connectionListed,
+  isRelayedResponseHeader,
+  isUpstreamCorsHeader,
+  varyWithOrigin,
+} from './upstream-headers.js';
 
 export const SERVER_HEADER = 'ProxyAuth';
 
@@ -159,6 +164,12 @@ export interface Exchange {
   status: number;
   /** Headers the pipeline adds to whatever answer this request gets (gateway's or upstream's). */
   responseHeaders: HeaderPair[] | undefined;
+  /**
+   * Set when `cors_origins` is on (worker/cors.ts): the CORS headers of this request's origin
+   * (none for an origin not listed). Every answer then also carries `Vary: Origin`, and an
+   * upstream's own Access-Control-* headers are dropped. Undefined: CORS is off.
+   */
+  cors: readonly HeaderPair[] | undefined;
   /** Called once if the client goes away before the response ended. */
   abortListeners: (() => void)[] | undefined;
   /** Body chunks kept while the request waited (holdBody), for the reader that comes later. */
@@ -268,6 +279,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     framingBroken: false,
     status: 0,
     responseHeaders: undefined,
+    cors: undefined,
     abortListeners: undefined,
     held: undefined,
   };
@@ -316,7 +328,16 @@ export function addResponseHeader(ex: Exchange, name: string, value: string): vo
   else ex.responseHeaders.push([name, value]);
 }
 
-function writeDecoration(ex: Exchange): void {
+/**
+ * Writes the CORS headers (when on) and the pipeline's decoration. `vary` is the Vary value of
+ * a CORS answer: `Origin`, or an upstream's own Vary with Origin merged in.
+ */
+function writeDecoration(ex: Exchange, vary: string | Buffer = 'Origin'): void {
+  const cors = ex.cors;
+  if (cors !== undefined) {
+    ex.res.writeHeader('vary', vary);
+    for (const [k, v] of cors) ex.res.writeHeader(k, v);
+  }
   const extra = ex.responseHeaders;
   if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
 }
@@ -390,6 +411,23 @@ export function sendBody(
   });
 }
 
+/**
+ * A 204 written by the gateway itself (CORS preflights), with the request's decoration headers
+ * and `extra`. Callers answer only requests without a body (the body would go unread).
+ */
+export function sendNoContent(ex: Exchange, extra: readonly HeaderPair[]): void {
+  if (ex.done) return;
+  ex.status = 204;
+  const res = ex.res;
+  res.cork(() => {
+    res.writeStatus(statusLine(204)).writeHeader('server', SERVER_HEADER);
+    for (const [k, v] of extra) res.writeHeader(k, v);
+    writeDecoration(ex);
+    if (ex.closeConnection) res.writeHeader('connection', 'close');
+    endBodiless(ex, undefined, false);
+  });
+}
+
 /** Drops the connection (used when an upstream fails after the response head was sent). */
 export function abortExchange(ex: Exchange): void {
   if (ex.done) return;
@@ -420,13 +458,16 @@ export function writeProxiedHead(
   res.writeStatus(line);
   res.writeHeader('server', SERVER_HEADER);
   const listed = connectionListed(headers);
+  // With CORS on, the gateway's Vary and Access-Control-* replace the upstream's (cors.ts).
+  const cors = ex.cors !== undefined;
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || !isRelayedResponseHeader(name, listed)) continue;
+    if (cors && (name === 'vary' || isUpstreamCorsHeader(name))) continue;
     if (typeof value === 'string') res.writeHeader(name, headerBytes(value));
     else for (const v of value) res.writeHeader(name, headerBytes(v));
   }
-  writeDecoration(ex);
+  writeDecoration(ex, cors ? headerBytes(varyWithOrigin(headers.vary)) : undefined);
   if (mustClose(ex)) res.writeHeader('connection', 'close');
 }
 
