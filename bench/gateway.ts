@@ -30,6 +30,8 @@ export interface GatewayConfigParams {
   readonly stats?: boolean;
   /** `ratelimit_proxy` in config.json. */
   readonly ratelimitProxy?: RateLimitBlock;
+  /** `cors_origins` in config.json. */
+  readonly corsOrigins?: readonly string[];
 }
 
 /** A config.json rate-limit block. */
@@ -50,6 +52,8 @@ export interface GatewayFeatures {
   backends?: readonly { port: number; weight: number }[];
   /** `filters` lines of the route (routes.yml, indented under it). */
   filters?: readonly string[];
+  /** `cors_origins` in config.json. */
+  corsOrigins?: readonly string[];
 }
 
 /** The route's filters of the `gateway-filters` service: method and header, both pass. */
@@ -88,6 +92,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     timezone: 'UTC',
     ...(p.stats ? { stats: true } : {}),
     ...(p.ratelimitProxy ? { ratelimit_proxy: p.ratelimitProxy } : {}),
+    ...(p.corsOrigins ? { cors_origins: p.corsOrigins } : {}),
     users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
   };
   return `${JSON.stringify(config, null, 2)}\n`;
@@ -140,7 +145,8 @@ export async function startGateway(
     | 'gateway-refusing'
     | 'gateway-balanced'
     | 'gateway-filters'
-    | 'gateway-filters-body',
+    | 'gateway-filters-body'
+    | 'gateway-cors',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -164,6 +170,7 @@ export async function startGateway(
       instances,
       stats: features.stats,
       ratelimitProxy: features.ratelimitProxy,
+      corsOrigins: features.corsOrigins,
     },
     upstreamPort,
     features.backends,

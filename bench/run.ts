@@ -27,6 +27,7 @@ import {
 } from './report.js';
 import {
   BENCH_BACKEND_WEIGHTS,
+  BENCH_CORS_ORIGIN,
   BENCH_HIGH_LIMIT,
   BENCH_REFUSING_LIMIT,
   BENCH_REVOCATIONS,
@@ -148,6 +149,7 @@ async function startServices(
     ['gateway-refusing', { ratelimitProxy: BENCH_REFUSING_LIMIT, spendFirst: true }],
     ['gateway-filters', { filters: BENCH_HEAD_FILTERS }],
     ['gateway-filters-body', { filters: BENCH_BODY_FILTERS }],
+    ['gateway-cors', { corsOrigins: [BENCH_CORS_ORIGIN] }],
   ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
   for (const [name, features] of featured) {
     if (!uses(entries, name)) continue;

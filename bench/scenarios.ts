@@ -8,6 +8,7 @@ import { BenchError } from './bench-error.js';
 /** `gateway-balanced`: the route balanced over two upstream processes, weights 3 and 1. */
 /** `gateway-filters`: the route has `filters` on the method and a header. */
 /** `gateway-filters-body`: the route has a `body_json` filter. */
+/** `gateway-cors`: `cors_origins` lists {@link BENCH_CORS_ORIGIN}. */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -17,6 +18,7 @@ export type ServiceName =
   | 'gateway-balanced'
   | 'gateway-filters'
   | 'gateway-filters-body'
+  | 'gateway-cors'
   | 'nginx'
   | 'baseline';
 
@@ -25,6 +27,8 @@ export interface ExpectedAnswer {
   readonly status: number;
   /** Exact body; omitted when only the status matters (error bodies are the gateway's business). */
   readonly body?: string;
+  /** Response headers (lower-case names) that must have exactly these values. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** One benchmark scenario: a GET sent to one service, with or without a bearer token. */
@@ -53,6 +57,9 @@ export const GATEWAY_PREFIX = '/api';
 
 const CLIENT_HEADER: Readonly<Record<string, string>> = { 'x-client': 'bench-1' };
 const JSON_HEADER: Readonly<Record<string, string>> = { 'content-type': 'application/json' };
+
+/** The origin the `gateway-cors` service lists and its scenario sends. */
+export const BENCH_CORS_ORIGIN = 'https://app.bench.test';
 
 /** A 1 KiB JSON object whose `status` is `active` (what the body filter allows). */
 function BENCH_JSON_BODY(): string {
@@ -138,6 +145,20 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     expect: { status: 200, body: UPSTREAM_BODY },
   },
   {
+    name: 'gateway-cors-origin',
+    description:
+      'gateway-auth-proxy from a listed Origin (cors_origins): Allow-Origin, credentials and Vary added',
+    service: 'gateway-cors',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    headers: { origin: BENCH_CORS_ORIGIN },
+    expect: {
+      status: 200,
+      body: UPSTREAM_BODY,
+      headers: { 'access-control-allow-origin': BENCH_CORS_ORIGIN, vary: 'Origin' },
+    },
+  },
+  {
     name: 'nginx-proxy',
     description: 'nginx as a plain reverse proxy (no auth), keep-alive pool to the upstream',
     service: 'nginx',
@@ -185,6 +206,7 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-balanced', 'gateway-auth-proxy'] as const,
   ['gateway-filters-head', 'gateway-auth-proxy'] as const,
   ['gateway-filters-json', 'gateway-auth-proxy'] as const,
+  ['gateway-cors-origin', 'gateway-auth-proxy'] as const,
 ]);
 
 /** Weights of the `gateway-balanced` route: the first upstream (also `target`), then the second. */

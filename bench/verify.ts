@@ -10,12 +10,17 @@ export function checkAnswer(
   expect: ExpectedAnswer,
   status: number,
   body: string,
+  headers?: Headers,
 ): string | undefined {
   if (status !== expect.status) {
     return `expected status ${expect.status}, got ${status} (body: ${JSON.stringify(body.slice(0, 200))})`;
   }
   if (expect.body !== undefined && body !== expect.body) {
     return `expected body ${JSON.stringify(expect.body)}, got ${JSON.stringify(body.slice(0, 200))}`;
+  }
+  for (const [name, value] of Object.entries(expect.headers ?? {})) {
+    const got = headers?.get(name) ?? null;
+    if (got !== value) return `expected ${name}: ${value}, got ${got}`;
   }
   return undefined;
 }
@@ -33,7 +38,7 @@ export async function verifyScenario(scenario: Scenario, target: Target): Promis
       body: target.body,
       signal: AbortSignal.timeout(5000),
     });
-    const problem = checkAnswer(scenario.expect, res.status, await res.text());
+    const problem = checkAnswer(scenario.expect, res.status, await res.text(), res.headers);
     if (problem) {
       throw new BenchError(
         'BENCH_WRONG_ANSWER',

@@ -76,6 +76,7 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-balanced',
         'gateway-filters',
         'gateway-filters-body',
+        'gateway-cors',
         'nginx',
         'baseline',
       ].includes(s.service),
@@ -180,6 +181,11 @@ t.test('checkAnswer compares status and body', async (t) => {
     /expected status 200, got 404/,
   );
   t.equal(checkAnswer({ status: 401 }, 401, '{"error":"x"}'), undefined);
+  const cors = { status: 200, headers: { 'access-control-allow-origin': 'https://a.test' } };
+  const got = new Headers({ 'access-control-allow-origin': 'https://a.test' });
+  t.equal(checkAnswer(cors, 200, '', got), undefined, 'headers compared when expected');
+  t.match(checkAnswer(cors, 200, '', new Headers()), /expected access-control-allow-origin/);
+  t.match(checkAnswer(cors, 200, ''), /got null/);
 });
 
 t.test('wrkArgs asks for percentiles and sends the bearer header', async (t) => {
