@@ -22,8 +22,8 @@ import type { RouteConfig } from './routes-schema.js';
  *   browsers refuse cross-origin reads): it relaxes the same-origin policy, the operator gets
  *   a clear refusal now instead of a browser-console mystery later, and the later CORS work
  *   must decide credentials and `Vary: Origin` (which the original gets wrong) before it is on.
- * - csrf_token / need_csrf set to false are warnings: CSRF checks only exist in session-cookie
- *   mode, which is itself refused, so switching them off changes nothing today.
+ * - csrf_token set to false warns only while session_cookie is false: CSRF checks only exist in
+ *   session-cookie mode, so switching them off there changes nothing.
  *
  * When a feature is built, delete its row (and its test case): the key is then enforced.
  */
@@ -91,13 +91,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     on: (c) => c.cors_origins.length > 0,
     message: `${NOT_SUPPORTED}CORS is not built, so no Access-Control-* header would be sent`,
   },
-  {
-    key: 'session_cookie',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.session_cookie && c.csrf_token,
-    message: `${NOT_SUPPORTED}CSRF checks are not built, so cookie-authenticated requests would pass without a CSRF token (set csrf_token: false to use cookies without them)`,
-  },
   // config.json, warnings
   {
     key: 'log.type',
@@ -155,13 +148,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     level: 'warning',
     on: (r) => r.cache,
     message: `${NO_EFFECT}cache control is not built, responses keep the upstream's own headers`,
-  },
-  {
-    key: 'routes[].need_csrf',
-    scope: 'route',
-    level: 'warning',
-    on: (r) => !r.need_csrf,
-    message: `${NO_EFFECT}CSRF checks only exist in session-cookie mode (session_cookie is false)`,
   },
 ];
 

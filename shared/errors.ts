@@ -78,6 +78,21 @@ export const ERRORS = {
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   FILTER_DENIED: { status: 403, message: "The request does not pass this route's filters" },
+  CSRF_INVALID: {
+    status: 403,
+    message:
+      'A valid CSRF token of this session is required (X-CSRF-Token header, or the csrf_token field of a form or JSON body)',
+  },
+  CSRF_BODY_UNREADABLE: {
+    status: 403,
+    message:
+      'The CSRF token cannot be read from this body (too large, compressed, or not a form or JSON): send it in the X-CSRF-Token header',
+  },
+  CSRF_ORIGIN_MISMATCH: {
+    status: 403,
+    message:
+      'Cross-origin request refused: its Origin (or Referer) is not this gateway or a cors_origins entry',
+  },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
   WEBSOCKET_NOT_ALLOWED: {
     status: 403,
@@ -136,6 +151,11 @@ export const ERRORS = {
   NO_HEALTHY_UPSTREAM: {
     status: 503,
     message: 'No backend of this route is available, retry later',
+  },
+  CSRF_UNAVAILABLE: {
+    status: 503,
+    message: 'The CSRF token could not be checked for reuse, retry later',
+    headers: [['retry-after', '1']],
   },
   STORE_UNAVAILABLE: {
     status: 503,
