@@ -201,12 +201,15 @@ function stepOf(config: Record<string, unknown>) {
   const warnings: Record<string, unknown>[] = [];
   return {
     warnings,
-    run(headers: string[], init: { method?: string; viaCookie?: boolean; upgrade?: boolean }) {
+    run(
+      headers: string[],
+      init: { method?: string; viaCookie?: boolean; upgrade?: boolean; tokenId?: string },
+    ) {
       const ctx = {
         ex: exchange(headers, 'gw.test', init.method ?? 'POST'),
         viaCookie: init.viaCookie ?? true,
         upgrade: init.upgrade ? {} : undefined,
-        session: { tokenId: 'session-1' },
+        session: { tokenId: init.tokenId ?? 'session-1' },
         user: { name: 'alice' },
         clientIp: '192.0.2.1',
         services: {
@@ -232,6 +235,12 @@ t.test('the step: who is checked, and the header token', async (t) => {
   t.equal(s.run(['x-csrf-token', good], {}), 'passed', 'no Origin, no Referer: the token decides');
   t.equal(s.run([...own], {}), 'CSRF_INVALID', 'no token, no body');
   t.equal(s.run([...own, 'x-csrf-token', 'nope'], {}), 'CSRF_INVALID', 'malformed');
+  t.equal(
+    s.run([...own, 'x-csrf-token', good], { tokenId: 'session-2' }),
+    'CSRF_INVALID',
+    'a token already verified (cached) for one session is refused for another',
+  );
+  t.equal(s.run([...own, 'x-csrf-token', good], {}), 'passed', 'and still passes for its own');
   const other = tokens.mint('session-2', now(), 600);
   t.equal(s.run([...own, 'x-csrf-token', other], {}), 'CSRF_INVALID', "another session's");
   const old = tokens.mint('session-1', now() - 700, 600);
