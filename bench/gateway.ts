@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { hashPassword } from '../crypto-pool/password.js';
 import { openStore } from '../shared/store.js';
 import { readReadiness } from '../supervisor/ready-signal.js';
+import { CsrfTokens } from '../worker/csrf-token.js';
 import { BenchError } from './bench-error.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { freePort } from './free-port.js';
@@ -32,6 +33,10 @@ export interface GatewayConfigParams {
   readonly ratelimitProxy?: RateLimitBlock;
   /** `cors_origins` in config.json. */
   readonly corsOrigins?: readonly string[];
+  /** `session_cookie: true` (csrf_token keeps its default, true). */
+  readonly sessionCookie?: boolean;
+  /** The config's `secret`; random when not given. */
+  readonly secret?: string;
 }
 
 /** A config.json rate-limit block. */
@@ -54,6 +59,8 @@ export interface GatewayFeatures {
   filters?: readonly string[];
   /** `cors_origins` in config.json. */
   corsOrigins?: readonly string[];
+  /** Session-cookie mode with CSRF checks; the service also carries cookie + CSRF headers. */
+  sessionCookie?: boolean;
 }
 
 /** The route's filters of the `gateway-filters` service: method and header, both pass. */
@@ -82,7 +89,7 @@ export const BENCH_BODY_FILTERS: readonly string[] = [
  */
 export function renderGatewayConfig(p: GatewayConfigParams): string {
   const config = {
-    secret: randomBytes(72).toString('base64url'),
+    secret: p.secret ?? randomBytes(72).toString('base64url'),
     token_admin: randomBytes(32).toString('hex'),
     host: '127.0.0.1',
     port: p.port,
@@ -93,6 +100,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     ...(p.stats ? { stats: true } : {}),
     ...(p.ratelimitProxy ? { ratelimit_proxy: p.ratelimitProxy } : {}),
     ...(p.corsOrigins ? { cors_origins: p.corsOrigins } : {}),
+    ...(p.sessionCookie ? { session_cookie: true } : {}),
     users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
   };
   return `${JSON.stringify(config, null, 2)}\n`;
@@ -146,7 +154,8 @@ export async function startGateway(
     | 'gateway-balanced'
     | 'gateway-filters'
     | 'gateway-filters-body'
-    | 'gateway-cors',
+    | 'gateway-cors'
+    | 'gateway-csrf',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -162,6 +171,7 @@ export async function startGateway(
   const password = randomBytes(18).toString('base64url');
   const readyFd = hasReadyFd(cliPath);
   const configuredPort = readyFd ? 0 : await freePort();
+  const secret = randomBytes(72).toString('base64url');
   await writeGatewayFiles(
     configDir,
     {
@@ -171,6 +181,8 @@ export async function startGateway(
       stats: features.stats,
       ratelimitProxy: features.ratelimitProxy,
       corsOrigins: features.corsOrigins,
+      sessionCookie: features.sessionCookie,
+      secret,
     },
     upstreamPort,
     features.backends,
@@ -203,7 +215,7 @@ export async function startGateway(
         timeoutMs: READY_TIMEOUT_MS,
         process: proc,
       });
-    const token = await logIn(baseUrl, login);
+    const { token, tokenId } = await logIn(baseUrl, login);
     if (features.spendFirst) {
       const res = await fetch(`${baseUrl}${GATEWAY_PREFIX}/`, {
         headers: { authorization: `Bearer ${token}` },
@@ -214,6 +226,9 @@ export async function startGateway(
       name,
       baseUrl,
       authHeaders: { authorization: `Bearer ${token}` },
+      ...(features.sessionCookie
+        ? { cookieHeaders: cookieHeaders(baseUrl, token, tokenId, secret) }
+        : {}),
       pid: proc.child.pid,
     };
   } catch (err) {
@@ -300,23 +315,42 @@ function jsonPost(body: unknown): {
   };
 }
 
+/**
+ * What a browser page of the gateway sends: the session cookie, a CSRF token minted for the
+ * session with the gateway's secret (valid a day: longer than any bench), and its Origin.
+ */
+function cookieHeaders(
+  baseUrl: string,
+  token: string,
+  tokenId: string,
+  secret: string,
+): Record<string, string> {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    cookie: `session_token=${token}`,
+    'x-csrf-token': new CsrfTokens(secret).mint(tokenId, now, 86_400),
+    origin: baseUrl,
+  };
+}
+
 async function logIn(
   baseUrl: string,
   login: { username: string; password: string },
-): Promise<string> {
+): Promise<{ token: string; tokenId: string }> {
   const res = await fetch(`${baseUrl}/auth`, jsonPost(login));
   const text = await res.text();
   if (res.status !== 200) {
     throw new BenchError('BENCH_LOGIN', `POST /auth answered ${res.status}: ${text.slice(0, 200)}`);
   }
-  const token = (JSON.parse(text) as { token?: unknown }).token;
+  const { token, token_id: tokenId } = JSON.parse(text) as { token?: unknown; token_id?: unknown };
   if (typeof token !== 'string' || token.length === 0) {
     throw new BenchError(
       'BENCH_LOGIN',
       `POST /auth answered 200 without a token: ${text.slice(0, 200)}`,
     );
   }
-  return token;
+  // Builds before token_id was answered leave it out: only the CSRF scenarios need it.
+  return { token, tokenId: typeof tokenId === 'string' ? tokenId : '' };
 }
 
 async function tail(path: string, lines: number): Promise<string> {

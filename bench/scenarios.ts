@@ -9,6 +9,7 @@ import { BenchError } from './bench-error.js';
 /** `gateway-filters`: the route has `filters` on the method and a header. */
 /** `gateway-filters-body`: the route has a `body_json` filter. */
 /** `gateway-cors`: `cors_origins` lists {@link BENCH_CORS_ORIGIN}. */
+/** `gateway-csrf`: session_cookie with csrf_token (the route checks cookie requests' tokens). */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -19,6 +20,7 @@ export type ServiceName =
   | 'gateway-filters'
   | 'gateway-filters-body'
   | 'gateway-cors'
+  | 'gateway-csrf'
   | 'nginx'
   | 'baseline';
 
@@ -31,13 +33,17 @@ export interface ExpectedAnswer {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** One benchmark scenario: a GET sent to one service, with or without a bearer token. */
+/**
+ * One benchmark scenario: a request sent to one service, with a bearer token, with the session
+ * cookie plus a CSRF token in X-CSRF-Token and the gateway's own Origin (`cookie-csrf`, what a
+ * browser page sends), or with no credential.
+ */
 export interface Scenario {
   readonly name: string;
   readonly description: string;
   readonly service: ServiceName;
   readonly path: string;
-  readonly auth: 'bearer' | 'none';
+  readonly auth: 'bearer' | 'cookie-csrf' | 'none';
   readonly expect: ExpectedAnswer;
   /** Default GET. */
   readonly method?: 'GET' | 'POST';
@@ -67,6 +73,9 @@ function BENCH_JSON_BODY(): string {
   const size = JSON.stringify(base).length;
   return JSON.stringify({ ...base, pad: 'x'.repeat(1024 - size) });
 }
+
+/** The body of the CSRF scenarios: what a small form-like JSON post carries. */
+const SMALL_JSON_BODY = JSON.stringify({ title: 'bench', done: false });
 
 /** Scenarios in the order they run within each round. */
 export const SCENARIOS: readonly Scenario[] = Object.freeze([
@@ -159,6 +168,30 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     },
   },
   {
+    name: 'gateway-csrf-bearer-post',
+    description:
+      'bearer POST of a small JSON body in session-cookie mode with csrf_token (exempt from the CSRF check)',
+    service: 'gateway-csrf',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    method: 'POST',
+    headers: JSON_HEADER,
+    body: SMALL_JSON_BODY,
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-csrf-cookie-post',
+    description:
+      'the same POST authenticated by the session cookie, with X-CSRF-Token and Origin (CSRF check: origin, token MAC and expiry)',
+    service: 'gateway-csrf',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'cookie-csrf',
+    method: 'POST',
+    headers: JSON_HEADER,
+    body: SMALL_JSON_BODY,
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
     name: 'nginx-proxy',
     description: 'nginx as a plain reverse proxy (no auth), keep-alive pool to the upstream',
     service: 'nginx',
@@ -207,6 +240,7 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-filters-head', 'gateway-auth-proxy'] as const,
   ['gateway-filters-json', 'gateway-auth-proxy'] as const,
   ['gateway-cors-origin', 'gateway-auth-proxy'] as const,
+  ['gateway-csrf-cookie-post', 'gateway-csrf-bearer-post'] as const,
 ]);
 
 /** Weights of the `gateway-balanced` route: the first upstream (also `target`), then the second. */

@@ -18,8 +18,8 @@ import type { RouteConfig } from './routes-schema.js';
  * spells every default out) never warn.
  *
  * Departures from a plain "security key = error" reading, and why:
- * - csrf_token / need_csrf set to false are warnings: CSRF checks only exist in session-cookie
- *   mode, which is itself refused, so switching them off changes nothing today.
+ * - csrf_token set to false warns only while session_cookie is false: CSRF checks only exist in
+ *   session-cookie mode, so switching them off there changes nothing.
  *
  * When a feature is built, delete its row (and its test case): the key is then enforced.
  */
@@ -80,13 +80,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     on: (u) => u.totp,
     message: `${NOT_SUPPORTED}TOTP is not enforced, so this user would log in without a code`,
   },
-  {
-    key: 'session_cookie',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.session_cookie && c.csrf_token,
-    message: `${NOT_SUPPORTED}CSRF checks are not built, so cookie-authenticated requests would pass without a CSRF token (set csrf_token: false to use cookies without them)`,
-  },
   // config.json, warnings
   {
     key: 'log.type',
@@ -144,13 +137,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     level: 'warning',
     on: (r) => r.cache,
     message: `${NO_EFFECT}cache control is not built, responses keep the upstream's own headers`,
-  },
-  {
-    key: 'routes[].need_csrf',
-    scope: 'route',
-    level: 'warning',
-    on: (r) => !r.need_csrf,
-    message: `${NO_EFFECT}CSRF checks only exist in session-cookie mode (session_cookie is false)`,
   },
 ];
 

@@ -82,6 +82,21 @@ export const ERRORS = {
     status: 403,
     message: 'Cross-origin requests from this origin are not allowed (cors_origins)',
   },
+  CSRF_INVALID: {
+    status: 403,
+    message:
+      'A valid CSRF token of this session is required (X-CSRF-Token header, or the csrf_token field of a form or JSON body)',
+  },
+  CSRF_BODY_UNREADABLE: {
+    status: 403,
+    message:
+      'The CSRF token cannot be read from this body (too large, compressed, or not a form or JSON): send it in the X-CSRF-Token header',
+  },
+  CSRF_ORIGIN_MISMATCH: {
+    status: 403,
+    message:
+      'Cross-origin request refused: its Origin (or Referer) is not this gateway or a cors_origins entry',
+  },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
   WEBSOCKET_NOT_ALLOWED: {
     status: 403,
@@ -140,6 +155,11 @@ export const ERRORS = {
   NO_HEALTHY_UPSTREAM: {
     status: 503,
     message: 'No backend of this route is available, retry later',
+  },
+  CSRF_UNAVAILABLE: {
+    status: 503,
+    message: 'The CSRF token could not be checked for reuse, retry later',
+    headers: [['retry-after', '1']],
   },
   STORE_UNAVAILABLE: {
     status: 503,

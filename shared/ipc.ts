@@ -163,7 +163,12 @@ export type EdgeAsk =
    * (its lockout key)? Answered once neither the user nor the address is locked out and the
    * attempt fits under max_failures; the edge then reports `login-result` with the ticket.
    */
-  | { type: 'login-attempt'; id: number; user: string | null; ip: string };
+  | { type: 'login-attempt'; id: number; user: string | null; ip: string }
+  /**
+   * Spend a verified CSRF token (csrf_single_use): its nonce is recorded in the store until
+   * `exp` (unix seconds) unless it was spent before, atomically; the answer says which.
+   */
+  | { type: 'csrf-spend'; id: number; nonce: string; exp: number };
 
 export type EdgeAskType = EdgeAsk['type'];
 
@@ -188,6 +193,8 @@ export interface AnswerValues {
    * Else `ticket` names the attempt in `login-result` (0 when lockouts are off).
    */
   'login-attempt': { ticket: number; lockedMs: number };
+  /** `fresh`: this request spent the token; false: it was spent before (refuse it). */
+  'csrf-spend': { fresh: boolean };
 }
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
@@ -213,6 +220,8 @@ const seconds = z.int().nonnegative();
 // Token ids are 22 base64url characters (token-codec.ts); usernames are bounded by the config.
 const tokenIdSchema = z.string().regex(/^[A-Za-z0-9_-]{22}$/);
 const userSchema = z.string().min(1).max(1024);
+// The nonce of a CSRF token: 12 bytes in base64url (worker/csrf-token.ts).
+const csrfNonceSchema = z.string().regex(/^[A-Za-z0-9_-]{16}$/);
 const revocationChangeSchema = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('revoke-token'),
@@ -305,6 +314,7 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
     user: userSchema.nullable(),
     ip: z.string().min(1).max(64),
   }),
+  z.strictObject({ type: z.literal('csrf-spend'), id, nonce: csrfNonceSchema, exp: seconds }),
 ]) satisfies z.ZodType<EdgeMessage>;
 
 const replySchemas = {
@@ -326,6 +336,7 @@ const answerSchemas = {
       .max(MAX_RATE_ITEMS),
   }),
   'login-attempt': z.strictObject({ ticket: z.int().nonnegative(), lockedMs: ms }),
+  'csrf-spend': z.strictObject({ fresh: z.boolean() }),
 } satisfies { [T in EdgeAskType]: z.ZodType<AnswerValues[T]> };
 
 /** A parse result: the typed message, or a short reason for the log. */

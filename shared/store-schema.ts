@@ -14,6 +14,8 @@ export const DB = {
   revokedUsersByExpiry: 'revoked-users-by-expiry',
   loginBans: 'login-bans',
   loginBansByExpiry: 'login-bans-by-expiry',
+  csrfNonces: 'csrf-nonces',
+  csrfNoncesByExpiry: 'csrf-nonces-by-expiry',
 } as const;
 
 /** Room for the databases later schemas add (TOTP secrets, CSRF nonces, key ring). */
@@ -43,6 +45,10 @@ const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
   // v1 → v2: login bans (brute-force lockouts), with their expiry index for purge.
   (root) => {
     for (const name of [DB.loginBans, DB.loginBansByExpiry]) root.openDB(name, {});
+  },
+  // v2 → v3: spent CSRF token nonces (csrf_single_use), with their expiry index for purge.
+  (root) => {
+    for (const name of [DB.csrfNonces, DB.csrfNoncesByExpiry]) root.openDB(name, {});
   },
 ];
 
@@ -101,6 +107,10 @@ export interface StoreDbs {
     { bannedAt: number; failures: number },
     [number, LoginBanKind, string]
   >;
+  /** nonce → exp of the CSRF token it was spent with */
+  readonly csrfNonces: Database<number, string>;
+  /** [exp, nonce] → null */
+  readonly csrfNoncesByExpiry: Database<null, [number, string]>;
 }
 
 /**

@@ -89,4 +89,6 @@ export interface PurgeResult {
   revocations: number;
   /** Login bans. */
   bans: number;
+  /** Spent CSRF token nonces. */
+  csrfNonces: number;
 }

@@ -144,12 +144,26 @@ function banOf(kind: LoginBanKind, subject: string, value: LoginBanValue): Login
   return { kind, subject, until: value.until, bannedAt: value.bannedAt, failures: value.failures };
 }
 
+/**
+ * Records the nonce of a CSRF token spent now, kept until `exp` (the token's own expiry, after
+ * which it is refused anyway). Returns false, recording nothing, when it was spent before:
+ * the check and the record are one transaction, so of two requests carrying the same token,
+ * from any edge, exactly one gets true.
+ */
+export function spendCsrfNonce(dbs: StoreDbs, nonce: string, exp: number): boolean {
+  if (dbs.csrfNonces.doesExist(nonce)) return false;
+  dbs.csrfNonces.put(nonce, exp);
+  dbs.csrfNoncesByExpiry.put([exp, nonce], null);
+  return true;
+}
+
 /** What one purge transaction removed, by kind. */
 export interface PurgeCounts {
   tokens: number;
   revokedTokens: number;
   revokedUsers: number;
   bans: number;
+  csrfNonces: number;
 }
 
 /**
@@ -184,7 +198,13 @@ export function purgeSome(dbs: StoreDbs, now: number, max: number): PurgeCounts 
     dbs.loginBansByExpiry.remove([until, kind, subject]);
     bans++;
   }
-  return { tokens, revokedTokens, revokedUsers, bans };
+  let csrfNonces = 0;
+  for (const [exp, nonce] of expired(dbs.csrfNoncesByExpiry, now, max)) {
+    dbs.csrfNonces.remove(nonce);
+    dbs.csrfNoncesByExpiry.remove([exp, nonce]);
+    csrfNonces++;
+  }
+  return { tokens, revokedTokens, revokedUsers, bans, csrfNonces };
 }
 
 // The keys are collected before removing: a cursor walking entries it deletes is not portable.

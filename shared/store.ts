@@ -6,7 +6,7 @@
  * serialises write transactions across processes, and every write here is a read-modify-write
  * inside one transaction, so two writers never lose each other's changes.
  *
- * Layout, schema version 2. Keys are lmdb-js ordered-binary (arrays sort element by element,
+ * Layout, schema version 3. Keys are lmdb-js ordered-binary (arrays sort element by element,
  * numbers before strings), values msgpack; times are unix seconds.
  *
  * | database                 | key                   | value                          |
@@ -23,9 +23,12 @@
  * | revoked-users-by-expiry  | [until, user]         | { notBefore, revokedAt }       |
  * | login-bans               | [kind, subject]       | { until, bannedAt, failures }  |
  * | login-bans-by-expiry     | [until, kind, subject]| { bannedAt, failures }         |
+ * | csrf-nonces              | nonce                 | exp                            |
+ * | csrf-nonces-by-expiry    | [exp, nonce]          | null                           |
  *
  * Login bans (brute-force lockouts) have kind 'user' (subject: a username) or 'ip' (subject: the
- * client as the gateway keys it, see LoginBan); version 2 added them.
+ * client as the gateway keys it, see LoginBan); version 2 added them. Version 3 added the
+ * nonces of spent CSRF tokens (`csrf_single_use`), each kept until its token's expiry.
  *
  * The by-expiry indexes serve purge (a range from the start up to now) and an edge's start
  * (revocationsInForce: a range from now on, whose entries hold the whole revocation). The
@@ -81,6 +84,7 @@ import {
   removeIpBans,
   removeTokenRevocation,
   removeUserRevocation,
+  spendCsrfNonce,
 } from './store-writes.js';
 
 export { StoreError, type StoreErrorCode } from './store-error.js';
@@ -239,19 +243,40 @@ export class Store {
   }
 
   /**
+   * Spends the CSRF token whose nonce is `nonce` (base64url text, worker/csrf-token.ts) and
+   * whose expiry is `exp` (unix seconds): resolves true when it was fresh (now recorded until
+   * `exp`, so a restart does not make it valid again), false when it was spent before. The
+   * check and the record are one write transaction: across processes and concurrent calls,
+   * one spend of a nonce resolves true.
+   */
+  async spendCsrfNonce(nonce: string, exp: number): Promise<boolean> {
+    checkKey('nonce', nonce);
+    checkTime('exp', exp);
+    return this.#write((dbs) => spendCsrfNonce(dbs, nonce, exp));
+  }
+
+  /**
    * Removes token records (with their use counts and index entries) whose `exp <= nowSeconds`,
-   * token and user revocations and login bans whose `until <= nowSeconds`, walking the expiry
-   * indexes only. Resolves with how many tokens, revocations and bans it removed.
+   * token and user revocations and login bans whose `until <= nowSeconds`, and spent CSRF
+   * nonces whose token expired, walking the expiry indexes only. Resolves with how many of
+   * each it removed.
    */
   async purge(nowSeconds: number): Promise<PurgeResult> {
     checkTime('nowSeconds', nowSeconds);
-    const total: PurgeResult = { tokens: 0, revocations: 0, bans: 0 };
+    const total: PurgeResult = { tokens: 0, revocations: 0, bans: 0, csrfNonces: 0 };
     for (;;) {
       const done = await this.#write((dbs) => purgeSome(dbs, nowSeconds, PURGE_BATCH));
       total.tokens += done.tokens;
       total.revocations += done.revokedTokens + done.revokedUsers;
       total.bans += done.bans;
-      const most = Math.max(done.tokens, done.revokedTokens, done.revokedUsers, done.bans);
+      total.csrfNonces += done.csrfNonces;
+      const most = Math.max(
+        done.tokens,
+        done.revokedTokens,
+        done.revokedUsers,
+        done.bans,
+        done.csrfNonces,
+      );
       if (most < PURGE_BATCH) return total;
     }
   }

@@ -168,6 +168,7 @@ export class EdgeChannel {
       case 'change-revocations':
       case 'rate-take':
       case 'login-attempt':
+      case 'csrf-spend':
         void this.#answer(message);
         break;
       default: {

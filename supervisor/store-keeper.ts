@@ -51,6 +51,7 @@ export class StoreKeeper {
       this.#track(this.#store.addUses(uses), 'add token uses');
     });
     this.#fleet.answer('change-revocations', (ask) => this.change(ask.change));
+    this.#fleet.answer('csrf-spend', (ask) => this.spendCsrf(ask.nonce, ask.exp));
     this.#timer = setInterval(() => void this.purge(), PURGE_MS);
     this.#timer.unref();
   }
@@ -60,9 +61,20 @@ export class StoreKeeper {
     const done = this.#store.purge(nowSeconds);
     this.#track(done, 'purge expired records');
     const removed = await done.catch(() => undefined);
-    if (removed && removed.tokens + removed.revocations + removed.bans > 0) {
+    if (removed && removed.tokens + removed.revocations + removed.bans + removed.csrfNonces > 0) {
       this.#log.info('purged expired records', { ...removed });
     }
+  }
+
+  /**
+   * Spends a CSRF token (csrf_single_use): records its nonce until `exp` unless it was spent
+   * before, in one write transaction, and resolves with `fresh`. Rejects when the store cannot
+   * be written: the edge then refuses the request (fail closed), it never guesses.
+   */
+  async spendCsrf(nonce: string, exp: number): Promise<AnswerValues['csrf-spend']> {
+    const write = this.#store.spendCsrfNonce(nonce, exp);
+    this.#track(write, 'record a spent CSRF token');
+    return { fresh: await write };
   }
 
   /** Stops the timer and waits for the writes in flight, then closes the store. */

@@ -77,6 +77,7 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-filters',
         'gateway-filters-body',
         'gateway-cors',
+        'gateway-csrf',
         'nginx',
         'baseline',
       ].includes(s.service),
@@ -85,7 +86,8 @@ t.test('scenario definitions are well formed', async (t) => {
     t.ok(Number.isInteger(s.expect.status) && s.expect.status >= 100 && s.expect.status < 600);
     if (s.expect.status < 300) t.equal(s.expect.body, UPSTREAM_BODY, `${s.name}: checks the body`);
     const isGateway = s.service.startsWith('gateway') || s.service === 'baseline';
-    if (s.auth === 'bearer') t.ok(isGateway, `${s.name}: only gateways take tokens`);
+    if (s.auth !== 'none') t.ok(isGateway, `${s.name}: only gateways take tokens`);
+    if (s.auth === 'cookie-csrf') t.equal(s.service, 'gateway-csrf', `${s.name}: cookie mode`);
     const wantedPath = isGateway ? `${GATEWAY_PREFIX}${UPSTREAM_PATH}` : UPSTREAM_PATH;
     t.equal(s.path, wantedPath, `${s.name}: reaches the upstream's ${UPSTREAM_PATH}`);
   }

@@ -36,11 +36,6 @@ const CASES: Record<string, Case> = {
     key: 'users[1].totp',
     off: [userOn({ totp: false })],
   },
-  session_cookie: {
-    on: { session_cookie: true },
-    key: 'session_cookie',
-    off: [{ session_cookie: false }, { session_cookie: true, csrf_token: false }],
-  },
   'log.type': {
     on: { log: { type: 'loki', host: '127.0.0.1:3100' } },
     key: 'log.type',
@@ -56,7 +51,11 @@ const CASES: Record<string, Case> = {
     key: 'logout_redirect_url',
     off: [{ logout_redirect_url: null }],
   },
-  csrf_token: { on: { csrf_token: false }, key: 'csrf_token', off: [{ csrf_token: true }] },
+  csrf_token: {
+    on: { csrf_token: false },
+    key: 'csrf_token',
+    off: [{ csrf_token: true }, { csrf_token: false, session_cookie: true }],
+  },
   max_connections: {
     on: { max_connections: 500 },
     key: 'max_connections',
@@ -73,11 +72,6 @@ const CASES: Record<string, Case> = {
     off: [{ socket_listen: 1024 }],
   },
   'routes[].cache': { on: { cache: true }, key: 'routes[1].cache', off: [{ cache: false }] },
-  'routes[].need_csrf': {
-    on: { need_csrf: false },
-    key: 'routes[1].need_csrf',
-    off: [{ need_csrf: true }],
-  },
 };
 
 function run(isRoute: boolean, extra: Record<string, unknown>) {
@@ -165,7 +159,7 @@ t.test('every unbuilt setting of a file is reported at once, beside the other fi
   );
   const both = t.throws(() =>
     parseConfig(
-      { ...BASE, session_cookie: true },
+      { ...BASE, login_via_otp: true },
       {
         routes: [
           { ...ROUTE, filters: { allow: [{ field: 'method', pattern: '^GET$' }] } },
@@ -178,6 +172,6 @@ t.test('every unbuilt setting of a file is reported at once, beside the other fi
   // Every routes.yml key is built now: the built ones load beside config.json's refusal.
   t.same(
     both.issues.map((i) => [i.file, i.key]),
-    [[FILES.config, 'session_cookie']],
+    [[FILES.config, 'login_via_otp']],
   );
 });

@@ -2,6 +2,7 @@ import t from 'tap';
 import {
   type ConfigSnapshot,
   describeMessage,
+  parseAnswerValue,
   parseEdgeMessage,
   parseReplyValue,
   parseSupervisorMessage,
@@ -54,6 +55,27 @@ t.test('edge messages: replies, refusals and events', async (t) => {
   t.notOk(parseEdgeMessage({ type: 'reply', value: 1 }).ok, 'a reply without id');
   t.notOk(parseEdgeMessage({ type: 'fatal' }).ok);
 });
+
+t.test(
+  'csrf-spend: a nonce of 16 base64url characters and an expiry; fresh is a boolean',
+  async (t) => {
+    const ask = { type: 'csrf-spend', id: 7, nonce: 'AbCd-_0123456789', exp: 1_800_000_000 };
+    t.same(parseEdgeMessage(ask), { ok: true, value: ask });
+    for (const bad of [
+      { ...ask, nonce: 'short' },
+      { ...ask, nonce: 'AbCd+/0123456789' },
+      { ...ask, nonce: 'A'.repeat(17) },
+      { ...ask, exp: -1 },
+      { ...ask, exp: 1.5 },
+      { ...ask, token: 'x' },
+    ]) {
+      t.notOk(parseEdgeMessage(bad).ok, JSON.stringify(bad));
+    }
+    t.same(parseAnswerValue('csrf-spend', { fresh: false }), { ok: true, value: { fresh: false } });
+    t.notOk(parseAnswerValue('csrf-spend', { fresh: 'yes' }).ok);
+    t.notOk(parseAnswerValue('csrf-spend', {}).ok);
+  },
+);
 
 t.test('reply values are checked per request type', async (t) => {
   t.same(parseReplyValue('listen', { port: 8080 }), { ok: true, value: { port: 8080 } });

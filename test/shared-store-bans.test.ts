@@ -42,8 +42,12 @@ t.test('a ban is never shortened; a longer one replaces it', async (t) => {
   const longer = { ...ban('user', 'alice', NOW + 900, 12), bannedAt: NOW + 30 };
   t.same(await store.ban(longer), longer);
   t.same(store.getBan('user', 'alice', NOW + 700), longer);
-  t.same(await store.purge(NOW + 600), { tokens: 0, revocations: 0, bans: 0 }, 'old index gone');
-  t.same(await store.purge(NOW + 900), { tokens: 0, revocations: 0, bans: 1 });
+  t.same(
+    await store.purge(NOW + 600),
+    { tokens: 0, revocations: 0, bans: 0, csrfNonces: 0 },
+    'old index gone',
+  );
+  t.same(await store.purge(NOW + 900), { tokens: 0, revocations: 0, bans: 1, csrfNonces: 0 });
   t.equal(store.counts().bans, 0);
 });
 
@@ -160,10 +164,10 @@ t.test('purge removes the bans that ended', async (t) => {
   await store.ban(ban('user', 'b', NOW));
   await store.ban(ban('ip', '203.0.113.7', NOW + 1));
   await store.revokeToken({ tokenId: 't', until: NOW, revokedAt: NOW - 9 });
-  t.same(await store.purge(NOW), { tokens: 0, revocations: 1, bans: 2 });
+  t.same(await store.purge(NOW), { tokens: 0, revocations: 1, bans: 2, csrfNonces: 0 });
   t.same(subjects(store.listBans(0, 10)), ['ip:203.0.113.7']);
   t.equal(store.counts().bans, 1);
-  t.same(await store.purge(NOW), { tokens: 0, revocations: 0, bans: 0 });
+  t.same(await store.purge(NOW), { tokens: 0, revocations: 0, bans: 0, csrfNonces: 0 });
 });
 
 t.test('purge takes more than one transaction for many bans', async (t) => {
@@ -176,7 +180,7 @@ t.test('purge takes more than one transaction for many bans', async (t) => {
     await Promise.all(batch.map((b) => store.ban(b)));
   }
   t.equal(store.counts().bans, N);
-  t.same(await store.purge(NOW), { tokens: 0, revocations: 0, bans: N });
+  t.same(await store.purge(NOW), { tokens: 0, revocations: 0, bans: N, csrfNonces: 0 });
   t.equal(store.counts().bans, 0);
 });
 

@@ -23,7 +23,7 @@ function writer(t: Test, dir = t.testdir()): Store {
   return store;
 }
 
-t.test('a new store has every database and schema version 2', async (t) => {
+t.test('a new store has every database and schema version 3', async (t) => {
   const dir = t.testdir();
   const store = openStore(dir, { readOnly: false });
   t.equal(store.path, join(dir, STORE_FILE));
@@ -32,6 +32,8 @@ t.test('a new store has every database and schema version 2', async (t) => {
   const raw = open(join(dir, STORE_FILE), { readOnly: true, maxDbs: 32 });
   t.teardown(() => raw.close());
   t.same([...raw.getKeys()].sort(), [
+    'csrf-nonces',
+    'csrf-nonces-by-expiry',
     'login-bans',
     'login-bans-by-expiry',
     'meta',
@@ -45,8 +47,8 @@ t.test('a new store has every database and schema version 2', async (t) => {
     'tokens-by-user',
   ]);
   const meta = raw.openDB('meta', {});
-  t.equal(meta.get('schema'), 2);
-  t.equal(SCHEMA_VERSION, 2);
+  t.equal(meta.get('schema'), 3);
+  t.equal(SCHEMA_VERSION, 3);
   t.type(meta.get('opened_at'), 'number', 'the writer probe wrote its open time');
 });
 
@@ -104,7 +106,7 @@ t.test(
     t.equal(store.latestExpiryOf('bob'), NOW + 30);
     t.same(
       await store.purge(NOW + 30),
-      { tokens: 1, revocations: 0, bans: 0 },
+      { tokens: 1, revocations: 0, bans: 0, csrfNonces: 0 },
       'a expires at its new exp',
     );
     t.same(store.counts().tokens, 1);
@@ -141,7 +143,7 @@ t.test('addUses records a token this node has never seen, with its indexes', asy
   ]);
   await store.addUses([{ record: token('x', 'someone-else', 1, 2), count: 1 }]);
   t.same(store.getToken('x'), foreign, 'an existing record is kept');
-  t.same(await store.purge(NOW + 60), { tokens: 1, revocations: 0, bans: 0 });
+  t.same(await store.purge(NOW + 60), { tokens: 1, revocations: 0, bans: 0, csrfNonces: 0 });
   t.same(store.stats({ limit: 10, nowSeconds: 0 }), { users: [], next: null });
 });
 
@@ -159,7 +161,7 @@ t.test('revocations: overwrite, lift, and what is in force', async (t) => {
   t.same(store.revocationsInForce(NOW + 20).users, [], 'until == now is no longer in force');
   t.same(
     await store.purge(NOW + 10),
-    { tokens: 0, revocations: 0, bans: 0 },
+    { tokens: 0, revocations: 0, bans: 0, csrfNonces: 0 },
     'the old until is gone',
   );
   t.equal(await store.liftToken('a'), true);
@@ -170,7 +172,7 @@ t.test('revocations: overwrite, lift, and what is in force', async (t) => {
   t.same(store.revocationsInForce(0), { tokens: [], users: [] });
   t.same(
     await store.purge(NOW + 1000),
-    { tokens: 0, revocations: 0, bans: 0 },
+    { tokens: 0, revocations: 0, bans: 0, csrfNonces: 0 },
     'no index entry left',
   );
 });
@@ -188,7 +190,7 @@ t.test('purge removes exactly what ended at or before now', async (t) => {
   await store.revokeToken({ tokenId: 't3', until: NOW + 1, revokedAt: NOW - 5 });
   await store.revokeUser({ user: 'ann', notBefore: NOW, until: NOW - 1, revokedAt: NOW - 5 });
   await store.revokeUser({ user: 'bob', notBefore: NOW, until: NOW + 500, revokedAt: NOW - 5 });
-  t.same(await store.purge(NOW), { tokens: 2, revocations: 2, bans: 0 });
+  t.same(await store.purge(NOW), { tokens: 2, revocations: 2, bans: 0, csrfNonces: 0 });
   t.equal(store.getToken('t1'), undefined);
   t.equal(store.getToken('t2'), undefined);
   t.ok(store.getToken('t3'));
@@ -207,7 +209,7 @@ t.test('purge removes exactly what ended at or before now', async (t) => {
   );
   t.same(
     await store.purge(NOW),
-    { tokens: 0, revocations: 0, bans: 0 },
+    { tokens: 0, revocations: 0, bans: 0, csrfNonces: 0 },
     'a second purge finds nothing',
   );
 });
@@ -232,7 +234,11 @@ t.test('the file stays bounded across fill and purge cycles', async (t) => {
       );
     }
     t.same(store.counts(), { tokens: N, revokedTokens: N, revokedUsers: 0, bans: 0 });
-    t.same(await store.purge(NOW), { tokens: N, revocations: N, bans: 0 }, `cycle ${cycle}`);
+    t.same(
+      await store.purge(NOW),
+      { tokens: N, revocations: N, bans: 0, csrfNonces: 0 },
+      `cycle ${cycle}`,
+    );
     t.same(store.counts(), { tokens: 0, revokedTokens: 0, revokedUsers: 0, bans: 0 });
     t.equal(store.latestExpiryOf('user1'), undefined);
     sizes.push(statSync(store.path).size);

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { EdgeEvent, RevocationChange } from '../shared/ipc.js';
+import type { EdgeAsk, EdgeEvent, RevocationChange } from '../shared/ipc.js';
 import { createLogger } from '../shared/log.js';
 import { openStore } from '../shared/store.js';
 import { type KeeperFleet, StoreKeeper } from '../supervisor/store-keeper.js';
@@ -15,12 +15,15 @@ async function setup(t: Test, now: () => number = () => Math.floor(Date.now() / 
   const sent: RevocationChange[][] = [];
   const handlers = new Map<string, (event: EdgeEvent) => void>();
   let stored = 0;
+  const asks = new Map<string, (ask: EdgeAsk) => unknown>();
   const fleet: KeeperFleet = {
     on: ((type: string, handler: (event: EdgeEvent) => void) => {
       handlers.set(type, handler);
       return () => {};
     }) as KeeperFleet['on'],
-    answer: () => {},
+    answer: ((type: string, handler: (ask: EdgeAsk) => unknown) => {
+      asks.set(type, handler);
+    }) as KeeperFleet['answer'],
     broadcast: (async (body: { changes: RevocationChange[] }) => {
       // What the edges are told must already be in the store.
       store.refresh();
@@ -35,7 +38,7 @@ async function setup(t: Test, now: () => number = () => Math.floor(Date.now() / 
     await keeper.close().catch(() => {});
     await rm(dir, { recursive: true, force: true });
   });
-  return { store, keeper, sent, handlers, stored: () => stored };
+  return { store, keeper, sent, handlers, asks, stored: () => stored };
 }
 
 const ID = 'BBBBBBBBBBBBBBBBBBBBBB';
@@ -55,6 +58,23 @@ t.test('commit first, then the edges; a lift of nothing tells nobody', async (t)
   t.equal((await keeper.change({ op: 'lift-user', user: 'nobody' })).changed, false);
   t.equal(sent.length, 2, 'only real changes were sent');
 });
+
+t.test(
+  'csrf-spend asks: fresh once per nonce, recorded in the store, refused when it fails',
+  async (t) => {
+    const { store, asks } = await setup(t);
+    const spend = asks.get('csrf-spend');
+    t.ok(spend, 'the keeper answers csrf-spend');
+    const ask = { type: 'csrf-spend', id: 1, nonce: 'AAAAAAAAAAAAAAAA', exp: 2e9 } as const;
+    t.same(await spend!(ask), { fresh: true });
+    t.same(await spend!({ ...ask, id: 2 }), { fresh: false });
+    t.equal(await store.spendCsrfNonce(ask.nonce, ask.exp), false, 'in the store');
+    await store.close();
+    await t.rejects(Promise.resolve(spend!({ ...ask, id: 3, nonce: 'BBBBBBBBBBBBBBBB' })), {
+      code: 'STORE_CLOSED',
+    });
+  },
+);
 
 t.test('a failed write rejects and tells no edge', async (t) => {
   const { store, keeper, sent } = await setup(t);

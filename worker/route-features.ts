@@ -1,6 +1,7 @@
 import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
 import { credential } from './steps/credential.js';
+import { csrf } from './steps/csrf.js';
 import { bodyFilters, methodFilters, requestFilters } from './steps/filters.js';
 import { rateLimit } from './steps/rate-limit.js';
 import { tokenUses } from './steps/token-uses.js';
@@ -17,6 +18,7 @@ export const ROUTE_FEATURES: readonly RouteFeature[] = [
   userList,
   rateLimit,
   requestFilters,
+  csrf,
   bodyFilters,
   tokenUses,
 ];

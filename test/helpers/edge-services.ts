@@ -173,6 +173,7 @@ function isAsk(message: EdgeMessage): message is EdgeAsk {
   return (
     message.type === 'change-revocations' ||
     message.type === 'rate-take' ||
-    message.type === 'login-attempt'
+    message.type === 'login-attempt' ||
+    message.type === 'csrf-spend'
   );
 }

@@ -162,7 +162,7 @@ export function jsonFields(text: string): Map<string, string> {
 }
 
 /** The keys of a valid JSON object text at depth 1, in order, duplicates kept. */
-function topLevelKeys(text: string): string[] {
+export function topLevelKeys(text: string): string[] {
   const keys: string[] = [];
   let depth = 0;
   let expectKey = false;
@@ -272,9 +272,10 @@ function bodyStep(p: Plan) {
       throw denied('body_json conditions need a JSON body (Content-Type application/json)');
     }
     // Read on the next microtask: runSteps first has the body held (pipeline.ts), and
-    // readBody then takes over the chunks that arrived meanwhile.
+    // readBody then takes over the chunks that arrived meanwhile. A body the CSRF step already
+    // read (with the same bound) is not read twice.
     return Promise.resolve()
-      .then(() => readBody(ex, p.maxBody))
+      .then(() => ctx.body ?? readBody(ex, p.maxBody))
       .then((body) => {
         const view = bodyView(body, p.needJson);
         for (const f of p.bodyDeny) if (bodyMatches(f, view)) throw refusal('FILTER_DENIED');
