@@ -71,20 +71,6 @@ const COMPAT = 'has no effect: accepted for compatibility, uWebSockets.js has no
 export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
   // config.json, errors
   {
-    key: 'login_via_otp',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.login_via_otp,
-    message: `${NOT_SUPPORTED}TOTP is not enforced, so users with totp would log in without a code`,
-  },
-  {
-    key: 'users[].totp',
-    scope: 'user',
-    level: 'error',
-    on: (u) => u.totp,
-    message: `${NOT_SUPPORTED}TOTP is not enforced, so this user would log in without a code`,
-  },
-  {
     key: 'cors_origins',
     scope: 'config',
     level: 'error',

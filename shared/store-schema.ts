@@ -1,5 +1,6 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { LoginBanKind } from './store-types.js';
+import type { SealedTotp } from './totp-seal.js';
 
 /** The store's named databases, by the name LMDB keeps them under. See store.ts for the layout. */
 export const DB = {
@@ -14,6 +15,8 @@ export const DB = {
   revokedUsersByExpiry: 'revoked-users-by-expiry',
   loginBans: 'login-bans',
   loginBansByExpiry: 'login-bans-by-expiry',
+  totpSecrets: 'totp-secrets',
+  totpSteps: 'totp-steps',
 } as const;
 
 /** Room for the databases later schemas add (TOTP secrets, CSRF nonces, key ring). */
@@ -43,6 +46,10 @@ const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
   // v1 → v2: login bans (brute-force lockouts), with their expiry index for purge.
   (root) => {
     for (const name of [DB.loginBans, DB.loginBansByExpiry]) root.openDB(name, {});
+  },
+  // v2 → v3: TOTP secrets (sealed, shared/totp-seal.ts) and the last accepted time step of each.
+  (root) => {
+    for (const name of [DB.totpSecrets, DB.totpSteps]) root.openDB(name, {});
   },
 ];
 
@@ -101,6 +108,10 @@ export interface StoreDbs {
     { bannedAt: number; failures: number },
     [number, LoginBanKind, string]
   >;
+  /** user → the sealed secret */
+  readonly totpSecrets: Database<SealedTotp, string>;
+  /** [user, nonce of the secret, or '' for config.json's] → last accepted time step */
+  readonly totpSteps: Database<number, [string, string]>;
 }
 
 /**

@@ -168,6 +168,7 @@ export class EdgeChannel {
       case 'change-revocations':
       case 'rate-take':
       case 'login-attempt':
+      case 'totp-change':
         void this.#answer(message);
         break;
       default: {

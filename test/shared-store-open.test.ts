@@ -168,7 +168,7 @@ t.test('an older store: a reader waits for the writer, which migrates it', async
   const raw = open(storeAt(dir), { maxDbs: 32 }); // an LMDB file without our databases: v0
   raw.putSync('unrelated', 1);
   await raw.close();
-  refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 0, this gateway reads 2/);
+  refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 0, this gateway reads 3/);
   const store = openStore(dir, { readOnly: false });
   await store.recordTokens([{ tokenId: 'a', user: 'ann', iat: NOW, exp: NOW + 1 }]);
   await store.close();
@@ -177,7 +177,7 @@ t.test('an older store: a reader waits for the writer, which migrates it', async
   t.equal(reader.getToken('a')?.user, 'ann');
 });
 
-t.test('a v1 store (before login bans) is migrated to v2 by the writer, data kept', async (t) => {
+t.test('a v1 store (before login bans) is migrated by the writer, data kept', async (t) => {
   const dir = t.testdir();
   // The layout of schema version 1, written by hand as the v1 code did (lmdb-js defaults:
   // ordered-binary keys, msgpack values).
@@ -207,7 +207,7 @@ t.test('a v1 store (before login bans) is migrated to v2 by the writer, data kep
   });
   await raw.close();
 
-  refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 1, this gateway reads 2/);
+  refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 1, this gateway reads 3/);
   const store = openStore(dir, { readOnly: false });
   t.same(store.revocationsInForce(NOW), {
     tokens: [{ tokenId: 'tok', until: NOW + 600, revokedAt: NOW + 1 }],
@@ -228,11 +228,14 @@ t.test('a v1 store (before login bans) is migrated to v2 by the writer, data kep
   await store.close();
 
   const check = open(storeAt(dir), { maxDbs: 32, readOnly: true });
-  t.equal(check.openDB('meta', {}).get('schema'), 2);
-  t.same([...check.getKeys()].sort(), [...v1, 'login-bans', 'login-bans-by-expiry'].sort());
+  t.equal(check.openDB('meta', {}).get('schema'), 3);
+  t.same(
+    [...check.getKeys()].sort(),
+    [...v1, 'login-bans', 'login-bans-by-expiry', 'totp-secrets', 'totp-steps'].sort(),
+  );
   await check.close();
   const again = openStore(dir, { readOnly: false });
-  t.same(again.getBan('user', 'ann', NOW), ban, 'reopening a v2 store keeps it');
+  t.same(again.getBan('user', 'ann', NOW), ban, 'reopening the migrated store keeps it');
   await again.close();
   const reader = openStore(dir, { readOnly: true });
   t.teardown(() => reader.close());
