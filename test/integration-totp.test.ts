@@ -2,8 +2,9 @@
 // either edge, wrong and missing codes, login_via_otp off, admin reset and removal (API and
 // CLI, while the gateway runs), the original's plaintext secret, secrets unreadable in the data
 // dir, and code failures counted by the lockout.
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
 import t from 'tap';
@@ -418,3 +419,38 @@ t.test('the lockout counts wrong codes, at login and at enrolment', async (t) =>
   t.equal(locked.status, 429, 'three failures with the right password: locked out');
   t.equal(locked.body.error, 'LOGIN_LOCKED');
 });
+
+t.test(
+  'a changed secret makes stored TOTP secrets unreadable: refused, logged, reset works',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'proxyauth-totp-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const config = { login_via_otp: true, login_lockout: { max_failures: 0 }, num_instances: 1 };
+    const first = await startGateway({ users: USERS, routes, config, dir });
+    const r = await enrol(first, 'dave', 'dave-password');
+    t.equal(r.status, 200);
+    const key = String(r.body.otpkey);
+    await first.stop();
+    const secret = `another-secret-${'x'.repeat(64)}`;
+    const g = await startGateway({ users: USERS, routes, config: { ...config, secret }, dir });
+    t.teardown(() => g.stop());
+    const refused = await auth(g, 'dave', 'dave-password', code(key));
+    t.equal(refused.status, 401, 'the sealed secret no longer opens: fail closed');
+    t.equal(refused.body.error, 'INVALID_CREDENTIALS');
+    t.equal((await enrol(g, 'dave', 'dave-password')).status, 401, 'no silent re-enrolment either');
+    t.ok(
+      await waitFor(
+        () =>
+          logged(g.output(), {
+            message: 'a TOTP secret in the store does not open; reset it',
+            user: 'dave',
+          }).length > 0,
+        5_000,
+      ),
+      'logged, naming the user',
+    );
+    const reset = await admin(g, 'POST', '/adm/auth/totp/reset', { username: 'dave' });
+    t.equal(reset.status, 200);
+    t.equal((await auth(g, 'dave', 'dave-password', code(String(reset.body.otpkey)))).status, 200);
+  },
+);
