@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IpEntryError, parseIpEntry } from '../shared/ip-match.js';
+import { base32Problem } from '../shared/totp.js';
 import { usernameProblem } from '../shared/username.js';
 import { Argon2HashError, argon2Cost } from './argon2-hash.js';
 import { isArgon2Hash } from './is-argon2-hash.js';
@@ -119,7 +120,17 @@ const userSchema = z.strictObject({
   roles: z
     .array(noControlChars('a role').refine((r) => !r.includes(','), 'a role must not contain ","'))
     .default([]),
-  totp: z.boolean().default(false),
+  // true: this user must log in with TOTP (enrolled in the store); a string: the original's
+  // plaintext base32 secret (SHA512, 6 digits, 30 s), still accepted, warned about.
+  totp: z
+    .union([
+      z.boolean(),
+      z.string().superRefine((text, ctx) => {
+        const problem = base32Problem(text);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    ])
+    .default(false),
 });
 
 /** Schema of config.json; the output is normalised (aliases folded, defaults applied). */

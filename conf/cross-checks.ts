@@ -4,6 +4,7 @@ import type { ConfigIssue } from './config-error.js';
 import type { Config } from './config-schema.js';
 import type { RouteConfig } from './routes-schema.js';
 import { trimTrailingSlash } from './routes-schema.js';
+import { totpWarnings } from './totp-warnings.js';
 
 // These run on the raw input, beside the schema, so that a duplicate is reported even when
 // other keys of the same file are invalid (zod skips refinements after a type error).
@@ -34,7 +35,7 @@ export function crossWarnings(
   files: { config: string; routes: string },
 ): string[] {
   const known = new Set(config.users.map((u) => u.username));
-  const warnings: string[] = [];
+  const warnings: string[] = totpWarnings(config, files.config);
   config.trusted_proxies.forEach((entry, i) => {
     // A /0 trusts every peer: any client then picks the address limits and lockouts key on.
     if (parseIpEntry(entry).prefix === 0) {

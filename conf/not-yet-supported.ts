@@ -65,21 +65,6 @@ const COMPAT = 'has no effect: accepted for compatibility, uWebSockets.js has no
 
 /** The decision table, one row per key. */
 export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
-  // config.json, errors
-  {
-    key: 'login_via_otp',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.login_via_otp,
-    message: `${NOT_SUPPORTED}TOTP is not enforced, so users with totp would log in without a code`,
-  },
-  {
-    key: 'users[].totp',
-    scope: 'user',
-    level: 'error',
-    on: (u) => u.totp,
-    message: `${NOT_SUPPORTED}TOTP is not enforced, so this user would log in without a code`,
-  },
   // config.json, warnings
   {
     key: 'log.type',

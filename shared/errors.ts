@@ -42,7 +42,15 @@ export const ERRORS = {
     status: 400,
     message: 'More than one credential was sent (Authorization headers or session cookies)',
   },
-  INVALID_CREDENTIALS: { status: 401, message: 'Invalid username or password' },
+  // One message for a wrong password, an unknown user and a wrong, missing or replayed TOTP
+  // code: the answer never tells a guesser that the password was right.
+  INVALID_CREDENTIALS: { status: 401, message: 'Invalid username, password or one-time code' },
+  /** Only after a correct password: this user must use TOTP and has no secret yet. */
+  TOTP_ENROLMENT_REQUIRED: {
+    status: 403,
+    message:
+      'This account needs a one-time code and has no authenticator yet: enrol with POST /adm/auth/totp/get',
+  },
   TOKEN_MISSING: {
     status: 401,
     message: 'A bearer token is required',
@@ -75,6 +83,8 @@ export const ERRORS = {
   ADMIN_DISABLED: { status: 404, message: 'The admin API is off (token_admin is empty)' },
   NOT_FOUND: { status: 404, message: 'No such gateway endpoint' },
   REVOCATION_NOT_FOUND: { status: 404, message: 'No such revocation is in force' },
+  USER_NOT_FOUND: { status: 404, message: 'No user of this name in config.json' },
+  TOTP_NOT_FOUND: { status: 404, message: 'This user has no TOTP secret in the store' },
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   FILTER_DENIED: { status: 403, message: "The request does not pass this route's filters" },

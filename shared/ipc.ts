@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { SealedTotp } from './totp-seal.js';
 
 /**
  * The messages between the supervisor and its edges (child_process IPC, JSON-serialized), one
@@ -40,6 +41,24 @@ export type RevocationChange =
   | { op: 'revoke-user'; user: string; notBefore: number; until: number; revokedAt: number }
   | { op: 'lift-token'; tokenId: string }
   | { op: 'lift-user'; user: string };
+
+/**
+ * A change to a user's TOTP records, carried out by the supervisor in one store transaction.
+ * Secrets travel sealed (shared/totp-seal.ts): the edge encrypts before asking.
+ */
+export type TotpChange =
+  /** Store `sealed` unless the user already has a secret (then `done` is false). */
+  | { op: 'enrol'; user: string; sealed: SealedTotp }
+  /** Replace the user's secret (or create it), dropping the old one's last step. */
+  | { op: 'reset'; user: string; sealed: SealedTotp }
+  /** Remove the user's secret; `done` is false when there was none. */
+  | { op: 'remove'; user: string }
+  /**
+   * Record the smallest of `steps` greater than the last accepted step of the user's secret
+   * `secretId` (its nonce, or '' for config.json's); `done` is false for a replay, or when
+   * `secretId` is no longer the secret in force.
+   */
+  | { op: 'consume'; user: string; secretId: string; steps: number[] };
 
 /** An issued token as the store records it (unix seconds). */
 export interface IssuedToken {
@@ -168,7 +187,9 @@ export type EdgeAsk =
    * Spend a verified CSRF token (csrf_single_use): its nonce is recorded in the store until
    * `exp` (unix seconds) unless it was spent before, atomically; the answer says which.
    */
-  | { type: 'csrf-spend'; id: number; nonce: string; exp: number };
+  | { type: 'csrf-spend'; id: number; nonce: string; exp: number }
+  /** Carry out a TOTP change in the store, then answer. */
+  | { type: 'totp-change'; id: number; change: TotpChange };
 
 export type EdgeAskType = EdgeAsk['type'];
 
@@ -195,6 +216,8 @@ export interface AnswerValues {
   'login-attempt': { ticket: number; lockedMs: number };
   /** `fresh`: this request spent the token; false: it was spent before (refuse it). */
   'csrf-spend': { fresh: boolean };
+  /** Whether the change was made (see TotpChange for when it is not). */
+  'totp-change': { done: boolean };
 }
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
@@ -239,6 +262,31 @@ const revocationChangeSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('lift-token'), tokenId: tokenIdSchema }),
   z.strictObject({ op: z.literal('lift-user'), user: userSchema }),
 ]) satisfies z.ZodType<RevocationChange>;
+const base64url = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]+$/);
+const sealedTotpSchema = z.strictObject({
+  nonce: base64url(64),
+  box: base64url(256),
+  algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']),
+  digits: z.int().min(6).max(8),
+  period: z.int().min(1).max(300),
+  createdAt: seconds,
+}) satisfies z.ZodType<SealedTotp>;
+const totpChangeSchema = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('enrol'), user: userSchema, sealed: sealedTotpSchema }),
+  z.strictObject({ op: z.literal('reset'), user: userSchema, sealed: sealedTotpSchema }),
+  z.strictObject({ op: z.literal('remove'), user: userSchema }),
+  z.strictObject({
+    op: z.literal('consume'),
+    user: userSchema,
+    secretId: z.union([z.literal(''), base64url(64)]),
+    steps: z.array(z.int().nonnegative()).min(1).max(16),
+  }),
+]) satisfies z.ZodType<TotpChange>;
 const issuedTokenShape = { tokenId: tokenIdSchema, user: userSchema, iat: seconds, exp: seconds };
 /** An edge flushes at most this many token counts per message. */
 export const MAX_USES_PER_REPORT = 10_000;
@@ -315,6 +363,7 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
     ip: z.string().min(1).max(64),
   }),
   z.strictObject({ type: z.literal('csrf-spend'), id, nonce: csrfNonceSchema, exp: seconds }),
+  z.strictObject({ type: z.literal('totp-change'), id, change: totpChangeSchema }),
 ]) satisfies z.ZodType<EdgeMessage>;
 
 const replySchemas = {
@@ -337,6 +386,7 @@ const answerSchemas = {
   }),
   'login-attempt': z.strictObject({ ticket: z.int().nonnegative(), lockedMs: ms }),
   'csrf-spend': z.strictObject({ fresh: z.boolean() }),
+  'totp-change': z.strictObject({ done: z.boolean() }),
 } satisfies { [T in EdgeAskType]: z.ZodType<AnswerValues[T]> };
 
 /** A parse result: the typed message, or a short reason for the log. */

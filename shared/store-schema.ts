@@ -1,5 +1,6 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { LoginBanKind } from './store-types.js';
+import type { SealedTotp } from './totp-seal.js';
 
 /** The store's named databases, by the name LMDB keeps them under. See store.ts for the layout. */
 export const DB = {
@@ -16,6 +17,8 @@ export const DB = {
   loginBansByExpiry: 'login-bans-by-expiry',
   csrfNonces: 'csrf-nonces',
   csrfNoncesByExpiry: 'csrf-nonces-by-expiry',
+  totpSecrets: 'totp-secrets',
+  totpSteps: 'totp-steps',
 } as const;
 
 /** Room for the databases later schemas add (TOTP secrets, CSRF nonces, key ring). */
@@ -49,6 +52,10 @@ const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
   // v2 → v3: spent CSRF token nonces (csrf_single_use), with their expiry index for purge.
   (root) => {
     for (const name of [DB.csrfNonces, DB.csrfNoncesByExpiry]) root.openDB(name, {});
+  },
+  // v3 → v4: TOTP secrets (sealed, shared/totp-seal.ts) and the last accepted time step of each.
+  (root) => {
+    for (const name of [DB.totpSecrets, DB.totpSteps]) root.openDB(name, {});
   },
 ];
 
@@ -111,6 +118,10 @@ export interface StoreDbs {
   readonly csrfNonces: Database<number, string>;
   /** [exp, nonce] → null */
   readonly csrfNoncesByExpiry: Database<null, [number, string]>;
+  /** user → the sealed secret */
+  readonly totpSecrets: Database<SealedTotp, string>;
+  /** [user, nonce of the secret, or '' for config.json's] → last accepted time step */
+  readonly totpSteps: Database<number, [string, string]>;
 }
 
 /**

@@ -25,10 +25,18 @@
  * | login-bans-by-expiry     | [until, kind, subject]| { bannedAt, failures }         |
  * | csrf-nonces              | nonce                 | exp                            |
  * | csrf-nonces-by-expiry    | [exp, nonce]          | null                           |
+ * | totp-secrets             | user                  | SealedTotp: { nonce, box,      |
+ * |                          |                       |   algorithm, digits, period,   |
+ * |                          |                       |   createdAt }                  |
+ * | totp-steps               | [user, secretId]      | last accepted time step        |
  *
  * Login bans (brute-force lockouts) have kind 'user' (subject: a username) or 'ip' (subject: the
  * client as the gateway keys it, see LoginBan); version 2 added them. Version 3 added the
  * nonces of spent CSRF tokens (`csrf_single_use`), each kept until its token's expiry.
+ *
+ * TOTP secrets (version 3) are sealed with a key derived from config.json's `secret`
+ * (shared/totp-seal.ts): the store never holds one in the clear. `secretId` is the nonce of the
+ * user's sealed secret, or '' for a plaintext secret in config.json (store-totp.ts).
  *
  * The by-expiry indexes serve purge (a range from the start up to now) and an edge's start
  * (revocationsInForce: a range from now on, whose entries hold the whole revocation). The
@@ -60,6 +68,15 @@ import {
   statsPage,
 } from './store-reads.js';
 import type { LoginBanValue, StoreDbs, TokenValue } from './store-schema.js';
+import {
+  CONFIG_SECRET_ID,
+  checkConsume,
+  checkSealed,
+  consumeTotpStep,
+  putTotpSecret,
+  removeTotpSecret,
+  type TotpPutMode,
+} from './store-totp.js';
 import type {
   LoginBan,
   LoginBanKind,
@@ -86,9 +103,11 @@ import {
   removeUserRevocation,
   spendCsrfNonce,
 } from './store-writes.js';
+import type { SealedTotp } from './totp-seal.js';
 
 export { StoreError, type StoreErrorCode } from './store-error.js';
 export { SCHEMA_VERSION } from './store-schema.js';
+export { CONFIG_SECRET_ID, type TotpPutMode } from './store-totp.js';
 export type * from './store-types.js';
 
 /** The store's file name inside the data dir. */
@@ -256,6 +275,41 @@ export class Store {
   }
 
   /**
+   * Stores `sealed` as `user`'s TOTP secret. 'enrol' stores it only when the user has none and
+   * resolves false otherwise; 'reset' replaces any (dropping the old secret's last step) and
+   * resolves true. Any process may call it (`proxyauth totp reset` beside the supervisor).
+   */
+  async putTotp(user: string, sealed: SealedTotp, mode: TotpPutMode): Promise<boolean> {
+    checkKey('user', user);
+    checkSealed(sealed);
+    if (mode !== 'enrol' && mode !== 'reset') throw new TypeError(`unknown mode ${String(mode)}`);
+    return this.#write((dbs) => putTotpSecret(dbs, user, sealed, mode));
+  }
+
+  /** Removes `user`'s TOTP secret (and its last step); resolves true when there was one. */
+  async removeTotp(user: string): Promise<boolean> {
+    checkKey('user', user);
+    return this.#write((dbs) => removeTotpSecret(dbs, user));
+  }
+
+  /**
+   * Replay protection (RFC 6238 section 5.2), in one write transaction: accepts the smallest of
+   * `steps` (those a code matched) greater than the last step accepted for `user`'s secret
+   * `secretId` (the nonce of its sealed secret, or CONFIG_SECRET_ID for config.json's), and
+   * records it. Resolves with the step, or undefined when none is greater or `secretId` is not
+   * the user's secret in force any more.
+   */
+  async consumeTotpStep(
+    user: string,
+    secretId: string,
+    steps: readonly number[],
+  ): Promise<number | undefined> {
+    checkKey('user', user);
+    checkConsume(secretId, steps);
+    return this.#write((dbs) => consumeTotpStep(dbs, user, secretId, steps));
+  }
+
+  /**
    * Removes token records (with their use counts and index entries) whose `exp <= nowSeconds`,
    * token and user revocations and login bans whose `until <= nowSeconds`, and spent CSRF
    * nonces whose token expired, walking the expiry indexes only. Resolves with how many of
@@ -342,6 +396,18 @@ export class Store {
     checkTime('nowSeconds', nowSeconds);
     checkLimit(limit);
     return this.#read((dbs) => banList(dbs, nowSeconds, limit));
+  }
+
+  /** `user`'s sealed TOTP secret, or undefined. Call refresh() first to see other processes' writes at once. */
+  getTotp(user: string): SealedTotp | undefined {
+    checkKey('user', user);
+    return this.#read((dbs) => dbs.totpSecrets.get(user));
+  }
+
+  /** The last time step accepted for `user`'s secret `secretId` (see consumeTotpStep), or undefined. */
+  lastTotpStep(user: string, secretId: string = CONFIG_SECRET_ID): number | undefined {
+    checkKey('user', user);
+    return this.#read((dbs) => dbs.totpSteps.get([user, secretId]));
   }
 
   /** The latest `exp` among `user`'s recorded tokens (not yet purged), or undefined. */

@@ -4,6 +4,7 @@ import { CodedError } from '../shared/coded-error.js';
 import { parseIpEntry } from '../shared/ip-match.js';
 import { usernameProblem } from '../shared/username.js';
 import { COMMAND_NAMES, COMMANDS, type CommandName, isCommand } from './help.js';
+import type { TotpAction } from './totp-command.js';
 
 export type CliArgs =
   | {
@@ -16,8 +17,10 @@ export type CliArgs =
       user: string | undefined;
       /** `unban --ip ADDR`: an IP address or CIDR (checked, as written). */
       ip: string | undefined;
-      /** `stats --json`. */
+      /** `stats --json`, `totp reset --json`. */
       json: boolean;
+      /** `totp ACTION USER`: the operands, checked. */
+      totp: { action: TotpAction; user: string } | undefined;
     }
   | { command: 'help'; topic: CommandName | undefined }
   | { command: 'version' };
@@ -59,7 +62,12 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   const { values, positionals } = parseStrict(args, word === undefined ? undefined : command);
   if (values.version) return { command: 'version' };
   if (values.help) return { command: 'help', topic: word === undefined ? undefined : command };
-  const extra = positionals.slice(1);
+  let extra = positionals.slice(1);
+  let totp: { action: TotpAction; user: string } | undefined;
+  if (command === 'totp') {
+    totp = totpOperands(extra);
+    extra = [];
+  }
   if (command === 'help') {
     const [topic, ...rest] = extra;
     if (topic !== undefined && !isCommand(topic)) throw unknownCommand(topic);
@@ -83,7 +91,22 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     user: values.user,
     ip: values.ip,
     json: values.json === true,
+    totp,
   };
+}
+
+/** `totp reset USER` / `totp remove USER`. */
+function totpOperands(operands: readonly string[]): { action: TotpAction; user: string } {
+  const [action, user, ...rest] = operands;
+  if (action !== 'reset' && action !== 'remove') {
+    const got = action === undefined ? 'nothing' : JSON.stringify(action);
+    throw new UsageError(`totp needs reset or remove, got ${got}`, 'totp');
+  }
+  if (user === undefined) throw new UsageError(`totp ${action} needs a USER`, 'totp');
+  if (rest.length > 0) throw new UsageError(`totp: unexpected argument: ${rest[0]}`, 'totp');
+  const problem = usernameProblem(user);
+  if (problem) throw new UsageError(`USER ${JSON.stringify(user)}: ${problem}`, 'totp');
+  return { action, user };
 }
 
 /** `unban` lifts one ban: exactly one of --user and --ip, each well-formed. */

@@ -8,6 +8,7 @@ import { hashPasswordCommand } from './hash-password.js';
 import { helpText } from './help.js';
 import { serve } from './serve.js';
 import { statsCommand } from './stats-command.js';
+import { totpCommand } from './totp-command.js';
 import { type UnbanTarget, unbanCommand } from './unban-command.js';
 import { packageVersion } from './version.js';
 
@@ -38,6 +39,15 @@ async function main(args: CliArgs): Promise<number> {
       );
     case 'unban':
       return unbanCommand(dirsOf(args).dataDir, unbanTarget(args), process.stdout, process.stderr);
+    case 'totp': {
+      // The parser made sure `totp` carries its operands.
+      const { action, user } = args.totp!;
+      return totpCommand(dirsOf(args), action, user, {
+        out: process.stdout,
+        err: process.stderr,
+        json: args.json,
+      });
+    }
   }
 }
 

@@ -169,6 +169,7 @@ export class EdgeChannel {
       case 'rate-take':
       case 'login-attempt':
       case 'csrf-spend':
+      case 'totp-change':
         void this.#answer(message);
         break;
       default: {

@@ -57,6 +57,22 @@ Exit status: 0 (whether or not there was a ban), 1 when there is no store or it 
       'config-dir': "  --config-dir DIR   accepted like run's; not read (env PROXYAUTH_CONFIG_DIR)",
     },
   },
+  totp: {
+    summary: "reset (a new secret) or remove a user's TOTP secret in the store",
+    usage: 'proxyauth totp reset|remove USER [--config-dir DIR] [--data-dir DIR] [--json]',
+    details: `reset: a new secret (SHA1, 6 digits, 30 s) replaces the user's secret, if any; it is
+sealed with a key derived from config.json's secret (the user must be in config.json) and
+printed once: otpauth URI, base32 key and a QR code for the terminal (--json: one JSON line,
+no QR code). remove: the user's secret leaves the store (a plaintext one in config.json then
+applies again). Both may run while the gateway runs: the next login sees the change, no
+restart or reload needed. The store is never created here.
+Exit status: 0 done (also when remove found no secret), 1 when the config, the user or the
+store is not usable, 2 for a usage error.`,
+    options: ['config-dir', 'data-dir', 'json'],
+    optionLines: {
+      json: '  --json             reset: print {"username","otpauth_uri","otpkey"} on one line',
+    },
+  },
   'hash-password': {
     summary: 'read a password from stdin (or a silent prompt) and print its argon2id hash',
     usage: 'proxyauth hash-password',

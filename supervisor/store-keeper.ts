@@ -2,6 +2,7 @@ import type { AnswerValues, RevocationChange } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { Store } from '../shared/store.js';
 import type { Fleet } from './fleet.js';
+import { applyTotpChange } from './totp-changes.js';
 
 /** How long the supervisor waits for every edge to apply a revocation change. */
 const APPLY_TIMEOUT_MS = 2_000;
@@ -52,6 +53,11 @@ export class StoreKeeper {
     });
     this.#fleet.answer('change-revocations', (ask) => this.change(ask.change));
     this.#fleet.answer('csrf-spend', (ask) => this.spendCsrf(ask.nonce, ask.exp));
+    this.#fleet.answer('totp-change', (ask) => {
+      const done = applyTotpChange(this.#store, ask.change, this.#log);
+      this.#track(done, `write a TOTP change (${ask.change.op})`);
+      return done;
+    });
     this.#timer = setInterval(() => void this.purge(), PURGE_MS);
     this.#timer.unref();
   }

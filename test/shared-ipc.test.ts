@@ -76,6 +76,44 @@ t.test(
     t.notOk(parseAnswerValue('csrf-spend', {}).ok);
   },
 );
+t.test('totp-change asks: every op parses; secrets only sealed, steps bounded', async (t) => {
+  const sealed = {
+    nonce: 'A'.repeat(32),
+    box: 'B'.repeat(48),
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    createdAt: 1_750_000_000,
+  };
+  const valid = [
+    { op: 'enrol', user: 'alice', sealed },
+    { op: 'reset', user: 'alice', sealed: { ...sealed, algorithm: 'SHA512', digits: 8 } },
+    { op: 'remove', user: 'alice' },
+    { op: 'consume', user: 'alice', secretId: 'A'.repeat(32), steps: [58_333_333] },
+    { op: 'consume', user: 'alice', secretId: '', steps: [1, 2, 3] },
+  ];
+  for (const change of valid) {
+    const message = { type: 'totp-change', id: 7, change };
+    t.same(parseEdgeMessage(message), { ok: true, value: message }, change.op);
+  }
+  const invalid = [
+    { op: 'enrol', user: 'alice', sealed: { ...sealed, secret: 'JBSWY3DPEHPK3PXP' } },
+    { op: 'enrol', user: 'alice', sealed: { ...sealed, box: 'not base64url!' } },
+    { op: 'reset', user: 'alice', sealed: { ...sealed, algorithm: 'MD5' } },
+    { op: 'reset', user: 'alice', sealed: { ...sealed, digits: 9 } },
+    { op: 'remove', user: '' },
+    { op: 'consume', user: 'alice', secretId: '', steps: [] },
+    { op: 'consume', user: 'alice', secretId: '', steps: Array(17).fill(1) },
+    { op: 'consume', user: 'alice', secretId: '', steps: [-1] },
+    { op: 'consume', user: 'alice', secretId: 'x/y', steps: [1] },
+    { op: 'rotate', user: 'alice' },
+  ];
+  for (const change of invalid) {
+    t.notOk(parseEdgeMessage({ type: 'totp-change', id: 7, change }).ok, JSON.stringify(change));
+  }
+  t.same(parseAnswerValue('totp-change', { done: true }), { ok: true, value: { done: true } });
+  t.notOk(parseAnswerValue('totp-change', { done: 'yes' }).ok);
+});
 
 t.test('reply values are checked per request type', async (t) => {
   t.same(parseReplyValue('listen', { port: 8080 }), { ok: true, value: { port: 8080 } });

@@ -23,7 +23,7 @@ function writer(t: Test, dir = t.testdir()): Store {
   return store;
 }
 
-t.test('a new store has every database and schema version 3', async (t) => {
+t.test('a new store has every database and the current schema version', async (t) => {
   const dir = t.testdir();
   const store = openStore(dir, { readOnly: false });
   t.equal(store.path, join(dir, STORE_FILE));
@@ -45,10 +45,12 @@ t.test('a new store has every database and schema version 3', async (t) => {
     'tokens',
     'tokens-by-expiry',
     'tokens-by-user',
+    'totp-secrets',
+    'totp-steps',
   ]);
   const meta = raw.openDB('meta', {});
-  t.equal(meta.get('schema'), 3);
-  t.equal(SCHEMA_VERSION, 3);
+  t.equal(meta.get('schema'), SCHEMA_VERSION);
+  t.equal(SCHEMA_VERSION, 4);
   t.type(meta.get('opened_at'), 'number', 'the writer probe wrote its open time');
 });
 

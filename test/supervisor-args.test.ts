@@ -11,6 +11,7 @@ const NO_DIRS = {
   user: undefined,
   ip: undefined,
   json: false,
+  totp: undefined,
 };
 /** A descriptor open in this process, for --ready-fd. */
 const openFd = openSync('/dev/null', 'w');
@@ -53,6 +54,20 @@ t.test('commands and their options', async (t) => {
     ],
     [['unban', '--ip=203.0.113.0/24'], { command: 'unban', ...NO_DIRS, ip: '203.0.113.0/24' }],
     [['unban', '--user', 'Zoë Ünïcode'], { command: 'unban', ...NO_DIRS, user: 'Zoë Ünïcode' }],
+    [
+      ['totp', 'reset', 'alice', '--config-dir', '/c', '--json'],
+      {
+        command: 'totp',
+        ...NO_DIRS,
+        configDir: '/c',
+        json: true,
+        totp: { action: 'reset', user: 'alice' },
+      },
+    ],
+    [
+      ['totp', '--data-dir', '/d', 'remove', 'Zoë'],
+      { command: 'totp', ...NO_DIRS, dataDir: '/d', totp: { action: 'remove', user: 'Zoë' } },
+    ],
   ];
   for (const [argv, expected] of cases) t.same(parseCliArgs(argv), expected, argv.join(' '));
 });
@@ -92,6 +107,23 @@ t.test('unban takes exactly one of --user and --ip, each well-formed', async (t)
     t.match(err.message, message, argv.join(' '));
     t.equal(err.topic, 'unban');
     t.match(usageMessage(err), /^Usage: proxyauth unban --user NAME \| --ip ADDR /m);
+  }
+});
+
+t.test('totp takes reset or remove, then one well-formed USER', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['totp'], /^totp needs reset or remove, got nothing$/],
+    [['totp', 'rotate', 'alice'], /^totp needs reset or remove, got "rotate"$/],
+    [['totp', 'reset'], /^totp reset needs a USER$/],
+    [['totp', 'remove', 'alice', 'bob'], /^totp: unexpected argument: bob$/],
+    [['totp', 'reset', 'a\u0007b'], /^USER "a\\u0007b": must not contain control characters$/],
+    [['totp', 'reset', 'alice', '--user', 'bob'], /^totp does not take --user$/],
+  ];
+  for (const [argv, message] of cases) {
+    const err = usageError(argv);
+    t.match(err.message, message, argv.join(' '));
+    t.equal(err.topic, 'totp');
+    t.match(usageMessage(err), /^Usage: proxyauth totp reset\|remove USER /m);
   }
 });
 

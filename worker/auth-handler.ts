@@ -5,6 +5,7 @@ import { bodyKind, parseCredentials } from './credentials.js';
 import { checkUnderLockout } from './login-lockout.js';
 import type { RequestContext } from './request-context.js';
 import { sessionCookie } from './session-cookie.js';
+import { type SecondFactor, secondFactor } from './totp-login.js';
 import { type HeaderPair, header, readBody, sendJson } from './uws-io.js';
 
 const LOGIN_TYPES = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
@@ -14,7 +15,8 @@ const LOGIN_TYPES = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
 /**
  * POST /auth. Unknown users are verified against a dummy hash of the same cost, and the IP
  * allow list is checked only after a correct password, so neither the status nor the timing
- * tells a stranger which usernames exist; lockouts (login-lockout.ts) count unknown names like
+ * tells a stranger which usernames exist; a wrong TOTP code gets the same 401 as a wrong
+ * password (totp-login.ts); lockouts (login-lockout.ts) count unknown names like
  * known ones, for the same reason. An unsupported body type is refused synchronously.
  */
 export function handleLogin(ctx: RequestContext): Promise<void> {
@@ -26,19 +28,21 @@ export function handleLogin(ctx: RequestContext): Promise<void> {
 async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> {
   const { ex, rt } = ctx;
   const body = await readBody(ex, rt.config.max_body_auth_bytes);
-  const { username, password } = parseCredentials(body, kind);
+  const { username, password, totpCode } = parseCredentials(body, kind);
   const user = rt.users.get(username);
   // A name no user can have is counted against the address only (it names nobody to lock).
   const lockKey = usernameProblem(username) === undefined ? username : null;
-  const valid = await checkUnderLockout(
-    ctx,
-    lockKey,
-    async () =>
-      (await ctx.services.crypto.verifyPassword(user?.hash ?? rt.dummyHash, password)) &&
-      user !== undefined,
-  );
+  // The TOTP code is checked inside the lockout with the password: a wrong code is a failure.
+  let factor = 'pass' as SecondFactor;
+  const valid = await checkUnderLockout(ctx, lockKey, async () => {
+    const ok = await ctx.services.crypto.verifyPassword(user?.hash ?? rt.dummyHash, password);
+    if (!ok || user === undefined) return false;
+    factor = await secondFactor(ctx, user, totpCode);
+    return factor !== 'fail';
+  });
   if (!valid || user === undefined) throw refusal('INVALID_CREDENTIALS');
   if (user.allows && !user.allows(ctx.clientIp)) throw refusal('IP_NOT_ALLOWED');
+  if (factor === 'enrol') throw refusal('TOTP_ENROLMENT_REQUIRED');
   const { revocations, supervisor } = ctx.services;
   // A revocation of the user refuses tokens issued at or before its second: a login in that
   // same second, after it, is dated the next one so that it works.

@@ -3,6 +3,8 @@ import { GatewayError } from '../shared/errors.js';
 export interface Credentials {
   username: string;
   password: string;
+  /** `totp_code`, when given (worker/totp-login.ts decides whether it is needed). */
+  totpCode: string | undefined;
 }
 
 export type BodyKind = 'json' | 'form';
@@ -28,7 +30,24 @@ function field(value: unknown, name: string): string {
   return value;
 }
 
-/** Username and password from a login body; BAD_BODY with the reason as detail otherwise. */
+const MAX_CODE = 16;
+
+function optionalCode(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+  if (typeof text !== 'string' || text.length > MAX_CODE) {
+    throw new GatewayError('BAD_BODY', {
+      detail: `totp_code must be a string of at most ${MAX_CODE} characters`,
+    });
+  }
+  return text === '' ? undefined : text;
+}
+
+/**
+ * Username, password and the optional `totp_code` from a login body; BAD_BODY with the reason as
+ * detail otherwise. A JSON `totp_code` may be a string or a number (some clients send digits as
+ * a number; a leading zero is then lost, and the code does not match).
+ */
 export function parseCredentials(body: Buffer, kind: BodyKind): Credentials {
   let fields: Record<string, unknown>;
   if (kind === 'json') {
@@ -49,5 +68,6 @@ export function parseCredentials(body: Buffer, kind: BodyKind): Credentials {
   return {
     username: field(fields.username, 'username'),
     password: field(fields.password, 'password'),
+    totpCode: optionalCode(fields.totp_code),
   };
 }

@@ -19,6 +19,7 @@ import { addressKey } from './client-address.js';
 import { type Handler, runSteps, type Step } from './pipeline.js';
 import { compilePolicy } from './rate-limiter.js';
 import type { RequestContext } from './request-context.js';
+import { handleTotpEnrol, handleTotpRemove, handleTotpReset } from './totp-endpoints.js';
 
 /** One reserved path: its handlers by method, and the steps every method runs first. */
 export interface Endpoint {
@@ -70,7 +71,8 @@ export function isAdminPath(path: string): boolean {
 /** The reserved paths of a config generation (later: health, by config). */
 export function compileEndpoints(config: Config): ReadonlyMap<string, Endpoint> {
   const limited = authLimit(config);
-  // Every /adm endpoint is declared here, so none can miss the admin check.
+  // Every /adm endpoint is declared here, so none can miss the admin check; the one user
+  // operation below it, TOTP enrolment, checks a password instead (rate limit and lockout).
   const admin = (path: string, methods: Record<string, Handler>) =>
     endpoint(path, methods, [...limited, requireAdmin]);
   const list = [
@@ -85,6 +87,9 @@ export function compileEndpoints(config: Config): ReadonlyMap<string, Endpoint> 
       DELETE: handleLiftRevocation,
     }),
     admin('/adm/stats', { GET: handleStats, HEAD: handleStats }),
+    endpoint('/adm/auth/totp/get', { POST: handleTotpEnrol }, limited),
+    admin('/adm/auth/totp/reset', { POST: handleTotpReset }),
+    admin('/adm/auth/totp', { DELETE: handleTotpRemove }),
   ];
   return new Map(list.map((e) => [e.path, e]));
 }

@@ -10,6 +10,8 @@ import { compileIpMatcher } from '../shared/ip-match.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
 import { parseTarget } from '../shared/target-url.js';
 import { TokenCodec } from '../shared/token-codec.js';
+import { secretFromBase32, type TotpSecret } from '../shared/totp.js';
+import { deriveTotpKey } from '../shared/totp-seal.js';
 import { type AdminAccess, adminAccess } from './admin-endpoints.js';
 import { backendPool } from './backend-pool.js';
 import { Backend, Balancer } from './balancer.js';
@@ -39,6 +41,11 @@ export interface UserEntry {
   readonly allows: ((ip: string) => boolean) | undefined;
   /** The user's rate-limit client key (`u:<name>`), built once. */
   readonly limitKey: string;
+  /**
+   * `users[].totp`: `required` when not false (true, or a secret); `configSecret` is the
+   * original's plaintext secret, used while the store holds none (worker/totp-login.ts).
+   */
+  readonly totp: { readonly required: boolean; readonly configSecret: TotpSecret | undefined };
 }
 
 export interface CompiledRoute {
@@ -79,6 +86,8 @@ export class Runtime {
   readonly endpoints: ReadonlyMap<string, Endpoint>;
   readonly users: ReadonlyMap<string, UserEntry>;
   readonly codec: TokenCodec;
+  /** Seals and opens TOTP secrets in the store (shared/totp-seal.ts), derived from `secret`. */
+  readonly totpKey: Uint8Array;
   /** The {@link poolKey}s of the routes' pools (the origin for direct default connections). */
   readonly origins: ReadonlySet<string>;
   readonly dropHeaders: DropList;
@@ -99,6 +108,7 @@ export class Runtime {
     routes: CompiledRoute[];
     users: Map<string, UserEntry>;
     codec: TokenCodec;
+    totpKey: Uint8Array;
     dummyHash: string;
     dummyParams: string | undefined;
   }) {
@@ -108,6 +118,7 @@ export class Runtime {
     this.endpoints = compileEndpoints(init.config);
     this.users = init.users;
     this.codec = init.codec;
+    this.totpKey = init.totpKey;
     this.origins = new Set(
       init.routes.flatMap((r) =>
         [r.origin, ...(r.balancer?.members.map((m) => m.origin) ?? [])].map((origin) =>
@@ -168,6 +179,10 @@ export class Runtime {
       previous && previous.config.secret === config.secret
         ? previous.codec
         : new TokenCodec(config.secret);
+    const totpKey =
+      previous && previous.config.secret === config.secret
+        ? previous.totpKey
+        : deriveTotpKey(config.secret);
     const poolOptions: PoolOptions = {
       maxConnections: config.max_idle_per_host,
       timeoutMs: config.client_timeout,
@@ -185,7 +200,15 @@ export class Runtime {
         if (r.balancer && old) r.balancer.adopt(old);
       }
     }
-    return new Runtime({ config, routes: compiled, users, codec, dummyHash, dummyParams });
+    return new Runtime({
+      config,
+      routes: compiled,
+      users,
+      codec,
+      totpKey,
+      dummyHash,
+      dummyParams,
+    });
   }
 }
 
@@ -198,6 +221,10 @@ function compileUsers(config: Config): Map<string, UserEntry> {
       identity: { user: encodeIdentity(u.username), roles: u.roles.map(encodeIdentity).join(',') },
       allows: u.allow && u.allow.length > 0 ? compileIpMatcher(u.allow) : undefined,
       limitKey: `u:${u.username}`,
+      totp: {
+        required: u.totp !== false,
+        configSecret: typeof u.totp === 'string' ? secretFromBase32(u.totp) : undefined,
+      },
     });
   }
   return users;

@@ -15,6 +15,8 @@ export interface TestUser {
   password: string;
   roles?: string[];
   allow?: string[];
+  /** `users[].totp`: true, or a base32 secret (the original's plaintext form). */
+  totp?: boolean | string;
 }
 
 export interface GatewayOptions {
@@ -65,6 +67,7 @@ export async function writeConfig(
       password: await hashOnce(u.password),
       roles: u.roles ?? [],
       ...(u.allow ? { allow: u.allow } : {}),
+      ...(u.totp === undefined ? {} : { totp: u.totp }),
     })),
   );
   const config = {
