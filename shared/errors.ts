@@ -75,6 +75,11 @@ export const ERRORS = {
   ADMIN_DISABLED: { status: 404, message: 'The admin API is off (token_admin is empty)' },
   NOT_FOUND: { status: 404, message: 'No such gateway endpoint' },
   REVOCATION_NOT_FOUND: { status: 404, message: 'No such revocation is in force' },
+  SESSION_NEEDS_HTTPS: {
+    status: 403,
+    message:
+      'session cookies need HTTPS: serve the gateway with tls: true, or list the TLS proxy in front of it in trusted_proxies',
+  },
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   FILTER_DENIED: { status: 403, message: "The request does not pass this route's filters" },

@@ -98,11 +98,12 @@ export class Runtime {
     codec: TokenCodec;
     dummyHash: string;
     dummyParams: string | undefined;
+    loginPage: string | undefined;
   }) {
     this.config = init.config;
     this.routes = compileRouteTable(init.routes);
     this.#compiled = init.routes;
-    this.endpoints = compileEndpoints(init.config);
+    this.endpoints = compileEndpoints(init.config, init.loginPage, this.routes);
     this.users = init.users;
     this.codec = init.codec;
     this.origins = new Set(
@@ -181,7 +182,15 @@ export class Runtime {
         if (r.balancer && old) r.balancer.adopt(old);
       }
     }
-    return new Runtime({ config, routes: compiled, users, codec, dummyHash, dummyParams });
+    return new Runtime({
+      config,
+      routes: compiled,
+      users,
+      codec,
+      dummyHash,
+      dummyParams,
+      loginPage: snapshot.loginPage,
+    });
   }
 }
 
