@@ -91,7 +91,7 @@ t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
     'config.json': JSON.stringify({
       secret: SECRET,
       users: [],
-      login_redirect_url: 'https://example.com/',
+      redis: 'redis://127.0.0.1:6379',
     }),
     'routes.yml': `${VALID_ROUTES}    cache: true\n`,
   });
@@ -99,7 +99,7 @@ t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
   t.equal(res.code, 0, res.stderr);
   t.match(
     res.stderr,
-    `warning: ${join(dir, 'config.json')}: login_redirect_url: has no effect yet`,
+    `warning: ${join(dir, 'config.json')}: redis: has no effect yet`,
   );
   t.match(res.stderr, `warning: ${join(dir, 'routes.yml')}: routes[0].cache: has no effect yet`);
 });
@@ -131,12 +131,12 @@ t.test(
     const upstream = await startUpstream();
     t.teardown(() => upstream.close());
     const routes = `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n    secure: false\n`;
-    const noEffect = { login_redirect_url: 'https://example.com/' };
+    const noEffect = { redis: 'redis://127.0.0.1:6379' };
     const gw = await startGateway({ routes, config: noEffect });
     t.teardown(() => gw.stop());
     t.match(
       gw.output(),
-      /config\.json: login_redirect_url: has no effect yet/,
+      /config\.json: redis: has no effect yet/,
       'the start logs the warning',
     );
 
