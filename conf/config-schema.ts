@@ -158,6 +158,11 @@ export const configSchema = z.strictObject({
   csrf_single_use: z.boolean().default(false),
   login_redirect_url: optionalText(redirectUrl),
   logout_redirect_url: optionalText(redirectUrl),
+  /**
+   * Ours: the page of failed browser logins and of `GET /auth` in session-cookie mode, a file
+   * (relative to the config dir) with an error block, read at every load (conf/login-page.ts).
+   */
+  login_page: optionalText(noControlChars('a file name')),
   cors_origins: z.array(origin).default([]),
   ratelimit_auth: rateLimitSchema.prefault({}),
   ratelimit_proxy: rateLimitSchema.prefault({}),

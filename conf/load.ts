@@ -5,9 +5,11 @@ import type { ConfigIssue } from './config-error.js';
 import { ConfigError } from './config-error.js';
 import { deepFreeze } from './deep-freeze.js';
 import { JsonSyntaxError, scanJson } from './json-source.js';
+import { readLoginPage } from './login-page.js';
 import type { ConfigFiles, ParsedConfig } from './parse.js';
 import { parseConfig } from './parse.js';
 import { type RouteFiles, readRouteFiles, routeTlsWarnings } from './route-tls.js';
+import { sessionWarnings } from './session-warnings.js';
 import { type CheckedTlsPair, checkTlsFiles } from './tls-files.js';
 
 /** A validated config dir, plus the raw values that edges re-validate from an IPC snapshot. */
@@ -18,6 +20,8 @@ export interface LoadedConfig extends ParsedConfig {
   tls?: CheckedTlsPair | undefined;
   /** The bytes of the routes' `cert` and `ca` files, checked (conf/route-tls.ts). */
   routeFiles: RouteFiles;
+  /** The text of config.json's `login_page`, checked (conf/login-page.ts); undefined unset. */
+  loginPage: string | undefined;
 }
 
 type Read = { ok: true; value: unknown } | { ok: false; issue: ConfigIssue } | { ok: 'missing' };
@@ -25,7 +29,7 @@ type Read = { ok: true; value: unknown } | { ok: false; issue: ConfigIssue } | {
 /**
  * Reads and validates `<dir>/config.json` and `<dir>/routes.yml`, and with `tls` on the
  * certificate pair in `<dir>/certs` (see checkTlsFiles), and the files routes name for upstream
- * TLS (`cert`, `ca`: see readRouteFiles). This is the one validation that both
+ * TLS (`cert`, `ca`: see readRouteFiles), and the `login_page` file (readLoginPage). This is the one validation that both
  * `check-config` and `run` (start and reload) go through. A missing routes.yml is an empty
  * route list (with a warning); a missing config.json, a syntax error or an invalid value is a
  * ConfigError.
@@ -48,6 +52,7 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
   const raw = { config: config.value, routes: routes.ok === true ? (routes.value ?? null) : null };
   const parsed = parseConfig(raw.config, raw.routes, files);
   const routeFiles = await readRouteFiles(parsed.routes, files.routes);
+  const loginPage = await readLoginPage(parsed.config, files.config);
   const tls = parsed.config.tls ? await checkTlsFiles(dir) : { files: undefined, warnings: [] };
   const warnings = [
     ...(routes.ok === 'missing'
@@ -56,8 +61,9 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
     ...parsed.warnings,
     ...routeTlsWarnings(parsed.routes, files.routes),
     ...tls.warnings,
+    ...sessionWarnings(parsed.config, parsed.routes, files.config),
   ];
-  return deepFreeze({ ...parsed, warnings, raw, files, tls: tls.files, routeFiles });
+  return deepFreeze({ ...parsed, warnings, raw, files, tls: tls.files, routeFiles, loginPage });
 }
 
 async function readDocument(

@@ -81,13 +81,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NO_EFFECT}revocations are kept per node, their Redis sync is not built`,
   },
   {
-    key: 'logout_redirect_url',
-    scope: 'config',
-    level: 'warning',
-    on: (c) => c.logout_redirect_url !== undefined,
-    message: `${NO_EFFECT}logout redirects belong to session-cookie mode, which is not built`,
-  },
-  {
     key: 'csrf_token',
     scope: 'config',
     level: 'warning',

@@ -85,6 +85,11 @@ export const ERRORS = {
   REVOCATION_NOT_FOUND: { status: 404, message: 'No such revocation is in force' },
   USER_NOT_FOUND: { status: 404, message: 'No user of this name in config.json' },
   TOTP_NOT_FOUND: { status: 404, message: 'This user has no TOTP secret in the store' },
+  SESSION_NEEDS_HTTPS: {
+    status: 403,
+    message:
+      'session cookies need HTTPS: serve the gateway with tls: true, or list the TLS proxy in front of it in trusted_proxies',
+  },
   IP_NOT_ALLOWED: { status: 403, message: 'This client address may not log in as this user' },
   USER_NOT_ALLOWED: { status: 403, message: 'This user may not access this route' },
   FILTER_DENIED: { status: 403, message: "The request does not pass this route's filters" },

@@ -20,6 +20,8 @@ export interface ConfigSnapshot {
   raw: { config: unknown; routes: unknown };
   /** The routes' `cert` and `ca` files as the supervisor checked them: base64 by absolute path. */
   routeFiles?: Readonly<Record<string, string>>;
+  /** config.json's `login_page` as the supervisor checked it (conf/login-page.ts). */
+  loginPage?: string;
 }
 
 /** The certificate pair an edge loads: validated copies owned by the supervisor. */
@@ -232,6 +234,7 @@ const snapshotSchema = z.strictObject({
   files: z.strictObject({ config: z.string(), routes: z.string() }),
   raw: z.strictObject({ config: z.unknown(), routes: z.unknown() }),
   routeFiles: z.record(z.string(), z.string()).optional(),
+  loginPage: z.string().optional(),
 });
 const tlsSchema = z.strictObject({
   certFile: z.string().min(1),

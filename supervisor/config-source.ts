@@ -62,6 +62,7 @@ export class ConfigSource {
         files: loaded.files,
         raw: loaded.raw,
         routeFiles: loaded.routeFiles,
+        ...(loaded.loginPage === undefined ? {} : { loginPage: loaded.loginPage }),
       },
       instances: config.num_instances,
       cryptoThreads: config.worker,

@@ -69,8 +69,10 @@ export class Reloader {
       if (
         plan.processKey === running.processKey &&
         JSON.stringify(plan.snapshot.raw) === JSON.stringify(running.snapshot.raw) &&
-        // A route's client certificate or CA file replaced on disk is a change too.
-        JSON.stringify(plan.snapshot.routeFiles) === JSON.stringify(running.snapshot.routeFiles)
+        // A route's client certificate or CA file, or the login page, replaced on disk is a
+        // change too.
+        JSON.stringify(plan.snapshot.routeFiles) === JSON.stringify(running.snapshot.routeFiles) &&
+        plan.snapshot.loginPage === running.snapshot.loginPage
       ) {
         log.info('reload: configuration and certificates unchanged', {
           reload: 'unchanged',

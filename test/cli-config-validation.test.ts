@@ -88,16 +88,13 @@ t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
     'config.json': JSON.stringify({
       secret: SECRET,
       users: [],
-      login_redirect_url: 'https://example.com/',
+      redis: 'redis://127.0.0.1:6379',
     }),
     'routes.yml': `${VALID_ROUTES}    cache: true\n`,
   });
   const res = await runCli(['check-config', '--config-dir', dir]);
   t.equal(res.code, 0, res.stderr);
-  t.match(
-    res.stderr,
-    `warning: ${join(dir, 'config.json')}: login_redirect_url: has no effect yet`,
-  );
+  t.match(res.stderr, `warning: ${join(dir, 'config.json')}: redis: has no effect yet`);
   t.match(res.stderr, `warning: ${join(dir, 'routes.yml')}: routes[0].cache: has no effect yet`);
 });
 
@@ -128,14 +125,10 @@ t.test(
     const upstream = await startUpstream();
     t.teardown(() => upstream.close());
     const routes = `routes:\n  - prefix: /api\n    target: ${upstream.origin}\n    secure: false\n`;
-    const noEffect = { login_redirect_url: 'https://example.com/' };
+    const noEffect = { redis: 'redis://127.0.0.1:6379' };
     const gw = await startGateway({ routes, config: noEffect });
     t.teardown(() => gw.stop());
-    t.match(
-      gw.output(),
-      /config\.json: login_redirect_url: has no effect yet/,
-      'the start logs the warning',
-    );
+    t.match(gw.output(), /config\.json: redis: has no effect yet/, 'the start logs the warning');
 
     const before = JSON.parse(await readFile(join(gw.configDir, 'config.json'), 'utf8')) as {
       port: number;

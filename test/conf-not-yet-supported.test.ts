@@ -32,11 +32,6 @@ const CASES: Record<string, Case> = {
     key: 'redis',
     off: [{ redis: '' }, { redis: null }],
   },
-  logout_redirect_url: {
-    on: { logout_redirect_url: 'https://a.test/bye' },
-    key: 'logout_redirect_url',
-    off: [{ logout_redirect_url: null }],
-  },
   csrf_token: {
     on: { csrf_token: false },
     key: 'csrf_token',

@@ -1,27 +1,25 @@
 /*
- * The admin API (`/adm/*`) and `/logout`. Every admin call is checked (requireAdmin, a step of
+ * The admin API (`/adm/*`). Every admin call is checked (requireAdmin, a step of
  * every /adm endpoint in endpoints.ts), in this order and before any body is read: the API is
  * on (`token_admin` non-empty), the client address is in `admin_allow` (when set), and exactly
  * one `X-Auth-Token` header equals `token_admin` (SHA-256 of both compared in constant time,
  * so neither the length nor a prefix leaks), under the login lockout.
  *
- * Revocations are written by the supervisor, the store's only writer: an edge asks it, the
- * supervisor commits the change to the store, sends it to every edge and waits for them, then
- * answers. So when the client gets its 200 the change is durable and in force on every edge.
+ * Revocations are written by the supervisor, the store's only writer (revocation-ask.ts): when
+ * the client gets its 200 the change is durable and in force on every edge.
  */
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { TOKEN_EXPIRY_MAX_SECONDS } from '../conf/config-schema.js';
 import { GatewayError, refusal } from '../shared/errors.js';
-import type { AnswerValues, RevocationChange } from '../shared/ipc.js';
+import type { RevocationChange } from '../shared/ipc.js';
 import { StoreError } from '../shared/store.js';
 import { formatRfc3339 } from '../shared/time-format.js';
 import { usernameProblem } from '../shared/username.js';
 import { checkUnderLockout } from './login-lockout.js';
 import type { RequestContext } from './request-context.js';
-import { authenticateBearer } from './steps/credential.js';
-import { AskError } from './supervisor-link.js';
+import { changeRevocations } from './revocation-ask.js';
 import { header, readBody, sendJson, singleHeader } from './uws-io.js';
 
 /** What the admin API needs of a config generation; undefined when `token_admin` is empty. */
@@ -45,8 +43,6 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-/** How long an edge waits for the supervisor to store and spread a change. */
-const ASK_TIMEOUT_MS = 5_000;
 /** Page sizes of the listing endpoints: default and maximum. */
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1_000;
@@ -143,31 +139,6 @@ const revokeBody = z.strictObject({
   exp: z.unknown().optional(),
 });
 
-/**
- * Stores a change through the supervisor and resolves with what was stored (the supervisor
- * never shortens a revocation, see supervisor/store-keeper.ts); 503 STORE_UNAVAILABLE when it
- * could not.
- */
-async function change(
-  ctx: RequestContext,
-  c: RevocationChange,
-): Promise<AnswerValues['change-revocations']> {
-  try {
-    return await ctx.services.supervisor.ask(
-      { type: 'change-revocations', change: c },
-      ASK_TIMEOUT_MS,
-    );
-  } catch (err) {
-    if (!(err instanceof AskError)) throw err;
-    ctx.services.log.error('revocation change failed', {
-      op: c.op,
-      code: err.code,
-      reason: err.message,
-    });
-    throw new GatewayError('STORE_UNAVAILABLE', { cause: err });
-  }
-}
-
 const JSON_ONLY = new GatewayError('UNSUPPORTED_MEDIA_TYPE', {
   detail: 'the admin API takes application/json',
 });
@@ -210,7 +181,7 @@ async function revoke(ctx: RequestContext): Promise<void> {
     const user = usernameOf(username);
     // Kept while a token issued up to now may still be alive here (or on a node like this one).
     const until = Math.max(services.store.latestExpiryOf(user) ?? 0, now + expiry);
-    const done = await change(ctx, {
+    const done = await changeRevocations(ctx, {
       op: 'revoke-user',
       user,
       notBefore: now,
@@ -249,7 +220,12 @@ async function revoke(ctx: RequestContext): Promise<void> {
   let unconfirmed = 0;
   // A known token that already expired is refused anyway: nothing to store.
   if (until > now) {
-    const done = await change(ctx, { op: 'revoke-token', tokenId, until, revokedAt: now });
+    const done = await changeRevocations(ctx, {
+      op: 'revoke-token',
+      tokenId,
+      until,
+      revokedAt: now,
+    });
     until = (done.change as RevocationChange & { op: 'revoke-token' }).until;
     unconfirmed = done.unconfirmed;
   }
@@ -323,7 +299,7 @@ export function handleLiftRevocation(ctx: RequestContext): Promise<void> {
 }
 
 async function lift(ctx: RequestContext, c: RevocationChange & { op: 'lift-token' | 'lift-user' }) {
-  if (!(await change(ctx, c)).changed) throw refusal('REVOCATION_NOT_FOUND');
+  if (!(await changeRevocations(ctx, c)).changed) throw refusal('REVOCATION_NOT_FOUND');
   const named = c.op === 'lift-token' ? { token_id: c.tokenId } : { username: c.user };
   sendJson(
     ctx.ex,
@@ -382,15 +358,4 @@ export function handleStats(ctx: RequestContext): undefined {
   }
   sendJson(ctx.ex, 200, JSON.stringify(body), extra);
   return undefined;
-}
-
-/** GET or POST /logout with a bearer token: revokes that token until its expiry. */
-export function handleLogout(ctx: RequestContext): Promise<void> {
-  const session = authenticateBearer(ctx);
-  return logout(ctx, session.tokenId, session.exp);
-}
-
-async function logout(ctx: RequestContext, tokenId: string, exp: number): Promise<void> {
-  await change(ctx, { op: 'revoke-token', tokenId, until: exp, revokedAt: nowSeconds() });
-  sendJson(ctx.ex, 200, JSON.stringify({ logged_out: true, token_id: tokenId }));
 }

@@ -105,15 +105,35 @@ function formatIp(bytes: Uint8Array): string {
 }
 
 /**
+ * Whether a trusted peer's headers say the client used https: every entry of every
+ * `X-Forwarded-Proto` line is `https` (case-insensitive; a proxy that appends its own scheme
+ * after the client's makes a list, and one `http` in it means a hop was plain), or, without
+ * that header, every element of `Forwarded` has `proto=https` (RFC 7239 section 5.4). No
+ * header, an empty one, or any other value is false: the caller then treats the request as
+ * plain HTTP. Only call it when the socket peer is in `trusted_proxies`.
+ */
+export function forwardedHttps(headers: readonly string[]): boolean {
+  const xfp = listEntries(headers, 'x-forwarded-proto');
+  if (xfp.length > 0) return xfp.every((p) => p.toLowerCase() === 'https');
+  const protos = forwardedParams(headers, 'proto');
+  return protos.length > 0 && protos.every((p) => p?.toLowerCase() === 'https');
+}
+
+/**
  * The `for=` value of each element of every `Forwarded` line, in order (RFC 7239 section 4):
  * unquoted, or null for an element with no `for=`, more than one, or a syntax error. Each line
  * is parsed on its own, so a quote left open by a client cannot swallow a line a proxy added;
  * within a line it swallows the rest of the line, which then names no address (the walk stops).
  */
 export function forwardedForValues(headers: readonly string[]): (string | null)[] {
+  return forwardedParams(headers, 'for');
+}
+
+/** As {@link forwardedForValues}, for the parameter `param` (lower case) of each element. */
+function forwardedParams(headers: readonly string[], param: string): (string | null)[] {
   const out: (string | null)[] = [];
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === 'forwarded') parseForwardedLine(headers[i + 1]!, out);
+    if (headers[i] === 'forwarded') parseForwardedLine(headers[i + 1]!, param, out);
   }
   return out;
 }
@@ -129,7 +149,7 @@ function sticky(re: RegExp, text: string, at: number): RegExpExecArray | null {
   return re.exec(text);
 }
 
-function parseForwardedLine(line: string, out: (string | null)[]): void {
+function parseForwardedLine(line: string, param: string, out: (string | null)[]): void {
   let at = 0;
   while (at <= line.length) {
     at += sticky(OWS, line, at)![0].length;
@@ -138,7 +158,7 @@ function parseForwardedLine(line: string, out: (string | null)[]): void {
       at++; // an empty element
       continue;
     }
-    const element = parseElement(line, at);
+    const element = parseElement(line, at, param);
     out.push(element.value);
     if (element.end === -1) return;
     at = element.end + 1;
@@ -146,16 +166,21 @@ function parseForwardedLine(line: string, out: (string | null)[]): void {
 }
 
 /**
- * One element from `at`: its `for=` value (or null) and the index of the `,` that ends it (-1
- * at the end of the line, or when an open quote makes the rest of the line unreadable).
+ * One element from `at`: its `param` value (or null: absent, repeated, or a syntax error) and
+ * the index of the `,` that ends it (-1 at the end of the line, or when an open quote makes the
+ * rest of the line unreadable).
  */
-function parseElement(line: string, at: number): { value: string | null; end: number } {
+function parseElement(
+  line: string,
+  at: number,
+  param: string,
+): { value: string | null; end: number } {
   let value: string | null = null;
-  let fors = 0;
+  let seen = 0;
   for (;;) {
     at += sticky(OWS, line, at)![0].length;
     if (at === line.length || line[at] === ',') {
-      return { value: fors === 1 ? value : null, end: at === line.length ? -1 : at };
+      return { value: seen === 1 ? value : null, end: at === line.length ? -1 : at };
     }
     // Pairs are optional between semicolons (`for=a;;by=b`, section 4).
     if (line[at] === ';') {
@@ -168,8 +193,8 @@ function parseElement(line: string, at: number): { value: string | null; end: nu
     const match = sticky(line[at] === '"' ? QUOTED : BARE_VALUE, line, at);
     if (match === null) return broken(line, at);
     at += match[0].length;
-    if (name[0].toLowerCase() === 'for') {
-      fors++;
+    if (name[0].toLowerCase() === param) {
+      seen++;
       // Only QUOTED has a group: its content, quoted-pairs undone.
       value = match[1] === undefined ? match[0] : match[1].replace(/\\(.)/g, '$1');
     }

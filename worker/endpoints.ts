@@ -9,16 +9,20 @@ import { GatewayError } from '../shared/errors.js';
 import {
   handleLiftRevocation,
   handleListRevocations,
-  handleLogout,
   handleRevoke,
   handleStats,
   requireAdmin,
 } from './admin-endpoints.js';
 import { handleLogin } from './auth-handler.js';
 import { addressKey } from './client-address.js';
+import { LoginPages } from './login-page.js';
+import { handleLogout } from './logout.js';
 import { type Handler, runSteps, type Step } from './pipeline.js';
 import { compilePolicy } from './rate-limiter.js';
 import type { RequestContext } from './request-context.js';
+import type { RouteTable } from './route-table.js';
+import type { CompiledRoute } from './runtime.js';
+import { sessionAuthHandlers } from './session-login.js';
 import { handleTotpEnrol, handleTotpRemove, handleTotpReset } from './totp-endpoints.js';
 
 /** One reserved path: its handlers by method, and the steps every method runs first. */
@@ -68,15 +72,36 @@ export function isAdminPath(path: string): boolean {
   return path === ADMIN_PREFIX || path.startsWith(`${ADMIN_PREFIX}/`);
 }
 
-/** The reserved paths of a config generation (later: health, by config). */
-export function compileEndpoints(config: Config): ReadonlyMap<string, Endpoint> {
+/** Exact paths the gateway answers itself (besides the `/adm` subtree). */
+const RESERVED = new Set(['/auth', '/logout']);
+
+/**
+ * The reserved paths of a config generation (later: health, by config). `loginPage`: the
+ * `login_page` file's text; `routes`: this generation's routes (where the login page of
+ * session-cookie mode may come from, login-page.ts).
+ */
+export function compileEndpoints(
+  config: Config,
+  loginPage: string | undefined,
+  routes: RouteTable<CompiledRoute>,
+): ReadonlyMap<string, Endpoint> {
   const limited = authLimit(config);
   // Every /adm endpoint is declared here, so none can miss the admin check; the one user
   // operation below it, TOTP enrolment, checks a password instead (rate limit and lockout).
   const admin = (path: string, methods: Record<string, Handler>) =>
     endpoint(path, methods, [...limited, requireAdmin]);
   const list = [
-    endpoint('/auth', { POST: handleLogin }, limited),
+    // Session-cookie mode runs the limit inside POST: GET /auth (the login page) is not limited.
+    config.session_cookie
+      ? endpoint(
+          '/auth',
+          sessionAuthHandlers(
+            config,
+            limited,
+            new LoginPages(config, loginPage, routes, (p) => RESERVED.has(p) || isAdminPath(p)),
+          ),
+        )
+      : endpoint('/auth', { POST: handleLogin }, limited),
     endpoint('/logout', { GET: handleLogout, POST: handleLogout }),
     admin('/adm/revoke', { POST: handleRevoke }),
     // Listings answer HEAD as GET (same head, no body: uws-io.ts); /logout does not, a HEAD

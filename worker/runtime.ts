@@ -111,11 +111,12 @@ export class Runtime {
     totpKey: Uint8Array;
     dummyHash: string;
     dummyParams: string | undefined;
+    loginPage: string | undefined;
   }) {
     this.config = init.config;
     this.routes = compileRouteTable(init.routes);
     this.#compiled = init.routes;
-    this.endpoints = compileEndpoints(init.config);
+    this.endpoints = compileEndpoints(init.config, init.loginPage, this.routes);
     this.users = init.users;
     this.codec = init.codec;
     this.totpKey = init.totpKey;
@@ -208,6 +209,7 @@ export class Runtime {
       totpKey,
       dummyHash,
       dummyParams,
+      loginPage: snapshot.loginPage,
     });
   }
 }

@@ -70,8 +70,11 @@ export function sessionCookieToken(ctx: RequestContext): string | undefined {
   return first.length > 0 ? first : undefined;
 }
 
-/** The session of one token of ours: TOKEN_INVALID or TOKEN_REVOKED otherwise. */
-function authenticateToken(ctx: RequestContext, token: string): Session {
+/**
+ * The session of one token of ours (its user set on `ctx`): TOKEN_INVALID or TOKEN_REVOKED
+ * otherwise.
+ */
+export function authenticateToken(ctx: RequestContext, token: string): Session {
   const { rt, services } = ctx;
   const now = nowSeconds();
   const session = services.sessions.authenticate(rt.codec, token, now);
