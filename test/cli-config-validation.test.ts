@@ -97,10 +97,7 @@ t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
   });
   const res = await runCli(['check-config', '--config-dir', dir]);
   t.equal(res.code, 0, res.stderr);
-  t.match(
-    res.stderr,
-    `warning: ${join(dir, 'config.json')}: redis: has no effect yet`,
-  );
+  t.match(res.stderr, `warning: ${join(dir, 'config.json')}: redis: has no effect yet`);
   t.match(res.stderr, `warning: ${join(dir, 'routes.yml')}: routes[0].cache: has no effect yet`);
 });
 
@@ -134,11 +131,7 @@ t.test(
     const noEffect = { redis: 'redis://127.0.0.1:6379' };
     const gw = await startGateway({ routes, config: noEffect });
     t.teardown(() => gw.stop());
-    t.match(
-      gw.output(),
-      /config\.json: redis: has no effect yet/,
-      'the start logs the warning',
-    );
+    t.match(gw.output(), /config\.json: redis: has no effect yet/, 'the start logs the warning');
 
     const before = JSON.parse(await readFile(join(gw.configDir, 'config.json'), 'utf8')) as {
       port: number;
