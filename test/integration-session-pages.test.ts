@@ -325,6 +325,19 @@ t.test('without logout_redirect_url a logout answers 200', async (t) => {
   t.equal(out.headers.location, undefined);
   t.same(cookies(out), [EXPIRED]);
   t.equal((JSON.parse(out.body) as { logged_out: boolean }).logged_out, true);
+  const browserToken = await cookieLogin(builtin);
+  const page = await fresh(builtin, '/logout', {
+    headers: { cookie: `session_token=${browserToken}`, accept: BROWSER_ACCEPT },
+  });
+  t.equal(page.status, 200, "a browser's navigation");
+  t.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+  t.match(page.body, '<a href="/auth">Sign in again</a>', 'gets the signed-out page');
+  t.match(page.headers['content-security-policy'], /^default-src 'none'/);
+  t.same(cookies(page), [EXPIRED]);
+  const after = await fresh(builtin, '/api/x', {
+    headers: { cookie: `session_token=${browserToken}` },
+  });
+  t.equal(errorOf(after), 'TOKEN_REVOKED');
 });
 
 t.test('plain HTTP: loopback hosts log in, other hosts are told to use HTTPS', async (t) => {

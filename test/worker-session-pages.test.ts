@@ -10,7 +10,12 @@ import { parseConfig } from '../conf/parse.js';
 import { ERROR_BLOCK_BEGIN, ERROR_BLOCK_END, renderErrorBlock } from '../shared/error-block.js';
 import type { ConfigSnapshot } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
-import { BUILTIN_STYLE_SOURCE, builtinLoginPage, signedInPage } from '../worker/builtin-pages.js';
+import {
+  BUILTIN_STYLE_SOURCE,
+  builtinLoginPage,
+  signedInPage,
+  signedOutPage,
+} from '../worker/builtin-pages.js';
 import { forwardedHttps } from '../worker/client-address.js';
 import { LoginPages, type Page } from '../worker/login-page.js';
 import { builtinPageHeaders, isBrowserForm, operatorPageHeaders } from '../worker/page-answer.js';
@@ -139,6 +144,9 @@ t.test('the built-in login page: self-contained, accessible, with an error block
   t.match(signed, '<strong>&lt;b&gt;al&quot;ice&lt;/b&gt;</strong>', 'the name is escaped');
   t.match(signed, '<a href="/logout">');
   t.notMatch(signed, /<form/, 'links only: a form would be subject to form-action on redirect');
+  const out = signedOutPage();
+  t.match(out, '<a href="/auth">Sign in again</a>');
+  t.equal(/<style>([\s\S]*)<\/style>/.exec(out)?.[1], style, 'the same style, the same hash');
 });
 
 function configOf(extra: Record<string, unknown>) {

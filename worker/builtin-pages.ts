@@ -87,3 +87,13 @@ export function signedInPage(username: string): string {
 <p><a href="/logout">Sign out</a></p>`,
   );
 }
+
+/** The page of a browser's logout when `logout_redirect_url` is not set. */
+export function signedOutPage(): string {
+  return document(
+    'Signed out',
+    `<h1>Signed out</h1>
+<p>You are signed out.</p>
+<p><a href="/auth">Sign in again</a></p>`,
+  );
+}

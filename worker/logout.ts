@@ -5,7 +5,8 @@
  * session cookie. The session's token is revoked until its expiry (revocation-ask.ts: on every
  * edge before the answer), then: in session-cookie mode the cookie is expired, and the answer is
  * 302 to `logout_redirect_url` when it is set, else 200 `{"logged_out": true, "token_id",
- * "token_ids"}`.
+ * "token_ids"}` (in session-cookie mode a browser's navigation, Accept naming text/html, gets
+ * the built-in "signed out" page instead).
  *
  * Bearer requests keep their refusals (401 TOKEN_MISSING, TOKEN_INVALID, TOKEN_REVOKED). A
  * browser, though, is logged out whatever its cookie: one whose cookie expired, was revoked or
@@ -16,6 +17,7 @@
  */
 
 import { GatewayError } from '../shared/errors.js';
+import { acceptsHtml, sendSignedOutPage } from './page-answer.js';
 import type { RequestContext } from './request-context.js';
 import { changeRevocations } from './revocation-ask.js';
 import type { Session } from './session-cache.js';
@@ -87,6 +89,7 @@ async function logout(ctx: RequestContext, sessions: readonly Session[]): Promis
   const body = JSON.stringify({ logged_out: true, token_id: ids[0] ?? null, token_ids: ids });
   const headers: HeaderPair[] = cookieMode ? [EXPIRE_COOKIE] : [];
   const to = config.logout_redirect_url;
-  if (to === undefined) sendJson(ctx.ex, 200, body, headers);
-  else sendJson(ctx.ex, 302, body, [...headers, ['location', to]]);
+  if (to !== undefined) sendJson(ctx.ex, 302, body, [...headers, ['location', to]]);
+  else if (cookieMode && acceptsHtml(ctx.ex)) sendSignedOutPage(ctx.ex, config, EXPIRE_COOKIE);
+  else sendJson(ctx.ex, 200, body, headers);
 }

@@ -7,7 +7,7 @@
  */
 
 import type { Config } from '../conf/config-schema.js';
-import { BUILTIN_STYLE_SOURCE, signedInPage } from './builtin-pages.js';
+import { BUILTIN_STYLE_SOURCE, signedInPage, signedOutPage } from './builtin-pages.js';
 import { bodyKind } from './credentials.js';
 import { type Exchange, type HeaderPair, header, sendBody } from './uws-io.js';
 
@@ -17,7 +17,11 @@ import { type Exchange, type HeaderPair, header, sendBody } from './uws-io.js';
  * else (JSON, curl's `*\/*`) is an API client and gets JSON.
  */
 export function isBrowserForm(ex: Exchange): boolean {
-  if (bodyKind(header(ex, 'content-type')) !== 'form') return false;
+  return bodyKind(header(ex, 'content-type')) === 'form' && acceptsHtml(ex);
+}
+
+/** Whether an `Accept` header of the request names `text/html` (a browser's navigation). */
+export function acceptsHtml(ex: Exchange): boolean {
   const h = ex.headers;
   for (let i = 0; i < h.length; i += 2) {
     if (h[i] === 'accept' && /(?:^|[\s,])text\/html(?:$|[\s,;])/i.test(h[i + 1]!)) return true;
@@ -92,4 +96,12 @@ export function sendSignedInPage(
   cookie: HeaderPair,
 ): void {
   sendPage(ex, 200, signedInPage(username), builtinPageHeaders(config), [cookie]);
+}
+
+/**
+ * A browser's logout (session-cookie mode) when `logout_redirect_url` is not set: the built-in
+ * "signed out" page (200) with the expired cookie, instead of the JSON that API clients get.
+ */
+export function sendSignedOutPage(ex: Exchange, config: Config, cookie: HeaderPair): void {
+  sendPage(ex, 200, signedOutPage(), builtinPageHeaders(config), [cookie]);
 }
