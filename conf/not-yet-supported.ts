@@ -91,13 +91,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     on: (c) => c.cors_origins.length > 0,
     message: `${NOT_SUPPORTED}CORS is not built, so no Access-Control-* header would be sent`,
   },
-  {
-    key: 'session_cookie',
-    scope: 'config',
-    level: 'error',
-    on: (c) => c.session_cookie && c.csrf_token,
-    message: `${NOT_SUPPORTED}CSRF checks are not built, so cookie-authenticated requests would pass without a CSRF token (set csrf_token: false to use cookies without them)`,
-  },
   // config.json, warnings
   {
     key: 'log.type',

@@ -1,6 +1,7 @@
 import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
 import { credential } from './steps/credential.js';
+import { csrfPlaceholders } from './steps/csrf-placeholders.js';
 import { bodyFilters, methodFilters, requestFilters } from './steps/filters.js';
 import { rateLimit } from './steps/rate-limit.js';
 import { tokenUses } from './steps/token-uses.js';
@@ -19,4 +20,5 @@ export const ROUTE_FEATURES: readonly RouteFeature[] = [
   requestFilters,
   bodyFilters,
   tokenUses,
+  csrfPlaceholders,
 ];
