@@ -30,6 +30,8 @@ export interface GatewayConfigParams {
   readonly stats?: boolean;
   /** `ratelimit_proxy` in config.json. */
   readonly ratelimitProxy?: RateLimitBlock;
+  /** `session_cookie: true` in config.json (CSRF on, its default). */
+  readonly sessionCookie?: boolean;
 }
 
 /** A config.json rate-limit block. */
@@ -50,6 +52,8 @@ export interface GatewayFeatures {
   backends?: readonly { port: number; weight: number }[];
   /** `filters` lines of the route (routes.yml, indented under it). */
   filters?: readonly string[];
+  /** Session-cookie mode: the service also carries the session cookie of its login. */
+  sessionCookie?: boolean;
 }
 
 /** The route's filters of the `gateway-filters` service: method and header, both pass. */
@@ -88,6 +92,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     timezone: 'UTC',
     ...(p.stats ? { stats: true } : {}),
     ...(p.ratelimitProxy ? { ratelimit_proxy: p.ratelimitProxy } : {}),
+    ...(p.sessionCookie ? { session_cookie: true } : {}),
     users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
   };
   return `${JSON.stringify(config, null, 2)}\n`;
@@ -140,7 +145,8 @@ export async function startGateway(
     | 'gateway-refusing'
     | 'gateway-balanced'
     | 'gateway-filters'
-    | 'gateway-filters-body',
+    | 'gateway-filters-body'
+    | 'gateway-csrf',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -164,6 +170,7 @@ export async function startGateway(
       instances,
       stats: features.stats,
       ratelimitProxy: features.ratelimitProxy,
+      sessionCookie: features.sessionCookie,
     },
     upstreamPort,
     features.backends,
@@ -196,7 +203,7 @@ export async function startGateway(
         timeoutMs: READY_TIMEOUT_MS,
         process: proc,
       });
-    const token = await logIn(baseUrl, login);
+    const { token, cookie } = await logIn(baseUrl, login);
     if (features.spendFirst) {
       const res = await fetch(`${baseUrl}${GATEWAY_PREFIX}/`, {
         headers: { authorization: `Bearer ${token}` },
@@ -207,6 +214,7 @@ export async function startGateway(
       name,
       baseUrl,
       authHeaders: { authorization: `Bearer ${token}` },
+      ...(cookie === undefined ? {} : { cookieHeaders: { cookie } }),
       pid: proc.child.pid,
     };
   } catch (err) {
@@ -293,10 +301,11 @@ function jsonPost(body: unknown): {
   };
 }
 
+/** Logs in; the token, and the `session_token=...` pair when the gateway set the cookie. */
 async function logIn(
   baseUrl: string,
   login: { username: string; password: string },
-): Promise<string> {
+): Promise<{ token: string; cookie: string | undefined }> {
   const res = await fetch(`${baseUrl}/auth`, jsonPost(login));
   const text = await res.text();
   if (res.status !== 200) {
@@ -309,7 +318,8 @@ async function logIn(
       `POST /auth answered 200 without a token: ${text.slice(0, 200)}`,
     );
   }
-  return token;
+  const set = res.headers.getSetCookie().find((c) => c.startsWith('session_token='));
+  return { token, cookie: set?.split(';')[0] };
 }
 
 async function tail(path: string, lines: number): Promise<string> {

@@ -148,6 +148,7 @@ async function startServices(
     ['gateway-refusing', { ratelimitProxy: BENCH_REFUSING_LIMIT, spendFirst: true }],
     ['gateway-filters', { filters: BENCH_HEAD_FILTERS }],
     ['gateway-filters-body', { filters: BENCH_BODY_FILTERS }],
+    ['gateway-csrf', { sessionCookie: true }],
   ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
   for (const [name, features] of featured) {
     if (!uses(entries, name)) continue;

@@ -8,6 +8,8 @@ export interface Service {
   readonly baseUrl: string;
   /** Headers a scenario with `auth: 'bearer'` sends; absent for services without auth. */
   readonly authHeaders?: Readonly<Record<string, string>>;
+  /** Headers a scenario with `auth: 'cookie'` sends (the session cookie of session-cookie mode). */
+  readonly cookieHeaders?: Readonly<Record<string, string>>;
   /** Root of the service's process tree, for CPU accounting. */
   readonly pid?: number | undefined;
   readonly method?: 'GET' | 'POST' | undefined;
@@ -28,16 +30,19 @@ export interface Target {
 
 /** The URL and headers of `scenario` against its started service. */
 export function targetFor(scenario: Scenario, service: Service): Target {
-  if (scenario.auth === 'bearer' && !service.authHeaders) {
+  const credential =
+    scenario.auth === 'bearer'
+      ? service.authHeaders
+      : scenario.auth === 'cookie'
+        ? service.cookieHeaders
+        : {};
+  if (credential === undefined) {
     throw new BenchError(
       'BENCH_NO_AUTH',
-      `${service.name} has no credentials for ${scenario.name}`,
+      `${service.name} has no ${scenario.auth} credentials for ${scenario.name}`,
     );
   }
-  const headers = {
-    ...(scenario.auth === 'bearer' ? (service.authHeaders ?? {}) : {}),
-    ...scenario.headers,
-  };
+  const headers = { ...credential, ...scenario.headers };
   return {
     url: `${service.baseUrl}${scenario.path}`,
     headers,

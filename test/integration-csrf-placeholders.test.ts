@@ -19,7 +19,7 @@ import {
 } from 'node:zlib';
 import t, { type Test } from 'tap';
 import { CSRF_TOKEN_LENGTH, CsrfTokens } from '../worker/csrf-token.js';
-import { logged, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
+import { logged, startGateway, waitFor } from './helpers/gateway.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const SECRET = 'csrf-placeholder-test-secret-0123456789abcdef-0123456789abcdef-0123456789';
@@ -61,11 +61,12 @@ const DECODERS: Record<string, (b: Buffer) => Buffer> = {
   br: brotliDecompressSync,
 };
 
-/** The large page of the backpressure test: base64 of random bytes compresses poorly. */
-const BIG_PAGE = Buffer.from(
-  `<html><input value="{{ csrf_token }}">${randomBytes(30 * 1024 * 1024).toString('base64')}<p>{{csrf_token}}</p></html>`,
-);
-const BIG_GZIP = gzipSync(BIG_PAGE, { level: 1 });
+/**
+ * The large page of the backpressure test (made by that test): base64 of random bytes
+ * compresses poorly, so the gzip body is about 30 MiB too.
+ */
+let BIG_PAGE = Buffer.alloc(0);
+let BIG_GZIP = Buffer.alloc(0);
 let bigWritten = 0;
 
 const upstream = await startUpstream((req, res) => {
@@ -182,17 +183,16 @@ const routes = `routes:
     target: ${upstream.origin}
     secure: false
 `;
-const [gw, noCsrf, noCookie]: RunningGateway[] = (await Promise.all([
-  startGateway({
-    routes,
-    config: { secret: SECRET, session_cookie: true, num_instances: 1, client_timeout: 15_000 },
-  }),
-  startGateway({
-    routes,
-    config: { secret: SECRET, session_cookie: true, csrf_token: false, num_instances: 1 },
-  }),
-  startGateway({ routes, config: { secret: SECRET, num_instances: 1 } }),
-])) as [RunningGateway, RunningGateway, RunningGateway];
+// One at a time: three starting at once on a loaded machine outlast the readiness wait.
+const gw = await startGateway({
+  routes,
+  config: { secret: SECRET, session_cookie: true, num_instances: 1, client_timeout: 15_000 },
+});
+const noCsrf = await startGateway({
+  routes,
+  config: { secret: SECRET, session_cookie: true, csrf_token: false, num_instances: 1 },
+});
+const noCookie = await startGateway({ routes, config: { secret: SECRET, num_instances: 1 } });
 t.teardown(async () => {
   await Promise.all([gw.stop(), noCsrf.stop(), noCookie.stop()]);
   await upstream.close();
@@ -422,6 +422,10 @@ t.test('a corrupt compressed body: 502 before any byte, a cut after; logged', as
 });
 
 t.test('a slow client on a large gzip page: the upstream waits, every byte arrives', async (t) => {
+  BIG_PAGE = Buffer.from(
+    `<html><input value="{{ csrf_token }}">${randomBytes(30 * 1024 * 1024).toString('base64')}<p>{{csrf_token}}</p></html>`,
+  );
+  BIG_GZIP = gzipSync(BIG_PAGE, { level: 1 });
   const received: Buffer[] = [];
   let receivedBytes = 0;
   const done = new Promise<{ headers: IncomingHttpHeaders }>((resolve, reject) => {
