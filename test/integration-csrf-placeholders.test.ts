@@ -68,6 +68,15 @@ const DECODERS: Record<string, (b: Buffer) => Buffer> = {
 let BIG_PAGE = Buffer.alloc(0);
 let BIG_GZIP = Buffer.alloc(0);
 let bigWritten = 0;
+function makeBigPage(): void {
+  if (BIG_PAGE.length > 0) return;
+  BIG_PAGE = Buffer.from(
+    `<html><input value="{{ csrf_token }}">${randomBytes(30 * 1024 * 1024).toString('base64')}<p>{{csrf_token}}</p></html>`,
+  );
+  BIG_GZIP = gzipSync(BIG_PAGE, { level: 1 });
+}
+/** The upstream's answer to /html/big was closed before it was all written. */
+let bigCut = false;
 
 const upstream = await startUpstream((req, res) => {
   const url = req.url ?? '';
@@ -161,6 +170,10 @@ const upstream = await startUpstream((req, res) => {
   }
   if (url === '/html/big') {
     bigWritten = 0;
+    bigCut = false;
+    res.on('close', () => {
+      bigCut = !res.writableFinished;
+    });
     res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip' });
     void (async () => {
       for (const part of split(BIG_GZIP, BIG_GZIP.length / 65536)) {
@@ -422,10 +435,7 @@ t.test('a corrupt compressed body: 502 before any byte, a cut after; logged', as
 });
 
 t.test('a slow client on a large gzip page: the upstream waits, every byte arrives', async (t) => {
-  BIG_PAGE = Buffer.from(
-    `<html><input value="{{ csrf_token }}">${randomBytes(30 * 1024 * 1024).toString('base64')}<p>{{csrf_token}}</p></html>`,
-  );
-  BIG_GZIP = gzipSync(BIG_PAGE, { level: 1 });
+  makeBigPage();
   const received: Buffer[] = [];
   let receivedBytes = 0;
   const done = new Promise<{ headers: IncomingHttpHeaders }>((resolve, reject) => {
@@ -469,3 +479,34 @@ t.test('a slow client on a large gzip page: the upstream waits, every byte arriv
   const sent = BIG_PAGE.subarray(20 + 16, BIG_PAGE.length - (3 + 14 + 11)).toString('latin1');
   t.ok(middle === sent, 'the bytes in between are unchanged');
 });
+
+t.test(
+  'a client gone in the middle of a compressed page: the upstream is dropped too',
+  async (t) => {
+    makeBigPage();
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        `${gw.url}/app/html/big`,
+        { headers: { ...cookie, 'accept-encoding': 'gzip' }, agent: false },
+        (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {});
+      req.on('close', resolve);
+      setTimeout(() => reject(new Error('no answer')), 20_000);
+      req.end();
+    });
+    t.ok(await waitFor(() => bigCut, 10_000), 'the upstream connection was closed early');
+    const after = await get(`${gw.url}/app/html/length`, cookie);
+    t.equal(after.status, 200, 'the edge serves on');
+    const finished = () => logged(gw.output(), { path: '/app/html/big', status: 499 });
+    t.ok(
+      await waitFor(() => finished().length === 1, 5000),
+      'the request is over: logged once as 499',
+    );
+  },
+);
