@@ -22,6 +22,10 @@ export interface Rewrite {
   end(): Buffer;
 }
 
+/**
+ * One compressed body (`coding`: gzip, deflate in either framing, br) rewritten by `rewrite`
+ * into `sink`. The zlib streams are made at the first byte, so an empty body allocates none.
+ */
 export class RecodedBody {
   readonly #coding: Exclude<Coding, 'identity'>;
   readonly #rewrite: Rewrite;
