@@ -31,6 +31,8 @@ export interface ExpectedAnswer {
   readonly body?: string;
   /** Response headers (lower-case names) that must have exactly these values. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** A body that differs per request (a CSRF token) must match this whole. */
+  readonly bodyPattern?: RegExp;
 }
 
 /**
@@ -60,6 +62,42 @@ export const UPSTREAM_PATH = '/hello';
 
 /** Prefix of the gateway route written to routes.yml. */
 export const GATEWAY_PREFIX = '/api';
+
+/** HTML pages the upstream serves (about 20 KiB), with one CSRF placeholder or none, identity or gzip. */
+export const PAGE_PATHS = Object.freeze({
+  placeholder: '/page.html',
+  plain: '/page-plain.html',
+  placeholderGzip: '/page-gzip.html',
+  plainGzip: '/page-plain-gzip.html',
+} as const);
+
+const PLACEHOLDER = '{{ csrf_token }}';
+/** What the plain page has where the other has its placeholder: as many bytes. */
+const NO_PLACEHOLDER = 'no placeholder!!';
+
+/**
+ * The bench's HTML page: a form with a hidden CSRF field, then table rows up to 20 KiB, the
+ * shape of a server-rendered admin page; `placeholder: false` gives the same bytes without it.
+ */
+export function benchPage(placeholder: boolean): string {
+  const head = `<!doctype html><html><head><meta charset="utf-8"><title>Items</title></head><body><form method="post" action="/api/items"><input type="hidden" name="csrf_token" value="${placeholder ? PLACEHOLDER : NO_PLACEHOLDER}"><button>Save</button></form><table>\n`;
+  const tail = '</table></body></html>\n';
+  let rows = '';
+  for (let i = 0; head.length + rows.length + tail.length < 20 * 1024 - 100; i++) {
+    rows += `<tr><td>${i}</td><td><a href="/api/items/${i}">Item ${i}</a></td><td>{ status: active }</td></tr>\n`;
+  }
+  return head + rows + tail;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The placeholder page as the gateway sends it: any 44-character CSRF token in its place. */
+const PAGE_WITH_TOKEN = new RegExp(
+  `^${escapeRegExp(benchPage(true)).replace(escapeRegExp(PLACEHOLDER), '[A-Za-z0-9_-]{44}')}$`,
+);
+const GZIP_HEADER: Readonly<Record<string, string>> = { 'accept-encoding': 'gzip' };
 
 const CLIENT_HEADER: Readonly<Record<string, string>> = { 'x-client': 'bench-1' };
 const JSON_HEADER: Readonly<Record<string, string>> = { 'content-type': 'application/json' };
@@ -192,6 +230,51 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     expect: { status: 200, body: UPSTREAM_BODY },
   },
   {
+    name: 'gateway-page',
+    description:
+      'authenticated GET of the 20 KiB HTML page without a placeholder, CSRF off (plain gateway)',
+    service: 'gateway',
+    path: `${GATEWAY_PREFIX}${PAGE_PATHS.plain}`,
+    auth: 'bearer',
+    expect: { status: 200, body: benchPage(false) },
+  },
+  {
+    name: 'gateway-csrf-page-plain',
+    description:
+      'cookie-authenticated GET of the 20 KiB HTML page without a placeholder, CSRF on (scanned, chunked)',
+    service: 'gateway-csrf',
+    path: `${GATEWAY_PREFIX}${PAGE_PATHS.plain}`,
+    auth: 'cookie-csrf',
+    expect: { status: 200, body: benchPage(false) },
+  },
+  {
+    name: 'gateway-csrf-page',
+    description:
+      'cookie-authenticated GET of the 20 KiB HTML page with one placeholder, replaced by a token',
+    service: 'gateway-csrf',
+    path: `${GATEWAY_PREFIX}${PAGE_PATHS.placeholder}`,
+    auth: 'cookie-csrf',
+    expect: { status: 200, bodyPattern: PAGE_WITH_TOKEN },
+  },
+  {
+    name: 'gateway-csrf-page-plain-gzip',
+    description: 'gateway-csrf-page-plain with a gzip body (decoded, scanned, encoded again)',
+    service: 'gateway-csrf',
+    path: `${GATEWAY_PREFIX}${PAGE_PATHS.plainGzip}`,
+    auth: 'cookie-csrf',
+    headers: GZIP_HEADER,
+    expect: { status: 200, body: benchPage(false) },
+  },
+  {
+    name: 'gateway-csrf-page-gzip',
+    description: 'gateway-csrf-page with a gzip body (decoded, replaced, encoded again)',
+    service: 'gateway-csrf',
+    path: `${GATEWAY_PREFIX}${PAGE_PATHS.placeholderGzip}`,
+    auth: 'cookie-csrf',
+    headers: GZIP_HEADER,
+    expect: { status: 200, bodyPattern: PAGE_WITH_TOKEN },
+  },
+  {
     name: 'nginx-proxy',
     description: 'nginx as a plain reverse proxy (no auth), keep-alive pool to the upstream',
     service: 'nginx',
@@ -241,6 +324,10 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-filters-json', 'gateway-auth-proxy'] as const,
   ['gateway-cors-origin', 'gateway-auth-proxy'] as const,
   ['gateway-csrf-cookie-post', 'gateway-csrf-bearer-post'] as const,
+  ['gateway-csrf-page', 'gateway-csrf-page-plain'] as const,
+  ['gateway-csrf-page-plain', 'gateway-page'] as const,
+  ['gateway-csrf-page-gzip', 'gateway-csrf-page-plain-gzip'] as const,
+  ['gateway-csrf-page-plain-gzip', 'gateway-csrf-page-plain'] as const,
 ]);
 
 /** Weights of the `gateway-balanced` route: the first upstream (also `target`), then the second. */

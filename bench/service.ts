@@ -39,7 +39,7 @@ export function targetFor(scenario: Scenario, service: Service): Target {
   if (!credentials) {
     throw new BenchError(
       'BENCH_NO_AUTH',
-      `${service.name} has no credentials for ${scenario.name}`,
+      `${service.name} has no ${scenario.auth} credentials for ${scenario.name}`,
     );
   }
   const headers = { ...credentials, ...scenario.headers };

@@ -2,13 +2,33 @@
 // it does not share an event loop with the load tool, the runner or the gateway.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { UPSTREAM_BODY, UPSTREAM_PATH } from './scenarios.js';
+import { gzipSync } from 'node:zlib';
+import { benchPage, PAGE_PATHS, UPSTREAM_BODY, UPSTREAM_PATH } from './scenarios.js';
 import type { UpstreamMessage } from './upstream-message.js';
 
 const body = Buffer.from(UPSTREAM_BODY);
 const notFound = Buffer.from('not found');
 
+/** The HTML pages, encoded once: [body, Content-Encoding or undefined]. */
+const pages = new Map<string, [Buffer, string | undefined]>([
+  [PAGE_PATHS.placeholder, [Buffer.from(benchPage(true)), undefined]],
+  [PAGE_PATHS.plain, [Buffer.from(benchPage(false)), undefined]],
+  [PAGE_PATHS.placeholderGzip, [gzipSync(benchPage(true)), 'gzip']],
+  [PAGE_PATHS.plainGzip, [gzipSync(benchPage(false)), 'gzip']],
+]);
+
 const server = createServer((req, res) => {
+  const page = pages.get(req.url ?? '');
+  if (page !== undefined) {
+    const [bytes, coding] = page;
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': bytes.length,
+      ...(coding === undefined ? {} : { 'content-encoding': coding }),
+    });
+    res.end(bytes);
+    return;
+  }
   const ok = req.url === UPSTREAM_PATH;
   res.writeHead(ok ? 200 : 404, {
     'content-type': 'text/plain',

@@ -16,7 +16,10 @@ export function checkAnswer(
     return `expected status ${expect.status}, got ${status} (body: ${JSON.stringify(body.slice(0, 200))})`;
   }
   if (expect.body !== undefined && body !== expect.body) {
-    return `expected body ${JSON.stringify(expect.body)}, got ${JSON.stringify(body.slice(0, 200))}`;
+    return `expected body ${JSON.stringify(expect.body.slice(0, 200))}, got ${JSON.stringify(body.slice(0, 200))}`;
+  }
+  if (expect.bodyPattern !== undefined && !expect.bodyPattern.test(body)) {
+    return `expected a body matching ${String(expect.bodyPattern).slice(0, 200)}, got ${JSON.stringify(body.slice(0, 200))}`;
   }
   for (const [name, value] of Object.entries(expect.headers ?? {})) {
     const got = headers?.get(name) ?? null;

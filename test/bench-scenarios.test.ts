@@ -9,13 +9,16 @@ import {
   summarize,
 } from '../bench/report.js';
 import {
+  benchPage,
   GATEWAY_PREFIX,
+  PAGE_PATHS,
   REFERENCE_SCENARIOS,
   SCENARIOS,
   selectScenarios,
   UPSTREAM_BODY,
   UPSTREAM_PATH,
 } from '../bench/scenarios.js';
+import { targetFor } from '../bench/service.js';
 import { checkAnswer, checkLoadResult } from '../bench/verify.js';
 import { wrkArgs } from '../bench/wrk.js';
 import { parseWrkOutput, parseWrkTime } from '../bench/wrk-output.js';
@@ -84,10 +87,15 @@ t.test('scenario definitions are well formed', async (t) => {
       `${s.name}: known service`,
     );
     t.ok(Number.isInteger(s.expect.status) && s.expect.status >= 100 && s.expect.status < 600);
-    if (s.expect.status < 300) t.equal(s.expect.body, UPSTREAM_BODY, `${s.name}: checks the body`);
     const isGateway = s.service.startsWith('gateway') || s.service === 'baseline';
     if (s.auth !== 'none') t.ok(isGateway, `${s.name}: only gateways take tokens`);
     if (s.auth === 'cookie-csrf') t.equal(s.service, 'gateway-csrf', `${s.name}: cookie mode`);
+    const page = Object.values(PAGE_PATHS).find((p) => s.path === `${GATEWAY_PREFIX}${p}`);
+    if (page !== undefined) {
+      t.ok(s.expect.body !== undefined || s.expect.bodyPattern !== undefined, `${s.name}: body`);
+      continue;
+    }
+    if (s.expect.status < 300) t.equal(s.expect.body, UPSTREAM_BODY, `${s.name}: checks the body`);
     const wantedPath = isGateway ? `${GATEWAY_PREFIX}${UPSTREAM_PATH}` : UPSTREAM_PATH;
     t.equal(s.path, wantedPath, `${s.name}: reaches the upstream's ${UPSTREAM_PATH}`);
   }
@@ -95,6 +103,31 @@ t.test('scenario definitions are well formed', async (t) => {
   t.equal(noToken?.auth, 'none');
   t.equal(noToken?.expect.status, 401);
   t.ok(Object.isFrozen(SCENARIOS), 'the list cannot be changed at run time');
+});
+
+t.test('the CSRF page scenarios: a 20 KiB page, one placeholder or none, checked', async (t) => {
+  const withPlaceholder = benchPage(true);
+  const plain = benchPage(false);
+  t.ok(withPlaceholder.length > 19 * 1024 && withPlaceholder.length <= 20 * 1024, 'about 20 KiB');
+  t.equal(plain.length, withPlaceholder.length, 'the same size');
+  t.equal(withPlaceholder.split('{{ csrf_token }}').length, 2, 'exactly one placeholder');
+  t.notOk(/\{\{ ?csrf_token ?\}\}/.test(plain), 'none in the plain page');
+  const scenario = SCENARIOS.find((s) => s.name === 'gateway-csrf-page');
+  if (!scenario) throw new Error('scenario list changed');
+  const replaced = withPlaceholder.replace('{{ csrf_token }}', 'A'.repeat(44));
+  t.equal(checkAnswer(scenario.expect, 200, replaced), undefined, 'any token in its place');
+  t.match(checkAnswer(scenario.expect, 200, withPlaceholder), /expected a body matching/);
+  t.match(checkAnswer(scenario.expect, 200, replaced.replace('Item 7<', 'Item 8<')), /matching/);
+  const service = {
+    name: 'gateway-csrf' as const,
+    baseUrl: 'http://127.0.0.1:1',
+    authHeaders: { authorization: 'Bearer b' },
+    cookieHeaders: { cookie: 'session_token=c' },
+  };
+  t.same(targetFor(scenario, service).headers, { cookie: 'session_token=c' }, 'the cookie only');
+  t.throws(() => targetFor(scenario, { ...service, cookieHeaders: undefined }), {
+    code: 'BENCH_NO_AUTH',
+  });
 });
 
 t.test('selectScenarios keeps run order and rejects unknown names', async (t) => {

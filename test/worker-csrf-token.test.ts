@@ -16,6 +16,15 @@ t.test('a token verifies for its session until it expires', async (t) => {
   t.not(tokens.mint('session-a', NOW, 600), token, 'every token is new');
 });
 
+t.test('nonces never repeat, across blocks of pre-fetched random bytes', async (t) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 2000; i++) {
+    const bytes = Buffer.from(tokens.mint('session-a', NOW, 600), 'base64url');
+    seen.add(bytes.subarray(5, 17).toString('hex'));
+  }
+  t.equal(seen.size, 2000, 'every nonce is new (2000 tokens span several blocks)');
+});
+
 t.test('bound to the session and the secret, and tamper-evident', async (t) => {
   const token = tokens.mint('session-a', NOW, 600);
   t.same(tokens.verify(token, 'session-b', NOW), { ok: false, reason: 'forged' });

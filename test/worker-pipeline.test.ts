@@ -7,6 +7,7 @@ import type { ConfigSnapshot } from '../shared/ipc.js';
 import { TokenCodec } from '../shared/token-codec.js';
 import type { EdgeServices } from '../worker/edge-services.js';
 import {
+  type BodySink,
   compileRoutePipeline,
   type ResponseBodyTransform,
   type RouteFeature,
@@ -49,7 +50,7 @@ t.test('steps run in feature order; two transforms on one route are a compile er
   t.same(order, ['a', 'b', 'c']);
   const transformer: RouteFeature = {
     name: 'upper',
-    compile: (b) => b.transformResponses(() => upperCase()),
+    compile: (b) => b.transformResponses(upperCase),
   };
   t.throws(() => compileRoutePipeline(routes[0]!, config, [transformer, transformer]), {
     message: /already transformed by upper/,
@@ -57,11 +58,16 @@ t.test('steps run in feature order; two transforms on one route are a compile er
 });
 
 /** Upper-cases text/plain bodies, holding back nothing: a streaming transform. */
-function upperCase(): ResponseBodyTransform {
+function upperCase(_ctx: unknown, sink?: BodySink): ResponseBodyTransform {
   return {
     start: (_status, headers) => String(headers['content-type']).startsWith('text/plain'),
-    push: (chunk) => Buffer.from(chunk.toString('latin1').toUpperCase(), 'latin1'),
-    end: () => Buffer.from('!'),
+    push: (chunk) => sink!.write(Buffer.from(chunk.toString('latin1').toUpperCase(), 'latin1')),
+    end: () => {
+      sink!.write(Buffer.from('!'));
+      sink!.end();
+    },
+    drained: () => sink!.ready(),
+    destroy: () => {},
   };
 }
 

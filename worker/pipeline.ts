@@ -26,19 +26,51 @@ export type Step = (ctx: RequestContext) => Promise<void> | undefined | void;
  */
 export type Handler = (ctx: RequestContext) => Promise<void> | undefined;
 
+/** The upstream response headers as undici gives them: lower-case names, one object per response. */
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
 /**
- * A streaming transform of proxied response bodies (e.g. placeholders replaced in HTML). One
- * instance per response. When `start` accepts a response, its Content-Length is dropped (the
- * body goes out chunked) and every upstream chunk passes through `push`; `end` may add a tail.
+ * Where a response body transform sends its output: the relay (upstream-relay.ts), which writes
+ * it to the client. Output may come synchronously from `push` or later (zlib runs off the event
+ * loop); the head goes out with the first bytes, or with `end`.
+ */
+export interface BodySink {
+  /** Sends bytes to the client; false when its socket is full: produce no more until `drained`. */
+  write(chunk: Buffer): boolean;
+  /** The transformed body is complete. */
+  end(): void;
+  /** Upstream reading may go on again (after `push` returned false). */
+  ready(): void;
+  /** The body cannot be transformed (a corrupt compressed body): the response is abandoned. */
+  fail(cause: Error): void;
+}
+
+/**
+ * A streaming transform of proxied response bodies (CSRF placeholders in HTML), one instance per
+ * response. When `start` accepts a response, its Content-Length is dropped (the body goes out
+ * chunked) and every upstream chunk passes through `push`. Backpressure both ways: `push`
+ * returning false pauses the upstream until the transform calls `sink.ready()`, and a full
+ * client (`sink.write` false) is reported back by `drained`.
  */
 export interface ResponseBodyTransform {
-  /** Whether to transform this response (by status and upstream headers); false leaves it as is. */
-  start(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): boolean;
-  /** The bytes to send for an upstream chunk (may be empty: held back for the next one). */
-  push(chunk: Buffer): Buffer;
-  /** Bytes still held back, sent before the response ends. */
-  end(): Buffer | undefined;
+  /**
+   * Whether to transform this response (by status and upstream headers), editing `headers` to
+   * describe the body it will send; false leaves the response as is. Also called for a HEAD
+   * answer, whose head must say what GET's would (its body is then never pushed).
+   */
+  start(status: number, headers: ResponseHeaders): boolean;
+  /** An upstream chunk; false asks the relay to stop reading until `sink.ready()`. */
+  push(chunk: Buffer): boolean;
+  /** The upstream body ended: finish with `sink.end()` (or `sink.fail`). */
+  end(): void;
+  /** The client can take more after `sink.write` returned false. */
+  drained(): void;
+  /** The exchange is over early (client gone, upstream failed): release everything, call nothing. */
+  destroy(): void;
 }
+
+/** Makes a request's transform: `sink` receives its output; `ctx` is the request (its session). */
+export type TransformFactory = (ctx: RequestContext, sink: BodySink) => ResponseBodyTransform;
 
 /** What a feature may add to a route being compiled. */
 export interface RouteBuilder {
@@ -47,7 +79,7 @@ export interface RouteBuilder {
   /** Appends a step; steps run in the order features add them. */
   step(step: Step): void;
   /** Sets the route's response body transform (one per route). */
-  transformResponses(factory: () => ResponseBodyTransform): void;
+  transformResponses(factory: TransformFactory): void;
 }
 
 /** A per-request behaviour of proxied routes: its compile function adds what the route needs. */
@@ -59,7 +91,7 @@ export interface RouteFeature {
 /** The steps and transform of one route, in feature order. */
 export interface RoutePipeline {
   readonly steps: readonly Step[];
-  readonly transform: (() => ResponseBodyTransform) | undefined;
+  readonly transform: TransformFactory | undefined;
 }
 
 /** Runs every feature's compile over `route`. Throws if two features set a transform. */
@@ -69,7 +101,7 @@ export function compileRoutePipeline(
   features: readonly RouteFeature[],
 ): RoutePipeline {
   const steps: Step[] = [];
-  let transform: (() => ResponseBodyTransform) | undefined;
+  let transform: TransformFactory | undefined;
   let owner = '';
   for (const feature of features) {
     feature.compile({

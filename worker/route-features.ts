@@ -2,6 +2,7 @@ import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
 import { credential } from './steps/credential.js';
 import { csrf } from './steps/csrf.js';
+import { csrfPlaceholders } from './steps/csrf-placeholders.js';
 import { bodyFilters, methodFilters, requestFilters } from './steps/filters.js';
 import { rateLimit } from './steps/rate-limit.js';
 import { tokenUses } from './steps/token-uses.js';
@@ -21,4 +22,5 @@ export const ROUTE_FEATURES: readonly RouteFeature[] = [
   csrf,
   bodyFilters,
   tokenUses,
+  csrfPlaceholders,
 ];

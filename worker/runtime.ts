@@ -20,8 +20,13 @@ import { type CorsPolicy, compileCors } from './cors.js';
 import type { EdgeServices } from './edge-services.js';
 import { compileEndpoints, type Endpoint } from './endpoints.js';
 import { HealthChecker } from './health-check.js';
-import type { ResponseBodyTransform } from './pipeline.js';
-import { compileRoutePipeline, type Handler, type RouteFeature, type Step } from './pipeline.js';
+import {
+  compileRoutePipeline,
+  type Handler,
+  type RouteFeature,
+  type Step,
+  type TransformFactory,
+} from './pipeline.js';
 import { forward } from './proxy-handler.js';
 import { ROUTE_FEATURES } from './route-features.js';
 import { compileRouteTable, type RouteTable } from './route-table.js';
@@ -64,7 +69,7 @@ export interface CompiledRoute {
   readonly checker: HealthChecker | undefined;
   /** The route's pipeline (pipeline.ts), then its handler. */
   readonly steps: readonly Step[];
-  readonly transform: (() => ResponseBodyTransform) | undefined;
+  readonly transform: TransformFactory | undefined;
   readonly handler: Handler;
   /** What ends a WebSocket handshake that passed the steps: proxied, or refused (`websocket: false`). */
   readonly upgrade: Handler;

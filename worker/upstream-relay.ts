@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { GatewayError, statusLine } from '../shared/errors.js';
 import { backendPool } from './backend-pool.js';
 import type { Backend } from './balancer.js';
-import type { ResponseBodyTransform } from './pipeline.js';
+import type { BodySink, ResponseBodyTransform } from './pipeline.js';
 import type { RequestContext } from './request-context.js';
 import { upstreamError } from './upstream-error.js';
 import { upstreamPathFor } from './upstream-url.js';
@@ -130,8 +130,13 @@ export function nextAttempt(
  * Backpressure: with a known length uWS's `tryEnd` may accept only part of a chunk; the rest is
  * kept and the upstream paused until uWS reports the socket writable. Without a length, `write`
  * buffers the whole chunk and returns false when the socket is full: pause until writable.
+ *
+ * A route's body transform (pipeline.ts) sits between the two when it accepts a response: the
+ * relay is its sink. Its output may come later than the upstream's bytes (zlib), so the response
+ * then ends, and the request settles, when the transform says so; the upstream is paused while
+ * the transform cannot take more, and the transform is told when the client drains.
  */
-export class UpstreamRelay implements Dispatcher.DispatchHandler {
+export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
   readonly #ctx: RequestContext;
   readonly #ex: Exchange;
   readonly #options: Dispatcher.DispatchOptions;
@@ -169,7 +174,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#resolve = resolve;
     this.#reject = reject;
     this.#attempt = attempt;
-    this.#transform = ctx.route?.transform?.();
+    this.#transform = ctx.route?.transform?.(ctx, this);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -179,9 +184,14 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
       return;
     }
-    onClientAbort(this.#ex, () =>
-      controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' })),
-    );
+    onClientAbort(this.#ex, () => {
+      controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
+      // A transform may still be working after the upstream ended: nothing settles it then.
+      if (this.#transform !== undefined) {
+        this.#dropTransform();
+        this.#settle();
+      }
+    });
   }
 
   onResponseStart(
@@ -203,8 +213,13 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#total = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
     ex.status = statusCode;
     this.#headers = headers;
+    const transform = this.#transform;
     if (ex.method === 'HEAD' || NO_BODY_STATUS.has(statusCode)) {
       this.#transform = undefined;
+      // A HEAD answer's head says what GET's would: a transformed body has no known length.
+      if (!NO_BODY_STATUS.has(statusCode) && transform?.start(statusCode, headers)) {
+        this.#total = undefined;
+      }
       corked(ex, () => {
         this.#writeHead();
         endProxiedBodiless(ex, ex.method === 'HEAD' ? this.#total : undefined);
@@ -212,7 +227,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       return;
     }
     // A transformed body changes length: it goes out chunked.
-    if (this.#transform?.start(statusCode, headers)) this.#total = undefined;
+    if (transform?.start(statusCode, headers)) this.#total = undefined;
     else this.#transform = undefined;
     if (this.#total === 0) {
       corked(ex, () => {
@@ -254,17 +269,21 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, data: Buffer): void {
     const ex = this.#ex;
     if (ex.done) return;
-    const chunk = this.#transform ? this.#transform.push(data) : data;
+    const transform = this.#transform;
+    if (transform !== undefined) {
+      if (!transform.push(data)) controller.pause();
+      return;
+    }
     const total = this.#total;
     corked(ex, () => {
       this.#writeHead();
       if (total === undefined) {
-        if (chunk.byteLength > 0 && !writeChunk(ex, chunk)) controller.pause();
+        if (data.byteLength > 0 && !writeChunk(ex, data)) controller.pause();
         return;
       }
       this.#pendingOffset = writeOffset(ex);
-      if (!tryEndChunk(ex, chunk, total)) {
-        this.#pending = chunk;
+      if (!tryEndChunk(ex, data, total)) {
+        this.#pending = data;
         controller.pause();
       }
     });
@@ -272,11 +291,16 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     const ex = this.#ex;
+    const transform = this.#transform;
+    if (transform !== undefined) {
+      // The transform ends the response (`end` below), maybe later: zlib works off the loop.
+      if (ex.done) this.#settle();
+      else transform.end();
+      return;
+    }
     if (!ex.done && this.#total === undefined) {
-      const tail = this.#transform?.end();
       corked(ex, () => {
         this.#writeHead();
-        if (tail !== undefined && tail.byteLength > 0) writeChunk(ex, tail);
         endProxied(ex);
       });
     } else if (!ex.done && !this.#pending) {
@@ -290,6 +314,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#dropTransform();
     if (!this.#answered && !this.#settled && !this.#ex.done && this.#retry(err)) return;
     // Once the head is out, the only honest signal left is a cut connection; before that the
     // client still gets a clean 502/504.
@@ -301,7 +326,9 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const ex = this.#ex;
     if (ex.done) return true;
     if (this.#total === undefined) {
-      this.#controller?.resume();
+      const transform = this.#transform;
+      if (transform === undefined) this.#controller?.resume();
+      else transform.drained();
       return true;
     }
     const pending = this.#pending;
@@ -314,6 +341,57 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       this.#controller?.resume();
     }
     return ok;
+  }
+
+  // --- BodySink: the transform's output. ---------------------------------------------------
+
+  /** Writes transformed bytes (the head with the first); false when the client is full. */
+  write(chunk: Buffer): boolean {
+    const ex = this.#ex;
+    if (ex.done) return true;
+    let ok = true;
+    corked(ex, () => {
+      this.#writeHead();
+      if (chunk.byteLength > 0) ok = writeChunk(ex, chunk);
+    });
+    return ok;
+  }
+
+  /** The transformed body is complete: the response ends and the request settles. */
+  end(): void {
+    this.#transform = undefined;
+    const ex = this.#ex;
+    if (!ex.done) {
+      corked(ex, () => {
+        this.#writeHead();
+        endProxied(ex);
+      });
+    }
+    this.#settle();
+  }
+
+  /** The transform can take more: upstream reading resumes. */
+  ready(): void {
+    this.#controller?.resume();
+  }
+
+  /**
+   * The body cannot be transformed: the upstream is dropped, and the client gets a 502 when
+   * nothing was sent yet, else a cut connection (a page must not look complete when it is not).
+   */
+  fail(cause: Error): void {
+    this.#transform = undefined;
+    const err = new GatewayError('UPSTREAM_FAILED', { cause });
+    this.#controller?.abort(err);
+    if (this.#headWritten) abortExchange(this.#ex);
+    this.#settle(err);
+  }
+
+  #dropTransform(): void {
+    const transform = this.#transform;
+    if (transform === undefined) return;
+    this.#transform = undefined;
+    transform.destroy();
   }
 
   /**
