@@ -435,7 +435,7 @@ t.test('a failed browser login shows the error in the page, with its status', as
   t.same(cookies(wrong), []);
   t.equal(
     block(wrong.body),
-    '\n\n<p class="error" id="login-error" role="alert">Invalid username or password</p>\n\n',
+    '\n\n<p class="error" id="login-error" role="alert">Invalid username, password or one-time code</p>\n\n',
     'uncommented, the message in place',
   );
   const unknown = await formLogin(builtin, 'username=nobody&password=x');
@@ -493,7 +493,7 @@ t.test('login_page: served at GET /auth and rendered on failure', async (t) => {
   t.equal(wrong.status, 401);
   t.equal(
     wrong.body,
-    `<!doctype html><title>File login</title>\n${BEGIN}<p class="oops">Invalid username or password</p>${END}`,
+    `<!doctype html><title>File login</title>\n${BEGIN}<p class="oops">Invalid username, password or one-time code</p>${END}`,
   );
   const ok = await formLogin(filed, 'username=alice&password=alice-password');
   t.equal(ok.status, 303, 'with login_redirect_url a browser is redirected');
@@ -506,7 +506,7 @@ t.test('the page at logout_redirect_url, fetched through its public route', asyn
   const wrong = await formLogin(routed, 'username=alice&password=wrong');
   t.equal(wrong.status, 401);
   t.match(wrong.body, '<title>Site login</title>');
-  t.equal(block(wrong.body), '\n\n<div id="error_display">Invalid username or password</div>\n\n');
+  t.equal(block(wrong.body), '\n\n<div id="error_display">Invalid username, password or one-time code</div>\n\n');
   t.equal(wrong.headers['content-security-policy'], "form-action 'self'; frame-ancestors 'none'");
   for (let i = 0; i < 6; i++) await formLogin(routed, 'username=alice&password=wrong');
   t.ok(pageHits >= 1, 'the upstream served it');
@@ -523,7 +523,7 @@ t.test('a route page that is no login page: the built-in one, and the log says w
   const wrong = await formLogin(broken, 'username=alice&password=wrong');
   t.equal(wrong.status, 401);
   t.match(wrong.body, '<h1>Sign in</h1>');
-  t.match(block(wrong.body), 'Invalid username or password');
+  t.match(block(wrong.body), 'Invalid username, password or one-time code');
   t.ok(
     await waitFor(
       () =>
