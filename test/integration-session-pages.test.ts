@@ -506,7 +506,10 @@ t.test('the page at logout_redirect_url, fetched through its public route', asyn
   const wrong = await formLogin(routed, 'username=alice&password=wrong');
   t.equal(wrong.status, 401);
   t.match(wrong.body, '<title>Site login</title>');
-  t.equal(block(wrong.body), '\n\n<div id="error_display">Invalid username, password or one-time code</div>\n\n');
+  t.equal(
+    block(wrong.body),
+    '\n\n<div id="error_display">Invalid username, password or one-time code</div>\n\n',
+  );
   t.equal(wrong.headers['content-security-policy'], "form-action 'self'; frame-ancestors 'none'");
   for (let i = 0; i < 6; i++) await formLogin(routed, 'username=alice&password=wrong');
   t.ok(pageHits >= 1, 'the upstream served it');
