@@ -99,9 +99,15 @@ routes: []
 ##     \`path\` on each backend's host every \`interval\` ms; no answer within \`timeout\` ms, a failed
 ##     connection or another status (one, or a list) takes the backend out until a check
 ##     passes. Unset: no checks (failures met by requests still count).
+#    need_csrf: true
+##     Session-cookie mode only (config.json session_cookie and csrf_token): a request
+##     authenticated by the session cookie whose method is not GET, HEAD or OPTIONS must carry
+##     a CSRF token of its session (X-CSRF-Token header, or the csrf_token field of a form or
+##     JSON body) and come from the gateway's own origin or one of cors_origins, else 403.
+##     Requests with a bearer token are not checked. Default true; false exempts this route.
 ##
 ## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
 ## load, but this gateway does not act on them:
-##   cache: true, need_csrf: false
-##     Accepted with a warning: they have no effect.
+##   cache: true
+##     Accepted with a warning: it has no effect.
 `;

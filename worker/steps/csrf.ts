@@ -167,10 +167,7 @@ async function spend(ctx: RequestContext, nonce: string, exp: number): Promise<v
     ));
   } catch (err) {
     if (!(err instanceof AskError)) throw err;
-    ctx.services.log.error('a CSRF token could not be spent: request refused', {
-      code: err.code,
-      reason: err.message,
-    });
+    // Logged by dispatch.ts with the ask's code (a 5xx answer), once per request.
     throw new GatewayError('CSRF_UNAVAILABLE', { cause: err });
   }
   if (!fresh) throw refuse(ctx, 'CSRF_INVALID', 'already used (csrf_single_use)');
