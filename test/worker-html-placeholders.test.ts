@@ -14,7 +14,7 @@ function run(chunks: readonly string[], token = TOKEN): { out: string; minted: n
     minted++;
     return token;
   });
-  const parts = chunks.map((c) => r.push(Buffer.from(c, 'latin1')));
+  const parts = chunks.flatMap((c) => r.push(Buffer.from(c, 'latin1')));
   parts.push(r.end());
   return { out: Buffer.concat(parts).toString('latin1'), minted };
 }
@@ -86,6 +86,16 @@ t.test('near-misses stay as they are, and mint nothing', async (t) => {
   t.equal(run(['abc{']).out, 'abc{');
 });
 
+t.test('a replacement is pieces: views of the chunk and the token, not a copy', async (t) => {
+  const chunk = Buffer.from('<p>{{ csrf_token }}</p>');
+  const out = new PlaceholderReplacer(() => TOKEN).push(chunk);
+  t.same(
+    out.map((b) => b.toString()),
+    ['<p>', TOKEN, '</p>'],
+  );
+  t.equal(out[0]!.buffer, chunk.buffer, 'a view of the chunk');
+});
+
 t.test('several placeholders share one token; overlapping braces', async (t) => {
   const page = `${SPELLINGS[0]}-${SPELLINGS[1]}-{${SPELLINGS[1]}}-{{${SPELLINGS[0]}${SPELLINGS[0]}`;
   for (let i = 0; i <= page.length; i += 3) {
@@ -104,7 +114,9 @@ t.test('a page without a placeholder: the same bytes, the same buffers, no token
     return TOKEN;
   });
   const chunk = Buffer.from('<p>{{ name }} and { braces } {{ csrf }}</p>');
-  t.equal(r.push(chunk), chunk, 'passed on as the same Buffer');
+  const out = r.push(chunk);
+  t.equal(out.length, 1);
+  t.equal(out[0], chunk, 'passed on as the same Buffer');
   t.equal(r.end().length, 0);
   t.equal(minted, 0);
   t.equal(run([]).out, '', 'an empty body stays empty');
@@ -146,18 +158,18 @@ t.test('a 1 MiB page streams: at most 15 bytes are ever held back', async (t) =>
   const bytes = Buffer.from(page);
   const r = new PlaceholderReplacer(() => TOKEN);
   let maxHeld = 0;
-  let pieces = 0;
+  let answered = 0;
   const out: Buffer[] = [];
   // Chunks of 16 KiB - 7 bytes, so that boundaries fall everywhere in the rows.
   const size = 16 * 1024 - 7;
   for (let at = 0; at < bytes.length; at += size) {
-    const piece = r.push(bytes.subarray(at, at + size));
-    if (piece.length > 0) pieces++;
-    out.push(piece);
+    const pieces = r.push(bytes.subarray(at, at + size));
+    if (pieces.length > 0) answered++;
+    out.push(...pieces);
     maxHeld = Math.max(maxHeld, r.heldBytes);
   }
   out.push(r.end());
-  t.equal(pieces, Math.ceil(bytes.length / size), 'every chunk gave output at once');
+  t.equal(answered, Math.ceil(bytes.length / size), 'every chunk gave output at once');
   t.equal(Buffer.concat(out).toString(), expected(page));
   t.ok(maxHeld <= 15, `held back at most ${maxHeld} bytes`);
 });

@@ -43,6 +43,8 @@ const log: Logger = {
 class FakeSink implements BodySink {
   chunks: Buffer[] = [];
   written = 0;
+  /** Calls of write: pieces of one chunk go in one. */
+  writes = 0;
   full = false;
   ended = false;
   readies = 0;
@@ -57,10 +59,13 @@ class FakeSink implements BodySink {
     });
   }
 
-  write(chunk: Buffer): boolean {
+  write(chunk: Buffer | readonly Buffer[]): boolean {
     if (this.ended || this.failure) throw new Error('write after the end');
-    this.chunks.push(chunk);
-    this.written += chunk.length;
+    for (const piece of Array.isArray(chunk) ? chunk : [chunk as Buffer]) {
+      this.chunks.push(piece);
+      this.written += piece.length;
+    }
+    this.writes++;
     return !this.full;
   }
   end(): void {
@@ -195,6 +200,7 @@ t.test('identity: chunks pass at once, backpressure passes through, one token', 
   tr.end();
   t.ok(sink.ended);
   t.equal(sink.body().toString(), DONE);
+  t.equal(sink.writes, 2, 'one write per upstream chunk, whatever its pieces');
   t.equal(minted.count, 1);
   const plain = new FakeSink();
   const untouched = transform(plain, minted);

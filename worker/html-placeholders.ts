@@ -27,7 +27,9 @@ function matchAt(buf: Buffer, from: number, p: Buffer): 1 | 0 | -1 {
  * Replaces the placeholders of one response body, chunk by chunk. `token` is called at most
  * once, when the first placeholder is found: every placeholder of the page gets the same value,
  * and a page without one mints nothing. Output equals input when there is no placeholder (a
- * chunk without one is passed on as the same Buffer).
+ * chunk without one is passed on as the same Buffer). A chunk with placeholders comes out as
+ * pieces (views of the chunk, and the token), not copied into one buffer: measured, allocating
+ * and filling 20 KiB cost 3-25 µs per page against 0.3 µs for the views.
  */
 export class PlaceholderReplacer {
   readonly #token: () => string;
@@ -39,8 +41,8 @@ export class PlaceholderReplacer {
     this.#token = token;
   }
 
-  /** The bytes to send for `chunk`; may be empty (everything held back). */
-  push(chunk: Buffer): Buffer {
+  /** The bytes to send for `chunk`, in order; none when everything is held back. */
+  push(chunk: Buffer): Buffer[] {
     const buf = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
     this.#held = EMPTY;
     let pieces: Buffer[] | undefined;
@@ -91,10 +93,10 @@ export class PlaceholderReplacer {
     return this.#value;
   }
 
-  #output(buf: Buffer, pieces: Buffer[] | undefined, copied: number, upTo: number): Buffer {
-    if (pieces === undefined)
-      return copied === 0 && upTo === buf.length ? buf : buf.subarray(copied, upTo);
-    if (upTo > copied) pieces.push(buf.subarray(copied, upTo));
-    return Buffer.concat(pieces);
+  #output(buf: Buffer, pieces: Buffer[] | undefined, copied: number, upTo: number): Buffer[] {
+    const out = pieces ?? [];
+    if (upTo > copied)
+      out.push(copied === 0 && upTo === buf.length ? buf : buf.subarray(copied, upTo));
+    return out;
   }
 }

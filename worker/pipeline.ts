@@ -35,8 +35,11 @@ export type ResponseHeaders = Record<string, string | string[] | undefined>;
  * loop); the head goes out with the first bytes, or with `end`.
  */
 export interface BodySink {
-  /** Sends bytes to the client; false when its socket is full: produce no more until `drained`. */
-  write(chunk: Buffer): boolean;
+  /**
+   * Sends bytes to the client (pieces in order, in one socket write); false when its socket is
+   * full: produce no more until `drained`.
+   */
+  write(chunk: Buffer | readonly Buffer[]): boolean;
   /** The transformed body is complete. */
   end(): void;
   /** Upstream reading may go on again (after `push` returned false). */

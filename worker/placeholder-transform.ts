@@ -93,8 +93,9 @@ export class PlaceholderTransform implements ResponseBodyTransform {
 
   push(chunk: Buffer): boolean {
     if (this.#recoded !== undefined) return this.#recoded.push(chunk);
-    const out = this.#replacer!.push(chunk);
-    return out.length === 0 || this.#sink.write(out);
+    const pieces = this.#replacer!.push(chunk);
+    if (pieces.length === 0) return true;
+    return this.#sink.write(pieces.length === 1 ? pieces[0]! : pieces);
   }
 
   end(): void {

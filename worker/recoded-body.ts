@@ -18,7 +18,7 @@ import type { BodySink } from './pipeline.js';
 
 /** The rewrite of the decoded bytes: what to send for a chunk, and what is left at the end. */
 export interface Rewrite {
-  push(chunk: Buffer): Buffer;
+  push(chunk: Buffer): Buffer[];
   end(): Buffer;
 }
 
@@ -91,8 +91,11 @@ export class RecodedBody {
     const rewrite = this.#rewrite;
     const sink = this.#sink;
     decoder.on('data', (decoded: Buffer) => {
-      const out = rewrite.push(decoded);
-      if (out.length > 0 && !encoder.write(out)) decoder.pause();
+      const pieces = rewrite.push(decoded);
+      if (pieces.length === 0) return;
+      // One write: each is a flush and a thread-pool round trip.
+      const out = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+      if (!encoder.write(out)) decoder.pause();
     });
     encoder.on('drain', () => decoder.resume());
     decoder.on('drain', () => {

@@ -346,13 +346,17 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
   // --- BodySink: the transform's output. ---------------------------------------------------
 
   /** Writes transformed bytes (the head with the first); false when the client is full. */
-  write(chunk: Buffer): boolean {
+  write(chunk: Buffer | readonly Buffer[]): boolean {
     const ex = this.#ex;
     if (ex.done) return true;
     let ok = true;
     corked(ex, () => {
       this.#writeHead();
-      if (chunk.byteLength > 0) ok = writeChunk(ex, chunk);
+      if (!Array.isArray(chunk)) {
+        if ((chunk as Buffer).byteLength > 0) ok = writeChunk(ex, chunk as Buffer);
+        return;
+      }
+      for (const piece of chunk) if (piece.byteLength > 0) ok = writeChunk(ex, piece);
     });
     return ok;
   }
