@@ -409,7 +409,7 @@ t.test('the built-in page at GET /auth, with its security headers', async (t) =>
   t.match(res.headers['content-security-policy'], "frame-ancestors 'none'");
   t.same(
     PAGE_HEADERS.map((h) => res.headers[h]),
-    ['nosniff', 'no-referrer', 'DENY'],
+    ['nosniff', 'same-origin', 'DENY'],
   );
   t.match(res.body, '<form method="post" action="/auth">');
   t.match(block(res.body), /^\n<!--\n/, 'the error block is commented out');
@@ -430,7 +430,7 @@ t.test('a failed browser login shows the error in the page, with its status', as
   t.match(wrong.headers['content-security-policy'], /^default-src 'none'/);
   t.same(
     PAGE_HEADERS.map((h) => wrong.headers[h]),
-    ['nosniff', 'no-referrer', 'DENY'],
+    ['nosniff', 'same-origin', 'DENY'],
   );
   t.same(cookies(wrong), []);
   t.equal(

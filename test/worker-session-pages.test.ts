@@ -166,7 +166,7 @@ t.test(
       `default-src 'none'; style-src ${BUILTIN_STYLE_SOURCE}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     );
     t.equal(built.get('x-content-type-options'), 'nosniff');
-    t.equal(built.get('referrer-policy'), 'no-referrer');
+    t.equal(built.get('referrer-policy'), 'same-origin');
     t.equal(built.get('x-frame-options'), 'DENY');
     const away = new Map(
       builtinPageHeaders(configOf({ login_redirect_url: 'https://app.test:8443/home?x=1' })),

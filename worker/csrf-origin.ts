@@ -16,8 +16,11 @@
  * that rewrites Host hides the public name: the operator lists it in `cors_origins`.
  */
 
+import type { Config } from '../conf/config-schema.js';
 import { canonicalOrigin } from '../conf/value-checks.js';
-import type { Exchange } from './uws-io.js';
+import { refusal } from '../shared/errors.js';
+import type { Step } from './pipeline.js';
+import { type Exchange, header } from './uws-io.js';
 
 /** What the origin check compares against, compiled once per config generation. */
 export interface OriginPolicy {
@@ -93,4 +96,26 @@ function refererOrigin(referer: string): string | undefined {
     return undefined;
   }
   return url.protocol === 'https:' || url.protocol === 'http:' ? url.origin : undefined;
+}
+
+/**
+ * A step of session-cookie mode's own endpoints (`POST /auth`, `/logout`): a request whose
+ * Origin (or Referer) names another site is refused 403 CSRF_ORIGIN_MISMATCH, so a foreign page
+ * can neither log a browser into the attacker's account (login CSRF: browsers keep a
+ * `SameSite=Strict` cookie set in answer to a cross-site form post) nor log it out. Requests with
+ * an `Authorization` header (API clients) and requests with neither header pass.
+ */
+export function sameOriginStep(config: Config): Step {
+  const policy: OriginPolicy = { listed: new Set(config.cors_origins), plainHttp: !config.tls };
+  return (ctx) => {
+    if (header(ctx.ex, 'authorization') !== undefined) return;
+    const bad = originRefusal(ctx.ex, policy);
+    if (bad === undefined) return;
+    ctx.services.log.warn('cross-origin request to a session endpoint refused', {
+      reason: bad,
+      path: ctx.logRoute,
+      ip: ctx.clientIp,
+    });
+    throw refusal('CSRF_ORIGIN_MISMATCH');
+  };
 }

@@ -15,6 +15,7 @@ import {
 } from './admin-endpoints.js';
 import { handleLogin } from './auth-handler.js';
 import { addressKey } from './client-address.js';
+import { sameOriginStep } from './csrf-origin.js';
 import { LoginPages } from './login-page.js';
 import { handleLogout } from './logout.js';
 import { type Handler, runSteps, type Step } from './pipeline.js';
@@ -102,7 +103,11 @@ export function compileEndpoints(
           ),
         )
       : endpoint('/auth', { POST: handleLogin }, limited),
-    endpoint('/logout', { GET: handleLogout, POST: handleLogout }),
+    endpoint(
+      '/logout',
+      { GET: handleLogout, POST: handleLogout },
+      config.session_cookie ? [sameOriginStep(config)] : [],
+    ),
     admin('/adm/revoke', { POST: handleRevoke }),
     // Listings answer HEAD as GET (same head, no body: uws-io.ts); /logout does not, a HEAD
     // must not log anyone out.

@@ -1,7 +1,7 @@
 /*
  * HTML answers of session-cookie mode (login page, failed and successful browser logins) and
  * how a browser's form post is told from an API call. Every page is `Cache-Control: no-store`
- * (uws-io.ts sendBody), `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, and
+ * (uws-io.ts sendBody), `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin`, and
  * may not be framed (CSP `frame-ancestors 'none'`, and `X-Frame-Options: DENY` for browsers
  * without CSP 2): a login page in a frame is the setting of a clickjacking attack.
  */
@@ -63,7 +63,7 @@ function withCsp(csp: string): PageHeaders {
   return [
     ['content-security-policy', csp],
     ['x-content-type-options', 'nosniff'],
-    ['referrer-policy', 'no-referrer'],
+    ['referrer-policy', 'same-origin'],
     ['x-frame-options', 'DENY'],
   ];
 }

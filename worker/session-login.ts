@@ -22,6 +22,7 @@ import { ERRORS, GatewayError, refusal } from '../shared/errors.js';
 import { compileIpMatcher } from '../shared/ip-match.js';
 import { handleLogin } from './auth-handler.js';
 import { forwardedHttps } from './client-address.js';
+import { sameOriginStep } from './csrf-origin.js';
 import type { LoginPages, Page } from './login-page.js';
 import { isBrowserForm, sendPage } from './page-answer.js';
 import { type Handler, runSteps, type Step } from './pipeline.js';
@@ -33,7 +34,8 @@ export function sessionAuthHandlers(
   limited: readonly Step[],
   pages: LoginPages,
 ): Record<string, Handler> {
-  const steps = config.tls ? limited : [...limited, requireHttps];
+  const sameOrigin = sameOriginStep(config);
+  const steps = config.tls ? [sameOrigin, ...limited] : [sameOrigin, ...limited, requireHttps];
   const page: Handler = (ctx) => {
     sendPage(ctx.ex, 200, pages.form.html, pages.form.headers);
     return undefined;
