@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from 'lmdb';
+import type { RevocationChange } from './ipc.js';
 import type { LoginBanKind } from './store-types.js';
 import type { SealedTotp } from './totp-seal.js';
 
@@ -19,6 +20,8 @@ export const DB = {
   csrfNoncesByExpiry: 'csrf-nonces-by-expiry',
   totpSecrets: 'totp-secrets',
   totpSteps: 'totp-steps',
+  keyRing: 'key-ring',
+  syncOutbox: 'sync-outbox',
 } as const;
 
 /** Room for the databases later schemas add (TOTP secrets, CSRF nonces, key ring). */
@@ -56,6 +59,14 @@ const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
   // v3 → v4: TOTP secrets (sealed, shared/totp-seal.ts) and the last accepted time step of each.
   (root) => {
     for (const name of [DB.totpSecrets, DB.totpSteps]) root.openDB(name, {});
+  },
+  // v4 → v5: the token key ring (shared/key-ring.ts): key id → key material and its life.
+  (root) => {
+    root.openDB(DB.keyRing, {});
+  },
+  // v5 → v6: revocation changes made here and not yet published to Redis (the sync bus).
+  (root) => {
+    root.openDB(DB.syncOutbox, {});
   },
 ];
 
@@ -122,6 +133,31 @@ export interface StoreDbs {
   readonly totpSecrets: Database<SealedTotp, string>;
   /** [user, nonce of the secret, or '' for config.json's] → last accepted time step */
   readonly totpSteps: Database<number, [string, string]>;
+  /** key id (u32) → the key's material and life */
+  readonly keyRing: Database<KeyRingValue, number>;
+  /** sequence number → a revocation change waiting to be published to Redis */
+  readonly syncOutbox: Database<SyncOutboxValue, number>;
+}
+
+/** One key of the ring (shared/key-ring.ts). Times are unix seconds. */
+export interface KeyRingValue {
+  /** The key material, as config.json's `secret` is (its UTF-8 bytes). */
+  secret: string;
+  /** Where it came from: config.json's `secret`, `proxyauth keys rotate`, or an import. */
+  source: 'config' | 'generated' | 'imported';
+  addedAt: number;
+  /** When it started signing new tokens (null: never active here, verify-only). */
+  activatedAt: number | null;
+  /** When another key replaced it as the signer (null: still active, or never active). */
+  retiredAt: number | null;
+  /** Its tokens verify until then (null: no end while active). */
+  verifyUntil: number | null;
+}
+
+/** A revocation change queued for the Redis bus; `changedAt` in milliseconds. */
+export interface SyncOutboxValue {
+  change: RevocationChange;
+  changedAt: number;
 }
 
 /**

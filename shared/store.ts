@@ -6,7 +6,7 @@
  * serialises write transactions across processes, and every write here is a read-modify-write
  * inside one transaction, so two writers never lose each other's changes.
  *
- * Layout, schema version 3. Keys are lmdb-js ordered-binary (arrays sort element by element,
+ * Layout, schema version 6. Keys are lmdb-js ordered-binary (arrays sort element by element,
  * numbers before strings), values msgpack; times are unix seconds.
  *
  * | database                 | key                   | value                          |
@@ -29,6 +29,8 @@
  * |                          |                       |   algorithm, digits, period,   |
  * |                          |                       |   createdAt }                  |
  * | totp-steps               | [user, secretId]      | last accepted time step        |
+ * | key-ring                 | keyId (u32)           | KeyRingValue (store-schema.ts) |
+ * | sync-outbox              | sequence number       | { change, changedAt (ms) }     |
  *
  * Login bans (brute-force lockouts) have kind 'user' (subject: a username) or 'ip' (subject: the
  * client as the gateway keys it, see LoginBan); version 2 added them. Version 3 added the

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { open } from 'lmdb';
 import t, { type Test } from 'tap';
 import { openStore, STORE_FILE, type Store } from '../shared/store.js';
+import { CURRENT_DATABASES, CURRENT_SCHEMA, V1_DATABASES } from './helpers/store-layout.js';
 import {
   cannotRunAs,
   mountTmpfs,
@@ -168,7 +169,7 @@ t.test('an older store: a reader waits for the writer, which migrates it', async
   const raw = open(storeAt(dir), { maxDbs: 32 }); // an LMDB file without our databases: v0
   raw.putSync('unrelated', 1);
   await raw.close();
-  refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 0, this gateway reads 4/);
+  refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 0, this gateway reads 6/);
   const store = openStore(dir, { readOnly: false });
   await store.recordTokens([{ tokenId: 'a', user: 'ann', iat: NOW, exp: NOW + 1 }]);
   await store.close();
@@ -178,23 +179,13 @@ t.test('an older store: a reader waits for the writer, which migrates it', async
 });
 
 t.test(
-  'a v1 store (before login bans and CSRF nonces) is migrated to v4 by the writer, data kept',
+  'a v1 store (before login bans, CSRF nonces, TOTP, key ring, outbox) is migrated by the writer, data kept',
   async (t) => {
     const dir = t.testdir();
     // The layout of schema version 1, written by hand as the v1 code did (lmdb-js defaults:
     // ordered-binary keys, msgpack values).
     const raw = open(storeAt(dir), { maxDbs: 32 });
-    const v1 = [
-      'meta',
-      'tokens',
-      'tokens-by-user',
-      'tokens-by-expiry',
-      'token-uses',
-      'revoked-tokens',
-      'revoked-tokens-by-expiry',
-      'revoked-users',
-      'revoked-users-by-expiry',
-    ];
+    const v1 = V1_DATABASES;
     const db = Object.fromEntries(v1.map((name) => [name, raw.openDB(name, {})]));
     await raw.transaction(() => {
       db.meta!.put('schema', 1);
@@ -212,7 +203,7 @@ t.test(
     });
     await raw.close();
 
-    refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 1, this gateway reads 4/);
+    refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 1, this gateway reads 6/);
     const store = openStore(dir, { readOnly: false });
     t.same(store.revocationsInForce(NOW), {
       tokens: [{ tokenId: 'tok', until: NOW + 600, revokedAt: NOW + 1 }],
@@ -234,19 +225,8 @@ t.test(
     await store.close();
 
     const check = open(storeAt(dir), { maxDbs: 32, readOnly: true });
-    t.equal(check.openDB('meta', {}).get('schema'), 4);
-    t.same(
-      [...check.getKeys()].sort(),
-      [
-        ...v1,
-        'login-bans',
-        'login-bans-by-expiry',
-        'csrf-nonces',
-        'csrf-nonces-by-expiry',
-        'totp-secrets',
-        'totp-steps',
-      ].sort(),
-    );
+    t.equal(check.openDB('meta', {}).get('schema'), CURRENT_SCHEMA);
+    t.same([...check.getKeys()].sort(), CURRENT_DATABASES);
     await check.close();
     const again = openStore(dir, { readOnly: false });
     t.same(again.getBan('user', 'ann', NOW), ban, 'reopening a v4 store keeps it');
@@ -262,80 +242,6 @@ t.test(
     t.equal(reader.getUserRevocation('bob')?.until, NOW + 900);
   },
 );
-t.test('a v1 store (before login bans) is migrated by the writer, data kept', async (t) => {
-  const dir = t.testdir();
-  // The layout of schema version 1, written by hand as the v1 code did (lmdb-js defaults:
-  // ordered-binary keys, msgpack values).
-  const raw = open(storeAt(dir), { maxDbs: 32 });
-  const v1 = [
-    'meta',
-    'tokens',
-    'tokens-by-user',
-    'tokens-by-expiry',
-    'token-uses',
-    'revoked-tokens',
-    'revoked-tokens-by-expiry',
-    'revoked-users',
-    'revoked-users-by-expiry',
-  ];
-  const db = Object.fromEntries(v1.map((name) => [name, raw.openDB(name, {})]));
-  await raw.transaction(() => {
-    db.meta!.put('schema', 1);
-    db.tokens!.put('tok', { user: 'ann', iat: NOW, exp: NOW + 600 });
-    db['tokens-by-user']!.put(['ann', NOW, 'tok'], NOW + 600);
-    db['tokens-by-expiry']!.put([NOW + 600, 'tok'], null);
-    db['token-uses']!.put('tok', 3);
-    db['revoked-tokens']!.put('tok', { until: NOW + 600, revokedAt: NOW + 1 });
-    db['revoked-tokens-by-expiry']!.put([NOW + 600, 'tok'], NOW + 1);
-    db['revoked-users']!.put('bob', { notBefore: NOW, until: NOW + 900, revokedAt: NOW + 2 });
-    db['revoked-users-by-expiry']!.put([NOW + 900, 'bob'], { notBefore: NOW, revokedAt: NOW + 2 });
-  });
-  await raw.close();
-
-  refusedAs(t, dir, true, 'STORE_SCHEMA_OLDER', /schema version 1, this gateway reads 4/);
-  const store = openStore(dir, { readOnly: false });
-  t.same(store.revocationsInForce(NOW), {
-    tokens: [{ tokenId: 'tok', until: NOW + 600, revokedAt: NOW + 1 }],
-    users: [{ user: 'bob', notBefore: NOW, until: NOW + 900, revokedAt: NOW + 2 }],
-  });
-  t.same(store.getToken('tok'), { tokenId: 'tok', user: 'ann', iat: NOW, exp: NOW + 600 });
-  t.equal(store.stats({ limit: 10, nowSeconds: NOW }).users[0]?.tokens[0]?.count, 3);
-  t.same(store.counts(), { tokens: 1, revokedTokens: 1, revokedUsers: 1, bans: 0 });
-  const ban = {
-    kind: 'user',
-    subject: 'ann',
-    until: NOW + 60,
-    bannedAt: NOW,
-    failures: 5,
-  } as const;
-  await store.ban(ban);
-  t.same(store.getBan('user', 'ann', NOW), ban, 'the new databases work');
-  await store.close();
-
-  const check = open(storeAt(dir), { maxDbs: 32, readOnly: true });
-  t.equal(check.openDB('meta', {}).get('schema'), 4);
-  t.same(
-    [...check.getKeys()].sort(),
-    [
-      ...v1,
-      'login-bans',
-      'login-bans-by-expiry',
-      'csrf-nonces',
-      'csrf-nonces-by-expiry',
-      'totp-secrets',
-      'totp-steps',
-    ].sort(),
-  );
-  await check.close();
-  const again = openStore(dir, { readOnly: false });
-  t.same(again.getBan('user', 'ann', NOW), ban, 'reopening the migrated store keeps it');
-  await again.close();
-  const reader = openStore(dir, { readOnly: true });
-  t.teardown(() => reader.close());
-  t.same(reader.getBan('user', 'ann', NOW), ban);
-  t.equal(reader.getUserRevocation('bob')?.until, NOW + 900);
-});
-
 t.test('a writer told not to create refuses a missing store, and creates nothing', async (t) => {
   const base = t.testdir();
   const missing = join(base, 'not-yet');

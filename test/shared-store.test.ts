@@ -10,6 +10,7 @@ import {
   type Store,
   type TokenRecord,
 } from '../shared/store.js';
+import { CURRENT_DATABASES, CURRENT_SCHEMA } from './helpers/store-layout.js';
 
 const NOW = 1_700_000_000;
 
@@ -31,26 +32,10 @@ t.test('a new store has every database and the current schema version', async (t
   await store.close();
   const raw = open(join(dir, STORE_FILE), { readOnly: true, maxDbs: 32 });
   t.teardown(() => raw.close());
-  t.same([...raw.getKeys()].sort(), [
-    'csrf-nonces',
-    'csrf-nonces-by-expiry',
-    'login-bans',
-    'login-bans-by-expiry',
-    'meta',
-    'revoked-tokens',
-    'revoked-tokens-by-expiry',
-    'revoked-users',
-    'revoked-users-by-expiry',
-    'token-uses',
-    'tokens',
-    'tokens-by-expiry',
-    'tokens-by-user',
-    'totp-secrets',
-    'totp-steps',
-  ]);
+  t.same([...raw.getKeys()].sort(), CURRENT_DATABASES);
   const meta = raw.openDB('meta', {});
   t.equal(meta.get('schema'), SCHEMA_VERSION);
-  t.equal(SCHEMA_VERSION, 4);
+  t.equal(SCHEMA_VERSION, CURRENT_SCHEMA);
   t.type(meta.get('opened_at'), 'number', 'the writer probe wrote its open time');
 });
 
