@@ -22,6 +22,18 @@ export interface ConfigSnapshot {
   routeFiles?: Readonly<Record<string, string>>;
   /** config.json's `login_page` as the supervisor checked it (conf/login-page.ts). */
   loginPage?: string;
+  /**
+   * The token key ring in force (docs/token-format.md, Rotation): key material, as config.json's
+   * `secret` is. `active` signs new tokens; every key, the active one included, verifies the
+   * tokens carrying its key id. The supervisor builds it from config.json and the store.
+   */
+  keyRing: KeyRingSnapshot;
+}
+
+/** Key material of the ring, as an edge receives it. */
+export interface KeyRingSnapshot {
+  active: string;
+  verifyOnly: string[];
 }
 
 /** The certificate pair an edge loads: validated copies owned by the supervisor. */
@@ -235,6 +247,10 @@ const snapshotSchema = z.strictObject({
   raw: z.strictObject({ config: z.unknown(), routes: z.unknown() }),
   routeFiles: z.record(z.string(), z.string()).optional(),
   loginPage: z.string().optional(),
+  keyRing: z.strictObject({
+    active: z.string().min(1),
+    verifyOnly: z.array(z.string().min(1)).max(64),
+  }),
 });
 const tlsSchema = z.strictObject({
   certFile: z.string().min(1),

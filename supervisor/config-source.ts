@@ -63,6 +63,7 @@ export class ConfigSource {
         raw: loaded.raw,
         routeFiles: loaded.routeFiles,
         ...(loaded.loginPage === undefined ? {} : { loginPage: loaded.loginPage }),
+        keyRing: { active: config.secret, verifyOnly: [] },
       },
       instances: config.num_instances,
       cryptoThreads: config.worker,

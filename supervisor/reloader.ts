@@ -70,9 +70,10 @@ export class Reloader {
         plan.processKey === running.processKey &&
         JSON.stringify(plan.snapshot.raw) === JSON.stringify(running.snapshot.raw) &&
         // A route's client certificate or CA file, or the login page, replaced on disk is a
-        // change too.
+        // change too, and so is a key ring changed in the store.
         JSON.stringify(plan.snapshot.routeFiles) === JSON.stringify(running.snapshot.routeFiles) &&
-        plan.snapshot.loginPage === running.snapshot.loginPage
+        plan.snapshot.loginPage === running.snapshot.loginPage &&
+        JSON.stringify(plan.snapshot.keyRing) === JSON.stringify(running.snapshot.keyRing)
       ) {
         log.info('reload: configuration and certificates unchanged', {
           reload: 'unchanged',

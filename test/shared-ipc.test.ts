@@ -14,6 +14,7 @@ const snapshot: ConfigSnapshot = {
   dataDir: '/d',
   files: { config: '/c/config.json', routes: '/c/routes.yml' },
   raw: { config: { any: 'thing' }, routes: null },
+  keyRing: { active: 'k'.repeat(64), verifyOnly: [] },
 };
 
 t.test('every supervisor message of the union parses as sent', async (t) => {
@@ -36,6 +37,15 @@ t.test('malformed supervisor messages are refused with a reason', async (t) => {
     [{ type: 'listen', id: 1, host: '127.0.0.1', port: 70_000 }, /port/],
     [{ type: 'apply-config', id: -1, snapshot }, /id/],
     [{ type: 'apply-config', id: 1, snapshot: { ...snapshot, generation: 'x' } }, /generation/],
+    [{ type: 'apply-config', id: 1, snapshot: { ...snapshot, keyRing: undefined } }, /keyRing/],
+    [
+      {
+        type: 'apply-config',
+        id: 1,
+        snapshot: { ...snapshot, keyRing: { active: '', verifyOnly: [] } },
+      },
+      /keyRing/,
+    ],
     [{ type: 'drain' }, /timeoutMs/],
     ['drain', /./],
     [null, /./],

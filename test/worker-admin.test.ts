@@ -14,6 +14,7 @@ async function edge(t: Test, config: Record<string, unknown>) {
   const node: InProcessNode = await inProcessNode();
   const snapshot: ConfigSnapshot = {
     generation: 1,
+    keyRing: { active: SECRET, verifyOnly: [] },
     configDir: '/virtual',
     dataDir: node.dataDir,
     files: { config: '/virtual/config.json', routes: '/virtual/routes.yml' },

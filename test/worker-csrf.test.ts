@@ -308,6 +308,7 @@ async function edge(
   if (dead) node.services = { ...node.services, supervisor: new SupervisorLink(() => false) };
   const snapshot: ConfigSnapshot = {
     generation: 1,
+    keyRing: { active: SECRET, verifyOnly: [] },
     configDir: '/virtual',
     dataDir: node.dataDir,
     files: FILES,

@@ -27,6 +27,7 @@ function snapshot(generation: number, secret = 's'.repeat(80), data = dataDir): 
       config: { secret, host: '127.0.0.1', port: 0, worker: 1, timezone: 'UTC', users: [] },
       routes: { routes: [] },
     },
+    keyRing: { active: secret, verifyOnly: [] },
   };
 }
 

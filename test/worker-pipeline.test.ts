@@ -96,6 +96,7 @@ t.test('decoration and body transforms, in a real edge', async (t) => {
   });
   const snapshot: ConfigSnapshot = {
     generation: 1,
+    keyRing: { active: SECRET, verifyOnly: [] },
     configDir: '/virtual',
     dataDir: '/virtual/data',
     files: FILES,

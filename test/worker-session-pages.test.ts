@@ -238,6 +238,7 @@ t.test('where a failed login is shown: file, else the public route, else built-i
   async function pagesFor(extra: Record<string, unknown>, file?: string) {
     const snapshot: ConfigSnapshot = {
       generation: 1,
+      keyRing: { active: SECRET, verifyOnly: [] },
       configDir: '/virtual',
       dataDir: node.dataDir,
       files: FILES,

@@ -249,6 +249,7 @@ export function fakePlan(
       dataDir: '/nonexistent/data',
       files: { config: 'config.json', routes: 'routes.yml' },
       raw: { config: { generation }, routes: null },
+      keyRing: { active: 'k'.repeat(64), verifyOnly: [] },
     },
     instances,
     cryptoThreads: 1,
