@@ -15,7 +15,7 @@ export function canonicalTimezone(name: string): string | undefined {
  * An http(s) serialized origin (RFC 6454 section 6.2, `scheme "://" host [ ":" port ]`) as
  * browsers send it in `Origin`, letter case and one trailing `/` aside: the host a DNS name in
  * ASCII or a bracketed IPv6 address. Groups: scheme, host, port. The edge matches request
- * origins with it (worker/cors.ts), so every accepted `cors_origins` entry can match.
+ * origins with it (canonicalRequestOrigin), so every accepted `cors_origins` entry can match.
  */
 export const ORIGIN_SYNTAX = /^(https?):\/\/([a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?\/?$/i;
 
@@ -32,6 +32,18 @@ export function canonicalOrigin(value: string): string | undefined {
   }
   if (url.pathname !== '/' || value.endsWith('?') || value.endsWith('#')) return undefined;
   return ORIGIN_SYNTAX.test(url.origin) ? url.origin : undefined;
+}
+
+/**
+ * The canonical form of an `Origin` (or Referer-derived) value a request carries, for the CORS
+ * lists (worker/cors.ts) and the CSRF origin check (worker/csrf-origin.ts): undefined unless the
+ * value has the serialized-origin syntax (ORIGIN_SYNTAX: no path, user info, `%` escapes,
+ * missing slashes or other schemes), then the URL parser's serialization, the form
+ * canonicalOrigin gives the config's entries. So `HTTP://A.Test:80/`, `http://0x7f.1` and
+ * `[0:0:0:0:0:0:0:1]` meet their canonical entries, and no other origin can.
+ */
+export function canonicalRequestOrigin(value: string): string | undefined {
+  return ORIGIN_SYNTAX.test(value) ? canonicalOrigin(value) : undefined;
 }
 
 /** True when `value` parses as an absolute URL whose scheme is one of `schemes` (e.g. `http:`). */

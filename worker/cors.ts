@@ -14,7 +14,7 @@
  * origin never match. With no origin listed nothing here runs (Runtime.cors is undefined).
  */
 
-import { ORIGIN_SYNTAX } from '../conf/value-checks.js';
+import { canonicalRequestOrigin } from '../conf/value-checks.js';
 import { GatewayError, refusal } from '../shared/errors.js';
 import type { RequestContext } from './request-context.js';
 import { type Exchange, type HeaderPair, sendNoContent } from './uws-io.js';
@@ -66,26 +66,6 @@ export function compileCors(origins: readonly string[]): CorsPolicy | undefined 
   return { byOrigin };
 }
 
-const DEFAULT_PORT: Readonly<Record<string, number>> = { http: 80, https: 443 };
-
-/**
- * The canonical form of a request's `Origin` value (lower-case scheme and host, no default
- * port, no trailing `/`), the form `cors_origins` entries are stored in; undefined for
- * anything else (`null`, a path, user info, another scheme, spaces). Only spellings the URL
- * standard parses to the same origin are folded together, so no other origin can match.
- */
-export function canonicalRequestOrigin(value: string): string | undefined {
-  const m = ORIGIN_SYNTAX.exec(value);
-  if (m === null) return undefined;
-  const scheme = m[1]!.toLowerCase();
-  const host = m[2]!.toLowerCase();
-  const portText = m[3];
-  if (portText === undefined) return `${scheme}://${host}`;
-  const port = Number(portText);
-  if (port > 65535) return undefined;
-  return port === DEFAULT_PORT[scheme] ? `${scheme}://${host}` : `${scheme}://${host}:${port}`;
-}
-
 /**
  * The headers for a request's `Origin` value: the listed origin's, or NOT_LISTED. The exact
  * form browsers send is one Map lookup; another spelling is canonicalized first.
@@ -93,6 +73,8 @@ export function canonicalRequestOrigin(value: string): string | undefined {
 export function corsHeadersFor(policy: CorsPolicy, origin: string): readonly HeaderPair[] {
   const exact = policy.byOrigin.get(origin);
   if (exact !== undefined) return exact;
+  // The same canonical form as the config's entries and the CSRF Origin check
+  // (worker/csrf-origin.ts): the URL parser's serialization, which is what browsers send.
   const canonical = canonicalRequestOrigin(origin);
   return (canonical === undefined ? undefined : policy.byOrigin.get(canonical)) ?? NOT_LISTED;
 }

@@ -17,7 +17,7 @@
  */
 
 import type { Config } from '../conf/config-schema.js';
-import { canonicalOrigin } from '../conf/value-checks.js';
+import { canonicalRequestOrigin } from '../conf/value-checks.js';
 import { refusal } from '../shared/errors.js';
 import type { Step } from './pipeline.js';
 import { type Exchange, header } from './uws-io.js';
@@ -68,7 +68,8 @@ export function originRefusal(ex: Exchange, policy: OriginPolicy): OriginRefusal
 /**
  * Whether `origin` is the gateway's own (for this `host`) or listed. Browsers serialise origins
  * canonically (lower-case scheme and host, no default port), so an exact comparison settles
- * nearly every request; any other spelling is canonicalised by the URL parser first.
+ * nearly every request; any other spelling is canonicalised first, the way the CORS lists are
+ * (conf/value-checks.ts canonicalRequestOrigin).
  */
 function judge(
   origin: string,
@@ -79,11 +80,11 @@ function judge(
   if (origin === `https://${host}` || (policy.plainHttp && origin === `http://${host}`)) {
     return 'own';
   }
-  const canonical = canonicalOrigin(origin);
+  const canonical = canonicalRequestOrigin(origin);
   if (canonical === undefined) return 'unparsable';
   if (policy.listed.has(canonical)) return 'own';
-  if (canonical === canonicalOrigin(`https://${host}`)) return 'own';
-  if (policy.plainHttp && canonical === canonicalOrigin(`http://${host}`)) return 'own';
+  if (canonical === canonicalRequestOrigin(`https://${host}`)) return 'own';
+  if (policy.plainHttp && canonical === canonicalRequestOrigin(`http://${host}`)) return 'own';
   return 'foreign';
 }
 
