@@ -10,6 +10,11 @@ import { TokenCodec } from '../shared/token-codec.js';
 import type { VerifyTask } from './token-micro-worker.js';
 
 const SECRET = 'bench secret: 0123456789abcdef0123456789abcdef0123456789abcdef012345';
+// Two older keys kept verify-only after two rotations (docs/token-format.md, Rotation).
+const RETIRED = [
+  'bench retired key 1: 0123456789abcdef0123456789abcdef0123456789abcdef',
+  'bench retired key 2: fedcba9876543210fedcba9876543210fedcba9876543210',
+];
 const NOW = Math.floor(Date.now() / 1000);
 const USER = 'bench-user@example.com';
 // Long enough per run to dwarf timer and JIT noise, short enough for five runs of every case.
@@ -91,6 +96,12 @@ async function buildCases(pools: { one: Piscina; all: Piscina; threads: number }
   if (!verified.ok || verified.claims.sub !== USER) fail('verify of a valid token');
   if (codec.verify(tampered, NOW).ok) fail('verify of a tampered token');
   if (codec.verify(garbage, NOW).ok) fail('verify of garbage');
+  const ring = new TokenCodec({ active: SECRET, verifyOnly: RETIRED });
+  const retired = new TokenCodec(RETIRED[1]!).issue(USER, 3600, NOW).token;
+  for (const t of [token, retired]) {
+    const r = ring.verify(t, NOW);
+    if (!r.ok || r.claims.sub !== USER) fail('verify under a ring of three');
+  }
   const sessions = new LruCache<string, { user: string; exp: number }>(50_000);
   const cached: string[] = [];
   for (let i = 0; i < 10_000; i++) {
@@ -115,6 +126,14 @@ async function buildCases(pools: { one: Piscina; all: Piscina; threads: number }
     {
       name: 'verify, garbage (inline)',
       run: () => timeSync(() => codec.verify(garbage, NOW)),
+    },
+    {
+      name: 'verify, ring of 3, active key (inline)',
+      run: () => timeSync(() => ring.verify(token, NOW)),
+    },
+    {
+      name: 'verify, ring of 3, verify-only key (inline)',
+      run: () => timeSync(() => ring.verify(retired, NOW)),
     },
     { name: 'issue (inline)', run: () => timeSync(() => codec.issue(USER, 3600, NOW)) },
     {

@@ -4,8 +4,15 @@
 import { randomFillSync, timingSafeEqual } from 'node:crypto';
 import { xchacha20 } from '@noble/ciphers/chacha.js';
 import { decodeBase64UrlInto, decodedLength, encodeBase64Url } from './base64url.js';
-import { CodedError } from './coded-error.js';
-import { deriveTokenKeys, keyedHashInto, type TokenKeys } from './token-keys.js';
+import { TokenCodecError } from './token-codec-error.js';
+import {
+  deriveRingKeys,
+  formatKeyId,
+  type RingKeys,
+  ringHolds,
+  type TokenKeyRing,
+} from './token-key-ring.js';
+import { keyedHashInto, type TokenKeys } from './token-keys.js';
 import { usernameProblem } from './username.js';
 
 /** The format version written in the first byte of every token. */
@@ -37,6 +44,8 @@ export interface TokenClaims {
   iat: number;
   exp: number;
   jti: Uint8Array;
+  /** The id of the key that issued the token (from its header): its token id is keyed by it. */
+  keyId: number;
 }
 
 /** Why a token was refused; `expired` is only ever reported for an authentic token. */
@@ -45,15 +54,8 @@ export type VerifyFailure = 'malformed' | 'bad_version' | 'unknown_key' | 'bad_m
 /** The outcome of `TokenCodec.verify`. */
 export type VerifyResult = { ok: true; claims: TokenClaims } | { ok: false; reason: VerifyFailure };
 
-/** Stable codes of the errors `TokenCodec` throws; they signal caller bugs, never bad tokens. */
-export type TokenCodecErrorCode =
-  | 'TOKEN_SECRET_EMPTY'
-  | 'TOKEN_USERNAME_INVALID'
-  | 'TOKEN_TIME_INVALID'
-  | 'TOKEN_RANDOM_INVALID';
-
-/** Thrown by `TokenCodec` for arguments it cannot encode. */
-export class TokenCodecError extends CodedError<TokenCodecErrorCode> {}
+export { TokenCodecError, type TokenCodecErrorCode } from './token-codec-error.js';
+export { formatKeyId, type TokenKeyRing } from './token-key-ring.js';
 
 // Failures are shared frozen objects so that rejecting garbage allocates nothing.
 const failure = (reason: VerifyFailure): VerifyResult => Object.freeze({ ok: false, reason });
@@ -71,13 +73,17 @@ interface Sections {
 }
 
 /**
- * Issues and verifies tokens under the keys derived from one secret. Build one per thread that
- * needs it: verify works in per-instance scratch buffers (safe because it is synchronous).
+ * Issues tokens under the active key of a key ring and verifies them under whichever key of the
+ * ring their key id names (docs/token-format.md, Rotation). Build one per thread that needs it:
+ * verify works in per-instance scratch buffers (safe because it is synchronous).
  */
 export class TokenCodec {
-  /** First 4 bytes of the key-id derivation of the secret, big-endian; written in every token. */
+  /** The active key's id: first 4 bytes of its key-id derivation, big-endian; in every token. */
   readonly keyId: number;
+  readonly #ring: RingKeys;
+  // The active key set, looked at first: a ring of one costs one comparison, as before rings.
   readonly #keys: TokenKeys;
+  readonly #verifyOnly: ReadonlyMap<number, TokenKeys>;
   // Scratch for verify. Typed-array views cost more to create than the bytes they frame (they
   // showed up at 10% of a verify profile), so every view is made once: fixed ones here, and
   // those whose length follows the token size once per size, in #sections.
@@ -91,15 +97,26 @@ export class TokenCodec {
   readonly #id = new Uint8Array(16);
   readonly #random = new Uint8Array(NONCE_BYTES + JTI_BYTES);
 
-  constructor(secret: string) {
-    if (typeof secret !== 'string' || secret.length === 0) {
-      throw new TokenCodecError(
-        'TOKEN_SECRET_EMPTY',
-        'the token secret must be a non-empty string',
-      );
-    }
-    this.#keys = deriveTokenKeys(secret);
+  /**
+   * A codec over `ring`, or over a single secret (a ring of one). Throws TokenCodecError
+   * TOKEN_SECRET_EMPTY or TOKEN_KEY_ID_COLLISION (shared/token-key-ring.ts); repeated material
+   * counts once.
+   */
+  constructor(ring: TokenKeyRing | string) {
+    this.#ring = deriveRingKeys(typeof ring === 'string' ? { active: ring, verifyOnly: [] } : ring);
+    this.#keys = this.#ring.active;
+    this.#verifyOnly = this.#ring.verifyOnly;
     this.keyId = this.#keys.keyId;
+  }
+
+  /** Every key id this codec verifies, the active one first. */
+  get keyIds(): number[] {
+    return [this.keyId, ...this.#verifyOnly.keys()];
+  }
+
+  /** True when `ring` holds the same key material as this codec's (order and repeats aside). */
+  holds(ring: TokenKeyRing): boolean {
+    return ringHolds(this.#ring, ring);
   }
 
   /** Issues a token for `username`, valid from `nowSeconds` until `nowSeconds + ttlSeconds`. */
@@ -154,16 +171,18 @@ export class TokenCodec {
     const size = decodeBase64UrlInto(token, raw);
     if (size < 0) return MALFORMED;
     if (raw[0] !== TOKEN_VERSION) return BAD_VERSION;
-    if (this.#rawView.getUint32(KEY_ID_OFFSET) !== this.keyId) return UNKNOWN_KEY;
+    const keyId = this.#rawView.getUint32(KEY_ID_OFFSET);
+    const keys = keyId === this.keyId ? this.#keys : this.#verifyOnly.get(keyId);
+    if (keys === undefined) return UNKNOWN_KEY;
     const sections = this.#sectionsFor(size);
-    keyedHashInto(this.#keys.macKey, sections.authenticated, this.#expectedTag);
+    keyedHashInto(keys.macKey, sections.authenticated, this.#expectedTag);
     const tag = this.#tag;
     for (let i = 0; i < TAG_BYTES; i++) tag[i] = raw[sections.tagOffset + i]!;
     if (!timingSafeEqual(this.#expectedTag, tag)) return BAD_MAC;
     const nonce = this.#nonce;
     for (let i = 0; i < NONCE_BYTES; i++) nonce[i] = raw[NONCE_OFFSET + i]!;
-    xchacha20(this.#keys.encryptionKey, nonce, sections.body, sections.body);
-    const claims = this.#parseClaims(size);
+    xchacha20(keys.encryptionKey, nonce, sections.body, sections.body);
+    const claims = this.#parseClaims(size, keyId);
     if (claims === null) return MALFORMED;
     // Written so that a NaN clock fails closed.
     if (!(nowSeconds < claims.exp)) return EXPIRED;
@@ -171,11 +190,21 @@ export class TokenCodec {
   }
 
   /**
-   * A public handle for a token (stats, revocation): keyed BLAKE3 of its jti, 16 bytes, base64url
-   * (22 characters). Stable for a token, unlinkable to the token without the secret.
+   * A public handle for a token (stats, revocation): keyed BLAKE3 of its jti under the token id
+   * key of the key that issued it (`claims.keyId`), 16 bytes, base64url (22 characters). So it
+   * is the same on every node and after every rotation that still holds that key, and
+   * unlinkable to the token without the key. Throws TokenCodecError TOKEN_KEY_UNKNOWN when the
+   * ring does not hold `claims.keyId`.
    */
   tokenId(claims: TokenClaims): string {
-    keyedHashInto(this.#keys.tokenIdKey, claims.jti, this.#id);
+    const keys = claims.keyId === this.keyId ? this.#keys : this.#verifyOnly.get(claims.keyId);
+    if (keys === undefined) {
+      throw new TokenCodecError(
+        'TOKEN_KEY_UNKNOWN',
+        `key id ${formatKeyId(claims.keyId)} is not in the key ring`,
+      );
+    }
+    keyedHashInto(keys.tokenIdKey, claims.jti, this.#id);
     return encodeBase64Url(this.#id);
   }
 
@@ -203,7 +232,10 @@ export class TokenCodec {
     const body = raw.subarray(CIPHERTEXT_OFFSET, macEnd);
     xchacha20(this.#keys.encryptionKey, nonce, body, body);
     keyedHashInto(this.#keys.macKey, raw.subarray(0, macEnd), raw.subarray(macEnd));
-    return { token: encodeBase64Url(raw), claims: { sub: username, iat, exp, jti } };
+    return {
+      token: encodeBase64Url(raw),
+      claims: { sub: username, iat, exp, jti, keyId: this.keyId },
+    };
   }
 
   #sectionsFor(size: number): Sections {
@@ -222,7 +254,7 @@ export class TokenCodec {
 
   // Runs only on MAC-authenticated, decrypted bytes, so a failure here means a bug or a leaked
   // key; still strict, so that no layout ambiguity can ever be relied on.
-  #parseClaims(size: number): TokenClaims | null {
+  #parseClaims(size: number, keyId: number): TokenClaims | null {
     const view = this.#rawView;
     const iat = readUint64(view, CIPHERTEXT_OFFSET);
     const exp = readUint64(view, CIPHERTEXT_OFFSET + 8);
@@ -233,7 +265,7 @@ export class TokenCodec {
     }
     const sub = this.#rawBuffer.toString('utf8', nameOffset, nameOffset + nameLength);
     const jtiOffset = CIPHERTEXT_OFFSET + 16;
-    return { sub, iat, exp, jti: this.#raw.slice(jtiOffset, jtiOffset + JTI_BYTES) };
+    return { sub, iat, exp, jti: this.#raw.slice(jtiOffset, jtiOffset + JTI_BYTES), keyId };
   }
 }
 

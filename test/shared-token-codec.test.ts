@@ -28,7 +28,13 @@ t.test('a token round-trips its claims', async (t) => {
     const { token, claims } = codec.issue(username, 600, NOW);
     t.match(token, /^[A-Za-z0-9_-]+$/, 'URL-safe alphabet, no padding');
     t.ok(token.length >= MIN_TOKEN_LENGTH && token.length <= MAX_TOKEN_LENGTH);
-    t.same(claims, { sub: username, iat: NOW, exp: NOW + 600, jti: claims.jti });
+    t.same(claims, {
+      sub: username,
+      iat: NOW,
+      exp: NOW + 600,
+      jti: claims.jti,
+      keyId: codec.keyId,
+    });
     t.equal(claims.jti.length, 16);
     const result = codec.verify(token, NOW);
     t.same(result, { ok: true, claims });
@@ -199,7 +205,8 @@ t.test('tokenId is stable for a token and hides the jti', async (t) => {
   t.not(id, encodeBase64Url(claims.jti), 'not the raw jti');
   t.notOk(token.includes(id), 'not a piece of the token');
   const other = new TokenCodec('a different secret for the same jti, 0123456789');
-  t.not(other.tokenId(claims), id, 'keyed by the secret');
+  t.not(other.tokenId({ ...claims, keyId: other.keyId }), id, 'keyed by the secret');
+  t.throws(() => other.tokenId(claims), { code: 'TOKEN_KEY_UNKNOWN' }, 'not under another key');
 });
 
 t.test('claims returned by verify do not alias the codec scratch space', async (t) => {

@@ -68,7 +68,13 @@ for (const v of fixture.vectors) {
     const verified = codec.verify(v.token, v.iat);
     t.same(verified, {
       ok: true,
-      claims: { sub: v.username, iat: v.iat, exp: v.exp, jti: hex(v.jti) },
+      claims: {
+        sub: v.username,
+        iat: v.iat,
+        exp: v.exp,
+        jti: hex(v.jti),
+        keyId: Number.parseInt(v.key_id, 16),
+      },
     });
     t.same(codec.verify(v.token, v.exp), { ok: false, reason: 'expired' });
 

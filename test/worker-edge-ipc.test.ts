@@ -108,8 +108,21 @@ t.test('start, listen, a rejected config, then drain', async (t) => {
   child.send({ type: 'apply-config', id: 6, snapshot: snapshot(8, 'short') });
   t.match(await reply(6), { type: 'reply-error', code: 'CONFIG_REJECTED', reason: /secret/ });
   t.equal((await fetch(`http://127.0.0.1:${port}/nowhere`)).status, 404, 'still serving');
+  // Two materials whose key ids collide (test/shared-token-codec-ring.test.ts).
+  const colliding = ['key ring collision test 14478', 'key ring collision test 37071'];
+  child.send({
+    type: 'apply-config',
+    id: 7,
+    snapshot: { ...snapshot(9), keyRing: { active: 's'.repeat(80), verifyOnly: colliding } },
+  });
+  const rejected = await reply(7);
+  t.match(rejected, { type: 'reply-error', code: 'CONFIG_REJECTED', reason: /41bc6811/ });
+  t.notOk(JSON.stringify(rejected).includes('collision test'), 'the reply holds no key material');
+  t.equal((await fetch(`http://127.0.0.1:${port}/nowhere`)).status, 404, 'still serving');
   child.send({ type: 'drain', timeoutMs: 1_000 });
   t.equal(await exited, 0, 'drained and exited 0');
+  t.notOk(output.includes('collision test'), 'no key material in any log line');
+  t.notOk(output.includes('s'.repeat(80)), 'nor the secret');
 });
 
 t.test('an edge without a store refuses to start and exits 1', async (t) => {

@@ -90,6 +90,7 @@ export class Runtime {
   readonly routes: RouteTable<CompiledRoute>;
   readonly endpoints: ReadonlyMap<string, Endpoint>;
   readonly users: ReadonlyMap<string, UserEntry>;
+  /** Issues under `snapshot.keyRing`'s active key, verifies under any key of the ring. */
   readonly codec: TokenCodec;
   /** Seals and opens TOTP secrets in the store (shared/totp-seal.ts), derived from `secret`. */
   readonly totpKey: Uint8Array;
@@ -171,6 +172,13 @@ export class Runtime {
       snapshot.raw.routes,
       snapshot.files,
     );
+    // The same key ring keeps the same codec, so the session cache's entries stay valid; a new
+    // codec makes the cache verify each token again (session-cache.ts), so a key that left the
+    // ring refuses its tokens from the first request on this runtime.
+    const codec =
+      previous?.codec.holds(snapshot.keyRing) === true
+        ? previous.codec
+        : new TokenCodec(snapshot.keyRing);
     const users = compileUsers(config);
     const dummyParams = dominantParams(users);
     const dummyHash =
@@ -180,11 +188,6 @@ export class Runtime {
             randomBytes(18).toString('base64url'),
             toHashParams(dummyParams),
           );
-    // The same secret keeps the same codec, so the session cache's entries stay valid.
-    const codec =
-      previous && previous.config.secret === config.secret
-        ? previous.codec
-        : new TokenCodec(config.secret);
     const totpKey =
       previous && previous.config.secret === config.secret
         ? previous.totpKey

@@ -17,7 +17,7 @@ export interface Session {
 }
 
 interface Entry extends Session {
-  /** The codec that verified it: an entry verified under another secret is never used. */
+  /** The codec that verified it: an entry verified under another key ring is never used. */
   readonly codec: TokenCodec;
 }
 
@@ -26,9 +26,10 @@ const DEFAULT_ENTRIES = 50_000;
 
 /**
  * The edge's cache of verified tokens, a long-lived service that outlives config reloads (a
- * reload that keeps the secret keeps every cached session). Entries remember the codec that
- * verified them, so after a change of `secret` a token is verified again under the new keys,
- * even by a request still running on the previous config. Revocation is not its business: the
+ * reload that keeps the key ring keeps the codec, worker/runtime.ts, and so every cached
+ * session). Entries remember the codec that verified them, so after a change of the key ring a
+ * token is verified again under the new ring before it is used: a token whose key left the ring
+ * is refused from the first request on the new runtime, cached or not. Revocation is not its business: the
  * credential step asks the revocation set, which every cached entry meets on every request.
  */
 export class SessionCache {
@@ -47,7 +48,11 @@ export class SessionCache {
     let entry = this.#entries.get(token);
     if (entry === undefined || entry.codec !== codec) {
       const result = codec.verify(token, nowSeconds);
-      if (!result.ok) return undefined;
+      if (!result.ok) {
+        // A stale entry of another ring that no longer verifies is of no use to anyone.
+        if (entry !== undefined) this.#entries.delete(token);
+        return undefined;
+      }
       const { claims } = result;
       entry = {
         user: claims.sub,

@@ -53,7 +53,7 @@ export interface InProcessNode {
  * dir; `crypto` is only good for Runtime.build's dummy hash.
  */
 export async function inProcessNode(
-  options: { guards?: GuardConfig } = {},
+  options: { guards?: GuardConfig; crypto?: CryptoPool } = {},
 ): Promise<InProcessNode> {
   const dataDir = await mkdtemp(join(tmpdir(), 'proxyauth-node-'));
   const store = openStore(dataDir, { readOnly: false });
@@ -117,7 +117,7 @@ export async function inProcessNode(
   });
   const readOnly = openStore(dataDir, { readOnly: true });
   const services: EdgeServices = {
-    crypto: { hashPassword: async () => 'unused' } as unknown as CryptoPool,
+    crypto: options.crypto ?? ({ hashPassword: async () => 'unused' } as unknown as CryptoPool),
     accessLog: new AccessLog(openSync('/dev/null', 'w')),
     log: createLogger('test-edge'),
     sessions: new SessionCache(),
@@ -150,6 +150,15 @@ export async function inProcessNode(
  * edge would; stops it (and closes the node) when `t` ends. Resolves with the base URL.
  */
 export async function serveEdge(t: Test, node: InProcessNode, runtime: Runtime): Promise<string> {
+  return (await serveEdgeState(t, node, runtime)).url;
+}
+
+/** As serveEdge, with the edge's state: a test swaps `state.runtime` as a reload does. */
+export async function serveEdgeState(
+  t: Test,
+  node: InProcessNode,
+  runtime: Runtime,
+): Promise<{ url: string; state: EdgeState }> {
   const state: EdgeState = {
     runtime,
     services: node.services,
@@ -166,7 +175,7 @@ export async function serveEdge(t: Test, node: InProcessNode, runtime: Runtime):
     closeServer(app);
     await node.close();
   });
-  return `http://127.0.0.1:${bound.port}`;
+  return { url: `http://127.0.0.1:${bound.port}`, state };
 }
 
 function isAsk(message: EdgeMessage): message is EdgeAsk {
