@@ -5,6 +5,7 @@ import { usernameProblem } from '../shared/username.js';
 import { Argon2HashError, argon2Cost } from './argon2-hash.js';
 import { isArgon2Hash } from './is-argon2-hash.js';
 import { rateLimitSchema } from './rate-limit-schema.js';
+import { redisUrlProblem } from './redis-url.js';
 import { canonicalOrigin, canonicalTimezone, isHostOrIp, isUrlWithScheme } from './value-checks.js';
 
 // Bounds and defaults of config.json. Keys beyond the original's docs are marked "ours".
@@ -76,9 +77,10 @@ const redirectUrl = z
     'expected a path starting with "/" or an http(s) URL',
   );
 
-const redisUrl = z
-  .string()
-  .refine((s) => isUrlWithScheme(s, ['redis:', 'rediss:']), 'expected a redis:// or rediss:// URL');
+const redisUrl = z.string().superRefine((text, ctx) => {
+  const problem = redisUrlProblem(text);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const logSchema = z
   .strictObject({
@@ -149,6 +151,15 @@ export const configSchema = z.strictObject({
   stats: z.boolean().default(false),
   max_idle_per_host: intIn(0, 3000).default(50),
   redis: optionalText(redisUrl),
+  /**
+   * Ours: the start of every Redis key and channel name of the revocation bus, so that several
+   * clusters can share one Redis (README "Several nodes"). No glob characters: it is used in
+   * SCAN MATCH patterns as it is.
+   */
+  redis_prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:{}-]{1,64}$/, 'expected 1 to 64 of A-Z a-z 0-9 _ . : - { }')
+    .default('proxyauth:'),
   session_cookie: z.boolean().default(false),
   max_age_session_cookie: intIn(60, 31_536_000).default(3600),
   csrf_token: z.boolean().default(true),

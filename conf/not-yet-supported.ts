@@ -74,13 +74,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     message: `${NO_EFFECT}logs go to stdout only, loki and http shipping are not built`,
   },
   {
-    key: 'redis',
-    scope: 'config',
-    level: 'warning',
-    on: (c) => c.redis !== undefined,
-    message: `${NO_EFFECT}revocations are kept per node, their Redis sync is not built`,
-  },
-  {
     key: 'csrf_token',
     scope: 'config',
     level: 'warning',

@@ -2,6 +2,7 @@
 // a TypeError/RangeError (a rejection for the async writes) before any transaction starts.
 import { parseIpEntry } from './ip-match.js';
 import type { LoginBan, LoginBanKind, TokenRecord } from './store-types.js';
+import type { SyncRecord } from './sync-record.js';
 
 // Keys are ordered-binary encoded, where NUL separates the elements of an array key; the bound
 // keeps [user, iat, tokenId] well under LMDB's 1978-byte key limit even in 3-byte characters.
@@ -13,6 +14,16 @@ export function checkKey(name: string, value: unknown): asserts value is string 
     throw new TypeError(`${name} must be a string of 1 to ${MAX_KEY_CHARS} characters`);
   }
   if (value.includes('\0')) throw new TypeError(`${name} must not contain NUL`);
+}
+
+/** Throws unless `r` is a well-formed sync record (shared/sync-record.ts). */
+export function checkSyncRecord(r: SyncRecord): void {
+  if (r.kind !== 'token' && r.kind !== 'user') throw new TypeError('kind must be token or user');
+  checkKey('subject', r.subject);
+  for (const field of ['revokedAt', 'liftedAt', 'until', 'notBefore', 'expiresAt'] as const) {
+    checkCount(field, r[field]);
+  }
+  if (typeof r.origin !== 'string') throw new TypeError('origin must be a string');
 }
 
 /** Throws unless `value` is a finite number (a unix time in seconds). */

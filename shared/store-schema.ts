@@ -1,6 +1,6 @@
 import type { Database, RootDatabase } from 'lmdb';
-import type { RevocationChange } from './ipc.js';
 import type { LoginBanKind } from './store-types.js';
+import type { SyncKind, SyncRecord } from './sync-record.js';
 import type { SealedTotp } from './totp-seal.js';
 
 /** The store's named databases, by the name LMDB keeps them under. See store.ts for the layout. */
@@ -22,6 +22,8 @@ export const DB = {
   totpSteps: 'totp-steps',
   keyRing: 'key-ring',
   syncOutbox: 'sync-outbox',
+  syncMarks: 'sync-marks',
+  syncMarksByExpiry: 'sync-marks-by-expiry',
 } as const;
 
 /** Room for the databases later schemas add (TOTP secrets, CSRF nonces, key ring). */
@@ -64,9 +66,10 @@ const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
   (root) => {
     root.openDB(DB.keyRing, {});
   },
-  // v5 → v6: revocation changes made here and not yet published to Redis (the sync bus).
+  // v5 → v6: the Redis revocation bus: records not yet published (the outbox), and the sync
+  // record of every subject (revoke and lift times, lift tombstones) with its expiry index.
   (root) => {
-    root.openDB(DB.syncOutbox, {});
+    for (const name of [DB.syncOutbox, DB.syncMarks, DB.syncMarksByExpiry]) root.openDB(name, {});
   },
 ];
 
@@ -135,8 +138,12 @@ export interface StoreDbs {
   readonly totpSteps: Database<number, [string, string]>;
   /** key id (u32) → the key's material and life */
   readonly keyRing: Database<KeyRingValue, number>;
-  /** sequence number → a revocation change waiting to be published to Redis */
+  /** sequence number → a sync record waiting to be published to Redis */
   readonly syncOutbox: Database<SyncOutboxValue, number>;
+  /** [kind, subject] → the subject's sync record (shared/sync-record.ts) */
+  readonly syncMarks: Database<SyncOutboxValue, [SyncKind, string]>;
+  /** [expiresAt, kind, subject] → null */
+  readonly syncMarksByExpiry: Database<null, [number, SyncKind, string]>;
 }
 
 /** One key of the ring (shared/key-ring.ts). Times are unix seconds. */
@@ -154,11 +161,8 @@ export interface KeyRingValue {
   verifyUntil: number | null;
 }
 
-/** A revocation change queued for the Redis bus; `changedAt` in milliseconds. */
-export interface SyncOutboxValue {
-  change: RevocationChange;
-  changedAt: number;
-}
+/** A subject's sync record, queued for the Redis bus or kept as the subject's mark. */
+export type SyncOutboxValue = SyncRecord;
 
 /**
  * Opens a database that must exist, without creating it (readers cannot, and the writer only

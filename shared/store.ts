@@ -30,7 +30,10 @@
  * |                          |                       |   createdAt }                  |
  * | totp-steps               | [user, secretId]      | last accepted time step        |
  * | key-ring                 | keyId (u32)           | KeyRingValue (store-schema.ts) |
- * | sync-outbox              | sequence number       | { change, changedAt (ms) }     |
+ * | sync-outbox              | sequence number       | SyncRecord (sync-record.ts)    |
+ * | sync-marks               | [kind, subject]       | SyncRecord                     |
+ * | sync-marks-by-expiry     | [expiresAt, kind,     | null                           |
+ * |                          |  subject]             |                                |
  *
  * Login bans (brute-force lockouts) have kind 'user' (subject: a username) or 'ip' (subject: the
  * client as the gateway keys it, see LoginBan); version 2 added them. Version 3 added the
@@ -48,6 +51,7 @@
 import { join, resolve } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 import { parseIpEntry } from './ip-match.js';
+import type { RevocationChange } from './ipc.js';
 import {
   checkBan,
   checkBanKind,
@@ -56,6 +60,7 @@ import {
   checkKey,
   checkLimit,
   checkRecord,
+  checkSyncRecord,
   checkTime,
 } from './store-args.js';
 import { type CursorKey, decodeCursor } from './store-cursor.js';
@@ -70,6 +75,16 @@ import {
   statsPage,
 } from './store-reads.js';
 import type { LoginBanValue, StoreDbs, TokenValue } from './store-schema.js';
+import {
+  applyRemoteRecord,
+  type OutboxEntry,
+  outboxPage,
+  purgeSyncMarks,
+  recordLocalChange,
+  recordsInForce,
+  removeOutbox,
+  type SyncStamp,
+} from './store-sync.js';
 import {
   CONFIG_SECRET_ID,
   checkConsume,
@@ -105,10 +120,12 @@ import {
   removeUserRevocation,
   spendCsrfNonce,
 } from './store-writes.js';
+import type { SyncKind, SyncRecord } from './sync-record.js';
 import type { SealedTotp } from './totp-seal.js';
 
 export { StoreError, type StoreErrorCode } from './store-error.js';
 export { SCHEMA_VERSION } from './store-schema.js';
+export type { OutboxEntry, SyncStamp } from './store-sync.js';
 export { CONFIG_SECRET_ID, type TotpPutMode } from './store-totp.js';
 export type * from './store-types.js';
 
@@ -192,36 +209,98 @@ export class Store {
     });
   }
 
-  /** Revokes one token until `r.until`, replacing an earlier revocation of that token. */
-  async revokeToken(r: TokenRevocation): Promise<void> {
+  /**
+   * Revokes one token until `r.until`, replacing an earlier revocation of that token. With
+   * `sync` (the Redis bus is on), the change's sync record is joined into the token's mark and
+   * queued in the outbox, in the same transaction (shared/store-sync.ts).
+   */
+  async revokeToken(r: TokenRevocation, sync?: SyncStamp): Promise<void> {
     checkKey('tokenId', r.tokenId);
     checkTime('until', r.until);
     checkTime('revokedAt', r.revokedAt);
-    await this.#write((dbs) => putTokenRevocation(dbs, r));
+    await this.#write((dbs) => {
+      if (sync) recordLocalChange(dbs, { op: 'revoke-token', ...r }, sync);
+      putTokenRevocation(dbs, r);
+    });
   }
 
   /**
    * Revokes every token of `r.user` issued at or before `r.notBefore`, until `r.until`,
-   * replacing an earlier revocation of that user.
+   * replacing an earlier revocation of that user. `sync`: as revokeToken.
    */
-  async revokeUser(r: UserRevocation): Promise<void> {
+  async revokeUser(r: UserRevocation, sync?: SyncStamp): Promise<void> {
     checkKey('user', r.user);
     checkTime('notBefore', r.notBefore);
     checkTime('until', r.until);
     checkTime('revokedAt', r.revokedAt);
-    await this.#write((dbs) => putUserRevocation(dbs, r));
+    await this.#write((dbs) => {
+      if (sync) recordLocalChange(dbs, { op: 'revoke-user', ...r }, sync);
+      putUserRevocation(dbs, r);
+    });
   }
 
-  /** Lifts the revocation of one token; resolves true when there was one. */
-  async liftToken(tokenId: string): Promise<boolean> {
+  /**
+   * Lifts the revocation of one token; resolves true when there was one. `sync`: as
+   * revokeToken; the lift is kept as a tombstone until the lifted revocation's end.
+   */
+  async liftToken(tokenId: string, sync?: SyncStamp): Promise<boolean> {
     checkKey('tokenId', tokenId);
-    return this.#write((dbs) => removeTokenRevocation(dbs, tokenId));
+    return this.#write((dbs) => {
+      if (sync) recordLocalChange(dbs, { op: 'lift-token', tokenId }, sync);
+      return removeTokenRevocation(dbs, tokenId);
+    });
   }
 
-  /** Lifts the revocation of a user; resolves true when there was one. */
-  async liftUser(user: string): Promise<boolean> {
+  /** Lifts the revocation of a user; resolves true when there was one. `sync`: as liftToken. */
+  async liftUser(user: string, sync?: SyncStamp): Promise<boolean> {
     checkKey('user', user);
-    return this.#write((dbs) => removeUserRevocation(dbs, user));
+    return this.#write((dbs) => {
+      if (sync) recordLocalChange(dbs, { op: 'lift-user', user }, sync);
+      return removeUserRevocation(dbs, user);
+    });
+  }
+
+  /**
+   * Joins a sync record from another node (the Redis bus) into its subject's mark and brings
+   * the revocation in line, in one transaction. Resolves with the change the edges must apply,
+   * or undefined when nothing they hold changed (known, older, or ended by `nowSeconds`).
+   * Nothing is queued for publishing. TypeError for a malformed record.
+   */
+  async applySyncRecord(
+    record: SyncRecord,
+    nowSeconds: number,
+  ): Promise<RevocationChange | undefined> {
+    checkSyncRecord(record);
+    checkTime('nowSeconds', nowSeconds);
+    return this.#write((dbs) => applyRemoteRecord(dbs, record, nowSeconds));
+  }
+
+  /** The oldest `limit` records waiting to be published to Redis, with their sequence numbers. */
+  syncOutbox(limit: number): OutboxEntry[] {
+    checkLimit(limit);
+    return this.#read((dbs) => outboxPage(dbs, limit));
+  }
+
+  /** Removes published outbox entries by sequence number. */
+  async removeSyncOutbox(seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.#write((dbs) => removeOutbox(dbs, seqs));
+  }
+
+  /**
+   * The sync records of every subject not ended at `nowSeconds`: marks (lift tombstones
+   * included) and revocations in force without a mark, dated by their revokedAt and credited
+   * to `origin`. One pass over the marks' expiry index and the two revocation databases.
+   */
+  syncRecordsInForce(nowSeconds: number, origin: string): SyncRecord[] {
+    checkTime('nowSeconds', nowSeconds);
+    return this.#read((dbs) => recordsInForce(dbs, nowSeconds, origin));
+  }
+
+  /** The sync record kept for a subject (ended or not), or undefined. */
+  getSyncMark(kind: SyncKind, subject: string): SyncRecord | undefined {
+    checkKey('subject', subject);
+    return this.#read((dbs) => dbs.syncMarks.get([kind, subject]));
   }
 
   /**
@@ -321,7 +400,10 @@ export class Store {
     checkTime('nowSeconds', nowSeconds);
     const total: PurgeResult = { tokens: 0, revocations: 0, bans: 0, csrfNonces: 0 };
     for (;;) {
-      const done = await this.#write((dbs) => purgeSome(dbs, nowSeconds, PURGE_BATCH));
+      const done = await this.#write((dbs) => ({
+        ...purgeSome(dbs, nowSeconds, PURGE_BATCH),
+        marks: purgeSyncMarks(dbs, nowSeconds, PURGE_BATCH),
+      }));
       total.tokens += done.tokens;
       total.revocations += done.revokedTokens + done.revokedUsers;
       total.bans += done.bans;
@@ -332,6 +414,7 @@ export class Store {
         done.revokedUsers,
         done.bans,
         done.csrfNonces,
+        done.marks,
       );
       if (most < PURGE_BATCH) return total;
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,7 @@ import { forkEdge } from './fork-edge.js';
 import { serveGuards } from './guards.js';
 import { ReadySignal } from './ready-signal.js';
 import { Reloader } from './reloader.js';
+import { RevocationBus } from './revocation-bus.js';
 import { StoreKeeper } from './store-keeper.js';
 import { pruneTlsCopies } from './tls-pair.js';
 import { watchFiles } from './watch.js';
@@ -95,8 +97,21 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   });
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
   const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });
-  const keeper = new StoreKeeper(store, fleet, log);
+  const { redis, redis_prefix } = initial.loaded.config;
+  let bus: RevocationBus | undefined;
+  const nodeId = randomBytes(8).toString('hex');
+  const keeper = new StoreKeeper(
+    store,
+    fleet,
+    log,
+    undefined,
+    redis === undefined ? undefined : { origin: nodeId, queued: () => bus?.flush() },
+  );
   keeper.start();
+  if (redis !== undefined) {
+    bus = new RevocationBus({ url: redis, prefix: redis_prefix, nodeId, store, keeper, log });
+    bus.start();
+  }
   const guards = serveGuards(fleet, store, initial.loaded.config, log);
   // Signals are handled before the edges exist, so a stop during start-up still drains them.
   let stopping = false;
@@ -111,8 +126,9 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       log.info('stopping: draining edges', { signal });
       void fleet
         .stop(DRAIN_TIMEOUT_MS)
-        .then(() => {
+        .then(async () => {
           guards.stop();
+          await bus?.close();
           return keeper.close();
         })
         .then(() => {
@@ -130,6 +146,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   } catch (err) {
     if (stopping) return stopped;
     log.error('gateway failed to start', { code: codeOf(err), reason: (err as Error).message });
+    await bus?.close();
     await keeper.close();
     return refuseStart(ready, codeOf(err), (err as Error).message);
   }
@@ -169,6 +186,10 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     logLoad,
     onSettled: (outcome, running) => {
       guards.configure(running.loaded.config);
+      const now = running.loaded.config;
+      if (now.redis !== redis || now.redis_prefix !== redis_prefix) {
+        log.warn('redis and redis_prefix are read at start: the change takes effect at restart');
+      }
       void watchedCerts.refresh();
       if (outcome === 'rolled') void cleanCopies(running);
     },

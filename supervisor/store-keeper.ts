@@ -1,6 +1,7 @@
 import type { AnswerValues, RevocationChange } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { Store } from '../shared/store.js';
+import type { SyncRecord } from '../shared/sync-record.js';
 import type { Fleet } from './fleet.js';
 import { applyTotpChange } from './totp-changes.js';
 
@@ -11,6 +12,16 @@ const PURGE_MS = 60_000;
 
 /** What the keeper needs of the fleet. */
 export type KeeperFleet = Pick<Fleet, 'broadcast' | 'on' | 'answer'>;
+
+/** The Redis bus's hook (supervisor/revocation-bus.ts): on when `redis` is configured. */
+export interface KeeperSync {
+  /** This node's id, written as the origin of its changes. */
+  origin: string;
+  /** Called after a local change was committed with its outbox entry. */
+  queued: () => void;
+  /** The clock of sync records (ms); Date.now by default. */
+  nowMs?: () => number;
+}
 
 /**
  * The supervisor's side of the store: it is the store's only writer. Edges report issued
@@ -29,17 +40,20 @@ export class StoreKeeper {
   /** Revocation changes, one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   readonly #now: () => number;
+  readonly #sync: KeeperSync | undefined;
 
   constructor(
     store: Store,
     fleet: KeeperFleet,
     log: Logger,
     now: () => number = () => Math.floor(Date.now() / 1000),
+    sync?: KeeperSync,
   ) {
     this.#store = store;
     this.#fleet = fleet;
     this.#log = log;
     this.#now = now;
+    this.#sync = sync;
   }
 
   /** Starts serving the edges and the purge timer. */
@@ -105,9 +119,32 @@ export class StoreKeeper {
     return next;
   }
 
+  /**
+   * Applies a sync record from another node (the Redis bus), in turn with local changes: the
+   * store first (store.applySyncRecord: the same merge rules, nothing queued for publishing),
+   * then the edges. Resolves with the change the edges were sent, or undefined when the record
+   * changed nothing here. Rejects when the store write fails.
+   */
+  applyRemote(record: SyncRecord): Promise<RevocationChange | undefined> {
+    const next = this.#queue.then(async () => {
+      const write = this.#store.applySyncRecord(record, this.#now());
+      this.#track(write, 'apply a revocation from another node');
+      const change = await write;
+      if (change !== undefined) await this.#tellEdges(change);
+      return change;
+    });
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
   async #apply(requested: RevocationChange): Promise<AnswerValues['change-revocations']> {
     const store = this.#store;
     const now = this.#now();
+    const sync = this.#sync && {
+      origin: this.#sync.origin,
+      atMs: (this.#sync.nowMs ?? Date.now)(),
+      nowSeconds: now,
+    };
     let change = requested;
     let changed = true;
     const write = (async () => {
@@ -117,7 +154,7 @@ export class StoreKeeper {
           if (old !== undefined && old.until > now && old.until > requested.until) {
             change = { ...requested, until: old.until };
           }
-          await store.revokeToken(change as typeof requested);
+          await store.revokeToken(change as typeof requested, sync);
           break;
         }
         case 'revoke-user': {
@@ -129,20 +166,20 @@ export class StoreKeeper {
               until: Math.max(requested.until, old.until),
             };
           }
-          await store.revokeUser(change as typeof requested);
+          await store.revokeUser(change as typeof requested, sync);
           break;
         }
         case 'lift-token': {
           const old = store.getTokenRevocation(requested.tokenId);
           changed = old !== undefined && old.until > now;
           // One that ended is gone from the edges already: drop it, report nothing lifted.
-          if (old !== undefined) await store.liftToken(requested.tokenId);
+          if (old !== undefined) await store.liftToken(requested.tokenId, sync);
           break;
         }
         case 'lift-user': {
           const old = store.getUserRevocation(requested.user);
           changed = old !== undefined && old.until > now;
-          if (old !== undefined) await store.liftUser(requested.user);
+          if (old !== undefined) await store.liftUser(requested.user, sync);
           break;
         }
       }
@@ -150,6 +187,14 @@ export class StoreKeeper {
     this.#track(write, `write a revocation change (${requested.op})`);
     await write;
     if (!changed) return { changed, change, unconfirmed: 0 };
+    this.#sync?.queued();
+    const unconfirmed = await this.#tellEdges(change);
+    this.#log.info('revocation change in force', { op: change.op, unconfirmed });
+    return { changed, change, unconfirmed };
+  }
+
+  /** Sends a committed change to every edge; resolves with how many did not confirm it. */
+  async #tellEdges(change: RevocationChange): Promise<number> {
     const results = await this.#fleet.broadcast(
       { type: 'revocations', changes: [change] },
       APPLY_TIMEOUT_MS,
@@ -166,8 +211,7 @@ export class StoreKeeper {
         },
       );
     }
-    this.#log.info('revocation change in force', { op: change.op, edges: results.length });
-    return { changed, change, unconfirmed };
+    return unconfirmed;
   }
 
   /** Keeps a write for close(); a failure is logged once until a write succeeds again. */

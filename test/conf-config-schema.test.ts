@@ -244,6 +244,23 @@ t.test('redis: redis:// or rediss:// URL; empty means unset', async (t) => {
   t.equal(parse({ redis: '' }).config.redis, undefined);
   t.same(keys({ redis: 'http://redis:6379' }), ['redis']);
   t.same(keys({ redis: 'redis_server:6379' }), ['redis']);
+  t.equal(
+    parse({ redis: 'redis://bus:pw@[::1]:7000/2' }).config.redis,
+    'redis://bus:pw@[::1]:7000/2',
+  );
+  // ioredis would read a query string as client options: refused, like a path that is no db.
+  t.same(keys({ redis: 'redis://redis:6379/0?enableOfflineQueue=true' }), ['redis']);
+  t.same(keys({ redis: 'redis://redis:6379/#x' }), ['redis']);
+  t.same(keys({ redis: 'redis://redis:6379/zero' }), ['redis']);
+  t.same(keys({ redis: 'redis://:6379' }), ['redis']);
+});
+
+t.test('redis_prefix: default proxyauth:, no glob characters', async (t) => {
+  t.equal(parse({}).config.redis_prefix, 'proxyauth:');
+  t.equal(parse({ redis_prefix: 'cluster-b:{pa}.' }).config.redis_prefix, 'cluster-b:{pa}.');
+  for (const bad of ['', 'a*', 'a?', 'a[b]', 'a b', 'x'.repeat(65), 7]) {
+    t.same(keys({ redis_prefix: bad }), ['redis_prefix'], JSON.stringify(bad));
+  }
 });
 
 t.test('cors_origins: origins validated and normalised', async (t) => {

@@ -27,11 +27,6 @@ const CASES: Record<string, Case> = {
     key: 'log.type',
     off: [{ log: { type: 'local' } }, { log: {} }],
   },
-  redis: {
-    on: { redis: 'redis://127.0.0.1:6379' },
-    key: 'redis',
-    off: [{ redis: '' }, { redis: null }],
-  },
   csrf_token: {
     on: { csrf_token: false },
     key: 'csrf_token',

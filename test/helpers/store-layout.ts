@@ -28,4 +28,6 @@ export const CURRENT_DATABASES = [
   'totp-steps',
   'key-ring',
   'sync-outbox',
+  'sync-marks',
+  'sync-marks-by-expiry',
 ].sort();
