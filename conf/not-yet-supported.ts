@@ -59,7 +59,6 @@ const DEFAULT = {
   socket_listen: configSchema.shape.socket_listen.parse(undefined),
 };
 
-const NOT_SUPPORTED = 'not supported yet: ';
 const NO_EFFECT = 'has no effect yet: ';
 const COMPAT = 'has no effect: accepted for compatibility, uWebSockets.js has no such setting';
 

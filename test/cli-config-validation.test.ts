@@ -129,7 +129,11 @@ t.test(
     const noEffect = { log: { type: 'loki', host: '127.0.0.1:3100' } };
     const gw = await startGateway({ routes, config: noEffect });
     t.teardown(() => gw.stop());
-    t.match(gw.output(), /config\.json: log\.type: has no effect yet/, 'the start logs the warning');
+    t.match(
+      gw.output(),
+      /config\.json: log\.type: has no effect yet/,
+      'the start logs the warning',
+    );
 
     const before = JSON.parse(await readFile(join(gw.configDir, 'config.json'), 'utf8')) as {
       port: number;
