@@ -81,6 +81,25 @@ export function addKey(
 }
 
 /**
+ * addKey, then, when it added the key, activateKey, in the caller's one transaction: a reader
+ * never sees the new key before it signs. `retired`: the key active before, if any.
+ */
+export function addActiveKey(
+  dbs: StoreDbs,
+  keyId: number,
+  secret: string,
+  source: KeyRingValue['source'],
+  now: number,
+  expirySeconds: number,
+): { added: boolean; retired: number | undefined } | KeyRingError {
+  const added = addKey(dbs, keyId, secret, source, now);
+  if (added instanceof KeyRingError) return added;
+  if (!added) return { added, retired: undefined };
+  // The key is there now: activateKey cannot answer KEY_UNKNOWN.
+  return { added, retired: activateKey(dbs, keyId, now, expirySeconds) as number | undefined };
+}
+
+/**
  * Makes `keyId` the key that signs; the key active before is retired now and verifies until
  * `now + max(expirySeconds, its tokenLifetime)`, when every token it signed has expired. A
  * removed key comes back. Returns the id retired (undefined: none, or `keyId` was active).

@@ -63,6 +63,7 @@ import { type CursorKey, decodeCursor } from './store-cursor.js';
 import { StoreError, storeFailure, writeError } from './store-error.js';
 import {
   activateKey,
+  addActiveKey,
   addKey,
   type ImportedKey,
   installKeys,
@@ -357,6 +358,29 @@ export class Store {
     checkKey('secret', secret);
     checkTime('nowSeconds', nowSeconds);
     return refused(await this.#write((dbs) => addKey(dbs, keyId, secret, source, nowSeconds)));
+  }
+
+  /**
+   * addKey and, when the key was added, activateKey, in one transaction (a rotation: no reader
+   * sees the new key before it signs). Resolves with whether it was added and the id retired.
+   * KeyRingError KEY_COLLISION (nothing written).
+   */
+  async addActiveKey(
+    keyId: number,
+    secret: string,
+    source: KeyRingEntry['source'],
+    nowSeconds: number,
+    expirySeconds: number,
+  ): Promise<{ added: boolean; retired: number | undefined }> {
+    checkKeyId(keyId);
+    checkKey('secret', secret);
+    checkTime('nowSeconds', nowSeconds);
+    checkCount('expirySeconds', expirySeconds);
+    return refused(
+      await this.#write((dbs) =>
+        addActiveKey(dbs, keyId, secret, source, nowSeconds, expirySeconds),
+      ),
+    );
   }
 
   /**

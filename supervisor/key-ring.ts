@@ -49,8 +49,14 @@ export class KeyRingKeeper {
     const keyId = deriveTokenKeys(config.secret).keyId;
     const now = this.#now();
     try {
-      if (await this.#store.addKey(keyId, config.secret, 'config', now)) {
-        await this.#store.activateKey(keyId, now, config.token_expiry_seconds);
+      const seeded = await this.#store.addActiveKey(
+        keyId,
+        config.secret,
+        'config',
+        now,
+        config.token_expiry_seconds,
+      );
+      if (seeded.added) {
         this.#log.info('key ring: config.json secret is the new active key', {
           key_id: keyIdHex(keyId),
         });

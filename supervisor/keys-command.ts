@@ -59,14 +59,14 @@ async function rotate(store: Store, expiry: number): Promise<string> {
     // 32 random bytes, hex: 64 characters, so the material could stand as a config.json secret.
     const secret = randomBytes(32).toString('hex');
     const keyId = deriveTokenKeys(secret).keyId;
+    let retired: number | undefined;
     try {
-      await store.addKey(keyId, secret, 'generated', now);
+      ({ retired } = await store.addActiveKey(keyId, secret, 'generated', now, expiry));
     } catch (err) {
       // A key id taken already (1 chance in 2^32): draw again.
       if (err instanceof KeyRingError && err.code === 'KEY_COLLISION') continue;
       throw err;
     }
-    const retired = await store.activateKey(keyId, now, expiry);
     const old =
       retired === undefined
         ? ''

@@ -173,3 +173,27 @@ t.test('a reader sees the ring; its writes are refused', async (t) => {
   );
   await t.rejects(r.addKey(6, 'b'.repeat(64), 'config', NOW), { code: 'STORE_READ_ONLY' });
 });
+
+t.test(
+  'addActiveKey: adds and activates in one go; present material changes nothing',
+  async (t) => {
+    const store = writer(t);
+    t.same(await store.addActiveKey(1, 'a'.repeat(64), 'config', NOW, EXPIRY), {
+      added: true,
+      retired: undefined,
+    });
+    t.same(await store.addActiveKey(2, 'b'.repeat(64), 'generated', NOW + 5, EXPIRY), {
+      added: true,
+      retired: 1,
+    });
+    t.same(await store.addActiveKey(1, 'a'.repeat(64), 'config', NOW + 9, EXPIRY), {
+      added: false,
+      retired: undefined,
+    });
+    t.same(states(store, NOW + 9), { '00000001': 'verify-only', '00000002': 'active' });
+    await t.rejects(store.addActiveKey(2, 'c'.repeat(64), 'config', NOW, EXPIRY), {
+      code: 'KEY_COLLISION',
+    });
+    t.same(states(store, NOW + 9), { '00000001': 'verify-only', '00000002': 'active' });
+  },
+);
