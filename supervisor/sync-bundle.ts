@@ -121,8 +121,8 @@ export function parseBundle(text: string): KeyBundle {
       'the decrypted content is not a key bundle (not JSON)',
     );
   }
-  const version = (value as { version?: unknown } | null)?.version;
-  if (typeof value === 'object' && value !== null && version !== BUNDLE_VERSION) {
+  const { format, version } = (value ?? {}) as { format?: unknown; version?: unknown };
+  if (format === FORMAT && version !== BUNDLE_VERSION) {
     throw new SyncError(
       'SYNC_BUNDLE_VERSION',
       `the bundle has format version ${JSON.stringify(version)}; this proxyauth reads version ${BUNDLE_VERSION}`,
