@@ -161,7 +161,7 @@ const OPTION_LINES: Record<Option | 'help' | 'version', string> = {
   out: '  --out FILE         export: where to write (default ./proxyauth-keys.pgp)',
   'passphrase-file':
     '  --passphrase-file F  the passphrase is the content of F (one trailing newline dropped)',
-  recipient: "  --recipient KEY.asc  export: encrypt to this node's public key (sync keygen)",
+  recipient: "  --recipient KEY.asc  export: encrypt to that node's public key (its sync keygen)",
   force: '  --force            export: replace an existing output file',
   'verify-only':
     "  --verify-only      import: accept the keys' tokens, keep this node's active key",

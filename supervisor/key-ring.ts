@@ -56,7 +56,11 @@ export class KeyRingKeeper {
         now,
         config.token_expiry_seconds,
       );
-      if (seeded.added) {
+      // A ring without an active key (config.json's key imported verify-only before the first
+      // start) gets config.json's key as the active one.
+      const orphan = !seeded.added && !this.#hasActive(now);
+      if (orphan) await this.#store.activateKey(keyId, now, config.token_expiry_seconds);
+      if (seeded.added || orphan) {
         this.#log.info('key ring: config.json secret is the new active key', {
           key_id: keyIdHex(keyId),
         });
@@ -70,6 +74,10 @@ export class KeyRingKeeper {
     return this.#inForce(this.#now());
   }
 
+  #hasActive(now: number): boolean {
+    return this.#store.keyRing().some((k) => keyState(k, now) === 'active');
+  }
+
   #inForce(now: number): KeyRingSnapshot {
     let active: { keyId: number; secret: string } | undefined;
     const verifyOnly: { keyId: number; secret: string; until: number }[] = [];
@@ -80,7 +88,7 @@ export class KeyRingKeeper {
         verifyOnly.push({ ...key, until: key.verifyUntil ?? Number.MAX_SAFE_INTEGER });
       }
     }
-    // Seeded above: the ring always has an active key (remove refuses it).
+    // snapshot() made sure of one, and remove refuses the active key.
     if (active === undefined) throw new Error('the key ring has no active key');
     // Past the IPC bound, the keys that stop verifying first are left out (logged).
     const kept = verifyOnly.sort((a, b) => b.until - a.until).slice(0, MAX_VERIFY_ONLY);

@@ -113,7 +113,7 @@ export function listText(ring: readonly KeyRingEntry[], now: number): string {
 
 function utc(unixSeconds: number): string {
   const iso = new Date(unixSeconds * 1000).toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
 }
 
 function unixNow(): number {

@@ -82,6 +82,18 @@ t.test('a key rotated in the store is not undone by config.json; removed leaves'
   t.same(await n.snapshot(), { active: g, verifyOnly: [] }, 'the removed key leaves');
 });
 
+t.test("a ring without an active key gets config.json's key as active", async (t) => {
+  const n = await node(t);
+  // config.json's secret imported verify-only before the gateway ever seeded the ring.
+  await n.store.installKeys(
+    [{ keyId: deriveTokenKeys(S1).keyId, secret: S1, tokenLifetime: 60, verifyUntil: null }],
+    undefined,
+    n.clock.now,
+    EXPIRY,
+  );
+  t.same(await n.snapshot(), { active: S1, verifyOnly: [] });
+});
+
 t.test('a key id collision is a config error naming config.json and secret', async (t) => {
   const n = await node(t);
   // Two materials with one key id cannot be found by search (1 in 2^32): plant the record.
