@@ -62,7 +62,7 @@ const MIGRATIONS: readonly ((root: RootDatabase) => void)[] = [
   (root) => {
     for (const name of [DB.totpSecrets, DB.totpSteps]) root.openDB(name, {});
   },
-  // v4 → v5: the token key ring (shared/key-ring.ts): key id → key material and its life.
+  // v4 → v5: the token key ring (shared/store-keys.ts): key id → key material and its life.
   (root) => {
     root.openDB(DB.keyRing, {});
   },
@@ -146,7 +146,7 @@ export interface StoreDbs {
   readonly syncMarksByExpiry: Database<null, [number, SyncKind, string]>;
 }
 
-/** One key of the ring (shared/key-ring.ts). Times are unix seconds. */
+/** One key of the ring (shared/store-keys.ts). Times are unix seconds. */
 export interface KeyRingValue {
   /** The key material, as config.json's `secret` is (its UTF-8 bytes). */
   secret: string;
@@ -157,8 +157,12 @@ export interface KeyRingValue {
   activatedAt: number | null;
   /** When another key replaced it as the signer (null: still active, or never active). */
   retiredAt: number | null;
-  /** Its tokens verify until then (null: no end while active). */
+  /** Its tokens verify until then (null: no end while active, or an exporter's active key). */
   verifyUntil: number | null;
+  /** When `proxyauth keys remove` took it out (null: not removed). Records are never deleted. */
+  removedAt: number | null;
+  /** Longest token lifetime (s) known to be issued under it elsewhere (an import); 0: none. */
+  tokenLifetime: number;
 }
 
 /** A subject's sync record, queued for the Redis bus or kept as the subject's mark. */

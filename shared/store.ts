@@ -29,7 +29,8 @@
  * |                          |                       |   algorithm, digits, period,   |
  * |                          |                       |   createdAt }                  |
  * | totp-steps               | [user, secretId]      | last accepted time step        |
- * | key-ring                 | keyId (u32)           | KeyRingValue (store-schema.ts) |
+ * | key-ring                 | keyId (u32)           | KeyRingValue (store-schema.ts, |
+ * |                          |                       |   store-keys.ts)               |
  * | sync-outbox              | sequence number       | SyncRecord (sync-record.ts)    |
  * | sync-marks               | [kind, subject]       | SyncRecord                     |
  * | sync-marks-by-expiry     | [expiresAt, kind,     | null                           |
@@ -65,6 +66,17 @@ import {
 } from './store-args.js';
 import { type CursorKey, decodeCursor } from './store-cursor.js';
 import { StoreError, storeFailure, writeError } from './store-error.js';
+import {
+  activateKey,
+  addActiveKey,
+  addKey,
+  type ImportedKey,
+  installKeys,
+  type KeyRingEntry,
+  KeyRingError,
+  keyList,
+  removeKey,
+} from './store-keys.js';
 import { openEnvironment } from './store-open.js';
 import {
   banList,
@@ -124,10 +136,30 @@ import type { SyncKind, SyncRecord } from './sync-record.js';
 import type { SealedTotp } from './totp-seal.js';
 
 export { StoreError, type StoreErrorCode } from './store-error.js';
+export {
+  type ImportedKey,
+  type KeyRingEntry,
+  KeyRingError,
+  type KeyState,
+  keyIdHex,
+  keyState,
+} from './store-keys.js';
 export { SCHEMA_VERSION } from './store-schema.js';
 export type { OutboxEntry, SyncStamp } from './store-sync.js';
 export { CONFIG_SECRET_ID, type TotpPutMode } from './store-totp.js';
 export type * from './store-types.js';
+
+/** Throws a KeyRingError that a key ring body returned; passes anything else through. */
+function refused<T>(result: T | KeyRingError): T {
+  if (result instanceof KeyRingError) throw result;
+  return result;
+}
+
+function checkKeyId(keyId: number): void {
+  if (!Number.isInteger(keyId) || keyId < 0 || keyId > 0xffff_ffff) {
+    throw new RangeError(`keyId must be a u32, got ${String(keyId)}`);
+  }
+}
 
 /** The store's file name inside the data dir. */
 export const STORE_FILE = 'proxyauth.mdb';
@@ -388,6 +420,104 @@ export class Store {
     checkKey('user', user);
     checkConsume(secretId, steps);
     return this.#write((dbs) => consumeTotpStep(dbs, user, secretId, steps));
+  }
+
+  /**
+   * Adds key material under its key id (deriveTokenKeys(secret).keyId), verify-only until
+   * activateKey. Resolves false when the ring holds this material already; rejects with
+   * KeyRingError KEY_COLLISION when the id holds other material (nothing written).
+   */
+  async addKey(
+    keyId: number,
+    secret: string,
+    source: KeyRingEntry['source'],
+    nowSeconds: number,
+  ): Promise<boolean> {
+    checkKeyId(keyId);
+    checkKey('secret', secret);
+    checkTime('nowSeconds', nowSeconds);
+    return refused(await this.#write((dbs) => addKey(dbs, keyId, secret, source, nowSeconds)));
+  }
+
+  /**
+   * addKey and, when the key was added, activateKey, in one transaction (a rotation: no reader
+   * sees the new key before it signs). Resolves with whether it was added and the id retired.
+   * KeyRingError KEY_COLLISION (nothing written).
+   */
+  async addActiveKey(
+    keyId: number,
+    secret: string,
+    source: KeyRingEntry['source'],
+    nowSeconds: number,
+    expirySeconds: number,
+  ): Promise<{ added: boolean; retired: number | undefined }> {
+    checkKeyId(keyId);
+    checkKey('secret', secret);
+    checkTime('nowSeconds', nowSeconds);
+    checkCount('expirySeconds', expirySeconds);
+    return refused(
+      await this.#write((dbs) =>
+        addActiveKey(dbs, keyId, secret, source, nowSeconds, expirySeconds),
+      ),
+    );
+  }
+
+  /**
+   * Makes `keyId` the signing key; the one active before is retired at `nowSeconds` and verifies
+   * until `nowSeconds + expirySeconds` (token_expiry_seconds: its last token's expiry). Resolves
+   * with the retired key's id (undefined: none). KeyRingError KEY_UNKNOWN.
+   */
+  async activateKey(
+    keyId: number,
+    nowSeconds: number,
+    expirySeconds: number,
+  ): Promise<number | undefined> {
+    checkKeyId(keyId);
+    checkTime('nowSeconds', nowSeconds);
+    checkCount('expirySeconds', expirySeconds);
+    return refused(await this.#write((dbs) => activateKey(dbs, keyId, nowSeconds, expirySeconds)));
+  }
+
+  /**
+   * Marks `keyId` removed (the record stays, see store-keys.ts): its tokens stop verifying at
+   * the next snapshot. KeyRingError KEY_ACTIVE for the active key, KEY_UNKNOWN.
+   */
+  async removeKey(keyId: number, nowSeconds: number): Promise<void> {
+    checkKeyId(keyId);
+    checkTime('nowSeconds', nowSeconds);
+    refused(await this.#write((dbs) => removeKey(dbs, keyId, nowSeconds)));
+  }
+
+  /**
+   * Installs another node's keys in one transaction, all or nothing (store-keys.ts
+   * installKeys), then makes `activeId` active when given. Resolves with the ids added.
+   * KeyRingError KEY_COLLISION (nothing written).
+   */
+  async installKeys(
+    keys: readonly ImportedKey[],
+    activeId: number | undefined,
+    nowSeconds: number,
+    expirySeconds: number,
+  ): Promise<number[]> {
+    for (const key of keys) {
+      checkKeyId(key.keyId);
+      checkKey('secret', key.secret);
+      checkCount('tokenLifetime', key.tokenLifetime);
+      if (key.verifyUntil !== null) checkTime('verifyUntil', key.verifyUntil);
+    }
+    if (activeId !== undefined && !keys.some((k) => k.keyId === activeId)) {
+      throw new RangeError('activeId must be one of the keys installed');
+    }
+    checkTime('nowSeconds', nowSeconds);
+    checkCount('expirySeconds', expirySeconds);
+    return refused(
+      await this.#write((dbs) => installKeys(dbs, keys, activeId, nowSeconds, expirySeconds)),
+    );
+  }
+
+  /** Every key record (removed and expired ones included), by key id. Material included. */
+  keyRing(): KeyRingEntry[] {
+    return this.#read(keyList);
   }
 
   /**

@@ -4,6 +4,8 @@ import { CodedError } from '../shared/coded-error.js';
 import { parseIpEntry } from '../shared/ip-match.js';
 import { usernameProblem } from '../shared/username.js';
 import { COMMAND_NAMES, COMMANDS, type CommandName, isCommand } from './help.js';
+import type { KeysAction } from './keys-command.js';
+import type { SyncAction } from './sync-command.js';
 import type { TotpAction } from './totp-command.js';
 
 export type CliArgs =
@@ -21,6 +23,17 @@ export type CliArgs =
       json: boolean;
       /** `totp ACTION USER`: the operands, checked. */
       totp: { action: TotpAction; user: string } | undefined;
+      /** `keys ACTION [ID]`: the operands, checked (ID: a key id, for remove). */
+      keys: { action: KeysAction; id: number | undefined } | undefined;
+      /** `sync ACTION [FILE]`: the operands, checked (FILE: for import). */
+      sync: { action: SyncAction; file: string | undefined } | undefined;
+      /** `sync export --out FILE`, `--passphrase-file F`, `--recipient KEY.asc`. */
+      out: string | undefined;
+      passphraseFile: string | undefined;
+      recipient: string | undefined;
+      /** `sync export --force`, `sync import --verify-only`. */
+      force: boolean;
+      verifyOnly: boolean;
     }
   | { command: 'help'; topic: CommandName | undefined }
   | { command: 'version' };
@@ -43,6 +56,11 @@ const OPTIONS = {
   user: { type: 'string' },
   ip: { type: 'string' },
   json: { type: 'boolean' },
+  out: { type: 'string' },
+  'passphrase-file': { type: 'string' },
+  recipient: { type: 'string' },
+  force: { type: 'boolean' },
+  'verify-only': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -64,8 +82,18 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (values.help) return { command: 'help', topic: word === undefined ? undefined : command };
   let extra = positionals.slice(1);
   let totp: { action: TotpAction; user: string } | undefined;
+  let keys: { action: KeysAction; id: number | undefined } | undefined;
+  let sync: { action: SyncAction; file: string | undefined } | undefined;
   if (command === 'totp') {
     totp = totpOperands(extra);
+    extra = [];
+  }
+  if (command === 'keys') {
+    keys = keysOperands(extra);
+    extra = [];
+  }
+  if (command === 'sync') {
+    sync = syncOperands(extra, values);
     extra = [];
   }
   if (command === 'help') {
@@ -92,7 +120,66 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     ip: values.ip,
     json: values.json === true,
     totp,
+    keys,
+    sync,
+    out: values.out,
+    passphraseFile: values['passphrase-file'],
+    recipient: values.recipient,
+    force: values.force === true,
+    verifyOnly: values['verify-only'] === true,
   };
+}
+
+/** `keys list`, `keys rotate`, `keys remove ID` (ID: 1 to 8 hex digits, as `keys list` shows). */
+function keysOperands(operands: readonly string[]): {
+  action: KeysAction;
+  id: number | undefined;
+} {
+  const [action, id, ...rest] = operands;
+  if (action !== 'list' && action !== 'rotate' && action !== 'remove') {
+    const got = action === undefined ? 'nothing' : JSON.stringify(action);
+    throw new UsageError(`keys needs list, rotate or remove, got ${got}`, 'keys');
+  }
+  const more = action === 'remove' ? rest : [id, ...rest].filter((x) => x !== undefined);
+  if (more.length > 0) throw new UsageError(`keys: unexpected argument: ${more[0]}`, 'keys');
+  if (action !== 'remove') return { action, id: undefined };
+  if (id === undefined || !/^[0-9a-fA-F]{1,8}$/.test(id)) {
+    throw new UsageError('keys remove needs a key ID: 8 hex digits, as keys list shows', 'keys');
+  }
+  return { action, id: Number.parseInt(id, 16) };
+}
+
+/** The options each sync action reads; any other is refused rather than ignored. */
+const SYNC_OPTIONS: Record<SyncAction, readonly string[]> = {
+  export: ['out', 'passphrase-file', 'recipient', 'force'],
+  import: ['passphrase-file', 'verify-only'],
+  keygen: [],
+};
+
+/** `sync export`, `sync import FILE`, `sync keygen`. */
+function syncOperands(
+  operands: readonly string[],
+  values: Record<string, unknown>,
+): { action: SyncAction; file: string | undefined } {
+  const [action, file, ...rest] = operands;
+  if (action !== 'export' && action !== 'import' && action !== 'keygen') {
+    const got = action === undefined ? 'nothing' : JSON.stringify(action);
+    throw new UsageError(`sync needs export, import or keygen, got ${got}`, 'sync');
+  }
+  const more = action === 'import' ? rest : [file, ...rest].filter((x) => x !== undefined);
+  if (more.length > 0) throw new UsageError(`sync: unexpected argument: ${more[0]}`, 'sync');
+  if (action === 'import' && file === undefined) {
+    throw new UsageError('sync import needs a FILE', 'sync');
+  }
+  for (const name of ['out', 'passphrase-file', 'recipient', 'force', 'verify-only']) {
+    if (values[name] !== undefined && !SYNC_OPTIONS[action].includes(name)) {
+      throw new UsageError(`sync ${action} does not take --${name}`, 'sync');
+    }
+  }
+  if (values['passphrase-file'] !== undefined && values.recipient !== undefined) {
+    throw new UsageError('sync export takes --passphrase-file or --recipient, not both', 'sync');
+  }
+  return { action, file: action === 'import' ? file : undefined };
 }
 
 /** `totp reset USER` / `totp remove USER`. */

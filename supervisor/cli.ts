@@ -6,8 +6,10 @@ import { resolveDirs } from './dirs.js';
 import { failureMessage } from './failure-message.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { helpText } from './help.js';
+import { keysCommand } from './keys-command.js';
 import { serve } from './serve.js';
 import { statsCommand } from './stats-command.js';
+import { syncCommand } from './sync-command.js';
 import { totpCommand } from './totp-command.js';
 import { type UnbanTarget, unbanCommand } from './unban-command.js';
 import { packageVersion } from './version.js';
@@ -47,6 +49,25 @@ async function main(args: CliArgs): Promise<number> {
         err: process.stderr,
         json: args.json,
       });
+    }
+    case 'keys': {
+      // The parser made sure `keys` carries its operands.
+      const { action, id } = args.keys!;
+      return keysCommand(dirsOf(args), action, id, { out: process.stdout, err: process.stderr });
+    }
+    case 'sync': {
+      const { action, file } = args.sync!;
+      return syncCommand(
+        dirsOf(args),
+        action,
+        { ...args, file },
+        {
+          input: process.stdin,
+          prompt: process.stderr,
+          out: process.stdout,
+          err: process.stderr,
+        },
+      );
     }
   }
 }

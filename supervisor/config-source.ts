@@ -7,6 +7,7 @@ import type { CheckedTlsPair } from '../conf/tls-files.js';
 import { hashPassword } from '../crypto-pool/password.js';
 import type { Dirs } from './dirs.js';
 import type { FleetPlan } from './fleet.js';
+import type { KeyRingKeeper } from './key-ring.js';
 import { installTlsPair } from './tls-pair.js';
 
 /** One read of the config dir. */
@@ -29,10 +30,13 @@ export interface Loaded {
  */
 export class ConfigSource {
   readonly #dirs: Dirs;
+  readonly #keyRing: Pick<KeyRingKeeper, 'snapshot'>;
   #generation = 0;
 
-  constructor(dirs: Dirs) {
+  /** `keyRing` builds each snapshot's key ring from config.json and the store. */
+  constructor(dirs: Dirs, keyRing: Pick<KeyRingKeeper, 'snapshot'>) {
     this.#dirs = dirs;
+    this.#keyRing = keyRing;
   }
 
   private get configFile(): string {
@@ -53,6 +57,7 @@ export class ConfigSource {
     }
     const { config, tls } = loaded;
     const tlsFiles = tls ? await installTlsPair(tls, this.#dirs.dataDir) : null;
+    const keyRing = await this.#keyRing.snapshot(loaded);
     this.#generation++;
     const plan: FleetPlan = {
       snapshot: {
@@ -63,7 +68,7 @@ export class ConfigSource {
         raw: loaded.raw,
         routeFiles: loaded.routeFiles,
         ...(loaded.loginPage === undefined ? {} : { loginPage: loaded.loginPage }),
-        keyRing: { active: config.secret, verifyOnly: [] },
+        keyRing,
       },
       instances: config.num_instances,
       cryptoThreads: config.worker,

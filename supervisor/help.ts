@@ -1,4 +1,15 @@
-type Option = 'config-dir' | 'data-dir' | 'ready-fd' | 'user' | 'ip' | 'json';
+type Option =
+  | 'config-dir'
+  | 'data-dir'
+  | 'ready-fd'
+  | 'user'
+  | 'ip'
+  | 'json'
+  | 'out'
+  | 'passphrase-file'
+  | 'recipient'
+  | 'force'
+  | 'verify-only';
 
 interface CommandHelp {
   summary: string;
@@ -12,7 +23,7 @@ interface CommandHelp {
 
 /**
  * The commands `proxyauth` has, and their help texts. Only what exists is listed: a command
- * that a later issue will add (sync, prepare) must be an unknown command until then,
+ * that a later issue will add (prepare) must be an unknown command until then,
  * not a name that parses and does nothing.
  */
 export const COMMANDS = {
@@ -73,6 +84,46 @@ store is not usable, 2 for a usage error.`,
       json: '  --json             reset: print {"username","otpauth_uri","otpkey"} on one line',
     },
   },
+  keys: {
+    summary: 'list, rotate or remove the token signing keys (the key ring)',
+    usage: 'proxyauth keys list|rotate|remove [ID] [--config-dir DIR] [--data-dir DIR]',
+    details: `list: every key of the ring in the store: id (8 hex digits, the key id in tokens), source
+(config, generated, imported), state (active, verify-only, expired, removed) and times (UTC);
+never the key material. rotate: a new random 32-byte key becomes the active key; the one
+before verifies its tokens until they expire (token_expiry_seconds). remove ID: the key's
+tokens stop verifying (the active key cannot be removed: rotate first). All three may run
+while the gateway runs; rotate and remove take effect at the next reload (SIGHUP,
+systemctl reload proxyauth). The store is never created here.
+Exit status: 0 done, 1 refused (a stable code in the message), 2 for a usage error.`,
+    options: ['config-dir', 'data-dir'],
+  },
+  sync: {
+    summary: 'share the key ring with other nodes: export, import, keygen',
+    usage:
+      'proxyauth sync export [--out FILE] [--passphrase-file F | --recipient KEY.asc] [--force]\n' +
+      '       proxyauth sync import FILE [--passphrase-file F] [--verify-only]\n' +
+      '       proxyauth sync keygen [--data-dir DIR]',
+    details: `export: writes the keys in force (and token_expiry_seconds) as an OpenPGP message,
+0600, to ./proxyauth-keys.pgp or --out (never over a file, unless --force), encrypted to a
+passphrase (--passphrase-file, else typed twice on the terminal) or to a node's public key
+(--recipient; signed with this node's key, so run keygen first). Never users, passwords,
+token_admin or TOTP secrets. import: decrypts and checks the bundle, installs its keys in one
+transaction and makes the exporter's active key active here (--verify-only: only accept its
+tokens); a file for this node's key needs the sender's public key in <config dir>/sync-trusted/.
+keygen: makes this node's key pair once (private key in the data dir, 0600) and prints the
+public key for the other nodes' --recipient. Files dropped in <config dir>/import/ (*.pgp,
+encrypted to this node) are imported at start and reload. Changes take effect at the next
+reload. Exit status: 0 done, 1 refused (nothing changed; a stable code in the message).`,
+    options: [
+      'config-dir',
+      'data-dir',
+      'out',
+      'passphrase-file',
+      'recipient',
+      'force',
+      'verify-only',
+    ],
+  },
   'hash-password': {
     summary: 'read a password from stdin (or a silent prompt) and print its argon2id hash',
     usage: 'proxyauth hash-password',
@@ -107,6 +158,13 @@ const OPTION_LINES: Record<Option | 'help' | 'version', string> = {
   user: '  --user NAME        only this user',
   ip: '  --ip ADDR          the IP address or CIDR to unban (exactly one of --user and --ip)',
   json: '  --json             JSON (the /adm/stats shape) instead of a table',
+  out: '  --out FILE         export: where to write (default ./proxyauth-keys.pgp)',
+  'passphrase-file':
+    '  --passphrase-file F  the passphrase is the content of F (one trailing newline dropped)',
+  recipient: "  --recipient KEY.asc  export: encrypt to that node's public key (its sync keygen)",
+  force: '  --force            export: replace an existing output file',
+  'verify-only':
+    "  --verify-only      import: accept the keys' tokens, keep this node's active key",
   help: "  -h, --help         this text (after a command: that command's help)",
   version: '  -v, -V, --version  the version',
 };

@@ -14,6 +14,7 @@ import type { Dirs } from './dirs.js';
 import { Fleet } from './fleet.js';
 import { forkEdge } from './fork-edge.js';
 import { serveGuards } from './guards.js';
+import { KeyRingKeeper } from './key-ring.js';
 import { ReadySignal } from './ready-signal.js';
 import { Reloader } from './reloader.js';
 import { RevocationBus } from './revocation-bus.js';
@@ -69,17 +70,8 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   const firstRun = await ensureConfigDir(dirs.configDir, { hash: hashPassword });
   if (firstRun.created && firstRun.adminPassword)
     announceAdmin(dirs.configDir, firstRun.adminPassword);
-  const source = new ConfigSource(dirs);
-  let initial: Loaded;
-  try {
-    initial = await source.load();
-    logLoad(initial);
-  } catch (err) {
-    if (err instanceof ConfigError) return refuseStart(ready, err.code, err.format(), err.format());
-    throw err;
-  }
-  const { plan } = initial;
-  // The store is opened (created on first start) before any edge: an edge only reads it.
+  // The store is opened (created on first start) before any edge: an edge only reads it. The
+  // config load needs it too: the key ring of each snapshot lives there.
   let store: Store;
   try {
     store = openStore(dirs.dataDir, { readOnly: false });
@@ -87,6 +79,17 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     if (!(err instanceof StoreError)) throw err;
     return refuseStart(ready, err.code, err.message);
   }
+  const source = new ConfigSource(dirs, new KeyRingKeeper(store, dirs, log));
+  let initial: Loaded;
+  try {
+    initial = await source.load();
+    logLoad(initial);
+  } catch (err) {
+    await store.close();
+    if (err instanceof ConfigError) return refuseStart(ready, err.code, err.format(), err.format());
+    throw err;
+  }
+  const { plan } = initial;
   const counts = store.counts();
   log.info('store opened', {
     path: store.path,

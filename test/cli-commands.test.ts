@@ -58,19 +58,23 @@ t.test("help COMMAND prints that command's usage", async (t) => {
 
 t.test('usage errors exit 2 with a message on stderr and nothing on stdout', async (t) => {
   const commands =
-    "Commands: run, check-config, stats, unban, totp, hash-password, help. See 'proxyauth help'.";
+    "Commands: run, check-config, stats, unban, totp, keys, sync, hash-password, help. See 'proxyauth help'.";
   const general = 'Usage: proxyauth [COMMAND] [OPTIONS]';
   // [arguments, first line of stderr, second line]
   const cases: [string[], RegExp, string][] = [
     [['--bogus'], /^proxyauth: Unknown option '--bogus'\.$/, general],
-    [['sync', 'export'], /^proxyauth: unknown command: sync$/, general],
+    [
+      ['sync', 'export', '--verify-only'],
+      /^proxyauth: sync export does not take --verify-only$/,
+      'Usage: proxyauth sync export [--out FILE] [--passphrase-file F | --recipient KEY.asc] [--force]',
+    ],
     [['prepare'], /^proxyauth: unknown command: prepare$/, general],
     [
       ['stats', '--config-dir', '/c'],
       /^proxyauth: stats does not take --config-dir$/,
       'Usage: proxyauth stats [--data-dir DIR] [--user NAME] [--json]',
     ],
-    [['help', 'sync'], /^proxyauth: unknown command: sync$/, general],
+    [['help', 'prepare'], /^proxyauth: unknown command: prepare$/, general],
     [
       ['check-config', 'extra'],
       /^proxyauth: check-config: unexpected argument: extra$/,

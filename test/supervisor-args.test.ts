@@ -12,6 +12,13 @@ const NO_DIRS = {
   ip: undefined,
   json: false,
   totp: undefined,
+  keys: undefined,
+  sync: undefined,
+  out: undefined,
+  passphraseFile: undefined,
+  recipient: undefined,
+  force: false,
+  verifyOnly: false,
 };
 /** A descriptor open in this process, for --ready-fd. */
 const openFd = openSync('/dev/null', 'w');
@@ -154,11 +161,10 @@ t.test('version: -v, -V and --version, with or without a command', async (t) => 
 t.test('an unknown command is named before anything else about the line', async (t) => {
   // Commands that later issues add must not parse until they exist.
   for (const argv of [
-    ['sync', 'export'],
-    ['sync', 'import', '--force'],
+    ['prepare', '--force'],
     ['prepare'],
     ['frobnicate', '--help'],
-    ['help', 'sync'],
+    ['help', 'prepare'],
   ]) {
     const err = usageError(argv);
     const word = argv[0] === 'help' ? argv[1] : argv[0];
@@ -203,4 +209,61 @@ t.test('help texts', async (t) => {
   t.notMatch(unban, /only this user/);
   t.match(helpText('stats'), /--user NAME +only this user/);
   t.notMatch(helpText('stats'), /--ip/);
+});
+
+t.test('keys: list, rotate, remove ID (hex)', async (t) => {
+  t.same(parseCliArgs(['keys', 'list', '--data-dir', '/d']), {
+    command: 'keys',
+    ...NO_DIRS,
+    dataDir: '/d',
+    keys: { action: 'list', id: undefined },
+  });
+  t.match(parseCliArgs(['keys', 'remove', 'DEADBEEF']), {
+    keys: { action: 'remove', id: 0xdeadbeef },
+  });
+  t.match(parseCliArgs(['keys', 'rotate']), { keys: { action: 'rotate', id: undefined } });
+  for (const argv of [
+    ['keys'],
+    ['keys', 'drop'],
+    ['keys', 'remove'],
+    ['keys', 'remove', '123456789'],
+    ['keys', 'remove', 'xyz'],
+    ['keys', 'list', 'extra'],
+    ['keys', 'remove', '1', '2'],
+    ['keys', 'list', '--out', 'f'],
+  ]) {
+    const err = usageError(argv);
+    t.equal(err.topic, 'keys', argv.join(' '));
+  }
+});
+
+t.test('sync: export, import FILE, keygen, each with its own options', async (t) => {
+  t.same(parseCliArgs(['sync', 'export', '--out', 'k.pgp', '--passphrase-file', 'p', '--force']), {
+    command: 'sync',
+    ...NO_DIRS,
+    sync: { action: 'export', file: undefined },
+    out: 'k.pgp',
+    passphraseFile: 'p',
+    force: true,
+  });
+  t.same(parseCliArgs(['sync', 'import', 'k.pgp', '--verify-only']), {
+    command: 'sync',
+    ...NO_DIRS,
+    sync: { action: 'import', file: 'k.pgp' },
+    verifyOnly: true,
+  });
+  t.match(parseCliArgs(['sync', 'keygen']), { sync: { action: 'keygen', file: undefined } });
+  const refused: [string[], RegExp][] = [
+    [['sync'], /sync needs export, import or keygen/],
+    [['sync', 'import'], /needs a FILE/],
+    [['sync', 'export', 'file'], /unexpected argument: file/],
+    [['sync', 'import', 'a', 'b'], /unexpected argument: b/],
+    [['sync', 'import', 'a', '--force'], /sync import does not take --force/],
+    [['sync', 'import', 'a', '--recipient', 'k'], /does not take --recipient/],
+    [['sync', 'keygen', '--out', 'x'], /sync keygen does not take --out/],
+    [['sync', 'export', '--verify-only'], /does not take --verify-only/],
+    [['sync', 'export', '--passphrase-file', 'p', '--recipient', 'k'], /not both/],
+    [['stats', '--force'], /stats does not take --force/],
+  ];
+  for (const [argv, message] of refused) t.match(usageError(argv).message, message, argv.join(' '));
 });
