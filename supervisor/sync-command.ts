@@ -47,7 +47,7 @@ export async function syncCommand(
   try {
     if (action === 'keygen') return await keygen(dirs, io);
     const expiry = (await loadConfigDir(dirs.configDir)).config.token_expiry_seconds;
-    const store = openStore(dirs.dataDir, { readOnly: false, create: false });
+    const store = openStore(dirs.dataDir, { readOnly: action === 'export', create: false });
     try {
       if (action === 'export') return await exportKeys(store, dirs, expiry, options, io);
       return await importKeys(store, dirs, expiry, options, io);

@@ -1,11 +1,15 @@
 // Key rotation on a running gateway: `proxyauth keys rotate` beside it, then SIGHUP, rolls the
 // new ring out to the edges (the new key active, the old one verify-only), and a token issued
-// before keeps working. A new secret in config.json does the same through the file watch.
-import { readFile, writeFile } from 'node:fs/promises';
+// before keeps working. A new secret in config.json does the same through the file watch. A
+// file of another node dropped in <config dir>/import/ is installed at the next reload; a bad
+// one is refused with its name and the running configuration stays.
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { keyIdHex } from '../shared/store.js';
 import { deriveTokenKeys } from '../shared/token-keys.js';
+import { buildBundle } from '../supervisor/sync-bundle.js';
+import { seal } from '../supervisor/sync-pgp.js';
 import { runCli } from './helpers/cli.js';
 import { freshGet, logged, login, startGateway, waitFor } from './helpers/gateway.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -79,3 +83,76 @@ t.test('rotate with the CLI, then SIGHUP: new active key, old one verify-only', 
     'config.json secret active, both earlier keys verify-only',
   );
 });
+
+t.test(
+  'the import dir: installed at reload, renamed; a bad file keeps the running config',
+  async (t) => {
+    const openpgp = await import('openpgp');
+    const keygen = await runCli(['sync', 'keygen', ...dirs]);
+    t.equal(keygen.code, 0, keygen.stderr);
+    const recipient = await openpgp.readKey({ armoredKey: keygen.stdout });
+    // Another node: its own key pair (trusted here) and its ring of one key.
+    const other = await openpgp.generateKey({ type: 'curve25519', userIDs: [{ name: 'node a' }] });
+    await mkdir(join(gw.configDir, 'sync-trusted'));
+    await writeFile(join(gw.configDir, 'sync-trusted', 'a.asc'), other.publicKey);
+    const material = 'other-node-key-'.padEnd(64, 'o');
+    const id = keyIdHex(deriveTokenKeys(material).keyId);
+    const now = Math.floor(Date.now() / 1000);
+    const bundle = buildBundle(
+      [
+        {
+          keyId: deriveTokenKeys(material).keyId,
+          secret: material,
+          source: 'generated',
+          addedAt: now,
+          activatedAt: now,
+          retiredAt: null,
+          verifyUntil: null,
+          removedAt: null,
+          tokenLifetime: 0,
+        },
+      ],
+      'node-a',
+      now,
+      600,
+    );
+    const signer = await openpgp.readPrivateKey({ armoredKey: other.privateKey });
+    const importDir = join(gw.configDir, 'import');
+    await mkdir(importDir);
+    await writeFile(
+      join(importDir, 'a.pgp'),
+      await seal(JSON.stringify(bundle), { recipient, signer }),
+    );
+    gw.proc.kill('SIGHUP');
+    t.ok(
+      await waitFor(
+        () => logged(gw.output(), { message: 'key ring: imported', active: id }).length > 0,
+        SETTLE_MS,
+      ),
+      'imported at the reload',
+    );
+    t.ok(
+      await waitFor(
+        () => logged(gw.output(), { message: 'key ring in force', active: id }).length > 0,
+        SETTLE_MS,
+      ),
+    );
+    t.ok((await stat(join(importDir, 'a.pgp.imported'))).isFile(), 'renamed');
+
+    await writeFile(join(importDir, 'b.pgp'), 'not OpenPGP');
+    gw.proc.kill('SIGHUP');
+    t.ok(
+      await waitFor(
+        () =>
+          logged(gw.output(), { reload: 'invalid', file: join(importDir, 'b.pgp'), key: '(file)' })
+            .length > 0,
+        SETTLE_MS,
+      ),
+      'the bad file is named, the reload refused',
+    );
+    t.match(logged(gw.output(), { reload: 'invalid', file: join(importDir, 'b.pgp') })[0], {
+      rule: /^SYNC_NOT_OPENPGP/,
+    });
+    t.equal(await freshGet(gw.port, '/api/x', await login(gw.url)), 200, 'still serving');
+  },
+);
