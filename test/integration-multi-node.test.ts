@@ -6,13 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { runCli } from './helpers/cli.js';
-import {
-  freshGet,
-  logged,
-  type RunningGateway,
-  startGateway,
-  waitFor,
-} from './helpers/gateway.js';
+import { freshGet, logged, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
 import { startRedis } from './helpers/redis-server.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -41,13 +35,9 @@ async function startNode(n: number): Promise<RunningGateway> {
     },
   });
   nodes.push(gw);
-  t.ok(
-    await waitFor(
-      () => logged(gw.output(), { message: 'redis revocation bus connected' }).length > 0,
-      10_000,
-    ),
-    `node ${n}: bus connected`,
-  );
+  const connected = () =>
+    logged(gw.output(), { message: 'redis revocation bus connected' }).length > 0;
+  if (!(await waitFor(connected, 10_000))) throw new Error(`node ${n}: bus not connected`);
   return gw;
 }
 
@@ -149,7 +139,10 @@ t.test('Redis killed: all three serve; a revocation on node 1 reaches node 2 lat
   const other = await loginOn(two);
   t.equal(await freshGet(three.port, '/api/x', other.token), 200, 'logins work too');
   await redis.restart();
-  t.ok(await waitFor(refusedOn([two, three], token), 15_000, 100), 'converged after Redis returned');
+  t.ok(
+    await waitFor(refusedOn([two, three], token), 15_000, 100),
+    'converged after Redis returned',
+  );
   revokedInOutage = token;
 });
 
@@ -159,7 +152,10 @@ t.test('a fourth node started late knows every revocation', async (t) => {
   const fresh = await loginOn(one);
   t.equal(await freshGet(four.port, '/api/x', fresh.token), 200, 'a live token works there');
   t.ok(
-    await waitFor(async () => (await freshGet(four.port, '/api/x', revokedInOutage)) === 401, 5_000),
+    await waitFor(
+      async () => (await freshGet(four.port, '/api/x', revokedInOutage)) === 401,
+      5_000,
+    ),
     'the token revoked during the outage is refused there',
   );
 });
