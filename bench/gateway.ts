@@ -328,7 +328,7 @@ function cookieHeaders(
   const now = Math.floor(Date.now() / 1000);
   return {
     cookie: `session_token=${token}`,
-    'x-csrf-token': new CsrfTokens(secret).mint(tokenId, now, 86_400),
+    'x-csrf-token': CsrfTokens.ofSecret(secret).mint(tokenId, now, 86_400),
     origin: baseUrl,
   };
 }

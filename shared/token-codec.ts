@@ -12,7 +12,7 @@ import {
   ringHolds,
   type TokenKeyRing,
 } from './token-key-ring.js';
-import { keyedHashInto, type TokenKeys } from './token-keys.js';
+import { deriveKey, keyedHashInto, type TokenKeys } from './token-keys.js';
 import { usernameProblem } from './username.js';
 
 /** The format version written in the first byte of every token. */
@@ -96,6 +96,8 @@ export class TokenCodec {
   readonly #sections: (Sections | undefined)[] = [];
   readonly #id = new Uint8Array(16);
   readonly #random = new Uint8Array(NONCE_BYTES + JTI_BYTES);
+  // derivedKey's results, by key id and context: a handful (the ring times the purposes).
+  readonly #derived = new Map<string, Uint8Array>();
 
   /**
    * A codec over `ring`, or over a single secret (a ring of one). Throws TokenCodecError
@@ -107,6 +109,23 @@ export class TokenCodec {
     this.#keys = this.#ring.active;
     this.#verifyOnly = this.#ring.verifyOnly;
     this.keyId = this.#keys.keyId;
+  }
+
+  /**
+   * A 32-byte key for another purpose (BLAKE3 derive_key under `context`) bound to the ring key
+   * `keyId`, derived once per codec; undefined when the ring does not hold `keyId`. Every node
+   * holding that key derives the same one, so what it protects (the CSRF tokens of a session,
+   * worker/csrf-token.ts) holds across nodes and rotations, like the token ids.
+   */
+  derivedKey(keyId: number, context: string): Uint8Array | undefined {
+    const cacheKey = `${keyId}:${context}`;
+    const known = this.#derived.get(cacheKey);
+    if (known !== undefined) return known;
+    const keys = keyId === this.keyId ? this.#keys : this.#verifyOnly.get(keyId);
+    if (keys === undefined) return undefined;
+    const key = deriveKey(context, keys.material, 32);
+    this.#derived.set(cacheKey, key);
+    return key;
   }
 
   /** Every key id this codec verifies, the active one first. */

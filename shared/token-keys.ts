@@ -25,6 +25,11 @@ export interface TokenKeys {
   readonly encryptionKey: Uint8Array;
   readonly macKey: Uint8Array;
   readonly tokenIdKey: Uint8Array;
+  /**
+   * The key material itself, for keys of other purposes bound to this key (the CSRF token key,
+   * TokenCodec.derivedKey): whoever can verify this key's tokens can derive them too.
+   */
+  readonly material: Uint8Array;
 }
 
 /** Derives the token keys from a configuration secret (its UTF-8 bytes are the key material). */
@@ -36,6 +41,7 @@ export function deriveTokenKeys(secret: string): TokenKeys {
     encryptionKey: deriveKey(KEY_CONTEXTS.encryption, material, 32),
     macKey: deriveKey(KEY_CONTEXTS.mac, material, 32),
     tokenIdKey: deriveKey(KEY_CONTEXTS.tokenId, material, 32),
+    material,
   };
 }
 

@@ -233,7 +233,7 @@ async function logIn(url: string): Promise<Session> {
 }
 
 const session = await logIn(gw.url);
-const tokens = new CsrfTokens(SECRET);
+const tokens = CsrfTokens.ofSecret(SECRET);
 
 interface Answer {
   status: number;

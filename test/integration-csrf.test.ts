@@ -16,7 +16,7 @@ import { startWsBackend } from './helpers/ws-backend.js';
 
 // The secret of test/helpers/gateway.ts writeConfig.
 const SECRET = 'integration-test-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef';
-const tokens = new CsrfTokens(SECRET);
+const tokens = CsrfTokens.ofSecret(SECRET);
 const now = () => Math.floor(Date.now() / 1000);
 
 let hits = 0;
@@ -160,7 +160,7 @@ t.test('refused without a valid token of the session', async (t) => {
     { headers: cookie({ 'x-csrf-token': 'not-a-token' }) },
     'CSRF_INVALID',
   );
-  const forged = new CsrfTokens(`${SECRET}-other`).mint(alice.tokenId, now(), 600);
+  const forged = CsrfTokens.ofSecret(`${SECRET}-other`).mint(alice.tokenId, now(), 600);
   await expect(
     t,
     'forged (another secret)',

@@ -1,8 +1,9 @@
 import t from 'tap';
+import { TokenCodec } from '../shared/token-codec.js';
 import { CSRF_TOKEN_LENGTH, CsrfTokens, csrfTokensFor } from '../worker/csrf-token.js';
 
 const SECRET = 'k'.repeat(64);
-const tokens = new CsrfTokens(SECRET);
+const tokens = CsrfTokens.ofSecret(SECRET);
 const NOW = 1_800_000_000;
 
 t.test('a token verifies for its session until it expires', async (t) => {
@@ -28,7 +29,7 @@ t.test('nonces never repeat, across blocks of pre-fetched random bytes', async (
 t.test('bound to the session and the secret, and tamper-evident', async (t) => {
   const token = tokens.mint('session-a', NOW, 600);
   t.same(tokens.verify(token, 'session-b', NOW), { ok: false, reason: 'forged' });
-  t.same(new CsrfTokens('j'.repeat(64)).verify(token, 'session-a', NOW), {
+  t.same(CsrfTokens.ofSecret('j'.repeat(64)).verify(token, 'session-a', NOW), {
     ok: false,
     reason: 'forged',
   });
@@ -67,8 +68,31 @@ t.test('malformed inputs are refused before any MAC work', async (t) => {
   t.same(tokens.verify(v2.toString('base64url'), 's', NOW), { ok: false, reason: 'malformed' });
 });
 
-t.test('csrfTokensFor derives once per secret', async (t) => {
-  t.equal(csrfTokensFor(SECRET), csrfTokensFor(SECRET));
-  const token = csrfTokensFor(SECRET).mint('s', NOW, 60);
-  t.ok(tokens.verify(token, 's', NOW).ok, 'same key as a fresh instance');
-});
+t.test(
+  'csrfTokensFor: keyed by the ring key that issued the session, once per codec',
+  async (t) => {
+    const a = new TokenCodec(SECRET);
+    t.equal(csrfTokensFor(a, a.keyId), csrfTokensFor(a, a.keyId), 'derived once');
+    const token = csrfTokensFor(a, a.keyId)!.mint('s', NOW, 60);
+    t.ok(tokens.verify(token, 's', NOW).ok, "a ring of config.json's secret: the secret's key");
+    const other = 'another key of the ring'.padEnd(64, '-');
+    const rotated = new TokenCodec({ active: other, verifyOnly: [SECRET] });
+    t.ok(
+      csrfTokensFor(rotated, a.keyId)!.verify(token, 's', NOW).ok,
+      'after a rotation, sessions of the old key keep their CSRF tokens',
+    );
+    const b = new TokenCodec(other);
+    const underB = csrfTokensFor(b, b.keyId)!.mint('s', NOW, 60);
+    t.same(
+      csrfTokensFor(rotated, b.keyId)!.verify(underB, 's', NOW),
+      {
+        ok: true,
+        nonce: Buffer.from(underB, 'base64url').subarray(5, 17).toString('base64url'),
+        exp: NOW + 60,
+      },
+      'another node holding the same key accepts them',
+    );
+    t.same(tokens.verify(underB, 's', NOW), { ok: false, reason: 'forged' }, 'no other key does');
+    t.equal(csrfTokensFor(b, a.keyId), undefined, 'a key the ring does not hold: none');
+  },
+);

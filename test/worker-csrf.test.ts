@@ -198,6 +198,7 @@ function stepOf(config: Record<string, unknown>) {
   const route = routesFileSchema.parse({ routes: [{ prefix: '/r', target: 'http://h:1' }] })
     .routes[0]!;
   const step = compileRoutePipeline(route, parsed, [csrf]).steps[0]!;
+  const codec = new TokenCodec(SECRET);
   const warnings: Record<string, unknown>[] = [];
   return {
     warnings,
@@ -209,7 +210,8 @@ function stepOf(config: Record<string, unknown>) {
         ex: exchange(headers, 'gw.test', init.method ?? 'POST'),
         viaCookie: init.viaCookie ?? true,
         upgrade: init.upgrade ? {} : undefined,
-        session: { tokenId: init.tokenId ?? 'session-1' },
+        session: { tokenId: init.tokenId ?? 'session-1', keyId: codec.keyId },
+        rt: { codec },
         user: { name: 'alice' },
         clientIp: '192.0.2.1',
         services: {
@@ -227,7 +229,7 @@ function stepOf(config: Record<string, unknown>) {
 
 t.test('the step: who is checked, and the header token', async (t) => {
   const s = stepOf({ cors_origins: ['https://app.test'] });
-  const tokens = new CsrfTokens(SECRET);
+  const tokens = CsrfTokens.ofSecret(SECRET);
   const good = tokens.mint('session-1', now(), 600);
   const own = ['origin', 'https://gw.test'];
   t.equal(s.run([...own, 'x-csrf-token', good], {}), 'passed', 'a valid header token');
@@ -245,7 +247,7 @@ t.test('the step: who is checked, and the header token', async (t) => {
   t.equal(s.run([...own, 'x-csrf-token', other], {}), 'CSRF_INVALID', "another session's");
   const old = tokens.mint('session-1', now() - 700, 600);
   t.equal(s.run([...own, 'x-csrf-token', old], {}), 'CSRF_INVALID', 'expired');
-  const forged = new CsrfTokens(`${SECRET}x`).mint('session-1', now(), 600);
+  const forged = CsrfTokens.ofSecret(`${SECRET}x`).mint('session-1', now(), 600);
   t.equal(s.run([...own, 'x-csrf-token', forged], {}), 'CSRF_INVALID', 'another secret');
   t.equal(
     s.run([...own, 'x-csrf-token', good, 'x-csrf-token', good], {}),
@@ -287,7 +289,7 @@ t.test('the step: who is checked, and the header token', async (t) => {
 
 t.test('the step on TLS: http://Host is not its own origin', async (t) => {
   const s = stepOf({ tls: true });
-  const good = new CsrfTokens(SECRET).mint('session-1', now(), 600);
+  const good = CsrfTokens.ofSecret(SECRET).mint('session-1', now(), 600);
   t.equal(s.run(['origin', 'https://gw.test', 'x-csrf-token', good], {}), 'passed');
   t.equal(s.run(['origin', 'http://gw.test', 'x-csrf-token', good], {}), 'CSRF_ORIGIN_MISMATCH');
   const plain = stepOf({});
@@ -327,7 +329,7 @@ async function edge(
   const issued = new TokenCodec(SECRET).issue('u', 600, now());
   const tokenId = new TokenCodec(SECRET).tokenId(issued.claims);
   const cookie = `session_token=${issued.token}`;
-  return { url, cookie, csrf: () => new CsrfTokens(SECRET).mint(tokenId, now(), 600) };
+  return { url, cookie, csrf: () => CsrfTokens.ofSecret(SECRET).mint(tokenId, now(), 600) };
 }
 
 t.test('single use: a token passes once, then is refused', async (t) => {

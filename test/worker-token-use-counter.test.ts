@@ -8,6 +8,7 @@ const session = (tokenId: string): Session => ({
   iat: 1,
   exp: 2,
   tokenId,
+  keyId: 1,
   cleanAt: 0,
 });
 

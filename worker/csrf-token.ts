@@ -2,9 +2,9 @@
  * CSRF tokens of session-cookie mode (README "CSRF"): synchronizer tokens in the sense of the
  * OWASP CSRF Prevention Cheat Sheet, made stateless. A token is bound to one session (the id of
  * the gateway token it was minted for), carries its expiry and a random nonce, and is
- * authenticated with a keyed BLAKE3 MAC under a key derived from `secret`, so every edge of a
- * node (and every node sharing the secret) verifies it without shared state. Single use, when
- * configured, is the supervisor's record of spent nonces (the CSRF step asks it).
+ * authenticated with a keyed BLAKE3 MAC under a key derived from the ring key that issued the
+ * session's token, so every edge of a node (and every node sharing that key) verifies it
+ * without shared state. Single use, when configured, is the supervisor's record of spent nonces (the CSRF step asks it).
  *
  * Wire form: base64url of 33 bytes, 44 characters:
  *   version (1 byte, 1) | exp (4 bytes, unix seconds, big-endian) | nonce (12 random bytes) |
@@ -12,6 +12,7 @@
  */
 
 import { randomFillSync, timingSafeEqual } from 'node:crypto';
+import type { TokenCodec } from '../shared/token-codec.js';
 import { deriveKey, keyedHashInto } from '../shared/token-keys.js';
 
 const VERSION = 1;
@@ -51,12 +52,21 @@ function takeNonce(into: Buffer, at: number): void {
   nonceAt += NONCE;
 }
 
-/** Mints and verifies the CSRF tokens of one secret. */
+/** Mints and verifies the CSRF tokens of one key (32 bytes, see csrfTokensFor). */
 export class CsrfTokens {
   readonly #key: Uint8Array;
 
-  constructor(secret: string) {
-    this.#key = deriveKey(CSRF_KEY_CONTEXT, Buffer.from(secret, 'utf8'), 32);
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+
+  /**
+   * The CsrfTokens of the sessions issued under the ring key of material `secret` (a node on
+   * config.json's `secret` alone): what csrfTokensFor gives for that key. For tools and tests
+   * that mint tokens as a node would.
+   */
+  static ofSecret(secret: string): CsrfTokens {
+    return new CsrfTokens(deriveKey(CSRF_KEY_CONTEXT, Buffer.from(secret, 'utf8'), 32));
   }
 
   /** A new token for the session `tokenId`, valid `ttlSeconds` from `nowSeconds`. */
@@ -98,12 +108,27 @@ export class CsrfTokens {
   }
 }
 
-let cached: { secret: string; tokens: CsrfTokens } | undefined;
+const byCodec = new WeakMap<TokenCodec, Map<number, CsrfTokens>>();
 
-/** The CsrfTokens of `secret`, derived once (a reload with the same secret reuses them). */
-export function csrfTokensFor(secret: string): CsrfTokens {
-  if (cached === undefined || cached.secret !== secret) {
-    cached = { secret, tokens: new CsrfTokens(secret) };
+/**
+ * The CsrfTokens of the sessions issued under ring key `keyId`: keyed by a key derived from that
+ * key's material (CSRF_KEY_CONTEXT), so every edge and every node holding the key mints and
+ * accepts the same tokens, across rotations too; for a ring of config.json's `secret` alone the
+ * key is the one derived from `secret`. Undefined when the ring does not hold `keyId` (then no
+ * session of it verifies either). Made once per codec and key.
+ */
+export function csrfTokensFor(codec: TokenCodec, keyId: number): CsrfTokens | undefined {
+  let perKey = byCodec.get(codec);
+  if (perKey === undefined) {
+    perKey = new Map();
+    byCodec.set(codec, perKey);
   }
-  return cached.tokens;
+  let tokens = perKey.get(keyId);
+  if (tokens === undefined) {
+    const key = codec.derivedKey(keyId, CSRF_KEY_CONTEXT);
+    if (key === undefined) return undefined;
+    tokens = new CsrfTokens(key);
+    perKey.set(keyId, tokens);
+  }
+  return tokens;
 }

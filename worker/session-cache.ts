@@ -9,6 +9,8 @@ export interface Session {
   readonly exp: number;
   /** The token's public id (TokenCodec.tokenId): revocations and stats name it. */
   readonly tokenId: string;
+  /** Id of the ring key that issued the token (its CSRF tokens are keyed under it). */
+  readonly keyId: number;
   /**
    * The revocation set's epoch at which this token was last found not revoked (0: never).
    * Written by the credential step only.
@@ -59,6 +61,7 @@ export class SessionCache {
         iat: claims.iat,
         exp: claims.exp,
         tokenId: codec.tokenId(claims),
+        keyId: claims.keyId,
         cleanAt: 0,
         codec,
       };

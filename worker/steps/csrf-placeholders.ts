@@ -34,9 +34,11 @@ function cookieSession(ctx: RequestContext): Session | undefined {
 function tokenFor(ctx: RequestContext): string {
   const session = ctx.session ?? (ctx.route?.config.secure ? undefined : cookieSession(ctx));
   if (session === undefined) return '';
-  const { config } = ctx.rt;
+  const { config, codec } = ctx.rt;
+  const tokens = csrfTokensFor(codec, session.keyId);
+  if (tokens === undefined) return '';
   const now = Math.floor(Date.now() / 1000);
-  return csrfTokensFor(config.secret).mint(session.tokenId, now, config.csrf_token_ttl);
+  return tokens.mint(session.tokenId, now, config.csrf_token_ttl);
 }
 
 /**

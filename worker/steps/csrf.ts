@@ -76,8 +76,6 @@ const IDENTITY = /^\s*(?:identity)?\s*$/i;
 
 /** The route's compiled CSRF settings. */
 interface Plan {
-  readonly tokens: CsrfTokens;
-  readonly verified: LruCache<string, Verified>;
   readonly origins: OriginPolicy;
   readonly singleUse: boolean;
   readonly maxBody: number;
@@ -89,10 +87,7 @@ export function csrfApplies(config: Config, route: RouteConfig): boolean {
 }
 
 function plan(config: Config, route: RouteConfig): Plan {
-  const tokens = csrfTokensFor(config.secret);
   return {
-    tokens,
-    verified: verifiedCache(tokens),
     origins: { listed: new Set(config.cors_origins), plainHttp: !config.tls },
     singleUse: config.csrf_single_use,
     // One bound per route: the body filters read the same buffered body (filters.ts).
@@ -135,12 +130,17 @@ function check(p: Plan, ctx: RequestContext): Promise<void> | undefined {
 
 /** Checks a token found in the request for its session; spends it when single use. */
 function verify(p: Plan, ctx: RequestContext, token: string): Promise<void> | undefined {
-  const tokenId = ctx.session!.tokenId;
+  const session = ctx.session!;
+  const tokenId = session.tokenId;
+  // The session's CSRF tokens are keyed under the ring key that issued it (csrf-token.ts).
+  const tokens = csrfTokensFor(ctx.rt.codec, session.keyId);
+  if (tokens === undefined) throw refuse(ctx, 'CSRF_INVALID', 'the session key left the ring');
+  const verified = verifiedCache(tokens);
   const now = nowSeconds();
-  let found = p.verified.get(token);
+  let found = verified.get(token);
   // A token verified for another session is verified again (and refused as forged).
   if (found === undefined || found.tokenId !== tokenId) {
-    const result = p.tokens.verify(token, tokenId, now);
+    const result = tokens.verify(token, tokenId, now);
     if (!result.ok) {
       const why =
         result.reason === 'forged' ? 'forged, or minted for another session' : result.reason;
@@ -148,11 +148,11 @@ function verify(p: Plan, ctx: RequestContext, token: string): Promise<void> | un
     }
     found = { tokenId, nonce: result.nonce, exp: result.exp };
     // A single-use token is never accepted twice: keeping it would only serve its refusals.
-    if (!p.singleUse) p.verified.set(token, found);
+    if (!p.singleUse) verified.set(token, found);
   }
   // Written so that a NaN clock fails closed.
   if (!(now < found.exp)) {
-    p.verified.delete(token);
+    verified.delete(token);
     throw refuse(ctx, 'CSRF_INVALID', 'expired');
   }
   return p.singleUse ? spend(ctx, found.nonce, found.exp) : undefined;
