@@ -73,8 +73,11 @@ t.test('POSTs to a backend that accepts then resets: it is taken out eventually'
     statuses.push(res.status);
   }
   const failed = statuses.filter((s) => s === 502).length;
-  // Measured: 20 of 40 are 502 and no "backend down" is ever logged.
-  t.ok(failed <= 3, `${failed} of 40 POSTs failed`);
+  // Before the fix: 20 of 40 were 502 and no "backend down" was ever logged. The bound: health
+  // is per edge, 3 failures in a row take the backend out on an edge (2 edges: 6 at most, if the
+  // connection lands on both), and each end of a cool-down (1 s, then 2 s) lets one probe fail
+  // on a slow, loaded run. Seen failing at 4 with the old bound of 3 under load.
+  t.ok(failed <= 8, `${failed} of 40 POSTs failed`);
 });
 
 t.test('WebSocket handshakes on a balanced route fail over like requests do', async (t) => {
