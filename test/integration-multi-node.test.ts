@@ -6,11 +6,18 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { runCli } from './helpers/cli.js';
-import { freshGet, logged, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
+import {
+  freshGet,
+  logged,
+  loginWithId,
+  type RunningGateway,
+  revokeTokenId,
+  startGateway,
+  waitFor,
+} from './helpers/gateway.js';
 import { startRedis } from './helpers/redis-server.js';
 import { startUpstream } from './helpers/upstream.js';
 
-const ADMIN = 'a'.repeat(64);
 const dir = t.testdir();
 const upstream = await startUpstream();
 const redis = await startRedis(dir);
@@ -69,27 +76,6 @@ async function reload(t: Test, gw: RunningGateway): Promise<void> {
   t.ok(await waitFor(() => applied() > before, 20_000), 'the reload applied the new key ring');
 }
 
-async function loginOn(gw: RunningGateway): Promise<{ token: string; tokenId: string }> {
-  const res = await fetch(`${gw.url}/auth`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'alice', password: 'alice-password' }),
-  });
-  const body = (await res.json()) as { token: string; token_id: string };
-  if (res.status !== 200) throw new Error(`login: ${res.status}`);
-  return { token: body.token, tokenId: body.token_id };
-}
-
-async function revoke(gw: RunningGateway, tokenId: string): Promise<number> {
-  const res = await fetch(`${gw.url}/adm/revoke`, {
-    method: 'POST',
-    headers: { 'x-auth-token': ADMIN, 'content-type': 'application/json' },
-    body: JSON.stringify({ token_id: tokenId }),
-  });
-  await res.arrayBuffer();
-  return res.status;
-}
-
 /** Statuses of a proxied GET with `token` on each node (fresh connections: any edge). */
 async function statuses(gws: RunningGateway[], token: string): Promise<number[]> {
   return Promise.all(gws.map((gw) => freshGet(gw.port, '/api/x', token)));
@@ -101,7 +87,7 @@ const refusedOn = (gws: RunningGateway[], token: string) => async () =>
 const [one, two, three] = [await startNode(1), await startNode(2), await startNode(3)];
 
 t.test('before any import a node refuses the tokens of another', async (t) => {
-  const { token } = await loginOn(one);
+  const { token } = await loginWithId(one.url);
   t.same(await statuses([one, two, three], token), [200, 401, 401]);
 });
 
@@ -109,9 +95,9 @@ t.test('keys exported from node 1, imported on 2 and 3: its tokens work everywhe
   const file = await exportKeys(t, one);
   await importKeys(t, two, file);
   await importKeys(t, three, file);
-  const { token } = await loginOn(one);
+  const { token } = await loginWithId(one.url);
   t.same(await statuses([one, two, three], token), [200, 200, 200]);
-  const fromTwo = await loginOn(two);
+  const fromTwo = await loginWithId(two.url);
   t.same(
     await statuses([one, two, three], fromTwo.token),
     [200, 200, 200],
@@ -120,23 +106,23 @@ t.test('keys exported from node 1, imported on 2 and 3: its tokens work everywhe
 });
 
 t.test('revoked on node 3: refused on 1 and 2 within 1 s', async (t) => {
-  const { token, tokenId } = await loginOn(one);
+  const { token, tokenId } = await loginWithId(one.url);
   t.same(await statuses([one, two, three], token), [200, 200, 200]);
   const started = Date.now();
-  t.equal(await revoke(three, tokenId), 200);
+  t.equal(await revokeTokenId(three.url, tokenId), 200);
   t.ok(await waitFor(refusedOn([one, two, three], token), 1_000, 10), 'refused everywhere');
   t.comment(`refused on all three ${Date.now() - started} ms after the revoke was sent`);
 });
 
 let revokedInOutage = '';
 t.test('Redis killed: all three serve; a revocation on node 1 reaches node 2 later', async (t) => {
-  const { token, tokenId } = await loginOn(one);
+  const { token, tokenId } = await loginWithId(one.url);
   await redis.stop();
   t.same(await statuses([one, two, three], token), [200, 200, 200], 'all three keep serving');
-  t.equal(await revoke(one, tokenId), 200, 'a revocation is taken during the outage');
+  t.equal(await revokeTokenId(one.url, tokenId), 200, 'a revocation is taken during the outage');
   t.equal(await freshGet(one.port, '/api/x', token), 401, 'and holds on node 1 at once');
   t.equal(await freshGet(two.port, '/api/x', token), 200, 'node 2 cannot know yet');
-  const other = await loginOn(two);
+  const other = await loginWithId(two.url);
   t.equal(await freshGet(three.port, '/api/x', other.token), 200, 'logins work too');
   await redis.restart();
   t.ok(
@@ -149,7 +135,7 @@ t.test('Redis killed: all three serve; a revocation on node 1 reaches node 2 lat
 t.test('a fourth node started late knows every revocation', async (t) => {
   const four = await startNode(4);
   await importKeys(t, four, await exportKeys(t, one));
-  const fresh = await loginOn(one);
+  const fresh = await loginWithId(one.url);
   t.equal(await freshGet(four.port, '/api/x', fresh.token), 200, 'a live token works there');
   t.ok(
     await waitFor(
@@ -161,17 +147,17 @@ t.test('a fourth node started late knows every revocation', async (t) => {
 });
 
 t.test('rotate on node 1 and re-export: old and new tokens work everywhere', async (t) => {
-  const old = await loginOn(one);
+  const old = await loginWithId(one.url);
   const rotated = await cli(one, 'keys', 'rotate');
   t.equal(rotated.code, 0, `rotate: ${rotated.stderr}`);
   await reload(t, one);
   const file = await exportKeys(t, one);
   for (const gw of nodes.slice(1)) await importKeys(t, gw, file);
-  const fresh = await loginOn(one);
+  const fresh = await loginWithId(one.url);
   const keyId = (token: string) => Buffer.from(token, 'base64url').readUInt32BE(1);
   t.not(keyId(fresh.token), keyId(old.token), 'the new token names another key');
   t.same(await statuses(nodes, old.token), [200, 200, 200, 200], 'old tokens still work');
   t.same(await statuses(nodes, fresh.token), [200, 200, 200, 200], 'new ones too');
-  const fromThree = await loginOn(three);
+  const fromThree = await loginWithId(three.url);
   t.same(await statuses(nodes, fromThree.token), [200, 200, 200, 200], 'node 3 signs with it');
 });

@@ -6,6 +6,7 @@ import { open } from 'lmdb';
 import t, { type Test } from 'tap';
 import { CONFIG_SECRET_ID, openStore, STORE_FILE, type Store } from '../shared/store.js';
 import type { SealedTotp } from '../shared/totp-seal.js';
+import { V1_DATABASES } from './helpers/store-layout.js';
 
 function writer(t: Test, dir = t.testdir()): Store {
   const store = openStore(dir, { readOnly: false });
@@ -164,19 +165,7 @@ t.test('malformed arguments are refused before any transaction', async (t) => {
 t.test('a v2 store (before TOTP) is migrated by the writer, its bans kept', async (t) => {
   const dir = t.testdir();
   const raw = open(join(dir, STORE_FILE), { maxDbs: 32 });
-  const v2 = [
-    'meta',
-    'tokens',
-    'tokens-by-user',
-    'tokens-by-expiry',
-    'token-uses',
-    'revoked-tokens',
-    'revoked-tokens-by-expiry',
-    'revoked-users',
-    'revoked-users-by-expiry',
-    'login-bans',
-    'login-bans-by-expiry',
-  ];
+  const v2 = [...V1_DATABASES, 'login-bans', 'login-bans-by-expiry'];
   const db = Object.fromEntries(v2.map((name) => [name, raw.openDB(name, {})]));
   const until = 4_000_000_000;
   await raw.transaction(() => {

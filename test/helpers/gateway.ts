@@ -181,6 +181,35 @@ export async function login(
   return body.token;
 }
 
+/** POST /auth with JSON; the token and its public id (throws on a non-200). */
+export async function loginWithId(
+  url: string,
+  username = 'alice',
+  password = 'alice-password',
+): Promise<{ token: string; tokenId: string }> {
+  const res = await fetch(`${url}/auth`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  const body = (await res.json()) as { token?: string; token_id?: string };
+  if (res.status !== 200 || !body.token || !body.token_id) {
+    throw new Error(`login failed: ${res.status} ${JSON.stringify(body)}`);
+  }
+  return { token: body.token, tokenId: body.token_id };
+}
+
+/** POST /adm/revoke of one token id with the test admin token; the status. */
+export async function revokeTokenId(url: string, tokenId: string): Promise<number> {
+  const res = await fetch(`${url}/adm/revoke`, {
+    method: 'POST',
+    headers: { 'x-auth-token': 'a'.repeat(64), 'content-type': 'application/json' },
+    body: JSON.stringify({ token_id: tokenId }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
 /** The JSON log lines in a gateway's output (other lines are skipped). */
 export function logLines(output: string): Record<string, unknown>[] {
   const lines: Record<string, unknown>[] = [];
