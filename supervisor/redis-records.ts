@@ -10,6 +10,7 @@
  *   notBefore, expiresAt, origin}, one per change of a record, sent by the merge script.
  */
 import { z } from 'zod';
+import { TOKEN_EXPIRY_MAX_SECONDS } from '../conf/config-schema.js';
 import type { SyncKind, SyncRecord } from '../shared/sync-record.js';
 
 /** Milliseconds below 1e14 and seconds below 1e11: exact through Lua doubles and cjson. */
@@ -113,4 +114,30 @@ export function parseMergeReply(
 
 function fieldsOf(error: z.ZodError): string {
   return [...new Set(error.issues.map((i) => i.path.join('.') || '(root)'))].join(', ');
+}
+
+/**
+ * How far ahead of this node's clock a record's times may be (seconds): the clock skew between
+ * nodes (README: clocks agree within seconds) with a wide margin.
+ */
+export const MAX_CLOCK_AHEAD_SECONDS = 300;
+
+/**
+ * Why a well-formed record cannot be one a node made (undefined: it can): a change dated in the
+ * future, a "not before" in the future, or an end later than any revocation lasts (a token's
+ * life or an admin's `exp`, both at most TOKEN_EXPIRY_MAX_SECONDS). Such a record comes from a
+ * clock far ahead or from someone writing to Redis; joined, a future lift would undo every
+ * later revocation of the subject, a future "not before" would date every login after it.
+ */
+export function implausibleRecord(r: SyncRecord, nowSeconds: number): string | undefined {
+  const ahead = nowSeconds + MAX_CLOCK_AHEAD_SECONDS;
+  const fields: string[] = [];
+  if (r.revokedAt > ahead * 1000) fields.push('revokedAt');
+  if (r.liftedAt > ahead * 1000) fields.push('liftedAt');
+  if (r.notBefore > ahead) fields.push('notBefore');
+  if (r.until > ahead + TOKEN_EXPIRY_MAX_SECONDS) fields.push('until');
+  if (r.expiresAt > ahead + TOKEN_EXPIRY_MAX_SECONDS) fields.push('expiresAt');
+  return fields.length === 0
+    ? undefined
+    : `a record dated ahead of this clock by more than ${MAX_CLOCK_AHEAD_SECONDS} s (${fields.join(', ')}): check the nodes' clocks`;
 }

@@ -7,6 +7,7 @@ import type { SyncRecord } from '../shared/sync-record.js';
 import { MERGE_SCRIPT } from './redis-merge-script.js';
 import {
   channelName,
+  implausibleRecord,
   parseMergeReply,
   parseMessage,
   parseRecord,
@@ -245,8 +246,16 @@ export class RevocationBus {
     void this.#applyRemote(parsed.record);
   }
 
-  /** Applies through the keeper; a failed store write is logged by the keeper, once. */
+  /**
+   * Applies through the keeper; a failed store write is logged by the keeper, once. A record
+   * dated far ahead of this clock is dropped (logged once per kind), from every source.
+   */
   async #applyRemote(record: SyncRecord): Promise<void> {
+    const implausible = implausibleRecord(record, this.#now());
+    if (implausible !== undefined) {
+      this.#problem(`dropped ${implausible}`);
+      return;
+    }
     await this.#o.keeper.applyRemote(record).catch(() => {});
   }
 

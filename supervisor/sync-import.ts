@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import type { Store } from '../shared/store.js';
 import { keyIdHex } from '../shared/store.js';
 import { type KeyBundle, parseBundle, SyncError } from './sync-bundle.js';
@@ -28,15 +29,7 @@ export interface ImportSource {
  * signers of the config dir. SyncError for every way it can fail (sync-pgp.ts, sync-bundle.ts).
  */
 export async function readBundleFile(file: string, source: ImportSource): Promise<KeyBundle> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    throw new SyncError(
-      'SYNC_KEY_FILE',
-      `${file}: cannot read (${(err as NodeJS.ErrnoException).code})`,
-    );
-  }
+  const bytes = await readBundleBytes(file);
   const message = await readSealed(bytes);
   if (!isToRecipient(message)) {
     if (source.passphrase === undefined) {
@@ -56,6 +49,40 @@ export async function readBundleFile(file: string, source: ImportSource): Promis
   }
   const trusted = await readTrusted(source.configDir);
   return parseBundle(await open(message, { nodeKey, trusted }));
+}
+
+/** A bundle of 64 keys is a few KiB: anything much larger is not one. */
+export const MAX_BUNDLE_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The file's bytes: a regular file (a symlink to one is followed) of at most
+ * MAX_BUNDLE_FILE_BYTES. Opened non-blocking, so a FIFO dropped in the import dir cannot hang
+ * the reload (and the supervisor's exit) on a blocked open, and a device (/dev/zero) or a huge
+ * file is refused before it is read.
+ */
+async function readBundleBytes(file: string): Promise<Buffer> {
+  const fail = (why: string) => new SyncError('SYNC_KEY_FILE', `${file}: ${why}`);
+  let handle: Awaited<ReturnType<typeof openFile>>;
+  try {
+    handle = await openFile(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw fail(`cannot read (${(err as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw fail('not a regular file');
+    if (info.size > MAX_BUNDLE_FILE_BYTES) {
+      throw fail(`${info.size} bytes: larger than a bundle can be (${MAX_BUNDLE_FILE_BYTES})`);
+    }
+    const bytes = Buffer.alloc(info.size);
+    const { bytesRead } = await handle.read(bytes, 0, info.size, 0);
+    return bytes.subarray(0, bytesRead);
+  } catch (err) {
+    if (err instanceof SyncError) throw err;
+    throw fail(`cannot read (${(err as NodeJS.ErrnoException).code})`);
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -291,6 +291,59 @@ t.test('malformed messages and keys are dropped and logged once per kind', async
   t.equal(a.told.length, 1);
 });
 
+t.test('a record dated far ahead of the clock is dropped, from a message or a key', async (t) => {
+  // Someone who can write to Redis (or a node whose clock is far ahead) published a lift dated
+  // in year 5138: joined, it lifted the revocation on every node and outdated every later
+  // revoke; and a user's "not before" in 5138 made every login mint a token expiring in 5138.
+  const redis = await redisFor(t);
+  const a = await node(t, redis.url);
+  const b = await node(t, redis.url);
+  t.ok(await connected(a, b));
+  await a.keeper.change(revoke(T1));
+  t.ok(await waitFor(() => b.revoked(T1), 2_000));
+  const forged = {
+    v: 1,
+    from: 'ffffffffffffffff',
+    kind: 'token',
+    subject: T1,
+    revokedAt: 0,
+    liftedAt: 99_999_999_999_999,
+    until: 0,
+    notBefore: 0,
+    expiresAt: 99_999_999_999,
+    origin: 'ffffffffffffffff',
+  };
+  await redis.cli('PUBLISH', 'proxyauth:revocations', JSON.stringify(forged));
+  await redis.cli(
+    'HSET',
+    `proxyauth:rev:user:u`,
+    'revokedAt',
+    String(Date.now()),
+    'liftedAt',
+    '0',
+    'until',
+    '99999999999',
+    'notBefore',
+    '99999999999',
+    'expiresAt',
+    '99999999999',
+    'origin',
+    '',
+  );
+  await redis.cli('CLIENT', 'KILL', 'TYPE', 'normal'); // reconnect: catch-up scans the key
+  t.ok(
+    await waitFor(
+      () => b.log.lines.filter((l) => l.msg.includes('dated ahead of this clock')).length >= 2,
+      5_000,
+    ),
+    'both dropped and logged',
+  );
+  t.ok(a.revoked(T1), 'still revoked on A');
+  t.ok(b.revoked(T1), 'still revoked on B');
+  b.store.refresh();
+  t.equal(b.store.getUserRevocation('u'), undefined, 'no user revocation from the key');
+});
+
 t.test('prefixes isolate clusters sharing one Redis', async (t) => {
   const redis = await redisFor(t);
   const a = await node(t, redis.url, { prefix: 'one:' });

@@ -1,5 +1,9 @@
 import t from 'tap';
-import { RevocationSet } from '../worker/revocation-set.js';
+import {
+  loginIssuedAt,
+  MAX_NOT_BEFORE_AHEAD_SECONDS,
+  RevocationSet,
+} from '../worker/revocation-set.js';
 
 const token = (tokenId: string, user = 'u', iat = 100) => ({ tokenId, user, iat });
 
@@ -60,4 +64,25 @@ t.test('load adds what the store lists; purge drops what ended', async (t) => {
   t.notOk(set.revokes(token('a'), 100), 'purged entries refuse nothing');
   t.ok(set.revokes(token('b'), 200));
   t.ok(set.revokes(token('early'), 200));
+});
+
+t.test('a login is dated after a user revocation, never far in the future', async (t) => {
+  t.equal(loginIssuedAt(undefined, 1000), 1000, 'no revocation');
+  t.equal(loginIssuedAt(900, 1000), 1000, 'a revocation before now');
+  t.equal(loginIssuedAt(1000, 1000), 1001, 'the same second: the next one');
+  t.equal(loginIssuedAt(1003, 1000), 1004, 'another node a few seconds ahead');
+  t.equal(loginIssuedAt(1000 + MAX_NOT_BEFORE_AHEAD_SECONDS, 1000), 1061);
+  // A "not before" in year 5138 (a record forged on the Redis bus, or a clock far ahead) made
+  // every login mint a token expiring in 5138, which no later user revocation could refuse.
+  t.equal(loginIssuedAt(99_999_999_999, 1000), 1000, 'far ahead: dated now (and refused)');
+  const set = new RevocationSet();
+  set.apply({
+    op: 'revoke-user',
+    user: 'u',
+    notBefore: 99_999_999_999,
+    until: 99_999_999_999,
+    revokedAt: 1,
+  });
+  const iat = loginIssuedAt(set.notBeforeOf('u'), 1000);
+  t.ok(set.revokes(token('a', 'u', iat), 1000), 'the login stays refused while it holds');
 });

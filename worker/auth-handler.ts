@@ -5,6 +5,7 @@ import { bodyKind, parseCredentials } from './credentials.js';
 import { checkUnderLockout } from './login-lockout.js';
 import { isBrowserForm, sendSignedInPage } from './page-answer.js';
 import type { RequestContext } from './request-context.js';
+import { loginIssuedAt } from './revocation-set.js';
 import { sessionCookie } from './session-cookie.js';
 import { type SecondFactor, secondFactor } from './totp-login.js';
 import { type HeaderPair, header, readBody, sendJson } from './uws-io.js';
@@ -46,10 +47,9 @@ async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> 
   if (factor === 'enrol') throw refusal('TOTP_ENROLMENT_REQUIRED');
   const { revocations, supervisor } = ctx.services;
   // A revocation of the user refuses tokens issued at or before its second: a login in that
-  // same second, after it, is dated the next one so that it works.
+  // same second, after it, is dated the next one so that it works (never far in the future).
   const now = Math.floor(Date.now() / 1000);
-  const notBefore = revocations.notBeforeOf(username);
-  const iat = notBefore !== undefined && notBefore >= now ? notBefore + 1 : now;
+  const iat = loginIssuedAt(revocations.notBeforeOf(username), now);
   const { token, claims } = rt.codec.issue(username, rt.config.token_expiry_seconds, iat);
   const tokenId = rt.codec.tokenId(claims);
   supervisor.notify({

@@ -15,6 +15,26 @@ export interface RevocationsInForce {
 }
 
 /**
+ * How far ahead of this clock a user's "not before" may be and still date a login after it
+ * (seconds): the clock skew between nodes that share revocations (README: within seconds).
+ */
+export const MAX_NOT_BEFORE_AHEAD_SECONDS = 60;
+
+/**
+ * The issue time of a token for a login at `nowSeconds` of a user whose revocation has
+ * "not before" `notBefore` (undefined: none in force). A login in the revocation's own second
+ * (or a few seconds after it, by another node's clock) is dated just after it so that it works.
+ * A "not before" further ahead than MAX_NOT_BEFORE_AHEAD_SECONDS is never followed: the token
+ * would carry an issue time (and an expiry) that far in the future, outliving every later
+ * revocation of the user; it is dated now instead and stays refused while that revocation holds.
+ */
+export function loginIssuedAt(notBefore: number | undefined, nowSeconds: number): number {
+  if (notBefore === undefined || notBefore < nowSeconds) return nowSeconds;
+  if (notBefore - nowSeconds > MAX_NOT_BEFORE_AHEAD_SECONDS) return nowSeconds;
+  return notBefore + 1;
+}
+
+/**
  * An edge's RAM copy of the node's revocations (the store in the data dir is the source of
  * truth; the supervisor writes it, then sends each change to every edge). Two maps: token id →
  * `until` (refused while `now < until`) and user → `notBefore` (every token of the user issued
