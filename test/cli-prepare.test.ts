@@ -1,18 +1,21 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   chmod,
   chown,
   link,
   lstat,
   mkdir,
+  readdir,
   readFile,
   stat,
   symlink,
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
+import { readReadiness } from '../supervisor/ready-signal.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 import { CLI } from './helpers/gateway.js';
 
@@ -265,4 +268,42 @@ t.test('not root: a clear refusal, exit 1, nothing created', { skip }, async (t)
   );
   t.equal(await getent('passwd', name), undefined);
   await t.rejects(stat(configDir), { code: 'ENOENT' });
+});
+
+t.test('the first start works in the prepared dirs, as the prepared user', { skip }, async (t) => {
+  const name = serviceUser(t);
+  const { configDir, dataDir, args } = dirsIn(t.testdir({}));
+  t.equal((await runCli(['prepare', '--user', name, ...args])).code, 0);
+  const uid = Number((await getent('passwd', name))?.[2]);
+  const gid = Number((await getent('group', name))?.[2]);
+  // As the unit runs it, without systemd: its own network namespace (port 8080 of a first
+  // start may be taken here), the user's ids, umask 077, `env -i` (tap's hooks could not write
+  // their report as that user). unshare, setpriv and env exec, so the pid is the gateway's.
+  const proc = spawn(
+    'unshare',
+    ['--net', '--', 'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--']
+      .concat(['/usr/bin/env', '-i', `PATH=${cliEnv().PATH ?? '/usr/bin:/bin'}`, `HOME=${dataDir}`])
+      .concat(['/bin/sh', '-c', 'umask 077 && exec "$@"', 'sh', process.execPath, CLI, 'run'])
+      .concat([...args, '--ready-fd', '3']),
+    { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  t.teardown(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  const ready = await readReadiness(proc.stdio[3] as Readable, 30_000);
+  t.equal(ready.ready, true, 'every edge listens', { output: out });
+  t.match(out, /^ {2}password: \S{16,}$/m, 'first start: the admin password');
+  const written = await lstat(join(configDir, 'config.json'));
+  t.same({ uid: written.uid, mode: written.mode & 0o777 }, { uid, mode: 0o600 }, 'config.json');
+  t.ok((await readdir(dataDir)).length > 0, 'the store is in the data dir');
+  proc.kill('SIGTERM');
+  t.equal(await exited, 0, 'SIGTERM: a clean stop');
 });
