@@ -33,6 +33,12 @@ export async function prepareCommand(
       'prepare must run as root: it creates a system user and gives directories to it',
     );
   }
+  if (nested(dirs.configDir, dirs.dataDir) || nested(dirs.dataDir, dirs.configDir)) {
+    throw new PrepareError(
+      'PREPARE_DIR_REFUSED',
+      `config dir ${dirs.configDir} and data dir ${dirs.dataDir} must be apart, neither inside the other (nothing was changed)`,
+    );
+  }
   const account = await lookupAccount(user);
   if (account.uid === 0) {
     throw new PrepareError('PREPARE_USER_UNSAFE', `user ${user} has uid 0: not a service user`);
@@ -51,6 +57,11 @@ export async function prepareCommand(
   if (!anyChange) lines.push('nothing to do: everything was already there');
   context.out.write(`${lines.join('\n')}\n`);
   return 0;
+}
+
+/** Whether `inner` is `outer` or below it (both absolute and resolved, as resolveDirs gives). */
+function nested(outer: string, inner: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
 }
 
 async function ensureAccount(

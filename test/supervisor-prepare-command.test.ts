@@ -69,3 +69,42 @@ t.test('a user of that name with uid 0 is refused: it would run the gateway as r
   t.same(made, [], 'no dir looked at, nothing created');
   t.equal(text(), '');
 });
+
+t.test('config and data dir must be apart: one inside the other is refused first', async (t) => {
+  let looked = false;
+  const { prepareCommand } = await t.mockImport<typeof PrepareCommand>(
+    '../supervisor/prepare-command.js',
+    {
+      '../supervisor/system-account.js': {
+        ...account,
+        lookupAccount: async () => {
+          looked = true;
+          throw new Error('not reached');
+        },
+      },
+    },
+  );
+  const { out } = sink();
+  const cases: [string, string][] = [
+    ['/srv/pa', '/srv/pa'],
+    ['/srv/pa', '/srv/pa/data'],
+    ['/srv/pa/config', '/srv/pa'],
+    ['/', '/var/lib/proxyauth'],
+  ];
+  for (const [configDir, dataDir] of cases) {
+    await t.rejects(
+      prepareCommand({ configDir, dataDir }, 'proxyauth', { isRoot: true, out }),
+      { code: 'PREPARE_DIR_REFUSED', message: /must be apart/ },
+      `${configDir} and ${dataDir}`,
+    );
+  }
+  t.notOk(looked, 'refused before any lookup');
+  // Siblings whose names share a prefix are apart.
+  await t.rejects(
+    prepareCommand({ configDir: '/srv/pa', dataDir: '/srv/pa-data' }, 'proxyauth', {
+      isRoot: true,
+      out,
+    }),
+    { message: 'not reached' },
+  );
+});
