@@ -6,6 +6,7 @@ import { usernameProblem } from '../shared/username.js';
 import { COMMAND_NAMES, COMMANDS, type CommandName, isCommand } from './help.js';
 import type { KeysAction } from './keys-command.js';
 import type { SyncAction } from './sync-command.js';
+import { SYSTEM_NAME } from './system-account.js';
 import type { TotpAction } from './totp-command.js';
 
 export type CliArgs =
@@ -15,7 +16,7 @@ export type CliArgs =
       dataDir: string | undefined;
       /** `--ready-fd N`: where `run` writes its readiness line (supervisor/ready-signal.ts). */
       readyFd: number | undefined;
-      /** `stats --user NAME`, `unban --user NAME`. */
+      /** `stats --user NAME`, `unban --user NAME`, `prepare --user NAME` (a system user). */
       user: string | undefined;
       /** `unban --ip ADDR`: an IP address or CIDR (checked, as written). */
       ip: string | undefined;
@@ -111,6 +112,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       throw new UsageError(`${command} does not take --${name}`, command);
   }
   if (command === 'unban') checkUnbanTarget(values.user, values.ip);
+  if (command === 'prepare') checkSystemUser(values.user);
   return {
     command,
     configDir: values['config-dir'],
@@ -215,6 +217,15 @@ function checkUnbanTarget(user: string | undefined, ip: string | undefined): voi
       throw new UsageError(`--ip ${JSON.stringify(ip)} is not an IP address or CIDR`, 'unban');
     }
   }
+}
+
+/** `prepare --user NAME` goes to useradd: a portable system account name, or a usage error. */
+function checkSystemUser(user: string | undefined): void {
+  if (user === undefined || SYSTEM_NAME.test(user)) return;
+  throw new UsageError(
+    `--user ${JSON.stringify(user)}: a system user name is a lower-case letter or _, then up to 31 lower-case letters, digits, _ or -`,
+    'prepare',
+  );
 }
 
 /** 0-2 are stdin, stdout and stderr: the readiness fd is closed after its line is written. */

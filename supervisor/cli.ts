@@ -7,6 +7,7 @@ import { failureMessage } from './failure-message.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { helpText } from './help.js';
 import { keysCommand } from './keys-command.js';
+import { DEFAULT_SERVICE_USER, prepareCommand } from './prepare-command.js';
 import { serve } from './serve.js';
 import { statsCommand } from './stats-command.js';
 import { syncCommand } from './sync-command.js';
@@ -30,6 +31,11 @@ async function main(args: CliArgs): Promise<number> {
       return checkConfig(dirsOf(args));
     case 'hash-password':
       return hashPasswordCommand(process.stdin, process.stdout, process.stderr);
+    case 'prepare':
+      return prepareCommand(dirsOf(args), args.user ?? DEFAULT_SERVICE_USER, {
+        isRoot: process.getuid?.() === 0,
+        out: process.stdout,
+      });
     case 'run':
       return serve(dirsOf(args), { readyFd: args.readyFd });
     case 'stats':

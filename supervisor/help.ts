@@ -23,8 +23,8 @@ interface CommandHelp {
 
 /**
  * The commands `proxyauth` has, and their help texts. Only what exists is listed: a command
- * that a later issue will add (prepare) must be an unknown command until then,
- * not a name that parses and does nothing.
+ * that a later issue will add must be an unknown command until then, not a name that parses
+ * and does nothing.
  */
 export const COMMANDS = {
   run: {
@@ -130,6 +130,24 @@ reload. Exit status: 0 done, 1 refused (nothing changed; a stable code in the me
     details: `Reads all of stdin when it is a pipe, one line without echo when it is a terminal.
 Exit status: 0 with the hash on stdout, 1 for an empty password.`,
     options: [],
+  },
+  prepare: {
+    summary: 'as root: create the proxyauth system user and its config and data dirs',
+    usage: 'proxyauth prepare [--config-dir DIR] [--data-dir DIR] [--user NAME]',
+    details: `Creates what the systemd unit expects before its first start: the system group and user
+NAME (default proxyauth; home the data dir, not created by useradd; shell nologin), and the
+config and data dirs, each NAME:NAME 0700 (missing parents: root:root 0755). A dir already
+NAME's keeps its contents; its group and mode are set. A dir of root's (e.g. from a
+\`proxyauth run\` as root) is given to NAME with its contents. Refused, before anything
+changes: a dir of another user, a symlink, a hard link or special file inside a dir to take
+over, a parent that is not root's or that others may write to, a user NAME with uid 0.
+Prints one line per item: created, changed, or already there; a second run changes nothing.
+config.json is not written (the first start does it).
+Exit status: 0 done, 1 not root or refused (a stable code in the message), 2 usage error.`,
+    options: ['config-dir', 'data-dir', 'user'],
+    optionLines: {
+      user: '  --user NAME        the system user and group to create and own the dirs (proxyauth)',
+    },
   },
   help: {
     summary: "this text, or one command's help with `proxyauth help COMMAND`",

@@ -58,7 +58,7 @@ t.test("help COMMAND prints that command's usage", async (t) => {
 
 t.test('usage errors exit 2 with a message on stderr and nothing on stdout', async (t) => {
   const commands =
-    "Commands: run, check-config, stats, unban, totp, keys, sync, hash-password, help. See 'proxyauth help'.";
+    "Commands: run, check-config, stats, unban, totp, keys, sync, hash-password, prepare, help. See 'proxyauth help'.";
   const general = 'Usage: proxyauth [COMMAND] [OPTIONS]';
   // [arguments, first line of stderr, second line]
   const cases: [string[], RegExp, string][] = [
@@ -68,13 +68,23 @@ t.test('usage errors exit 2 with a message on stderr and nothing on stdout', asy
       /^proxyauth: sync export does not take --verify-only$/,
       'Usage: proxyauth sync export [--out FILE] [--passphrase-file F | --recipient KEY.asc] [--force]',
     ],
-    [['prepare'], /^proxyauth: unknown command: prepare$/, general],
+    [['frobnicate'], /^proxyauth: unknown command: frobnicate$/, general],
     [
       ['stats', '--config-dir', '/c'],
       /^proxyauth: stats does not take --config-dir$/,
       'Usage: proxyauth stats [--data-dir DIR] [--user NAME] [--json]',
     ],
-    [['help', 'prepare'], /^proxyauth: unknown command: prepare$/, general],
+    [['help', 'frobnicate'], /^proxyauth: unknown command: frobnicate$/, general],
+    [
+      ['prepare', '--user', 'Proxy Auth'],
+      /^proxyauth: --user "Proxy Auth": a system user name is /,
+      'Usage: proxyauth prepare [--config-dir DIR] [--data-dir DIR] [--user NAME]',
+    ],
+    [
+      ['prepare', '--json'],
+      /^proxyauth: prepare does not take --json$/,
+      'Usage: proxyauth prepare [--config-dir DIR] [--data-dir DIR] [--user NAME]',
+    ],
     [
       ['check-config', 'extra'],
       /^proxyauth: check-config: unexpected argument: extra$/,
@@ -92,7 +102,7 @@ t.test('usage errors exit 2 with a message on stderr and nothing on stdout', asy
     t.equal(res.stdout, '', `${name}: nothing on stdout`);
   }
   // An unknown command says which ones exist (the other spellings: supervisor-args.test.ts).
-  t.match((await runCli(['prepare'])).stderr, commands);
+  t.match((await runCli(['frobnicate'])).stderr, commands);
 });
 
 t.test('exit status 1: a failure, said in one line without a stack trace', async (t) => {

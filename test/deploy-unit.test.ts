@@ -3,6 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { parseCliArgs } from '../supervisor/args.js';
+import { resolveDirs } from '../supervisor/dirs.js';
+import { DEFAULT_SERVICE_USER } from '../supervisor/prepare-command.js';
+import { DIR_MODE } from '../supervisor/prepare-dir.js';
 import {
   environment,
   execArgv,
@@ -13,6 +17,7 @@ import {
 } from './helpers/systemd-unit.js';
 
 const run = promisify(execFile);
+const octal = (mode: number) => `0${mode.toString(8)}`;
 const unit = await readUnit();
 const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
   bin: Record<string, string>;
@@ -25,7 +30,9 @@ const INSTALL_DIR = '/opt/proxyauth';
 t.test('the service runs the installed copy of the CLI, not something on PATH', async (t) => {
   const { prefix, argv } = execArgv(value(unit, 'Service', 'ExecStart'));
   t.equal(prefix, '', 'ExecStart runs as User=, in the sandbox');
-  t.same(argv, ['/usr/bin/env', 'node', `${INSTALL_DIR}/${pkg.bin.proxyauth}`, 'run']);
+  t.same(argv.slice(0, 4), ['/usr/bin/env', 'node', `${INSTALL_DIR}/${pkg.bin.proxyauth}`, 'run']);
+  const parsed = parseCliArgs(argv.slice(3));
+  t.equal(parsed.command, 'run', 'the rest of the line is what the CLI parser accepts for run');
   t.ok(
     pkg.files.includes(pkg.bin.proxyauth?.split('/')[0] ?? '-'),
     'the bin is in what npm pack ships',
@@ -38,14 +45,23 @@ t.test('the service runs the installed copy of the CLI, not something on PATH', 
   }
 });
 
-t.test('the directories systemd creates are the ones the gateway is told to use', async (t) => {
-  const env = environment(unit);
-  t.equal(env.PROXYAUTH_CONFIG_DIR, `/etc/${value(unit, 'Service', 'ConfigurationDirectory')}`);
-  t.equal(env.PROXYAUTH_DATA_DIR, `/var/lib/${value(unit, 'Service', 'StateDirectory')}`);
-  t.equal(value(unit, 'Service', 'ConfigurationDirectoryMode'), '0700');
-  t.equal(value(unit, 'Service', 'StateDirectoryMode'), '0700');
-  t.equal(value(unit, 'Service', 'User'), 'proxyauth');
-  t.equal(value(unit, 'Service', 'Group'), 'proxyauth');
+t.test('the gateway is told the dirs and user that prepare makes, and systemd makes', async (t) => {
+  const args = parseCliArgs(execArgv(value(unit, 'Service', 'ExecStart')).argv.slice(3));
+  if (args.command !== 'run') throw new Error('ExecStart does not run the gateway');
+  // As root, with no flag and no environment: what `proxyauth prepare` uses.
+  const prepared = resolveDirs({ configDir: undefined, dataDir: undefined }, {}, true);
+  t.same(
+    { configDir: args.configDir, dataDir: args.dataDir },
+    prepared,
+    'flags: the dirs of prepare',
+  );
+  t.same(environment(unit), {}, 'no Environment= beside the flags: one place says the dirs');
+  t.equal(prepared.configDir, `/etc/${value(unit, 'Service', 'ConfigurationDirectory')}`);
+  t.equal(prepared.dataDir, `/var/lib/${value(unit, 'Service', 'StateDirectory')}`);
+  t.equal(value(unit, 'Service', 'ConfigurationDirectoryMode'), octal(DIR_MODE), "prepare's mode");
+  t.equal(value(unit, 'Service', 'StateDirectoryMode'), octal(DIR_MODE));
+  t.equal(value(unit, 'Service', 'User'), DEFAULT_SERVICE_USER, "prepare's user");
+  t.equal(value(unit, 'Service', 'Group'), DEFAULT_SERVICE_USER, 'and its group');
 });
 
 t.test('a privileged pre-start gives an existing config dir to the service user', async (t) => {
@@ -53,7 +69,7 @@ t.test('a privileged pre-start gives an existing config dir to the service user'
   t.equal(prefix, '+', 'runs as root, outside the sandbox (chown needs it)');
   t.same(argv.slice(0, 2), ['/bin/sh', '-c']);
   const script = argv[2] ?? '';
-  const dir = environment(unit).PROXYAUTH_CONFIG_DIR ?? '-';
+  const dir = resolveDirs({ configDir: undefined, dataDir: undefined }, {}, true).configDir;
   t.equal(
     script,
     `test "$(stat -c %U ${dir})" = proxyauth || ` +

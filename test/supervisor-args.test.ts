@@ -117,6 +117,28 @@ t.test('unban takes exactly one of --user and --ip, each well-formed', async (t)
   }
 });
 
+t.test('prepare takes the dirs and --user NAME, a system account name', async (t) => {
+  t.same(parseCliArgs(['prepare']), { ...NO_DIRS, command: 'prepare' });
+  t.same(parseCliArgs(['prepare', '--config-dir', '/c', '--data-dir', '/d', '--user', '_pa-1']), {
+    ...NO_DIRS,
+    command: 'prepare',
+    configDir: '/c',
+    dataDir: '/d',
+    user: '_pa-1',
+  });
+  t.same(parseCliArgs(['prepare', '--user', `a${'b'.repeat(31)}`]).command, 'prepare');
+  // Each of these would reach useradd: refused as a usage error (exit 2) before.
+  for (const user of ['', 'Proxy', '1pa', '-pa', 'pa:x', 'pa/x', 'pa x', `a${'b'.repeat(32)}`]) {
+    const err = usageError(['prepare', `--user=${user}`]);
+    t.match(err.message, `--user ${JSON.stringify(user)}: a system user name is`, user);
+    t.equal(err.topic, 'prepare');
+  }
+  for (const option of ['--ip', '--json', '--force', '--ready-fd']) {
+    t.equal(usageError(['prepare', option, '3']).topic, 'prepare', option);
+  }
+  t.equal(usageError(['prepare', 'now']).message, 'prepare: unexpected argument: now');
+});
+
 t.test('totp takes reset or remove, then one well-formed USER', async (t) => {
   const cases: [string[], RegExp][] = [
     [['totp'], /^totp needs reset or remove, got nothing$/],
@@ -161,10 +183,10 @@ t.test('version: -v, -V and --version, with or without a command', async (t) => 
 t.test('an unknown command is named before anything else about the line', async (t) => {
   // Commands that later issues add must not parse until they exist.
   for (const argv of [
-    ['prepare', '--force'],
-    ['prepare'],
+    ['frobnicate', '--force'],
+    ['frobnicate'],
     ['frobnicate', '--help'],
-    ['help', 'prepare'],
+    ['help', 'frobnicate'],
   ]) {
     const err = usageError(argv);
     const word = argv[0] === 'help' ? argv[1] : argv[0];
@@ -185,8 +207,8 @@ t.test('extra words and bad options name the command they belong to', async (t) 
   t.equal(option.topic, 'hash-password');
   t.match(usageError(['--config-dir']).message, /--config-dir/);
   t.equal(usageError(['--config-dir']).topic, undefined, 'no command given: the general usage');
-  t.ok(usageError(['prepare']) instanceof CodedError);
-  t.equal(usageError(['prepare']).code, 'USAGE');
+  t.ok(usageError(['frobnicate']) instanceof CodedError);
+  t.equal(usageError(['frobnicate']).code, 'USAGE');
 });
 
 t.test('help texts', async (t) => {
