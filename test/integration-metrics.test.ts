@@ -175,7 +175,7 @@ t.test('one scrape adds up both edges; labels stay bounded; health answers', asy
   // applied, generation 2, ready again.
   await writeFile(
     join(gw.configDir, 'routes.yml'),
-    routes('  - prefix: /other\n    target: ' + upstream.origin + '\n'),
+    routes(`  - prefix: /other\n    target: ${upstream.origin}\n`),
   );
   gw.proc.kill('SIGHUP');
   await waitFor(
