@@ -1,6 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { runCli } from './helpers/cli.js';
 import { freePort } from './helpers/free-port.js';
 import {
   freshGet,
@@ -9,6 +11,7 @@ import {
   revokeTokenId,
   startGateway,
   waitFor,
+  writeConfig,
 } from './helpers/gateway.js';
 import { edgePids, hasExited } from './helpers/process-tree.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -223,4 +226,25 @@ t.test('a metrics address that cannot be bound refuses the start', async (t) => 
     }),
     /METRICS_LISTEN_FAILED/,
   );
+});
+
+t.test('check-config refuses a non-loopback metrics address without allow_remote', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'proxyauth-metrics-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeConfig(dir, 0, {
+    routes: routes(),
+    config: { metrics: { listen: '0.0.0.0:9464' } },
+  });
+  const refused = await runCli(['check-config', '--config-dir', dir]);
+  t.equal(refused.code, 1);
+  t.match(
+    refused.stderr,
+    `${join(dir, 'config.json')}: metrics.listen: 0.0.0.0 is not a loopback address`,
+  );
+  await writeConfig(dir, 0, {
+    routes: routes(),
+    config: { metrics: { listen: '0.0.0.0:9464', allow_remote: true } },
+  });
+  const accepted = await runCli(['check-config', '--config-dir', dir]);
+  t.equal(accepted.code, 0, accepted.stderr);
 });
