@@ -103,7 +103,12 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     login_bans: counts.bans,
   });
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
-  const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });
+  // Read at start, like redis: the listener and the edges' counting follow the start's config.
+  const metricsConfig = initial.loaded.config.metrics;
+  const fleet = new Fleet({
+    log,
+    spawn: forkEdge(edgePath, { metrics: metricsConfig !== undefined }),
+  });
   const { redis, redis_prefix } = initial.loaded.config;
   let bus: RevocationBus | undefined;
   const nodeId = randomBytes(8).toString('hex');
@@ -122,8 +127,6 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   const guards = serveGuards(fleet, store, initial.loaded.config, log);
   let stopping = false;
   let reloader: Reloader | undefined;
-  // Read at start, like redis: the listener and the edges' counting follow the start's config.
-  const metricsConfig = initial.loaded.config.metrics;
   let metrics: NodeMetrics | undefined;
   let metricsServer: Server | undefined;
   if (metricsConfig !== undefined) {

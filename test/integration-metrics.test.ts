@@ -198,6 +198,52 @@ t.test('one scrape adds up both edges; labels stay bounded; health answers', asy
     ),
   );
 
+  // Removing `metrics` takes effect at restart only: a replacement edge started after that
+  // reload still counts, since the supervisor still listens.
+  await writeConfig(gw.configDir, 0, { routes: routes() });
+  gw.proc.kill('SIGHUP');
+  t.ok(
+    await waitFor(
+      () =>
+        logged(gw.output(), {
+          message: 'metrics is read at start: the change takes effect at restart',
+        }).length > 0,
+      SETTLE_MS,
+    ),
+    'the change is reported as taking effect at restart',
+  );
+  const killed = await edgePids(gw.proc.pid ?? -1);
+  for (const pid of killed) process.kill(pid, 'SIGKILL');
+  // Gone for real (and seen gone by the supervisor) before readiness means the replacements.
+  for (const pid of killed) t.ok(await waitFor(() => hasExited(pid), SETTLE_MS, 5));
+  t.ok(
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 503,
+      SETTLE_MS,
+      5,
+    ),
+  );
+  t.ok(
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200,
+      SETTLE_MS,
+      50,
+    ),
+  );
+  const before = sum(await scrape(metricsPort), 'proxyauth_requests_total', { route: '/api' });
+  const { token: fresh } = await loginWithId(gw.url);
+  for (let i = 0; i < 4; i++) t.equal(await freshGet(gw.port, '/api/again', fresh), 200);
+  t.ok(
+    await waitFor(
+      async () =>
+        sum(await scrape(metricsPort), 'proxyauth_requests_total', { route: '/api' }) ===
+        before + 4,
+      SETTLE_MS,
+      100,
+    ),
+    'replacement edges count',
+  );
+
   const other = await fetch(`http://127.0.0.1:${metricsPort}/metrics/x`);
   t.equal(other.status, 404);
   const post = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'POST' });

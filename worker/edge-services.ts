@@ -36,8 +36,8 @@ export interface EdgeServices {
   /** The node's store, opened read-only (the supervisor writes it). */
   readonly store: Store;
   /**
-   * Request counts for the node's metrics, set at start when config.json has `metrics` (read
-   * at start, like the supervisor's listener); undefined: nothing is counted.
+   * Request counts for the node's metrics, set at start when the supervisor listens for them
+   * (config `metrics` at the supervisor's start); undefined: nothing is counted.
    */
   metrics: EdgeMetrics | undefined;
 }

@@ -106,7 +106,8 @@ async function start(
   };
   services.limiter.start();
   const runtime = await Runtime.build(snapshot, services);
-  if (runtime.config.metrics !== undefined) {
+  // The supervisor decides, from the config it started with (supervisor/fork-edge.ts).
+  if (process.env.PROXYAUTH_METRICS === '1') {
     const sessions = services.sessions;
     services.metrics = new EdgeMetrics(
       (report) => void send({ type: 'metrics', report }),
