@@ -37,6 +37,8 @@ export interface GatewayConfigParams {
   readonly sessionCookie?: boolean;
   /** The config's `secret`; random when not given. */
   readonly secret?: string;
+  /** `metrics: {"listen": "127.0.0.1:<port>"}` in config.json. */
+  readonly metricsPort?: number | undefined;
 }
 
 /** A config.json rate-limit block. */
@@ -61,6 +63,8 @@ export interface GatewayFeatures {
   corsOrigins?: readonly string[];
   /** Session-cookie mode with CSRF checks; the service also carries cookie + CSRF headers. */
   sessionCookie?: boolean;
+  /** The metrics listener on (config `metrics`, a free loopback port). */
+  metrics?: boolean;
 }
 
 /** The route's filters of the `gateway-filters` service: method and header, both pass. */
@@ -101,6 +105,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     ...(p.ratelimitProxy ? { ratelimit_proxy: p.ratelimitProxy } : {}),
     ...(p.corsOrigins ? { cors_origins: p.corsOrigins } : {}),
     ...(p.sessionCookie ? { session_cookie: true } : {}),
+    ...(p.metricsPort === undefined ? {} : { metrics: { listen: `127.0.0.1:${p.metricsPort}` } }),
     users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
   };
   return `${JSON.stringify(config, null, 2)}\n`;
@@ -155,7 +160,8 @@ export async function startGateway(
     | 'gateway-filters'
     | 'gateway-filters-body'
     | 'gateway-cors'
-    | 'gateway-csrf',
+    | 'gateway-csrf'
+    | 'gateway-metrics',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -183,6 +189,7 @@ export async function startGateway(
       corsOrigins: features.corsOrigins,
       sessionCookie: features.sessionCookie,
       secret,
+      metricsPort: features.metrics ? await freePort() : undefined,
     },
     upstreamPort,
     features.backends,

@@ -151,6 +151,7 @@ async function startServices(
     ['gateway-filters-body', { filters: BENCH_BODY_FILTERS }],
     ['gateway-cors', { corsOrigins: [BENCH_CORS_ORIGIN] }],
     ['gateway-csrf', { sessionCookie: true }],
+    ['gateway-metrics', { metrics: true }],
   ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
   for (const [name, features] of featured) {
     if (!uses(entries, name)) continue;

@@ -21,6 +21,7 @@ export type ServiceName =
   | 'gateway-filters-body'
   | 'gateway-cors'
   | 'gateway-csrf'
+  | 'gateway-metrics'
   | 'nginx'
   | 'baseline';
 
@@ -129,6 +130,15 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     name: 'gateway-auth-proxy',
     description: 'authenticated GET through the gateway (token check + proxy)',
     service: 'gateway',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-metrics',
+    description:
+      'gateway-auth-proxy with the metrics listener on (config metrics): every request counted',
+    service: 'gateway-metrics',
     path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
     auth: 'bearer',
     expect: { status: 200, body: UPSTREAM_BODY },
@@ -316,6 +326,7 @@ export const BENCH_REVOCATIONS = 100_000;
 
 /** [scenario with features on, the plain scenario it extends]: the report pairs them by round. */
 export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.freeze([
+  ['gateway-metrics', 'gateway-auth-proxy'] as const,
   ['gateway-stats-revocations', 'gateway-auth-proxy'] as const,
   ['gateway-ratelimit-high', 'gateway-auth-proxy'] as const,
   ['gateway-ratelimit-refusing', 'gateway-auth-proxy'] as const,

@@ -4,6 +4,7 @@ import { base32Problem } from '../shared/totp.js';
 import { usernameProblem } from '../shared/username.js';
 import { Argon2HashError, argon2Cost } from './argon2-hash.js';
 import { isArgon2Hash } from './is-argon2-hash.js';
+import { metricsSchema } from './metrics-schema.js';
 import { rateLimitSchema } from './rate-limit-schema.js';
 import { redisUrlProblem } from './redis-url.js';
 import { canonicalOrigin, canonicalTimezone, isHostOrIp, isUrlWithScheme } from './value-checks.js';
@@ -237,6 +238,8 @@ export const configSchema = z.strictObject({
     )
     .default([]),
   users: z.array(userSchema).default([]),
+  /** Ours: the Prometheus metrics and health listener (conf/metrics-schema.ts); absent: off. */
+  metrics: metricsSchema.optional(),
 });
 
 /** Normalised config.json, defaults applied. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LATENCY_BUCKETS, MAX_REPORT_SERIES, type MetricsReport } from './metrics-report.js';
 import type { SealedTotp } from './totp-seal.js';
 
 /**
@@ -180,7 +181,9 @@ export type EdgeEvent =
   /** Leased rate-limit tokens spent, or given back unspent (lease expired or dropped). */
   | { type: 'rate-settle'; items: RateSettleItem[] }
   /** The outcome of a login attempt the supervisor admitted (`login-attempt`). */
-  | { type: 'login-result'; ticket: number; outcome: 'success' | 'failure' | 'aborted' };
+  | { type: 'login-result'; ticket: number; outcome: 'success' | 'failure' | 'aborted' }
+  /** Metrics counted since the last report (config `metrics`): added to the node's registry. */
+  | { type: 'metrics'; report: MetricsReport };
 
 /**
  * Edge → supervisor requests (asks): each carries an `id`, and the supervisor answers it
@@ -336,6 +339,29 @@ const supervisorMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('answer-error'), id, code: z.string(), reason: z.string() }),
 ]) satisfies z.ZodType<SupervisorMessage>;
 
+// Labels are bounded strings; the series counts are bounded by MAX_REPORT_SERIES.
+const label = z.string().min(1).max(1024);
+const series = <T extends z.ZodType>(item: T) => z.array(item).max(MAX_REPORT_SERIES);
+const latencySeries = z.strictObject({
+  route: label,
+  counts: z.array(z.number().nonnegative()).length(LATENCY_BUCKETS.length + 1),
+  sum: z.number().nonnegative(),
+});
+const metricsReportSchema = z.strictObject({
+  requests: series(
+    z.strictObject({ route: label, method: label, status: label, count: z.number().positive() }),
+  ),
+  requestSeconds: series(latencySeries),
+  upstreamSeconds: series(latencySeries),
+  upstreamErrors: series(
+    z.strictObject({ route: label, kind: label, count: z.number().positive() }),
+  ),
+  logins: series(z.strictObject({ result: label, count: z.number().positive() })),
+  rateLimited: series(z.strictObject({ route: label, count: z.number().positive() })),
+  tokenCache: z.strictObject({ hits: z.number().nonnegative(), misses: z.number().nonnegative() }),
+  loopLagSeconds: z.number().nonnegative(),
+}) satisfies z.ZodType<MetricsReport>;
+
 const edgeMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('reply'), id, value: z.unknown() }),
   z.strictObject({ type: z.literal('reply-error'), id, code: z.string(), reason: z.string() }),
@@ -358,6 +384,7 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
     ticket: z.int().positive(),
     outcome: z.enum(['success', 'failure', 'aborted']),
   }),
+  z.strictObject({ type: z.literal('metrics'), report: metricsReportSchema }),
   z.strictObject({ type: z.literal('change-revocations'), id, change: revocationChangeSchema }),
   z.strictObject({
     type: z.literal('rate-take'),

@@ -696,6 +696,11 @@ export class Store {
     this.#root.resetReadTxn();
   }
 
+  /** Whether close() was called (readiness: supervisor/health.ts). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Closes the store once pending writes are done. Closing twice is harmless. */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -163,6 +163,7 @@ export class EdgeChannel {
       case 'token-uses':
       case 'rate-settle':
       case 'login-result':
+      case 'metrics':
         this.#options.onEvent(message);
         break;
       case 'change-revocations':

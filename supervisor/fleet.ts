@@ -133,6 +133,7 @@ export class Fleet {
   #plan: FleetPlan | undefined;
   #address: ListenAddress | undefined;
   #stopping = false;
+  #restarts = 0;
 
   constructor(options: FleetOptions) {
     this.#log = options.log;
@@ -154,6 +155,25 @@ export class Fleet {
 
   get generation(): number | undefined {
     return this.#plan?.snapshot.generation;
+  }
+
+  /** Edges that exited on their own and were scheduled for replacement, since start. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /**
+   * Readiness (supervisor/health.ts): how many edges the plan wants, and how many listen and
+   * serve the current generation. Starting, retiring and older-generation edges do not count.
+   */
+  get serving(): { wanted: number; current: number } {
+    const plan = this.#plan;
+    if (!plan) return { wanted: 0, current: 0 };
+    let current = 0;
+    for (const e of this.#edges)
+      if (e.state === 'serving' && e.plan.snapshot.generation === plan.snapshot.generation)
+        current++;
+    return { wanted: plan.instances, current };
   }
 
   /**
@@ -451,6 +471,7 @@ export class Fleet {
     const failures = nextFailureCount(this.#failures.get(edge.slot) ?? 0, lived);
     this.#failures.set(edge.slot, failures);
     const delay = restartDelayMs(failures);
+    this.#restarts++;
     this.#log.error('edge exited unexpectedly, replacing it', {
       slot: edge.slot,
       pid: edge.child.pid,
@@ -510,6 +531,7 @@ export class Fleet {
       case 'token-uses':
       case 'rate-settle':
       case 'login-result':
+      case 'metrics':
         break;
       default: {
         const unhandled: never = event;

@@ -13,15 +13,21 @@ const UWS_HEAD_SLACK = 1024;
 
 /**
  * The fleet's real spawner: forks the edge entry point at `edgePath` (the supervisor starts it
- * by path and never imports it) with an IPC channel and the parent's stdout/stderr.
+ * by path and never imports it) with an IPC channel and the parent's stdout/stderr. `metrics`:
+ * whether edges count for the node's metrics (config `metrics`, read at the supervisor's start,
+ * so that a replacement edge after a reload counts exactly when the supervisor listens).
  */
-export function forkEdge(edgePath: string): SpawnEdge {
+export function forkEdge(
+  edgePath: string,
+  options: { metrics: boolean } = { metrics: false },
+): SpawnEdge {
   return (slot, plan) =>
     fork(edgePath, [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: {
         ...process.env,
         PROXYAUTH_EDGE_SLOT: String(slot),
+        PROXYAUTH_METRICS: options.metrics ? '1' : '0',
         PROXYAUTH_CRYPTO_THREADS: String(plan.cryptoThreads),
         UWS_HTTP_MAX_HEADERS_SIZE: String(plan.maxHeaderBytes + UWS_HEAD_SLACK),
       },

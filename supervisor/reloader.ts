@@ -43,6 +43,11 @@ export class Reloader {
     this.#running = options.initial;
   }
 
+  /** Whether a reload pass is under way (readiness: supervisor/health.ts). */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
   /** Asks for a reload; returns at once. */
   trigger(cause: ReloadTrigger): void {
     this.#queued.add(cause);

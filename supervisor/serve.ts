@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../conf/config-error.js';
 import { ensureConfigDir } from '../conf/first-run.js';
@@ -14,7 +15,10 @@ import type { Dirs } from './dirs.js';
 import { Fleet } from './fleet.js';
 import { forkEdge } from './fork-edge.js';
 import { serveGuards } from './guards.js';
+import { readiness } from './health.js';
 import { KeyRingKeeper } from './key-ring.js';
+import { startMetricsServer } from './metrics-server.js';
+import { NodeMetrics } from './node-metrics.js';
 import { ReadySignal } from './ready-signal.js';
 import { Reloader } from './reloader.js';
 import { RevocationBus } from './revocation-bus.js';
@@ -99,7 +103,12 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     login_bans: counts.bans,
   });
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
-  const fleet = new Fleet({ log, spawn: forkEdge(edgePath) });
+  // Read at start, like redis: the listener and the edges' counting follow the start's config.
+  const metricsConfig = initial.loaded.config.metrics;
+  const fleet = new Fleet({
+    log,
+    spawn: forkEdge(edgePath, { metrics: metricsConfig !== undefined }),
+  });
   const { redis, redis_prefix } = initial.loaded.config;
   let bus: RevocationBus | undefined;
   const nodeId = randomBytes(8).toString('hex');
@@ -116,8 +125,45 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     bus.start();
   }
   const guards = serveGuards(fleet, store, initial.loaded.config, log);
-  // Signals are handled before the edges exist, so a stop during start-up still drains them.
   let stopping = false;
+  let reloader: Reloader | undefined;
+  let metrics: NodeMetrics | undefined;
+  let metricsServer: Server | undefined;
+  if (metricsConfig !== undefined) {
+    const node = new NodeMetrics({
+      generation: () => fleet.generation,
+      restarts: () => fleet.restarts,
+      serving: () => fleet.serving.current,
+      redisConnected: bus === undefined ? undefined : () => bus?.connected === true,
+    });
+    metrics = node;
+    fleet.on('metrics', (event, edge) => node.add(edge.slot, event.report));
+    keeper.onChange = (change) => node.revocation(change.op);
+    try {
+      const started = await startMetricsServer({
+        host: metricsConfig.host,
+        port: metricsConfig.port,
+        metrics: async () => ({ text: await node.text(), contentType: node.contentType }),
+        ready: () =>
+          readiness({
+            stopping,
+            reloading: reloader?.busy === true,
+            storeClosed: store.closed,
+            generation: fleet.generation,
+            edges: fleet.serving,
+          }),
+        log,
+      });
+      metricsServer = started.server;
+      log.info('metrics listening', { host: metricsConfig.host, port: started.port });
+    } catch (err) {
+      guards.stop();
+      await bus?.close();
+      await keeper.close();
+      return refuseStart(ready, codeOf(err), (err as Error).message);
+    }
+  }
+  // Signals are handled before the edges exist, so a stop during start-up still drains them.
   let configWatch: FSWatcher | undefined;
   let certWatch: CertWatch | undefined;
   const stopped = new Promise<number>((resolve) => {
@@ -126,6 +172,8 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       stopping = true;
       configWatch?.close();
       certWatch?.close();
+      metricsServer?.closeAllConnections();
+      metricsServer?.close();
       log.info('stopping: draining edges', { signal });
       void fleet
         .stop(DRAIN_TIMEOUT_MS)
@@ -142,13 +190,13 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-  let reloader: Reloader | undefined;
   process.on('SIGHUP', () => reloader?.trigger('SIGHUP'));
   try {
     await fleet.start(plan);
   } catch (err) {
     if (stopping) return stopped;
     log.error('gateway failed to start', { code: codeOf(err), reason: (err as Error).message });
+    metricsServer?.close();
     await bus?.close();
     await keeper.close();
     return refuseStart(ready, codeOf(err), (err as Error).message);
@@ -188,7 +236,11 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     initial,
     logLoad,
     onSettled: (outcome, running) => {
+      metrics?.reload(outcome);
       guards.configure(running.loaded.config);
+      if (JSON.stringify(running.loaded.config.metrics) !== JSON.stringify(metricsConfig)) {
+        log.warn('metrics is read at start: the change takes effect at restart');
+      }
       const now = running.loaded.config;
       if (now.redis !== redis || now.redis_prefix !== redis_prefix) {
         log.warn('redis and redis_prefix are read at start: the change takes effect at restart');

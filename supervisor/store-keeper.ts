@@ -41,6 +41,8 @@ export class StoreKeeper {
   #queue: Promise<unknown> = Promise.resolve();
   readonly #now: () => number;
   readonly #sync: KeeperSync | undefined;
+  /** Called with every change put in force (local or from another node): the node's metrics. */
+  onChange: ((change: RevocationChange) => void) | undefined;
 
   constructor(
     store: Store,
@@ -195,6 +197,7 @@ export class StoreKeeper {
 
   /** Sends a committed change to every edge; resolves with how many did not confirm it. */
   async #tellEdges(change: RevocationChange): Promise<number> {
+    this.onChange?.(change);
     const results = await this.#fleet.broadcast(
       { type: 'revocations', changes: [change] },
       APPLY_TIMEOUT_MS,

@@ -81,6 +81,7 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-filters-body',
         'gateway-cors',
         'gateway-csrf',
+        'gateway-metrics',
         'nginx',
         'baseline',
       ].includes(s.service),

@@ -205,5 +205,7 @@ function finish(ctx: RequestContext, state: EdgeState): void {
     route: ctx.logRoute,
     code: ctx.code,
   });
+  const metrics = state.services.metrics;
+  if (metrics !== undefined) metrics.record(ctx, performance.now());
   if (state.inflight === 0) state.onIdle?.();
 }

@@ -2,6 +2,7 @@ import type { CryptoPool } from '../crypto-pool/pool.js';
 import type { AccessLog } from '../shared/access-log.js';
 import type { Logger } from '../shared/log.js';
 import type { Store } from '../shared/store.js';
+import type { EdgeMetrics } from './edge-metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { RevocationSet } from './revocation-set.js';
 import type { SessionCache } from './session-cache.js';
@@ -34,4 +35,9 @@ export interface EdgeServices {
   readonly limiter: RateLimiter;
   /** The node's store, opened read-only (the supervisor writes it). */
   readonly store: Store;
+  /**
+   * Request counts for the node's metrics, set at start when the supervisor listens for them
+   * (config `metrics` at the supervisor's start); undefined: nothing is counted.
+   */
+  metrics: EdgeMetrics | undefined;
 }

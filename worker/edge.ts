@@ -19,6 +19,7 @@ import { createLogger, flushLogs } from '../shared/log.js';
 import { openStore } from '../shared/store.js';
 import { createDispatcher, createUpgradeDispatcher, type EdgeState } from './dispatch.js';
 import { EdgeError, type EdgeErrorCode } from './edge-error.js';
+import { EdgeMetrics } from './edge-metrics.js';
 import type { EdgeServices } from './edge-services.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RevocationSet } from './revocation-set.js';
@@ -101,9 +102,19 @@ async function start(
     supervisor: link,
     limiter: new RateLimiter(link, log),
     store,
+    metrics: undefined,
   };
   services.limiter.start();
   const runtime = await Runtime.build(snapshot, services);
+  // The supervisor decides, from the config it started with (supervisor/fork-edge.ts).
+  if (process.env.PROXYAUTH_METRICS === '1') {
+    const sessions = services.sessions;
+    services.metrics = new EdgeMetrics(
+      (report) => void send({ type: 'metrics', report }),
+      () => sessions.lookups,
+    );
+    services.metrics.start();
+  }
   tls = runtime.config.tls;
   generation = snapshot.generation;
   if (tls && !files)
@@ -287,6 +298,7 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     }
     current.services.accessLog.flush();
     current.services.uses.flush();
+    current.services.metrics?.stop();
     // Unspent rate-limit tokens go back to the node's buckets.
     current.services.limiter.stop();
     await lastUses;

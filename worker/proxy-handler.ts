@@ -52,6 +52,7 @@ export function forward(ctx: RequestContext): Promise<void> {
   };
   const pool = backend?.pool ?? route.pool;
   return new Promise<void>((resolve, reject) => {
+    if (ctx.services.metrics !== undefined) ctx.upstreamAt = performance.now();
     pool.dispatch(options, new UpstreamRelay(ctx, options, resolve, reject, firstAttempt(backend)));
   });
 }

@@ -45,6 +45,10 @@ export class RequestContext {
   logRoute: string | undefined = undefined;
   /** Access log: the error code of the answer, if it was an error. */
   code: ErrorCode | undefined = undefined;
+  /** performance.now() when the first upstream try was sent; 0: not measured (metrics off). */
+  upstreamAt = 0;
+  /** Ms from upstreamAt to the upstream's response head; -1: none came, or not measured. */
+  upstreamMs = -1;
   /** Set for a WebSocket handshake (uWS's context, needed to accept it); undefined otherwise. */
   upgrade: UpgradeContext | undefined = undefined;
 

@@ -36,6 +36,8 @@ const DEFAULT_ENTRIES = 50_000;
  */
 export class SessionCache {
   readonly #entries: LruCache<string, Entry>;
+  /** Running totals since start, read by the edge's metrics (worker/edge-metrics.ts). */
+  readonly lookups = { hits: 0, misses: 0 };
 
   constructor(maxEntries = DEFAULT_ENTRIES) {
     this.#entries = new LruCache(maxEntries);
@@ -49,6 +51,7 @@ export class SessionCache {
   authenticate(codec: TokenCodec, token: string, nowSeconds: number): Session | undefined {
     let entry = this.#entries.get(token);
     if (entry === undefined || entry.codec !== codec) {
+      this.lookups.misses++;
       const result = codec.verify(token, nowSeconds);
       if (!result.ok) {
         // A stale entry of another ring that no longer verifies is of no use to anyone.
@@ -66,7 +69,7 @@ export class SessionCache {
         codec,
       };
       this.#entries.set(token, entry);
-    }
+    } else this.lookups.hits++;
     // Written so that a NaN clock fails closed.
     if (!(nowSeconds < entry.exp)) {
       this.#entries.delete(token);

@@ -203,6 +203,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
     // uWS cannot send an interim answer, so they are not relayed (100 Continue to the client is
     // uWS's own); 101 never gets here (upgrades are refused before dispatch).
     if (statusCode < 200) return;
+    const ctx = this.#ctx;
+    if (ctx.upstreamAt !== 0) ctx.upstreamMs = performance.now() - ctx.upstreamAt;
     const ex = this.#ex;
     if (ex.done) {
       controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));

@@ -127,6 +127,7 @@ export async function inProcessNode(
     supervisor: link,
     limiter: new RateLimiter(link, createLogger('test-limiter')),
     store: readOnly,
+    metrics: undefined,
   };
   return {
     services,
