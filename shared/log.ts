@@ -39,7 +39,10 @@ let tap: LineTap | undefined;
  * most PIPE_BUF bytes is written whole, so lines of several processes sharing a pipe never
  * interleave, and a full pipe (EAGAIN) loses the line instead of blocking or growing a queue.
  */
-class StdoutTransport extends winston.transport {
+// winston exports the base class as `Transport` at runtime; its typings call it `transport`.
+const TransportBase = (winston as unknown as { Transport: typeof winston.transport }).Transport;
+
+class StdoutTransport extends TransportBase {
   override log(info: Record<string | symbol, unknown>, next: () => void): void {
     const line = String(info[MESSAGE]);
     try {
@@ -128,8 +131,9 @@ export function logFormat(): LogFormat {
 }
 
 export function setLogFormat(kind: LogFormat): void {
+  const logger = rootLogger();
   format = kind;
-  rootLogger().format = formatOf(kind);
+  logger.format = formatOf(kind);
 }
 
 /** Sends every line this process logs (after it is written to stdout) to `next` as well. */
