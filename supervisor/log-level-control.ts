@@ -50,7 +50,7 @@ export class LogLevelControl {
     const from = logLevel();
     // Logged at warn, so that the change shows whichever way it goes.
     setLogLevel(level);
-    this.#log.warn('log level changed', { from, level, cause });
+    this.#log.warn('log level changed', { from, to: level, cause });
     this.#notify(level);
   }
 }

@@ -23,7 +23,7 @@ t.test('SIGUSR1 toggles debug and back; every change is logged and sent', async 
   c.toggle();
   t.equal(c.level, 'warn');
   t.same(notified, ['debug', 'warn']);
-  t.match(logged[0], /log level changed .*"from":"warn","level":"debug","cause":"SIGUSR1"/);
+  t.match(logged[0], /log level changed .*"from":"warn","to":"debug","cause":"SIGUSR1"/);
 });
 
 t.test('a reload applies a new log.level, and ends a toggle', async (t) => {

@@ -238,7 +238,7 @@ function receive(message: SupervisorMessage): void {
     case 'log-level':
       if (message.level !== logLevel()) {
         setLogLevel(message.level);
-        log.info('log level changed', { level: message.level });
+        log.info('log level changed', { to: message.level });
       }
       break;
     default: {
