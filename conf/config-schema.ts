@@ -87,7 +87,7 @@ const lokiHost = z.string().superRefine((text, ctx) => {
   if (lokiUrl(text) === undefined) {
     ctx.addIssue({
       code: 'custom',
-      message: 'expected host:port or an http(s) URL, without query or fragment',
+      message: 'expected host:port or an http(s) URL, without credentials, query or fragment',
     });
   }
 });
@@ -103,6 +103,8 @@ export function lokiUrl(host: string): URL | undefined {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
   if (url.search !== '' || url.hash !== '' || url.hostname === '') return undefined;
+  // Credentials would end up in error messages, hence in logs: not accepted in the URL.
+  if (url.username !== '' || url.password !== '') return undefined;
   return url;
 }
 

@@ -216,7 +216,14 @@ t.test('log: loki host is host:port or an http(s) URL', async (t) => {
   for (const host of ['127.0.0.1:3100', 'loki.internal', 'https://loki.example/base']) {
     t.equal(parse({ log: { type: 'loki', host } }).config.log.host, host);
   }
-  for (const host of ['ftp://loki', 'http://loki/?a=1', 'http://loki/#x', 'http://', '']) {
+  for (const host of [
+    'ftp://loki',
+    'https://u:p@loki',
+    'http://loki/?a=1',
+    'http://loki/#x',
+    'http://',
+    '',
+  ]) {
     t.same(keys({ log: { type: 'loki', host } }), ['log.host'], host);
   }
   t.equal(lokiUrl('127.0.0.1:3100')?.href, 'http://127.0.0.1:3100/');
