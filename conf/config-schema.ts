@@ -83,12 +83,47 @@ const redisUrl = z.string().superRefine((text, ctx) => {
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** `log.host` of type loki: `host:port` (the original's form, plain http) or an http(s) URL. */
+const lokiHost = z.string().superRefine((text, ctx) => {
+  if (lokiUrl(text) === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected host:port or an http(s) URL, without credentials, query or fragment',
+    });
+  }
+});
+
+/** The Loki base URL of `log.host`, or undefined when it is not one. */
+export function lokiUrl(host: string): URL | undefined {
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(host) ? host : `http://${host}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.search !== '' || url.hash !== '' || url.hostname === '') return undefined;
+  // Credentials would end up in error messages, hence in logs: not accepted in the URL.
+  if (url.username !== '' || url.password !== '') return undefined;
+  return url;
+}
+
 const logSchema = z
   .strictObject({
     type: z.enum(['local', 'loki', 'http']).default('local'),
-    host: z.string().min(1).optional(),
+    host: lokiHost.optional(),
     write_max_logs: z.int().min(1).max(10_000_000).optional(),
     max_writes_log: z.int().min(1).max(10_000_000).optional(),
+    /** Ours: the least severe level written; PROXYAUTH_LOG_LEVEL overrides it. */
+    level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** Ours: `auto` is text on a terminal, JSON otherwise. Read at start. */
+    format: z.enum(['auto', 'json', 'text']).default('auto'),
+    /** Ours: Loki's `node` label (default: the host name). */
+    node: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected 1 to 128 of A-Z a-z 0-9 _ . : -')
+      .optional(),
   })
   .superRefine((log, ctx) => {
     if (log.type === 'loki' && log.host === undefined) {
@@ -102,10 +137,13 @@ const logSchema = z
       });
     }
   })
-  .transform(({ type, host, write_max_logs, max_writes_log }) => ({
+  .transform(({ type, host, write_max_logs, max_writes_log, level, format, node }) => ({
     type,
     ...(host === undefined ? {} : { host }),
     write_max_logs: write_max_logs ?? max_writes_log ?? 10_000,
+    level,
+    format,
+    ...(node === undefined ? {} : { node }),
   }));
 
 const userSchema = z.strictObject({

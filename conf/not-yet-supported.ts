@@ -66,13 +66,6 @@ const COMPAT = 'has no effect: accepted for compatibility, uWebSockets.js has no
 export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
   // config.json, warnings
   {
-    key: 'log.type',
-    scope: 'config',
-    level: 'warning',
-    on: (c) => c.log.type !== 'local',
-    message: `${NO_EFFECT}logs go to stdout only, loki and http shipping are not built`,
-  },
-  {
     key: 'csrf_token',
     scope: 'config',
     level: 'warning',

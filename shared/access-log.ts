@@ -36,10 +36,13 @@ export class AccessLog {
   #lastIso = '';
   /** `"pid":N,`: which edge answered (several share the stdout). */
   readonly #pid: string;
+  readonly #text: boolean;
 
-  constructor(fd = 1, pid = process.pid) {
+  /** `text`: `time ACCESS pid=N ip "METHOD path" status ms [user= route= code=]` (log.format). */
+  constructor(fd = 1, pid = process.pid, text = false) {
     this.#fd = fd;
-    this.#pid = `"pid":${pid},`;
+    this.#text = text;
+    this.#pid = text ? `pid=${pid}` : `"pid":${pid},`;
   }
 
   /*
@@ -54,11 +57,27 @@ export class AccessLog {
       this.#lastMs = now;
       this.#lastIso = new Date(now).toISOString();
     }
+    if (this.#text) {
+      this.#append(this.#textLine(entry));
+      return;
+    }
     let line = `{"ts":"${this.#lastIso}","type":"access",${this.#pid}"ip":"${entry.ip}","method":${JSON.stringify(entry.method)},"path":${JSON.stringify(entry.path)},"status":${entry.status},"ms":${entry.ms}`;
     if (entry.user !== undefined) line += `,"user":${JSON.stringify(entry.user)}`;
     if (entry.route !== undefined) line += `,"route":${JSON.stringify(entry.route)}`;
     if (entry.code !== undefined) line += `,"code":"${entry.code}"`;
-    this.#pending += `${line}}\n`;
+    this.#append(`${line}}\n`);
+  }
+
+  #textLine(entry: AccessEntry): string {
+    let line = `${this.#lastIso} ACCESS ${this.#pid} ${entry.ip} ${JSON.stringify(`${entry.method} ${entry.path}`)} ${entry.status} ${entry.ms}ms`;
+    if (entry.user !== undefined) line += ` user=${JSON.stringify(entry.user)}`;
+    if (entry.route !== undefined) line += ` route=${JSON.stringify(entry.route)}`;
+    if (entry.code !== undefined) line += ` code=${entry.code}`;
+    return `${line}\n`;
+  }
+
+  #append(line: string): void {
+    this.#pending += line;
     if (this.#pending.length >= MAX_PENDING_CHARS) this.flush();
     else this.#timer ??= setTimeout(this.#flush, FLUSH_MS).unref();
   }

@@ -85,6 +85,10 @@ export const ERRORS = {
   REVOCATION_NOT_FOUND: { status: 404, message: 'No such revocation is in force' },
   USER_NOT_FOUND: { status: 404, message: 'No user of this name in config.json' },
   TOTP_NOT_FOUND: { status: 404, message: 'This user has no TOTP secret in the store' },
+  LOGS_NOT_KEPT: {
+    status: 404,
+    message: 'This node keeps no log lines (log.type is not "http" at start)',
+  },
   SESSION_NEEDS_HTTPS: {
     status: 403,
     message:
@@ -174,6 +178,11 @@ export const ERRORS = {
   CSRF_UNAVAILABLE: {
     status: 503,
     message: 'The CSRF token could not be checked for reuse, retry later',
+    headers: [['retry-after', '1']],
+  },
+  LOGS_UNAVAILABLE: {
+    status: 503,
+    message: 'The log lines could not be fetched, retry later',
     headers: [['retry-after', '1']],
   },
   STORE_UNAVAILABLE: {

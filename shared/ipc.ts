@@ -139,7 +139,9 @@ export type EdgeNotice =
   /** Stop accepting, finish what is in flight (at most `timeoutMs`), then exit 0. */
   | { type: 'drain'; timeoutMs: number }
   /** A client went over its limit with a block_delay: refuse it for `ms`, drop its lease. */
-  | { type: 'rate-block'; key: string; ms: number };
+  | { type: 'rate-block'; key: string; ms: number }
+  /** The node's log level changed (SIGUSR1 or a reload): apply it. */
+  | { type: 'log-level'; level: 'error' | 'warn' | 'info' | 'debug' };
 
 /** Supervisor → edge answers to an edge's ask, naming its id. */
 export type SupervisorAnswer =
@@ -206,7 +208,9 @@ export type EdgeAsk =
    */
   | { type: 'csrf-spend'; id: number; nonce: string; exp: number }
   /** Carry out a TOTP change in the store, then answer. */
-  | { type: 'totp-change'; id: number; change: TotpChange };
+  | { type: 'totp-change'; id: number; change: TotpChange }
+  /** The newest `limit` lines of the node's log ring (`log.type: "http"`, GET /adm/logs). */
+  | { type: 'recent-logs'; id: number; limit: number };
 
 export type EdgeAskType = EdgeAsk['type'];
 
@@ -235,6 +239,8 @@ export interface AnswerValues {
   'csrf-spend': { fresh: boolean };
   /** Whether the change was made (see TotpChange for when it is not). */
   'totp-change': { done: boolean };
+  /** Oldest first, newest last; `kept` false when the node keeps no ring (log.type not http). */
+  'recent-logs': { kept: boolean; lines: string[] };
 }
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
@@ -312,6 +318,8 @@ const totpChangeSchema = z.discriminatedUnion('op', [
 const issuedTokenShape = { tokenId: tokenIdSchema, user: userSchema, iat: seconds, exp: seconds };
 /** An edge flushes at most this many token counts per message. */
 export const MAX_USES_PER_REPORT = 10_000;
+/** GET /adm/logs returns at most this many lines. */
+export const MAX_LOG_LINES = 10_000;
 /** An edge sends at most this many rate-limit items per message. */
 export const MAX_RATE_ITEMS = 10_000;
 // A policy id and a client key (a username is at most 255 UTF-8 bytes): see rate-limiter.ts.
@@ -335,6 +343,10 @@ const supervisorMessageSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('drain'), timeoutMs: z.number().nonnegative() }),
   z.strictObject({ type: z.literal('rate-block'), key: rateKeySchema, ms }),
+  z.strictObject({
+    type: z.literal('log-level'),
+    level: z.enum(['error', 'warn', 'info', 'debug']),
+  }),
   z.strictObject({ type: z.literal('answer'), id, value: z.unknown() }),
   z.strictObject({ type: z.literal('answer-error'), id, code: z.string(), reason: z.string() }),
 ]) satisfies z.ZodType<SupervisorMessage>;
@@ -410,6 +422,11 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('csrf-spend'), id, nonce: csrfNonceSchema, exp: seconds }),
   z.strictObject({ type: z.literal('totp-change'), id, change: totpChangeSchema }),
+  z.strictObject({
+    type: z.literal('recent-logs'),
+    id,
+    limit: z.int().min(1).max(MAX_LOG_LINES),
+  }),
 ]) satisfies z.ZodType<EdgeMessage>;
 
 const replySchemas = {
@@ -433,6 +450,10 @@ const answerSchemas = {
   'login-attempt': z.strictObject({ ticket: z.int().nonnegative(), lockedMs: ms }),
   'csrf-spend': z.strictObject({ fresh: z.boolean() }),
   'totp-change': z.strictObject({ done: z.boolean() }),
+  'recent-logs': z.strictObject({
+    kept: z.boolean(),
+    lines: z.array(z.string()).max(MAX_LOG_LINES),
+  }),
 } satisfies { [T in EdgeAskType]: z.ZodType<AnswerValues[T]> };
 
 /** A parse result: the typed message, or a short reason for the log. */

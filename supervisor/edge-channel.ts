@@ -171,6 +171,7 @@ export class EdgeChannel {
       case 'login-attempt':
       case 'csrf-spend':
       case 'totp-change':
+      case 'recent-logs':
         void this.#answer(message);
         break;
       default: {

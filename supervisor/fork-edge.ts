@@ -1,4 +1,5 @@
 import { fork } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import type { EdgeProcess } from './edge-channel.js';
 import type { SpawnEdge } from './fleet.js';
 
@@ -11,25 +12,37 @@ import type { SpawnEdge } from './fleet.js';
  */
 const UWS_HEAD_SLACK = 1024;
 
+/** How an edge's output is wired (supervisor/log-sinks.ts). */
+export interface ForkOptions {
+  /** When set, the edge's stdout is a pipe handed to this; else it inherits the supervisor's. */
+  output?: ((stdout: Readable) => void) | undefined;
+  /** Variables added to the edge's environment at each fork (the log level in force). */
+  env?: (() => Record<string, string>) | undefined;
+  /** Whether edges count for the node's metrics (see forkEdge). */
+  metrics?: boolean;
+}
+
 /**
  * The fleet's real spawner: forks the edge entry point at `edgePath` (the supervisor starts it
  * by path and never imports it) with an IPC channel and the parent's stdout/stderr. `metrics`:
  * whether edges count for the node's metrics (config `metrics`, read at the supervisor's start,
  * so that a replacement edge after a reload counts exactly when the supervisor listens).
  */
-export function forkEdge(
-  edgePath: string,
-  options: { metrics: boolean } = { metrics: false },
-): SpawnEdge {
-  return (slot, plan) =>
-    fork(edgePath, [], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+export function forkEdge(edgePath: string, options: ForkOptions = {}): SpawnEdge {
+  const { output, env, metrics = false } = options;
+  return (slot, plan) => {
+    const child = fork(edgePath, [], {
+      stdio: ['ignore', output ? 'pipe' : 'inherit', 'inherit', 'ipc'],
       env: {
         ...process.env,
+        ...env?.(),
         PROXYAUTH_EDGE_SLOT: String(slot),
-        PROXYAUTH_METRICS: options.metrics ? '1' : '0',
+        PROXYAUTH_METRICS: metrics ? '1' : '0',
         PROXYAUTH_CRYPTO_THREADS: String(plan.cryptoThreads),
         UWS_HTTP_MAX_HEADERS_SIZE: String(plan.maxHeaderBytes + UWS_HEAD_SLACK),
       },
-    }) satisfies EdgeProcess;
+    });
+    if (output && child.stdout) output(child.stdout);
+    return child satisfies EdgeProcess;
+  };
 }

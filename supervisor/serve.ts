@@ -7,7 +7,7 @@ import { ConfigError } from '../conf/config-error.js';
 import { ensureConfigDir } from '../conf/first-run.js';
 import { hashPassword } from '../crypto-pool/password.js';
 import { CodedError } from '../shared/coded-error.js';
-import { createLogger } from '../shared/log.js';
+import { createLogger, logFormat, setLogFormat, tapLogLines } from '../shared/log.js';
 import { openStore, type Store, StoreError } from '../shared/store.js';
 import { type CertWatch, watchCertificates } from './cert-watch.js';
 import { ConfigSource, type Loaded } from './config-source.js';
@@ -17,6 +17,8 @@ import { forkEdge } from './fork-edge.js';
 import { serveGuards } from './guards.js';
 import { readiness } from './health.js';
 import { KeyRingKeeper } from './key-ring.js';
+import { LogLevelControl } from './log-level-control.js';
+import { LogSinks } from './log-sinks.js';
 import { startMetricsServer } from './metrics-server.js';
 import { NodeMetrics } from './node-metrics.js';
 import { ReadySignal } from './ready-signal.js';
@@ -102,13 +104,33 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     revoked_users: counts.revokedUsers,
     login_bans: counts.bans,
   });
+  const logConfig = initial.loaded.config.log;
+  if (process.env.PROXYAUTH_LOG_FORMAT === undefined && logConfig.format !== 'auto') {
+    setLogFormat(logConfig.format);
+  } else if (process.env.PROXYAUTH_LOG_FORMAT === undefined && process.stdout.isTTY) {
+    setLogFormat('text');
+  }
+  const levels = new LogLevelControl(logConfig.level, log, (level) =>
+    fleet.notifyAll({ type: 'log-level', level }),
+  );
+  const sinks = LogSinks.create(logConfig, log);
+  if (sinks) tapLogLines((line) => sinks.line(line));
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
   // Read at start, like redis: the listener and the edges' counting follow the start's config.
   const metricsConfig = initial.loaded.config.metrics;
   const fleet = new Fleet({
     log,
-    spawn: forkEdge(edgePath, { metrics: metricsConfig !== undefined }),
+    spawn: forkEdge(edgePath, {
+      output: sinks ? (stdout) => sinks.attach(stdout) : undefined,
+      env: () => ({ PROXYAUTH_LOG_LEVEL: levels.level, PROXYAUTH_LOG_FORMAT: logFormat() }),
+      metrics: metricsConfig !== undefined,
+    }),
   });
+  fleet.answer('recent-logs', (ask) => ({
+    kept: sinks?.ring !== undefined,
+    lines: sinks?.ring?.last(ask.limit) ?? [],
+  }));
+  process.on('SIGUSR1', () => levels.toggle());
   const { redis, redis_prefix } = initial.loaded.config;
   let bus: RevocationBus | undefined;
   const nodeId = randomBytes(8).toString('hex');
@@ -182,8 +204,10 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
           await bus?.close();
           return keeper.close();
         })
-        .then(() => {
+        .then(async () => {
           log.info('gateway stopped');
+          tapLogLines(undefined);
+          await sinks?.close();
           resolve(0);
         });
     };
@@ -199,6 +223,8 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     metricsServer?.close();
     await bus?.close();
     await keeper.close();
+    tapLogLines(undefined);
+    await sinks?.close();
     return refuseStart(ready, codeOf(err), (err as Error).message);
   }
   if (stopping) return stopped;
@@ -242,6 +268,10 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
         log.warn('metrics is read at start: the change takes effect at restart');
       }
       const now = running.loaded.config;
+      levels.configure(now.log.level);
+      if (logPlumbing(now.log) !== logPlumbing(logConfig)) {
+        log.warn('log type, host, node, format and size are read at start: restart to apply');
+      }
       if (now.redis !== redis || now.redis_prefix !== redis_prefix) {
         log.warn('redis and redis_prefix are read at start: the change takes effect at restart');
       }
@@ -270,6 +300,11 @@ function refuseStart(
 function notReady(ready: ReadySignal, code: string, error: string): void {
   const failed = ready.send({ ready: false, code, error });
   if (failed) log.warn('could not write the readiness line', { reason: failed.message });
+}
+
+/** The parts of `log` fixed at start (everything but the level). */
+function logPlumbing({ level: _, ...rest }: Loaded['loaded']['config']['log']): string {
+  return JSON.stringify(rest);
 }
 
 function codeOf(err: unknown): string {

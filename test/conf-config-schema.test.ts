@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { ConfigIssue } from '../conf/config-error.js';
 import { ConfigError } from '../conf/config-error.js';
-import { configSchema } from '../conf/config-schema.js';
+import { configSchema, lokiUrl } from '../conf/config-schema.js';
 import { parseConfig } from '../conf/parse.js';
 import { compileIpMatcher } from '../shared/ip-match.js';
 
@@ -162,7 +162,7 @@ t.test('boolean and string defaults', async (t) => {
   t.equal(config.redis, undefined);
   t.equal(config.login_redirect_url, undefined);
   t.equal(config.logout_redirect_url, undefined);
-  t.same(config.log, { type: 'local', write_max_logs: 10_000 });
+  t.same(config.log, { type: 'local', write_max_logs: 10_000, level: 'info', format: 'auto' });
   t.same(config.ratelimit_auth, { requests_per_second: 0, burst: 0, block_delay: 0 });
   t.same(config.ratelimit_proxy, { requests_per_second: 0, burst: 0, block_delay: 0 });
   t.same(config.cors_origins, []);
@@ -193,7 +193,7 @@ t.test('secret is required and at least 64 characters', async (t) => {
 t.test('write_max_logs: both spellings, normalised; both at once is an error', async (t) => {
   t.equal(parse({ log: { type: 'http', write_max_logs: 500 } }).config.log.write_max_logs, 500);
   const alias = parse({ log: { type: 'http', max_writes_log: 700 } }).config.log;
-  t.same(alias, { type: 'http', write_max_logs: 700 });
+  t.same(alias, { type: 'http', write_max_logs: 700, level: 'info', format: 'auto' });
   t.same(keys({ log: { type: 'http', max_writes_log: 0 } }), ['log.max_writes_log']);
   t.same(keys({ log: { type: 'http', write_max_logs: 1, max_writes_log: 1 } }), [
     'log.max_writes_log',
@@ -206,8 +206,42 @@ t.test('log: loki needs a host, unknown type rejected', async (t) => {
     type: 'loki',
     host: '127.0.0.1:3100',
     write_max_logs: 10_000,
+    level: 'info',
+    format: 'auto',
   });
   t.same(keys({ log: { type: 'syslog' } }), ['log.type']);
+});
+
+t.test('log: loki host is host:port or an http(s) URL', async (t) => {
+  for (const host of ['127.0.0.1:3100', 'loki.internal', 'https://loki.example/base']) {
+    t.equal(parse({ log: { type: 'loki', host } }).config.log.host, host);
+  }
+  for (const host of [
+    'ftp://loki',
+    'https://u:p@loki',
+    'http://loki/?a=1',
+    'http://loki/#x',
+    'http://',
+    '',
+  ]) {
+    t.same(keys({ log: { type: 'loki', host } }), ['log.host'], host);
+  }
+  t.equal(lokiUrl('127.0.0.1:3100')?.href, 'http://127.0.0.1:3100/');
+});
+
+t.test('log: level, format and node', async (t) => {
+  const log = parse({ log: { level: 'debug', format: 'text', node: 'gw-1' } }).config.log;
+  t.same(log, {
+    type: 'local',
+    write_max_logs: 10_000,
+    level: 'debug',
+    format: 'text',
+    node: 'gw-1',
+  });
+  t.same(keys({ log: { level: 'verbose' } }), ['log.level']);
+  t.same(keys({ log: { format: 'xml' } }), ['log.format']);
+  t.same(keys({ log: { node: 'a b' } }), ['log.node']);
+  t.same(keys({ log: { node: '' } }), ['log.node']);
 });
 
 t.test('rate limits: docs spelling request_per_seconds is an alias, 0 disables', async (t) => {

@@ -22,11 +22,6 @@ interface Case {
 
 // One case per row of the table; the test below fails when a row has no case or a case no row.
 const CASES: Record<string, Case> = {
-  'log.type': {
-    on: { log: { type: 'loki', host: '127.0.0.1:3100' } },
-    key: 'log.type',
-    off: [{ log: { type: 'local' } }, { log: {} }],
-  },
   csrf_token: {
     on: { csrf_token: false },
     key: 'csrf_token',

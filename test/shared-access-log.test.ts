@@ -72,3 +72,19 @@ t.test('a burst past the buffer bound is flushed at once', async (t) => {
   t.ok(writes.length > 0, 'memory stays bounded: no waiting for the timer');
   log.flush();
 });
+
+t.test('text format (log.format text): one readable line per request', async (t) => {
+  const file = join(t.testdir(), 'access.log');
+  const fd = openSync(file, 'a');
+  t.teardown(() => closeSync(fd));
+  const log = new AccessLog(fd, 42, true);
+  log.write(entry(1));
+  log.write({ ...entry(2), user: undefined, route: undefined, status: 401, code: 'TOKEN_MISSING' });
+  log.flush();
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  t.match(
+    lines[0],
+    /^\d{4}-\d\d-\d\dT[0-9:.]+Z ACCESS pid=42 127\.0\.0\.1 "GET \/api\/item\/1\/\\"quoted\\"" 200 1\.25ms user="alice" route="\/api"$/,
+  );
+  t.match(lines[1], / 401 1\.25ms code=TOKEN_MISSING$/);
+});

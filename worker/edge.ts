@@ -15,7 +15,7 @@ import {
   type SupervisorMessage,
   type TlsFiles,
 } from '../shared/ipc.js';
-import { createLogger, flushLogs } from '../shared/log.js';
+import { createLogger, flushLogs, logFormat, logLevel, setLogLevel } from '../shared/log.js';
 import { openStore } from '../shared/store.js';
 import { createDispatcher, createUpgradeDispatcher, type EdgeState } from './dispatch.js';
 import { EdgeError, type EdgeErrorCode } from './edge-error.js';
@@ -91,7 +91,7 @@ async function start(
   setInterval(() => revocations.purge(Math.floor(Date.now() / 1000)), PURGE_MS).unref();
   services = {
     crypto: new CryptoPool({ threads, maxQueue: threads * 64 }),
-    accessLog: new AccessLog(),
+    accessLog: new AccessLog(1, process.pid, logFormat() === 'text'),
     log,
     sessions: new SessionCache(),
     pools: new UpstreamPools(),
@@ -246,6 +246,12 @@ function receive(message: SupervisorMessage): void {
     case 'rate-block':
       services?.limiter.block(message.key, message.ms);
       break;
+    case 'log-level':
+      if (message.level !== logLevel()) {
+        setLogLevel(message.level);
+        log.info('log level changed', { to: message.level });
+      }
+      break;
     default: {
       const unhandled: never = message;
       log.error('unhandled message from the supervisor, dropped', {
@@ -329,6 +335,8 @@ process.on('SIGTERM', () => void drain(10_000));
 // Terminal signals reach the whole process group; the supervisor decides what they mean.
 process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
+// Node's default for SIGUSR1 opens the inspector: the supervisor owns the log level instead.
+process.on('SIGUSR1', () => {});
 process.on('uncaughtException', (err) => {
   log.error('uncaught exception', { reason: err.stack ?? err.message });
   void send({ type: 'fatal', reason: err.message }).then(() => exit(1));

@@ -13,6 +13,7 @@ import {
   handleStats,
   requireAdmin,
 } from './admin-endpoints.js';
+import { handleLogs } from './admin-logs.js';
 import { handleLogin } from './auth-handler.js';
 import { addressKey } from './client-address.js';
 import { sameOriginStep } from './csrf-origin.js';
@@ -117,6 +118,7 @@ export function compileEndpoints(
       DELETE: handleLiftRevocation,
     }),
     admin('/adm/stats', { GET: handleStats, HEAD: handleStats }),
+    admin('/adm/logs', { GET: handleLogs, HEAD: handleLogs }),
     endpoint('/adm/auth/totp/get', { POST: handleTotpEnrol }, limited),
     admin('/adm/auth/totp/reset', { POST: handleTotpReset }),
     admin('/adm/auth/totp', { DELETE: handleTotpRemove }),

@@ -142,7 +142,7 @@ export class FakeEdge extends EventEmitter implements EdgeProcess {
     }
     // Answers to asks: this fake never asks; rate-limit notices concern no request here.
     if (message.type === 'answer' || message.type === 'answer-error') return;
-    if (message.type === 'rate-block') return;
+    if (message.type === 'rate-block' || message.type === 'log-level') return;
     this.#answer(message, this.script[message.type] ?? 'ok');
   }
 

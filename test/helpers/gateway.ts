@@ -26,6 +26,8 @@ export interface GatewayOptions {
   config?: Record<string, unknown>;
   /** Reuse this config dir (and its data dir) and keep it on stop: a restart of the same node. */
   dir?: string;
+  /** Added to the CLI's environment (undefined removes a variable, PROXYAUTH_LOG_LEVEL too). */
+  env?: Record<string, string | undefined>;
 }
 
 /** A running `proxyauth` CLI on a temp config dir, with its output captured. */
@@ -104,7 +106,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     [CLI, '--config-dir', configDir, '--data-dir', dataDir, '--ready-fd', String(READY_FD)],
     {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, PROXYAUTH_LOG_LEVEL: 'debug' },
+      env: { ...process.env, PROXYAUTH_LOG_LEVEL: 'debug', ...options.env },
     },
   );
   let out = '';

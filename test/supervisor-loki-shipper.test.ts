@@ -1,0 +1,162 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import t, { type Test } from 'tap';
+import { LokiShipper } from '../supervisor/loki-shipper.js';
+import { waitFor } from './helpers/gateway.js';
+
+interface Push {
+  streams: { stream: Record<string, string>; values: [string, string][] }[];
+}
+
+/** A push endpoint; `reply` decides each answer (status, delay). */
+async function fakeLoki(
+  t: Test,
+  reply: (n: number) => { status: number; delayMs?: number } = () => ({ status: 204 }),
+) {
+  const pushes: Push[] = [];
+  const paths: string[] = [];
+  let n = 0;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const { status, delayMs = 0 } = reply(n++);
+      setTimeout(() => {
+        paths.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+        if (status < 300) pushes.push(JSON.parse(Buffer.concat(chunks).toString()) as Push);
+        res.writeHead(status).end();
+      }, delayMs);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  server.unref();
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, pushes, paths, attempts: () => n };
+}
+
+const lines = (pushes: Push[]) =>
+  pushes.flatMap((p) => p.streams.flatMap((s) => s.values.map((v) => v[1])));
+
+const APP = { level: 'info', kind: 'app' } as const;
+
+t.test(
+  'payload: labels, nanosecond string timestamps in order, one stream per label set',
+  async (t) => {
+    const loki = await fakeLoki(t);
+    const shipper = new LokiShipper({ url: loki.url, node: 'n1', batchMs: 20 });
+    shipper.push('a', APP);
+    shipper.push('b', { level: 'warn', kind: 'app' });
+    shipper.push('c', { level: 'info', kind: 'access' });
+    shipper.push('d', APP);
+    t.ok(await waitFor(() => loki.pushes.length === 1, 2000));
+    t.same(loki.paths, ['POST /loki/api/v1/push application/json']);
+    const streams = loki.pushes[0]!.streams;
+    t.same(
+      streams.map((s) => s.stream),
+      [
+        { app: 'proxyauth', node: 'n1', level: 'info', kind: 'app' },
+        { app: 'proxyauth', node: 'n1', level: 'warn', kind: 'app' },
+        { app: 'proxyauth', node: 'n1', level: 'info', kind: 'access' },
+      ],
+    );
+    t.same(
+      streams[0]!.values.map((v) => v[1]),
+      ['a', 'd'],
+    );
+    const all = streams.flatMap((s) => s.values);
+    for (const [ts] of all) t.match(ts, /^[0-9]{19}$/, 'nanoseconds, as a decimal string');
+    const sorted = all.map((v) => BigInt(v[0]));
+    t.equal(new Set(sorted).size, 4, 'no two lines share a timestamp');
+    const first = streams[0]!.values.map((v) => BigInt(v[0]));
+    t.ok(first[0]! < first[1]!, 'in order within a stream');
+    const ms = Number(BigInt(all[0]![0]) / 1_000_000n);
+    t.ok(Math.abs(ms - Date.now()) < 5000, 'the clock time');
+    t.equal(shipper.pushed, 4);
+  },
+);
+
+t.test('batching: by size at once, else after batchMs', async (t) => {
+  const loki = await fakeLoki(t);
+  const shipper = new LokiShipper({ url: loki.url, node: 'n', batchLines: 3, batchMs: 60_000 });
+  for (const l of ['1', '2', '3', '4']) shipper.push(l, APP);
+  t.ok(await waitFor(() => loki.pushes.length === 1, 2000), 'a full batch leaves at once');
+  t.same(lines(loki.pushes), ['1', '2', '3']);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(loki.pushes.length, 1, 'the rest waits for batchMs');
+  await shipper.close();
+  t.same(lines(loki.pushes), ['1', '2', '3', '4'], 'close pushes what is left');
+});
+
+t.test(
+  'Loki down: bounded buffer drops the newest, counts and reports them, retries',
+  async (t) => {
+    const loki = await fakeLoki(t, (n) => ({ status: n < 2 ? 503 : 204 }));
+    const reports: string[] = [];
+    const shipper = new LokiShipper({
+      url: loki.url,
+      node: 'n',
+      batchMs: 10,
+      maxBuffered: 5,
+      backoffMs: 50,
+      report: (level, msg) => reports.push(`${level} ${msg}`),
+    });
+    for (let i = 0; i < 8; i++) shipper.push(`line ${i}`, APP);
+    t.equal(shipper.buffered, 5);
+    t.equal(shipper.dropped, 3);
+    t.ok(await waitFor(() => loki.pushes.length === 1, 5000), 'retried until Loki took it');
+    t.ok(loki.attempts() >= 3);
+    const got = lines(loki.pushes);
+    t.same(got.slice(1), ['line 0', 'line 1', 'line 2', 'line 3', 'line 4'], 'the oldest kept');
+    const report = JSON.parse(got[0]!) as Record<string, unknown>;
+    t.match(report, { level: 'warn', message: /dropped/, dropped: 3, dropped_total: 3 });
+    const streams = loki.pushes[0]!.streams;
+    t.same(streams[0]!.stream.level, 'warn', 'the report is a warn line');
+    t.same(reports, ['warn loki unreachable, buffering log lines', 'info loki reachable again']);
+    shipper.push('after', APP);
+    t.ok(await waitFor(() => loki.pushes.length === 2, 2000));
+    t.same(lines([loki.pushes[1]!]), ['after'], 'reported once');
+  },
+);
+
+t.test('a 4xx other than 429 drops the batch instead of retrying it forever', async (t) => {
+  const loki = await fakeLoki(t, (n) => ({ status: n === 0 ? 400 : 204 }));
+  const shipper = new LokiShipper({ url: loki.url, node: 'n', batchMs: 10, backoffMs: 10 });
+  shipper.push('bad', APP);
+  t.ok(await waitFor(() => loki.attempts() === 1, 2000));
+  await waitFor(() => shipper.dropped === 1, 2000);
+  t.equal(shipper.dropped, 1);
+  shipper.push('good', APP);
+  t.ok(await waitFor(() => loki.pushes.length === 1, 2000));
+  const got = lines(loki.pushes);
+  t.equal(got.length, 2, 'the drop report and the new line');
+  t.equal(got[1], 'good');
+});
+
+t.test('slow Loki: a push past timeoutMs is aborted and retried; push() never waits', async (t) => {
+  const loki = await fakeLoki(t, (n) => ({ status: 204, delayMs: n === 0 ? 1000 : 0 }));
+  const shipper = new LokiShipper({
+    url: loki.url,
+    node: 'n',
+    batchMs: 10,
+    timeoutMs: 200,
+    backoffMs: 10,
+  });
+  shipper.push('x', APP);
+  const started = performance.now();
+  for (let i = 0; i < 1000; i++) shipper.push(`y${i}`, APP);
+  t.ok(performance.now() - started < 200, 'pushing 1000 lines took no network time');
+  t.ok(await waitFor(() => shipper.pushed === 1001, 5000), 'delivered after the timeout');
+  t.ok(loki.attempts() >= 2);
+});
+
+t.test('Loki unreachable (nothing listens): lines wait, nothing throws', async (t) => {
+  const loki = await fakeLoki(t);
+  const dead = new LokiShipper({ url: 'http://127.0.0.1:9', node: 'n', batchMs: 5, backoffMs: 5 });
+  for (let i = 0; i < 10; i++) dead.push(`z${i}`, APP);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(dead.buffered, 10);
+  t.equal(dead.pushed, 0);
+  await dead.close();
+  t.equal(loki.pushes.length, 0);
+});
