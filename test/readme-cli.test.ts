@@ -28,9 +28,12 @@ t.test('in a checkout, `npx proxyauth` and `npm start --` run the CLI', async (t
   t.match(section('Quick start'), /`npx proxyauth COMMAND`/);
   t.match(section('Quick start'), /`npm start -- COMMAND`/);
   // --no-install: resolving to anything but this checkout's own bin must fail, not download.
+  // npm_config_ignore_scripts: in a fresh clone `npx` links this project first and runs its
+  // `prepare` (a rebuild that deletes dist/ under the test files running beside this one: seen
+  // as ERR_MODULE_NOT_FOUND in another file's gateway). The build is `npm ci`'s job.
   const npx = await exec('npx', ['--no-install', 'proxyauth', '--version'], {
     cwd: REPO,
-    env: cliEnv(),
+    env: cliEnv({ npm_config_ignore_scripts: 'true' }),
   });
   t.equal(npx.stdout, `proxyauth ${pkg.version}\n`);
   const start = await exec('npm', ['start', '--silent', '--', 'help'], {
