@@ -1,41 +1,19 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { LokiShipper } from '../supervisor/loki-shipper.js';
+import { type FakeLoki, type LokiPush, startFakeLoki } from './helpers/fake-loki.js';
 import { waitFor } from './helpers/gateway.js';
 
-interface Push {
-  streams: { stream: Record<string, string>; values: [string, string][] }[];
-}
-
-/** A push endpoint; `reply` decides each answer (status, delay). */
+/** The shared fake push endpoint (helpers/fake-loki.ts), closed at the test's end. */
 async function fakeLoki(
   t: Test,
-  reply: (n: number) => { status: number; delayMs?: number } = () => ({ status: 204 }),
-) {
-  const pushes: Push[] = [];
-  const paths: string[] = [];
-  let n = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const { status, delayMs = 0 } = reply(n++);
-      setTimeout(() => {
-        paths.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
-        if (status < 300) pushes.push(JSON.parse(Buffer.concat(chunks).toString()) as Push);
-        res.writeHead(status).end();
-      }, delayMs);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  server.unref();
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, pushes, paths, attempts: () => n };
+  reply?: (n: number) => { status: number; delayMs?: number },
+): Promise<FakeLoki> {
+  const loki = await startFakeLoki(reply);
+  t.teardown(() => loki.close());
+  return loki;
 }
 
-const lines = (pushes: Push[]) =>
+const lines = (pushes: LokiPush[]) =>
   pushes.flatMap((p) => p.streams.flatMap((s) => s.values.map((v) => v[1])));
 
 const APP = { level: 'info', kind: 'app' } as const;
@@ -50,7 +28,7 @@ t.test(
     shipper.push('c', { level: 'info', kind: 'access' });
     shipper.push('d', APP);
     t.ok(await waitFor(() => loki.pushes.length === 1, 2000));
-    t.same(loki.paths, ['POST /loki/api/v1/push application/json']);
+    t.same(loki.requests, ['POST /loki/api/v1/push application/json']);
     const streams = loki.pushes[0]!.streams;
     t.same(
       streams.map((s) => s.stream),
