@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { ConfigError } from '../conf/config-error.js';
 import { loadConfigDir } from '../conf/load.js';
-import { CodedError } from '../shared/coded-error.js';
 import {
   type KeyRingEntry,
   KeyRingError,
@@ -12,6 +10,7 @@ import {
   type Store,
 } from '../shared/store.js';
 import { deriveTokenKeys } from '../shared/token-keys.js';
+import { commandRefusal } from './command-refusal.js';
 import type { Dirs } from './dirs.js';
 import { RELOAD_HINT } from './sync-command.js';
 
@@ -43,13 +42,7 @@ export async function keysCommand(
       await store.close();
     }
   } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err.write(`${err.format()}\n`);
-      return 1;
-    }
-    if (!(err instanceof CodedError)) throw err;
-    io.err.write(`proxyauth: ${err.code}: ${err.message}\n`);
-    return 1;
+    return commandRefusal(err, io.err);
   }
 }
 

@@ -3,10 +3,9 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { writeFileAtomic, writeFileExclusive } from '../conf/atomic-write.js';
-import { ConfigError } from '../conf/config-error.js';
 import { loadConfigDir } from '../conf/load.js';
-import { CodedError } from '../shared/coded-error.js';
 import { openStore, type Store } from '../shared/store.js';
+import { commandRefusal } from './command-refusal.js';
 import type { Dirs } from './dirs.js';
 import { buildBundle, SyncError } from './sync-bundle.js';
 import { installBundle, readBundleFile } from './sync-import.js';
@@ -55,13 +54,7 @@ export async function syncCommand(
       await store.close();
     }
   } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err.write(`${err.format()}\n`);
-      return 1;
-    }
-    if (!(err instanceof CodedError)) throw err;
-    io.err.write(`proxyauth: ${err.code}: ${err.message}\n`);
-    return 1;
+    return commandRefusal(err, io.err);
   }
 }
 
