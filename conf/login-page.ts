@@ -14,7 +14,7 @@ import type { Config } from './config-schema.js';
 export const MAX_LOGIN_PAGE_BYTES = 1024 * 1024;
 
 /** The absolute path `login_page` names: relative paths are read from the config file's dir. */
-function loginPagePath(value: string, configFile: string): string {
+export function loginPagePath(value: string, configFile: string): string {
   return resolve(dirname(configFile), value);
 }
 

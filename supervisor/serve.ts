@@ -2,16 +2,18 @@ import { randomBytes } from 'node:crypto';
 import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../conf/config-error.js';
 import { ensureConfigDir } from '../conf/first-run.js';
+import { loginPagePath } from '../conf/login-page.js';
 import { hashPassword } from '../crypto-pool/password.js';
 import { CodedError } from '../shared/coded-error.js';
 import { createLogger, logFormat, setLogFormat, tapLogLines } from '../shared/log.js';
 import { openStore, type Store, StoreError } from '../shared/store.js';
-import { type CertWatch, watchCertificates } from './cert-watch.js';
 import { ConfigSource, type Loaded } from './config-source.js';
 import type { Dirs } from './dirs.js';
+import { type FileWatch, watchNamedFiles } from './file-watch.js';
 import { Fleet } from './fleet.js';
 import { forkEdge } from './fork-edge.js';
 import { serveGuards } from './guards.js';
@@ -187,13 +189,13 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   }
   // Signals are handled before the edges exist, so a stop during start-up still drains them.
   let configWatch: FSWatcher | undefined;
-  let certWatch: CertWatch | undefined;
+  let fileWatch: FileWatch | undefined;
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       configWatch?.close();
-      certWatch?.close();
+      fileWatch?.close();
       metricsServer?.closeAllConnections();
       metricsServer?.close();
       log.info('stopping: draining edges', { signal });
@@ -253,8 +255,8 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       (err: Error) => log.warn('could not remove old certificate copies', { reason: err.message }),
     );
   void cleanCopies(initial);
-  const watchedCerts = watchCertificates(dirs.configDir, () => reloader?.trigger('file change'));
-  certWatch = watchedCerts;
+  const watchedFiles = watchNamedFiles(() => reloader?.trigger('file change'));
+  fileWatch = watchedFiles;
   reloader = new Reloader({
     source,
     fleet,
@@ -275,14 +277,28 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       if (now.redis !== redis || now.redis_prefix !== redis_prefix) {
         log.warn('redis and redis_prefix are read at start: the change takes effect at restart');
       }
-      void watchedCerts.refresh();
+      void watchedFiles.refresh(namedFiles(dirs.configDir, running));
       if (outcome === 'rolled') void cleanCopies(running);
     },
   });
   const reload = () => reloader?.trigger('file change');
   configWatch = watchFiles(dirs.configDir, ['config.json', 'routes.yml', 'certs'], reload);
-  await watchedCerts.refresh();
+  await watchedFiles.refresh(namedFiles(dirs.configDir, initial));
   return stopped;
+}
+
+/**
+ * The files a config generation was read from besides config.json and routes.yml (which the
+ * config dir's own watch covers): the certificate pair, the routes' upstream TLS files and the
+ * login page. A change to any of them reloads, as an edit of config.json does.
+ */
+function namedFiles(configDir: string, running: Loaded): string[] {
+  const { loaded } = running;
+  const files = [join(configDir, 'certs', 'cert.pem'), join(configDir, 'certs', 'key.pem')];
+  files.push(...Object.keys(loaded.routeFiles));
+  const page = loaded.config.login_page;
+  if (page !== undefined) files.push(loginPagePath(page, loaded.files.config));
+  return files;
 }
 
 /** A start refused before anything listens: stderr for people, the readiness line for tools. */

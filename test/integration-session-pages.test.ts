@@ -3,7 +3,7 @@
 // cookie, plain-HTTP logins refused unless loopback or a trusted TLS proxy says https, and
 // failed browser logins answered with the login page (a file, the page a public route serves
 // at logout_redirect_url, or the built-in one) with its error block shown.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -555,3 +555,34 @@ t.test('a lockout reaches the page with its status and Retry-After', async (t) =
   const json = await formLogin(broken, 'username=alice&password=wrong', { accept: '*/*' });
   t.equal(errorOf(json), 'LOGIN_LOCKED', 'JSON for API clients');
 });
+
+t.test(
+  'an edit of the login_page file alone reloads; a broken one keeps the page in force',
+  async (t) => {
+    const file = join(fileDir, 'login.html');
+    const edited = FILE_PAGE.replace('File login', 'Edited login');
+    // Written beside it and renamed over it, as editors and config management do.
+    await writeFile(`${file}.tmp`, edited);
+    await rename(`${file}.tmp`, file);
+    t.ok(
+      await waitFor(async () => (await fresh(filed, '/auth')).body === edited, 10_000),
+      'the edited page is served without SIGHUP',
+    );
+    // No error block: the reload fails and the edited page stays.
+    await writeFile(file, '<!doctype html><title>Broken</title>');
+    t.ok(
+      await waitFor(
+        () => logged(filed.output(), { reload: 'invalid', key: 'login_page' }).length > 0,
+        10_000,
+      ),
+      'the reload fails on the page, naming login_page',
+    );
+    t.equal((await fresh(filed, '/auth')).body, edited, 'a bad page keeps the one in force');
+    // Written in place (no rename): seen too.
+    await writeFile(file, FILE_PAGE);
+    t.ok(
+      await waitFor(async () => (await fresh(filed, '/auth')).body === FILE_PAGE, 10_000),
+      'an in-place write is seen too',
+    );
+  },
+);
