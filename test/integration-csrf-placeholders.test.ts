@@ -75,6 +75,13 @@ function makeBigPage(): void {
   );
   BIG_GZIP = gzipSync(BIG_PAGE, { level: 1 });
 }
+/** Answers to /html/stalled being held, and what lets them finish. */
+let stalled = 0;
+let release!: () => void;
+const released = new Promise<void>((r) => {
+  release = r;
+});
+
 /** The upstream's answer to /html/big was closed before it was all written. */
 let bigCut = false;
 
@@ -170,6 +177,16 @@ const upstream = await startUpstream((req, res) => {
     const keep = cut === 'half' ? good.length >> 1 : good.length - Number(cut);
     res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip' });
     res.end(good.subarray(0, keep));
+    return true;
+  }
+  if (url === '/html/stalled') {
+    // The start of a gzip page, then nothing until the test releases it: the edge holds its
+    // zlib streams open meanwhile.
+    const body = gzipSync(Buffer.from(PAGE));
+    res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip' });
+    res.write(body.subarray(0, 10));
+    stalled++;
+    void released.then(() => res.end(body.subarray(10)));
     return true;
   }
   if (url === '/html/big') {
@@ -447,6 +464,31 @@ t.test('a corrupt compressed body: 502 before any byte, a cut after; logged', as
   );
   const after = await get(`${gw.url}/app/html/length`, cookie);
   t.equal(after.status, 200, 'the edge serves on');
+});
+
+t.test('compressed pages rewritten at once are capped per edge: beyond, 503', async (t) => {
+  // MAX_RECODED_BODIES (worker/recoded-body.ts) pages held open on the one edge.
+  const held = Array.from({ length: 128 }, () => get(`${gw.url}/app/html/stalled`, cookie));
+  t.ok(await waitFor(() => stalled >= 128, 10_000), `${stalled} pages held open`);
+  let over: Answer | undefined;
+  // The last streams open when their first bytes reach the edge: retry briefly until full.
+  await waitFor(async () => {
+    over = await get(`${gw.url}/app/html/coded/gzip`, cookie);
+    return over.status === 503;
+  }, 5_000);
+  t.equal(over?.status, 503, 'one more page is refused');
+  t.equal(JSON.parse(String(over?.body)).error, 'OVERLOADED');
+  t.equal(over?.headers['retry-after'], '1');
+  const plain = await get(`${gw.url}/app/html/length`, cookie);
+  t.equal(plain.status, 200, 'an identity page needs no zlib state: served');
+  release();
+  const answers = await Promise.all(held);
+  t.ok(
+    answers.every((a) => a.status === 200),
+    'the held pages all complete',
+  );
+  const after = await get(`${gw.url}/app/html/coded/gzip`, cookie);
+  t.equal(after.status, 200, 'places freed: compressed pages are rewritten again');
 });
 
 t.test('a slow client on a large gzip page: the upstream waits, every byte arrives', async (t) => {

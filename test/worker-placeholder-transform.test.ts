@@ -23,6 +23,7 @@ import {
   PAGE_CACHE_CONTROL,
   PlaceholderTransform,
 } from '../worker/placeholder-transform.js';
+import { MAX_RECODED_BODIES, recodedBodiesInFlight } from '../worker/recoded-body.js';
 import { ROUTE_FEATURES } from '../worker/route-features.js';
 import { csrfPlaceholders } from '../worker/steps/csrf-placeholders.js';
 
@@ -356,4 +357,37 @@ t.test('the feature compiles only with session_cookie and csrf_token', async (t)
     t.equal(full.transform !== undefined, on, `${JSON.stringify(extra)}: transform`);
     t.equal(alone.steps.length, on ? 1 : 0, `${JSON.stringify(extra)}: Accept-Encoding step`);
   }
+});
+
+t.test('compressed pages rewritten at once are capped: one more is refused 503', async (t) => {
+  const gz = gzipSync(Buffer.from(PAGE));
+  const started = recodedBodiesInFlight();
+  const open: PlaceholderTransform[] = [];
+  for (let i = started; i < MAX_RECODED_BODIES; i++) {
+    const tr = transform(new FakeSink());
+    t.ok(tr.start(200, html({ 'content-encoding': 'gzip' })));
+    tr.push(gz.subarray(0, 10)); // the zlib streams open at the first byte
+    open.push(tr);
+  }
+  t.equal(recodedBodiesInFlight(), MAX_RECODED_BODIES, 'at the cap');
+  const sink = new FakeSink();
+  const over = transform(sink);
+  t.ok(over.start(200, html({ 'content-encoding': 'gzip' })), 'the head is still accepted');
+  over.push(gz);
+  over.end();
+  t.match(sink.failure, { code: 'OVERLOADED', status: 503 }, 'refused, nothing written');
+  t.equal(sink.written, 0);
+  t.notOk(sink.ended);
+  over.destroy();
+  t.equal(recodedBodiesInFlight(), MAX_RECODED_BODIES, 'the refused one held no place');
+  // A page that ends frees its place; so does one abandoned (client gone).
+  open.pop()!.destroy();
+  const done = new FakeSink();
+  const next = transform(done);
+  t.ok(next.start(200, html({ 'content-encoding': 'gzip' })));
+  await feed(next, done, [gz]);
+  t.equal(gunzipSync(done.body()).toString(), DONE, 'with a place free, a page is rewritten');
+  t.equal(recodedBodiesInFlight(), MAX_RECODED_BODIES - 1, 'a finished page freed its place');
+  for (const tr of open) tr.destroy();
+  t.equal(recodedBodiesInFlight(), started, 'every place given back');
 });

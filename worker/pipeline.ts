@@ -44,7 +44,10 @@ export interface BodySink {
   end(): void;
   /** Upstream reading may go on again (after `push` returned false). */
   ready(): void;
-  /** The body cannot be transformed (a corrupt compressed body): the response is abandoned. */
+  /**
+   * The body cannot be transformed: a corrupt compressed body (the response is abandoned: 502
+   * before anything was sent), or a GatewayError of the transform's own (OVERLOADED), answered as is.
+   */
   fail(cause: Error): void;
 }
 

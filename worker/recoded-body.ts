@@ -13,8 +13,23 @@
  */
 
 import type { Transform } from 'node:stream';
+import { GatewayError } from '../shared/errors.js';
 import { type Coding, codecPair, deflateFraming } from './content-coding.js';
 import type { BodySink } from './pipeline.js';
+
+/**
+ * Compressed bodies being rewritten at once in this process, at most. Each holds two zlib
+ * states (measured RSS: about 0.5 MB for gzip/deflate, 1 MB for brotli), so the cap bounds
+ * them to about 64-128 MB per edge whatever the number of clients; a page beyond it is refused
+ * with 503 OVERLOADED (Retry-After: 1) before anything of it is sent.
+ */
+export const MAX_RECODED_BODIES = 128;
+let recoding = 0;
+
+/** How many compressed bodies this process is rewriting now (for tests and metrics). */
+export function recodedBodiesInFlight(): number {
+  return recoding;
+}
 
 /** The rewrite of the decoded bytes: what to send for a chunk, and what is left at the end. */
 export interface Rewrite {
@@ -35,6 +50,8 @@ export class RecodedBody {
   /** A deflate body's first byte, kept until the second tells its framing. */
   #first: Buffer | undefined;
   #over = false;
+  /** This body holds one of the {@link MAX_RECODED_BODIES} places. */
+  #counted = false;
 
   constructor(coding: Exclude<Coding, 'identity'>, rewrite: Rewrite, sink: BodySink) {
     this.#coding = coding;
@@ -54,7 +71,7 @@ export class RecodedBody {
       }
       this.#first = undefined;
       decoder = this.#open(bytes);
-      return decoder.write(bytes);
+      return decoder === undefined ? true : decoder.write(bytes);
     }
     return decoder.write(chunk);
   }
@@ -63,6 +80,7 @@ export class RecodedBody {
   end(): void {
     if (this.#over) return;
     if (this.#decoder === undefined && this.#first !== undefined) this.#open(this.#first);
+    if (this.#over) return;
     if (this.#decoder === undefined) {
       this.#over = true;
       this.#sink.end();
@@ -81,9 +99,28 @@ export class RecodedBody {
     this.#over = true;
     this.#decoder?.destroy();
     this.#encoder?.destroy();
+    this.#release();
   }
 
-  #open(head: Buffer): Transform {
+  #release(): void {
+    if (!this.#counted) return;
+    this.#counted = false;
+    recoding--;
+  }
+
+  /** The zlib streams, or undefined when the cap is reached (the sink is then failed). */
+  #open(head: Buffer): Transform | undefined {
+    if (recoding >= MAX_RECODED_BODIES) {
+      this.#over = true;
+      this.#sink.fail(
+        new GatewayError('OVERLOADED', {
+          cause: `${MAX_RECODED_BODIES} compressed pages already being rewritten`,
+        }),
+      );
+      return undefined;
+    }
+    recoding++;
+    this.#counted = true;
     const framing = head.length >= 2 ? deflateFraming(head[0]!, head[1]!) : 'raw';
     const { decoder, encoder } = codecPair(this.#coding, framing);
     this.#decoder = decoder;
@@ -110,6 +147,7 @@ export class RecodedBody {
       if (!this.#over && !sink.write(encoded)) encoder.pause();
     });
     encoder.on('end', () => {
+      this.#release();
       if (this.#over) return;
       this.#over = true;
       sink.end();

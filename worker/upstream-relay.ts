@@ -387,7 +387,9 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
    */
   fail(cause: Error): void {
     this.#transform = undefined;
-    const err = new GatewayError('UPSTREAM_FAILED', { cause });
+    // The transform's own refusal (OVERLOADED) as it is; anything else is the upstream's body.
+    const err =
+      cause instanceof GatewayError ? cause : new GatewayError('UPSTREAM_FAILED', { cause });
     this.#controller?.abort(err);
     if (this.#headWritten) abortExchange(this.#ex);
     this.#settle(err);
