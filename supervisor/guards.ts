@@ -6,7 +6,7 @@ import { type LockoutSettings, LoginGuard } from './login-guard.js';
 import { RateAuthority } from './rate-authority.js';
 
 /** The config keys the guards read. */
-export type GuardConfig = Pick<Config, 'ratelimit_max_clients' | 'login_lockout'>;
+export type GuardConfig = Pick<Config, 'ratelimit_max_clients' | 'login_lockout' | 'users'>;
 
 /** What the guards need of the fleet (a fake in tests). */
 export type GuardFleet = Pick<Fleet, 'on' | 'answer' | 'notifyAll'> & {
@@ -29,6 +29,7 @@ export function lockoutSettings(config: GuardConfig): LockoutSettings {
     maxFailures: l.max_failures,
     findTimeMs: l.find_time * 1000,
     banTimeMs: l.ban_time * 1000,
+    knownUsers: new Set(config.users.map((u) => u.username)),
   };
 }
 

@@ -8,7 +8,15 @@ export interface LockoutSettings {
   maxFailures: number;
   findTimeMs: number;
   banTimeMs: number;
+  /**
+   * The configured usernames: only these appear in the ban log line. A name that is none of
+   * them is most often a password typed into the username field, so it is never logged.
+   */
+  knownUsers: ReadonlySet<string>;
 }
+
+/** What the ban log line says instead of a name that is not a configured user. */
+export const UNKNOWN_USER = '(not a configured user)';
 
 /** Failure counters kept at most (users and addresses together). */
 export const MAX_COUNTERS = 100_000;
@@ -265,9 +273,11 @@ export class LoginGuard {
     const ban: LoginBan = { kind, subject, until, bannedAt, failures };
     const key = `${kind} ${subject}`;
     this.#pendingBans.set(key, until);
+    const user = kind === 'user' ? subject : other;
     this.#log.warn('login ban', {
       kind,
-      user: kind === 'user' ? subject : (other ?? '(admin token)'),
+      user:
+        user === null ? '(admin token)' : this.#settings.knownUsers.has(user) ? user : UNKNOWN_USER,
       ip: kind === 'ip' ? subject : (other ?? undefined),
       failures,
       until: new Date(until * 1000).toISOString(),

@@ -15,6 +15,8 @@ const USERS = [
   { username: 'bob', password: 'bob-password-Wk3', totp: TOTP_B32 },
 ];
 const WRONG_PASSWORD = 'wrong-password-Hj9';
+/** A password typed into the username field: the ban it causes must not log it. */
+const PASSWORD_AS_NAME = 'typed-as-name-Vb4';
 
 const upstream = await startUpstream();
 t.teardown(() => upstream.close());
@@ -51,7 +53,14 @@ async function exercise(t: Test, g: RunningGateway): Promise<string[]> {
   const { tokenId } = await loginWithId(g.url, 'alice', USERS[0]!.password);
   const revoked = await post(g, '/adm/revoke', { token_id: tokenId }, { 'x-auth-token': ADMIN });
   t.equal(revoked.status, 200, revoked.body);
+  // With the wrong password above, the 4th failure from this address bans it (max_failures 4):
+  // the ban line names the last username tried, here a password.
+  for (let i = 0; i < 3; i++) {
+    const typed = await post(g, '/auth', { username: PASSWORD_AS_NAME, password: 'alice' });
+    t.equal(typed.status, 401, typed.body);
+  }
   await new Promise((r) => setTimeout(r, 300)); // the access log flushes every 50 ms
+  t.match(g.output(), /"login ban"/, 'the ban was logged');
   return [
     alice,
     bobToken,
@@ -60,6 +69,7 @@ async function exercise(t: Test, g: RunningGateway): Promise<string[]> {
     SECRET,
     ADMIN,
     WRONG_PASSWORD,
+    PASSWORD_AS_NAME,
     TOTP_B32,
     ...USERS.map((u) => u.password),
   ];
@@ -76,7 +86,7 @@ function assertClean(t: Test, where: string, text: string, secrets: string[]): v
   }
 }
 
-const config = { login_via_otp: true, login_lockout: { max_failures: 0 } };
+const config = { login_via_otp: true, login_lockout: { max_failures: 4 } };
 
 t.test('loki run: stdout, stderr and Loki payloads hold no secret', async (t) => {
   const loki = await startFakeLoki();

@@ -3,10 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { openStore } from '../shared/store.js';
-import { type LockoutSettings, LoginGuard } from '../supervisor/login-guard.js';
+import { type LockoutSettings, LoginGuard, UNKNOWN_USER } from '../supervisor/login-guard.js';
 import { memoryLog } from './helpers/fake-edge.js';
 
-const SETTINGS: LockoutSettings = { maxFailures: 3, findTimeMs: 60_000, banTimeMs: 300_000 };
+const SETTINGS: LockoutSettings = {
+  maxFailures: 3,
+  findTimeMs: 60_000,
+  banTimeMs: 300_000,
+  knownUsers: new Set(['alice', 'bob']),
+};
 const T0 = Date.UTC(2026, 10, 30, 10, 0, 0);
 
 async function guard(t: Test, settings = SETTINGS, maxCounters?: number) {
@@ -36,6 +41,23 @@ async function fail(g: LoginGuard, user: string | null, ip: string) {
   g.result(a.ticket, 'failure');
   return a;
 }
+
+t.test(
+  'a name that is not a configured user is never logged (a password typed as the name)',
+  async (t) => {
+    const { g, log } = await guard(t);
+    const typed = 'Sup3rSecretPw!xyz';
+    for (let i = 0; i < 3; i++) await fail(g, typed, '10.0.0.9');
+    await new Promise((r) => setTimeout(r, 50));
+    const bans = log.lines.filter((l) => l.msg === 'login ban').map((l) => l.fields);
+    t.match(bans, [
+      { kind: 'user', user: UNKNOWN_USER, ip: '10.0.0.9' },
+      { kind: 'ip', user: UNKNOWN_USER, ip: '10.0.0.9' },
+    ]);
+    t.notMatch(JSON.stringify(log.lines), typed, 'nowhere in any line');
+    t.equal(await probe(g, typed, '10.0.0.8'), 300_000, 'the name is still locked out');
+  },
+);
 
 t.test(
   'max_failures failures ban the user and the address; the ban is stored and logged',

@@ -32,6 +32,7 @@ import { closeServer, createServer, listen, stopListening } from '../../worker/u
 const DEFAULT_GUARDS: GuardConfig = {
   ratelimit_max_clients: 100_000,
   login_lockout: { max_failures: 0, find_time: 600, ban_time: 900 },
+  users: [],
 };
 
 /** One edge's services wired to a real store and StoreKeeper in this process. */
