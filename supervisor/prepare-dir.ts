@@ -114,18 +114,28 @@ async function scanTree(
     const est = await lstat(entry);
     count++;
     if (est.uid !== 0 && est.uid !== uid) refuse(label, entry, `belongs to uid ${est.uid}`);
-    if (est.isDirectory()) count += await scanTree(label, entry, est, uid);
-    else if (est.isFile() && est.nlink > 1) refuse(label, entry, 'is a hard link');
+    // A directory already the user's is given as it is, never walked: its owner may swap an
+    // entry in it for a symlink at any time, and a walk by path would follow it (readdir and
+    // lchown resolve every component but the last), making root chown what the link points to.
+    if (est.isDirectory()) {
+      if (est.uid === 0) count += await scanTree(label, entry, est, uid);
+    } else if (est.isFile() && est.nlink > 1) refuse(label, entry, 'is a hard link');
     else if (!est.isFile() && !est.isSymbolicLink()) refuse(label, entry, 'is a special file');
   }
   return count;
 }
 
-/** lchown: a symlink is given away itself, never what it points to. */
+/**
+ * lchown: a symlink is given away itself, never what it points to. Only directories of root's
+ * are walked (scanTree made sure none of them is writable by others, so no one but root can
+ * change them meanwhile); a directory of the user's is given itself, its contents left as they
+ * are (walking it by path would follow a symlink its owner swaps in).
+ */
 async function chownTree(path: string, owner: { uid: number; gid: number }): Promise<void> {
   for (const name of await readdir(path)) {
     const entry = join(path, name);
-    if ((await lstat(entry)).isDirectory()) await chownTree(entry, owner);
+    const est = await lstat(entry);
+    if (est.isDirectory() && est.uid === 0) await chownTree(entry, owner);
     await lchown(entry, owner.uid, owner.gid);
   }
 }

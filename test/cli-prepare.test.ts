@@ -132,6 +132,38 @@ t.test(
   },
 );
 
+t.test(
+  "taking over a dir of root: a subdir already the user's is given itself, never walked",
+  { skip },
+  async (t) => {
+    // The user owns certs/: it could swap certs/inner for a symlink to /etc while a walk by
+    // path is under way, and readdir + lchown would follow it (attack11 F5, a race won in a few
+    // runs). So certs/ itself is given, and nothing below it is looked at or changed.
+    const name = serviceUser(t);
+    const root = t.testdir({});
+    const { configDir, args } = dirsIn(root);
+    const first = await runCli(['prepare', '--user', name, ...args]);
+    t.equal(first.code, 0, first.stderr);
+    const uid = Number((await getent('passwd', name))?.[2]);
+    const gid = Number((await getent('group', name))?.[2]);
+    await chown(configDir, 0, 0);
+    await chmod(configDir, 0o755);
+    await mkdir(join(configDir, 'certs', 'inner'), { recursive: true, mode: 0o755 });
+    await writeFile(join(configDir, 'certs', 'inner', 'f'), 'root only\n', { mode: 0o600 });
+    await chown(join(configDir, 'certs'), uid, gid);
+    const res = await runCli(['prepare', '--user', name, ...args]);
+    t.equal(res.code, 0, res.stderr);
+    t.match(
+      res.stdout,
+      `config dir ${configDir}: taken over from root with 1 entry in it (now ${name}:${name} 0700)`,
+    );
+    t.same(await owner(configDir), { uid, gid, mode: 0o700 });
+    t.same(await owner(join(configDir, 'certs')), { uid, gid, mode: 0o755 });
+    t.same(await owner(join(configDir, 'certs', 'inner')), { uid: 0, gid: 0, mode: 0o755 });
+    t.same(await owner(join(configDir, 'certs', 'inner', 'f')), { uid: 0, gid: 0, mode: 0o600 });
+  },
+);
+
 t.test("a dir already the user's gets its group and mode, nothing else", { skip }, async (t) => {
   const name = serviceUser(t);
   const { dataDir, args } = dirsIn(t.testdir({}));
