@@ -1,6 +1,6 @@
 import t from 'tap';
 import { classifyLine } from '../supervisor/log-line.js';
-import { LogRing } from '../supervisor/log-ring.js';
+import { LogRing, MAX_RING_CHARS } from '../supervisor/log-ring.js';
 
 t.test('the ring keeps the newest lines, oldest first and newest last', async (t) => {
   const ring = new LogRing(3);
@@ -14,6 +14,28 @@ t.test('the ring keeps the newest lines, oldest first and newest last', async (t
   t.same(ring.last(2), ['d', 'e']);
   t.same(ring.last(0), []);
   t.throws(() => new LogRing(0), RangeError);
+});
+
+t.test('the ring is bounded in characters too: the oldest lines go first', async (t) => {
+  const ring = new LogRing(1000, 100);
+  for (let i = 0; i < 10; i++) ring.push(`${i}`.repeat(30));
+  t.equal(ring.size, 3, 'three 30-character lines fit in 100');
+  t.equal(ring.chars, 90);
+  t.same(ring.last(10), ['7'.repeat(30), '8'.repeat(30), '9'.repeat(30)]);
+  ring.push('x'.repeat(95));
+  t.same(ring.last(10), ['x'.repeat(95)], 'a large line pushes out as many as it needs');
+  ring.push('y'.repeat(500));
+  t.same(ring.last(10), ['y'.repeat(100)], 'a line larger than the bound is kept cut');
+  t.equal(ring.chars, 100);
+  // Both bounds at once: capacity 3, and the characters.
+  const both = new LogRing(3, 50);
+  for (const line of ['a'.repeat(10), 'b'.repeat(10), 'c'.repeat(10), 'd'.repeat(10)])
+    both.push(line);
+  t.same(both.last(5), ['b'.repeat(10), 'c'.repeat(10), 'd'.repeat(10)], 'capacity first');
+  both.push('e'.repeat(40));
+  t.same(both.last(5), ['d'.repeat(10), 'e'.repeat(40)], 'then characters');
+  t.equal(both.chars, 50);
+  t.equal(MAX_RING_CHARS, 64 * 1024 * 1024, 'the default bound');
 });
 
 t.test('lines are classified by level and kind, in both formats', async (t) => {
