@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { parseIpEntry } from '../shared/ip-match.js';
 import { foldPath } from '../shared/path-fold.js';
 import type { ConfigIssue } from './config-error.js';
@@ -89,4 +90,29 @@ function duplicates(
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * `metrics.listen` on the gateway's own port where the two would bind the same address: the
+ * start would then fail with the main port "already in use" by its own metrics listener. They
+ * overlap unless both hosts are distinct IP literals and neither is a wildcard (`0.0.0.0`,
+ * `::`); a host name may resolve to anything, so it overlaps too. Port 0 (any free port) never
+ * clashes.
+ */
+export function listenerClashes(config: Config, file: string): ConfigIssue[] {
+  const metrics = config.metrics;
+  if (metrics === undefined || metrics.port === 0 || metrics.port !== config.port) return [];
+  const plain = (host: string) => host.toLowerCase().replace(/^::ffff:(?=\d+\.)/, '');
+  const a = plain(config.host);
+  const b = plain(metrics.host);
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  const apart = isIP(a) !== 0 && isIP(b) !== 0 && !wildcard(a) && !wildcard(b) && a !== b;
+  if (apart) return [];
+  return [
+    {
+      file,
+      key: 'metrics.listen',
+      message: `${metrics.host}:${metrics.port} overlaps the gateway's own host:port (${config.host}:${config.port}): give the metrics listener another port`,
+    },
+  ];
 }

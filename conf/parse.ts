@@ -4,7 +4,12 @@ import type { ConfigIssue } from './config-error.js';
 import { ConfigError } from './config-error.js';
 import type { Config } from './config-schema.js';
 import { configSchema } from './config-schema.js';
-import { crossWarnings, duplicatePrefixes, duplicateUsernames } from './cross-checks.js';
+import {
+  crossWarnings,
+  duplicatePrefixes,
+  duplicateUsernames,
+  listenerClashes,
+} from './cross-checks.js';
 import { deepFreeze } from './deep-freeze.js';
 import { configNotYetSupported, routesNotYetSupported } from './not-yet-supported.js';
 import { resolveCertFiles } from './resolve-cert-files.js';
@@ -59,6 +64,7 @@ export function parseConfig(
   const errors = [
     ...config.errors,
     ...duplicateUsernames(files.config, rawConfig),
+    ...(config.value === undefined ? [] : listenerClashes(config.value, files.config)),
     ...(configPending?.errors ?? []),
     ...routes.errors,
     ...duplicatePrefixes(files.routes, rawRoutes),
