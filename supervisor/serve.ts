@@ -196,12 +196,13 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       stopping = true;
       configWatch?.close();
       fileWatch?.close();
-      metricsServer?.closeAllConnections();
-      metricsServer?.close();
       log.info('stopping: draining edges', { signal });
       void fleet
         .stop(DRAIN_TIMEOUT_MS)
         .then(async () => {
+          // Open through the drain, so that /readyz answers 503 "stopping" meanwhile.
+          metricsServer?.closeAllConnections();
+          metricsServer?.close();
           guards.stop();
           await bus?.close();
           return keeper.close();

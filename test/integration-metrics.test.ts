@@ -294,3 +294,45 @@ t.test('check-config refuses a non-loopback metrics address without allow_remote
   const accepted = await runCli(['check-config', '--config-dir', dir]);
   t.equal(accepted.code, 0, accepted.stderr);
 });
+
+t.test('during the drain of a stop, /readyz answers 503 "stopping"', async (t) => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const slow = await startUpstream((req, res) => {
+    if (req.url !== '/slow') return false;
+    void held.then(() => res.end('late'));
+    return true;
+  });
+  t.teardown(() => slow.close());
+  const metricsPort = await freePort();
+  const gw = await startGateway({
+    routes: `routes:\n  - prefix: /api\n    target: ${slow.origin}\n`,
+    config: { metrics: { listen: `127.0.0.1:${metricsPort}` } },
+  });
+  t.teardown(() => gw.stop());
+  const { token } = await loginWithId(gw.url);
+  const inflight = fetch(`${gw.url}/api/slow`, { headers: { authorization: `Bearer ${token}` } });
+  // The request is at the upstream before the stop begins.
+  await new Promise((r) => setTimeout(r, 300));
+  gw.proc.kill('SIGTERM');
+  t.ok(
+    await waitFor(
+      () => logged(gw.output(), { message: 'stopping: draining edges' }).length > 0,
+      SETTLE_MS,
+    ),
+  );
+  const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+  t.equal(ready.status, 503, 'not ready while draining');
+  t.match(await ready.json(), { ready: false, reason: 'stopping' });
+  t.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200, 'alive');
+  release();
+  const answer = await inflight;
+  t.equal(answer.status, 200, 'the request in flight finished');
+  t.equal(await answer.text(), 'late');
+  t.ok(
+    await waitFor(() => logged(gw.output(), { message: 'gateway stopped' }).length > 0, SETTLE_MS),
+  );
+  await t.rejects(fetch(`http://127.0.0.1:${metricsPort}/readyz`), 'closed once stopped');
+});
