@@ -1,4 +1,25 @@
 import { writeSync } from 'node:fs';
+import { MIN_TOKEN_LENGTH } from './token-codec.js';
+
+/** Logged paths are cut past this many characters (whole lines must fit in PIPE_BUF). */
+export const MAX_LOGGED_PATH = 1024;
+
+/**
+ * A run of base64url that could be a token (docs/token-format.md: version byte 0x01, so it
+ * starts with `A`, and at least MIN_TOKEN_LENGTH characters).
+ */
+const TOKEN_RUN = new RegExp(`A[A-Za-z0-9_-]{${MIN_TOKEN_LENGTH - 1},}`, 'g');
+
+/**
+ * A request path as log lines show it: every run that could be a token replaced by `<token>`
+ * (a client that puts its token in the path must not see it in the logs; queries are never
+ * logged), then cut to {@link MAX_LOGGED_PATH} characters with `...`. A path shorter than a
+ * token is returned as it is, without a regex run.
+ */
+export function loggedPath(url: string): string {
+  const clean = url.length < MIN_TOKEN_LENGTH ? url : url.replace(TOKEN_RUN, '<token>');
+  return clean.length > MAX_LOGGED_PATH ? `${clean.slice(0, MAX_LOGGED_PATH)}...` : clean;
+}
 
 /** One proxied or answered request, as written to the access log (never a token or a query). */
 export interface AccessEntry {

@@ -50,17 +50,28 @@ async function exercise(t: Test, g: RunningGateway): Promise<string[]> {
     });
     await res.arrayBuffer();
   }
+  // A token in the path (a client that puts it there): its request is logged, the token not.
+  const inPath = await fetch(`${g.url}/api/${alice}/x`, {
+    headers: { authorization: `Bearer ${alice}` },
+  });
+  await inPath.arrayBuffer();
   const { tokenId } = await loginWithId(g.url, 'alice', USERS[0]!.password);
   const revoked = await post(g, '/adm/revoke', { token_id: tokenId }, { 'x-auth-token': ADMIN });
   t.equal(revoked.status, 200, revoked.body);
-  // With the wrong password above, the 4th failure from this address bans it (max_failures 4):
-  // the ban line names the last username tried, here a password.
+  // Three failures ban the name and the address (max_failures 3), from an address of their
+  // own (the test client is a trusted proxy): the ban lines name the user, here a password.
   for (let i = 0; i < 3; i++) {
-    const typed = await post(g, '/auth', { username: PASSWORD_AS_NAME, password: 'alice' });
+    const typed = await post(
+      g,
+      '/auth',
+      { username: PASSWORD_AS_NAME, password: 'alice' },
+      { 'x-forwarded-for': '192.0.2.77' },
+    );
     t.equal(typed.status, 401, typed.body);
   }
   await new Promise((r) => setTimeout(r, 300)); // the access log flushes every 50 ms
   t.match(g.output(), /"login ban"/, 'the ban was logged');
+  t.match(g.output(), '"path":"/api/<token>/x"', 'the path with its token replaced');
   return [
     alice,
     bobToken,
@@ -86,7 +97,11 @@ function assertClean(t: Test, where: string, text: string, secrets: string[]): v
   }
 }
 
-const config = { login_via_otp: true, login_lockout: { max_failures: 4 } };
+const config = {
+  login_via_otp: true,
+  login_lockout: { max_failures: 3 },
+  trusted_proxies: ['127.0.0.1'],
+};
 
 t.test('loki run: stdout, stderr and Loki payloads hold no secret', async (t) => {
   const loki = await startFakeLoki();

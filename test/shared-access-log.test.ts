@@ -1,7 +1,8 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { type AccessEntry, AccessLog } from '../shared/access-log.js';
+import { type AccessEntry, AccessLog, loggedPath, MAX_LOGGED_PATH } from '../shared/access-log.js';
+import { TokenCodec } from '../shared/token-codec.js';
 
 const entry = (i: number): AccessEntry => ({
   ip: '127.0.0.1',
@@ -87,4 +88,22 @@ t.test('text format (log.format text): one readable line per request', async (t)
     /^\d{4}-\d\d-\d\dT[0-9:.]+Z ACCESS pid=42 127\.0\.0\.1 "GET \/api\/item\/1\/\\"quoted\\"" 200 1\.25ms user="alice" route="\/api"$/,
   );
   t.match(lines[1], / 401 1\.25ms code=TOKEN_MISSING$/);
+});
+
+t.test('loggedPath: a token in the path is never logged; long paths are cut', async (t) => {
+  const codec = new TokenCodec('p'.repeat(64));
+  const { token } = codec.issue('alice', 600, 1_800_000_000);
+  t.equal(loggedPath(`/api/${token}/x`), '/api/<token>/x');
+  t.equal(loggedPath(`/${token}`), '/<token>');
+  t.equal(loggedPath(`/a/${token}${token}`), '/a/<token>', 'two tokens run together');
+  t.equal(loggedPath('/api/items/42'), '/api/items/42', 'a short path as it is');
+  const notToken = `/files/${'B'.repeat(200)}`;
+  t.equal(loggedPath(notToken), notToken, 'a long run not starting like a token is kept');
+  const long = `/x/${'a/'.repeat(600)}`;
+  const cut = loggedPath(long);
+  t.equal(cut.length, MAX_LOGGED_PATH + 3);
+  t.ok(cut.endsWith('...'));
+  // Redacted before it is cut: no part of a token survives at the cut.
+  const edge = `/${'a'.repeat(MAX_LOGGED_PATH - 50)}/${token}`;
+  t.notMatch(loggedPath(edge), token.slice(0, 40));
 });

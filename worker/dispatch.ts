@@ -1,3 +1,4 @@
+import { loggedPath } from '../shared/access-log.js';
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { foldPath, mayFold } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
@@ -173,7 +174,7 @@ function fail(ctx: RequestContext, err: unknown): void {
     ctx.services.log.warn('request failed', {
       code: gateway.code,
       cause: cause?.code ?? cause?.message ?? String(cause),
-      path: ex.url.length > MAX_LOGGED_PATH ? ex.url.slice(0, MAX_LOGGED_PATH) : ex.url,
+      path: loggedPath(ex.url),
     });
   }
   if (gateway.close) ex.framingBroken = true;
@@ -187,7 +188,6 @@ function fail(ctx: RequestContext, err: unknown): void {
   ctx.code = gateway.code;
 }
 
-const MAX_LOGGED_PATH = 1024;
 const MAX_LOGGED_METHOD = 32;
 
 function finish(ctx: RequestContext, state: EdgeState): void {
@@ -198,7 +198,7 @@ function finish(ctx: RequestContext, state: EdgeState): void {
     method:
       ex.method.length > MAX_LOGGED_METHOD ? ex.method.slice(0, MAX_LOGGED_METHOD) : ex.method,
     // Whole lines must fit in one atomic write (PIPE_BUF): long paths are cut in the log.
-    path: ex.url.length > MAX_LOGGED_PATH ? `${ex.url.slice(0, MAX_LOGGED_PATH)}...` : ex.url,
+    path: loggedPath(ex.url),
     status: ex.aborted ? 499 : ex.status,
     ms: Math.round((performance.now() - ex.startedAt) * 100) / 100,
     user: ctx.logUser,
