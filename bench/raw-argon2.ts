@@ -118,5 +118,7 @@ function outcome(worker: Worker): {
     }
   });
   const done = Promise.race([message('done'), failed]) as Promise<Argon2WorkerDone>;
+  // Awaited only once every worker is ready: a refusal before that must not go unhandled.
+  done.catch(() => {});
   return { ready, done };
 }
