@@ -189,13 +189,12 @@ export function renderReport(report: BenchReport): string {
     `- machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}`,
     `- load average at start: ${m.loadavg.join(' / ')}`,
     `- tools: ${[report.tools.load, report.tools.nginx, report.tools.haproxy, report.tools.fastify].filter(Boolean).join(', ')}`,
-    `- parameters: ${p.runs} runs × ${p.durationSec} s (warm-up ${p.warmupSec} s), ` +
+    `- parameters: ${report.soak ? `soak of ${report.soak.minutes} min in runs of ${report.soak.intervalSec} s` : `${p.runs} runs × ${p.durationSec} s`} (warm-up ${p.warmupSec} s), ` +
       `${p.connections} connections, ${p.threads} load threads, ${p.proxyProcesses} processes per proxy`,
     '- the load tool, the proxy and the upstream share these CPUs; the upstream bounds every scenario',
     '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-*) per request',
     '- vs nginx / haproxy / upstream: req/s over the reference of the same shape (GET, 100 KiB, POST), paired by round: median [min–max]',
-    '',
-    renderTable(report.summary),
+    ...(report.summary.length > 0 ? ['', renderTable(report.summary)] : []),
     ...renderBaseline(report.scenarios),
     ...renderFeatureCost(report.scenarios),
     ...renderLogin(report.scenarios),

@@ -19,6 +19,7 @@ import {
 } from './gateway.js';
 import { findHaproxy, type HaproxyInstall, haproxyRateFor, startHaproxy } from './haproxy.js';
 import { mintBenchJwt, newJwtSecret } from './jwt.js';
+import { loadRequestFor } from './load-request.js';
 import type { LoadResult, LoadTool } from './load-result.js';
 import { detectLoadTool } from './load-tool.js';
 import { collectMachineInfo } from './machine-info.js';
@@ -432,7 +433,6 @@ async function measure(
   ctx: LoadContext,
 ): Promise<Measured | undefined> {
   const target = entry.target as Target;
-  const { connections, threads } = ctx.options;
   const pid = target.pid;
   const cpuBefore = pid === undefined ? undefined : treeCpuSeconds(pid);
   let measured: Measured;
@@ -442,15 +442,7 @@ async function measure(
       const run = await measureArgon2({ hash, password, durationSec });
       measured = { result: run.result, cpuUsPerRequest: run.cpuUsPerVerification };
     } else {
-      const request = {
-        url: target.url,
-        headers: target.headers,
-        method: target.method,
-        body: target.body,
-        connections,
-        threads,
-        durationSec,
-      };
+      const request = loadRequestFor(entry.scenario, target, ctx.options, durationSec);
       const result = await ctx.tool.run(request, ctx.signal);
       const cpuAfter = pid === undefined ? undefined : treeCpuSeconds(pid);
       const cpuUsPerRequest =

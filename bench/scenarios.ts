@@ -60,6 +60,11 @@ export interface Scenario {
   readonly method?: 'GET' | 'POST';
   /** What the request does, for the report's ratio columns; default `get` (small GET). */
   readonly shape?: Shape;
+  /**
+   * Connections of this scenario's load, when it must differ from `--connections`: a login
+   * takes milliseconds of Argon2, so 64 waiting logins would outlast wrk's 2 s timeout.
+   */
+  readonly connections?: number;
   /** Sent besides the bearer header. */
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
@@ -164,6 +169,9 @@ const LOGIN_ANSWER = /^\{"token":"[^"]+".*\}$/s;
 
 /** The body of the CSRF scenarios: what a small form-like JSON post carries. */
 const SMALL_JSON_BODY = JSON.stringify({ title: 'bench', done: false });
+
+/** Concurrent logins of `gateway-login`: 4 per pool thread keeps every thread busy. */
+export const LOGIN_CONNECTIONS = 8;
 
 /** Where the gateway's logins go. */
 export const LOGIN_PATH = '/auth';
@@ -439,6 +447,7 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     path: LOGIN_PATH,
     auth: 'login',
     shape: 'login',
+    connections: LOGIN_CONNECTIONS,
     method: 'POST',
     expect: { status: 200, bodyPattern: LOGIN_ANSWER },
   },

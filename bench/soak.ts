@@ -1,5 +1,6 @@
 import { BenchError } from './bench-error.js';
-import type { LoadRequest, LoadResult, LoadTool } from './load-result.js';
+import { loadRequestFor } from './load-request.js';
+import type { LoadResult, LoadTool } from './load-result.js';
 import type { BenchOptions } from './options.js';
 import { childPids, rssKiB } from './process-memory.js';
 import type { Scenario } from './scenarios.js';
@@ -38,15 +39,7 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   const minutes = options.soakMinutes ?? 0;
   const supervisor = target.pid;
   if (supervisor === undefined) throw new BenchError('BENCH_SOAK', 'the gateway has no pid');
-  const request = (durationSec: number): LoadRequest => ({
-    url: target.url,
-    headers: target.headers,
-    method: target.method,
-    body: target.body,
-    connections: options.connections,
-    threads: options.threads,
-    durationSec,
-  });
+  const request = (durationSec: number) => loadRequestFor(scenario, target, options, durationSec);
   if (options.warmupSec > 0) checked(plan, await tool.run(request(options.warmupSec), signal));
   const samples: SoakSample[] = [];
   const totalSec = minutes * 60;

@@ -180,6 +180,45 @@ t.test('soak growth: first interval against the last, summed over the edges', as
   t.match(text, /RSS 97\.7 → 107\.4 MiB \(\+10\.0%\), p99 4\.00 → 5\.00 ms \(\+25\.0%\)/);
 });
 
+t.test('a soak report says so in its parameters and has no empty table', async (t) => {
+  const { renderReport } = await import('../bench/report.js');
+  const soak = {
+    scenario: 'gateway-auth-proxy',
+    minutes: 2,
+    intervalSec: 30,
+    samples: [],
+    summary: undefined,
+  };
+  const text = renderReport({
+    startedAt: 'now',
+    finishedAt: 'later',
+    machine: {
+      cpus: 2,
+      cpuModel: 'cpu',
+      memoryGiB: 1,
+      os: 'linux',
+      node: 'v20',
+      loadavg: [0, 0, 0],
+    },
+    tools: { load: 'wrk 4' },
+    parameters: {
+      runs: 5,
+      durationSec: 10,
+      warmupSec: 3,
+      connections: 64,
+      threads: 2,
+      proxyProcesses: 2,
+    },
+    scenarios: [],
+    summary: [],
+    soak,
+  });
+  t.match(text, /parameters: soak of 2 min in runs of 30 s \(warm-up 3 s\)/);
+  t.notMatch(text, /\| scenario \| median req\/s/, 'no empty comparison table');
+  t.match(text, /soak: gateway-auth-proxy for 2 min/);
+  t.match(text, /no interval completed/);
+});
+
 t.test('edge memory comes from /proc: children of a pid and their VmRSS', async (t) => {
   t.equal(parseVmRss('Name:\tnode\nVmRSS:\t   51234 kB\nVmSwap: 0 kB\n'), 51_234);
   t.equal(parseVmRss('Name:\tkthreadd\n'), undefined, 'kernel threads have none');
@@ -223,6 +262,37 @@ t.test(
     t.equal(percentile([], 0.5), 0);
   },
 );
+
+t.test('a scenario may set its own connections; threads never exceed them', async (t) => {
+  const { loadRequestFor } = await import('../bench/load-request.js');
+  const { LOGIN_CONNECTIONS } = await import('../bench/scenarios.js');
+  const login = SCENARIOS.find((s) => s.name === 'gateway-login');
+  const plain = SCENARIOS.find((s) => s.name === 'gateway-auth-proxy');
+  if (!login || !plain) throw new Error('scenario list changed');
+  const target = {
+    url: 'http://127.0.0.1:1/x',
+    headers: { a: 'b' },
+    method: 'POST' as const,
+    body: '{}',
+  };
+  t.match(loadRequestFor(login, target, { connections: 64, threads: 2 }, 5), {
+    connections: LOGIN_CONNECTIONS,
+    threads: 2,
+    durationSec: 5,
+    url: target.url,
+    method: 'POST',
+    body: '{}',
+  });
+  t.ok(LOGIN_CONNECTIONS < 64, 'fewer logins in flight than proxied requests');
+  t.match(loadRequestFor(plain, target, { connections: 64, threads: 2 }, 5), { connections: 64 });
+  t.match(
+    loadRequestFor({ ...plain, connections: 1 }, target, { connections: 64, threads: 2 }, 5),
+    {
+      connections: 1,
+      threads: 1,
+    },
+  );
+});
 
 t.test('a login scenario posts the service user as JSON', async (t) => {
   const scenario = SCENARIOS.find((s) => s.name === 'gateway-login');
