@@ -3,13 +3,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 import { BenchError } from './bench-error.js';
 import { CleanupStack } from './cleanup-stack.js';
-import { fastifyPeerMissing, startFastifyPeer } from './fastify.js';
+import { fastifyPeerMissing } from './fastify.js';
 import {
   BENCH_BODY_FILTERS,
   BENCH_HEAD_FILTERS,
@@ -17,15 +17,15 @@ import {
   type GatewayFeatures,
   startGateway,
 } from './gateway.js';
-import { findHaproxy, type HaproxyInstall, haproxyRateFor, startHaproxy } from './haproxy.js';
-import { mintBenchJwt, newJwtSecret } from './jwt.js';
+import { findHaproxy } from './haproxy.js';
+import { fastifyVersions, type JwtPeers, type PeerStarts, startJwtPeers } from './jwt-peers.js';
 import { loadRequestFor } from './load-request.js';
 import type { LoadResult, LoadTool } from './load-result.js';
 import { detectLoadTool } from './load-tool.js';
 import { collectMachineInfo } from './machine-info.js';
 import { findNginx, type NginxInstall, startNginx } from './nginx.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
-import { benchDir, gatewayCliPath, packageRoot, resultsDir } from './paths.js';
+import { gatewayCliPath, resultsDir } from './paths.js';
 import { treeCpuSeconds } from './process-cpu.js';
 import { renderRatioChart } from './ratio-chart.js';
 import { measureArgon2 } from './raw-argon2.js';
@@ -65,12 +65,9 @@ interface Entry {
   argon2?: BenchLogin;
 }
 
-/** Peer versions found on this machine, for the report. */
-interface Peers {
+/** The peers found on this machine. */
+interface Peers extends JwtPeers {
   readonly nginx: NginxInstall | undefined;
-  readonly haproxy: HaproxyInstall | undefined;
-  /** Why the fastify peer cannot run, or undefined when it can. */
-  readonly fastifyMissing: string | undefined;
 }
 
 async function main(
@@ -151,22 +148,6 @@ async function main(
 
 /** The scenario `--soak` runs. */
 const SOAK_SCENARIO = 'gateway-auth-proxy';
-
-/** `fastify x, @fastify/http-proxy y, jose z` from their package.json files. */
-async function fastifyVersions(): Promise<string> {
-  const versions: string[] = [];
-  for (const name of ['fastify', '@fastify/http-proxy', 'jose']) {
-    try {
-      const pkg = join(packageRoot(), 'node_modules', name, 'package.json');
-      versions.push(
-        `${name} ${(JSON.parse(await readFile(pkg, 'utf8')) as { version: string }).version}`,
-      );
-    } catch {
-      versions.push(`${name} ?`);
-    }
-  }
-  return versions.join(', ');
-}
 
 function newEntry(scenario: Scenario): Entry {
   return {
@@ -267,64 +248,18 @@ async function startServices(
       startNginx(nginx, join(dir, 'nginx'), upstreamPort, PROXY_PROCESSES, cleanup),
     );
   }
-  await startJwtPeers(entries, peers, services, join(dir, 'haproxy'), upstreamPort, cleanup);
+  const peerStarts: PeerStarts = {
+    wanted: (service) => uses(entries, service),
+    skip: (service, reason) => {
+      console.log(`notice: ${reason}, skipping the ${service} scenarios`);
+      markNotRun(entries, service, 'skipped', reason);
+    },
+    start: (service, start) => tryStart(entries, service, start),
+  };
+  const peerSetup = { dir, upstreamPort, processes: PROXY_PROCESSES, cleanup };
+  Object.assign(services, await startJwtPeers(peers, peerSetup, peerStarts));
   await prepareArgon2(entries, services);
   return services;
-}
-
-/**
- * HAProxy and fastify verifying an HS256 JWT minted here with a secret new to this run; each
- * is skipped (not failed) when it is not installed.
- */
-async function startJwtPeers(
-  entries: readonly Entry[],
-  peers: Peers,
-  services: Services,
-  haproxyDir: string,
-  upstreamPort: number,
-  cleanup: CleanupStack,
-): Promise<void> {
-  if (!uses(entries, 'haproxy-jwt') && !uses(entries, 'fastify-jwt')) return;
-  const jwtSecret = newJwtSecret();
-  const authHeaders = { authorization: `Bearer ${await mintBenchJwt(jwtSecret, BENCH_USER)}` };
-  if (uses(entries, 'haproxy-jwt')) {
-    const haproxy = peers.haproxy;
-    if (!haproxy?.hasJwt) {
-      const reason = haproxy
-        ? `HAProxy ${haproxy.version} has no JWT converters (2.5+)`
-        : 'haproxy not installed';
-      console.log(`notice: ${reason}, skipping the haproxy-jwt scenarios`);
-      markNotRun(entries, 'haproxy-jwt', 'skipped', reason);
-    } else {
-      const params = {
-        upstreamPort,
-        threads: PROXY_PROCESSES,
-        jwtSecret,
-        requestsPerSecond: haproxyRateFor(BENCH_HIGH_LIMIT),
-      };
-      const started = await tryStart(entries, 'haproxy-jwt', () =>
-        startHaproxy(haproxy, haproxyDir, params, cleanup),
-      );
-      if (started) services['haproxy-jwt'] = { ...started, authHeaders };
-    }
-  }
-  if (uses(entries, 'fastify-jwt')) {
-    if (peers.fastifyMissing !== undefined) {
-      console.log(`notice: ${peers.fastifyMissing}, skipping the fastify-jwt scenarios`);
-      markNotRun(entries, 'fastify-jwt', 'skipped', peers.fastifyMissing);
-    } else {
-      const params = {
-        entry: join(benchDir, 'fastify-peer.js'),
-        upstreamPort,
-        processes: PROXY_PROCESSES,
-        jwtSecret,
-      };
-      const started = await tryStart(entries, 'fastify-jwt', () =>
-        startFastifyPeer(params, cleanup),
-      );
-      if (started) services['fastify-jwt'] = { ...started, authHeaders };
-    }
-  }
 }
 
 /**

@@ -212,3 +212,39 @@ t.test(
     t.equal(childPids(service.pid as number).length, 2, 'two workers');
   },
 );
+
+t.test('a peer that is not installed is skipped, not failed or started', async (t) => {
+  const { startJwtPeers } = await import('../bench/jwt-peers.js');
+  const skipped: string[] = [];
+  const started: string[] = [];
+  const starts = {
+    wanted: () => true,
+    skip: (service: string, reason: string) => {
+      skipped.push(`${service}: ${reason}`);
+    },
+    start: async (service: string) => {
+      started.push(service);
+      return undefined;
+    },
+  };
+  const setup = { dir: '/nonexistent', upstreamPort: 1, processes: 2, cleanup: new CleanupStack() };
+  const old = { path: '/usr/sbin/haproxy', version: '2.4.22', hasJwt: false };
+  const services = await startJwtPeers(
+    { haproxy: old, fastifyMissing: 'jose is not installed' },
+    setup,
+    starts,
+  );
+  t.same(services, {});
+  t.same(skipped, [
+    'haproxy-jwt: HAProxy 2.4.22 has no JWT converters (2.5+)',
+    'fastify-jwt: jose is not installed',
+  ]);
+  t.same(started, [], 'nothing started');
+  skipped.length = 0;
+  await startJwtPeers({ haproxy: undefined, fastifyMissing: undefined }, setup, {
+    ...starts,
+    wanted: (service: string) => service === 'haproxy-jwt',
+  });
+  t.same(skipped, ['haproxy-jwt: haproxy not installed']);
+  t.same(started, [], 'fastify not selected: not started');
+});
