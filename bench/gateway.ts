@@ -31,6 +31,8 @@ export interface GatewayConfigParams {
   readonly stats?: boolean;
   /** `ratelimit_proxy` in config.json. */
   readonly ratelimitProxy?: RateLimitBlock;
+  /** `ratelimit_auth` in config.json. */
+  readonly ratelimitAuth?: RateLimitBlock | undefined;
   /** `cors_origins` in config.json. */
   readonly corsOrigins?: readonly string[];
   /** `session_cookie: true` (csrf_token keeps its default, true). */
@@ -53,6 +55,8 @@ export interface GatewayFeatures {
   stats?: boolean;
   revocations?: number;
   ratelimitProxy?: RateLimitBlock;
+  /** `ratelimit_auth` in config.json (the login service: no login refused). */
+  ratelimitAuth?: RateLimitBlock;
   /** Send one request through the route after login (spends a rate limit's only token). */
   spendFirst?: boolean;
   /** The route balanced over these upstreams (`target` is the first, listed with its weight). */
@@ -103,6 +107,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     timezone: 'UTC',
     ...(p.stats ? { stats: true } : {}),
     ...(p.ratelimitProxy ? { ratelimit_proxy: p.ratelimitProxy } : {}),
+    ...(p.ratelimitAuth ? { ratelimit_auth: p.ratelimitAuth } : {}),
     ...(p.corsOrigins ? { cors_origins: p.corsOrigins } : {}),
     ...(p.sessionCookie ? { session_cookie: true } : {}),
     ...(p.metricsPort === undefined ? {} : { metrics: { listen: `127.0.0.1:${p.metricsPort}` } }),
@@ -161,7 +166,8 @@ export async function startGateway(
     | 'gateway-filters-body'
     | 'gateway-cors'
     | 'gateway-csrf'
-    | 'gateway-metrics',
+    | 'gateway-metrics'
+    | 'gateway-login',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -178,14 +184,16 @@ export async function startGateway(
   const readyFd = hasReadyFd(cliPath);
   const configuredPort = readyFd ? 0 : await freePort();
   const secret = randomBytes(72).toString('base64url');
+  const passwordHash = await hashPassword(password);
   await writeGatewayFiles(
     configDir,
     {
       port: configuredPort,
-      passwordHash: await hashPassword(password),
+      passwordHash,
       instances,
       stats: features.stats,
       ratelimitProxy: features.ratelimitProxy,
+      ratelimitAuth: features.ratelimitAuth,
       corsOrigins: features.corsOrigins,
       sessionCookie: features.sessionCookie,
       secret,
@@ -237,6 +245,7 @@ export async function startGateway(
         ? { cookieHeaders: cookieHeaders(baseUrl, token, tokenId, secret) }
         : {}),
       pid: proc.child.pid,
+      login: { ...login, passwordHash },
     };
   } catch (err) {
     const log = await tail(logPath, 20);

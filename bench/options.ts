@@ -13,6 +13,10 @@ export interface BenchOptions {
   readonly tool: LoadToolChoice;
   /** Root of another built checkout whose gateway runs beside this one (`baseline-*` scenarios). */
   readonly baseline: string | undefined;
+  /** `--soak MINUTES`: only gateway-auth-proxy, at steady load, edges' memory sampled. */
+  readonly soakMinutes: number | undefined;
+  /** Seconds of each back-to-back load run of a soak (a sample after each). */
+  readonly soakIntervalSec: number;
   readonly help: boolean;
 }
 
@@ -27,6 +31,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --tool NAME         auto | wrk | autocannon (default auto: wrk, else autocannon)
   --baseline DIR      also run the gateway built in checkout DIR (dist/ built): before/after
                       in the same run, as baseline-* scenarios with ratios to this build
+  --soak MINUTES      instead of the comparison: gateway-auth-proxy at steady load for MINUTES
+                      (back-to-back runs), the edges' memory (VmRSS) and p99 after each run;
+                      reports start (after the warm-up) against end
+  --soak-interval S   seconds of each soak run (default 30)
   --help              this text`;
 
 const TOOLS: readonly LoadToolChoice[] = ['auto', 'wrk', 'autocannon'];
@@ -45,6 +53,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       scenarios: { type: 'string', default: '' },
       tool: { type: 'string', default: 'auto' },
       baseline: { type: 'string' },
+      soak: { type: 'string' },
+      'soak-interval': { type: 'string', default: '30' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -60,8 +70,19 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       .filter(Boolean),
     tool: tool(values.tool),
     baseline: values.baseline,
+    soakMinutes: values.soak === undefined ? undefined : integer('soak', values.soak, 1),
+    soakIntervalSec: integer('soak-interval', values['soak-interval'], 1),
     help: values.help,
   };
+  if (options.soakMinutes !== undefined && options.soakIntervalSec > options.soakMinutes * 60) {
+    throw new BenchError('BENCH_BAD_OPTION', '--soak-interval must not exceed the soak itself');
+  }
+  if (options.soakMinutes !== undefined && (options.scenarios.length > 0 || options.baseline)) {
+    throw new BenchError(
+      'BENCH_BAD_OPTION',
+      '--soak runs gateway-auth-proxy alone: it takes neither --scenarios nor --baseline',
+    );
+  }
   // wrk refuses fewer connections than threads (each thread needs one).
   if (options.threads > options.connections) {
     throw new BenchError('BENCH_BAD_OPTION', '--threads must not exceed --connections');

@@ -2,7 +2,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoadResult } from './load-result.js';
 import type { MachineInfo } from './machine-info.js';
-import { BASELINE_PREFIX, FEATURE_PAIRS, REFERENCE_SCENARIOS } from './scenarios.js';
+import {
+  BASELINE_PREFIX,
+  FEATURE_PAIRS,
+  LOGIN_PAIRS,
+  REFERENCES,
+  type ReferenceFamily,
+  SCENARIOS,
+  type Shape,
+} from './scenarios.js';
+import { renderSoak, type SoakReport } from './soak-report.js';
 import { median, range } from './stats.js';
 
 /** One timed run of one scenario. */
@@ -24,7 +33,21 @@ export interface ScenarioRecord {
   readonly runs: RunRecord[];
 }
 
-/** Medians over a scenario's runs; ratios are against the reference scenarios' medians. */
+/**
+ * A scenario's req/s over its reference's, paired by round (both ran within seconds of each
+ * other, so a disturbance of the machine hits both): the median and range of those ratios.
+ */
+export interface PairedRatio {
+  /** The reference scenario (e.g. `nginx-large` for a 100 KiB GET). */
+  readonly reference: string;
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  /** Rounds where both ran. */
+  readonly rounds: number;
+}
+
+/** Medians over a scenario's runs; ratios are against the reference of the same shape. */
 export interface ScenarioSummary {
   readonly name: string;
   readonly runs: number;
@@ -35,8 +58,8 @@ export interface ScenarioSummary {
   readonly medianP99Ms: number;
   /** Median CPU time of the serving process tree per request (µs); absent off Linux. */
   readonly medianCpuUs: number | undefined;
-  /** Keyed by reference scenario name; absent when that reference did not run. */
-  readonly ratios: Readonly<Record<string, number>>;
+  /** Keyed by family (nginx, haproxy, upstream); absent when that reference did not run. */
+  readonly ratios: Readonly<Partial<Record<ReferenceFamily, PairedRatio>>>;
 }
 
 /** Settings the numbers were measured with. */
@@ -54,42 +77,73 @@ export interface BenchReport {
   readonly startedAt: string;
   finishedAt: string;
   readonly machine: MachineInfo;
-  readonly tools: { readonly load: string; readonly nginx?: string };
+  readonly tools: {
+    readonly load: string;
+    readonly nginx?: string | undefined;
+    readonly haproxy?: string | undefined;
+    readonly fastify?: string | undefined;
+  };
   readonly parameters: BenchParameters;
   readonly scenarios: readonly ScenarioRecord[];
   summary: readonly ScenarioSummary[];
+  /** Present in `--soak` mode: the edges' memory and p99 over time. */
+  soak?: SoakReport;
 }
 
-/** Summaries of the scenarios that completed all their runs, in run order. */
-export function summarize(records: readonly ScenarioRecord[]): ScenarioSummary[] {
-  const base = records
-    .filter((r) => r.status === 'ok' && r.runs.length > 0)
-    .map((r) => {
-      const rps = r.runs.map((run) => run.result.requestsPerSec);
-      const { min, max } = range(rps);
-      return {
-        name: r.name,
-        runs: r.runs.length,
-        medianRps: median(rps),
-        minRps: min,
-        maxRps: max,
-        medianP50Ms: median(r.runs.map((run) => run.result.latencyP50Ms)),
-        medianP99Ms: median(r.runs.map((run) => run.result.latencyP99Ms)),
-        medianCpuUs: medianOfDefined(r.runs.map((run) => run.cpuUsPerRequest)),
-      };
-    });
-  const references = base.filter((s) =>
-    (REFERENCE_SCENARIOS as readonly string[]).includes(s.name),
-  );
-  return base.map((s) => ({
-    ...s,
-    ratios: Object.fromEntries(references.map((ref) => [ref.name, s.medianRps / ref.medianRps])),
-  }));
+/** The shape of each known scenario (default `get`), for picking its references. */
+function knownShape(name: string): Shape | undefined {
+  const scenario = SCENARIOS.find((s) => s.name === name);
+  return scenario === undefined ? undefined : (scenario.shape ?? 'get');
+}
+
+/**
+ * Summaries of the scenarios that completed all their runs, in run order. `shapeOf` tells what
+ * each scenario does (the scenario list by default); a scenario of unknown shape gets no ratio.
+ */
+export function summarize(
+  records: readonly ScenarioRecord[],
+  shapeOf: (name: string) => Shape | undefined = knownShape,
+): ScenarioSummary[] {
+  const ok = records.filter((r) => r.status === 'ok' && r.runs.length > 0);
+  return ok.map((r) => {
+    const rps = r.runs.map((run) => run.result.requestsPerSec);
+    const { min, max } = range(rps);
+    return {
+      name: r.name,
+      runs: r.runs.length,
+      medianRps: median(rps),
+      minRps: min,
+      maxRps: max,
+      medianP50Ms: median(r.runs.map((run) => run.result.latencyP50Ms)),
+      medianP99Ms: median(r.runs.map((run) => run.result.latencyP99Ms)),
+      medianCpuUs: medianOfDefined(r.runs.map((run) => run.cpuUsPerRequest)),
+      ratios: ratiosOf(r, ok, shapeOf(r.name)),
+    };
+  });
+}
+
+const FAMILIES = Object.keys(REFERENCES) as ReferenceFamily[];
+
+function ratiosOf(
+  record: ScenarioRecord,
+  ok: readonly ScenarioRecord[],
+  shape: Shape | undefined,
+): Partial<Record<ReferenceFamily, PairedRatio>> {
+  const ratios: Partial<Record<ReferenceFamily, PairedRatio>> = {};
+  if (shape === undefined) return ratios;
+  for (const family of FAMILIES) {
+    const reference = REFERENCES[family][shape];
+    const base = ok.find((r) => r.name === reference);
+    if (reference === undefined || base === undefined) continue;
+    const paired = pairedRatios(record, base, (run) => run.result.requestsPerSec);
+    if (paired.length === 0) continue;
+    ratios[family] = { reference, median: median(paired), ...range(paired), rounds: paired.length };
+  }
+  return ratios;
 }
 
 /** Markdown table of the summaries, one row per scenario. */
 export function renderTable(summaries: readonly ScenarioSummary[]): string {
-  const refs = REFERENCE_SCENARIOS;
   const header = [
     'scenario',
     'median req/s',
@@ -97,7 +151,7 @@ export function renderTable(summaries: readonly ScenarioSummary[]): string {
     'p50 ms',
     'p99 ms',
     'server CPU µs/req',
-    ...refs.map((r) => `vs ${r}`),
+    ...FAMILIES.map((f) => `vs ${f}`),
     'runs',
   ];
   const align = ['---', ...header.slice(1).map(() => '--:')];
@@ -108,10 +162,15 @@ export function renderTable(summaries: readonly ScenarioSummary[]): string {
     formatMs(s.medianP50Ms),
     formatMs(s.medianP99Ms),
     s.medianCpuUs === undefined ? 'n/a' : s.medianCpuUs.toFixed(0),
-    ...refs.map((r) => formatRatio(s.ratios[r])),
+    ...FAMILIES.map((f) => formatPaired(s.ratios[f])),
     String(s.runs),
   ]);
   return [header, align, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+}
+
+function formatPaired(ratio: PairedRatio | undefined): string {
+  if (ratio === undefined) return 'n/a';
+  return `${formatRatio(ratio.median)} [${formatRatio(ratio.min)}–${formatRatio(ratio.max)}]`;
 }
 
 /** The full human report: context lines, the table, and scenarios that did not run. */
@@ -129,15 +188,17 @@ export function renderReport(report: BenchReport): string {
     '',
     `- machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}`,
     `- load average at start: ${m.loadavg.join(' / ')}`,
-    `- tools: ${report.tools.load}${report.tools.nginx ? `, ${report.tools.nginx}` : ''}`,
-    `- parameters: ${p.runs} runs × ${p.durationSec} s (warm-up ${p.warmupSec} s), ` +
+    `- tools: ${[report.tools.load, report.tools.nginx, report.tools.haproxy, report.tools.fastify].filter(Boolean).join(', ')}`,
+    `- parameters: ${report.soak ? `soak of ${report.soak.minutes} min in runs of ${report.soak.intervalSec} s` : `${p.runs} runs × ${p.durationSec} s`} (warm-up ${p.warmupSec} s), ` +
       `${p.connections} connections, ${p.threads} load threads, ${p.proxyProcesses} processes per proxy`,
     '- the load tool, the proxy and the upstream share these CPUs; the upstream bounds every scenario',
-    '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-direct) per request',
-    '',
-    renderTable(report.summary),
+    '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-*) per request',
+    '- vs nginx / haproxy / upstream: req/s over the reference of the same shape (GET, 100 KiB, POST), paired by round: median [min–max]',
+    ...(report.summary.length > 0 ? ['', renderTable(report.summary)] : []),
     ...renderBaseline(report.scenarios),
     ...renderFeatureCost(report.scenarios),
+    ...renderLogin(report.scenarios),
+    ...(report.soak ? ['', ...renderSoak(report.soak)] : []),
     ...(notRun.length > 0 ? ['', 'not measured:', ...notRun] : []),
     ...(warnings.length > 0 ? ['', 'warnings:', ...warnings] : []),
     '',
@@ -173,6 +234,18 @@ export function renderFeatureCost(records: readonly ScenarioRecord[]): string[] 
     records,
     FEATURE_PAIRS,
     'features on vs off (same run; ratios with/without, paired by round: median [min–max]):',
+  );
+}
+
+/**
+ * Logins through the gateway against raw Argon2 verifications on every core, same run, paired by
+ * round: how much of the hash's throughput the gateway delivers as logins.
+ */
+export function renderLogin(records: readonly ScenarioRecord[]): string[] {
+  return pairedTable(
+    records,
+    LOGIN_PAIRS,
+    'login throughput vs raw Argon2 (same run; logins/s over verifications/s, paired by round: median [min–max]):',
   );
 }
 
@@ -237,11 +310,16 @@ function medianOfDefined(values: readonly (number | undefined)[]): number | unde
   return known.length === 0 ? undefined : median(known);
 }
 
+/** `<dir>/<timestamp><extension>`: where a report's files go. */
+export function reportPath(report: BenchReport, dir: string, extension: string): string {
+  // Colons are not allowed in file names everywhere.
+  return join(dir, `${report.startedAt.replaceAll(':', '-')}${extension}`);
+}
+
 /** Writes the report as `<dir>/<timestamp>.json` and returns the path. */
 export async function writeReportJson(report: BenchReport, dir: string): Promise<string> {
   await mkdir(dir, { recursive: true });
-  // Colons are not allowed in file names everywhere.
-  const path = join(dir, `${report.startedAt.replaceAll(':', '-')}.json`);
+  const path = reportPath(report, dir, '.json');
   await writeFile(path, `${JSON.stringify(report, null, 2)}\n`);
   return path;
 }

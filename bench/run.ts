@@ -1,16 +1,25 @@
 // Entry point of `npm run bench`: starts the upstream and the proxies, checks every scenario's
 // answers, then times the scenarios in interleaved rounds and prints a table.
+
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
+import { BenchError } from './bench-error.js';
 import { CleanupStack } from './cleanup-stack.js';
+import { fastifyPeerMissing } from './fastify.js';
 import {
   BENCH_BODY_FILTERS,
   BENCH_HEAD_FILTERS,
+  BENCH_USER,
   type GatewayFeatures,
   startGateway,
 } from './gateway.js';
+import { findHaproxy } from './haproxy.js';
+import { fastifyVersions, type JwtPeers, type PeerStarts, startJwtPeers } from './jwt-peers.js';
+import { loadRequestFor } from './load-request.js';
 import type { LoadResult, LoadTool } from './load-result.js';
 import { detectLoadTool } from './load-tool.js';
 import { collectMachineInfo } from './machine-info.js';
@@ -18,9 +27,12 @@ import { findNginx, type NginxInstall, startNginx } from './nginx.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
 import { gatewayCliPath, resultsDir } from './paths.js';
 import { treeCpuSeconds } from './process-cpu.js';
+import { renderRatioChart } from './ratio-chart.js';
+import { measureArgon2 } from './raw-argon2.js';
 import {
   type BenchReport,
   renderReport,
+  reportPath,
   type ScenarioRecord,
   summarize,
   writeReportJson,
@@ -35,7 +47,8 @@ import {
   type ServiceName,
   selectScenarios,
 } from './scenarios.js';
-import { type Services, type Target, targetFor } from './service.js';
+import { type BenchLogin, type Services, type Target, targetFor } from './service.js';
+import { runSoak } from './soak.js';
 import { startUpstream } from './upstream.js';
 import { checkLoadResult, describeSocketErrors, verifyScenario } from './verify.js';
 
@@ -48,6 +61,13 @@ interface Entry {
   readonly scenario: Scenario;
   readonly record: ScenarioRecord;
   target?: Target;
+  /** raw-argon2: the hash and password it verifies (the login service's, when it runs). */
+  argon2?: BenchLogin;
+}
+
+/** The peers found on this machine. */
+interface Peers extends JwtPeers {
+  readonly nginx: NginxInstall | undefined;
 }
 
 async function main(
@@ -60,20 +80,35 @@ async function main(
     console.log(USAGE);
     return 0;
   }
-  const entries = selectScenarios(options.scenarios, undefined, options.baseline !== undefined).map(
-    newEntry,
-  );
+  const soak = options.soakMinutes !== undefined;
+  const names = soak ? [SOAK_SCENARIO] : options.scenarios;
+  const entries = selectScenarios(names, undefined, options.baseline !== undefined).map(newEntry);
   const machine = collectMachineInfo();
   const startedAt = new Date().toISOString();
   const tool = await detectLoadTool(options.tool);
-  const nginx = uses(entries, 'nginx') ? await findNginx() : undefined;
+  const peers: Peers = {
+    nginx: uses(entries, 'nginx') ? await findNginx() : undefined,
+    haproxy: uses(entries, 'haproxy-jwt') ? await findHaproxy() : undefined,
+    fastifyMissing: uses(entries, 'fastify-jwt') ? await fastifyPeerMissing() : undefined,
+  };
 
-  const services = await startServices(entries, nginx, options.baseline, cleanup);
+  const services = await startServices(entries, peers, options.baseline, cleanup);
   await verifyAll(entries, services);
   const ctx: LoadContext = { tool, options, signal };
   const active = () => entries.filter((e) => e.record.status === 'ok');
-  if (options.warmupSec > 0) await warmUp(active(), ctx);
-  for (let round = 1; round <= options.runs; round++) {
+  const soakEntry = soak ? active()[0] : undefined;
+  const soakReport =
+    soakEntry?.target === undefined
+      ? undefined
+      : await runSoak({
+          scenario: soakEntry.scenario,
+          target: soakEntry.target,
+          tool,
+          options,
+          signal,
+        });
+  if (!soak && options.warmupSec > 0) await warmUp(active(), ctx);
+  for (let round = 1; !soak && round <= options.runs; round++) {
     // Every other round runs in reverse order: measured (an A/A run of one build against
     // itself), a scenario's place in the round shifted its CPU per request by 7-14%.
     const order = round % 2 === 1 ? active() : active().reverse();
@@ -85,15 +120,34 @@ async function main(
     startedAt,
     finishedAt: new Date().toISOString(),
     machine,
-    tools: { load: `${tool.name} ${tool.version}`, nginx: nginx?.version },
+    tools: {
+      load: `${tool.name} ${tool.version}`,
+      nginx: peers.nginx?.version,
+      haproxy: peers.haproxy ? `HAProxy ${peers.haproxy.version}` : undefined,
+      fastify: uses(entries, 'fastify-jwt') ? await fastifyVersions() : undefined,
+    },
     parameters: { ...parameters(options), proxyProcesses: PROXY_PROCESSES },
     scenarios: records,
     summary: summarize(records),
+    ...(soakReport ? { soak: soakReport } : {}),
   };
   console.log(`\n${renderReport(report)}`);
-  console.log(`results: ${await writeReportJson(report, resultsDir())}`);
-  return records.some((r) => r.status === 'failed') ? 1 : 0;
+  const dir = resultsDir();
+  console.log(`results: ${await writeReportJson(report, dir)}`);
+  const chart = renderRatioChart(
+    report.summary,
+    `ProxyAuth bench ${startedAt}: req/s ratio to the peers`,
+  );
+  if (chart !== undefined) {
+    const path = reportPath(report, dir, '.svg');
+    await writeFile(path, chart);
+    console.log(`chart: ${path}`);
+  }
+  return records.some((r) => r.status === 'failed') || (soak && !soakReport) ? 1 : 0;
 }
+
+/** The scenario `--soak` runs. */
+const SOAK_SCENARIO = 'gateway-auth-proxy';
 
 function newEntry(scenario: Scenario): Entry {
   return {
@@ -122,10 +176,11 @@ function markNotRun(
 /** The upstream is required; a proxy that cannot start only fails its own scenarios. */
 async function startServices(
   entries: readonly Entry[],
-  nginx: NginxInstall | undefined,
+  peers: Peers,
   baselineRoot: string | undefined,
   cleanup: CleanupStack,
 ): Promise<Services> {
+  const { nginx } = peers;
   const dir = await mkdtemp(join(tmpdir(), 'proxyauth-bench-'));
   cleanup.add('remove temp dir', () => rm(dir, { recursive: true, force: true }));
   const upstream = await startUpstream(cleanup);
@@ -152,6 +207,7 @@ async function startServices(
     ['gateway-cors', { corsOrigins: [BENCH_CORS_ORIGIN] }],
     ['gateway-csrf', { sessionCookie: true }],
     ['gateway-metrics', { metrics: true }],
+    ['gateway-login', { ratelimitAuth: BENCH_HIGH_LIMIT }],
   ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
   for (const [name, features] of featured) {
     if (!uses(entries, name)) continue;
@@ -192,7 +248,35 @@ async function startServices(
       startNginx(nginx, join(dir, 'nginx'), upstreamPort, PROXY_PROCESSES, cleanup),
     );
   }
+  const peerStarts: PeerStarts = {
+    wanted: (service) => uses(entries, service),
+    skip: (service, reason) => {
+      console.log(`notice: ${reason}, skipping the ${service} scenarios`);
+      markNotRun(entries, service, 'skipped', reason);
+    },
+    start: (service, start) => tryStart(entries, service, start),
+  };
+  const peerSetup = { dir, upstreamPort, processes: PROXY_PROCESSES, cleanup };
+  Object.assign(services, await startJwtPeers(peers, peerSetup, peerStarts));
+  await prepareArgon2(entries, services);
   return services;
+}
+
+/**
+ * raw-argon2 verifies the login service's own hash when that service runs, else a hash made
+ * here with the same function and parameters (crypto-pool/password.ts).
+ */
+async function prepareArgon2(entries: readonly Entry[], services: Services): Promise<void> {
+  const entry = entries.find((e) => e.scenario.service === 'raw-argon2');
+  if (entry === undefined || entry.record.status !== 'ok') return;
+  const own = services['gateway-login']?.login;
+  if (own !== undefined) {
+    entry.argon2 = own;
+  } else {
+    const password = randomBytes(18).toString('base64url');
+    entry.argon2 = { username: BENCH_USER, password, passwordHash: await hashPassword(password) };
+  }
+  services['raw-argon2'] = { name: 'raw-argon2', baseUrl: '' };
 }
 
 async function tryStart<T>(
@@ -218,6 +302,12 @@ async function verifyAll(entries: readonly Entry[], services: Services): Promise
       continue;
     }
     try {
+      if (entry.argon2 !== undefined) {
+        await verifyArgon2(entry.argon2);
+        entry.target = { url: '', headers: {} };
+        console.log(`checked ${entry.scenario.name}: the hash verifies, a wrong password does not`);
+        continue;
+      }
       const target = targetFor(entry.scenario, service);
       await verifyScenario(entry.scenario, target);
       entry.target = target;
@@ -225,6 +315,15 @@ async function verifyAll(entries: readonly Entry[], services: Services): Promise
     } catch (err) {
       fail(entry, `wrong answer before timing: ${(err as Error).message}`);
     }
+  }
+}
+
+/** Throws `BENCH_WRONG_ANSWER` unless the hash accepts its password and refuses another. */
+async function verifyArgon2(login: BenchLogin): Promise<void> {
+  const right = await verifyPassword(login.passwordHash, login.password);
+  const wrong = await verifyPassword(login.passwordHash, `${login.password}x`);
+  if (!right || wrong) {
+    throw new BenchError('BENCH_WRONG_ANSWER', `raw-argon2: verify gave ${right} and ${wrong}`);
   }
 }
 
@@ -243,15 +342,9 @@ async function warmUp(entries: readonly Entry[], ctx: LoadContext): Promise<void
 }
 
 async function timedRun(entry: Entry, round: number, ctx: LoadContext): Promise<void> {
-  const pid = entry.target?.pid;
-  const cpuBefore = pid === undefined ? undefined : treeCpuSeconds(pid);
-  const result = await measure(entry, `round ${round}`, ctx.options.durationSec, ctx);
-  if (!result) return;
-  const cpuAfter = pid === undefined ? undefined : treeCpuSeconds(pid);
-  const cpuUsPerRequest =
-    cpuBefore === undefined || cpuAfter === undefined || result.requests === 0
-      ? undefined
-      : ((cpuAfter - cpuBefore) * 1e6) / result.requests;
+  const measured = await measure(entry, `round ${round}`, ctx.options.durationSec, ctx);
+  if (!measured) return;
+  const { result, cpuUsPerRequest } = measured;
   entry.record.runs.push({ round, result, warning: describeSocketErrors(result), cpuUsPerRequest });
   const { requestsPerSec, latencyP50Ms, latencyP99Ms } = result;
   const cpu = cpuUsPerRequest === undefined ? '' : `, ${cpuUsPerRequest.toFixed(0)} µs CPU/req`;
@@ -261,35 +354,46 @@ async function timedRun(entry: Entry, round: number, ctx: LoadContext): Promise<
   );
 }
 
+/** A checked run and the CPU its server spent per request (µs), when measurable. */
+interface Measured {
+  readonly result: LoadResult;
+  readonly cpuUsPerRequest: number | undefined;
+}
+
 /** One checked load run; undefined, with the scenario failed, when it cannot be trusted. */
 async function measure(
   entry: Entry,
   label: string,
   durationSec: number,
   ctx: LoadContext,
-): Promise<LoadResult | undefined> {
+): Promise<Measured | undefined> {
   const target = entry.target as Target;
-  const { connections, threads } = ctx.options;
-  let result: LoadResult;
+  const pid = target.pid;
+  const cpuBefore = pid === undefined ? undefined : treeCpuSeconds(pid);
+  let measured: Measured;
   try {
-    const request = {
-      url: target.url,
-      headers: target.headers,
-      method: target.method,
-      body: target.body,
-      connections,
-      threads,
-      durationSec,
-    };
-    result = await ctx.tool.run(request, ctx.signal);
+    if (entry.argon2 !== undefined) {
+      const { passwordHash: hash, password } = entry.argon2;
+      const run = await measureArgon2({ hash, password, durationSec });
+      measured = { result: run.result, cpuUsPerRequest: run.cpuUsPerVerification };
+    } else {
+      const request = loadRequestFor(entry.scenario, target, ctx.options, durationSec);
+      const result = await ctx.tool.run(request, ctx.signal);
+      const cpuAfter = pid === undefined ? undefined : treeCpuSeconds(pid);
+      const cpuUsPerRequest =
+        cpuBefore === undefined || cpuAfter === undefined || result.requests === 0
+          ? undefined
+          : ((cpuAfter - cpuBefore) * 1e6) / result.requests;
+      measured = { result, cpuUsPerRequest };
+    }
   } catch (err) {
     if (ctx.signal.aborted) throw err;
     fail(entry, `${label}: ${(err as Error).message}`);
     return undefined;
   }
-  const problem = checkLoadResult(entry.scenario, result);
+  const problem = checkLoadResult(entry.scenario, measured.result);
   if (problem) fail(entry, `${label}: ${problem}`);
-  return problem ? undefined : result;
+  return problem ? undefined : measured;
 }
 
 function fail(entry: Entry, reason: string): void {

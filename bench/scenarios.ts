@@ -10,6 +10,9 @@ import { BenchError } from './bench-error.js';
 /** `gateway-filters-body`: the route has a `body_json` filter. */
 /** `gateway-cors`: `cors_origins` lists {@link BENCH_CORS_ORIGIN}. */
 /** `gateway-csrf`: session_cookie with csrf_token (the route checks cookie requests' tokens). */
+/** `gateway-login`: ratelimit_auth so high that no login is refused; its load is `POST /auth`. */
+/** `haproxy-jwt`, `fastify-jwt`: the peers, verifying an HS256 JWT (bench/haproxy.ts, fastify.ts). */
+/** `raw-argon2`: no server: Argon2 verifications on worker threads in the runner (raw-argon2.ts). */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -22,7 +25,11 @@ export type ServiceName =
   | 'gateway-cors'
   | 'gateway-csrf'
   | 'gateway-metrics'
+  | 'gateway-login'
   | 'nginx'
+  | 'haproxy-jwt'
+  | 'fastify-jwt'
+  | 'raw-argon2'
   | 'baseline';
 
 /** What a correct answer looks like; checked before timing and on every run. */
@@ -46,20 +53,61 @@ export interface Scenario {
   readonly description: string;
   readonly service: ServiceName;
   readonly path: string;
-  readonly auth: 'bearer' | 'cookie-csrf' | 'none';
+  /** `login`: the request is a login: the service's user and password posted as JSON. */
+  readonly auth: 'bearer' | 'cookie-csrf' | 'login' | 'none';
   readonly expect: ExpectedAnswer;
   /** Default GET. */
   readonly method?: 'GET' | 'POST';
+  /** What the request does, for the report's ratio columns; default `get` (small GET). */
+  readonly shape?: Shape;
+  /**
+   * Connections of this scenario's load, when it must differ from `--connections`: a login
+   * takes milliseconds of Argon2, so 64 waiting logins would outlast wrk's 2 s timeout.
+   */
+  readonly connections?: number;
   /** Sent besides the bearer header. */
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
 }
+
+/**
+ * What a request does, so that the report compares like with like: `get` a small GET, `large`
+ * a GET of {@link LARGE_BODY_BYTES}, `post` a 1 KiB POST whose body reaches the upstream,
+ * `login` a password check (no proxy has a counterpart: no ratio to them).
+ */
+export type Shape = 'get' | 'large' | 'post' | 'login';
 
 /** Body the upstream answers on `/hello`. */
 export const UPSTREAM_BODY = 'hello';
 
 /** Path the upstream serves; the gateway maps `/api/hello` onto it. */
 export const UPSTREAM_PATH = '/hello';
+
+/** Path where the upstream serves a fixed body of {@link LARGE_BODY_BYTES}. */
+export const LARGE_PATH = '/large';
+
+/** Size of the upstream's large body: 100 KiB. */
+export const LARGE_BODY_BYTES = 100 * 1024;
+
+/** Path where the upstream reads a POST body and answers {@link echoAnswer}. */
+export const ECHO_PATH = '/echo';
+
+/**
+ * The 100 KiB body: lines of printable text, so that a truncated or reordered body fails the
+ * exact comparison before timing.
+ */
+export function largeBody(): string {
+  let text = '';
+  for (let i = 0; text.length < LARGE_BODY_BYTES; i++) {
+    text += `line ${String(i).padStart(6, '0')} of the bench's large body\n`;
+  }
+  return text.slice(0, LARGE_BODY_BYTES);
+}
+
+/** What the upstream answers on {@link ECHO_PATH}: the byte count it received (proves forwarding). */
+export function echoAnswer(bytes: number): string {
+  return `received ${bytes} bytes`;
+}
 
 /** Prefix of the gateway route written to routes.yml. */
 export const GATEWAY_PREFIX = '/api';
@@ -113,8 +161,57 @@ function BENCH_JSON_BODY(): string {
   return JSON.stringify({ ...base, pad: 'x'.repeat(1024 - size) });
 }
 
+/** The body of the POST scenarios of every proxy: 1 KiB of JSON. */
+const POST_BODY = BENCH_JSON_BODY();
+
+/** The bench user's token, minted per login: any non-empty token in the JSON answer. */
+const LOGIN_ANSWER = /^\{"token":"[^"]+".*\}$/s;
+
 /** The body of the CSRF scenarios: what a small form-like JSON post carries. */
 const SMALL_JSON_BODY = JSON.stringify({ title: 'bench', done: false });
+
+/** Concurrent logins of `gateway-login`: 4 per pool thread keeps every thread busy. */
+export const LOGIN_CONNECTIONS = 8;
+
+/** Where the gateway's logins go. */
+export const LOGIN_PATH = '/auth';
+
+/**
+ * The 100 KiB GET and the 1 KiB POST of one proxy (`service`), through `prefix` (the gateway's
+ * route prefix, or '' for a plain proxy), with a bearer token or none.
+ */
+function shapedScenarios(
+  service: ServiceName,
+  prefix: string,
+  auth: 'bearer' | 'none',
+  large: string,
+  post: string,
+  who: string,
+): Scenario[] {
+  return [
+    {
+      name: large,
+      description: `GET of a 100 KiB body through ${who}`,
+      service,
+      path: `${prefix}${LARGE_PATH}`,
+      auth,
+      shape: 'large',
+      expect: { status: 200, body: largeBody() },
+    },
+    {
+      name: post,
+      description: `1 KiB JSON POST through ${who}: the body reaches the upstream, which answers its size`,
+      service,
+      path: `${prefix}${ECHO_PATH}`,
+      auth,
+      shape: 'post',
+      method: 'POST',
+      headers: JSON_HEADER,
+      body: POST_BODY,
+      expect: { status: 200, body: echoAnswer(Buffer.byteLength(POST_BODY)) },
+    },
+  ];
+}
 
 /** Scenarios in the order they run within each round. */
 export const SCENARIOS: readonly Scenario[] = Object.freeze([
@@ -292,6 +389,78 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     auth: 'none',
     expect: { status: 200, body: UPSTREAM_BODY },
   },
+  ...shapedScenarios(
+    'upstream',
+    '',
+    'none',
+    'upstream-large',
+    'upstream-post',
+    'the upstream, direct',
+  ),
+  ...shapedScenarios(
+    'gateway',
+    GATEWAY_PREFIX,
+    'bearer',
+    'gateway-large',
+    'gateway-post',
+    'the gateway, with a token',
+  ),
+  ...shapedScenarios('nginx', '', 'none', 'nginx-large', 'nginx-post', 'nginx (no auth)'),
+  {
+    name: 'haproxy-jwt-auth-proxy',
+    description:
+      'HAProxy verifying an HS256 JWT (alg, signature, exp) with a stick-table rate limit, GET',
+    service: 'haproxy-jwt',
+    path: UPSTREAM_PATH,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  ...shapedScenarios(
+    'haproxy-jwt',
+    '',
+    'bearer',
+    'haproxy-jwt-large',
+    'haproxy-jwt-post',
+    'HAProxy with a JWT',
+  ),
+  {
+    name: 'fastify-jwt-auth-proxy',
+    description:
+      'fastify + @fastify/http-proxy + jose verifying an HS256 JWT, one process per core, GET',
+    service: 'fastify-jwt',
+    path: UPSTREAM_PATH,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  ...shapedScenarios(
+    'fastify-jwt',
+    '',
+    'bearer',
+    'fastify-jwt-large',
+    'fastify-jwt-post',
+    'fastify with a JWT',
+  ),
+  {
+    name: 'gateway-login',
+    description: `POST ${LOGIN_PATH} with the bench user's password (Argon2id verify in the crypto pool, token issued)`,
+    service: 'gateway-login',
+    path: LOGIN_PATH,
+    auth: 'login',
+    shape: 'login',
+    connections: LOGIN_CONNECTIONS,
+    method: 'POST',
+    expect: { status: 200, bodyPattern: LOGIN_ANSWER },
+  },
+  {
+    name: 'raw-argon2',
+    description:
+      "Argon2id verifications of the login's hash on worker threads, one per core, no gateway (verifications/s)",
+    service: 'raw-argon2',
+    path: '',
+    auth: 'none',
+    shape: 'login',
+    expect: { status: 200 },
+  },
   {
     name: 'gateway-no-token',
     description: 'same gateway route without a token: the cost of a rejection (401)',
@@ -358,8 +527,25 @@ export const BENCH_REFUSING_LIMIT = Object.freeze({
   block_delay: 0,
 });
 
-/** Scenario names that ratios in the report are computed against. */
-export const REFERENCE_SCENARIOS = Object.freeze(['nginx-proxy', 'upstream-direct'] as const);
+/** The families the report's ratio columns compare every scenario with. */
+export type ReferenceFamily = 'nginx' | 'haproxy' | 'upstream';
+
+/**
+ * The reference scenario of each family for each {@link Shape}: a scenario's ratio to nginx is
+ * its req/s over that of the nginx scenario of the same shape, paired by round.
+ */
+export const REFERENCES: Readonly<
+  Record<ReferenceFamily, Readonly<Partial<Record<Shape, string>>>>
+> = Object.freeze({
+  nginx: { get: 'nginx-proxy', large: 'nginx-large', post: 'nginx-post' },
+  haproxy: { get: 'haproxy-jwt-auth-proxy', large: 'haproxy-jwt-large', post: 'haproxy-jwt-post' },
+  upstream: { get: 'upstream-direct', large: 'upstream-large', post: 'upstream-post' },
+});
+
+/** [login through the gateway, raw Argon2 in the runner]: the report pairs them by round. */
+export const LOGIN_PAIRS: readonly (readonly [string, string])[] = Object.freeze([
+  ['gateway-login', 'raw-argon2'] as const,
+]);
 
 /**
  * Picks scenarios by name, keeping the order of {@link SCENARIOS}.

@@ -12,8 +12,16 @@ export interface Service {
   readonly cookieHeaders?: Readonly<Record<string, string>>;
   /** Root of the service's process tree, for CPU accounting. */
   readonly pid?: number | undefined;
-  readonly method?: 'GET' | 'POST' | undefined;
-  readonly body?: string | undefined;
+  /** The gateway's bench user: what `auth: 'login'` scenarios post, and its Argon2 hash. */
+  readonly login?: BenchLogin | undefined;
+}
+
+/** A user that can log in to a gateway service. */
+export interface BenchLogin {
+  readonly username: string;
+  readonly password: string;
+  /** The argon2id PHC string in its config. */
+  readonly passwordHash: string;
 }
 
 /** Services by name; a missing entry means not started (not selected, or failed). */
@@ -28,8 +36,24 @@ export interface Target {
   readonly body?: string | undefined;
 }
 
-/** The URL and headers of `scenario` against its started service. */
+/**
+ * The URL and headers of `scenario` against its started service; an `auth: 'login'` scenario
+ * posts the service's user and password as JSON.
+ */
 export function targetFor(scenario: Scenario, service: Service): Target {
+  if (scenario.auth === 'login') {
+    const login = service.login;
+    if (!login) {
+      throw new BenchError('BENCH_NO_AUTH', `${service.name} has no user for ${scenario.name}`);
+    }
+    return {
+      url: `${service.baseUrl}${scenario.path}`,
+      headers: { 'content-type': 'application/json', ...scenario.headers },
+      pid: service.pid,
+      method: 'POST',
+      body: JSON.stringify({ username: login.username, password: login.password }),
+    };
+  }
   const credentials =
     scenario.auth === 'bearer'
       ? service.authHeaders

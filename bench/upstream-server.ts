@@ -1,9 +1,18 @@
 // Child process entry: the upstream every scenario ends at. It runs in its own process so that
 // it does not share an event loop with the load tool, the runner or the gateway.
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { benchPage, PAGE_PATHS, UPSTREAM_BODY, UPSTREAM_PATH } from './scenarios.js';
+import {
+  benchPage,
+  ECHO_PATH,
+  echoAnswer,
+  LARGE_PATH,
+  largeBody,
+  PAGE_PATHS,
+  UPSTREAM_BODY,
+  UPSTREAM_PATH,
+} from './scenarios.js';
 import type { UpstreamMessage } from './upstream-message.js';
 
 const body = Buffer.from(UPSTREAM_BODY);
@@ -16,8 +25,28 @@ const pages = new Map<string, [Buffer, string | undefined]>([
   [PAGE_PATHS.placeholderGzip, [gzipSync(benchPage(true)), 'gzip']],
   [PAGE_PATHS.plainGzip, [gzipSync(benchPage(false)), 'gzip']],
 ]);
+const large = Buffer.from(largeBody());
+
+/** Reads the whole request body and answers its size: proof that a proxy forwarded it. */
+function echo(req: IncomingMessage, res: ServerResponse): void {
+  let bytes = 0;
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
+  req.on('end', () => {
+    const answer = Buffer.from(echoAnswer(bytes));
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': answer.length });
+    res.end(answer);
+  });
+}
 
 const server = createServer((req, res) => {
+  if (req.url === ECHO_PATH && req.method === 'POST') return echo(req, res);
+  if (req.url === LARGE_PATH) {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': large.length });
+    res.end(large);
+    return;
+  }
   const page = pages.get(req.url ?? '');
   if (page !== undefined) {
     const [bytes, coding] = page;

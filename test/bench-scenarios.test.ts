@@ -4,15 +4,22 @@ import { renderNginxConf } from '../bench/nginx.js';
 import {
   renderBaseline,
   renderFeatureCost,
+  renderLogin,
   renderTable,
   type ScenarioRecord,
   summarize,
 } from '../bench/report.js';
 import {
   benchPage,
+  ECHO_PATH,
+  echoAnswer,
   GATEWAY_PREFIX,
+  LARGE_BODY_BYTES,
+  LARGE_PATH,
+  LOGIN_PATH,
+  largeBody,
   PAGE_PATHS,
-  REFERENCE_SCENARIOS,
+  REFERENCES,
   SCENARIOS,
   selectScenarios,
   UPSTREAM_BODY,
@@ -65,9 +72,14 @@ t.test('scenario definitions are well formed', async (t) => {
   for (const name of ['upstream-direct', 'gateway-auth-proxy', 'nginx-proxy', 'gateway-no-token']) {
     t.ok(names.includes(name), `${name} is defined`);
   }
-  for (const ref of REFERENCE_SCENARIOS) t.ok(names.includes(ref), `reference ${ref} exists`);
+  for (const [family, byShape] of Object.entries(REFERENCES)) {
+    for (const [shape, ref] of Object.entries(byShape)) {
+      t.ok(names.includes(ref), `${family} reference ${ref} exists`);
+      t.equal(SCENARIOS.find((s) => s.name === ref)?.shape ?? 'get', shape, `${ref} is ${shape}`);
+    }
+  }
   for (const s of SCENARIOS) {
-    t.match(s.name, /^[a-z]+(-[a-z]+)*$/, `${s.name}: kebab-case name`);
+    t.match(s.name, /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, `${s.name}: kebab-case name`);
     t.ok(s.description.length > 0, `${s.name}: has a description`);
     t.ok(
       [
@@ -82,14 +94,38 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-cors',
         'gateway-csrf',
         'gateway-metrics',
+        'gateway-login',
         'nginx',
+        'haproxy-jwt',
+        'fastify-jwt',
+        'raw-argon2',
         'baseline',
       ].includes(s.service),
       `${s.name}: known service`,
     );
     t.ok(Number.isInteger(s.expect.status) && s.expect.status >= 100 && s.expect.status < 600);
     const isGateway = s.service.startsWith('gateway') || s.service === 'baseline';
-    if (s.auth !== 'none') t.ok(isGateway, `${s.name}: only gateways take tokens`);
+    const isJwtPeer = s.service === 'haproxy-jwt' || s.service === 'fastify-jwt';
+    if (s.auth !== 'none') t.ok(isGateway || isJwtPeer, `${s.name}: only gateways take tokens`);
+    if (isJwtPeer) t.equal(s.auth, 'bearer', `${s.name}: a JWT peer always gets its token`);
+    if (s.shape === 'login') {
+      t.ok(s.service === 'raw-argon2' || (s.auth === 'login' && s.path === LOGIN_PATH), s.name);
+      continue;
+    }
+    const prefix = isGateway ? GATEWAY_PREFIX : '';
+    if (s.shape === 'large') {
+      t.equal(s.path, `${prefix}${LARGE_PATH}`, `${s.name}: the large path`);
+      t.equal(s.expect.body, largeBody(), `${s.name}: checks the whole body`);
+      t.equal(Buffer.byteLength(largeBody()), LARGE_BODY_BYTES, '100 KiB exactly');
+      continue;
+    }
+    if (s.shape === 'post') {
+      t.equal(s.path, `${prefix}${ECHO_PATH}`, `${s.name}: the echo path`);
+      t.equal(s.method, 'POST');
+      t.equal(Buffer.byteLength(s.body ?? ''), 1024, `${s.name}: 1 KiB`);
+      t.equal(s.expect.body, echoAnswer(1024), `${s.name}: the upstream got all of it`);
+      continue;
+    }
     if (s.auth === 'cookie-csrf') t.equal(s.service, 'gateway-csrf', `${s.name}: cookie mode`);
     const page = Object.values(PAGE_PATHS).find((p) => s.path === `${GATEWAY_PREFIX}${p}`);
     if (page !== undefined) {
@@ -309,12 +345,62 @@ t.test('summarize takes medians and ratios against the references', async (t) =>
     medianP99Ms: 4,
     medianCpuUs: 20,
   });
-  t.same(direct?.ratios, { 'nginx-proxy': 2, 'upstream-direct': 1 });
-  t.equal(nginx?.ratios['upstream-direct'], 0.5);
+  // Paired by round: round 1 300/100, round 2 100/100; round 3 has no nginx run.
+  t.same(direct?.ratios, {
+    nginx: { reference: 'nginx-proxy', median: 2, min: 1, max: 3, rounds: 2 },
+    upstream: { reference: 'upstream-direct', median: 1, min: 1, max: 1, rounds: 3 },
+  });
+  t.equal(nginx?.ratios.upstream?.median, (100 / 300 + 1) / 2);
   t.match(
     renderTable(summarize(records)),
-    /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 20 \| 2\.00× \| 1\.00× \| 3 \|/,
+    /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 20 \| 2\.00× \[1\.00×–3\.00×\] \| n\/a \| 1\.00× \[1\.00×–1\.00×\] \| 3 \|/,
   );
+});
+
+t.test('ratios pair each scenario with the nginx and HAProxy scenarios of its shape', async (t) => {
+  const record = (name: string, rps: number[]): ScenarioRecord => ({
+    name,
+    description: '',
+    status: 'ok',
+    runs: rps.map((r, i) => ({
+      round: i + 1,
+      result: {
+        requests: r,
+        durationSec: 1,
+        requestsPerSec: r,
+        latencyP50Ms: 1,
+        latencyP99Ms: 2,
+        latencyMaxMs: 3,
+        errorResponses: 0,
+        socketErrors: { connect: 0, read: 0, write: 0, timeout: 0 },
+      },
+    })),
+  });
+  const summaries = summarize([
+    record('nginx-proxy', [1000, 1000]),
+    record('nginx-large', [400, 200]),
+    record('haproxy-jwt-auth-proxy', [800, 800]),
+    record('haproxy-jwt-large', [100, 100]),
+    record('gateway-auth-proxy', [400, 600]),
+    record('gateway-large', [200, 100]),
+    record('gateway-login', [10, 10]),
+    record('raw-argon2', [20, 20]),
+    record('a-scenario-nobody-knows', [5, 5]),
+  ]);
+  const by = (name: string) => summaries.find((s) => s.name === name);
+  t.match(by('gateway-auth-proxy')?.ratios, {
+    nginx: { reference: 'nginx-proxy', median: 0.5, min: 0.4, max: 0.6 },
+    haproxy: { reference: 'haproxy-jwt-auth-proxy', median: 0.625, min: 0.5, max: 0.75 },
+  });
+  t.match(by('gateway-large')?.ratios, {
+    nginx: { reference: 'nginx-large', median: 0.5, min: 0.5, max: 0.5 },
+    haproxy: { reference: 'haproxy-jwt-large', median: 1.5, min: 1, max: 2 },
+  });
+  t.same(by('gateway-login')?.ratios, {}, 'a login has no proxy to compare with');
+  t.same(by('a-scenario-nobody-knows')?.ratios, {}, 'unknown shape: no ratio');
+  t.notOk(by('gateway-large')?.ratios.upstream, 'no upstream-large ran: no ratio');
+  const login = renderLogin([record('gateway-login', [10, 12]), record('raw-argon2', [20, 20])]);
+  t.match(login.join('\n'), /\| gateway-login vs raw-argon2 \| 0\.55× \[0\.50×–0\.60×\] \|/);
 });
 
 t.test(

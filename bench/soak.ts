@@ -1,0 +1,76 @@
+import { BenchError } from './bench-error.js';
+import { loadRequestFor } from './load-request.js';
+import type { LoadResult, LoadTool } from './load-result.js';
+import type { BenchOptions } from './options.js';
+import { childPids, rssKiB } from './process-memory.js';
+import type { Scenario } from './scenarios.js';
+import type { Target } from './service.js';
+import { type SoakReport, type SoakSample, summarizeSoak } from './soak-report.js';
+import { checkLoadResult } from './verify.js';
+
+/** What a soak needs: the checked scenario, where its load goes, and the load tool. */
+export interface SoakPlan {
+  readonly scenario: Scenario;
+  /** `pid` is the gateway's supervisor: its children are the edges. */
+  readonly target: Target;
+  readonly tool: LoadTool;
+  readonly options: BenchOptions;
+  readonly signal: AbortSignal;
+}
+
+/** Resident memory of each edge (child of `supervisor`), KiB by pid. */
+export function edgesRss(supervisor: number): Record<string, number> {
+  const rss: Record<string, number> = {};
+  for (const pid of childPids(supervisor)) {
+    const kib = rssKiB(pid);
+    if (kib !== undefined) rss[String(pid)] = kib;
+  }
+  return rss;
+}
+
+/**
+ * Steady load for `--soak` minutes: Debian's wrk has no fixed rate (`-R` is wrk2's), so the
+ * load is back-to-back runs of `--soak-interval` seconds at the usual connections, after the
+ * usual warm-up; after each run, the edges' RSS (VmRSS) and the run's p99 are sampled. A run
+ * with a wrong answer stops the soak (`BENCH_SOAK`): memory under failing requests says nothing.
+ */
+export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
+  const { options, target, tool, signal, scenario } = plan;
+  const minutes = options.soakMinutes ?? 0;
+  const supervisor = target.pid;
+  if (supervisor === undefined) throw new BenchError('BENCH_SOAK', 'the gateway has no pid');
+  const request = (durationSec: number) => loadRequestFor(scenario, target, options, durationSec);
+  if (options.warmupSec > 0) checked(plan, await tool.run(request(options.warmupSec), signal));
+  const samples: SoakSample[] = [];
+  const totalSec = minutes * 60;
+  for (let elapsed = 0; elapsed < totalSec; ) {
+    const durationSec = Math.min(options.soakIntervalSec, totalSec - elapsed);
+    const result = checked(plan, await tool.run(request(durationSec), signal));
+    elapsed += durationSec;
+    const sample: SoakSample = {
+      elapsedSec: elapsed,
+      edgesRssKiB: edgesRss(supervisor),
+      requestsPerSec: result.requestsPerSec,
+      latencyP99Ms: result.latencyP99Ms,
+    };
+    samples.push(sample);
+    const total = Object.values(sample.edgesRssKiB).reduce((a, b) => a + b, 0);
+    console.log(
+      `[soak ${elapsed}/${totalSec} s] ${scenario.name}: ${Math.round(result.requestsPerSec)} req/s, ` +
+        `p99 ${result.latencyP99Ms} ms, edges' RSS ${(total / 1024).toFixed(1)} MiB`,
+    );
+  }
+  return {
+    scenario: scenario.name,
+    minutes,
+    intervalSec: options.soakIntervalSec,
+    samples,
+    summary: summarizeSoak(samples),
+  };
+}
+
+function checked(plan: SoakPlan, result: LoadResult): LoadResult {
+  const problem = checkLoadResult(plan.scenario, result);
+  if (problem) throw new BenchError('BENCH_SOAK', `${plan.scenario.name}: ${problem}`);
+  return result;
+}
