@@ -63,7 +63,17 @@ export async function serve(dirs: Dirs, options: ServeOptions = {}): Promise<num
   }
 }
 
+/** Lines logged before the log sinks exist, kept at most (for Loki and /adm/logs). */
+const MAX_EARLY_LINES = 1000;
+
 async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
+  // What the start logs before the config says where lines go (store, key ring, config
+  // warnings) is kept, and handed to the sinks once they exist: a node's start must show in
+  // Loki too, not on stdout alone.
+  const early: string[] = [];
+  tapLogLines((line) => {
+    if (early.length < MAX_EARLY_LINES) early.push(line);
+  });
   try {
     await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -116,7 +126,11 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
     fleet.notifyAll({ type: 'log-level', level }),
   );
   const sinks = LogSinks.create(logConfig, log);
-  if (sinks) tapLogLines((line) => sinks.line(line));
+  if (sinks) {
+    for (const line of early) sinks.line(line);
+    tapLogLines((line) => sinks.line(line));
+  } else tapLogLines(undefined);
+  early.length = 0;
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
   // Read at start, like redis: the listener and the edges' counting follow the start's config.
   const metricsConfig = initial.loaded.config.metrics;

@@ -90,6 +90,10 @@ t.test('loki: app and access lines of supervisor and edges, labelled, in order',
     'the supervisor',
   );
   t.ok(
+    appLines.some((l) => l.includes('"message":"store opened"')),
+    'lines of the start logged before the sink existed are shipped too',
+  );
+  t.ok(
     appLines.some((l) => l.includes('"message":"edge listening"')),
     'the edges',
   );
@@ -159,6 +163,10 @@ t.test('http: GET /adm/logs serves the newest lines, newest last, bounded', asyn
   t.equal(all.type, 'text/plain; charset=utf-8');
   const lines = all.body.trimEnd().split('\n');
   t.ok(lines.length <= 100, `${lines.length} lines, at most write_max_logs`);
+  t.ok(
+    lines.some((l) => l.includes('"message":"key ring in force"')),
+    'lines of the start logged before the ring existed are kept',
+  );
   const first = lines.findIndex((l) => l.includes('"path":"/api/first"'));
   const second = lines.findIndex((l) => l.includes('"path":"/api/second"'));
   // Two edges flush their access lines on their own 50 ms timers: lines of different edges
