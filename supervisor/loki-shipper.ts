@@ -138,7 +138,9 @@ export class LokiShipper {
   }
 
   #schedule(ms: number): void {
-    if (this.#inflight || this.#closed) return;
+    // After a failed push the retry is #run's backoff timer: new lines must not bring it forward
+    // (a full batch would, at every line, and a failing Loki would be asked again at once).
+    if (this.#inflight || this.#closed || this.#failures > 0) return;
     if (this.#timer !== undefined && ms > 0) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#run(), ms);

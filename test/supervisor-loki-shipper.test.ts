@@ -97,6 +97,30 @@ t.test(
   },
 );
 
+t.test('lines arriving after a failed push do not bring the retry forward', async (t) => {
+  // attack11 F2: with a full batch waiting, every push() cleared the backoff timer and pushed
+  // at once, so a Loki answering 500 or 429 was asked again ~20 times a second.
+  const loki = await fakeLoki(t, () => ({ status: 500 }));
+  const shipper = new LokiShipper({
+    url: loki.url,
+    node: 'n',
+    batchLines: 10,
+    backoffMs: 2000,
+    maxBackoffMs: 2000,
+  });
+  t.teardown(() => shipper.close());
+  for (let i = 0; i < 10; i++) shipper.push(`line ${i}`, APP);
+  t.ok(await waitFor(() => loki.attempts() === 1, 2000), 'the full batch is pushed at once');
+  await new Promise((r) => setTimeout(r, 50));
+  const started = Date.now();
+  while (Date.now() - started < 150) {
+    shipper.push('more', APP);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  t.equal(loki.attempts(), 1, 'no new push during the backoff (at least 1 s)');
+  t.ok(await waitFor(() => loki.attempts() >= 2, 5000), 'the retry comes after the backoff');
+});
+
 t.test('a 4xx other than 429 drops the batch instead of retrying it forever', async (t) => {
   const loki = await fakeLoki(t, (n) => ({ status: n === 0 ? 400 : 204 }));
   const shipper = new LokiShipper({ url: loki.url, node: 'n', batchMs: 10, backoffMs: 10 });
