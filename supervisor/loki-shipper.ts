@@ -59,6 +59,8 @@ export class LokiShipper {
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<void> | undefined;
   #failures = 0;
+  /** The status of the refusals (4xx) under way, 0 when the last answer was not one. */
+  #refusing = 0;
   /** Dropped since the last report reached Loki. */
   #unreported = 0;
   #dropped = 0;
@@ -189,11 +191,23 @@ export class LokiShipper {
       this.#unreported -= reported;
       if (refused) {
         this.#drop(batch.length);
-        this.#report('warn', 'loki refused a batch, its lines are dropped', {
-          status,
-          lines: batch.length,
-        });
-      } else this.#pushed += batch.length;
+        // Once per streak of one status: the warning would be the next batch, refused again,
+        // one line a second for as long as Loki refuses (found in review).
+        if (this.#refusing !== status) {
+          this.#report('warn', 'loki refused a batch, its lines are dropped', {
+            status,
+            lines: batch.length,
+            note: 'further refusals with this status are counted in dropped, not logged',
+          });
+        }
+        this.#refusing = status;
+      } else {
+        this.#pushed += batch.length;
+        if (this.#refusing !== 0) {
+          this.#report('info', 'loki accepts batches again', { dropped: this.#dropped });
+          this.#refusing = 0;
+        }
+      }
       if (this.#failures > 0) {
         this.#report('info', 'loki reachable again', { dropped: this.#dropped });
       }

@@ -135,6 +135,35 @@ t.test('a 4xx other than 429 drops the batch instead of retrying it forever', as
   t.equal(got[1], 'good');
 });
 
+t.test('a Loki that keeps refusing is reported once per status, not once per batch', async (t) => {
+  // Refused (400) four times, then 413 twice, then accepted.
+  const statuses = [400, 400, 400, 400, 413, 413];
+  const loki = await fakeLoki(t, (n) => ({ status: statuses[n] ?? 204 }));
+  const reports: string[] = [];
+  const shipper = new LokiShipper({
+    url: loki.url,
+    node: 'n',
+    batchMs: 5,
+    backoffMs: 5,
+    // As in production, a report is itself a line to ship (the feedback loop of the review).
+    report: (level, msg) => {
+      reports.push(`${level} ${msg}`);
+      shipper.push(msg, { level, kind: 'app' });
+    },
+  });
+  for (let i = 0; i < 7; i++) {
+    shipper.push(`line ${i}`, APP);
+    await waitFor(() => loki.attempts() > i, 2000);
+  }
+  t.ok(await waitFor(() => loki.pushes.length >= 1, 2000), 'accepted at last');
+  t.same(reports, [
+    'warn loki refused a batch, its lines are dropped',
+    'warn loki refused a batch, its lines are dropped',
+    'info loki accepts batches again',
+  ]);
+  t.ok(shipper.dropped >= 6, `${shipper.dropped} lines dropped, counted`);
+});
+
 t.test('slow Loki: a push past timeoutMs is aborted and retried; push() never waits', async (t) => {
   const loki = await fakeLoki(t, (n) => ({ status: 204, delayMs: n === 0 ? 1000 : 0 }));
   const shipper = new LokiShipper({
