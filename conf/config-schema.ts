@@ -278,6 +278,12 @@ export const configSchema = z.strictObject({
   users: z.array(userSchema).default([]),
   /** Ours: the Prometheus metrics and health listener (conf/metrics-schema.ts); absent: off. */
   metrics: metricsSchema.optional(),
+  /**
+   * Ours: the edges also answer `GET /healthz` and `/readyz` on the main port
+   * (worker/health-endpoints.ts); a route whose prefix is one of them is then an error
+   * (conf/health-paths.ts). Applied at reload.
+   */
+  health_on_main_port: z.boolean().default(false),
 });
 
 /** Normalised config.json, defaults applied. */

@@ -149,6 +149,16 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   const guards = serveGuards(fleet, store, initial.loaded.config, log);
   let stopping = false;
   let reloader: Reloader | undefined;
+  // One verdict for the metrics listener's /readyz and the edges' (health_on_main_port).
+  const nodeReadiness = () =>
+    readiness({
+      stopping,
+      reloading: reloader?.busy === true,
+      storeClosed: store.closed,
+      generation: fleet.generation,
+      edges: fleet.serving,
+    });
+  fleet.answer('readiness', () => ({ ready: nodeReadiness().ready }));
   let metrics: NodeMetrics | undefined;
   let metricsServer: Server | undefined;
   if (metricsConfig !== undefined) {
@@ -166,14 +176,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
         host: metricsConfig.host,
         port: metricsConfig.port,
         metrics: async () => ({ text: await node.text(), contentType: node.contentType }),
-        ready: () =>
-          readiness({
-            stopping,
-            reloading: reloader?.busy === true,
-            storeClosed: store.closed,
-            generation: fleet.generation,
-            edges: fleet.serving,
-          }),
+        ready: nodeReadiness,
         log,
       });
       metricsServer = started.server;
