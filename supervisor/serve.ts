@@ -113,7 +113,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   const levels = new LogLevelControl(logConfig.level, log, (level) =>
     fleet.notifyAll({ type: 'log-level', level }),
   );
-  const sinks = LogSinks.create(logConfig, log);
+  const sinks = LogSinks.create(logConfig, log, initial.loaded.lokiHeaders);
   if (sinks) tapLogLines((line) => sinks.line(line));
   const edgePath = fileURLToPath(new URL('../worker/edge.js', import.meta.url));
   // Read at start, like redis: the listener and the edges' counting follow the start's config.
@@ -162,11 +162,13 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   let metrics: NodeMetrics | undefined;
   let metricsServer: Server | undefined;
   if (metricsConfig !== undefined) {
+    const shipper = sinks?.loki;
     const node = new NodeMetrics({
       generation: () => fleet.generation,
       restarts: () => fleet.restarts,
       serving: () => fleet.serving.current,
       redisConnected: bus === undefined ? undefined : () => bus?.connected === true,
+      loki: shipper === undefined ? undefined : () => shipper.counts(),
     });
     metrics = node;
     fleet.on('metrics', (event, edge) => node.add(edge.slot, event.report));
@@ -272,6 +274,8 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       }
       const now = running.loaded.config;
       levels.configure(now.log.level);
+      // Credentials and tenant apply at reload (a rotated password file); the rest at restart.
+      sinks?.loki?.setHeaders(running.loaded.lokiHeaders);
       if (logPlumbing(now.log) !== logPlumbing(logConfig)) {
         log.warn('log type, host, node, format and size are read at start: restart to apply');
       }
@@ -305,8 +309,9 @@ function notReady(ready: ReadySignal, code: string, error: string): void {
   if (failed) log.warn('could not write the readiness line', { reason: failed.message });
 }
 
-/** The parts of `log` fixed at start (everything but the level). */
-function logPlumbing({ level: _, ...rest }: Loaded['loaded']['config']['log']): string {
+/** The parts of `log` fixed at start (everything but the level and Loki's credentials). */
+function logPlumbing(log: Loaded['loaded']['config']['log']): string {
+  const { level: _, user: _u, password_file: _p, tenant: _t, ...rest } = log;
   return JSON.stringify(rest);
 }
 
