@@ -35,7 +35,8 @@ type Read = { ok: true; value: unknown } | { ok: false; issue: ConfigIssue } | {
 /**
  * Reads and validates `<dir>/config.json` and `<dir>/routes.yml`, and with `tls` on the
  * certificate pair in `<dir>/certs` (see checkTlsFiles), and the files routes name for upstream
- * TLS (`cert`, `ca`: see readRouteFiles), and the `login_page` file (readLoginPage). This is the one validation that both
+ * TLS (`cert`, `ca`: see readRouteFiles), the `login_page` file (readLoginPage) and Loki's
+ * `log.password_file` (readLokiHeaders). This is the one validation that both
  * `check-config` and `run` (start and reload) go through. A missing routes.yml is an empty
  * route list (with a warning); a missing config.json, a syntax error or an invalid value is a
  * ConfigError.
