@@ -160,3 +160,51 @@ t.test("off (the default): not in the map, the paths are the routes'", async (t)
   }
   t.equal(asked, 0, 'the supervisor is never asked');
 });
+
+t.test('on: a health path is no login page source (logout_redirect_url)', async (t) => {
+  // Session-cookie mode takes the failure page from the public route serving
+  // logout_redirect_url, unless that path is the gateway's own; with the option on, these are.
+  let hits = 0;
+  const page =
+    '<html><body><!-- BEGIN_BLOCK_ERROR --><p>{{ERROR}}</p><!-- END_BLOCK_ERROR --></body></html>';
+  const backend = await startUpstream((req, res) => {
+    if (!req.url?.startsWith('/healthz')) return false;
+    hits++;
+    res.writeHead(200, { 'content-type': 'text/html' }).end(page);
+    return true;
+  });
+  t.teardown(() => backend.close());
+  const failedLogin = async (health: boolean) => {
+    const node = await inProcessNode();
+    const snapshot: ConfigSnapshot = {
+      generation: 1,
+      keyRing: { active: SECRET, verifyOnly: [] },
+      configDir: '/virtual',
+      dataDir: node.dataDir,
+      files: { config: '/virtual/config.json', routes: '/virtual/routes.yml' },
+      raw: {
+        config: {
+          secret: SECRET,
+          session_cookie: true,
+          csrf_token: false,
+          logout_redirect_url: '/healthz',
+          health_on_main_port: health,
+        },
+        routes: { routes: [{ prefix: '/', target: backend.origin, secure: false }] },
+      },
+    };
+    const url = await serveEdge(t, node, await Runtime.build(snapshot, node.services));
+    const res = await fetch(`${url}/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+      body: 'username=',
+    });
+    t.equal(res.status, 400, 'a failed browser login gets a page');
+    t.match(res.headers.get('content-type'), /^text\/html/);
+    await res.arrayBuffer();
+  };
+  await failedLogin(false);
+  t.equal(hits, 1, 'off: the route serving /healthz is where the page comes from');
+  await failedLogin(true);
+  t.equal(hits, 1, "on: /healthz is the gateway's, never fetched as a page");
+});

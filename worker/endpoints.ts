@@ -5,6 +5,7 @@
  */
 
 import type { Config } from '../conf/config-schema.js';
+import { HEALTH_PATHS } from '../conf/health-paths.js';
 import { GatewayError } from '../shared/errors.js';
 import {
   handleLiftRevocation,
@@ -90,6 +91,8 @@ export function compileEndpoints(
   routes: RouteTable<CompiledRoute>,
 ): ReadonlyMap<string, Endpoint> {
   const limited = authLimit(config);
+  const health = config.health_on_main_port ? HEALTH_PATHS : [];
+  const reserved = (p: string) => RESERVED.has(p) || isAdminPath(p) || health.includes(p);
   // Every /adm endpoint is declared here, so none can miss the admin check; the one user
   // operation below it, TOTP enrolment, checks a password instead (rate limit and lockout).
   const admin = (path: string, methods: Record<string, Handler>) =>
@@ -99,11 +102,7 @@ export function compileEndpoints(
     config.session_cookie
       ? endpoint(
           '/auth',
-          sessionAuthHandlers(
-            config,
-            limited,
-            new LoginPages(config, loginPage, routes, (p) => RESERVED.has(p) || isAdminPath(p)),
-          ),
+          sessionAuthHandlers(config, limited, new LoginPages(config, loginPage, routes, reserved)),
         )
       : endpoint('/auth', { POST: handleLogin }, limited),
     endpoint(
