@@ -4,7 +4,7 @@ import { base32Problem } from '../shared/totp.js';
 import { usernameProblem } from '../shared/username.js';
 import { Argon2HashError, argon2Cost } from './argon2-hash.js';
 import { isArgon2Hash } from './is-argon2-hash.js';
-import { metricsSchema } from './metrics-schema.js';
+import { isLoopback, metricsSchema } from './metrics-schema.js';
 import { rateLimitSchema } from './rate-limit-schema.js';
 import { redisUrlProblem } from './redis-url.js';
 import { canonicalOrigin, canonicalTimezone, isHostOrIp, isUrlWithScheme } from './value-checks.js';
@@ -88,7 +88,9 @@ const lokiHost = z.string().superRefine((text, ctx) => {
   if (lokiUrl(text) === undefined) {
     ctx.addIssue({
       code: 'custom',
-      message: 'expected host:port or an http(s) URL, without credentials, query or fragment',
+      message:
+        'expected host:port or an http(s) URL, without query or fragment, and without ' +
+        'credentials (those go in log.user and log.password_file)',
     });
   }
 });
@@ -124,10 +126,41 @@ const logSchema = z
       .string()
       .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected 1 to 128 of A-Z a-z 0-9 _ . : -')
       .optional(),
+    /** Ours: Loki basic auth (RFC 7617): the user; its password is in `password_file`. */
+    user: z
+      .string()
+      .regex(
+        /^[^\x00-\x1f\x7f:]{1,256}$/,
+        'expected 1 to 256 characters, no ":" or control character',
+      )
+      .optional(),
+    /** Ours: the file holding the password of `user` (conf/loki-auth.ts reads it). */
+    password_file: noControlChars('a file name').optional(),
+    /** Ours: Loki's tenant, sent as X-Scope-OrgID (Loki's rule for tenant ids). */
+    tenant: z
+      .string()
+      .regex(/^[A-Za-z0-9!._*'()-]{1,150}$/, "expected 1 to 150 of A-Z a-z 0-9 ! . _ * ' ( ) -")
+      .refine((t) => t !== '.' && t !== '..', 'must not be "." or ".."')
+      .optional(),
   })
   .superRefine((log, ctx) => {
     if (log.type === 'loki' && log.host === undefined) {
       ctx.addIssue({ code: 'custom', path: ['host'], message: 'is required when type is "loki"' });
+    }
+    if ((log.user === undefined) !== (log.password_file === undefined)) {
+      const missing = log.user === undefined ? 'user' : 'password_file';
+      const given = log.user === undefined ? 'password_file' : 'user';
+      ctx.addIssue({ code: 'custom', path: [missing], message: `is required with ${given}` });
+    }
+    const url = log.user !== undefined && log.host !== undefined ? lokiUrl(log.host) : undefined;
+    if (url?.protocol === 'http:' && !isLoopback(url.hostname.replace(/^\[|\]$/g, ''))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['host'],
+        message:
+          'would send the password of log.user in clear: use an https:// URL (plain http is ' +
+          'only accepted to a loopback IP, 127.0.0.1 or [::1])',
+      });
     }
     if (log.write_max_logs !== undefined && log.max_writes_log !== undefined) {
       ctx.addIssue({
@@ -137,13 +170,9 @@ const logSchema = z
       });
     }
   })
-  .transform(({ type, host, write_max_logs, max_writes_log, level, format, node }) => ({
-    type,
-    ...(host === undefined ? {} : { host }),
+  .transform(({ write_max_logs, max_writes_log, ...rest }) => ({
+    ...rest,
     write_max_logs: write_max_logs ?? max_writes_log ?? 10_000,
-    level,
-    format,
-    ...(node === undefined ? {} : { node }),
   }));
 
 const userSchema = z.strictObject({
@@ -278,6 +307,12 @@ export const configSchema = z.strictObject({
   users: z.array(userSchema).default([]),
   /** Ours: the Prometheus metrics and health listener (conf/metrics-schema.ts); absent: off. */
   metrics: metricsSchema.optional(),
+  /**
+   * Ours: the edges also answer `GET /healthz` and `/readyz` on the main port
+   * (worker/health-endpoints.ts); a route whose prefix is one of them is then an error
+   * (conf/health-paths.ts). Applied at reload.
+   */
+  health_on_main_port: z.boolean().default(false),
 });
 
 /** Normalised config.json, defaults applied. */

@@ -6,6 +6,7 @@ import { ConfigError } from './config-error.js';
 import { deepFreeze } from './deep-freeze.js';
 import { JsonSyntaxError, scanJson } from './json-source.js';
 import { readLoginPage } from './login-page.js';
+import { type LokiHeaders, readLokiHeaders } from './loki-auth.js';
 import type { ConfigFiles, ParsedConfig } from './parse.js';
 import { parseConfig } from './parse.js';
 import { type RouteFiles, readRouteFiles, routeTlsWarnings } from './route-tls.js';
@@ -22,6 +23,11 @@ export interface LoadedConfig extends ParsedConfig {
   routeFiles: RouteFiles;
   /** The text of config.json's `login_page`, checked (conf/login-page.ts); undefined unset. */
   loginPage: string | undefined;
+  /**
+   * The headers of pushes to Loki (conf/loki-auth.ts): holds the password of `log.user`, so it
+   * stays in the supervisor (never in a snapshot) and is never logged. `{}` when none.
+   */
+  lokiHeaders: LokiHeaders;
 }
 
 type Read = { ok: true; value: unknown } | { ok: false; issue: ConfigIssue } | { ok: 'missing' };
@@ -29,7 +35,8 @@ type Read = { ok: true; value: unknown } | { ok: false; issue: ConfigIssue } | {
 /**
  * Reads and validates `<dir>/config.json` and `<dir>/routes.yml`, and with `tls` on the
  * certificate pair in `<dir>/certs` (see checkTlsFiles), and the files routes name for upstream
- * TLS (`cert`, `ca`: see readRouteFiles), and the `login_page` file (readLoginPage). This is the one validation that both
+ * TLS (`cert`, `ca`: see readRouteFiles), the `login_page` file (readLoginPage) and Loki's
+ * `log.password_file` (readLokiHeaders). This is the one validation that both
  * `check-config` and `run` (start and reload) go through. A missing routes.yml is an empty
  * route list (with a warning); a missing config.json, a syntax error or an invalid value is a
  * ConfigError.
@@ -53,6 +60,7 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
   const parsed = parseConfig(raw.config, raw.routes, files);
   const routeFiles = await readRouteFiles(parsed.routes, files.routes);
   const loginPage = await readLoginPage(parsed.config, files.config);
+  const loki = await readLokiHeaders(parsed.config.log, files.config);
   const tls = parsed.config.tls ? await checkTlsFiles(dir) : { files: undefined, warnings: [] };
   const warnings = [
     ...(routes.ok === 'missing'
@@ -62,8 +70,18 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfig> {
     ...routeTlsWarnings(parsed.routes, files.routes),
     ...tls.warnings,
     ...sessionWarnings(parsed.config, parsed.routes, files.config),
+    ...loki.warnings,
   ];
-  return deepFreeze({ ...parsed, warnings, raw, files, tls: tls.files, routeFiles, loginPage });
+  return deepFreeze({
+    ...parsed,
+    warnings,
+    raw,
+    files,
+    tls: tls.files,
+    routeFiles,
+    loginPage,
+    lokiHeaders: loki.headers,
+  });
 }
 
 async function readDocument(

@@ -11,6 +11,7 @@ import {
   listenerClashes,
 } from './cross-checks.js';
 import { deepFreeze } from './deep-freeze.js';
+import { healthPathIssues } from './health-paths.js';
 import { configNotYetSupported, routesNotYetSupported } from './not-yet-supported.js';
 import { resolveCertFiles } from './resolve-cert-files.js';
 import type { RouteConfig } from './routes-schema.js';
@@ -74,12 +75,15 @@ export function parseConfig(
     throw new ConfigError(errors);
   }
   const routeList = resolveCertFiles(routes.value.routes, dirname(files.routes));
+  const health = healthPathIssues(config.value, routeList, files.routes);
+  if (health.errors.length > 0) throw new ConfigError(health.errors);
   const warnings = [
     ...config.warnings,
     ...(configPending?.warnings ?? []),
     ...routes.warnings,
     ...(routesPending?.warnings ?? []),
     ...crossWarnings(config.value, routeList, files),
+    ...health.warnings,
   ];
   return deepFreeze({ config: config.value, routes: routeList, warnings });
 }

@@ -185,6 +185,8 @@ export const ERRORS = {
     message: 'The log lines could not be fetched, retry later',
     headers: [['retry-after', '1']],
   },
+  /** `/readyz` on the main port (health_on_main_port): no detail, the port faces clients. */
+  NOT_READY: { status: 503, message: 'This node is not ready to serve' },
   STORE_UNAVAILABLE: {
     status: 503,
     message: 'The gateway could not write to its store; nothing was changed',

@@ -210,7 +210,9 @@ export type EdgeAsk =
   /** Carry out a TOTP change in the store, then answer. */
   | { type: 'totp-change'; id: number; change: TotpChange }
   /** The newest `limit` lines of the node's log ring (`log.type: "http"`, GET /adm/logs). */
-  | { type: 'recent-logs'; id: number; limit: number };
+  | { type: 'recent-logs'; id: number; limit: number }
+  /** The node's readiness, the verdict of the metrics listener's `/readyz` (health_on_main_port). */
+  | { type: 'readiness'; id: number };
 
 export type EdgeAskType = EdgeAsk['type'];
 
@@ -241,6 +243,8 @@ export interface AnswerValues {
   'totp-change': { done: boolean };
   /** Oldest first, newest last; `kept` false when the node keeps no ring (log.type not http). */
   'recent-logs': { kept: boolean; lines: string[] };
+  /** Ready: not stopping, store open, no reload under way, every edge on the current generation. */
+  readiness: { ready: boolean };
 }
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
@@ -427,6 +431,7 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
     id,
     limit: z.int().min(1).max(MAX_LOG_LINES),
   }),
+  z.strictObject({ type: z.literal('readiness'), id }),
 ]) satisfies z.ZodType<EdgeMessage>;
 
 const replySchemas = {
@@ -454,6 +459,7 @@ const answerSchemas = {
     kept: z.boolean(),
     lines: z.array(z.string()).max(MAX_LOG_LINES),
   }),
+  readiness: z.strictObject({ ready: z.boolean() }),
 } satisfies { [T in EdgeAskType]: z.ZodType<AnswerValues[T]> };
 
 /** A parse result: the typed message, or a short reason for the log. */

@@ -172,6 +172,7 @@ export class EdgeChannel {
       case 'csrf-spend':
       case 'totp-change':
       case 'recent-logs':
+      case 'readiness':
         void this.#answer(message);
         break;
       default: {

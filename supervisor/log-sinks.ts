@@ -2,6 +2,7 @@ import { writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import { type LogConfig, lokiUrl } from '../conf/config-schema.js';
+import type { LokiHeaders } from '../conf/loki-auth.js';
 import type { Logger } from '../shared/log.js';
 import { classifyLine } from './log-line.js';
 import { LogRing } from './log-ring.js';
@@ -30,14 +31,22 @@ export class LogSinks {
     this.loki = loki;
   }
 
-  /** The sinks `config` asks for, or undefined for `local` (nothing to do but stdout). */
-  static create(config: LogConfig, log: Logger): LogSinks | undefined {
+  /**
+   * The sinks `config` asks for, or undefined for `local` (nothing to do but stdout).
+   * `lokiHeaders`: credentials and tenant of the pushes (conf/loki-auth.ts).
+   */
+  static create(
+    config: LogConfig,
+    log: Logger,
+    lokiHeaders: LokiHeaders = {},
+  ): LogSinks | undefined {
     if (config.type === 'http') return new LogSinks(new LogRing(config.write_max_logs), undefined);
     if (config.type !== 'loki' || config.host === undefined) return undefined;
     const url = lokiUrl(config.host)!;
     const loki = new LokiShipper({
       url: url.href,
       node: config.node ?? hostname(),
+      headers: lokiHeaders,
       report: (level, msg, fields) => log[level](msg, fields),
     });
     return new LogSinks(undefined, loki);

@@ -7,6 +7,11 @@ export interface LokiOptions {
   url: string;
   /** The `node` label. */
   node: string;
+  /**
+   * Sent with every push: `authorization`, `x-scope-orgid` (conf/loki-auth.ts). Holds a
+   * password: never logged or reported.
+   */
+  headers?: Readonly<Record<string, string>>;
   /** A push leaves once this many lines wait... */
   batchLines?: number;
   /** ...or this long after the first of them arrived (ms). */
@@ -20,6 +25,22 @@ export interface LokiOptions {
   maxBackoffMs?: number;
   /** State changes (Loki unreachable, back, lines dropped): the facade's logger in production. */
   report?: (level: LogLevel, msg: string, fields: Record<string, string | number>) => void;
+}
+
+/**
+ * Why lines never reached Loki: `buffer_full` (Loki down or slow for longer than the buffer
+ * lasts), `refused` (Loki answered a 4xx other than 401, 403 and 429 for the batch itself),
+ * `stopped` (still buffered when the gateway stopped while Loki was unreachable).
+ */
+export type LokiDropReason = 'buffer_full' | 'refused' | 'stopped';
+
+export const LOKI_DROP_REASONS: readonly LokiDropReason[] = ['buffer_full', 'refused', 'stopped'];
+
+/** What the shipper did with the lines it was given, since it started. */
+export interface LokiCounts {
+  /** Lines Loki accepted. */
+  shipped: number;
+  dropped: Readonly<Record<LokiDropReason, number>>;
 }
 
 interface Entry {
@@ -39,9 +60,10 @@ interface Entry {
  * One push in flight at a time. Lines wait in a bounded buffer: past `maxBuffered` the newest
  * are dropped (the buffer keeps the lines from when Loki went away, which explain it; every line
  * is on stdout as well). Drops are counted, logged when Loki answers again, and reported to
- * Loki in the next push as a line of their own. A failed push (network, timeout, 5xx, 429) is
- * retried with exponential backoff; a 4xx other than 429 means Loki refuses the batch itself,
- * which is dropped and counted rather than retried forever.
+ * Loki in the next push as a line of their own. A failed push (network, timeout, 5xx, 429, and
+ * 401/403: the credentials, which a reload may fix) is retried with exponential backoff; any
+ * other 4xx means Loki refuses the batch itself, which is dropped and counted rather than
+ * retried forever.
  *
  * Nothing here runs on an edge: the supervisor feeds it, so a slow Loki costs requests nothing.
  */
@@ -55,6 +77,7 @@ export class LokiShipper {
   readonly #backoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #report: NonNullable<LokiOptions['report']>;
+  #headers: Record<string, string>;
   #buffer: Entry[] = [];
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<void> | undefined;
@@ -64,6 +87,7 @@ export class LokiShipper {
   /** Dropped since the last report reached Loki. */
   #unreported = 0;
   #dropped = 0;
+  readonly #droppedBy: Record<LokiDropReason, number> = { buffer_full: 0, refused: 0, stopped: 0 };
   #pushed = 0;
   #lastMs = 0;
   #seq = 0;
@@ -79,6 +103,12 @@ export class LokiShipper {
     this.#backoffMs = options.backoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.#report = options.report ?? (() => {});
+    this.#headers = pushHeaders(options.headers);
+  }
+
+  /** New credentials or tenant (a reload): the next push uses them, lines waiting included. */
+  setHeaders(headers: Readonly<Record<string, string>>): void {
+    this.#headers = pushHeaders(headers);
   }
 
   /** Lines dropped so far (buffer full, or refused by Loki). */
@@ -91,6 +121,11 @@ export class LokiShipper {
     return this.#pushed;
   }
 
+  /** Lines shipped and dropped by reason, for the node's metrics (read at scrape time). */
+  counts(): LokiCounts {
+    return { shipped: this.#pushed, dropped: { ...this.#droppedBy } };
+  }
+
   /** Lines waiting. */
   get buffered(): number {
     return this.#buffer.length;
@@ -100,7 +135,7 @@ export class LokiShipper {
   push(line: string, info: LineInfo): void {
     if (this.#closed) return;
     if (this.#buffer.length >= this.#maxBuffered) {
-      this.#drop(1);
+      this.#drop(1, 'buffer_full');
       return;
     }
     this.#buffer.push({ ts: this.#timestamp(), line, level: info.level, kind: info.kind });
@@ -118,6 +153,13 @@ export class LokiShipper {
         if (!(await this.#pushOnce())) break;
       }
     }
+    const left = this.#buffer.length;
+    if (left > 0) {
+      this.#buffer = [];
+      this.#droppedBy.stopped += left;
+      this.#dropped += left;
+      this.#report('warn', 'loki unreachable at stop, buffered lines dropped', { lines: left });
+    }
   }
 
   /*
@@ -134,7 +176,8 @@ export class LokiShipper {
     return `${this.#lastMs}${String(this.#seq).padStart(6, '0')}`;
   }
 
-  #drop(count: number): void {
+  #drop(count: number, reason: LokiDropReason): void {
+    this.#droppedBy[reason] += count;
     this.#dropped += count;
     this.#unreported += count;
   }
@@ -175,7 +218,7 @@ export class LokiShipper {
     try {
       const res = await fetch(this.#endpoint, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: this.#headers,
         body: JSON.stringify({ streams: this.#streams(entries) }),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
@@ -185,12 +228,13 @@ export class LokiShipper {
     } catch (err) {
       reason = (err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message;
     }
-    const refused = status >= 400 && status < 500 && status !== 429;
+    // 401/403 refuse our credentials, not the batch: kept and retried (a reload may fix them).
+    const refused = status >= 400 && status < 500 && ![401, 403, 429].includes(status);
     if ((status >= 200 && status < 300) || refused) {
       this.#buffer.splice(0, batch.length);
       this.#unreported -= reported;
       if (refused) {
-        this.#drop(batch.length);
+        this.#drop(batch.length, 'refused');
         // Once per streak of one status: the warning would be the next batch, refused again,
         // one line a second for as long as Loki refuses (found in review).
         if (this.#refusing !== status) {
@@ -253,4 +297,8 @@ export class LokiShipper {
     }
     return [...streams.values()];
   }
+}
+
+function pushHeaders(extra: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  return { ...extra, 'content-type': 'application/json' };
 }

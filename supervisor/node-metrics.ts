@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { MetricsReport } from '../shared/metrics-report.js';
 import { LatencyHistogram } from './latency-histogram.js';
+import { LOKI_DROP_REASONS, type LokiCounts } from './loki-shipper.js';
 import type { ReloadOutcome } from './reloader.js';
 
 /** What the node's metrics read at scrape time rather than count. */
@@ -13,6 +14,8 @@ export interface NodeMetricsSources {
   serving: () => number;
   /** Whether the Redis revocation bus is connected; omitted when `redis` is not configured. */
   redisConnected?: (() => boolean) | undefined;
+  /** Lines the Loki shipper shipped and dropped; omitted when `log.type` is not `loki`. */
+  loki?: (() => LokiCounts) | undefined;
 }
 
 /**
@@ -137,6 +140,8 @@ export class NodeMetrics {
         },
       });
     }
+    const loki = sources.loki;
+    if (loki !== undefined) lokiCounters(registers, loki);
     for (const outcome of ['unchanged', 'applied', 'rolled', 'invalid', 'failed'] as const)
       this.#reloads.inc({ outcome }, 0);
   }
@@ -174,4 +179,33 @@ export class NodeMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * `proxyauth_log_lines_shipped_total{sink="loki"}` and
+ * `proxyauth_log_lines_dropped_total{sink="loki",reason}`, read from the shipper at scrape time
+ * (every reason shown, from 0). `sink` leaves room for other remote sinks.
+ */
+function lokiCounters(registers: Registry[], counts: () => LokiCounts): void {
+  new Counter({
+    name: 'proxyauth_log_lines_shipped_total',
+    help: 'Log lines a remote sink accepted, by sink.',
+    labelNames: ['sink'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ sink: 'loki' }, counts().shipped);
+    },
+  });
+  new Counter({
+    name: 'proxyauth_log_lines_dropped_total',
+    help: 'Log lines that never reached a remote sink (they are on stdout), by sink and reason.',
+    labelNames: ['sink', 'reason'],
+    registers,
+    collect() {
+      this.reset();
+      const { dropped } = counts();
+      for (const reason of LOKI_DROP_REASONS) this.inc({ sink: 'loki', reason }, dropped[reason]);
+    },
+  });
 }

@@ -78,7 +78,10 @@ export class Reloader {
         // change too, and so is a key ring changed in the store.
         JSON.stringify(plan.snapshot.routeFiles) === JSON.stringify(running.snapshot.routeFiles) &&
         plan.snapshot.loginPage === running.snapshot.loginPage &&
-        JSON.stringify(plan.snapshot.keyRing) === JSON.stringify(running.snapshot.keyRing)
+        JSON.stringify(plan.snapshot.keyRing) === JSON.stringify(running.snapshot.keyRing) &&
+        // So is a rotated Loki password file (the supervisor's own, not in the snapshot).
+        JSON.stringify(loaded.loaded.lokiHeaders) ===
+          JSON.stringify(this.#running.loaded.lokiHeaders)
       ) {
         log.info('reload: configuration and certificates unchanged', {
           reload: 'unchanged',

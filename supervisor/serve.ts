@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../conf/config-error.js';
 import { ensureConfigDir } from '../conf/first-run.js';
@@ -125,7 +125,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   const levels = new LogLevelControl(logConfig.level, log, (level) =>
     fleet.notifyAll({ type: 'log-level', level }),
   );
-  const sinks = LogSinks.create(logConfig, log);
+  const sinks = LogSinks.create(logConfig, log, initial.loaded.lokiHeaders);
   if (sinks) {
     for (const line of early) sinks.line(line);
     tapLogLines((line) => sinks.line(line));
@@ -165,14 +165,26 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
   const guards = serveGuards(fleet, store, initial.loaded.config, log);
   let stopping = false;
   let reloader: Reloader | undefined;
+  // One verdict for the metrics listener's /readyz and the edges' (health_on_main_port).
+  const nodeReadiness = () =>
+    readiness({
+      stopping,
+      reloading: reloader?.busy === true,
+      storeClosed: store.closed,
+      generation: fleet.generation,
+      edges: fleet.serving,
+    });
+  fleet.answer('readiness', () => ({ ready: nodeReadiness().ready }));
   let metrics: NodeMetrics | undefined;
   let metricsServer: Server | undefined;
   if (metricsConfig !== undefined) {
+    const shipper = sinks?.loki;
     const node = new NodeMetrics({
       generation: () => fleet.generation,
       restarts: () => fleet.restarts,
       serving: () => fleet.serving.current,
       redisConnected: bus === undefined ? undefined : () => bus?.connected === true,
+      loki: shipper === undefined ? undefined : () => shipper.counts(),
     });
     metrics = node;
     fleet.on('metrics', (event, edge) => node.add(edge.slot, event.report));
@@ -182,14 +194,7 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
         host: metricsConfig.host,
         port: metricsConfig.port,
         metrics: async () => ({ text: await node.text(), contentType: node.contentType }),
-        ready: () =>
-          readiness({
-            stopping,
-            reloading: reloader?.busy === true,
-            storeClosed: store.closed,
-            generation: fleet.generation,
-            edges: fleet.serving,
-          }),
+        ready: nodeReadiness,
         log,
       });
       metricsServer = started.server;
@@ -286,6 +291,8 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
       }
       const now = running.loaded.config;
       levels.configure(now.log.level);
+      // Credentials and tenant apply at reload (a rotated password file); the rest at restart.
+      sinks?.loki?.setHeaders(running.loaded.lokiHeaders);
       if (logPlumbing(now.log) !== logPlumbing(logConfig)) {
         log.warn('log type, host, node, format and size are read at start: restart to apply');
       }
@@ -304,8 +311,8 @@ async function run(dirs: Dirs, ready: ReadySignal): Promise<number> {
 
 /**
  * The files a config generation was read from besides config.json and routes.yml (which the
- * config dir's own watch covers): the certificate pair, the routes' upstream TLS files and the
- * login page. A change to any of them reloads, as an edit of config.json does.
+ * config dir's own watch covers): the certificate pair, the routes' upstream TLS files, the
+ * login page and the Loki password file. A change to any of them reloads, as an edit of config.json does.
  */
 function namedFiles(configDir: string, running: Loaded): string[] {
   const { loaded } = running;
@@ -313,6 +320,8 @@ function namedFiles(configDir: string, running: Loaded): string[] {
   files.push(...Object.keys(loaded.routeFiles));
   const page = loaded.config.login_page;
   if (page !== undefined) files.push(loginPagePath(page, loaded.files.config));
+  const password = loaded.config.log.password_file;
+  if (password !== undefined) files.push(resolve(dirname(loaded.files.config), password));
   return files;
 }
 
@@ -333,8 +342,9 @@ function notReady(ready: ReadySignal, code: string, error: string): void {
   if (failed) log.warn('could not write the readiness line', { reason: failed.message });
 }
 
-/** The parts of `log` fixed at start (everything but the level). */
-function logPlumbing({ level: _, ...rest }: Loaded['loaded']['config']['log']): string {
+/** The parts of `log` fixed at start (everything but the level and Loki's credentials). */
+function logPlumbing(log: Loaded['loaded']['config']['log']): string {
+  const { level: _, user: _u, password_file: _p, tenant: _t, ...rest } = log;
   return JSON.stringify(rest);
 }
 

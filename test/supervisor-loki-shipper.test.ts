@@ -4,10 +4,7 @@ import { type FakeLoki, type LokiPush, startFakeLoki } from './helpers/fake-loki
 import { waitFor } from './helpers/gateway.js';
 
 /** The shared fake push endpoint (helpers/fake-loki.ts), closed at the test's end. */
-async function fakeLoki(
-  t: Test,
-  reply?: (n: number) => { status: number; delayMs?: number },
-): Promise<FakeLoki> {
+async function fakeLoki(t: Test, reply?: Parameters<typeof startFakeLoki>[0]): Promise<FakeLoki> {
   const loki = await startFakeLoki(reply);
   t.teardown(() => loki.close());
   return loki;
@@ -50,7 +47,8 @@ t.test(
     t.ok(first[0]! < first[1]!, 'in order within a stream');
     const ms = Number(BigInt(all[0]![0]) / 1_000_000n);
     t.ok(Math.abs(ms - Date.now()) < 5000, 'the clock time');
-    t.equal(shipper.pushed, 4);
+    // The fake records a push before it answers: the shipper counts it a moment later.
+    t.ok(await waitFor(() => shipper.pushed === 4, 2000), `${shipper.pushed} lines counted pushed`);
   },
 );
 
@@ -90,6 +88,8 @@ t.test(
     t.match(report, { level: 'warn', message: /dropped/, dropped: 3, dropped_total: 3 });
     const streams = loki.pushes[0]!.streams;
     t.same(streams[0]!.stream.level, 'warn', 'the report is a warn line');
+    // The fake records a push before it answers: the shipper learns of it a moment later.
+    await waitFor(() => reports.length === 2, 2000);
     t.same(reports, ['warn loki unreachable, buffering log lines', 'info loki reachable again']);
     shipper.push('after', APP);
     t.ok(await waitFor(() => loki.pushes.length === 2, 2000));
@@ -190,4 +190,75 @@ t.test('Loki unreachable (nothing listens): lines wait, nothing throws', async (
   t.equal(dead.pushed, 0);
   await dead.close();
   t.equal(loki.pushes.length, 0);
+});
+
+t.test('counts: shipped, and dropped by reason (buffer full, refused, stopped)', async (t) => {
+  const loki = await fakeLoki(t, (n) => ({ status: n === 0 ? 400 : 204 }));
+  const shipper = new LokiShipper({ url: loki.url, node: 'n', batchMs: 10, maxBuffered: 2 });
+  t.same(shipper.counts(), { shipped: 0, dropped: { buffer_full: 0, refused: 0, stopped: 0 } });
+  for (const l of ['a', 'b', 'c']) shipper.push(l, APP);
+  t.ok(await waitFor(() => shipper.counts().dropped.refused === 2, 2000), 'the batch refused');
+  shipper.push('d', APP);
+  t.ok(await waitFor(() => shipper.counts().shipped === 1, 2000));
+  t.same(shipper.counts(), { shipped: 1, dropped: { buffer_full: 1, refused: 2, stopped: 0 } });
+  t.equal(shipper.dropped, 3, 'the total is their sum');
+
+  const reports: string[] = [];
+  const dead = new LokiShipper({
+    url: 'http://127.0.0.1:9',
+    node: 'n',
+    batchMs: 5,
+    backoffMs: 60_000,
+    report: (level, msg, fields) => reports.push(`${level} ${msg} ${JSON.stringify(fields)}`),
+  });
+  for (let i = 0; i < 4; i++) dead.push(`z${i}`, APP);
+  t.ok(await waitFor(() => reports.length === 1, 2000), 'the first push failed');
+  await dead.close();
+  t.same(dead.counts(), { shipped: 0, dropped: { buffer_full: 0, refused: 0, stopped: 4 } });
+  t.match(reports[1], /^warn loki unreachable at stop, buffered lines dropped \{"lines":4\}$/);
+});
+
+t.test('headers: credentials and tenant on every push; new ones from the next push', async (t) => {
+  const loki = await fakeLoki(t);
+  const first = { authorization: 'Basic dTpvbGQ=', 'x-scope-orgid': 'team-a' };
+  const shipper = new LokiShipper({ url: loki.url, node: 'n', batchMs: 10, headers: first });
+  shipper.push('a', APP);
+  t.ok(await waitFor(() => loki.pushes.length === 1, 2000));
+  t.match(loki.headers[0], { ...first, 'content-type': 'application/json' });
+  shipper.setHeaders({ authorization: 'Basic dTpuZXc=' });
+  shipper.push('b', APP);
+  t.ok(await waitFor(() => loki.pushes.length === 2, 2000));
+  t.equal(loki.headers[1]?.authorization, 'Basic dTpuZXc=');
+  t.equal(loki.headers[1]?.['x-scope-orgid'], undefined, 'a tenant removed is not sent');
+  t.equal(loki.headers[1]?.['content-type'], 'application/json', 'the content type stays ours');
+});
+
+t.test('401 and 403 refuse the credentials, not the batch: kept and retried', async (t) => {
+  const loki = await fakeLoki(t, (_n, headers) => ({
+    status: headers.authorization === 'Basic Z29vZA==' ? 204 : 401,
+  }));
+  const reports: string[] = [];
+  const shipper = new LokiShipper({
+    url: loki.url,
+    node: 'n',
+    batchMs: 10,
+    backoffMs: 20,
+    maxBackoffMs: 40,
+    headers: { authorization: 'Basic YmFk' },
+    report: (level, msg, fields) => reports.push(`${level} ${msg} ${JSON.stringify(fields)}`),
+  });
+  shipper.push('kept', APP);
+  t.ok(await waitFor(() => loki.attempts() >= 2, 2000), 'retried');
+  t.equal(shipper.dropped, 0, 'nothing dropped');
+  t.equal(shipper.buffered, 1);
+  t.match(reports[0], /^warn loki unreachable, buffering log lines \{"reason":"HTTP 401"/);
+  t.notMatch(reports.join('\n'), /YmFk|Basic/, 'the credentials are not reported');
+  shipper.setHeaders({ authorization: 'Basic Z29vZA==' });
+  t.ok(await waitFor(() => loki.pushes.length === 1, 2000), 'delivered with the new credentials');
+  t.same(lines(loki.pushes), ['kept']);
+  const forbidden = await fakeLoki(t, (n) => ({ status: n === 0 ? 403 : 204 }));
+  const other = new LokiShipper({ url: forbidden.url, node: 'n', batchMs: 10, backoffMs: 10 });
+  other.push('x', APP);
+  t.ok(await waitFor(() => forbidden.pushes.length === 1, 2000), '403: retried as well');
+  t.equal(other.dropped, 0);
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { LATENCY_BUCKETS, type MetricsReport } from '../shared/metrics-report.js';
 import { readiness } from '../supervisor/health.js';
+import { LokiShipper } from '../supervisor/loki-shipper.js';
 import { NodeMetrics } from '../supervisor/node-metrics.js';
 
 function report(over: Partial<MetricsReport> = {}): MetricsReport {
@@ -130,4 +131,36 @@ t.test('readiness: every edge on the current generation, no reload, store open',
     reason: 'starting',
     generation: null,
   });
+});
+
+t.test('Loki lines shipped and dropped: every reason from 0, a down Loki fills them', async (t) => {
+  const none = new NodeMetrics({ generation: () => 1, restarts: () => 0, serving: () => 1 });
+  t.notMatch(await none.text(), /proxyauth_log_lines/, 'absent when log.type is not loki');
+  // Nothing listens on port 9: Loki down. The buffer holds 3 lines, the rest are dropped.
+  const shipper = new LokiShipper({
+    url: 'http://127.0.0.1:9',
+    node: 'n',
+    maxBuffered: 3,
+    batchMs: 60_000,
+  });
+  t.teardown(() => shipper.close());
+  const node = new NodeMetrics({
+    generation: () => 1,
+    restarts: () => 0,
+    serving: () => 1,
+    loki: () => shipper.counts(),
+  });
+  const before = await node.text();
+  t.same(lines(before, 'proxyauth_log_lines'), [
+    'proxyauth_log_lines_shipped_total{sink="loki"} 0',
+    'proxyauth_log_lines_dropped_total{sink="loki",reason="buffer_full"} 0',
+    'proxyauth_log_lines_dropped_total{sink="loki",reason="refused"} 0',
+    'proxyauth_log_lines_dropped_total{sink="loki",reason="stopped"} 0',
+  ]);
+  t.match(before, /# TYPE proxyauth_log_lines_dropped_total counter/);
+  for (let i = 0; i < 10; i++) shipper.push(`l${i}`, { level: 'info', kind: 'app' });
+  t.match(
+    await node.text(),
+    /\nproxyauth_log_lines_dropped_total\{sink="loki",reason="buffer_full"\} 7\n/,
+  );
 });

@@ -165,10 +165,13 @@ function failLater(ctx: RequestContext, err: GatewayError): Promise<void> {
 function fail(ctx: RequestContext, err: unknown): void {
   const ex = ctx.ex;
   const gateway = err instanceof GatewayError ? err : new GatewayError('INTERNAL', { cause: err });
-  // A backend known down is logged when its state changes (balancer.ts), not per request.
+  // A backend known down is logged when its state changes (balancer.ts), not per request; a
+  // node not ready is the supervisor's to log, not each probe's.
   if (
     gateway.code === 'INTERNAL' ||
-    (gateway.status >= 502 && gateway.code !== 'NO_HEALTHY_UPSTREAM')
+    (gateway.status >= 502 &&
+      gateway.code !== 'NO_HEALTHY_UPSTREAM' &&
+      gateway.code !== 'NOT_READY')
   ) {
     const cause = gateway.cause as { code?: string; message?: string } | undefined;
     ctx.services.log.warn('request failed', {

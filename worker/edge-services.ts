@@ -3,6 +3,7 @@ import type { AccessLog } from '../shared/access-log.js';
 import type { Logger } from '../shared/log.js';
 import type { Store } from '../shared/store.js';
 import type { EdgeMetrics } from './edge-metrics.js';
+import type { ReadinessProbe } from './health-endpoints.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { RevocationSet } from './revocation-set.js';
 import type { SessionCache } from './session-cache.js';
@@ -40,4 +41,6 @@ export interface EdgeServices {
    * (config `metrics` at the supervisor's start); undefined: nothing is counted.
    */
   metrics: EdgeMetrics | undefined;
+  /** The node's readiness as the supervisor sees it, for `/readyz` on the main port. */
+  readonly readiness: ReadinessProbe;
 }

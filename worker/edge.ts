@@ -21,6 +21,7 @@ import { createDispatcher, createUpgradeDispatcher, type EdgeState } from './dis
 import { EdgeError, type EdgeErrorCode } from './edge-error.js';
 import { EdgeMetrics } from './edge-metrics.js';
 import type { EdgeServices } from './edge-services.js';
+import { ReadinessProbe } from './health-endpoints.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RevocationSet } from './revocation-set.js';
 import { Runtime } from './runtime.js';
@@ -103,6 +104,9 @@ async function start(
     limiter: new RateLimiter(link, log),
     store,
     metrics: undefined,
+    readiness: new ReadinessProbe(
+      async (timeoutMs) => (await link.ask({ type: 'readiness' }, timeoutMs)).ready,
+    ),
   };
   services.limiter.start();
   const runtime = await Runtime.build(snapshot, services);
@@ -282,6 +286,7 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     // From now on every answer says `connection: close`, so keep-alive clients move to the
     // edges still listening; wait until nothing is in flight and the connections went quiet.
     current.draining = true;
+    current.services.readiness.draining = true;
     // Idle keep-alive connections get a full quiet period to send one more request and be
     // told to close, rather than being cut right away.
     current.lastRequestAt = Date.now();

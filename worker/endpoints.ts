@@ -5,6 +5,7 @@
  */
 
 import type { Config } from '../conf/config-schema.js';
+import { HEALTH_PATHS } from '../conf/health-paths.js';
 import { GatewayError } from '../shared/errors.js';
 import {
   handleLiftRevocation,
@@ -17,6 +18,7 @@ import { handleLogs } from './admin-logs.js';
 import { handleLogin } from './auth-handler.js';
 import { addressKey } from './client-address.js';
 import { sameOriginStep } from './csrf-origin.js';
+import { handleHealthz, handleReadyz } from './health-endpoints.js';
 import { LoginPages } from './login-page.js';
 import { handleLogout } from './logout.js';
 import { type Handler, runSteps, type Step } from './pipeline.js';
@@ -78,7 +80,8 @@ export function isAdminPath(path: string): boolean {
 const RESERVED = new Set(['/auth', '/logout']);
 
 /**
- * The reserved paths of a config generation (later: health, by config). `loginPage`: the
+ * The reserved paths of a config generation (`/healthz` and `/readyz` when
+ * `health_on_main_port` is true: worker/health-endpoints.ts). `loginPage`: the
  * `login_page` file's text; `routes`: this generation's routes (where the login page of
  * session-cookie mode may come from, login-page.ts).
  */
@@ -88,6 +91,8 @@ export function compileEndpoints(
   routes: RouteTable<CompiledRoute>,
 ): ReadonlyMap<string, Endpoint> {
   const limited = authLimit(config);
+  const health = config.health_on_main_port ? HEALTH_PATHS : [];
+  const reserved = (p: string) => RESERVED.has(p) || isAdminPath(p) || health.includes(p);
   // Every /adm endpoint is declared here, so none can miss the admin check; the one user
   // operation below it, TOTP enrolment, checks a password instead (rate limit and lockout).
   const admin = (path: string, methods: Record<string, Handler>) =>
@@ -97,11 +102,7 @@ export function compileEndpoints(
     config.session_cookie
       ? endpoint(
           '/auth',
-          sessionAuthHandlers(
-            config,
-            limited,
-            new LoginPages(config, loginPage, routes, (p) => RESERVED.has(p) || isAdminPath(p)),
-          ),
+          sessionAuthHandlers(config, limited, new LoginPages(config, loginPage, routes, reserved)),
         )
       : endpoint('/auth', { POST: handleLogin }, limited),
     endpoint(
@@ -122,6 +123,13 @@ export function compileEndpoints(
     endpoint('/adm/auth/totp/get', { POST: handleTotpEnrol }, limited),
     admin('/adm/auth/totp/reset', { POST: handleTotpReset }),
     admin('/adm/auth/totp', { DELETE: handleTotpRemove }),
+    // Off: not in the map, so they cost nothing and the paths stay the routes'.
+    ...(config.health_on_main_port
+      ? [
+          endpoint('/healthz', { GET: handleHealthz, HEAD: handleHealthz }),
+          endpoint('/readyz', { GET: handleReadyz, HEAD: handleReadyz }),
+        ]
+      : []),
   ];
   return new Map(list.map((e) => [e.path, e]));
 }

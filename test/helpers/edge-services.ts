@@ -19,6 +19,7 @@ import { type GuardConfig, type Guards, serveGuards } from '../../supervisor/gua
 import { type KeeperFleet, StoreKeeper } from '../../supervisor/store-keeper.js';
 import { createDispatcher, type EdgeState } from '../../worker/dispatch.js';
 import type { EdgeServices } from '../../worker/edge-services.js';
+import { ReadinessProbe } from '../../worker/health-endpoints.js';
 import { RateLimiter } from '../../worker/rate-limiter.js';
 import { RevocationSet } from '../../worker/revocation-set.js';
 import type { Runtime } from '../../worker/runtime.js';
@@ -129,6 +130,7 @@ export async function inProcessNode(
     limiter: new RateLimiter(link, createLogger('test-limiter')),
     store: readOnly,
     metrics: undefined,
+    readiness: new ReadinessProbe(async () => true),
   };
   return {
     services,
