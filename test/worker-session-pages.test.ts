@@ -110,7 +110,8 @@ t.test('the built-in login page: self-contained, accessible, with an error block
   const page = builtinLoginPage({ totp: false });
   t.match(page, /^<!doctype html>\n<html lang="en">/);
   t.notMatch(page, /<script|<link|<img|src=|url\(|@import/i, 'no script, no external asset');
-  t.match(page, /<form method="post" action="\/auth">/);
+  // No action: the form posts to the page's own URL (`/auth`, with forward-auth's `rd` kept).
+  t.match(page, /<form method="post">/);
   for (const [id, autocomplete] of [
     ['username', 'username'],
     ['password', 'current-password'],
