@@ -144,11 +144,22 @@ function readsBody(route: CompiledRoute): boolean {
   return known;
 }
 
+/**
+ * Empty identity headers on a public route: proxies that copy them then overwrite a client's
+ * own copy with nothing (nginx drops an empty header; Caddy 2.6's copy_headers would otherwise
+ * send its placeholder's text, `{http.reverse_proxy.header.X-User}`, measured).
+ */
+const ANONYMOUS: readonly HeaderPair[] = [
+  ['x-proxyauth-status', '200'],
+  ['x-user', ''],
+  ['x-user-roles', ''],
+];
+
 function answerAllowed(ctx: RequestContext): void {
   const identity = ctx.user?.identity;
-  const headers: HeaderPair[] =
+  const headers: readonly HeaderPair[] =
     identity === undefined
-      ? [['x-proxyauth-status', '200']]
+      ? ANONYMOUS
       : [
           ['x-proxyauth-status', '200'],
           ['x-user', identity.user],

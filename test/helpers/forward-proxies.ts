@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findNginx, type TempModule } from '../../bench/nginx.js';
@@ -73,7 +74,60 @@ export function forwardAuthNginxServer(port: number, gateway: string, backend: s
 `;
 }
 
-/** A running nginx. */
+/**
+ * The Caddyfile site block of README "Forward-auth" (Caddy): forward_auth to /auth/verify,
+ * the identity copied (and a client's own copy removed first), nginx's headers removed from
+ * what the gateway sees, /auth and /logout served by the gateway.
+ */
+export function forwardAuthCaddySite(port: number, gateway: string, backend: string): string {
+  return `http://127.0.0.1:${port} {
+	bind 127.0.0.1
+	request_header -X-User
+	request_header -X-User-Roles
+	@gateway path /auth /logout
+	handle @gateway {
+		reverse_proxy ${gateway}
+	}
+	handle {
+		forward_auth ${gateway} {
+			uri /auth/verify
+			header_up -X-Original-*
+			copy_headers X-User X-User-Roles
+		}
+		reverse_proxy ${backend}
+	}
+}
+`;
+}
+
+/** Starts Caddy with the admin API off and every file in `dir`; undefined when absent. */
+export async function startForwardAuthCaddy(
+  dir: string,
+  gateway: string,
+  backend: string,
+): Promise<RunningProxy | undefined> {
+  const path = ['/usr/bin/caddy', '/usr/local/bin/caddy'].find((p) => existsSync(p));
+  if (path === undefined) return undefined;
+  const port = await freePort();
+  const conf = `{
+	admin off
+	auto_https off
+	storage file_system ${join(dir, 'storage')}
+}
+${forwardAuthCaddySite(port, gateway, backend)}`;
+  const confPath = join(dir, 'Caddyfile');
+  await writeFile(confPath, conf);
+  const env = {
+    ...process.env,
+    HOME: dir,
+    XDG_DATA_HOME: join(dir, 'data'),
+    XDG_CONFIG_HOME: join(dir, 'config'),
+  };
+  const args = ['run', '--config', confPath, '--adapter', 'caddyfile'];
+  return started(spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'], env }), port, dir);
+}
+
+/** A running nginx or Caddy. */
 export interface RunningProxy {
   readonly url: string;
   readonly stop: () => Promise<void>;
