@@ -146,6 +146,25 @@ async function run(proxy: string): Promise<void> {
     const back = await get('/app/page?a=1&b=2', { ...html, cookie });
     t.equal(back.status, 200, back.body);
     t.equal((JSON.parse(back.body) as Echo).headers['x-user'], 'alice');
+    // CSRF: the original method decides; a cookie POST needs a token of its session.
+    const post = await send(proxy, '/app/form', {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'a=1',
+    });
+    t.equal(post.status, 403, 'a cookie POST without a CSRF token');
+    const foreign = await send(proxy, '/app/form', {
+      method: 'POST',
+      headers: { cookie, origin: 'https://evil.test', 'x-csrf-token': 'x' },
+    });
+    t.equal(foreign.status, 403, 'a cookie POST from a foreign origin');
+    const bearerPost = await send(proxy, '/app/form', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'text/plain' },
+      body: 'a=1',
+    });
+    t.equal(bearerPost.status, 200, 'bearer requests are exempt');
+    t.equal((JSON.parse(bearerPost.body) as Echo).bodyBytes, 3, 'nginx forwards the body itself');
     const api = await get('/app/page', { accept: 'application/json' });
     t.equal(api.status, 401, 'an API client gets the 401');
   });
