@@ -10,6 +10,7 @@ import { BenchError } from './bench-error.js';
 /** `gateway-filters-body`: the route has a `body_json` filter. */
 /** `gateway-cors`: `cors_origins` lists {@link BENCH_CORS_ORIGIN}. */
 /** `gateway-csrf`: session_cookie with csrf_token (the route checks cookie requests' tokens). */
+/** `gateway-forward-auth`: trusted_proxies 127.0.0.1, so the load tool may ask /auth/verify. */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -22,6 +23,7 @@ export type ServiceName =
   | 'gateway-cors'
   | 'gateway-csrf'
   | 'gateway-metrics'
+  | 'gateway-forward-auth'
   | 'nginx'
   | 'baseline';
 
@@ -116,6 +118,19 @@ function BENCH_JSON_BODY(): string {
 /** The body of the CSRF scenarios: what a small form-like JSON post carries. */
 const SMALL_JSON_BODY = JSON.stringify({ title: 'bench', done: false });
 
+/** The forward-auth endpoint; its scenario asks about the request gateway-auth-proxy sends. */
+export const FORWARD_AUTH_PATH = '/auth/verify';
+const FORWARD_AUTH_HEADERS: Readonly<Record<string, string>> = {
+  'x-original-method': 'GET',
+  'x-original-uri': `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+};
+
+const FORWARD_AUTH_ALLOWED: ExpectedAnswer = {
+  status: 200,
+  body: '',
+  headers: { 'x-user': 'bench', 'x-proxyauth-status': '200' },
+};
+
 /** Scenarios in the order they run within each round. */
 export const SCENARIOS: readonly Scenario[] = Object.freeze([
   {
@@ -178,6 +193,16 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
     auth: 'bearer',
     expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-forward-auth',
+    description:
+      'forward-auth decision: GET /auth/verify with a bearer token and nginx headers naming GET /api/hello (nothing forwarded)',
+    service: 'gateway-forward-auth',
+    path: FORWARD_AUTH_PATH,
+    auth: 'bearer',
+    headers: FORWARD_AUTH_HEADERS,
+    expect: FORWARD_AUTH_ALLOWED,
   },
   {
     name: 'gateway-filters-head',
@@ -334,6 +359,7 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-filters-head', 'gateway-auth-proxy'] as const,
   ['gateway-filters-json', 'gateway-auth-proxy'] as const,
   ['gateway-cors-origin', 'gateway-auth-proxy'] as const,
+  ['gateway-forward-auth', 'gateway-auth-proxy'] as const,
   ['gateway-csrf-cookie-post', 'gateway-csrf-bearer-post'] as const,
   ['gateway-csrf-page', 'gateway-csrf-page-plain'] as const,
   ['gateway-csrf-page-plain', 'gateway-page'] as const,

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { BENCH_USER } from '../bench/gateway.js';
 import type { LoadResult } from '../bench/load-result.js';
 import { renderNginxConf } from '../bench/nginx.js';
 import {
@@ -10,6 +11,7 @@ import {
 } from '../bench/report.js';
 import {
   benchPage,
+  FORWARD_AUTH_PATH,
   GATEWAY_PREFIX,
   PAGE_PATHS,
   REFERENCE_SCENARIOS,
@@ -82,6 +84,7 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-cors',
         'gateway-csrf',
         'gateway-metrics',
+        'gateway-forward-auth',
         'nginx',
         'baseline',
       ].includes(s.service),
@@ -91,6 +94,13 @@ t.test('scenario definitions are well formed', async (t) => {
     const isGateway = s.service.startsWith('gateway') || s.service === 'baseline';
     if (s.auth !== 'none') t.ok(isGateway, `${s.name}: only gateways take tokens`);
     if (s.auth === 'cookie-csrf') t.equal(s.service, 'gateway-csrf', `${s.name}: cookie mode`);
+    if (s.path === FORWARD_AUTH_PATH) {
+      // A decision, not a proxied request: about the request gateway-auth-proxy sends.
+      t.equal(s.headers?.['x-original-uri'], `${GATEWAY_PREFIX}${UPSTREAM_PATH}`, s.name);
+      t.equal(s.expect.headers?.['x-user'], BENCH_USER, `${s.name}: checks the identity`);
+      t.equal(s.service, 'gateway-forward-auth', `${s.name}: a gateway trusting loopback`);
+      continue;
+    }
     const page = Object.values(PAGE_PATHS).find((p) => s.path === `${GATEWAY_PREFIX}${p}`);
     if (page !== undefined) {
       t.ok(s.expect.body !== undefined || s.expect.bodyPattern !== undefined, `${s.name}: body`);
