@@ -179,6 +179,16 @@ t.test(
     );
     const local = new Map(builtinPageHeaders(configOf({ login_redirect_url: '/home' })));
     t.match(local.get('content-security-policy'), "form-action 'self';");
+    const rd = configOf({ forward_auth: { redirect_hosts: ['app.test', 'admin.test:8443'] } });
+    t.match(
+      new Map(builtinPageHeaders(rd)).get('content-security-policy'),
+      "form-action 'self' app.test admin.test:8443;",
+      "a login's rd may send the browser to forward_auth.redirect_hosts",
+    );
+    t.equal(
+      new Map(operatorPageHeaders(rd)).get('content-security-policy'),
+      "form-action 'self' app.test admin.test:8443; frame-ancestors 'none'",
+    );
     const operator = new Map(operatorPageHeaders(configOf({})));
     t.equal(operator.get('content-security-policy'), "form-action 'self'; frame-ancestors 'none'");
     t.equal(operator.get('x-content-type-options'), 'nosniff');
