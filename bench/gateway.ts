@@ -37,6 +37,8 @@ export interface GatewayConfigParams {
   readonly corsOrigins?: readonly string[];
   /** `session_cookie: true` (csrf_token keeps its default, true). */
   readonly sessionCookie?: boolean;
+  /** `trusted_proxies`. */
+  readonly trustedProxies?: readonly string[] | undefined;
   /** The config's `secret`; random when not given. */
   readonly secret?: string;
   /** `metrics: {"listen": "127.0.0.1:<port>"}` in config.json. */
@@ -69,6 +71,8 @@ export interface GatewayFeatures {
   sessionCookie?: boolean;
   /** The metrics listener on (config `metrics`, a free loopback port). */
   metrics?: boolean;
+  /** `trusted_proxies` in config.json (forward-auth answers only them). */
+  trustedProxies?: readonly string[];
 }
 
 /** The route's filters of the `gateway-filters` service: method and header, both pass. */
@@ -110,6 +114,7 @@ export function renderGatewayConfig(p: GatewayConfigParams): string {
     ...(p.ratelimitAuth ? { ratelimit_auth: p.ratelimitAuth } : {}),
     ...(p.corsOrigins ? { cors_origins: p.corsOrigins } : {}),
     ...(p.sessionCookie ? { session_cookie: true } : {}),
+    ...(p.trustedProxies ? { trusted_proxies: p.trustedProxies } : {}),
     ...(p.metricsPort === undefined ? {} : { metrics: { listen: `127.0.0.1:${p.metricsPort}` } }),
     users: [{ username: BENCH_USER, password: p.passwordHash, roles: [BENCH_USER] }],
   };
@@ -167,7 +172,8 @@ export async function startGateway(
     | 'gateway-cors'
     | 'gateway-csrf'
     | 'gateway-metrics'
-    | 'gateway-login',
+    | 'gateway-login'
+    | 'gateway-forward-auth',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -196,6 +202,7 @@ export async function startGateway(
       ratelimitAuth: features.ratelimitAuth,
       corsOrigins: features.corsOrigins,
       sessionCookie: features.sessionCookie,
+      trustedProxies: features.trustedProxies,
       secret,
       metricsPort: features.metrics ? await freePort() : undefined,
     },

@@ -208,6 +208,8 @@ async function startServices(
     ['gateway-csrf', { sessionCookie: true }],
     ['gateway-metrics', { metrics: true }],
     ['gateway-login', { ratelimitAuth: BENCH_HIGH_LIMIT }],
+    // The load tool runs on loopback: it is the trusted proxy asking.
+    ['gateway-forward-auth', { trustedProxies: ['127.0.0.1'] }],
   ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
   for (const [name, features] of featured) {
     if (!uses(entries, name)) continue;

@@ -13,6 +13,7 @@ import { BenchError } from './bench-error.js';
 /** `gateway-login`: ratelimit_auth so high that no login is refused; its load is `POST /auth`. */
 /** `haproxy-jwt`, `fastify-jwt`: the peers, verifying an HS256 JWT (bench/haproxy.ts, fastify.ts). */
 /** `raw-argon2`: no server: Argon2 verifications on worker threads in the runner (raw-argon2.ts). */
+/** `gateway-forward-auth`: trusted_proxies 127.0.0.1, so the load tool may ask /auth/verify. */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -26,6 +27,7 @@ export type ServiceName =
   | 'gateway-csrf'
   | 'gateway-metrics'
   | 'gateway-login'
+  | 'gateway-forward-auth'
   | 'nginx'
   | 'haproxy-jwt'
   | 'fastify-jwt'
@@ -212,6 +214,18 @@ function shapedScenarios(
     },
   ];
 }
+/** The forward-auth endpoint; its scenario asks about the request gateway-auth-proxy sends. */
+export const FORWARD_AUTH_PATH = '/auth/verify';
+const FORWARD_AUTH_HEADERS: Readonly<Record<string, string>> = {
+  'x-original-method': 'GET',
+  'x-original-uri': `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+};
+
+const FORWARD_AUTH_ALLOWED: ExpectedAnswer = {
+  status: 200,
+  body: '',
+  headers: { 'x-user': 'bench', 'x-proxyauth-status': '200' },
+};
 
 /** Scenarios in the order they run within each round. */
 export const SCENARIOS: readonly Scenario[] = Object.freeze([
@@ -275,6 +289,16 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
     auth: 'bearer',
     expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-forward-auth',
+    description:
+      'forward-auth decision: GET /auth/verify with a bearer token and nginx headers naming GET /api/hello (nothing forwarded)',
+    service: 'gateway-forward-auth',
+    path: FORWARD_AUTH_PATH,
+    auth: 'bearer',
+    headers: FORWARD_AUTH_HEADERS,
+    expect: FORWARD_AUTH_ALLOWED,
   },
   {
     name: 'gateway-filters-head',
@@ -503,6 +527,7 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-filters-head', 'gateway-auth-proxy'] as const,
   ['gateway-filters-json', 'gateway-auth-proxy'] as const,
   ['gateway-cors-origin', 'gateway-auth-proxy'] as const,
+  ['gateway-forward-auth', 'gateway-auth-proxy'] as const,
   ['gateway-csrf-cookie-post', 'gateway-csrf-bearer-post'] as const,
   ['gateway-csrf-page', 'gateway-csrf-page-plain'] as const,
   ['gateway-csrf-page-plain', 'gateway-page'] as const,

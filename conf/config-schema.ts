@@ -3,6 +3,7 @@ import { IpEntryError, parseIpEntry } from '../shared/ip-match.js';
 import { base32Problem } from '../shared/totp.js';
 import { usernameProblem } from '../shared/username.js';
 import { Argon2HashError, argon2Cost } from './argon2-hash.js';
+import { forwardAuthSchema } from './forward-auth-schema.js';
 import { isArgon2Hash } from './is-argon2-hash.js';
 import { isLoopback, metricsSchema } from './metrics-schema.js';
 import { rateLimitSchema } from './rate-limit-schema.js';
@@ -313,6 +314,8 @@ export const configSchema = z.strictObject({
    * (conf/health-paths.ts). Applied at reload.
    */
   health_on_main_port: z.boolean().default(false),
+  /** Ours: forward-auth's login redirect and the hosts `rd` may name (conf/forward-auth-schema.ts). */
+  forward_auth: forwardAuthSchema.prefault({}),
 });
 
 /** Normalised config.json, defaults applied. */

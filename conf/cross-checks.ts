@@ -28,7 +28,7 @@ export function duplicatePrefixes(file: string, rawRoutes: unknown): ConfigIssue
 
 /** Valid but suspicious settings: route users that do not exist, a proxy list that trusts all. */
 /** Exact paths the gateway answers itself (worker/endpoints.ts; `/adm` is refused outright). */
-const GATEWAY_PATHS: readonly string[] = ['/auth', '/logout'];
+const GATEWAY_PATHS: readonly string[] = ['/auth', '/logout', '/auth/verify'];
 
 export function crossWarnings(
   config: Config,

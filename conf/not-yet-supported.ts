@@ -93,14 +93,6 @@ export const NOT_YET_SUPPORTED: readonly NotYetSupportedRow[] = [
     on: (c) => c.socket_listen !== DEFAULT.socket_listen,
     message: COMPAT,
   },
-  // routes.yml, warnings
-  {
-    key: 'routes[].cache',
-    scope: 'route',
-    level: 'warning',
-    on: (r) => r.cache,
-    message: `${NO_EFFECT}cache control is not built, responses keep the upstream's own headers`,
-  },
 ];
 
 /** What the table finds in one file: errors for ConfigError, `<file>: <key>: <message>` warnings. */

@@ -105,9 +105,11 @@ routes: []
 ##     a CSRF token of its session (X-CSRF-Token header, or the csrf_token field of a form or
 ##     JSON body) and come from the gateway's own origin or one of cors_origins, else 403.
 ##     Requests with a bearer token are not checked. Default true; false exempts this route.
+#    cache: true
+##     false: every answer of this route carries Cache-Control: no-store, Pragma: no-cache and
+##     Expires: 0 (replacing the backend's own), so no browser or shared cache keeps it;
+##     Content-Type and the other headers stay as the backend sent them. Default true: the
+##     backend's headers pass unchanged.
 ##
-## Not supported yet. The original ProxyAuth's other route keys are accepted so that its files
-## load, but this gateway does not act on them:
-##   cache: true
-##     Accepted with a warning: it has no effect.
+## Not supported yet: none. Every route key of the original ProxyAuth is built.
 `;

@@ -240,7 +240,7 @@ export const routeSchema = z
       .optional(),
     // Enforced only in session-cookie mode with csrf_token on (config.json); true like the original.
     need_csrf: z.boolean().default(true),
-    cache: z.boolean().default(false),
+    cache: z.boolean().default(true),
     filters: filters.optional(),
     /** Ours: this route's own limit instead of config.json's ratelimit_proxy (README "Rate limits"). */
     ratelimit: rateLimitSchema.optional(),

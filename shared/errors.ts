@@ -117,6 +117,23 @@ export const ERRORS = {
       'Cross-origin request refused: its Origin (or Referer) is not this gateway or a cors_origins entry',
   },
   NO_ROUTE: { status: 404, message: 'No route matches this path' },
+  FORWARD_AUTH_UNTRUSTED: {
+    status: 403,
+    message: 'Forward-auth answers only the proxies listed in trusted_proxies',
+  },
+  FORWARD_AUTH_BAD_REQUEST: {
+    status: 400,
+    message: 'The forward-auth request does not say unambiguously which request to judge',
+  },
+  FORWARD_AUTH_NEEDS_BODY: {
+    status: 403,
+    message: "This route's filters read request bodies, which forward-auth never sees",
+  },
+  REDIRECT_NOT_ALLOWED: {
+    status: 400,
+    message:
+      'The redirect target (rd) is not a path of this site or a host of forward_auth.redirect_hosts',
+  },
   WEBSOCKET_NOT_ALLOWED: {
     status: 403,
     message: 'WebSocket connections are not allowed on this route',

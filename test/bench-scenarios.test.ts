@@ -1,4 +1,5 @@
 import t from 'tap';
+import { BENCH_USER } from '../bench/gateway.js';
 import type { LoadResult } from '../bench/load-result.js';
 import { renderNginxConf } from '../bench/nginx.js';
 import {
@@ -13,6 +14,7 @@ import {
   benchPage,
   ECHO_PATH,
   echoAnswer,
+  FORWARD_AUTH_PATH,
   GATEWAY_PREFIX,
   LARGE_BODY_BYTES,
   LARGE_PATH,
@@ -95,6 +97,7 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-csrf',
         'gateway-metrics',
         'gateway-login',
+        'gateway-forward-auth',
         'nginx',
         'haproxy-jwt',
         'fastify-jwt',
@@ -127,6 +130,13 @@ t.test('scenario definitions are well formed', async (t) => {
       continue;
     }
     if (s.auth === 'cookie-csrf') t.equal(s.service, 'gateway-csrf', `${s.name}: cookie mode`);
+    if (s.path === FORWARD_AUTH_PATH) {
+      // A decision, not a proxied request: about the request gateway-auth-proxy sends.
+      t.equal(s.headers?.['x-original-uri'], `${GATEWAY_PREFIX}${UPSTREAM_PATH}`, s.name);
+      t.equal(s.expect.headers?.['x-user'], BENCH_USER, `${s.name}: checks the identity`);
+      t.equal(s.service, 'gateway-forward-auth', `${s.name}: a gateway trusting loopback`);
+      continue;
+    }
     const page = Object.values(PAGE_PATHS).find((p) => s.path === `${GATEWAY_PREFIX}${p}`);
     if (page !== undefined) {
       t.ok(s.expect.body !== undefined || s.expect.bodyPattern !== undefined, `${s.name}: body`);

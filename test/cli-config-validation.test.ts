@@ -96,7 +96,8 @@ t.test('check-config: a key without effect is a warning, exit 0', async (t) => {
   const res = await runCli(['check-config', '--config-dir', dir]);
   t.equal(res.code, 0, res.stderr);
   t.match(res.stderr, `warning: ${join(dir, 'config.json')}: max_connections: has no effect`);
-  t.match(res.stderr, `warning: ${join(dir, 'routes.yml')}: routes[0].cache: has no effect yet`);
+  // routes[].cache is built (issue 12): accepted without a word.
+  t.notMatch(res.stderr, 'routes[0].cache');
 });
 
 t.test('check-config with tls: the certificate pair is checked', async (t) => {

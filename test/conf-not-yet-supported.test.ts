@@ -42,7 +42,6 @@ const CASES: Record<string, Case> = {
     key: 'socket_listen',
     off: [{ socket_listen: 1024 }],
   },
-  'routes[].cache': { on: { cache: true }, key: 'routes[1].cache', off: [{ cache: false }] },
 };
 
 function run(isRoute: boolean, extra: Record<string, unknown>) {

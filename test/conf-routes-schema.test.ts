@@ -59,7 +59,7 @@ t.test('defaults: secure is true, the rest off', async (t) => {
     secure_path: false,
     preserve_prefix: false,
     need_csrf: true,
-    cache: false,
+    cache: true,
     tls_verify: true,
     websocket: true,
   });

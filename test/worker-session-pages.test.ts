@@ -110,7 +110,8 @@ t.test('the built-in login page: self-contained, accessible, with an error block
   const page = builtinLoginPage({ totp: false });
   t.match(page, /^<!doctype html>\n<html lang="en">/);
   t.notMatch(page, /<script|<link|<img|src=|url\(|@import/i, 'no script, no external asset');
-  t.match(page, /<form method="post" action="\/auth">/);
+  // No action: the form posts to the page's own URL (`/auth`, with forward-auth's `rd` kept).
+  t.match(page, /<form method="post">/);
   for (const [id, autocomplete] of [
     ['username', 'username'],
     ['password', 'current-password'],
@@ -178,6 +179,16 @@ t.test(
     );
     const local = new Map(builtinPageHeaders(configOf({ login_redirect_url: '/home' })));
     t.match(local.get('content-security-policy'), "form-action 'self';");
+    const rd = configOf({ forward_auth: { redirect_hosts: ['app.test', 'admin.test:8443'] } });
+    t.match(
+      new Map(builtinPageHeaders(rd)).get('content-security-policy'),
+      "form-action 'self' app.test admin.test:8443;",
+      "a login's rd may send the browser to forward_auth.redirect_hosts",
+    );
+    t.equal(
+      new Map(operatorPageHeaders(rd)).get('content-security-policy'),
+      "form-action 'self' app.test admin.test:8443; frame-ancestors 'none'",
+    );
     const operator = new Map(operatorPageHeaders(configOf({})));
     t.equal(operator.get('content-security-policy'), "form-action 'self'; frame-ancestors 'none'");
     t.equal(operator.get('x-content-type-options'), 'nosniff');

@@ -3,6 +3,7 @@ import { formatExpiresAt } from '../shared/time-format.js';
 import { usernameProblem } from '../shared/username.js';
 import { bodyKind, parseCredentials } from './credentials.js';
 import { checkUnderLockout } from './login-lockout.js';
+import { loginRedirect } from './login-redirect.js';
 import { isBrowserForm, sendSignedInPage } from './page-answer.js';
 import type { RequestContext } from './request-context.js';
 import { loginIssuedAt } from './revocation-set.js';
@@ -72,8 +73,10 @@ async function login(ctx: RequestContext, kind: 'json' | 'form'): Promise<void> 
     'set-cookie',
     sessionCookie(token, Math.min(config.max_age_session_cookie, claims.exp - now)),
   ];
-  if (config.login_redirect_url !== undefined) {
-    sendJson(ex, 303, answer, [cookie, ['location', config.login_redirect_url]]);
+  // `rd` (forward-auth's way back, checked before the password) wins over the configured page.
+  const to = loginRedirect(ctx) ?? config.login_redirect_url;
+  if (to !== undefined) {
+    sendJson(ex, 303, answer, [cookie, ['location', to]]);
   } else if (isBrowserForm(ex)) sendSignedInPage(ex, config, username, cookie);
   else sendJson(ex, 200, answer, [cookie]);
 }

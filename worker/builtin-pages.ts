@@ -63,7 +63,7 @@ ${ERROR_BLOCK_BEGIN}
 <p class="error" id="login-error" role="alert">{{ error }}</p>
 -->
 ${ERROR_BLOCK_END}
-<form method="post" action="/auth">
+<form method="post">
 <label for="username">Username</label>
 <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus>
 <label for="password">Password</label>

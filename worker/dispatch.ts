@@ -1,14 +1,13 @@
 import { loggedPath } from '../shared/access-log.js';
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
-import { foldPath, mayFold } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
 import { resolveClientAddress } from './client-address.js';
 import { AMBIGUOUS_ORIGIN, answerPreflight, readCors } from './cors.js';
 import type { EdgeServices } from './edge-services.js';
 import { ADMIN_PREFIX, handleEndpoint, isAdminPath } from './endpoints.js';
-import { runSteps } from './pipeline.js';
 import { checkRequest } from './request-checks.js';
 import { RequestContext } from './request-context.js';
+import { badPath, matchRoute, runRoute } from './route-dispatch.js';
 import type { Runtime } from './runtime.js';
 import {
   type Exchange,
@@ -101,39 +100,9 @@ function handle(ctx: RequestContext): Promise<void> | undefined {
     ctx.logRoute = ADMIN_PREFIX;
     throw refusal('NOT_FOUND');
   }
-  const routes = ctx.rt.routes;
-  const match = routes.match(path);
-  // A path no route takes goes nowhere, whatever a lenient reading of it would be.
-  if (match === null) throw refusal('NO_ROUTE');
-  // Read as a lenient backend would (shared/path-fold.ts), the path must reach the same route.
-  if (
-    mayFold(path) &&
-    (routes.matchFolded(path) !== match.route || ctx.rt.endpoints.has(foldPath(bare)))
-  ) {
-    throw new GatewayError('BAD_PATH', {
-      detail: 'ignoring letter case or trailing dots, the path reaches another route',
-    });
-  }
-  const route = match.route;
-  ctx.route = route;
-  ctx.rest = match.rest;
-  ctx.logRoute = route.prefix;
+  const route = matchRoute(ctx, path, bare);
   // A WebSocket handshake ends in the route's upgrade handler (proxied or refused).
-  const handler = ctx.upgrade === undefined ? route.handler : route.upgrade;
-  const waiting = runSteps(route.steps, ctx);
-  if (waiting !== undefined) {
-    // A client gone while the request waited gets nothing more.
-    return waiting.then(() => (ctx.ex.done ? undefined : handler(ctx)));
-  }
-  return handler(ctx);
-}
-
-function badPath(url: string): GatewayError {
-  const params = url.includes(';') || /%3b/i.test(url);
-  return new GatewayError(
-    'BAD_PATH',
-    params ? { detail: 'path parameters (";") are not accepted' } : undefined,
-  );
+  return runRoute(ctx, route, ctx.upgrade === undefined ? route.handler : route.upgrade);
 }
 
 /**

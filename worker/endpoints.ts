@@ -18,6 +18,7 @@ import { handleLogs } from './admin-logs.js';
 import { handleLogin } from './auth-handler.js';
 import { addressKey } from './client-address.js';
 import { sameOriginStep } from './csrf-origin.js';
+import { FORWARD_AUTH_PATH, forwardAuthHandler } from './forward-auth.js';
 import { handleHealthz, handleReadyz } from './health-endpoints.js';
 import { LoginPages } from './login-page.js';
 import { handleLogout } from './logout.js';
@@ -77,7 +78,7 @@ export function isAdminPath(path: string): boolean {
 }
 
 /** Exact paths the gateway answers itself (besides the `/adm` subtree). */
-const RESERVED = new Set(['/auth', '/logout']);
+const RESERVED = new Set(['/auth', '/logout', FORWARD_AUTH_PATH]);
 
 /**
  * The reserved paths of a config generation (`/healthz` and `/readyz` when
@@ -110,6 +111,8 @@ export function compileEndpoints(
       { GET: handleLogout, POST: handleLogout },
       config.session_cookie ? [sameOriginStep(config)] : [],
     ),
+    // Forward-auth (forward-auth.ts): the route's own steps, rate limit included, run inside.
+    forwardAuth(config),
     admin('/adm/revoke', { POST: handleRevoke }),
     // Listings answer HEAD as GET (same head, no body: uws-io.ts); /logout does not, a HEAD
     // must not log anyone out.
@@ -132,6 +135,11 @@ export function compileEndpoints(
       : []),
   ];
   return new Map(list.map((e) => [e.path, e]));
+}
+
+function forwardAuth(config: Config): Endpoint {
+  const judge = forwardAuthHandler(config);
+  return endpoint(FORWARD_AUTH_PATH, { GET: judge, HEAD: judge });
 }
 
 /** Runs the endpoint's steps, then its handler for the request's method; 405 for another. */

@@ -56,7 +56,9 @@ export function operatorPageHeaders(config: Config): PageHeaders {
 function formAction(config: Config): string {
   const target = config.login_redirect_url;
   const origin = target !== undefined && !target.startsWith('/') ? new URL(target).origin : '';
-  return origin === '' ? "form-action 'self'" : `form-action 'self' ${origin}`;
+  // The hosts a login may redirect to (`rd`, login-redirect.ts): CSP checks the redirect too.
+  const sources = [origin, ...config.forward_auth.redirect_hosts].filter((s) => s !== '');
+  return sources.length === 0 ? "form-action 'self'" : `form-action 'self' ${sources.join(' ')}`;
 }
 
 function withCsp(csp: string): PageHeaders {

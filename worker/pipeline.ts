@@ -78,6 +78,13 @@ export interface ResponseBodyTransform {
 /** Makes a request's transform: `sink` receives its output; `ctx` is the request (its session). */
 export type TransformFactory = (ctx: RequestContext, sink: BodySink) => ResponseBodyTransform;
 
+/**
+ * Edits a proxied response's head (status, upstream headers as undici gives them) before it is
+ * written: runs on every upstream answer of the route, HEAD and bodiless ones included, before
+ * the body transform's `start`.
+ */
+export type HeadEdit = (status: number, headers: ResponseHeaders) => void;
+
 /** What a feature may add to a route being compiled. */
 export interface RouteBuilder {
   readonly route: RouteConfig;
@@ -86,6 +93,8 @@ export interface RouteBuilder {
   step(step: Step): void;
   /** Sets the route's response body transform (one per route). */
   transformResponses(factory: TransformFactory): void;
+  /** Adds an edit of the route's upstream response heads; edits run in the order added. */
+  editResponseHeads(edit: HeadEdit): void;
 }
 
 /** A per-request behaviour of proxied routes: its compile function adds what the route needs. */
@@ -98,6 +107,8 @@ export interface RouteFeature {
 export interface RoutePipeline {
   readonly steps: readonly Step[];
   readonly transform: TransformFactory | undefined;
+  /** The features' head edits as one function; undefined when none (nothing runs). */
+  readonly headEdit: HeadEdit | undefined;
 }
 
 /** Runs every feature's compile over `route`. Throws if two features set a transform. */
@@ -107,6 +118,7 @@ export function compileRoutePipeline(
   features: readonly RouteFeature[],
 ): RoutePipeline {
   const steps: Step[] = [];
+  const edits: HeadEdit[] = [];
   let transform: TransformFactory | undefined;
   let owner = '';
   for (const feature of features) {
@@ -121,9 +133,17 @@ export function compileRoutePipeline(
         transform = factory;
         owner = feature.name;
       },
+      editResponseHeads: (edit) => edits.push(edit),
     });
   }
-  return { steps, transform };
+  return { steps, transform, headEdit: combine(edits) };
+}
+
+function combine(edits: readonly HeadEdit[]): HeadEdit | undefined {
+  if (edits.length <= 1) return edits[0];
+  return (status, headers) => {
+    for (const edit of edits) edit(status, headers);
+  };
 }
 
 /**

@@ -23,7 +23,8 @@ const CONTENT_LENGTH = /^[0-9]{1,15}$/;
  * or a reg-name (unreserved, sub-delims, pct-encoded). The value goes upstream as
  * X-Forwarded-Host, which backends use to build absolute URLs: anything else is refused.
  */
-const HOST = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~!$&'()*+,;=%-]{1,253})(?::[0-9]{1,5})?$/;
+export const HOST =
+  /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~!$&'()*+,;=%-]{1,253})(?::[0-9]{1,5})?$/;
 
 /** Throws the refusal for a request no route may see. */
 export function checkRequest(ctx: RequestContext): void {
@@ -53,7 +54,7 @@ export function checkRequest(ctx: RequestContext): void {
  * CONNECT would make the gateway a TCP tunnel; TRACE would echo to the client the headers the
  * gateway adds for the backend (identity, forwarding). Methods are tokens of bounded length.
  */
-function checkMethod(method: string): void {
+export function checkMethod(method: string): void {
   if (method === 'CONNECT' || method === 'TRACE') throw refusal('METHOD_NOT_SUPPORTED');
   if (method.length > MAX_METHOD_LENGTH || !METHOD_TOKEN.test(method)) {
     throw new GatewayError('METHOD_NOT_SUPPORTED', { detail: 'not a valid method name' });

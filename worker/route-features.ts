@@ -1,5 +1,6 @@
 import type { RouteFeature } from './pipeline.js';
 import { allowedMethods } from './steps/allowed-methods.js';
+import { cacheControl } from './steps/cache-control.js';
 import { credential } from './steps/credential.js';
 import { csrf } from './steps/csrf.js';
 import { csrfPlaceholders } from './steps/csrf-placeholders.js';
@@ -23,4 +24,5 @@ export const ROUTE_FEATURES: readonly RouteFeature[] = [
   bodyFilters,
   tokenUses,
   csrfPlaceholders,
+  cacheControl,
 ];

@@ -23,6 +23,7 @@ import { HealthChecker } from './health-check.js';
 import {
   compileRoutePipeline,
   type Handler,
+  type HeadEdit,
   type RouteFeature,
   type Step,
   type TransformFactory,
@@ -70,6 +71,8 @@ export interface CompiledRoute {
   /** The route's pipeline (pipeline.ts), then its handler. */
   readonly steps: readonly Step[];
   readonly transform: TransformFactory | undefined;
+  /** Edits of the route's upstream response heads (`cache: false`); undefined: none. */
+  readonly headEdit?: HeadEdit | undefined;
   readonly handler: Handler;
   /** What ends a WebSocket handshake that passed the steps: proxied, or refused (`websocket: false`). */
   readonly upgrade: Handler;
@@ -249,7 +252,7 @@ function compileRoute(
   files: ConfigSnapshot['routeFiles'],
 ): CompiledRoute {
   const target = parseTarget(route.target);
-  const { steps, transform } = compileRoutePipeline(route, config, features);
+  const { steps, transform, headEdit } = compileRoutePipeline(route, config, features);
   const profile = routeProfile(route, files);
   const balancer = compileBalancer(route, services, poolOptions, profile);
   return {
@@ -266,6 +269,7 @@ function compileRoute(
       balancer && route.health_check ? new HealthChecker(balancer, route.health_check) : undefined,
     steps,
     transform,
+    headEdit,
     handler: forward,
     upgrade: route.websocket ? proxyWebSocket : refuseWebSocket,
   };

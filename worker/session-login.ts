@@ -24,6 +24,7 @@ import { handleLogin } from './auth-handler.js';
 import { forwardedHttps } from './client-address.js';
 import { sameOriginStep } from './csrf-origin.js';
 import type { LoginPages, Page } from './login-page.js';
+import { checkLoginRedirect } from './login-redirect.js';
 import { isBrowserForm, sendPage } from './page-answer.js';
 import { type Handler, runSteps, type Step } from './pipeline.js';
 import type { RequestContext } from './request-context.js';
@@ -35,7 +36,8 @@ export function sessionAuthHandlers(
   pages: LoginPages,
 ): Record<string, Handler> {
   const sameOrigin = sameOriginStep(config);
-  const steps = config.tls ? [sameOrigin, ...limited] : [sameOrigin, ...limited, requireHttps];
+  const first = [sameOrigin, checkLoginRedirect, ...limited];
+  const steps = config.tls ? first : [...first, requireHttps];
   const page: Handler = (ctx) => {
     sendPage(ctx.ex, 200, pages.form.html, pages.form.headers);
     return undefined;

@@ -215,6 +215,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
     this.#total = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
     ex.status = statusCode;
     this.#headers = headers;
+    const edit = ctx.route?.headEdit;
+    if (edit !== undefined) edit(statusCode, headers);
     const transform = this.#transform;
     if (ex.method === 'HEAD' || NO_BODY_STATUS.has(statusCode)) {
       this.#transform = undefined;

@@ -121,9 +121,14 @@ export type HeaderPair = readonly [name: string, value: string];
 /** What the gateway keeps of a request: copied out of uWS before the first await. */
 export interface Exchange {
   readonly res: HttpResponse;
-  readonly method: string;
-  readonly url: string;
-  readonly query: string;
+  /**
+   * The request line's method, path and query. Writable for forward-auth only
+   * (worker/forward-auth.ts), which judges the request a trusted proxy describes with the same
+   * steps: they read these fields.
+   */
+  method: string;
+  url: string;
+  query: string;
   /** Lower-case header names and their values, flat (`[name, value, name, value, ...]`), in arrival order. */
   readonly headers: string[];
   /** Size of the header lines (names, values, separators), for `max_header_bytes`. */
@@ -136,8 +141,8 @@ export interface Exchange {
   readonly contentLengthLines: number;
   /** Every Transfer-Encoding value, comma-joined in arrival order; undefined when absent. */
   readonly transferEncoding: string | undefined;
-  /** The first Host value; undefined when absent. */
-  readonly host: string | undefined;
+  /** The first Host value; undefined when absent. Forward-auth sets the original's. */
+  host: string | undefined;
   /** How many Host header lines the request has (RFC 9112 section 3.2: exactly one). */
   readonly hostLines: number;
   readonly ip: string;
