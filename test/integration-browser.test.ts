@@ -170,7 +170,7 @@ t.test('the form posts through the gateway; a forged cross-origin post is refuse
   await forged.close();
 });
 
-t.test('logout revokes the session: the protected page answers 401', async (t) => {
+t.test('logout revokes the session: the protected page sends the browser to log in', async (t) => {
   const res = await page.goto(`${GW}/logout`);
   t.equal(new URL(page.url()).pathname, '/auth', 'sent to logout_redirect_url');
   t.equal(res?.status(), 200);
@@ -180,5 +180,9 @@ t.test('logout revokes the session: the protected page answers 401', async (t) =
     'the cookie is gone',
   );
   const after = await page.goto(`${GW}/app/page`);
-  t.equal(after?.status(), 401);
+  t.equal(after?.status(), 200, 'the login page');
+  const landed = new URL(page.url());
+  t.equal(landed.pathname, '/auth', 'redirected to the login page');
+  t.equal(landed.searchParams.get('rd'), '/app/page', 'with the page to come back to');
+  t.equal(after?.request().redirectChain()[0]?.response()?.status(), 302);
 });

@@ -108,3 +108,66 @@ t.test('a bad, doubled or overridden cookie does not pass', async (t) => {
   });
   t.equal(both.status, 200, 'a valid bearer wins over a bad cookie');
 });
+
+t.test('a browser without a valid session is sent to log in, and brought back', async (t) => {
+  const html = { accept: 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8' };
+  const get = (path: string, headers: Record<string, string>, method = 'GET') =>
+    fetch(`${gw.url}${path}`, { method, headers, redirect: 'manual' });
+  // No cookie, a garbage cookie, a revoked one: a navigation is redirected, the query kept.
+  const token = cookieOf(await formLogin(gw.url));
+  const logout = await fetch(`${gw.url}/logout`, {
+    headers: { cookie: `session_token=${token}` },
+    redirect: 'manual',
+  });
+  await logout.arrayBuffer();
+  for (const cookie of [undefined, 'session_token=nope', `session_token=${token}`]) {
+    const res = await get('/api/items?page=2', cookie ? { ...html, cookie } : html);
+    t.equal(res.status, 302, `cookie ${cookie?.slice(0, 20)}: redirected`);
+    t.equal(res.headers.get('location'), '/auth?rd=%2Fapi%2Fitems%3Fpage%3D2');
+    t.equal(res.headers.get('cache-control'), 'no-store');
+    await res.arrayBuffer();
+  }
+  const head = await get('/api/items', html, 'HEAD');
+  t.equal(head.status, 302, 'HEAD too');
+  // Anything else is an API client, or not a navigation: the JSON 401 as before.
+  const cases: [string, Record<string, string>, string][] = [
+    ['no Accept naming text/html', { accept: 'application/json' }, 'GET'],
+    ['curl', { accept: '*/*' }, 'GET'],
+    ['an Authorization header', { ...html, authorization: 'Bearer nope' }, 'GET'],
+    ['a POST', html, 'POST'],
+  ];
+  for (const [what, headers, method] of cases) {
+    const res = await get('/api/items', headers, method);
+    t.equal(res.status, 401, what);
+    await res.arrayBuffer();
+  }
+  const pub = await get('/pub/x', html);
+  t.equal(pub.status, 200, 'a public route needs no session');
+  await pub.arrayBuffer();
+  // The login page at /auth?rd= posts to its own URL: logging in brings the browser back.
+  const back = await fetch(`${gw.url}/auth?rd=%2Fapi%2Fitems%3Fpage%3D2`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...html },
+    body: 'username=alice&password=alice-password',
+    redirect: 'manual',
+  });
+  t.equal(back.status, 303);
+  t.equal(back.headers.get('location'), '/api/items?page=2');
+  const again = await get('/api/items?page=2', {
+    ...html,
+    cookie: `session_token=${cookieOf(back)}`,
+  });
+  t.equal(again.status, 200, 'and the session works');
+  await again.arrayBuffer();
+});
+
+t.test('bearer mode: a browser gets the JSON 401, never a redirect', async (t) => {
+  const bearerGw = await startGateway({ users, routes });
+  t.teardown(() => bearerGw.stop());
+  const res = await fetch(`${bearerGw.url}/api/x`, {
+    headers: { accept: 'text/html' },
+    redirect: 'manual',
+  });
+  t.equal(res.status, 401);
+  await res.arrayBuffer();
+});

@@ -5,6 +5,7 @@ import { resolveClientAddress } from './client-address.js';
 import { AMBIGUOUS_ORIGIN, answerPreflight, readCors } from './cors.js';
 import type { EdgeServices } from './edge-services.js';
 import { ADMIN_PREFIX, handleEndpoint, isAdminPath } from './endpoints.js';
+import { browserLoginLocation } from './login-redirect.js';
 import { checkRequest } from './request-checks.js';
 import { RequestContext } from './request-context.js';
 import { badPath, matchRoute, runRoute } from './route-dispatch.js';
@@ -150,6 +151,14 @@ function fail(ctx: RequestContext, err: unknown): void {
     });
   }
   if (gateway.close) ex.framingBroken = true;
+  // A browser without a valid session is sent to log in, and brought back after.
+  const login = browserLoginLocation(ctx, gateway.status);
+  if (login !== undefined) {
+    sendJson(ex, 302, errorBody(gateway.code, gateway.detail), [['location', login]]);
+    ex.status = 302;
+    ctx.code = gateway.code;
+    return;
+  }
   sendJson(
     ex,
     gateway.status,
