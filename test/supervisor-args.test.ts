@@ -19,6 +19,7 @@ const NO_DIRS = {
   recipient: undefined,
   force: false,
   verifyOnly: false,
+  explain: undefined,
 };
 /** A descriptor open in this process, for --ready-fd. */
 const openFd = openSync('/dev/null', 'w');
