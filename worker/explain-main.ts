@@ -38,9 +38,9 @@ async function run(spec: ExplainSpec): Promise<number> {
       store,
       nowSeconds: Math.floor(Date.now() / 1000),
     });
-    process.stdout.write(
-      spec.json ? `${JSON.stringify(result, null, 2)}\n` : formatExplanation(result),
-    );
+    // Absent values are null in JSON, so that every key of the shape is always there.
+    const json = () => JSON.stringify(result, (_k, v: unknown) => (v === undefined ? null : v), 2);
+    process.stdout.write(spec.json ? `${json()}\n` : formatExplanation(result));
     return 0;
   } catch (err) {
     if (!(err instanceof CodedError)) throw err;
