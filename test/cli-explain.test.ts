@@ -6,13 +6,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { openStore } from '../shared/store.js';
 import { runCli } from './helpers/cli.js';
-import { startGateway } from './helpers/gateway.js';
+import { writeConfig } from './helpers/gateway.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'proxyauth-explain-'));
-// One start makes the store (key ring, revocations) explain reads; then the gateway stops.
-const gw = await startGateway({
-  dir,
+await writeConfig(dir, 0, {
   users: [
     { username: 'alice', password: 'alice-password', roles: ['ops', 'dev'] },
     { username: 'bob', password: 'bob-password' },
@@ -41,7 +40,8 @@ const gw = await startGateway({
         - { field: body_raw, pattern: "DROP TABLE" }
 `,
 });
-await gw.stop();
+// The store a first start creates (empty key ring: config.json's secret is the active key).
+await openStore(join(dir, 'data'), { readOnly: false }).close();
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
 const dirs = ['--config-dir', dir, '--data-dir', join(dir, 'data')];
