@@ -347,6 +347,12 @@ for (const c of cases) {
         `${upstream.origin}${c.expect.forwarded}`,
         'explain predicted that URL',
       );
+      // Every header explain says the upstream gets, it got (credentials' values are not shown).
+      const echoed = (JSON.parse(got.body) as { headers: Record<string, string> }).headers;
+      for (const [name, value] of e.upstream?.headers ?? []) {
+        if (value.endsWith('not shown)')) t.ok(echoed[name], `${name} sent`);
+        else t.equal(echoed[name], value, `upstream header ${name}`);
+      }
       return;
     }
     t.same(seen, [], 'live: the upstream was not called');
