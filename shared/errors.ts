@@ -223,6 +223,11 @@ export interface GatewayErrorOptions {
   headers?: readonly ErrorHeader[];
   /** Whole seconds before a retry may succeed: sent as `Retry-After` and as the body's `after`. */
   after?: number;
+  /**
+   * For operators only (`proxyauth explain`): which rule refused, in config terms. Never sent
+   * to the client: errorBody does not read it.
+   */
+  reason?: string;
 }
 
 /** A failure with a client-safe code and the HTTP status of the catalog. */
@@ -234,6 +239,8 @@ export class GatewayError extends CodedError<ErrorCode> {
   readonly close: boolean;
   /** Seconds, for the body's `after` (and Retry-After); undefined when not given. */
   readonly after: number | undefined;
+  /** See GatewayErrorOptions.reason: never part of an answer. */
+  readonly reason: string | undefined;
 
   constructor(code: ErrorCode, options?: GatewayErrorOptions) {
     // Refusals are the common case on the hot path and their stack says nothing (the cause
@@ -246,6 +253,7 @@ export class GatewayError extends CodedError<ErrorCode> {
     this.status = spec.status;
     this.detail = options?.detail;
     this.after = options?.after;
+    this.reason = options?.reason;
     const computed =
       this.after === undefined
         ? options?.headers

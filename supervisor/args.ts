@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { CodedError } from '../shared/coded-error.js';
 import { parseIpEntry } from '../shared/ip-match.js';
 import { usernameProblem } from '../shared/username.js';
+import { type ExplainArgs, ExplainUsageError, explainOperands } from './explain-args.js';
 import { COMMAND_NAMES, COMMANDS, type CommandName, isCommand } from './help.js';
 import type { KeysAction } from './keys-command.js';
 import type { SyncAction } from './sync-command.js';
@@ -35,6 +36,8 @@ export type CliArgs =
       /** `sync export --force`, `sync import --verify-only`. */
       force: boolean;
       verifyOnly: boolean;
+      /** `explain METHOD URL` with its options, checked. */
+      explain: ExplainArgs | undefined;
     }
   | { command: 'help'; topic: CommandName | undefined }
   | { command: 'version' };
@@ -62,6 +65,10 @@ const OPTIONS = {
   recipient: { type: 'string' },
   force: { type: 'boolean' },
   'verify-only': { type: 'boolean' },
+  header: { type: 'string', short: 'H', multiple: true },
+  body: { type: 'string' },
+  token: { type: 'string' },
+  cookie: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -97,6 +104,16 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     sync = syncOperands(extra, values);
     extra = [];
   }
+  let explain: ExplainArgs | undefined;
+  if (command === 'explain') {
+    try {
+      explain = explainOperands(extra, values);
+    } catch (err) {
+      if (err instanceof ExplainUsageError) throw new UsageError(err.message, 'explain');
+      throw err;
+    }
+    extra = [];
+  }
   if (command === 'help') {
     const [topic, ...rest] = extra;
     if (topic !== undefined && !isCommand(topic)) throw unknownCommand(topic);
@@ -129,6 +146,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     recipient: values.recipient,
     force: values.force === true,
     verifyOnly: values['verify-only'] === true,
+    explain,
   };
 }
 

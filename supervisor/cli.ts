@@ -3,6 +3,7 @@ import { flushLogs } from '../shared/log.js';
 import { type CliArgs, parseCliArgs, UsageError, usageMessage } from './args.js';
 import { checkConfig } from './check-config.js';
 import { resolveDirs } from './dirs.js';
+import { explainCommand } from './explain-command.js';
 import { failureMessage } from './failure-message.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { helpText } from './help.js';
@@ -61,6 +62,13 @@ async function main(args: CliArgs): Promise<number> {
       const { action, id } = args.keys!;
       return keysCommand(dirsOf(args), action, id, { out: process.stdout, err: process.stderr });
     }
+    case 'explain':
+      // The parser made sure `explain` carries its operands.
+      return explainCommand(
+        dirsOf(args),
+        { ...args.explain!, json: args.json },
+        { input: process.stdin, err: process.stderr },
+      );
     case 'sync': {
       const { action, file } = args.sync!;
       return syncCommand(

@@ -9,7 +9,11 @@ type Option =
   | 'passphrase-file'
   | 'recipient'
   | 'force'
-  | 'verify-only';
+  | 'verify-only'
+  | 'header'
+  | 'body'
+  | 'token'
+  | 'cookie';
 
 interface CommandHelp {
   summary: string;
@@ -149,6 +153,30 @@ Exit status: 0 done, 1 not root or refused (a stable code in the message), 2 usa
       user: '  --user NAME        the system user and group to create and own the dirs (proxyauth)',
     },
   },
+  explain: {
+    summary: 'show what the gateway would do with a request, and why (nothing is sent)',
+    usage:
+      "proxyauth explain [--user NAME | --token TOKEN] [--cookie] METHOD URL [-H 'Name: value']...\n" +
+      '       [--body FILE] [--ip ADDR] [--json] [--config-dir DIR] [--data-dir DIR]',
+    details: `Runs the request through the edges' own code on the config dir and the store (read-only):
+canonical path, gateway endpoints, each route and why it did or did not match, the fold
+check, each check of the route in order with its verdict, the rate-limit settings, the
+upstream URL and headers it would be sent with, and the answer (status and error code).
+URL is a path (/api/x?q=1; Host: localhost unless -H gives one) or an http(s):// URL (its
+host is the Host header). --user mints a token for NAME in memory, as POST /auth would;
+--token uses TOKEN (- reads it from stdin, out of the process list); neither is printed,
+only the token id. --cookie sends it as the session_token cookie instead of a Bearer header.
+Nothing is sent upstream, no rate-limit token and no CSRF token is spent, gateway endpoints
+(/auth, /logout, /adm/...) are reached but not run.
+Exit status: 0 when the request was explained (whatever the verdict), 1 when the config,
+the store or --user/--body cannot be used, 2 for a usage error.`,
+    options: ['config-dir', 'data-dir', 'user', 'token', 'cookie', 'header', 'body', 'ip', 'json'],
+    optionLines: {
+      user: '  --user NAME        mint a token for this user of config.json (in memory)',
+      ip: '  --ip ADDR          the client (socket peer) address (default 127.0.0.1)',
+      json: '  --json             one JSON document instead of the report',
+    },
+  },
   help: {
     summary: "this text, or one command's help with `proxyauth help COMMAND`",
     usage: 'proxyauth help [COMMAND]',
@@ -183,6 +211,10 @@ const OPTION_LINES: Record<Option | 'help' | 'version', string> = {
   force: '  --force            export: replace an existing output file',
   'verify-only':
     "  --verify-only      import: accept the keys' tokens, keep this node's active key",
+  header: "  -H, --header 'Name: value'  a request header line (repeatable, in order)",
+  body: '  --body FILE        the request body (- for stdin); Content-Length is added',
+  token: '  --token TOKEN      a token of ours to send (- reads it from stdin)',
+  cookie: '  --cookie           send the credential as the session_token cookie',
   help: "  -h, --help         this text (after a command: that command's help)",
   version: '  -v, -V, --version  the version',
 };

@@ -19,6 +19,7 @@ const NO_DIRS = {
   recipient: undefined,
   force: false,
   verifyOnly: false,
+  explain: undefined,
 };
 /** A descriptor open in this process, for --ready-fd. */
 const openFd = openSync('/dev/null', 'w');
@@ -288,4 +289,55 @@ t.test('sync: export, import FILE, keygen, each with its own options', async (t)
     [['stats', '--force'], /stats does not take --force/],
   ];
   for (const [argv, message] of refused) t.match(usageError(argv).message, message, argv.join(' '));
+});
+
+t.test('explain: METHOD URL, header lines, the Host of an absolute URL', async (t) => {
+  const args = parseCliArgs([
+    'explain',
+    '--user',
+    'alice',
+    '-H',
+    'X-Key:  12ab ',
+    '--header',
+    'Accept: */*',
+    'get',
+    'https://gw.example:8443/api/x?q=1',
+  ]);
+  t.same(args.command === 'explain' ? args.explain : undefined, {
+    method: 'get',
+    target: '/api/x?q=1',
+    headers: [
+      ['host', 'gw.example:8443'],
+      ['X-Key', '12ab'],
+      ['Accept', '*/*'],
+    ],
+    bodyFile: undefined,
+    user: 'alice',
+    token: undefined,
+    cookie: false,
+    ip: '127.0.0.1',
+  });
+  const given = parseCliArgs(['explain', '-H', 'Host: a.example', 'GET', 'http://b.example']);
+  t.same(given.command === 'explain' ? given.explain?.headers : undefined, [['Host', 'a.example']]);
+  t.same(
+    given.command === 'explain' ? given.explain?.target : undefined,
+    '/',
+    'an absolute URL without a path asks for /',
+  );
+  const cases: [string[], RegExp][] = [
+    [['explain', 'GET'], /^explain needs a METHOD and a URL$/],
+    [['explain', 'G ET', '/x'], /is not a method name$/],
+    [['explain', 'GET', 'x'], /a path starting with \/ or an http\(s\):\/\/ URL$/],
+    [['explain', 'GET', 'http://u:p@h/x'], /without user:password@$/],
+    [['explain', '-H', ': v', 'GET', '/x'], /expected 'Name: value'$/],
+    [['explain', '--token', '-', '--body', '-', 'GET', '/x'], /cannot both read stdin$/],
+    [['explain', '--user', 'a\u0007', 'GET', '/x'], /must not contain control characters$/],
+    [['explain', '--ip', 'localhost', 'GET', '/x'], /is not an IP address$/],
+    [['explain', '--force', 'GET', '/x'], /does not take --force$/],
+  ];
+  for (const [argv, message] of cases) {
+    const err = usageError(argv);
+    t.match(err.message, message, argv.join(' '));
+    t.equal(err.topic, 'explain');
+  }
 });

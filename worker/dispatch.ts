@@ -52,15 +52,7 @@ function serve(state: EdgeState, ex: Exchange, upgrade: UpgradeContext | undefin
     ex.closeConnection = true;
     state.lastRequestAt = Date.now();
   }
-  const ctx = new RequestContext(ex, state.runtime, state.services);
-  ctx.upgrade = upgrade;
-  // With trusted_proxies empty nothing is computed: the client is the peer.
-  const trusted = ctx.rt.trustedProxies;
-  if (trusted !== undefined) {
-    const address = resolveClientAddress(ex.ip, ex.headers, trusted);
-    ctx.clientIp = address.ip;
-    ctx.forwardedFor = address.forwardedFor;
-  }
+  const ctx = openContext(state.runtime, state.services, ex, upgrade);
   // Refusals (401, 403, 404...) are thrown synchronously and answered here: measured, a
   // rejected promise per refused request cost more than the rest of the refusal path.
   let work: Promise<void> | undefined;
@@ -79,6 +71,44 @@ function serve(state: EdgeState, ex: Exchange, upgrade: UpgradeContext | undefin
         finish(ctx, state);
       },
     );
+}
+
+/** A request's context on `rt`, with its client address resolved (`trusted_proxies`). */
+export function openContext(
+  rt: Runtime,
+  services: EdgeServices,
+  ex: Exchange,
+  upgrade: UpgradeContext | undefined,
+): RequestContext {
+  const ctx = new RequestContext(ex, rt, services);
+  ctx.upgrade = upgrade;
+  // With trusted_proxies empty nothing is computed: the client is the peer.
+  const trusted = rt.trustedProxies;
+  if (trusted !== undefined) {
+    const address = resolveClientAddress(ex.ip, ex.headers, trusted);
+    ctx.clientIp = address.ip;
+    ctx.forwardedFor = address.forwardedFor;
+  }
+  return ctx;
+}
+
+/**
+ * Runs one request through the edge's own flow (`handle`, then `fail` for a refusal) without
+ * the edge's bookkeeping (in-flight count, access log, metrics): `proxyauth explain`
+ * (worker/explain.ts) drives it over a recording exchange, so that its verdict is the edge's.
+ * A refusal that closes the connection is answered at once here, not on the next turn (the
+ * delay only matters to a real socket). Resolves once the request was answered, or handed to
+ * the route's handler and that settled.
+ */
+export async function runRequest(ctx: RequestContext): Promise<void> {
+  let work: Promise<void> | undefined;
+  try {
+    work = handle(ctx);
+  } catch (err) {
+    fail(ctx, err);
+    return;
+  }
+  if (work !== undefined) await work.then(undefined, (err: unknown) => fail(ctx, err));
 }
 
 function handle(ctx: RequestContext): Promise<void> | undefined {

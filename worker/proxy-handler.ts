@@ -15,13 +15,31 @@ function bufferedBody(body: Buffer): Buffer | null {
 }
 
 /**
+ * The request headers `ctx` sends upstream (flat, as undici takes them): the client's, minus
+ * what a client may not tell a backend, plus the gateway's identity and forwarding headers.
+ * `proxyauth explain` shows the same list.
+ */
+export function upstreamHeadersOf(ctx: RequestContext): string[] {
+  const rt = ctx.rt;
+  return upstreamRequestHeaders(ctx.ex, {
+    forwardedFor: ctx.forwardedFor,
+    proto: rt.proto,
+    identity: ctx.user?.identity,
+    dropAllAuthorization: ctx.dropAllAuthorization,
+    withheldAuthorization: ctx.withheldAuthorization,
+    stripSessionCookie: rt.config.session_cookie,
+    drop: rt.dropHeaders,
+  });
+}
+
+/**
  * The route's handler: forwards the request upstream (to the backend the route's balancer
  * picks, if it has one) and relays the answer. The promise settles when the response is
  * complete, or rejects with the upstream failure (502/504), or 503 NO_HEALTHY_UPSTREAM with
  * Retry-After when every backend is known down.
  */
 export function forward(ctx: RequestContext): Promise<void> {
-  const { ex, rt } = ctx;
+  const ex = ctx.ex;
   const route = ctx.route!;
   const balancer = route.balancer;
   const backend = balancer?.pick();
@@ -34,15 +52,7 @@ export function forward(ctx: RequestContext): Promise<void> {
   const options: Dispatcher.DispatchOptions = {
     path,
     method: ex.method as Dispatcher.HttpMethod,
-    headers: upstreamRequestHeaders(ex, {
-      forwardedFor: ctx.forwardedFor,
-      proto: rt.proto,
-      identity: ctx.user?.identity,
-      dropAllAuthorization: ctx.dropAllAuthorization,
-      withheldAuthorization: ctx.withheldAuthorization,
-      stripSessionCookie: rt.config.session_cookie,
-      drop: rt.dropHeaders,
-    }),
+    headers: upstreamHeadersOf(ctx),
     body:
       ctx.body !== undefined ? bufferedBody(ctx.body) : ex.hasBody ? requestBodyStream(ex) : null,
     // A body where the method defines none (RFC 9110 section 9.3): a backend that ignores it

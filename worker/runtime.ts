@@ -78,9 +78,19 @@ export interface CompiledRoute {
   readonly upgrade: Handler;
 }
 
-/** How a config generation is compiled; tests may add features. */
+/**
+ * How a config generation is compiled; tests may add features. The edge passes none: the
+ * options below exist for `proxyauth explain` (worker/explain.ts), which runs the same steps
+ * and records where a request would go instead of sending it.
+ */
 export interface RuntimeOptions {
   readonly features?: readonly RouteFeature[];
+  /** What ends a request that passed its route's steps; default `forward` (proxy-handler.ts). */
+  readonly handler?: Handler;
+  /** What ends a handshake on a route with `websocket: true`; default `proxyWebSocket`. */
+  readonly upgrade?: Handler;
+  /** Rewrites each compiled gateway endpoint (its handlers); default: as compiled. */
+  readonly endpoint?: (endpoint: Endpoint) => Endpoint;
 }
 
 /**
@@ -121,11 +131,17 @@ export class Runtime {
     dummyHash: string;
     dummyParams: string | undefined;
     loginPage: string | undefined;
+    endpoint: ((endpoint: Endpoint) => Endpoint) | undefined;
   }) {
     this.config = init.config;
     this.routes = compileRouteTable(init.routes);
     this.#compiled = init.routes;
-    this.endpoints = compileEndpoints(init.config, init.loginPage, this.routes);
+    const endpoints = compileEndpoints(init.config, init.loginPage, this.routes);
+    const wrap = init.endpoint;
+    this.endpoints =
+      wrap === undefined
+        ? endpoints
+        : new Map([...endpoints].map(([path, e]) => [path, wrap(e)] as const));
     this.users = init.users;
     this.codec = init.codec;
     this.totpKey = init.totpKey;
@@ -200,9 +216,8 @@ export class Runtime {
       timeoutMs: config.client_timeout,
       keepAliveMaxMs: config.keep_alive * 1000,
     };
-    const features = options.features ?? ROUTE_FEATURES;
     const compiled = routes.map((route) =>
-      compileRoute(route, config, services, poolOptions, features, snapshot.routeFiles),
+      compileRoute(route, config, services, poolOptions, options, snapshot.routeFiles),
     );
     // Backend health follows the route and URL across reloads.
     if (previous) {
@@ -221,6 +236,7 @@ export class Runtime {
       dummyHash,
       dummyParams,
       loginPage: snapshot.loginPage,
+      endpoint: options.endpoint,
     });
   }
 }
@@ -248,10 +264,11 @@ function compileRoute(
   config: Config,
   services: EdgeServices,
   poolOptions: PoolOptions,
-  features: readonly RouteFeature[],
+  options: RuntimeOptions,
   files: ConfigSnapshot['routeFiles'],
 ): CompiledRoute {
   const target = parseTarget(route.target);
+  const features = options.features ?? ROUTE_FEATURES;
   const { steps, transform, headEdit } = compileRoutePipeline(route, config, features);
   const profile = routeProfile(route, files);
   const balancer = compileBalancer(route, services, poolOptions, profile);
@@ -270,8 +287,8 @@ function compileRoute(
     steps,
     transform,
     headEdit,
-    handler: forward,
-    upgrade: route.websocket ? proxyWebSocket : refuseWebSocket,
+    handler: options.handler ?? forward,
+    upgrade: route.websocket ? (options.upgrade ?? proxyWebSocket) : refuseWebSocket,
   };
 }
 

@@ -207,32 +207,68 @@ export function bodyMatches(f: BodyFilter, view: BodyView): boolean {
   return value !== undefined && f.pattern.test(value);
 }
 
+/**
+ * A condition with its refusal, built at load: FILTER_DENIED with a `reason` naming the
+ * condition as routes.yml lists it (`filters.deny[0]`). The reason is for `proxyauth explain`
+ * only: the client's answer is the plain FILTER_DENIED (errorBody never reads it), so the
+ * route's rules are not told to whoever probes them.
+ */
+interface Condition<F extends CompiledFilter> {
+  readonly f: F;
+  readonly refusal: GatewayError;
+}
+
 /** The compiled form of a route's filters, split by what they read. */
 interface Plan {
   /** Conditions on the method (at most 32 chars, request-checks.ts): run before the credential. */
-  readonly methodAllow: readonly HeadFilter[];
-  readonly methodDeny: readonly HeadFilter[];
+  readonly methodAllow: readonly Condition<HeadFilter>[];
+  readonly methodDeny: readonly Condition<HeadFilter>[];
   /** Conditions on the path, headers and query (client-sized): after the rate limit. */
-  readonly headAllow: readonly HeadFilter[];
-  readonly headDeny: readonly HeadFilter[];
-  readonly bodyAllow: readonly BodyFilter[];
-  readonly bodyDeny: readonly BodyFilter[];
+  readonly headAllow: readonly Condition<HeadFilter>[];
+  readonly headDeny: readonly Condition<HeadFilter>[];
+  readonly bodyAllow: readonly Condition<BodyFilter>[];
+  readonly bodyDeny: readonly Condition<BodyFilter>[];
   /** Allow is empty and default_allow false: everything is refused. */
   readonly refuseAll: boolean;
   readonly maxBody: number;
   readonly needJson: boolean;
 }
 
+/** What a condition reads, for its reason: `header`, `query`, `body_json key "status"`. */
+function describeField(f: CompiledFilter): string {
+  return f.field === 'body_json' ? `body_json key ${JSON.stringify(f.key)}` : f.field;
+}
+
+function conditions<F extends CompiledFilter>(
+  list: 'allow' | 'deny',
+  all: readonly CompiledFilter[],
+  pick: (c: CompiledFilter) => c is F,
+): Condition<F>[] {
+  const out: Condition<F>[] = [];
+  all.forEach((f, i) => {
+    if (!pick(f)) return;
+    const verdict = list === 'deny' ? 'matched' : 'did not match (or the field is absent)';
+    const reason = `filters.${list}[${i}] (${describeField(f)}) ${verdict}`;
+    out.push({ f, refusal: new GatewayError('FILTER_DENIED', { reason }) });
+  });
+  return out;
+}
+
+/** The refusal of a route whose `allow` is empty with `default_allow: false`. */
+const REFUSE_ALL = new GatewayError('FILTER_DENIED', {
+  reason: 'filters.allow is empty and default_allow is false: every request is refused',
+});
+
 function plan(f: Filters): Plan {
   const head = (c: CompiledFilter): c is HeadFilter => !isBodyFilter(c) && c.field !== 'method';
   const method = (c: CompiledFilter): c is HeadFilter => c.field === 'method';
   return {
-    methodAllow: f.allow.filter(method),
-    methodDeny: f.deny.filter(method),
-    headAllow: f.allow.filter(head),
-    headDeny: f.deny.filter(head),
-    bodyAllow: f.allow.filter(isBodyFilter),
-    bodyDeny: f.deny.filter(isBodyFilter),
+    methodAllow: conditions('allow', f.allow, method),
+    methodDeny: conditions('deny', f.deny, method),
+    headAllow: conditions('allow', f.allow, head),
+    headDeny: conditions('deny', f.deny, head),
+    bodyAllow: conditions('allow', f.allow, isBodyFilter),
+    bodyDeny: conditions('deny', f.deny, isBodyFilter),
     refuseAll: f.allow.length === 0 && !f.default_allow,
     maxBody: f.max_body_bytes,
     needJson: [...f.allow, ...f.deny].some((c) => c.field === 'body_json'),
@@ -240,11 +276,15 @@ function plan(f: Filters): Plan {
 }
 
 /** A head step: deny conditions, then allow conditions (`refuseAll`: everything refused). */
-function headStep(allow: readonly HeadFilter[], deny: readonly HeadFilter[], refuseAll: boolean) {
+function headStep(
+  allow: readonly Condition<HeadFilter>[],
+  deny: readonly Condition<HeadFilter>[],
+  refuseAll: boolean,
+) {
   return (ctx: RequestContext): void => {
-    if (refuseAll) throw refusal('FILTER_DENIED');
-    for (const f of deny) if (headMatches(f, ctx, false)) throw refusal('FILTER_DENIED');
-    for (const f of allow) if (!headMatches(f, ctx, true)) throw refusal('FILTER_DENIED');
+    if (refuseAll) throw REFUSE_ALL;
+    for (const c of deny) if (headMatches(c.f, ctx, false)) throw c.refusal;
+    for (const c of allow) if (!headMatches(c.f, ctx, true)) throw c.refusal;
   };
 }
 
@@ -278,8 +318,8 @@ function bodyStep(p: Plan) {
       .then(() => ctx.body ?? readBody(ex, p.maxBody))
       .then((body) => {
         const view = bodyView(body, p.needJson);
-        for (const f of p.bodyDeny) if (bodyMatches(f, view)) throw refusal('FILTER_DENIED');
-        for (const f of p.bodyAllow) if (!bodyMatches(f, view)) throw refusal('FILTER_DENIED');
+        for (const c of p.bodyDeny) if (bodyMatches(c.f, view)) throw c.refusal;
+        for (const c of p.bodyAllow) if (!bodyMatches(c.f, view)) throw c.refusal;
         ctx.body = body;
       });
   };
