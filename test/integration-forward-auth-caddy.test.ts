@@ -1,30 +1,19 @@
 // Forward-auth behind a real Caddy (forward_auth), with the Caddyfile of README "Forward-auth":
 // Caddy relays every refusal as the gateway answered it, the 302 to the login page included.
 import t from 'tap';
-import { startForwardAuthCaddy } from './helpers/forward-proxies.js';
+import {
+  FORWARD_AUTH_USERS,
+  forwardAuthRoutes,
+  startForwardAuthCaddy,
+} from './helpers/forward-proxies.js';
 import { loginWithId, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
 
 const backend = await startUpstream();
 const gw: RunningGateway = await startGateway({
-  users: [
-    { username: 'alice', password: 'alice-password', roles: ['read', 'write'] },
-    { username: 'bob', password: 'bob-password' },
-  ],
+  users: FORWARD_AUTH_USERS,
   config: { trusted_proxies: ['127.0.0.1'], session_cookie: true },
-  routes: `routes:
-  - prefix: /app
-    target: ${backend.origin}
-  - prefix: /alice-only
-    target: ${backend.origin}
-    username: [alice]
-  - prefix: /read
-    target: ${backend.origin}
-    allow_methods: [GET]
-  - prefix: /public
-    target: ${backend.origin}
-    secure: false
-`,
+  routes: forwardAuthRoutes(backend.origin),
 });
 const hostOf = (url: string) => new URL(url).host;
 const caddy = await startForwardAuthCaddy(t.testdir(), hostOf(gw.url), hostOf(backend.origin));

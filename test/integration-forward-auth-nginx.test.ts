@@ -2,30 +2,19 @@
 // gives: nginx asks the gateway, copies the identity, maps refusals, sends browsers to log in.
 import { request } from 'node:http';
 import t from 'tap';
-import { startForwardAuthNginx } from './helpers/forward-proxies.js';
+import {
+  FORWARD_AUTH_USERS,
+  forwardAuthRoutes,
+  startForwardAuthNginx,
+} from './helpers/forward-proxies.js';
 import { loginWithId, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
 
 const backend = await startUpstream();
 const gw: RunningGateway = await startGateway({
-  users: [
-    { username: 'alice', password: 'alice-password', roles: ['read', 'write'] },
-    { username: 'bob', password: 'bob-password' },
-  ],
+  users: FORWARD_AUTH_USERS,
   config: { trusted_proxies: ['127.0.0.1'], session_cookie: true },
-  routes: `routes:
-  - prefix: /app
-    target: ${backend.origin}
-  - prefix: /alice-only
-    target: ${backend.origin}
-    username: [alice]
-  - prefix: /read
-    target: ${backend.origin}
-    allow_methods: [GET]
-  - prefix: /public
-    target: ${backend.origin}
-    secure: false
-`,
+  routes: forwardAuthRoutes(backend.origin),
 });
 const nginx = await startForwardAuthNginx(t.testdir(), gw.url, backend.origin);
 if (nginx === undefined) {

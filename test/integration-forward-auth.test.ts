@@ -2,6 +2,7 @@
 // describes, with the same route steps as a proxied request, and forwards nothing.
 import { request } from 'node:http';
 import t, { type Test } from 'tap';
+import { forwardAuthRoutes } from './helpers/forward-proxies.js';
 import { loginWithId, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -15,19 +16,9 @@ const gw: RunningGateway = await startGateway({
     { username: 'bob', password: 'bob-password', roles: ['r\u00f4le'] },
   ],
   config: { trusted_proxies: ['127.0.0.1'] },
-  routes: `routes:
-  - prefix: /app
-    target: ${upstream.origin}
-  - prefix: /alice-only
-    target: ${upstream.origin}
-    username: [alice]
-  - prefix: /read
-    target: ${upstream.origin}
-    allow_methods: [GET]
-  - prefix: /public
-    target: ${upstream.origin}
-    secure: false
-  - prefix: /bodyfilter
+  routes: forwardAuthRoutes(
+    upstream.origin,
+    `  - prefix: /bodyfilter
     target: ${upstream.origin}
     filters:
       deny: [{ field: body_raw, pattern: "secret" }]
@@ -39,6 +30,7 @@ const gw: RunningGateway = await startGateway({
     target: ${upstream.origin}
     ratelimit: { requests_per_second: 0.01, burst: 0 }
 `,
+  ),
 });
 const alice = await loginWithId(gw.url, 'alice', 'alice-password');
 const bob = await loginWithId(gw.url, 'bob', 'bob-password');

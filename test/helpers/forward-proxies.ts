@@ -189,3 +189,29 @@ async function started(proc: ChildProcess, port: number, dir: string): Promise<R
     log: async () => `${out}${await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')}`,
   };
 }
+
+/** The users of the forward-auth tests: alice may use every route, bob all but /alice-only. */
+export const FORWARD_AUTH_USERS = [
+  { username: 'alice', password: 'alice-password', roles: ['read', 'write'] },
+  { username: 'bob', password: 'bob-password' },
+];
+
+/**
+ * The routes.yml of the forward-auth tests, every route on `origin`: `/app` (secure), `/alice-only`
+ * (user list), `/read` (GET only), `/public` (no credential), then `extra` route entries.
+ */
+export function forwardAuthRoutes(origin: string, extra = ''): string {
+  return `routes:
+  - prefix: /app
+    target: ${origin}
+  - prefix: /alice-only
+    target: ${origin}
+    username: [alice]
+  - prefix: /read
+    target: ${origin}
+    allow_methods: [GET]
+  - prefix: /public
+    target: ${origin}
+    secure: false
+${extra}`;
+}
