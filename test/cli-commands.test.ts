@@ -58,7 +58,7 @@ t.test("help COMMAND prints that command's usage", async (t) => {
 
 t.test('usage errors exit 2 with a message on stderr and nothing on stdout', async (t) => {
   const commands =
-    "Commands: run, check-config, stats, unban, totp, keys, sync, hash-password, prepare, help. See 'proxyauth help'.";
+    "Commands: run, check-config, stats, unban, totp, keys, sync, hash-password, prepare, explain, help. See 'proxyauth help'.";
   const general = 'Usage: proxyauth [COMMAND] [OPTIONS]';
   // [arguments, first line of stderr, second line]
   const cases: [string[], RegExp, string][] = [
