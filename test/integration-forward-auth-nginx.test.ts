@@ -147,6 +147,28 @@ async function run(proxy: string): Promise<void> {
       headers: { cookie, origin: 'https://evil.test', 'x-csrf-token': 'x' },
     });
     t.equal(foreign.status, 403, 'a cookie POST from a foreign origin');
+    // The backend got a CSRF token of this session with the page (X-ProxyAuth-CSRF-Token): its
+    // script sends it back, from the site's own origin (with its port: X-Forwarded-Host is
+    // nginx's $http_host), and the POST passes.
+    const csrf = (JSON.parse(back.body) as Echo).headers['x-proxyauth-csrf-token'];
+    t.match(csrf, /^[A-Za-z0-9_-]{44}$/, 'a token reached the backend with the page');
+    const sameSite = await send(proxy, '/app/form', {
+      method: 'POST',
+      headers: {
+        cookie,
+        origin: proxy,
+        'x-csrf-token': String(csrf),
+        'content-type': 'text/plain',
+      },
+      body: 'a=1',
+    });
+    t.equal(sameSite.status, 200, `a cookie POST with the token passes: ${sameSite.body}`);
+    const bearerGet = await get('/app/page', { authorization: `Bearer ${alice.token}` });
+    t.equal(
+      (JSON.parse(bearerGet.body) as Echo).headers['x-proxyauth-csrf-token'],
+      undefined,
+      'no token for a bearer session (nginx drops the empty header)',
+    );
     const bearerPost = await send(proxy, '/app/form', {
       method: 'POST',
       headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'text/plain' },

@@ -25,6 +25,7 @@
 import type { Config } from '../conf/config-schema.js';
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { canonicalizePath } from './canonical-path.js';
+import { csrfTokensFor } from './csrf-token.js';
 import { type OriginalRequest, readOriginalRequest } from './forward-auth-request.js';
 import { acceptsHtml } from './page-answer.js';
 import type { Handler } from './pipeline.js';
@@ -153,6 +154,7 @@ const ANONYMOUS: readonly HeaderPair[] = [
   ['x-proxyauth-status', '200'],
   ['x-user', ''],
   ['x-user-roles', ''],
+  ['x-proxyauth-csrf-token', ''],
 ];
 
 function answerAllowed(ctx: RequestContext): void {
@@ -164,8 +166,26 @@ function answerAllowed(ctx: RequestContext): void {
           ['x-proxyauth-status', '200'],
           ['x-user', identity.user],
           ['x-user-roles', identity.roles],
+          ['x-proxyauth-csrf-token', csrfTokenOf(ctx)],
         ];
   sendBody(ctx.ex, 200, 'text/plain; charset=utf-8', '', headers);
+}
+
+/**
+ * A fresh CSRF token of the request's cookie session, for the proxy to pass to the backend
+ * (`X-ProxyAuth-CSRF-Token`), which puts it where its pages' scripts read it and send it back in
+ * `X-CSRF-Token`: behind forward-auth the gateway never sees the pages, so it cannot fill their
+ * placeholders. Empty for a bearer session (exempt from CSRF) or with `csrf_token` off.
+ */
+function csrfTokenOf(ctx: RequestContext): string {
+  const session = ctx.session;
+  const { config, codec } = ctx.rt;
+  if (!ctx.viaCookie || session === undefined || !config.session_cookie || !config.csrf_token) {
+    return '';
+  }
+  const tokens = csrfTokensFor(codec, session.keyId);
+  if (tokens === undefined) return '';
+  return tokens.mint(session.tokenId, Math.floor(Date.now() / 1000), config.csrf_token_ttl);
 }
 
 /**

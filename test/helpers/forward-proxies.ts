@@ -23,18 +23,20 @@ export function forwardAuthNginxServer(port: number, gateway: string, backend: s
       auth_request_set $pa_roles $upstream_http_x_user_roles;
       auth_request_set $pa_status $upstream_http_x_proxyauth_status;
       auth_request_set $pa_redirect $upstream_http_x_proxyauth_redirect;
+      auth_request_set $pa_csrf $upstream_http_x_proxyauth_csrf_token;
       error_page 401 = @proxyauth_401;
       error_page 500 = @proxyauth_status;
 
       proxy_set_header X-User $pa_user;
       proxy_set_header X-User-Roles $pa_roles;
+      proxy_set_header X-ProxyAuth-CSRF-Token $pa_csrf;
       proxy_set_header Authorization "";
       proxy_http_version 1.1;
       proxy_pass ${backend};
     }
 
     location ~ ^/(auth|logout)$ {
-      proxy_set_header Host $host;
+      proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_http_version 1.1;
@@ -51,7 +53,7 @@ export function forwardAuthNginxServer(port: number, gateway: string, backend: s
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Forwarded-Method "";
       proxy_set_header X-Forwarded-Uri "";
-      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Host $http_host;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_http_version 1.1;
@@ -84,6 +86,7 @@ export function forwardAuthCaddySite(port: number, gateway: string, backend: str
 	bind 127.0.0.1
 	request_header -X-User
 	request_header -X-User-Roles
+	request_header -X-ProxyAuth-CSRF-Token
 	@gateway path /auth /logout
 	handle @gateway {
 		reverse_proxy ${gateway}
@@ -92,7 +95,7 @@ export function forwardAuthCaddySite(port: number, gateway: string, backend: str
 		forward_auth ${gateway} {
 			uri /auth/verify
 			header_up -X-Original-*
-			copy_headers X-User X-User-Roles
+			copy_headers X-User X-User-Roles X-ProxyAuth-CSRF-Token
 		}
 		reverse_proxy ${backend}
 	}
