@@ -255,6 +255,36 @@ t.test('ambiguous or missing descriptions are refused, never guessed', async (t)
   t.equal(agreeing.status, 200, 'both families naming the same request is fine');
 });
 
+t.test('a path the backend would read as another route is refused, not judged', async (t) => {
+  // The proxy sends the raw URI to the backend: judging its canonical form (/public/x) would
+  // let a router that does not resolve these serve /alice-only to anyone.
+  for (const uri of [
+    '/alice-only/..%2fpublic/x',
+    '/alice-only/..%2Fpublic/x',
+    '/alice-only/%2e%2e/public/x',
+    '/alice-only/.%2E/public/x',
+    '/alice-only/..%5cpublic/x',
+    '/alice-only/..\\public/x',
+    '/alice-only/../public/x',
+    '/alice-only//..//public/x',
+    '/alice-only/x/./../../public/x',
+    '/public//x',
+    '/public/%2fx',
+  ]) {
+    for (const token of [undefined, bob.token]) {
+      const a = await ask({ ...(token ? bearer(token) : {}), ...nginx('GET', uri) });
+      refusedWith(t, a, 400, 'BAD_PATH');
+    }
+  }
+  // Escapes that leave the segments as they are still pass, judged on the decoded path.
+  const ok = await ask({ ...bearer(alice.token), ...nginx('GET', '/alice-only/%41b%20c/?q=%2f') });
+  t.equal(ok.status, 200, ok.body);
+  const slash = await ask(nginx('GET', '/public/'));
+  t.equal(slash.status, 200, 'a trailing slash is not an empty segment');
+  const bobAlice = await ask({ ...bearer(bob.token), ...nginx('GET', '/alice-only/%41') });
+  refusedWith(t, bobAlice, 403, 'USER_NOT_ALLOWED');
+});
+
 t.test('other methods of the endpoint are 405; the path is reserved', async (t) => {
   const a = await ask({ ...bearer(alice.token), ...nginx('GET', '/app/') }, { method: 'POST' });
   t.equal(a.status, 405);

@@ -119,6 +119,9 @@ function decide(
 ): Promise<void> | undefined {
   const path = canonicalizePath(original.url);
   if (path === null) throw badPath(original.url);
+  if (path !== original.url && reshaped(original.url)) {
+    throw new GatewayError('BAD_PATH', { detail: RESHAPED });
+  }
   ctx.path = path;
   const bare =
     path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path;
@@ -129,6 +132,35 @@ function decide(
   if (readsBody(route)) throw refusal('FORWARD_AUTH_NEEDS_BODY');
   if (ctx.upgrade !== undefined && !route.config.websocket) throw refusal('WEBSOCKET_NOT_ALLOWED');
   return runRoute(ctx, route, allow);
+}
+
+const RESHAPED =
+  'the path has a dot segment, an empty segment, a backslash or an encoded slash: the proxy passes it to the backend as it is, so it cannot be judged';
+const ENCODED_SEPARATOR = /%(?:2f|5c)/i;
+const ENCODED_DOT = /%2e/gi;
+
+/**
+ * Whether canonicalization changes the segments of a raw path (a backslash, `%2F`/`%5C`, an
+ * empty segment or a `.`/`..` segment, raw or encoded). The proxied path forwards the canonical
+ * path, but behind forward-auth the backend receives the proxy's raw URI: `/admin/..%2fpublic`
+ * would be judged as `/public` and routed by many backends under `/admin`. Refusing these
+ * (400 BAD_PATH) leaves only paths whose canonical form is the raw path with each segment's
+ * escapes decoded, which a backend reads the same way whether it decodes or not.
+ */
+function reshaped(raw: string): boolean {
+  if (raw.includes('\\') || ENCODED_SEPARATOR.test(raw)) return true;
+  const segments = raw.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const segment = segments[i]!;
+    // A trailing slash leaves one empty last segment: kept as it is by the canonicalizer.
+    if (segment === '') {
+      if (i === segments.length - 1) continue;
+      return true;
+    }
+    const dots = segment.replace(ENCODED_DOT, '.');
+    if (dots === '.' || dots === '..') return true;
+  }
+  return false;
 }
 
 const bodyReaders = new WeakMap<CompiledRoute, boolean>();
