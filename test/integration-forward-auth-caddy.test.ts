@@ -46,6 +46,7 @@ async function run(proxy: string): Promise<void> {
     t.equal(echo.url, '/app/page?x=1');
     t.equal(echo.headers['x-user'], 'alice');
     t.equal(echo.headers['x-user-roles'], 'read,write');
+    t.equal(echo.headers.authorization, undefined, 'the bearer token never reaches the backend');
     const pub = await get('/public/', { 'x-user': 'mallory', 'x-user-roles': 'admin' });
     t.equal(pub.status, 200);
     const seen = (await pub.json()) as Echo;

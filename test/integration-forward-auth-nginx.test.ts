@@ -126,7 +126,8 @@ async function run(proxy: string): Promise<void> {
     t.match(page.body, '<form method="post">', 'the form posts back to its URL, rd kept');
     const posted = await send(proxy, '/auth?rd=%2Fapp%2Fpage%3Fa%3D1%26b%3D2', {
       method: 'POST',
-      headers: { ...html, 'content-type': 'application/x-www-form-urlencoded' },
+      // A browser sends its Origin, with the port: nginx must pass Host with it ($http_host).
+      headers: { ...html, origin: proxy, 'content-type': 'application/x-www-form-urlencoded' },
       body: 'username=alice&password=alice-password',
     });
     t.equal(posted.status, 303, posted.body);

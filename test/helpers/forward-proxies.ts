@@ -97,7 +97,9 @@ export function forwardAuthCaddySite(port: number, gateway: string, backend: str
 			header_up -X-Original-*
 			copy_headers X-User X-User-Roles X-ProxyAuth-CSRF-Token
 		}
-		reverse_proxy ${backend}
+		reverse_proxy ${backend} {
+			header_up -Authorization
+		}
 	}
 }
 `;
