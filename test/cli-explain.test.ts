@@ -97,6 +97,7 @@ t.test('--json: a stable shape, null where a part does not apply', async (t) => 
   t.equal(e.route, null);
   t.equal(e.upstream, null);
   t.match(e.answer, { outcome: 'answered', status: 404, code: 'NO_ROUTE', closes: false });
+  t.match((e.notes as string[])[0], /as they are on disk now/, 'says which config it explains');
 });
 
 t.test(

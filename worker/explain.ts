@@ -366,7 +366,10 @@ function rateLimitOf(f: Findings): Explanation['rateLimit'] {
 }
 
 function notesOf(f: Findings, endpoint: string | undefined): string[] {
-  const notes: string[] = [];
+  // Found in review: "I added the route, why 404?" is the question explain is asked most.
+  const notes: string[] = [
+    'explained with config.json and routes.yml as they are on disk now, which the next start or reload runs; a running gateway that has not reloaded since they changed runs an older generation',
+  ];
   if (f.credential.kind === 'user') {
     notes.push(
       `a token was minted in memory for ${f.credential.user} with the active key, as POST /auth would; it is neither recorded nor printed`,
