@@ -76,22 +76,32 @@ t.test(
   },
 );
 
+/** A config generation with `config` (plus the secret) and one public `/` route to `origin`. */
+function snapshotOf(
+  dataDir: string,
+  config: Record<string, unknown>,
+  origin: string,
+): ConfigSnapshot {
+  return {
+    generation: 1,
+    keyRing: { active: SECRET, verifyOnly: [] },
+    configDir: '/virtual',
+    dataDir,
+    files: { config: '/virtual/config.json', routes: '/virtual/routes.yml' },
+    raw: {
+      config: { secret: SECRET, ...config },
+      routes: { routes: [{ prefix: '/', target: origin, secure: false }] },
+    },
+  };
+}
+
 async function edge(t: Test, config: Record<string, unknown>, probe?: ReadinessProbe) {
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
   const node = await inProcessNode();
   if (probe) Object.assign(node.services, { readiness: probe });
-  const snapshot: ConfigSnapshot = {
-    generation: 1,
-    keyRing: { active: SECRET, verifyOnly: [] },
-    configDir: '/virtual',
-    dataDir: node.dataDir,
-    files: { config: '/virtual/config.json', routes: '/virtual/routes.yml' },
-    raw: {
-      config: { secret: SECRET, users: [{ username: 'u', password: HASH }], ...config },
-      routes: { routes: [{ prefix: '/', target: upstream.origin, secure: false }] },
-    },
-  };
+  const users = [{ username: 'u', password: HASH }];
+  const snapshot = snapshotOf(node.dataDir, { users, ...config }, upstream.origin);
   const runtime = await Runtime.build(snapshot, node.services);
   return { url: await serveEdge(t, node, runtime), runtime };
 }
@@ -176,23 +186,16 @@ t.test('on: a health path is no login page source (logout_redirect_url)', async 
   t.teardown(() => backend.close());
   const failedLogin = async (health: boolean) => {
     const node = await inProcessNode();
-    const snapshot: ConfigSnapshot = {
-      generation: 1,
-      keyRing: { active: SECRET, verifyOnly: [] },
-      configDir: '/virtual',
-      dataDir: node.dataDir,
-      files: { config: '/virtual/config.json', routes: '/virtual/routes.yml' },
-      raw: {
-        config: {
-          secret: SECRET,
-          session_cookie: true,
-          csrf_token: false,
-          logout_redirect_url: '/healthz',
-          health_on_main_port: health,
-        },
-        routes: { routes: [{ prefix: '/', target: backend.origin, secure: false }] },
+    const snapshot = snapshotOf(
+      node.dataDir,
+      {
+        session_cookie: true,
+        csrf_token: false,
+        logout_redirect_url: '/healthz',
+        health_on_main_port: health,
       },
-    };
+      backend.origin,
+    );
     const url = await serveEdge(t, node, await Runtime.build(snapshot, node.services));
     const res = await fetch(`${url}/auth`, {
       method: 'POST',
