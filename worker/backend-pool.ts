@@ -1,6 +1,5 @@
-import type { Dispatcher } from 'undici';
 import type { EdgeServices } from './edge-services.js';
-import type { ConnectionProfile, PoolOptions } from './upstream-pools.js';
+import type { ConnectionProfile, PoolOptions, UpstreamPool } from './upstream-pools.js';
 
 /**
  * The one place an upstream pool of a route is obtained: its target, each of its backends,
@@ -13,7 +12,7 @@ export function backendPool(
   origin: string,
   options: PoolOptions,
   fresh = false,
-): Dispatcher {
+): UpstreamPool {
   return fresh
     ? services.pools.fresh(origin, options, profile)
     : services.pools.get(origin, options, profile);

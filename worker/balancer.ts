@@ -9,8 +9,8 @@
  * eligible. All state is in the edge's memory: each edge balances and judges health alone.
  */
 
-import type { Dispatcher } from 'undici';
 import type { Logger } from '../shared/log.js';
+import type { UpstreamPool } from './upstream-pools.js';
 
 /** Consecutive connection failures that take a backend out (passive health). */
 export const PASSIVE_FAILS = 3;
@@ -30,7 +30,7 @@ export class Backend {
   /** > 0: weighted member; -1: backup, used only while no weighted member is eligible. */
   readonly weight: number;
   /** The keep-alive pool of `origin`. */
-  readonly pool: Dispatcher;
+  readonly pool: UpstreamPool;
   /** Smooth weighted round robin score. */
   current = 0;
   /** Connection failures in a row (passive). */
@@ -47,7 +47,7 @@ export class Backend {
     targetPath: string;
     targetQuery: string;
     weight: number;
-    pool: Dispatcher;
+    pool: UpstreamPool;
   }) {
     this.origin = init.origin;
     this.targetPath = init.targetPath;

@@ -1,5 +1,6 @@
 import type { HealthCheckConfig } from '../conf/routes-schema.js';
 import type { Backend, Balancer } from './balancer.js';
+import { discardBody, upstreamRequest } from './upstream-request.js';
 
 /**
  * Active health checks of one route's backends (`health_check` in routes.yml), run by each
@@ -59,13 +60,13 @@ export class HealthChecker {
     let ok = false;
     let reason = '';
     try {
-      const res = await m.pool.request({
+      const res = await upstreamRequest(m.pool, {
         method: 'GET',
         path: this.#spec.path,
         headers: { 'user-agent': 'proxyauth-health-check' },
         signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#spec.timeout)]),
       });
-      await res.body.dump();
+      await discardBody(res.body);
       ok = this.#spec.expected_status.includes(res.statusCode);
       if (!ok) reason = `status ${res.statusCode}`;
     } catch (err) {

@@ -14,6 +14,7 @@ import { MAX_LOGIN_PAGE_BYTES } from '../conf/login-page.js';
 import { errorBlockProblem } from '../shared/error-block.js';
 import type { Logger } from '../shared/log.js';
 import type { CompiledRoute } from './runtime.js';
+import { upstreamRequest } from './upstream-request.js';
 import { buildUpstreamPath } from './upstream-url.js';
 
 /** How long a fetched page (or a failure to fetch it) is reused. */
@@ -93,7 +94,7 @@ export class RoutePage {
       securePath: route.config.secure_path,
       preservePrefix: route.config.preserve_prefix,
     });
-    const res = await (backend?.pool ?? route.pool).request({
+    const res = await upstreamRequest(backend?.pool ?? route.pool, {
       path: upstreamPath,
       method: 'GET',
       headers: {
@@ -102,17 +103,15 @@ export class RoutePage {
         'user-agent': 'ProxyAuth',
         'x-forwarded-proto': this.#proto,
       },
-      headersTimeout: this.#timeoutMs,
-      bodyTimeout: this.#timeoutMs,
       signal: AbortSignal.timeout(this.#timeoutMs),
     });
     if (res.statusCode !== 200) {
-      await res.body.dump();
+      res.body.destroy();
       throw new PageUnavailable(`the route answered ${res.statusCode}, not 200`);
     }
     const type = res.headers['content-type'];
     if (typeof type !== 'string' || !/^\s*text\/html\s*(?:;|$)/i.test(type)) {
-      await res.body.dump();
+      res.body.destroy();
       throw new PageUnavailable(`the page is not text/html (${String(type)})`);
     }
     const chunks: Buffer[] = [];

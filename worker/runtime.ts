@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Dispatcher } from 'undici';
 import { argon2Cost } from '../conf/argon2-hash.js';
 import type { Config } from '../conf/config-schema.js';
 import { isArgon2Hash } from '../conf/is-argon2-hash.js';
@@ -37,6 +36,7 @@ import {
   encodeIdentity,
   type UpstreamIdentity,
 } from './upstream-headers.js';
+import type { UpstreamPool } from './upstream-pools.js';
 import { type ConnectionProfile, type PoolOptions, poolKey } from './upstream-pools.js';
 import { proxyWebSocket, refuseWebSocket } from './websocket-proxy.js';
 
@@ -60,7 +60,7 @@ export interface CompiledRoute {
   readonly origin: string;
   readonly targetPath: string;
   readonly targetQuery: string;
-  readonly pool: Dispatcher;
+  readonly pool: UpstreamPool;
   readonly poolOptions: PoolOptions;
   /** Proxy and TLS settings of the route's connections; undefined: direct, Node's defaults. */
   readonly profile: ConnectionProfile | undefined;

@@ -1,5 +1,6 @@
 import type { buildConnector, Dispatcher } from 'undici';
 import { Pool } from 'undici';
+import { H1Pool } from './h1-client.js';
 import { interimTolerantConnector } from './upstream-connector.js';
 import {
   absoluteForm,
@@ -36,8 +37,18 @@ export function poolKey(origin: string, profile?: ConnectionProfile): string {
   return profile === undefined ? origin : `${origin} ${profile.key}`;
 }
 
+/**
+ * What the relay needs of a pool: undici's dispatch-handler API. Direct plain-http origins get
+ * the gateway's own client (worker/h1-client.ts); https and forward-proxied ones undici's Pool.
+ */
+export interface UpstreamPool {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
 interface Entry {
-  pool: Dispatcher;
+  pool: UpstreamPool;
   key: string;
 }
 
@@ -50,9 +61,9 @@ interface Entry {
 export class UpstreamPools {
   #pools = new Map<string, Entry>();
   #fresh = new Map<string, Entry>();
-  #replaced: Dispatcher[] = [];
+  #replaced: UpstreamPool[] = [];
 
-  get(origin: string, options: PoolOptions, profile?: ConnectionProfile): Dispatcher {
+  get(origin: string, options: PoolOptions, profile?: ConnectionProfile): UpstreamPool {
     return this.#pool(this.#pools, origin, options, options.maxConnections > 0, profile);
   }
 
@@ -61,7 +72,7 @@ export class UpstreamPools {
    * disables keep-alive): a request retried after a stale keep-alive connection failed must not
    * meet another stale one of the same pool.
    */
-  fresh(origin: string, options: PoolOptions, profile?: ConnectionProfile): Dispatcher {
+  fresh(origin: string, options: PoolOptions, profile?: ConnectionProfile): UpstreamPool {
     return this.#pool(this.#fresh, origin, options, false, profile);
   }
 
@@ -71,7 +82,7 @@ export class UpstreamPools {
     options: PoolOptions,
     keepAlive: boolean,
     profile: ConnectionProfile | undefined,
-  ): Dispatcher {
+  ): UpstreamPool {
     const key = `${options.maxConnections}/${options.timeoutMs}/${options.keepAliveMaxMs}`;
     const mapKey = poolKey(origin, profile);
     const known = pools.get(mapKey);
@@ -112,10 +123,22 @@ function createPool(
   options: PoolOptions,
   keepAlive: boolean,
   profile: ConnectionProfile | undefined,
-): Dispatcher {
+): UpstreamPool {
   const connectTimeout = Math.min(options.timeoutMs, 10_000);
   const proxy = profile?.proxy;
   const https = origin.startsWith('https:');
+  if (!https && proxy === undefined) {
+    return new H1Pool({
+      origin,
+      keepAlive,
+      maxIdle: options.maxConnections,
+      headersTimeoutMs: options.timeoutMs,
+      bodyTimeoutMs: options.timeoutMs,
+      connectTimeoutMs: connectTimeout,
+      keepAliveTimeoutMs: Math.min(4_000, Math.max(1, options.keepAliveMaxMs)),
+      keepAliveMaxMs: Math.max(1, options.keepAliveMaxMs),
+    });
+  }
   const tls = https ? profile?.tls : undefined;
   // Direct connections: undici's connector with the 100-Continue filter, and the route's TLS
   // settings (a prebuilt SecureContext: no PKCS#12 parsing per connection).

@@ -1,0 +1,1071 @@
+import { connect, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { CodedError } from '../shared/coded-error.js';
+
+/*
+ * The gateway's own HTTP/1.1 client for plain-http upstreams (RFC 9112), in place of undici's
+ * Pool on the hot path. Measured on this 2-core machine with the bench's method (CPU time of
+ * the proxy processes per request, wrk -c64, the bench's upstream): uWS + undici Pool.dispatch
+ * and nothing else cost 68 us/request, uWS + a bare keep-alive client on net.Socket 40 us; the
+ * whole gateway on undici cost 81. undici's cost is its generality: a Request object and its
+ * header validation per request, the llhttp wasm parser with a JS callback per header, its
+ * writable-stream path and a setImmediate before each write.
+ *
+ * It speaks undici's dispatch-handler API (onRequestStart, onResponseStart, onResponseData,
+ * onResponseEnd, onResponseError; a controller with pause/resume/abort) and undici's error codes,
+ * so worker/upstream-relay.ts, its retry rules and worker/upstream-error.ts are shared by both
+ * clients. https upstreams and routes through a forward proxy stay on undici.
+ *
+ * What it accepts from an upstream is at least as strict as undici (llhttp), and stricter where a
+ * proxy must be (test/upstream-client-conformance.test.ts runs the same hostile answers through
+ * both):
+ * - status line `HTTP/1.0` or `HTTP/1.1`, a 3-digit code 100-599, a reason without controls;
+ * - header lines `token ":" OWS value OWS` with CRLF or LF endings; no obs-fold, no whitespace
+ *   before the colon, no control character but HTAB in a value (bytes 0x80-0xff pass, decoded
+ *   as latin1 as undici does); the head at most 16 KiB (undici's default);
+ * - framing: Transfer-Encoding exactly `chunked` (anything else, or with a Content-Length, is
+ *   refused: a response framed two ways is a desync attempt); Content-Length digits only, repeated
+ *   only with the same value; chunk sizes hex digits only, extensions well formed, the CRLF after
+ *   each chunk's data checked, trailers parsed like headers and bounded;
+ * - 1xx answers other than 101 are skipped (RFC 9110 section 15.2, unsolicited 100 included);
+ *   101 is an error (the gateway never asks for an upgrade here);
+ * - a connection is reused only after a complete answer framed by length or chunks, with no byte
+ *   beyond it, to a request written whole, without `Connection: close`, HTTP/1.1; any byte that
+ *   arrives on an idle connection closes it. So no byte of one answer can become another's.
+ */
+
+/** Settings of one pool (one origin, one way of connecting). Durations in milliseconds. */
+export interface H1PoolOptions {
+  /** `http://host:port`: the upstream's origin. */
+  readonly origin: string;
+  /** false: one request per connection, each sent with `connection: close`. */
+  readonly keepAlive: boolean;
+  /** Idle connections kept open for reuse (routes.yml `max_idle_per_host`). */
+  readonly maxIdle: number;
+  /** From the request written whole... to the answer's head complete. */
+  readonly headersTimeoutMs: number;
+  /** Longest silence allowed between bytes of an answer's body. */
+  readonly bodyTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** How long an idle connection is kept when the upstream gives no `Keep-Alive: timeout`. */
+  readonly keepAliveTimeoutMs: number;
+  /** Upper bound of the idle time, whatever the upstream's hint says. */
+  readonly keepAliveMaxMs: number;
+}
+
+/** A failure of the client, with undici's code for the same condition (`HPE_*`: a malformed answer). */
+export class UpstreamClientError extends CodedError {}
+
+/** undici's `maxHeaderSize` default (Node's `--max-http-header-size`). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+/** A chunk-size line (size and extensions). */
+const MAX_CHUNK_LINE = 4096;
+/** All trailer lines of a chunked body. */
+const MAX_TRAILER_BYTES = 16 * 1024;
+/** Chunk sizes up to 2^52 - 1: 13 hex digits. */
+const MAX_CHUNK_DIGITS = 13;
+/** How often deadlines (connect, head, body, idle) are checked: timeouts may be this late. */
+const SWEEP_MS = 250;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Request-side values (what undici accepts): HTAB, visible ASCII, space, obs-text. */
+const BAD_REQUEST_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** A request target: no controls, no space (undici's check). */
+const BAD_PATH = /[^\u0021-\u00ff]/;
+/** Response-side values and reason phrases: controls other than HTAB, and DEL. */
+const BAD_RESPONSE_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5][0-9][0-9])(?: (.*))?$/;
+const DIGITS = /^[0-9]{1,15}$/;
+const CHUNK_EXT =
+  /^(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*$/;
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d{1,9})/i;
+/** Request headers the client writes itself, or that would change the message's framing. */
+const OWN_REQUEST_HEADERS = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'te',
+  'trailer',
+  'proxy-connection',
+]);
+
+type Headers = Record<string, string | string[] | undefined>;
+
+function error(code: string, message: string, cause?: unknown): UpstreamClientError {
+  return new UpstreamClientError(code, message, cause === undefined ? undefined : { cause });
+}
+
+// --- Deadlines: one coarse sweep for every connection instead of a timer per request. -------
+
+/** Date.now() as of the last sweep (or the last deadline set): per-request code reads this. */
+let coarseNow = Date.now();
+const watched = new Set<Connection>();
+let sweeper: NodeJS.Timeout | undefined;
+
+function sweep(): void {
+  coarseNow = Date.now();
+  for (const conn of watched) if (conn.deadline <= coarseNow) conn.expire();
+  if (watched.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
+function watch(conn: Connection): void {
+  watched.add(conn);
+  if (sweeper === undefined) {
+    coarseNow = Date.now();
+    sweeper = setInterval(sweep, SWEEP_MS).unref();
+  }
+}
+
+// --- One request: its handler, and the controller undici's API hands the handler. ----------
+
+enum Stage {
+  /** Waiting for a connection. */
+  Queued,
+  /** Written (or being written); no answer byte yet. */
+  Sent,
+  /** Some answer byte arrived. */
+  Answering,
+  /** onResponseEnd or onResponseError was called. */
+  Over,
+}
+
+class UpstreamRequest implements Dispatcher.DispatchController {
+  readonly handler: Dispatcher.DispatchHandler;
+  readonly head: string;
+  readonly body: Buffer | Readable | null;
+  /** The declared length of a streamed body; -1: sent chunked. */
+  readonly streamLength: number;
+  readonly noBody: boolean;
+  readonly closeAfter: boolean;
+  stage = Stage.Queued;
+  conn: Connection | undefined;
+  /** The request left whole (head and body). */
+  written = false;
+  #paused = false;
+  #reason: Error | null = null;
+
+  constructor(
+    handler: Dispatcher.DispatchHandler,
+    head: string,
+    body: Buffer | Readable | null,
+    streamLength: number,
+    noBody: boolean,
+    closeAfter: boolean,
+  ) {
+    this.handler = handler;
+    this.head = head;
+    this.body = body;
+    this.streamLength = streamLength;
+    this.noBody = noBody;
+    this.closeAfter = closeAfter;
+  }
+
+  /** Ended (answered or failed): nothing more reaches the handler. */
+  get over(): boolean {
+    return this.stage === Stage.Over;
+  }
+
+  get aborted(): boolean {
+    return this.#reason !== null;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  get reason(): Error | null {
+    return this.#reason;
+  }
+
+  abort(reason: Error): void {
+    if (this.stage === Stage.Over) return;
+    this.#reason = reason;
+    const conn = this.conn;
+    if (conn === undefined) this.fail(reason);
+    else conn.failRequest(reason);
+  }
+
+  pause(): void {
+    if (this.stage === Stage.Over || this.#paused) return;
+    this.#paused = true;
+    this.conn?.pauseReading();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.stage !== Stage.Over) this.conn?.resumeReading();
+  }
+
+  /** Ends the request with `err` (once). */
+  fail(err: Error): void {
+    if (this.stage === Stage.Over) return;
+    this.stage = Stage.Over;
+    this.handler.onResponseError?.(this, err);
+  }
+}
+
+// --- One connection and its answer parser. --------------------------------------------------
+
+enum Phase {
+  Idle,
+  Head,
+  /** Body framed by Content-Length: `remaining` bytes to go. */
+  Length,
+  /** Body until the upstream closes. */
+  UntilClose,
+  ChunkSize,
+  ChunkData,
+  /** The CRLF after a chunk's data. */
+  ChunkEnd,
+  Trailers,
+}
+
+const EMPTY = Buffer.alloc(0);
+
+class Connection {
+  readonly pool: H1Pool;
+  readonly socket: Socket;
+  request: UpstreamRequest | undefined;
+  /** Date.now() after which `expire` runs; Infinity when nothing is timed. */
+  deadline = Number.POSITIVE_INFINITY;
+  #deadlineCode = '';
+  #connected = false;
+  #phase = Phase.Idle;
+  /** Bytes of an incomplete head, chunk line or trailer section. */
+  #partial: Buffer = EMPTY;
+  /** Bytes received while the handler had paused reading. */
+  #backlog: Buffer | undefined;
+  #remaining = 0;
+  #reusable = true;
+  #idleMs: number;
+  #trailerBytes = 0;
+  #dead = false;
+  /** The upstream closed; what it sent before is still to be parsed (the handler paused). */
+  #eof = false;
+
+  constructor(pool: H1Pool, host: string, port: number, connectTimeoutMs: number) {
+    this.pool = pool;
+    this.#idleMs = pool.keepAliveTimeoutMs;
+    const socket = connect({ host, port, noDelay: true });
+    this.socket = socket;
+    this.#setDeadline(connectTimeoutMs, 'UND_ERR_CONNECT_TIMEOUT');
+    socket.once('connect', () => {
+      this.#connected = true;
+      const request = this.request;
+      if (request === undefined) this.#toIdle();
+      else this.#send(request);
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err: Error) => this.#onClose(err));
+    socket.on('close', () => this.#onClose(undefined));
+  }
+
+  #setDeadline(ms: number, code: string): void {
+    watch(this);
+    this.deadline = coarseNow + ms;
+    this.#deadlineCode = code;
+  }
+
+  #clearDeadline(): void {
+    this.deadline = Number.POSITIVE_INFINITY;
+    watched.delete(this);
+  }
+
+  /** Called by the sweep when the deadline passed. */
+  expire(): void {
+    watched.delete(this);
+    const code = this.#deadlineCode;
+    if (this.request === undefined) {
+      this.destroy(); // idle time over
+      return;
+    }
+    const message =
+      code === 'UND_ERR_CONNECT_TIMEOUT'
+        ? 'connect timeout'
+        : code === 'UND_ERR_HEADERS_TIMEOUT'
+          ? 'headers timeout'
+          : 'body timeout';
+    this.failRequest(error(code, message));
+  }
+
+  /** Takes `request` on this (connected, idle) connection. */
+  start(request: UpstreamRequest): void {
+    this.request = request;
+    request.conn = this;
+    if (this.#connected) this.#send(request);
+  }
+
+  #send(request: UpstreamRequest): void {
+    request.stage = Stage.Sent;
+    this.#phase = Phase.Head;
+    this.#partial = EMPTY;
+    this.#reusable = this.pool.keepAlive && !request.closeAfter;
+    request.handler.onRequestStart?.(request, undefined);
+    // The handler may abort at once (its client left).
+    if (request.over || this.request !== request) return;
+    const socket = this.socket;
+    const body = request.body;
+    this.#setDeadline(this.pool.headersTimeoutMs, 'UND_ERR_HEADERS_TIMEOUT');
+    if (body === null) {
+      socket.write(request.head, 'latin1');
+      request.written = true;
+      return;
+    }
+    if (Buffer.isBuffer(body)) {
+      socket.cork();
+      socket.write(request.head, 'latin1');
+      socket.write(body);
+      socket.uncork();
+      request.written = true;
+      return;
+    }
+    socket.write(request.head, 'latin1');
+    this.#stream(request, body);
+  }
+
+  /** Writes a streamed request body: with its declared length, else chunked. */
+  #stream(request: UpstreamRequest, body: Readable): void {
+    const socket = this.socket;
+    const chunked = request.streamLength < 0;
+    let sent = 0;
+    const onDrain = () => body.resume();
+    const detach = () => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      socket.off('drain', onDrain);
+    };
+    const onData = (chunk: Buffer) => {
+      if (this.request !== request || request.over) {
+        detach();
+        return;
+      }
+      sent += chunk.byteLength;
+      if (!chunked && sent > request.streamLength) {
+        detach();
+        this.failRequest(error('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'request body too long'));
+        return;
+      }
+      if (chunk.byteLength === 0) return;
+      let ok: boolean;
+      if (chunked) {
+        socket.cork();
+        socket.write(`${chunk.byteLength.toString(16)}\r\n`, 'latin1');
+        socket.write(chunk);
+        ok = socket.write('\r\n', 'latin1');
+        socket.uncork();
+      } else ok = socket.write(chunk);
+      if (!ok) body.pause();
+    };
+    const onEnd = () => {
+      detach();
+      if (this.request !== request || request.over) return;
+      if (!chunked && sent !== request.streamLength) {
+        this.failRequest(error('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'request body too short'));
+        return;
+      }
+      if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      request.written = true;
+      // The head timer counts from the request written whole.
+      if (this.#phase === Phase.Head && request.stage === Stage.Sent)
+        this.#setDeadline(this.pool.headersTimeoutMs, 'UND_ERR_HEADERS_TIMEOUT');
+    };
+    const onError = (err: Error) => {
+      detach();
+      if (this.request === request) this.failRequest(err);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    socket.on('drain', onDrain);
+    // While the body streams, the head timer does not run: a slow upload is not the upstream's.
+    this.#clearDeadline();
+  }
+
+  pauseReading(): void {
+    this.#clearDeadline();
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.#eof) this.socket.resume();
+    if (this.#phase !== Phase.Head && this.#phase !== Phase.Idle && !this.#eof)
+      this.#setDeadline(this.pool.bodyTimeoutMs, 'UND_ERR_BODY_TIMEOUT');
+    // Handlers resume from their own callbacks (uWS's onWritable): what waits is parsed after.
+    queueMicrotask(() => this.#afterResume());
+  }
+
+  #afterResume(): void {
+    const request = this.request;
+    if (request === undefined || request.paused || (this.#dead && !this.#eof)) return;
+    const backlog = this.#backlog;
+    this.#backlog = undefined;
+    if (backlog !== undefined) this.#parse(backlog, 0);
+    else if (this.#phase === Phase.Length && this.#remaining === 0) this.#parse(EMPTY, 0);
+    if (this.#eof && this.request === request && !request.paused) this.#atEof();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#dead && !this.#eof) return;
+    const request = this.request;
+    if (request === undefined || this.#phase === Phase.Idle) {
+      // Bytes nobody asked for: this connection's framing can no longer be trusted.
+      this.destroy();
+      return;
+    }
+    if (request.paused) {
+      this.#backlog = this.#backlog === undefined ? chunk : Buffer.concat([this.#backlog, chunk]);
+      return;
+    }
+    this.#parse(chunk, 0);
+  }
+
+  /** Parses `chunk` from `at` for the current request. */
+  #parse(chunk: Buffer, at: number): void {
+    const request = this.request!;
+    let pos = at;
+    while ((!this.#dead || this.#eof) && this.request === request) {
+      switch (this.#phase) {
+        case Phase.Head: {
+          if (pos >= chunk.length) return;
+          if (request.stage === Stage.Sent) {
+            request.stage = Stage.Answering;
+            request.handler.onResponseStarted?.();
+            if (this.request !== request || request.over) return;
+          }
+          const next = this.#head(chunk, pos);
+          if (next < 0) return;
+          pos = next;
+          break;
+        }
+        case Phase.Length: {
+          const remaining = this.#remaining;
+          if (remaining === 0) {
+            if (pos < chunk.length) this.#reusable = false;
+            this.#complete(undefined);
+            return;
+          }
+          if (pos >= chunk.length) return;
+          const take = Math.min(remaining, chunk.length - pos);
+          this.#remaining = remaining - take;
+          const piece =
+            pos === 0 && take === chunk.length ? chunk : chunk.subarray(pos, pos + take);
+          pos += take;
+          if (!this.#data(request, piece, chunk, pos)) return;
+          break;
+        }
+        case Phase.UntilClose: {
+          if (pos >= chunk.length) return;
+          const piece = pos === 0 ? chunk : chunk.subarray(pos);
+          pos = chunk.length;
+          if (!this.#data(request, piece, chunk, pos)) return;
+          break;
+        }
+        case Phase.ChunkSize: {
+          const next = this.#chunkSize(chunk, pos);
+          if (next < 0) return;
+          pos = next;
+          break;
+        }
+        case Phase.ChunkData: {
+          if (pos >= chunk.length) return;
+          const take = Math.min(this.#remaining, chunk.length - pos);
+          this.#remaining -= take;
+          const piece = chunk.subarray(pos, pos + take);
+          pos += take;
+          if (this.#remaining === 0) this.#phase = Phase.ChunkEnd;
+          if (!this.#data(request, piece, chunk, pos)) return;
+          break;
+        }
+        case Phase.ChunkEnd: {
+          const next = this.#line(chunk, pos, 2);
+          if (next === -1) return;
+          if (next === -2 || this.#lineText !== '') {
+            this.#malformed('HPE_STRICT', 'no CRLF after chunk data');
+            return;
+          }
+          pos = next;
+          this.#phase = Phase.ChunkSize;
+          break;
+        }
+        case Phase.Trailers: {
+          const next = this.#trailer(chunk, pos);
+          if (next < 0) return;
+          pos = next;
+          break;
+        }
+        default:
+          return;
+      }
+    }
+  }
+
+  /**
+   * Hands a body piece to the handler. Returns false when parsing must stop here: the request
+   * ended (the handler aborted) or the handler paused (the rest of `chunk` from `pos` waits).
+   */
+  #data(request: UpstreamRequest, piece: Buffer, chunk: Buffer, pos: number): boolean {
+    this.#setDeadline(this.pool.bodyTimeoutMs, 'UND_ERR_BODY_TIMEOUT');
+    request.handler.onResponseData?.(request, piece);
+    if (this.request !== request || request.over) return false;
+    if (request.paused) {
+      if (pos < chunk.length) this.#backlog = chunk.subarray(pos);
+      this.#clearDeadline();
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Finds one line of at most `max` bytes (with its LF) in `#partial` + `chunk` from `pos`.
+   * Returns the index after its LF, the line in `#line`; -1 when more bytes are needed (kept in
+   * `#partial`); -2 when the line is too long.
+   */
+  #lineText = '';
+  #line(chunk: Buffer, pos: number, max: number): number {
+    const lf = chunk.indexOf(0x0a, pos);
+    const partial = this.#partial;
+    if (lf === -1) {
+      if (partial.length + chunk.length - pos > max) return -2;
+      this.#partial =
+        partial.length === 0
+          ? Buffer.from(chunk.subarray(pos))
+          : Buffer.concat([partial, chunk.subarray(pos)]);
+      return -1;
+    }
+    if (partial.length + lf + 1 - pos > max) return -2;
+    let text: string;
+    if (partial.length === 0) text = chunk.toString('latin1', pos, lf);
+    else {
+      text = partial.toString('latin1', 0, partial.length) + chunk.toString('latin1', pos, lf);
+      this.#partial = EMPTY;
+    }
+    // CRLF or a bare LF end a line; a CR anywhere else is refused by the callers' checks.
+    this.#lineText = text.endsWith('\r') ? text.slice(0, -1) : text;
+    return lf + 1;
+  }
+
+  /** Parses a head (interim or final) from `pos`; returns the index in `chunk` after it, or -1. */
+  #head(chunk: Buffer, pos: number): number {
+    const partial = this.#partial;
+    // The usual case: the whole head in this read, and no earlier bytes.
+    const buf = partial.length === 0 ? chunk : Buffer.concat([partial, chunk.subarray(pos)]);
+    const start = partial.length === 0 ? pos : 0;
+    const end = endOfHead(buf, start);
+    if (end === -1 || end - start > MAX_HEAD_BYTES) {
+      if (end !== -1 || buf.length - start > MAX_HEAD_BYTES) {
+        this.#malformed('UND_ERR_HEADERS_OVERFLOW', 'upstream response head too large');
+        return -1;
+      }
+      this.#partial = buf === chunk ? Buffer.from(chunk.subarray(pos)) : buf;
+      return -1;
+    }
+    this.#partial = EMPTY;
+    if (!this.#onHead(buf.toString('latin1', start, end))) return -1;
+    return buf === chunk ? end : pos + end - partial.length;
+  }
+
+  /** Acts on one complete head's text (status line to the blank line); false: stop parsing. */
+  #onHead(text: string): boolean {
+    const request = this.request!;
+    const lines = text.split('\n');
+    // The head ends with an empty line: drop it (and its CR).
+    lines.length -= 1;
+    const last = lines.length - 1;
+    if (lines[last] === '' || lines[last] === '\r') lines.length = last;
+    const statusText = stripCr(lines[0]!);
+    const status = STATUS_LINE.exec(statusText);
+    if (status === null || (status[3] !== undefined && BAD_RESPONSE_VALUE.test(status[3]))) {
+      this.#malformed('HPE_INVALID_CONSTANT', 'malformed upstream status line');
+      return false;
+    }
+    const headers: Headers = Object.create(null) as Headers;
+    for (let i = 1; i < lines.length; i++) {
+      const line = stripCr(lines[i]!);
+      if (!addHeader(headers, line)) {
+        this.#malformed('HPE_INVALID_HEADER_TOKEN', 'malformed upstream header line');
+        return false;
+      }
+    }
+    const code = Number(status[2]);
+    if (code < 200) {
+      if (code === 101) {
+        this.#malformed('HPE_UNEXPECTED_UPGRADE', 'upstream switched protocols unasked');
+        return false;
+      }
+      // Interim (RFC 9110 section 15.2): the final answer follows; its timer keeps running.
+      return true;
+    }
+    const http10 = status[1] === '0';
+    const te = headers['transfer-encoding'];
+    const cl = headers['content-length'];
+    let length = -1;
+    if (cl !== undefined) {
+      length = contentLength(cl);
+      if (length < 0) {
+        this.#malformed('HPE_INVALID_CONTENT_LENGTH', 'malformed upstream Content-Length');
+        return false;
+      }
+    }
+    let chunked = false;
+    if (te !== undefined) {
+      if (typeof te !== 'string' || te.toLowerCase() !== 'chunked' || http10) {
+        this.#malformed('HPE_INVALID_TRANSFER_ENCODING', 'unsupported upstream Transfer-Encoding');
+        return false;
+      }
+      if (cl !== undefined) {
+        this.#malformed('HPE_UNEXPECTED_CONTENT_LENGTH', 'Content-Length with Transfer-Encoding');
+        return false;
+      }
+      chunked = true;
+    }
+    if (http10 || hasToken(headers.connection, 'close')) this.#reusable = false;
+    const hint = headers['keep-alive'];
+    if (typeof hint === 'string') {
+      const m = KEEP_ALIVE_TIMEOUT.exec(hint);
+      if (m !== null) {
+        const ms = Number(m[1]) * 1000 - 1000;
+        if (ms < 1000) this.#reusable = false;
+        else this.#idleMs = Math.min(ms, this.pool.keepAliveMaxMs);
+      }
+    }
+    const noBody = request.noBody || code === 204 || code === 304;
+    if (noBody) {
+      this.#phase = Phase.Length;
+      this.#remaining = 0;
+    } else if (chunked) {
+      this.#phase = Phase.ChunkSize;
+      this.#trailerBytes = 0;
+    } else if (length >= 0) {
+      this.#phase = Phase.Length;
+      this.#remaining = length;
+    } else {
+      this.#phase = Phase.UntilClose;
+      this.#reusable = false;
+    }
+    this.#setDeadline(this.pool.bodyTimeoutMs, 'UND_ERR_BODY_TIMEOUT');
+    request.handler.onResponseStart?.(request, code, headers, status[3] ?? '');
+    return this.request === request && !request.over;
+  }
+
+  #chunkSize(chunk: Buffer, pos: number): number {
+    const next = this.#line(chunk, pos, MAX_CHUNK_LINE);
+    if (next === -1) return -1;
+    if (next === -2) {
+      this.#malformed('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'upstream chunk-size line too long');
+      return -1;
+    }
+    const line = this.#lineText;
+    let digits = 0;
+    let size = 0;
+    while (digits < line.length) {
+      const c = line.charCodeAt(digits);
+      const v =
+        c >= 0x30 && c <= 0x39
+          ? c - 0x30
+          : c >= 0x61 && c <= 0x66
+            ? c - 0x57
+            : c >= 0x41 && c <= 0x46
+              ? c - 0x37
+              : -1;
+      if (v < 0) break;
+      size = size * 16 + v;
+      digits++;
+    }
+    if (digits === 0 || digits > MAX_CHUNK_DIGITS) {
+      this.#malformed('HPE_INVALID_CHUNK_SIZE', 'malformed upstream chunk size');
+      return -1;
+    }
+    if (digits < line.length && !CHUNK_EXT.test(line.slice(digits))) {
+      this.#malformed('HPE_INVALID_CHUNK_SIZE', 'malformed upstream chunk extension');
+      return -1;
+    }
+    if (size === 0) this.#phase = Phase.Trailers;
+    else {
+      this.#phase = Phase.ChunkData;
+      this.#remaining = size;
+    }
+    return next;
+  }
+
+  #trailerHeaders: Headers | undefined;
+  #trailer(chunk: Buffer, pos: number): number {
+    const next = this.#line(chunk, pos, MAX_TRAILER_BYTES - this.#trailerBytes);
+    if (next === -1) return -1;
+    if (next === -2) {
+      this.#malformed('UND_ERR_HEADERS_OVERFLOW', 'upstream trailers too large');
+      return -1;
+    }
+    const line = this.#lineText;
+    this.#trailerBytes += line.length + 2;
+    if (line === '') {
+      const trailers = this.#trailerHeaders ?? (Object.create(null) as Headers);
+      this.#trailerHeaders = undefined;
+      if (next < chunk.length) this.#reusable = false;
+      this.#complete(trailers);
+      return -1;
+    }
+    this.#trailerHeaders ??= Object.create(null) as Headers;
+    if (!addHeader(this.#trailerHeaders, line)) {
+      this.#malformed('HPE_INVALID_HEADER_TOKEN', 'malformed upstream trailer line');
+      return -1;
+    }
+    return next;
+  }
+
+  /** The answer is complete: the handler is told, the connection reused or closed. */
+  #complete(trailers: Headers | undefined): void {
+    const request = this.request!;
+    this.#clearDeadline();
+    this.request = undefined;
+    this.#phase = Phase.Idle;
+    request.stage = Stage.Over;
+    request.conn = undefined;
+    const reusable = this.#reusable && request.written && !this.#dead;
+    if (!request.written && request.body !== null && !Buffer.isBuffer(request.body)) {
+      // An answer before the upload ended: the rest of the client's body is read and dropped,
+      // so the client is not cut mid-upload (the connection to the upstream closes).
+      const body = request.body;
+      body.removeAllListeners('data');
+      body.on('data', () => {});
+      body.resume();
+    }
+    if (reusable) this.#toIdle();
+    else this.destroy();
+    request.handler.onResponseEnd?.(request, trailers ?? EMPTY_HEADERS);
+  }
+
+  #toIdle(): void {
+    this.#phase = Phase.Idle;
+    if (!this.pool.release(this)) {
+      this.destroy();
+      return;
+    }
+    this.#setDeadline(this.#idleMs, 'idle');
+  }
+
+  #malformed(code: string, message: string): void {
+    this.failRequest(error(code, message));
+  }
+
+  /** Ends the current request with `err` and closes the connection (its framing is lost). */
+  failRequest(err: Error): void {
+    const request = this.request;
+    this.request = undefined;
+    this.destroy();
+    if (request !== undefined) {
+      request.conn = undefined;
+      request.fail(err);
+    }
+  }
+
+  #onClose(err: Error | undefined): void {
+    if (this.#dead) return;
+    const request = this.request;
+    if (err === undefined && request !== undefined && (request.paused || this.#backlog)) {
+      // The upstream closed after bytes the handler has not taken yet: they come first.
+      this.#eof = true;
+      this.#clearDeadline();
+      this.#dead = true;
+      this.pool.forget(this);
+      return;
+    }
+    this.#dead = true;
+    this.#forget();
+    this.socket.destroy();
+    if (request === undefined) return;
+    if (err === undefined) {
+      this.#eof = true;
+      this.#atEof();
+      return;
+    }
+    this.request = undefined;
+    request.conn = undefined;
+    request.fail(err);
+  }
+
+  /**
+   * The upstream closed and every byte before it was parsed: a body delimited by the close is
+   * complete; any other answer in progress failed.
+   */
+  #atEof(): void {
+    const request = this.request;
+    if (request === undefined) return;
+    if (this.#phase === Phase.UntilClose) {
+      this.#reusable = false;
+      this.#complete(undefined);
+      return;
+    }
+    this.request = undefined;
+    request.conn = undefined;
+    request.fail(error('UND_ERR_SOCKET', 'upstream closed the connection'));
+  }
+
+  /** Closes the connection (no request is told: callers do that). */
+  destroy(): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    this.#forget();
+    this.socket.destroy();
+  }
+
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  #forget(): void {
+    this.#clearDeadline();
+    this.pool.forget(this);
+  }
+}
+
+const EMPTY_HEADERS: Headers = Object.freeze(Object.create(null)) as Headers;
+
+function stripCr(line: string): string {
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
+}
+
+/**
+ * The index after the blank line that ends a head starting at `from` (CRLF CRLF, LF LF or a
+ * mix), or -1.
+ */
+function endOfHead(buf: Buffer, from: number): number {
+  let lf = buf.indexOf(0x0a, from);
+  while (lf !== -1) {
+    const next = lf + 1;
+    if (next < buf.length && buf[next] === 0x0a) return next + 1;
+    if (next + 1 < buf.length && buf[next] === 0x0d && buf[next + 1] === 0x0a) return next + 2;
+    lf = buf.indexOf(0x0a, next);
+  }
+  return -1;
+}
+
+/** Adds one `name: value` line; false when malformed (RFC 9112 section 5, RFC 9110 section 5.5). */
+function addHeader(headers: Headers, line: string): boolean {
+  const colon = line.indexOf(':');
+  if (colon <= 0) return false;
+  const rawName = line.slice(0, colon);
+  if (!TOKEN.test(rawName)) return false;
+  let s = colon + 1;
+  let e = line.length;
+  while (s < e && (line.charCodeAt(s) === 0x20 || line.charCodeAt(s) === 0x09)) s++;
+  while (e > s && (line.charCodeAt(e - 1) === 0x20 || line.charCodeAt(e - 1) === 0x09)) e--;
+  const value = line.slice(s, e);
+  if (BAD_RESPONSE_VALUE.test(value)) return false;
+  const name = rawName.toLowerCase();
+  const known = headers[name];
+  if (known === undefined) headers[name] = value;
+  else if (typeof known === 'string') headers[name] = [known, value];
+  else known.push(value);
+  return true;
+}
+
+/** A Content-Length's value (repeated only with one value), or -1 when malformed. */
+function contentLength(value: string | string[]): number {
+  if (typeof value === 'string') return DIGITS.test(value) ? Number(value) : -1;
+  const first = value[0]!;
+  for (const v of value) if (v !== first) return -1;
+  return DIGITS.test(first) ? Number(first) : -1;
+}
+
+function hasToken(value: string | string[] | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  const joined = typeof value === 'string' ? value : value.join(',');
+  if (joined.length === token.length) return joined.toLowerCase() === token;
+  for (const part of joined.split(',')) if (part.trim().toLowerCase() === token) return true;
+  return false;
+}
+
+// --- The pool. ------------------------------------------------------------------------------
+
+/**
+ * Connections to one plain-http origin: a request takes the most recently used idle connection
+ * or opens a new one (connections are not capped, as the gateway's undici pools: a cap would
+ * queue requests behind long answers); at most `maxIdle` idle ones are kept.
+ */
+export class H1Pool {
+  readonly keepAlive: boolean;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly keepAliveMaxMs: number;
+  readonly #maxIdle: number;
+  readonly #connectTimeoutMs: number;
+  readonly #host: string;
+  readonly #port: number;
+  /** `connection: keep-alive` or `close`, and the `host` line: the same for every request. */
+  readonly #headStart: string;
+  readonly #headStartClose: string;
+  readonly #idle: Connection[] = [];
+  readonly #all = new Set<Connection>();
+  #closed = false;
+  #onEmpty: (() => void) | undefined;
+
+  constructor(options: H1PoolOptions) {
+    const url = new URL(options.origin);
+    if (url.protocol !== 'http:')
+      throw new TypeError(`H1Pool: not an http origin: ${options.origin}`);
+    this.#host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.#port = url.port === '' ? 80 : Number(url.port);
+    this.keepAlive = options.keepAlive;
+    this.#maxIdle = options.keepAlive ? options.maxIdle : 0;
+    this.headersTimeoutMs = options.headersTimeoutMs;
+    this.bodyTimeoutMs = options.bodyTimeoutMs;
+    this.#connectTimeoutMs = options.connectTimeoutMs;
+    this.keepAliveTimeoutMs = options.keepAliveTimeoutMs;
+    this.keepAliveMaxMs = options.keepAliveMaxMs;
+    // undici's Host: the origin's host and port (url.host leaves out a default port).
+    this.#headStart = ` HTTP/1.1\r\nhost: ${url.host}\r\nconnection: ${options.keepAlive ? 'keep-alive' : 'close'}\r\n`;
+    this.#headStartClose = ` HTTP/1.1\r\nhost: ${url.host}\r\nconnection: close\r\n`;
+  }
+
+  /**
+   * Sends `options` (path, method, flat or object headers, body: null, a Buffer or a Readable;
+   * `reset`: close the connection after it) and reports to `handler` as undici does. An invalid
+   * request (a header value with CR/LF, a header the client owns) fails through
+   * `onResponseError` with `UND_ERR_INVALID_ARG`, nothing written. Returns true (never queues
+   * behind a full pool).
+   */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    let request: UpstreamRequest;
+    try {
+      request = this.#build(options, handler);
+    } catch (err) {
+      queueMicrotask(() => handler.onResponseError?.(detachedController, err as Error));
+      return true;
+    }
+    if (this.#closed) {
+      queueMicrotask(() => request.fail(error('UND_ERR_CLOSED', 'upstream pool closed')));
+      return true;
+    }
+    let conn = this.#idle.pop();
+    while (conn !== undefined && conn.dead) conn = this.#idle.pop();
+    if (conn === undefined) {
+      conn = new Connection(this, this.#host, this.#port, this.#connectTimeoutMs);
+      this.#all.add(conn);
+    }
+    conn.start(request);
+    return true;
+  }
+
+  #build(
+    options: Dispatcher.DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+  ): UpstreamRequest {
+    const method = options.method;
+    const path = options.path;
+    if (!TOKEN.test(method)) throw error('UND_ERR_INVALID_ARG', 'invalid request method');
+    if (path.length === 0 || BAD_PATH.test(path))
+      throw error('UND_ERR_INVALID_ARG', 'invalid request path');
+    const closeAfter = options.reset === true || !this.keepAlive;
+    let head = method + ' ' + path + (closeAfter ? this.#headStartClose : this.#headStart);
+    let declared = -1;
+    const headers = options.headers;
+    if (Array.isArray(headers)) {
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = String(headers[i]);
+        const value = String(headers[i + 1]);
+        declared = this.#checkHeader(name, value, declared);
+        head += `${name}: ${value}\r\n`;
+      }
+    } else if (headers != null) {
+      for (const [name, raw] of Object.entries(headers as Record<string, unknown>)) {
+        if (raw === undefined) continue;
+        for (const value of Array.isArray(raw) ? raw : [raw]) {
+          declared = this.#checkHeader(name, String(value), declared);
+          head += `${name}: ${String(value)}\r\n`;
+        }
+      }
+    }
+    const raw = options.body ?? null;
+    let body: Buffer | Readable | null = null;
+    let streamLength = -1;
+    if (raw === null) {
+      if (declared > 0) throw error('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'no request body');
+    } else if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) {
+      body = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+      if (declared === -1) head += `content-length: ${body.byteLength}\r\n`;
+      else if (declared !== body.byteLength)
+        throw error('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'request body length mismatch');
+    } else if (typeof raw === 'string') {
+      body = Buffer.from(raw);
+      if (declared === -1) head += `content-length: ${body.byteLength}\r\n`;
+      else if (declared !== body.byteLength)
+        throw error('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'request body length mismatch');
+    } else if (typeof (raw as Readable).on === 'function') {
+      body = raw as Readable;
+      streamLength = declared;
+      if (declared === -1) head += 'transfer-encoding: chunked\r\n';
+    } else throw error('UND_ERR_INVALID_ARG', 'unsupported request body');
+    head += '\r\n';
+    const noBody = method === 'HEAD';
+    return new UpstreamRequest(handler, head, body, streamLength, noBody, closeAfter);
+  }
+
+  /** Validates one request header; returns the declared Content-Length so far. */
+  #checkHeader(name: string, value: string, declared: number): number {
+    if (!TOKEN.test(name) || BAD_REQUEST_VALUE.test(value))
+      throw error('UND_ERR_INVALID_ARG', `invalid request header ${TOKEN.test(name) ? name : ''}`);
+    const lower = name.length < 20 ? name.toLowerCase() : name;
+    if (OWN_REQUEST_HEADERS.has(lower))
+      throw error('UND_ERR_INVALID_ARG', `the client writes ${lower} itself`);
+    if (lower === 'content-length') {
+      if (!DIGITS.test(value) || declared !== -1)
+        throw error('UND_ERR_INVALID_ARG', 'invalid request content-length');
+      return Number(value);
+    }
+    return declared;
+  }
+
+  /** A connection finished a request and may be reused: false when it must close instead. */
+  release(conn: Connection): boolean {
+    if (this.#closed || this.#idle.length >= this.#maxIdle || conn.dead) return false;
+    this.#idle.push(conn);
+    return true;
+  }
+
+  forget(conn: Connection): void {
+    this.#all.delete(conn);
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    if (this.#all.size === 0) this.#onEmpty?.();
+  }
+
+  /** No new requests; idle connections close; resolves once the requests in flight finished. */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const conn of this.#idle.splice(0)) conn.destroy();
+    if (this.#all.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onEmpty = resolve;
+    });
+  }
+
+  /** Cuts every connection; requests in flight fail with `UND_ERR_DESTROYED`. */
+  destroy(): Promise<void> {
+    this.#closed = true;
+    for (const conn of [...this.#all]) {
+      conn.failRequest(error('UND_ERR_DESTROYED', 'upstream pool destroyed'));
+      conn.destroy();
+    }
+    return Promise.resolve();
+  }
+}
+
+/** The controller given with an error raised before a request existed (invalid options). */
+const detachedController: Dispatcher.DispatchController = {
+  aborted: false,
+  paused: false,
+  reason: null,
+  abort() {},
+  pause() {},
+  resume() {},
+};
