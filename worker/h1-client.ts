@@ -254,7 +254,14 @@ class Connection {
   constructor(pool: H1Pool, host: string, port: number, connectTimeoutMs: number) {
     this.pool = pool;
     this.#idleMs = pool.keepAliveTimeoutMs;
-    const socket = connect({ host, port, noDelay: true });
+    // TCP keep-alive probes after a minute idle, as undici sets them.
+    const socket = connect({
+      host,
+      port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+    });
     this.socket = socket;
     this.#setDeadline(connectTimeoutMs, 'UND_ERR_CONNECT_TIMEOUT');
     socket.once('connect', () => {
