@@ -28,7 +28,12 @@ import {
   type HostileUpstream,
   startHostileUpstream,
 } from './helpers/hostile-upstream.js';
-import { type DispatcherLike, type Hooks, type Outcome, send } from './helpers/recording-handler.js';
+import {
+  type DispatcherLike,
+  type Hooks,
+  type Outcome,
+  send,
+} from './helpers/recording-handler.js';
 
 /** worker/h1-client.ts's options (issue 13's fixed interface). */
 interface H1PoolOptions {
@@ -81,10 +86,7 @@ async function h1Client(): Promise<Client> {
   return { name: 'h1', skip: false, make: (o) => new mod.H1Pool(o) };
 }
 
-const clients: Client[] = [
-  { name: 'undici', skip: false, make: undiciPool },
-  await h1Client(),
-];
+const clients: Client[] = [{ name: 'undici', skip: false, make: undiciPool }, await h1Client()];
 
 /** Codes an h1 client error may carry besides `HPE_*` (the undici codes the gateway maps). */
 const KNOWN_CODES = [
@@ -282,8 +284,16 @@ const headerSyntax: TableCase[] = [
     answer: [answer('200 OK', 'hello', ['x(a): 1'])],
     expect: HEAD_ERROR,
   },
-  { name: 'NUL in a value', answer: [answer('200 OK', 'hello', ['x-a: 1\0 2'])], expect: HEAD_ERROR },
-  { name: 'bare CR in a value', answer: [answer('200 OK', 'hello', ['x-a: 1\r2'])], expect: HEAD_ERROR },
+  {
+    name: 'NUL in a value',
+    answer: [answer('200 OK', 'hello', ['x-a: 1\0 2'])],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'bare CR in a value',
+    answer: [answer('200 OK', 'hello', ['x-a: 1\r2'])],
+    expect: HEAD_ERROR,
+  },
   {
     name: 'control character 0x01 in a value',
     answer: [answer('200 OK', 'hello', ['x-a: 1\x012'])],
@@ -671,7 +681,9 @@ const interim: TableCase[] = [
   },
   {
     name: '101 Switching Protocols on a plain GET',
-    answer: [head('HTTP/1.1 101 Switching Protocols', ['upgrade: websocket', 'connection: upgrade'])],
+    answer: [
+      head('HTTP/1.1 101 Switching Protocols', ['upgrade: websocket', 'connection: upgrade']),
+    ],
     expect: ERROR,
   },
   {
@@ -780,7 +792,6 @@ function poolFor(
   return pool;
 }
 
-
 function describe(o: Outcome): string {
   const err = o.error ? ` ${String(o.error.code)} ${o.error.message}` : '';
   return `${o.events.join(',')} status=${o.status}${err}${o.hung ? ' HUNG' : ''}`;
@@ -797,7 +808,12 @@ function assertError(
   t.notOk(o.hung, `settles (${describe(o)})`);
   t.equal(o.events.filter((e) => e === 'error').length, 1, 'onResponseError once');
   t.notOk(o.events.includes('end'), 'no onResponseEnd');
-  if (head) t.same(o.starts.filter((s) => s < 100 || s >= 200), [], 'no answer was started');
+  if (head)
+    t.same(
+      o.starts.filter((s) => s < 100 || s >= 200),
+      [],
+      'no answer was started',
+    );
   const code = o.error?.code;
   // undici 7.30.2's parser errors carry no code: client-h1.js builds HTTPParserError with
   // `constants.ERROR[ret]`, a name-to-number map indexed by a number. The gateway maps a
@@ -897,6 +913,325 @@ for (const [group, cases] of table) {
       t.test(c.name, async (t) => {
         for (const client of clients) {
           await t.test(client.name, { skip: client.skip }, (t) => runCase(t, client, c));
+        }
+      });
+    }
+  });
+}
+
+/*
+ * Cases that need more than one answer and a follow-up: connection lifecycle, what the
+ * upstream receives, and the handler's controller.
+ */
+
+interface SpecialCase {
+  name: string;
+  run: (t: Test, client: Client) => Promise<void>;
+}
+
+/** Codes the gateway's relay takes for a stale pooled connection (upstream-relay.ts). */
+const STALE = ['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'];
+
+/** Checks the second request: the upstream's real answer. */
+async function assertServed(t: Test, pool: DispatcherLike, path: string): Promise<void> {
+  const o = await send(pool, { method: 'GET', path });
+  t.notOk(o.error, `${path} succeeds (${describe(o)})`);
+  t.equal(o.headers?.['x-answer'], 'second', `${path} gets the upstream's answer`);
+}
+
+/** A request the client must refuse before writing anything. */
+async function assertRefused(
+  t: Test,
+  client: Client,
+  options: Dispatcher.DispatchOptions,
+): Promise<void> {
+  const upstream = await upstreamFor(t, { chunks: [SECOND] });
+  const pool = poolFor(t, client, upstream.origin);
+  const o = await send(pool, options);
+  await settle(50);
+  const refused = o.thrown !== undefined || o.error !== undefined;
+  t.ok(refused, `refused (${describe(o)}${o.thrown ? ` thrown ${String(o.thrown)}` : ''})`);
+  t.notOk(o.events.includes('responseStart'), 'no answer');
+  t.same(upstream.requests, [], 'no request reached the upstream');
+  t.same(
+    upstream.connections.map((c) => c.pending()),
+    upstream.connections.map(() => 0),
+    'no byte of it was written',
+  );
+  await assertServed(t, pool, '/after');
+}
+
+const lifecycle: SpecialCase[] = [
+  {
+    name: 'the upstream closes an idle keep-alive connection: next request on a new one',
+    run: async (t, client) => {
+      const upstream = await startHostileUpstream((req) =>
+        req.seq === 0
+          ? { chunks: [answer('200 OK', 'hello')], after: 'end', afterDelayMs: 50 }
+          : { chunks: [SECOND] },
+      );
+      t.teardown(() => upstream.close());
+      const pool = poolFor(t, client, upstream.origin);
+      const first = await send(pool, { method: 'GET', path: '/first' });
+      t.equal(first.body.toString(), 'hello');
+      await upstream.closedConnections(1);
+      await settle(100);
+      await assertServed(t, pool, '/second');
+      t.equal(upstream.connections[0]?.closed, 'server', 'the upstream closed the first one');
+      t.equal(upstream.requests[1]?.connection, 1, 'the next request went on a new connection');
+    },
+  },
+  {
+    name: 'the upstream closes a kept connection on the next request: a stale-connection error or a retry',
+    run: async (t, client) => {
+      // The first request that comes as the second on its connection gets a FIN, no answer.
+      let closed: number | undefined;
+      const upstream = await startHostileUpstream((req) => {
+        if (closed !== undefined || req.indexOnConnection === 0) return { chunks: [SECOND] };
+        closed = req.connection;
+        return { chunks: [], after: 'end' };
+      });
+      t.teardown(() => upstream.close());
+      const pool = poolFor(t, client, upstream.origin);
+      await send(pool, { method: 'GET', path: '/first' });
+      await settle();
+      const o = await send(pool, { method: 'GET', path: '/second' });
+      t.not(closed, undefined, 'the kept connection was used and closed');
+      t.notOk(o.events.includes('end') && o.error, 'end or error, not both');
+      if (o.error) {
+        t.ok(STALE.includes(String(o.error.code)), `a code the gateway retries: ${o.error.code}`);
+        t.notOk(o.events.includes('responseStart'), 'no answer was started');
+      } else {
+        t.equal(o.headers?.['x-answer'], 'second', 'retried on a new connection');
+      }
+      await assertServed(t, pool, '/third');
+      const third = upstream.requests.find((r) => r.target === '/third');
+      t.not(third?.connection, closed, 'never on the closed connection');
+    },
+  },
+  {
+    name: 'connection refused: ECONNREFUSED, onRequestStart not called',
+    run: async (t, client) => {
+      const port = await freePort();
+      const pool = poolFor(t, client, `http://127.0.0.1:${port}`);
+      const o = await send(pool, { method: 'GET', path: '/' });
+      t.equal(o.error?.code, 'ECONNREFUSED', describe(o));
+      t.same(o.events, ['error'], 'only onResponseError');
+    },
+  },
+];
+
+const requestSide: SpecialCase[] = [
+  {
+    name: 'the head has the given headers, host and connection: keep-alive',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, { chunks: [SECOND] });
+      const pool = poolFor(t, client, upstream.origin);
+      await send(pool, {
+        method: 'GET',
+        path: '/p?q=1',
+        headers: { 'x-one': '1', 'X-Two': 'two words' },
+      });
+      const req = upstream.requests[0];
+      t.equal(req?.head.split('\r\n')[0], 'GET /p?q=1 HTTP/1.1', 'request line');
+      t.same(
+        req?.headers.map(([n]) => n).sort(),
+        ['connection', 'host', 'x-one', 'x-two'],
+        'exactly these headers',
+      );
+      const get = (name: string) => req?.headers.find(([n]) => n === name)?.[1];
+      t.equal(get('host'), `127.0.0.1:${upstream.port}`);
+      t.equal(get('connection'), 'keep-alive');
+      t.equal(get('x-two'), 'two words');
+    },
+  },
+  {
+    name: 'keepAlive false: connection: close, one request per connection',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, { chunks: [SECOND] });
+      const pool = poolFor(t, client, upstream.origin, { keepAlive: false });
+      await assertServed(t, pool, '/first');
+      await assertServed(t, pool, '/second');
+      t.same(
+        upstream.requests.map((r) => r.headers.find(([n]) => n === 'connection')?.[1]),
+        ['close', 'close'],
+        'connection: close on each',
+      );
+      t.same(
+        upstream.requests.map((r) => r.connection),
+        [0, 1],
+        'a connection each',
+      );
+    },
+  },
+  {
+    name: 'reset: true sends connection: close and the connection is not reused',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, { chunks: [answer('200 OK', 'hello')] });
+      const pool = poolFor(t, client, upstream.origin);
+      const o = await send(pool, { method: 'GET', path: '/first', reset: true });
+      t.equal(o.body.toString(), 'hello');
+      await assertServed(t, pool, '/second');
+      const first = upstream.requests[0];
+      t.equal(first?.headers.find(([n]) => n === 'connection')?.[1], 'close');
+      t.equal(upstream.requests[1]?.connection, 1, 'the next request on a new connection');
+    },
+  },
+  {
+    name: 'a Buffer body is sent with its content-length',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, { chunks: [SECOND] });
+      const pool = poolFor(t, client, upstream.origin);
+      const payload = Buffer.from([0, 1, 2, 0xff, 0x0d, 0x0a, 0x0d, 0x0a, 0x41]);
+      await assertServed(t, pool, '/warm');
+      await settle();
+      const o = await send(pool, { method: 'POST', path: '/post', body: payload });
+      t.notOk(o.error, describe(o));
+      const req = upstream.requests[1];
+      t.equal(req?.headers.find(([n]) => n === 'content-length')?.[1], String(payload.length));
+      t.notOk(
+        req?.headers.some(([n]) => n === 'transfer-encoding'),
+        'not chunked',
+      );
+      t.same(req?.body, payload, 'body bytes');
+      t.equal(req?.connection, 0, 'on the kept connection');
+    },
+  },
+  {
+    name: 'a Readable body with a content-length header is sent as is',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, { chunks: [SECOND] });
+      const pool = poolFor(t, client, upstream.origin);
+      const o = await send(pool, {
+        method: 'PUT',
+        path: '/put',
+        headers: { 'content-length': '11' },
+        body: Readable.from([Buffer.from('hello '), Buffer.from('world')]),
+      });
+      t.notOk(o.error, describe(o));
+      const req = upstream.requests[0];
+      t.equal(req?.headers.find(([n]) => n === 'content-length')?.[1], '11');
+      t.notOk(
+        req?.headers.some(([n]) => n === 'transfer-encoding'),
+        'not chunked',
+      );
+      t.equal(req?.rawBody.toString(), 'hello world', 'the bytes as given');
+    },
+  },
+  {
+    name: 'a Readable body without a content-length is sent chunked',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, { chunks: [SECOND] });
+      const pool = poolFor(t, client, upstream.origin);
+      const parts = [Buffer.from('first part, '), Buffer.alloc(0), Buffer.from('second\r\n0\r\n')];
+      const o = await send(pool, { method: 'POST', path: '/post', body: Readable.from(parts) });
+      t.notOk(o.error, describe(o));
+      const req = upstream.requests[0];
+      t.equal(req?.headers.find(([n]) => n === 'transfer-encoding')?.[1], 'chunked');
+      t.notOk(
+        req?.headers.some(([n]) => n === 'content-length'),
+        'no content-length',
+      );
+      t.equal(req?.body.toString(), 'first part, second\r\n0\r\n', 'decoded by the upstream');
+      await settle();
+      await assertServed(t, pool, '/after');
+      t.equal(upstream.requests[1]?.connection, 0, 'the connection is still in sync');
+    },
+  },
+  ...(
+    [
+      ['CR LF in a header value', { 'x-a': 'a\r\nx-injected: 1' }],
+      ['bare LF in a header value', { 'x-a': 'a\nx-injected: 1' }],
+      ['bare CR in a header value', { 'x-a': 'a\rb' }],
+      ['NUL in a header value', { 'x-a': 'a\0b' }],
+      ['a space in a header name', { 'x a': '1' }],
+      ['CR LF in a header name', { 'x-a\r\nx-injected': '1' }],
+    ] as const
+  ).map(
+    ([what, headers]): SpecialCase => ({
+      name: `${what} is refused, nothing written`,
+      run: (t, client) => assertRefused(t, client, { method: 'GET', path: '/', headers }),
+    }),
+  ),
+];
+
+const controller: SpecialCase[] = [
+  {
+    name: 'pause() in onResponseData holds the data until resume()',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, {
+        chunks: [
+          `${head('HTTP/1.1 200 OK', ['content-length: 10'])}hello`,
+          { data: 'world', delayMs: 50 },
+        ],
+      });
+      const pool = poolFor(t, client, upstream.origin);
+      let pausedAt = 0;
+      let resumedAt = 0;
+      const dataAt: number[] = [];
+      const hooks: Hooks = {
+        onResponseData(ctl) {
+          dataAt.push(performance.now());
+          if (pausedAt !== 0) return;
+          pausedAt = performance.now();
+          ctl.pause();
+          setTimeout(() => {
+            resumedAt = performance.now();
+            ctl.resume();
+          }, 300);
+        },
+      };
+      const o = await send(pool, { method: 'GET', path: '/first' }, hooks);
+      t.notOk(o.error, describe(o));
+      t.equal(o.body.toString(), 'helloworld', 'the whole body');
+      t.ok(resumedAt > 0, 'resumed');
+      t.same(
+        dataAt.slice(1).filter((at) => at < resumedAt),
+        [],
+        'no data between pause() and resume()',
+      );
+      await assertServed(t, pool, '/second');
+    },
+  },
+  {
+    name: 'abort() during the body: onResponseError with the reason, connection not reused',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, {
+        chunks: [`${head('HTTP/1.1 200 OK', ['content-length: 10'])}hel`],
+        after: 'hang',
+      });
+      const pool = poolFor(t, client, upstream.origin);
+      const reason = Object.assign(new Error('client went away'), { code: 'TEST_ABORT' });
+      const o = await send(
+        pool,
+        { method: 'GET', path: '/first' },
+        { onResponseData: (ctl) => ctl.abort(reason) },
+      );
+      await settle();
+      t.equal(o.error, reason, 'the abort reason itself');
+      t.same(
+        o.events.filter((e) => e === 'error' || e === 'end'),
+        ['error'],
+        'onResponseError once, no end',
+      );
+      await assertServed(t, pool, '/second');
+      t.equal(upstream.requests[1]?.connection, 1, 'the next request on a new connection');
+    },
+  },
+];
+
+const special: [string, SpecialCase[]][] = [
+  ['connection lifecycle', lifecycle],
+  ['request side', requestSide],
+  ['controller', controller],
+];
+
+for (const [group, cases] of special) {
+  t.test(group, async (t) => {
+    for (const c of cases) {
+      t.test(c.name, async (t) => {
+        for (const client of clients) {
+          await t.test(client.name, { skip: client.skip }, (t) => c.run(t, client));
         }
       });
     }

@@ -45,7 +45,13 @@ export function send(
   hooks: Hooks = {},
   guardMs = 4_000,
 ): Promise<Outcome> {
-  const outcome: Outcome = { events: [], starts: [], body: Buffer.alloc(0), hung: false, elapsedMs: 0 };
+  const outcome: Outcome = {
+    events: [],
+    starts: [],
+    body: Buffer.alloc(0),
+    hung: false,
+    elapsedMs: 0,
+  };
   const started = performance.now();
   return new Promise<Outcome>((resolve) => {
     let settled = false;
