@@ -223,6 +223,17 @@ const statusLine: TableCase[] = [
     undiciDoes: ok(600, 'hello', { reuse: true }),
   },
   {
+    name: 'obs-text in the reason phrase',
+    answer: [
+      Buffer.concat([
+        Buffer.from('HTTP/1.1 200 O'),
+        Buffer.from([0xe9]),
+        Buffer.from('K\r\ncontent-length: 5\r\n\r\nhello'),
+      ]),
+    ],
+    expect: OK_HELLO,
+  },
+  {
     name: 'lower-case http/1.1',
     answer: [answer('200 OK', 'hello').replace('HTTP', 'http')],
     expect: HEAD_ERROR,
@@ -282,6 +293,11 @@ const headerSyntax: TableCase[] = [
   {
     name: 'header name with non-token characters',
     answer: [answer('200 OK', 'hello', ['x(a): 1'])],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'header line without a colon',
+    answer: [answer('200 OK', 'hello', ['x-a 1'])],
     expect: HEAD_ERROR,
   },
   {
@@ -413,6 +429,11 @@ const framing: TableCase[] = [
     expect: OK_HELLO,
   },
   {
+    name: 'Content-Length with leading zeros',
+    answer: [head('HTTP/1.1 200 OK', ['content-length: 005']), 'hello'],
+    expect: OK_HELLO,
+  },
+  {
     name: 'Content-Length: 0x5',
     answer: [head('HTTP/1.1 200 OK', ['content-length: 0x5']), 'hello'],
     expect: HEAD_ERROR,
@@ -463,6 +484,13 @@ const framing: TableCase[] = [
       after: 'end',
     },
     expect: { kind: 'either', ok: { status: 200, body: '5\r\nhello', reuse: false } },
+  },
+  {
+    name: 'Transfer-Encoding: Chunked (case-insensitive), upper-case hex size',
+    answer: [
+      `${head('HTTP/1.1 200 OK', ['Transfer-Encoding: Chunked'])}A\r\nhelloworld\r\n0\r\n\r\n`,
+    ],
+    expect: ok(200, 'helloworld', { reuse: true }),
   },
   { name: 'chunk size zz', answer: [chunked('zz\r\nhello\r\n0\r\n\r\n')], expect: ERROR },
   { name: 'chunk size -1', answer: [chunked('-1\r\nhello\r\n0\r\n\r\n')], expect: ERROR },
@@ -578,7 +606,7 @@ const body: TableCase[] = [
     // be a desync, and the connection must go before the next request is written on it.
     name: 'more bytes than Content-Length, written while idle: connection dropped',
     answer: [answer('200 OK', 'hello'), { data: FORGED, delayMs: 30 }],
-    pauseMs: 150,
+    pauseMs: 300,
     expect: ok(200, 'hello', { reuse: false }),
   },
   {
@@ -623,7 +651,7 @@ const body: TableCase[] = [
   {
     name: 'a body sent on a 204 while idle is not the next answer',
     answer: [head('HTTP/1.1 204 No Content'), { data: FORGED, delayMs: 30 }],
-    pauseMs: 150,
+    pauseMs: 300,
     expect: ok(204, '', { reuse: false }),
   },
   {
@@ -641,7 +669,7 @@ const body: TableCase[] = [
     name: 'a body sent on a HEAD answer while idle is not the next answer',
     request: { method: 'HEAD' },
     answer: [head('HTTP/1.1 200 OK', ['content-length: 6']), { data: FORGED, delayMs: 30 }],
-    pauseMs: 150,
+    pauseMs: 300,
     expect: ok(200, '', { reuse: false }),
   },
 ];
@@ -975,7 +1003,7 @@ const lifecycle: SpecialCase[] = [
       const first = await send(pool, { method: 'GET', path: '/first' });
       t.equal(first.body.toString(), 'hello');
       await upstream.closedConnections(1);
-      await settle(100);
+      await settle(200);
       await assertServed(t, pool, '/second');
       t.equal(upstream.connections[0]?.closed, 'server', 'the upstream closed the first one');
       t.equal(upstream.requests[1]?.connection, 1, 'the next request went on a new connection');
