@@ -131,6 +131,8 @@ interface ErrorExpect {
   codes?: readonly string[];
   /** The head was bad: onResponseStart must not have been called at all. */
   head?: boolean;
+  /** onRequestUpgrade instead of an error is as good. */
+  upgrade?: boolean;
 }
 
 interface TableCase {
@@ -712,7 +714,8 @@ const interim: TableCase[] = [
     answer: [
       head('HTTP/1.1 101 Switching Protocols', ['upgrade: websocket', 'connection: upgrade']),
     ],
-    expect: ERROR,
+    // An error, or onRequestUpgrade (the socket then is the handler's); never a normal answer.
+    expect: { kind: 'error', head: true, upgrade: true },
   },
   {
     name: '103 with a Content-Length: the 1xx has no body',
@@ -838,7 +841,7 @@ function assertError(
   t.notOk(o.events.includes('end'), 'no onResponseEnd');
   if (head)
     t.same(
-      o.starts.filter((s) => s < 100 || s >= 200),
+      o.starts.filter((s) => s < 102 || s >= 200),
       [],
       'no answer was started',
     );
@@ -921,11 +924,19 @@ async function runCase(t: Test, client: Client, c: TableCase): Promise<void> {
   await settle(c.pauseMs);
   if (process.env.CONFORMANCE_TRACE) t.comment(`${client.name}: ${describe(o)}`);
   const failed = o.error !== undefined;
+  if (expect.kind === 'error' && expect.upgrade && o.events.includes('upgrade')) {
+    t.same(o.events, ['requestStart', 'upgrade'], 'onRequestUpgrade, nothing else');
+    await assertSecond(t, pool, upstream, false);
+    return;
+  }
   if (expect.kind === 'error' || (expect.kind === 'either' && failed)) {
     assertError(t, client, o, expect.codes, expect.kind === 'error' && expect.head);
     if (expect.codes?.some((code) => code.endsWith('_TIMEOUT'))) {
-      const limit = (c.pool?.headersTimeoutMs ?? c.pool?.bodyTimeoutMs ?? 0) + TIMER_SLACK_MS;
+      const timeout = c.pool?.headersTimeoutMs ?? c.pool?.bodyTimeoutMs ?? 0;
+      const limit = timeout + TIMER_SLACK_MS;
       t.ok(o.elapsedMs < limit, `timed out in ${Math.round(o.elapsedMs)} ms (< ${limit})`);
+      // The upstream's first bytes come at once, so the timer cannot have fired early.
+      t.ok(o.elapsedMs >= timeout - 20, `not before ${timeout} ms`);
     }
     await assertSecond(t, pool, upstream, upstream.requests.length > 0 ? false : undefined);
     return;
@@ -1045,6 +1056,65 @@ const lifecycle: SpecialCase[] = [
       const o = await send(pool, { method: 'GET', path: '/' });
       t.equal(o.error?.code, 'ECONNREFUSED', describe(o));
       t.same(o.events, ['error'], 'only onResponseError');
+    },
+  },
+  {
+    name: 'close(): the request in flight finishes, later ones are refused, sockets closed',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, {
+        chunks: [{ data: answer('200 OK', 'late'), delayMs: 100 }],
+      });
+      const pool = poolFor(t, client, upstream.origin);
+      const inFlight = send(pool, { method: 'GET', path: '/first' });
+      await settle(30);
+      const closed = pool.close();
+      const later = await send(pool, { method: 'GET', path: '/later' });
+      t.ok(
+        later.thrown !== undefined || later.error !== undefined,
+        'a request after close() fails',
+      );
+      t.notOk(later.events.includes('responseStart'), 'and gets no answer');
+      const o = await inFlight;
+      t.notOk(o.error, describe(o));
+      t.equal(o.body.toString(), 'late', 'the request in flight finished');
+      await closed;
+      await upstream.closedConnections(1);
+      t.equal(upstream.connections[0]?.closed, 'client', 'the client closed its connection');
+      t.same(
+        upstream.requests.map((r) => r.target),
+        ['/first'],
+        'nothing else was sent',
+      );
+    },
+  },
+  {
+    name: 'destroy(): the request in flight fails and its socket is cut',
+    run: async (t, client) => {
+      const upstream = await upstreamFor(t, {
+        chunks: [`${head('HTTP/1.1 200 OK', ['content-length: 10'])}hel`],
+        after: 'hang',
+      });
+      const pool = poolFor(t, client, upstream.origin);
+      let dataSeen: () => void = () => {};
+      const seen = new Promise<void>((resolve) => {
+        dataSeen = resolve;
+      });
+      const inFlight = send(
+        pool,
+        { method: 'GET', path: '/first' },
+        { onResponseData: () => dataSeen() },
+      );
+      await seen;
+      await pool.destroy();
+      const o = await inFlight;
+      await settle();
+      t.same(
+        o.events.filter((e) => e === 'error' || e === 'end'),
+        ['error'],
+        `onResponseError once, no end (${describe(o)})`,
+      );
+      await upstream.closedConnections(1);
+      t.equal(upstream.connections[0]?.closed, 'client', 'the client cut the connection');
     },
   },
 ];
