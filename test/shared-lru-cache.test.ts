@@ -75,3 +75,17 @@ t.test('rejects a bound that is not a positive integer', async (t) => {
     t.throws(() => new LruCache(bad), RangeError, String(bad));
   }
 });
+
+t.test('a hot entry hit once per maxEntries/2 insertions is never evicted', async (t) => {
+  const cache = new LruCache<number, number>(100);
+  cache.set(-1, -1);
+  for (let i = 0; i < 10_000; i++) {
+    cache.set(i, i);
+    if (i % 50 === 0) t.equal(cache.get(-1), -1, `still there after ${i} insertions`);
+  }
+  t.equal(cache.size, 100);
+  const cold = new LruCache<number, number>(100);
+  cold.set(-1, -1);
+  for (let i = 0; i < 100; i++) cold.set(i, i);
+  t.equal(cold.get(-1), undefined, 'an entry nobody reads is evicted after maxEntries insertions');
+});
