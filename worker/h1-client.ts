@@ -1,5 +1,6 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { type ConnectionOptions, type SecureContext, connect as tlsConnect } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { CodedError } from '../shared/coded-error.js';
 
@@ -35,10 +36,20 @@ import { CodedError } from '../shared/coded-error.js';
  *   arrives on an idle connection closes it. So no byte of one answer can become another's.
  */
 
+/** TLS to an `https` origin (the route's `ca`, `cert`, `tls_verify`: worker/connection-profile.ts). */
+export interface H1Tls {
+  /** undefined: Node's default roots, no client certificate. */
+  readonly secureContext: SecureContext | undefined;
+  /** False only with `tls_verify: false`. */
+  readonly rejectUnauthorized: boolean;
+}
+
 /** Settings of one pool (one origin, one way of connecting). Durations in milliseconds. */
 export interface H1PoolOptions {
-  /** `http://host:port`: the upstream's origin. */
+  /** `http://host:port` or `https://host:port`: the upstream's origin. */
   readonly origin: string;
+  /** For an `https` origin; undefined means Node's defaults (verified against its roots). */
+  readonly tls?: H1Tls | undefined;
   /** false: one request per connection, each sent with `connection: close`. */
   readonly keepAlive: boolean;
   /** Idle connections kept open for reuse (routes.yml `max_idle_per_host`). */
@@ -251,20 +262,13 @@ class Connection {
   /** The upstream closed; what it sent before is still to be parsed (the handler paused). */
   #eof = false;
 
-  constructor(pool: H1Pool, host: string, port: number, connectTimeoutMs: number) {
+  constructor(pool: H1Pool, connectTimeoutMs: number) {
     this.pool = pool;
     this.#idleMs = pool.keepAliveTimeoutMs;
-    // TCP keep-alive probes after a minute idle, as undici sets them.
-    const socket = connect({
-      host,
-      port,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: 60_000,
-    });
+    const socket = pool.openSocket();
     this.socket = socket;
     this.#setDeadline(connectTimeoutMs, 'UND_ERR_CONNECT_TIMEOUT');
-    socket.once('connect', () => {
+    socket.once(pool.https ? 'secureConnect' : 'connect', () => {
       this.#connected = true;
       const request = this.request;
       if (request === undefined) this.#toIdle();
@@ -911,6 +915,10 @@ export class H1Pool {
   /** `connection: keep-alive` or `close`, and the `host` line: the same for every request. */
   readonly #headStart: string;
   readonly #headStartClose: string;
+  readonly https: boolean;
+  readonly #tls: H1Tls | undefined;
+  /** The last TLS session the origin gave: new connections resume it (no full handshake). */
+  #tlsSession: Buffer | undefined;
   readonly #idle: Connection[] = [];
   readonly #all = new Set<Connection>();
   #closed = false;
@@ -918,10 +926,12 @@ export class H1Pool {
 
   constructor(options: H1PoolOptions) {
     const url = new URL(options.origin);
-    if (url.protocol !== 'http:')
-      throw new TypeError(`H1Pool: not an http origin: ${options.origin}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new TypeError(`H1Pool: not an http(s) origin: ${options.origin}`);
+    this.https = url.protocol === 'https:';
     this.#host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    this.#port = url.port === '' ? 80 : Number(url.port);
+    this.#port = url.port === '' ? (this.https ? 443 : 80) : Number(url.port);
+    this.#tls = options.tls;
     this.keepAlive = options.keepAlive;
     this.#maxIdle = options.keepAlive ? options.maxIdle : 0;
     this.headersTimeoutMs = options.headersTimeoutMs;
@@ -956,7 +966,7 @@ export class H1Pool {
     let conn = this.#idle.pop();
     while (conn !== undefined && conn.dead) conn = this.#idle.pop();
     if (conn === undefined) {
-      conn = new Connection(this, this.#host, this.#port, this.#connectTimeoutMs);
+      conn = new Connection(this, this.#connectTimeoutMs);
       this.#all.add(conn);
     }
     conn.start(request);
@@ -1030,6 +1040,34 @@ export class H1Pool {
       return Number(value);
     }
     return declared;
+  }
+
+  /** A new socket to the origin (TLS for https), with TCP keep-alive probes as undici sets them. */
+  openSocket(): Socket {
+    const host = this.#host;
+    const port = this.#port;
+    if (!this.https) {
+      return connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    }
+    const tls = this.#tls;
+    const options: ConnectionOptions = {
+      host,
+      port,
+      // SNI carries names only (RFC 6066 section 3); the certificate is still checked against
+      // an IP address origin.
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      ALPNProtocols: ['http/1.1'],
+      rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+      ...(tls?.secureContext !== undefined ? { secureContext: tls.secureContext } : {}),
+      ...(this.#tlsSession !== undefined ? { session: this.#tlsSession } : {}),
+    };
+    const socket = tlsConnect(options);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('session', (session: Buffer) => {
+      this.#tlsSession = session;
+    });
+    return socket;
   }
 
   /** A connection finished a request and may be reused: false when it must close instead. */

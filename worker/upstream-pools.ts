@@ -38,8 +38,8 @@ export function poolKey(origin: string, profile?: ConnectionProfile): string {
 }
 
 /**
- * What the relay needs of a pool: undici's dispatch-handler API. Direct plain-http origins get
- * the gateway's own client (worker/h1-client.ts); https and forward-proxied ones undici's Pool.
+ * What the relay needs of a pool: undici's dispatch-handler API. Direct origins (http and
+ * https) get the gateway's own client (worker/h1-client.ts); forward-proxied ones undici's Pool.
  */
 export interface UpstreamPool {
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
@@ -127,9 +127,10 @@ function createPool(
   const connectTimeout = Math.min(options.timeoutMs, 10_000);
   const proxy = profile?.proxy;
   const https = origin.startsWith('https:');
-  if (!https && proxy === undefined) {
+  if (proxy === undefined) {
     return new H1Pool({
       origin,
+      tls: https ? profile?.tls : undefined,
       keepAlive,
       maxIdle: options.maxConnections,
       headersTimeoutMs: options.timeoutMs,
