@@ -11,7 +11,7 @@ import { CsrfTokens } from '../worker/csrf-token.js';
 import { BenchError } from './bench-error.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { freePort } from './free-port.js';
-import { describeExit, spawnManaged } from './managed-process.js';
+import { describeExit, type ExitInfo, spawnManaged } from './managed-process.js';
 import { GATEWAY_PREFIX } from './scenarios.js';
 import type { Service } from './service.js';
 import { waitForHttp } from './wait-for-http.js';
@@ -73,6 +73,11 @@ export interface GatewayFeatures {
   metrics?: boolean;
   /** `trusted_proxies` in config.json (forward-auth answers only them). */
   trustedProxies?: readonly string[];
+  /**
+   * Node flags put before the CLI path (`--profile`: `--cpu-prof ...`); the supervisor forks
+   * its edges with its own execArgv, so they get them too.
+   */
+  nodeArgs?: readonly string[];
 }
 
 /** The route's filters of the `gateway-filters` service: method and header, both pass. */
@@ -94,6 +99,25 @@ export const BENCH_BODY_FILTERS: readonly string[] = [
   '          key: status',
   '          pattern: ^active$',
 ];
+
+/**
+ * The config.json settings of a gateway service: `base` (port, hash, instances, secret, the
+ * metrics port when `features.metrics`) with the config keys `features` turns on.
+ */
+export function gatewayConfigParams(
+  features: GatewayFeatures,
+  base: Pick<GatewayConfigParams, 'port' | 'passwordHash' | 'instances' | 'secret' | 'metricsPort'>,
+): GatewayConfigParams {
+  return {
+    ...base,
+    stats: features.stats,
+    ratelimitProxy: features.ratelimitProxy,
+    ratelimitAuth: features.ratelimitAuth,
+    corsOrigins: features.corsOrigins,
+    sessionCookie: features.sessionCookie,
+    trustedProxies: features.trustedProxies,
+  };
+}
 
 /**
  * config.json written before start, so the gateway skips first-run generation. One worker
@@ -173,7 +197,9 @@ export async function startGateway(
     | 'gateway-csrf'
     | 'gateway-metrics'
     | 'gateway-login'
-    | 'gateway-forward-auth',
+    | 'gateway-forward-auth'
+    | 'gateway-features-on'
+    | 'gateway-one-edge',
   cliPath: string,
   dir: string,
   upstreamPort: number,
@@ -193,19 +219,13 @@ export async function startGateway(
   const passwordHash = await hashPassword(password);
   await writeGatewayFiles(
     configDir,
-    {
+    gatewayConfigParams(features, {
       port: configuredPort,
       passwordHash,
       instances,
-      stats: features.stats,
-      ratelimitProxy: features.ratelimitProxy,
-      ratelimitAuth: features.ratelimitAuth,
-      corsOrigins: features.corsOrigins,
-      sessionCookie: features.sessionCookie,
-      trustedProxies: features.trustedProxies,
       secret,
       metricsPort: features.metrics ? await freePort() : undefined,
-    },
+    }),
     upstreamPort,
     features.backends,
     features.filters,
@@ -213,18 +233,29 @@ export async function startGateway(
 
   const logPath = join(dir, 'gateway.log');
   const logFd = openSync(logPath, 'a');
-  const args = [cliPath, '--config-dir', configDir, '--data-dir', dataDir];
+  const args = [
+    ...(features.nodeArgs ?? []),
+    cliPath,
+    '--config-dir',
+    configDir,
+    '--data-dir',
+    dataDir,
+  ];
   const proc = readyFd
     ? spawnManaged(name, process.execPath, [...args, '--ready-fd', String(READY_FD)], {
         stdio: ['ignore', logFd, logFd, 'pipe'],
       })
     : spawnManaged(name, process.execPath, args, { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
-  cleanup.add('stop gateway', async () => {
+  const stop = async (): Promise<ExitInfo> => {
     const wasRunning = proc.running;
     const info = await proc.stop(STOP_GRACE_MS);
     if (wasRunning && info.code !== 0)
       console.error(`notice: gateway did not exit cleanly on SIGTERM (${describeExit(info)})`);
+    return info;
+  };
+  cleanup.add('stop gateway', async () => {
+    await stop();
   });
 
   try {
@@ -253,6 +284,7 @@ export async function startGateway(
         : {}),
       pid: proc.child.pid,
       login: { ...login, passwordHash },
+      stop,
     };
   } catch (err) {
     const log = await tail(logPath, 20);

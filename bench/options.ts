@@ -17,6 +17,11 @@ export interface BenchOptions {
   readonly soakMinutes: number | undefined;
   /** Seconds of each back-to-back load run of a soak (a sample after each). */
   readonly soakIntervalSec: number;
+  /**
+   * `--profile DIR`: only gateway-auth-proxy, its gateway under `node --cpu-prof` writing into
+   * DIR; one warm-up, one timed run, then a summary of the edges' profiles.
+   */
+  readonly profileDir: string | undefined;
   readonly help: boolean;
 }
 
@@ -35,6 +40,10 @@ export const USAGE = `usage: npm run bench -- [options]
                       (back-to-back runs), the edges' memory (VmRSS) and p99 after each run;
                       reports start (after the warm-up) against end
   --soak-interval S   seconds of each soak run (default 30)
+  --profile DIR       instead of the comparison: gateway-auth-proxy with its gateway (and so its
+                      edges) under node --cpu-prof writing into DIR; one warm-up (--warmup) and
+                      one timed run (--duration), a clean stop, then a summary of the edges'
+                      profiles (self time by category, top functions), also in DIR/summary.md
   --help              this text`;
 
 const TOOLS: readonly LoadToolChoice[] = ['auto', 'wrk', 'autocannon'];
@@ -55,6 +64,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       baseline: { type: 'string' },
       soak: { type: 'string' },
       'soak-interval': { type: 'string', default: '30' },
+      profile: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -72,6 +82,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     baseline: values.baseline,
     soakMinutes: values.soak === undefined ? undefined : integer('soak', values.soak, 1),
     soakIntervalSec: integer('soak-interval', values['soak-interval'], 1),
+    profileDir: values.profile,
     help: values.help,
   };
   if (options.soakMinutes !== undefined && options.soakIntervalSec > options.soakMinutes * 60) {
@@ -82,6 +93,17 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       'BENCH_BAD_OPTION',
       '--soak runs gateway-auth-proxy alone: it takes neither --scenarios nor --baseline',
     );
+  }
+  if (options.profileDir !== undefined) {
+    if (options.profileDir.trim() === '') {
+      throw new BenchError('BENCH_BAD_OPTION', '--profile needs a directory');
+    }
+    if (options.scenarios.length > 0 || options.baseline || options.soakMinutes !== undefined) {
+      throw new BenchError(
+        'BENCH_BAD_OPTION',
+        '--profile runs gateway-auth-proxy alone: it takes neither --scenarios, --baseline nor --soak',
+      );
+    }
   }
   // wrk refuses fewer connections than threads (each thread needs one).
   if (options.threads > options.connections) {

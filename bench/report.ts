@@ -4,6 +4,7 @@ import type { LoadResult } from './load-result.js';
 import type { MachineInfo } from './machine-info.js';
 import {
   BASELINE_PREFIX,
+  EDGE_PAIRS,
   FEATURE_PAIRS,
   LOGIN_PAIRS,
   REFERENCES,
@@ -197,6 +198,7 @@ export function renderReport(report: BenchReport): string {
     ...(report.summary.length > 0 ? ['', renderTable(report.summary)] : []),
     ...renderBaseline(report.scenarios),
     ...renderFeatureCost(report.scenarios),
+    ...renderEdges(report.scenarios),
     ...renderLogin(report.scenarios),
     ...(report.soak ? ['', ...renderSoak(report.soak)] : []),
     ...(notRun.length > 0 ? ['', 'not measured:', ...notRun] : []),
@@ -235,6 +237,43 @@ export function renderFeatureCost(records: readonly ScenarioRecord[]): string[] 
     FEATURE_PAIRS,
     'features on vs off (same run; ratios with/without, paired by round: median [min–max]):',
   );
+}
+
+/**
+ * One edge against two ({@link EDGE_PAIRS}: `gateway-one-edge`, `num_instances: 1`, against
+ * `gateway-auth-proxy`'s 2), same run, paired by round: each side's median req/s and CPU µs per
+ * request, and the paired ratios 1 edge / 2 edges. CPU per request is the figure that transfers
+ * to a machine with more cores; req/s shows what a second edge buys on this one.
+ */
+export function renderEdges(records: readonly ScenarioRecord[]): string[] {
+  const rows: string[] = [];
+  const ok = records.filter((r) => r.status === 'ok' && r.runs.length > 0);
+  for (const [one, two] of EDGE_PAIRS) {
+    const a = ok.find((r) => r.name === one);
+    const b = ok.find((r) => r.name === two);
+    if (!a || !b) continue;
+    const rps = [a, b].map((r) => median(r.runs.map((x) => x.result.requestsPerSec)));
+    const cpu = [a, b].map((r) => medianOfDefined(r.runs.map((x) => x.cpuUsPerRequest)));
+    const [cpuA, cpuB] = cpu;
+    rows.push(
+      `| ${one} vs ${two} | ${formatRps(rps[0] as number)} vs ${formatRps(rps[1] as number)} | ${describeRatios(
+        pairedRatios(a, b, (run) => run.result.requestsPerSec),
+      )} | ${
+        cpuA === undefined || cpuB === undefined
+          ? 'n/a'
+          : `${cpuA.toFixed(1)} vs ${cpuB.toFixed(1)}`
+      } | ${describeRatios(pairedRatios(a, b, (run) => run.cpuUsPerRequest))} |`,
+    );
+  }
+  if (rows.length === 0) return [];
+  return [
+    '',
+    'edges: 1 edge vs 2 (same run, same machine; ratios 1 edge / 2 edges, paired by round: median [min–max]; CPU µs/req is the figure that transfers):',
+    '',
+    '| scenarios | req/s medians | req/s ratio | server CPU µs/req medians | CPU µs/req ratio |',
+    '| --- | --: | --: | --: | --: |',
+    ...rows,
+  ];
 }
 
 /**

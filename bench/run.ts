@@ -5,18 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 import { BenchError } from './bench-error.js';
 import { CleanupStack } from './cleanup-stack.js';
 import { fastifyPeerMissing } from './fastify.js';
-import {
-  BENCH_BODY_FILTERS,
-  BENCH_HEAD_FILTERS,
-  BENCH_USER,
-  type GatewayFeatures,
-  startGateway,
-} from './gateway.js';
+import { BENCH_USER, startGateway } from './gateway.js';
+import { FEATURED_GATEWAYS } from './gateway-services.js';
 import { findHaproxy } from './haproxy.js';
 import { fastifyVersions, type JwtPeers, type PeerStarts, startJwtPeers } from './jwt-peers.js';
 import { loadRequestFor } from './load-request.js';
@@ -27,6 +22,7 @@ import { findNginx, type NginxInstall, startNginx } from './nginx.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
 import { gatewayCliPath, resultsDir } from './paths.js';
 import { treeCpuSeconds } from './process-cpu.js';
+import { runProfile } from './profile.js';
 import { renderRatioChart } from './ratio-chart.js';
 import { measureArgon2 } from './raw-argon2.js';
 import {
@@ -39,10 +35,6 @@ import {
 } from './report.js';
 import {
   BENCH_BACKEND_WEIGHTS,
-  BENCH_CORS_ORIGIN,
-  BENCH_HIGH_LIMIT,
-  BENCH_REFUSING_LIMIT,
-  BENCH_REVOCATIONS,
   type Scenario,
   type ServiceName,
   selectScenarios,
@@ -78,6 +70,14 @@ async function main(
   const options = parseBenchOptions(argv);
   if (options.help) {
     console.log(USAGE);
+    return 0;
+  }
+  if (options.profileDir !== undefined) {
+    const { profileDir } = options;
+    const tool = await detectLoadTool(options.tool);
+    const plan = { options: { ...options, profileDir }, tool, processes: PROXY_PROCESSES };
+    console.log(`\n${await runProfile({ ...plan, cleanup, signal })}`);
+    console.log(`summary: ${join(resolve(profileDir), 'summary.md')}`);
     return 0;
   }
   const soak = options.soakMinutes !== undefined;
@@ -198,20 +198,7 @@ async function startServices(
       startGateway(name, cli, join(dir, name), upstreamPort, PROXY_PROCESSES, cleanup),
     );
   }
-  const featured = [
-    ['gateway-stats', { stats: true, revocations: BENCH_REVOCATIONS }],
-    ['gateway-ratelimit', { ratelimitProxy: BENCH_HIGH_LIMIT }],
-    ['gateway-refusing', { ratelimitProxy: BENCH_REFUSING_LIMIT, spendFirst: true }],
-    ['gateway-filters', { filters: BENCH_HEAD_FILTERS }],
-    ['gateway-filters-body', { filters: BENCH_BODY_FILTERS }],
-    ['gateway-cors', { corsOrigins: [BENCH_CORS_ORIGIN] }],
-    ['gateway-csrf', { sessionCookie: true }],
-    ['gateway-metrics', { metrics: true }],
-    ['gateway-login', { ratelimitAuth: BENCH_HIGH_LIMIT }],
-    // The load tool runs on loopback: it is the trusted proxy asking.
-    ['gateway-forward-auth', { trustedProxies: ['127.0.0.1'] }],
-  ] as const satisfies readonly (readonly [ServiceName, GatewayFeatures])[];
-  for (const [name, features] of featured) {
+  for (const { service: name, features, instances } of FEATURED_GATEWAYS) {
     if (!uses(entries, name)) continue;
     services[name] = await tryStart(entries, name, () =>
       startGateway(
@@ -219,7 +206,7 @@ async function startServices(
         gatewayCliPath(),
         join(dir, name),
         upstreamPort,
-        PROXY_PROCESSES,
+        instances ?? PROXY_PROCESSES,
         cleanup,
         features,
       ),

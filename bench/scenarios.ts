@@ -14,6 +14,8 @@ import { BenchError } from './bench-error.js';
 /** `haproxy-jwt`, `fastify-jwt`: the peers, verifying an HS256 JWT (bench/haproxy.ts, fastify.ts). */
 /** `raw-argon2`: no server: Argon2 verifications on worker threads in the runner (raw-argon2.ts). */
 /** `gateway-forward-auth`: trusted_proxies 127.0.0.1, so the load tool may ask /auth/verify. */
+/** `gateway-features-on`: ratelimit_proxy (never refusing), stats and the metrics listener, all on. */
+/** `gateway-one-edge`: the plain gateway with `num_instances: 1` (every other proxy gets 2). */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -28,6 +30,8 @@ export type ServiceName =
   | 'gateway-metrics'
   | 'gateway-login'
   | 'gateway-forward-auth'
+  | 'gateway-features-on'
+  | 'gateway-one-edge'
   | 'nginx'
   | 'haproxy-jwt'
   | 'fastify-jwt'
@@ -259,6 +263,24 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     description:
       'gateway-auth-proxy with stats: true and 100,000 revocations in force (none of them ours)',
     service: 'gateway-stats',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-features-on',
+    description:
+      'gateway-auth-proxy with ratelimit_proxy (as gateway-ratelimit-high), stats: true and the metrics listener, all on',
+    service: 'gateway-features-on',
+    path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  {
+    name: 'gateway-one-edge',
+    description:
+      'gateway-auth-proxy on a gateway with num_instances: 1 (one edge; every other proxy gets 2)',
+    service: 'gateway-one-edge',
     path: `${GATEWAY_PREFIX}${UPSTREAM_PATH}`,
     auth: 'bearer',
     expect: { status: 200, body: UPSTREAM_BODY },
@@ -520,6 +542,7 @@ export const BENCH_REVOCATIONS = 100_000;
 /** [scenario with features on, the plain scenario it extends]: the report pairs them by round. */
 export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.freeze([
   ['gateway-metrics', 'gateway-auth-proxy'] as const,
+  ['gateway-features-on', 'gateway-auth-proxy'] as const,
   ['gateway-stats-revocations', 'gateway-auth-proxy'] as const,
   ['gateway-ratelimit-high', 'gateway-auth-proxy'] as const,
   ['gateway-ratelimit-refusing', 'gateway-auth-proxy'] as const,
@@ -534,6 +557,17 @@ export const FEATURE_PAIRS: readonly (readonly [string, string])[] = Object.free
   ['gateway-csrf-page-gzip', 'gateway-csrf-page-plain-gzip'] as const,
   ['gateway-csrf-page-plain-gzip', 'gateway-csrf-page-plain'] as const,
 ]);
+
+/**
+ * [one edge, the plain scenario on two edges]: the report pairs them by round, req/s and CPU
+ * per request (issue 13: how throughput scales with edges on this machine).
+ */
+export const EDGE_PAIRS: readonly (readonly [string, string])[] = Object.freeze([
+  ['gateway-one-edge', 'gateway-auth-proxy'] as const,
+]);
+
+/** `num_instances` of the `gateway-one-edge` service. */
+export const ONE_EDGE_INSTANCES = 1;
 
 /** Weights of the `gateway-balanced` route: the first upstream (also `target`), then the second. */
 export const BENCH_BACKEND_WEIGHTS = Object.freeze([3, 1] as const);

@@ -1,4 +1,5 @@
 import { BenchError } from './bench-error.js';
+import type { ExitInfo } from './managed-process.js';
 import type { Scenario, ServiceName } from './scenarios.js';
 
 /** A started service that scenarios send load to. */
@@ -14,6 +15,12 @@ export interface Service {
   readonly pid?: number | undefined;
   /** The gateway's bench user: what `auth: 'login'` scenarios post, and its Argon2 hash. */
   readonly login?: BenchLogin | undefined;
+  /**
+   * Stops the service now (SIGTERM, then SIGKILL of its group after a grace period) and says how
+   * it ended; the cleanup at exit is then a no-op for it. Gateways only (`--profile` needs the
+   * edges to exit cleanly, which is when they write their profiles).
+   */
+  readonly stop?: (() => Promise<ExitInfo>) | undefined;
 }
 
 /** A user that can log in to a gateway service. */

@@ -4,16 +4,21 @@ import type { LoadResult } from '../bench/load-result.js';
 import { renderNginxConf } from '../bench/nginx.js';
 import {
   renderBaseline,
+  renderEdges,
   renderFeatureCost,
   renderLogin,
+  renderReport,
   renderTable,
   type ScenarioRecord,
   summarize,
 } from '../bench/report.js';
 import {
+  BENCH_HIGH_LIMIT,
   benchPage,
   ECHO_PATH,
+  EDGE_PAIRS,
   echoAnswer,
+  FEATURE_PAIRS,
   FORWARD_AUTH_PATH,
   GATEWAY_PREFIX,
   LARGE_BODY_BYTES,
@@ -98,6 +103,8 @@ t.test('scenario definitions are well formed', async (t) => {
         'gateway-metrics',
         'gateway-login',
         'gateway-forward-auth',
+        'gateway-features-on',
+        'gateway-one-edge',
         'nginx',
         'haproxy-jwt',
         'fastify-jwt',
@@ -464,8 +471,130 @@ t.test(
       /\| gateway-stats-revocations vs gateway-auth-proxy \| 0\.98× \[0\.97×–0\.99×\] \| 1\.04× \[1\.03×–1\.05×\] \| 104\.0 vs 100\.0 \|/,
     );
     t.same(renderFeatureCost([record('gateway-auth-proxy', [1], [1])]), [], 'nothing without both');
+    // Issue 13's target: rate limiting, stats and metrics all on, against the plain scenario.
+    const allOn = renderFeatureCost([
+      record('gateway-auth-proxy', [100, 80], [1000, 1200]),
+      record('gateway-features-on', [108, 90], [950, 1080]),
+    ]).join('\n');
+    t.match(
+      allOn,
+      /\| gateway-features-on vs gateway-auth-proxy \| 0\.93× \[0\.90×–0\.95×\] \| 1\.10× \[1\.08×–1\.13×\] \| 99\.0 vs 90\.0 \|/,
+    );
   },
 );
+
+t.test('the edges table pairs one edge with two by round: req/s and CPU per request', async (t) => {
+  const record = (name: string, cpu: (number | undefined)[], rps: number[]): ScenarioRecord => ({
+    name,
+    description: '',
+    status: 'ok',
+    runs: rps.map((r, i) => ({
+      round: i + 1,
+      cpuUsPerRequest: cpu[i],
+      result: {
+        requests: r,
+        durationSec: 1,
+        requestsPerSec: r,
+        latencyP50Ms: 1,
+        latencyP99Ms: 2,
+        latencyMaxMs: 3,
+        errorResponses: 0,
+        socketErrors: { connect: 0, read: 0, write: 0, timeout: 0 },
+      },
+    })),
+  });
+  t.same(EDGE_PAIRS, [['gateway-one-edge', 'gateway-auth-proxy']]);
+  const two = record('gateway-auth-proxy', [80, 100, 90], [10_000, 8_000, 12_000]);
+  // Round 2 of the one-edge run is missing: its round-3 run pairs with round 3 only.
+  const one = record('gateway-one-edge', [72, 81], [6_000, 6_600]);
+  one.runs[1] = { ...(one.runs[1] as (typeof one.runs)[number]), round: 3 };
+  const lines = renderEdges([two, one]);
+  const text = lines.join('\n');
+  t.match(text, /^edges: 1 edge vs 2 \(same run/m);
+  // Paired req/s: 6000/10000 = 0.60, 6600/12000 = 0.55; CPU 72/80 = 0.90, 81/90 = 0.90.
+  t.match(
+    text,
+    /\| gateway-one-edge vs gateway-auth-proxy \| 6,300 vs 10,000 \| 0\.57× \[0\.55×–0\.60×\] \| 76\.5 vs 90\.0 \| 0\.90× \[0\.90×–0\.90×\] \|/,
+  );
+  t.same(renderEdges([two]), [], 'nothing without the one-edge run');
+  t.same(renderEdges([two, { ...one, status: 'failed' }]), [], 'nor with a failed one');
+  const noCpu = renderEdges([two, record('gateway-one-edge', [undefined], [5_000])]).join('\n');
+  t.match(noCpu, /\| 5,000 vs 10,000 \| 0\.50× \[0\.50×–0\.50×\] \| n\/a \| n\/a \|/);
+  const report = renderReport({
+    startedAt: 'now',
+    finishedAt: 'later',
+    machine: {
+      cpus: 2,
+      cpuModel: 'cpu',
+      memoryGiB: 1,
+      os: 'linux',
+      node: 'v20',
+      loadavg: [0, 0, 0],
+    },
+    tools: { load: 'wrk 4' },
+    parameters: {
+      runs: 3,
+      durationSec: 1,
+      warmupSec: 0,
+      connections: 8,
+      threads: 2,
+      proxyProcesses: 2,
+    },
+    scenarios: [two, one],
+    summary: summarize([two, one]),
+  });
+  t.ok(report.includes(text), 'the full report carries the edges table');
+});
+
+t.test('gateway-features-on and gateway-one-edge: their services and pairs', async (t) => {
+  const { FEATURED_GATEWAYS } = await import('../bench/gateway-services.js');
+  const { gatewayConfigParams, renderGatewayConfig } = await import('../bench/gateway.js');
+  const { parseConfig } = await import('../conf/parse.js');
+  const parsed = (service: string) => {
+    const entry = FEATURED_GATEWAYS.find((g) => g.service === service);
+    if (entry === undefined) throw new Error(`${service} is not in FEATURED_GATEWAYS`);
+    const params = gatewayConfigParams(entry.features, {
+      port: 8080,
+      passwordHash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA',
+      instances: entry.instances ?? 2,
+      secret: 'x'.repeat(96),
+      metricsPort: entry.features.metrics ? 9100 : undefined,
+    });
+    return parseConfig(
+      JSON.parse(renderGatewayConfig(params)),
+      { routes: [] },
+      {
+        config: 'config.json',
+        routes: 'routes.yml',
+      },
+    ).config;
+  };
+  const plain = parsed('gateway-one-edge');
+  t.equal(plain.num_instances, 1, 'one edge');
+  t.equal(plain.stats, false, 'and nothing else on');
+  t.equal(plain.metrics, undefined);
+  const on = parsed('gateway-features-on');
+  t.equal(on.num_instances, 2, 'two edges, as gateway-auth-proxy');
+  t.equal(on.stats, true, 'stats on');
+  t.match(on.ratelimit_proxy, BENCH_HIGH_LIMIT, 'rate limited as gateway-ratelimit-high');
+  t.match(on.metrics, { host: '127.0.0.1', port: 9100 }, 'the metrics listener on');
+  for (const g of FEATURED_GATEWAYS) {
+    t.doesNotThrow(() => parsed(g.service), `${g.service}: its config.json is valid`);
+    t.ok(
+      SCENARIOS.some((s) => s.service === g.service),
+      `${g.service}: some scenario loads it`,
+    );
+  }
+  const pairOf = (name: string) => FEATURE_PAIRS.find(([a]) => a === name)?.[1];
+  t.equal(pairOf('gateway-features-on'), 'gateway-auth-proxy', 'paired with the plain scenario');
+  const byName = (name: string) => SCENARIOS.find((s) => s.name === name);
+  for (const name of ['gateway-features-on', 'gateway-one-edge']) {
+    const s = byName(name);
+    t.equal(s?.path, byName('gateway-auth-proxy')?.path, `${name}: the plain scenario's request`);
+    t.equal(s?.auth, 'bearer');
+    t.same(s?.expect, byName('gateway-auth-proxy')?.expect);
+  }
+});
 
 // The grandchild burns a fixed amount of CPU time, measured by itself, then says so and waits.
 // CPU time does not depend on how busy the machine is (a loaded machine only takes longer to
