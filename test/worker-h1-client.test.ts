@@ -1,10 +1,14 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import t from 'tap';
 import type { Dispatcher } from 'undici';
 import { H1Pool, type H1PoolOptions } from '../worker/h1-client.js';
+import { upstreamError } from '../worker/upstream-error.js';
 import { discardBody, upstreamRequest } from '../worker/upstream-request.js';
+import { makeCertAuthority } from './helpers/cert-authority.js';
 
 /*
  * Pool behaviours of the gateway's own client (worker/h1-client.ts) beyond parsing: idle
@@ -347,3 +351,56 @@ t.test('upstreamRequest: head, streamed body, abort by signal', async (t) => {
     { name: 'TimeoutError' },
   );
 });
+
+t.test(
+  'https origins: verified against the route CA, refused without it, sessions resumed',
+  async (t) => {
+    const pki = await makeCertAuthority(t.testdir({}));
+    const resumed: boolean[] = [];
+    const server = createTlsServer(pki.server, (socket) => {
+      resumed.push(socket.isSessionReused());
+      socket.on('data', () => {
+        // One request per connection: the next one needs a new handshake.
+        socket.end('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok');
+      });
+      socket.on('error', () => {});
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.teardown(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const make = (tls: H1PoolOptions['tls']) => {
+      const p = new H1Pool({
+        origin: `https://127.0.0.1:${port}`,
+        tls,
+        keepAlive: true,
+        maxIdle: 4,
+        headersTimeoutMs: 2000,
+        bodyTimeoutMs: 2000,
+        connectTimeoutMs: 2000,
+        keepAliveTimeoutMs: 4000,
+        keepAliveMaxMs: 60_000,
+      });
+      t.teardown(() => p.destroy());
+      return p;
+    };
+    const trusted = make({
+      secureContext: createSecureContext({ ca: readFileSync(pki.caFile) }),
+      rejectUnauthorized: true,
+    });
+    t.equal((await send(trusted)).body.toString(), 'ok', 'the route CA verifies the upstream');
+    const second = await send(trusted);
+    t.equal(second.body.toString(), 'ok', String(second.error?.code ?? second.error?.message));
+    t.same(resumed.slice(-2), [false, true], 'the second connection resumed the TLS session');
+    const untrusted = await send(make(undefined));
+    t.ok(untrusted.error, "Node's default roots do not know the test CA");
+    t.equal(
+      upstreamError(untrusted.error).code,
+      'UPSTREAM_TLS_FAILED',
+      String(untrusted.error?.code),
+    );
+    t.notOk(untrusted.started, 'nothing was sent');
+    const unverified = await send(make({ secureContext: undefined, rejectUnauthorized: false }));
+    t.equal(unverified.body.toString(), 'ok', 'tls_verify: false');
+  },
+);

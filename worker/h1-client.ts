@@ -1084,6 +1084,11 @@ export class H1Pool {
     if (this.#all.size === 0) this.#onEmpty?.();
   }
 
+  /** close() or destroy() was called: the pool takes no more requests (as undici's `closed`). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** No new requests; idle connections close; resolves once the requests in flight finished. */
   close(): Promise<void> {
     this.#closed = true;
