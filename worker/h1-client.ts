@@ -436,7 +436,9 @@ class Connection {
       this.destroy();
       return;
     }
-    if (request.paused) {
+    // While paused, and after a resume until what waited is parsed (a resumed socket may emit
+    // before #afterResume runs), new bytes queue behind the old ones: order is the framing.
+    if (request.paused || this.#backlog !== undefined) {
       this.#backlog = this.#backlog === undefined ? chunk : Buffer.concat([this.#backlog, chunk]);
       return;
     }
