@@ -433,3 +433,37 @@ t.test(
     t.equal(unverified.body.toString(), 'ok', 'tls_verify: false');
   },
 );
+
+t.test('paused in onResponseStart: no body byte until resumed', async (t) => {
+  const up = await upstream((_h, s) =>
+    s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'),
+  );
+  t.teardown(() => up.server.close());
+  const p = pool(up.port);
+  t.teardown(() => p.destroy());
+  const events: string[] = [];
+  await new Promise<void>((resolve) => {
+    p.dispatch({ method: 'GET', path: '/', headers: [] } as Dispatcher.DispatchOptions, {
+      onResponseStart(c) {
+        events.push('start');
+        c.pause();
+        setTimeout(() => {
+          events.push('resume');
+          c.resume();
+        }, 50);
+      },
+      onResponseData(_c, chunk) {
+        events.push(`data ${chunk.toString()}`);
+      },
+      onResponseEnd() {
+        events.push('end');
+        resolve();
+      },
+      onResponseError(_c, err) {
+        events.push(`error ${String(err)}`);
+        resolve();
+      },
+    });
+  });
+  t.same(events, ['start', 'resume', 'data hello', 'end']);
+});

@@ -450,6 +450,15 @@ class Connection {
     const request = this.request!;
     let pos = at;
     while ((!this.#dead || this.#eof) && this.request === request) {
+      if (request.paused) {
+        // Paused by a handler callback (onResponseStart included): the rest waits, first.
+        if (pos < chunk.length) {
+          const rest = chunk.subarray(pos);
+          const kept = this.#backlog;
+          this.#backlog = kept === undefined ? rest : Buffer.concat([rest, kept]);
+        }
+        return;
+      }
       switch (this.#phase) {
         case Phase.Head: {
           if (pos >= chunk.length) return;
