@@ -17,7 +17,6 @@ import {
   onClientWritable,
   tryEndChunk,
   writeChunk,
-  writeOffset,
   writeProxiedHead,
 } from './uws-io.js';
 
@@ -148,7 +147,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
   #total: number | undefined;
   #pending: Uint8Array | undefined;
   #headers: Record<string, string | string[] | undefined> | undefined;
+  /** Body bytes uWS took, in whole chunks: where a refused chunk starts. */
+  #bodyOffset = 0;
   #pendingOffset = 0;
+  /** The client's drain handler is registered. */
+  #waiting = false;
   /** undici started writing the request. */
   #written = false;
   /** Some response byte arrived (1xx included): the request reached the upstream. */
@@ -240,7 +243,17 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
       });
       return;
     }
-    onClientWritable(ex, (offset) => this.#onWritable(offset));
+  }
+
+  /*
+   * The client's drain handler is registered only once a write was refused (uWS's own pattern:
+   * tryEnd, then onWritable when it did not fit): most answers fit at once, and skip a native
+   * call and a closure.
+   */
+  #waitWritable(): void {
+    if (this.#waiting) return;
+    this.#waiting = true;
+    onClientWritable(this.#ex, (offset) => this.#onWritable(offset));
   }
 
   /*
@@ -282,14 +295,20 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
     corked(ex, () => {
       this.#writeHead();
       if (total === undefined) {
-        if (data.byteLength > 0 && !writeChunk(ex, data)) controller.pause();
+        if (data.byteLength > 0 && !writeChunk(ex, data)) {
+          controller.pause();
+          this.#waitWritable();
+        }
         return;
       }
-      this.#pendingOffset = writeOffset(ex);
-      if (!tryEndChunk(ex, data, total)) {
-        this.#pending = data;
-        controller.pause();
+      if (tryEndChunk(ex, data, total)) {
+        this.#bodyOffset += data.byteLength;
+        return;
       }
+      this.#pendingOffset = this.#bodyOffset;
+      this.#pending = data;
+      controller.pause();
+      this.#waitWritable();
     });
   }
 
@@ -339,6 +358,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
     if (!pending) return true;
     const ok = tryEndChunk(ex, pending.subarray(offset - this.#pendingOffset), this.#total);
     if (ok) {
+      this.#bodyOffset = this.#pendingOffset + pending.byteLength;
       // undici is paused on this chunk: resume it even after the last one, or it never
       // reports the end and the request (and its upstream connection) stays open.
       this.#pending = undefined;
@@ -362,6 +382,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
       }
       for (const piece of chunk) if (piece.byteLength > 0) ok = writeChunk(ex, piece);
     });
+    if (!ok) this.#waitWritable();
     return ok;
   }
 

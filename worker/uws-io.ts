@@ -517,11 +517,6 @@ export function tryEndChunk(ex: Exchange, chunk: Uint8Array, total: number): boo
   return ok || done;
 }
 
-/** Bytes of the response body written so far (for resuming a partial `tryEndChunk`). */
-export function writeOffset(ex: Exchange): number {
-  return ex.res.getWriteOffset();
-}
-
 /** Calls `handler(offset)` each time the client socket drains; it returns false to keep waiting. */
 export function onClientWritable(ex: Exchange, handler: (offset: number) => boolean): void {
   ex.res.onWritable(handler);
