@@ -428,8 +428,18 @@ class Connection {
       this.destroy();
       return;
     }
+    const backlog = this.#backlog;
     if (request.paused) {
-      this.#backlog = this.#backlog === undefined ? chunk : Buffer.concat([this.#backlog, chunk]);
+      this.#backlog = backlog === undefined ? chunk : Buffer.concat([backlog, chunk]);
+      return;
+    }
+    if (backlog !== undefined) {
+      // Resumed, but the backlog's parse (a microtask) has not run: a resume from a macrotask
+      // (a timer, a zlib callback, uWS's onWritable) lets the socket flush what it buffered
+      // meanwhile first (its resume is a nextTick). The older bytes go first, or a chunked
+      // body breaks or reorders (test/integration-h1-backpressure.test.ts).
+      this.#backlog = undefined;
+      this.#parse(Buffer.concat([backlog, chunk]), 0);
       return;
     }
     this.#parse(chunk, 0);
