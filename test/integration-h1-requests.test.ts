@@ -6,7 +6,7 @@
 import t from 'tap';
 import { login, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
 import { type HostileRequest, startHostileUpstream } from './helpers/hostile-upstream.js';
-import { parseResponses, rawConnection, rawExchange } from './helpers/raw-http.js';
+import { rawConnection, rawExchange } from './helpers/raw-http.js';
 
 function headerOf(req: HostileRequest, name: string): string | undefined {
   return req.headers.find(([n]) => n === name)?.[1];
