@@ -64,8 +64,12 @@ const up = await startHostileUpstream((req) => {
   }
 });
 
+// A backend that accepts every connection and resets it.
+const resetter = await startHostileUpstream(() => ({ chunks: [], after: 'destroy' }));
+
 const gw: RunningGateway = await startGateway({
-  config: { client_timeout: TIMEOUT },
+  // No upstream keep-alive: every request on its own connection, said `connection: close`.
+  config: { client_timeout: TIMEOUT, max_idle_per_host: 0 },
   routes: `routes:
   - prefix: /h
     target: ${up.origin}
@@ -73,11 +77,16 @@ const gw: RunningGateway = await startGateway({
   - prefix: /down
     target: http://127.0.0.1:1
     secure: false
+  - prefix: /lb
+    target: http://127.0.0.1:1
+    backends: [${resetter.origin}, ${up.origin}]
+    secure: false
 `,
 });
 t.teardown(async () => {
   await gw.stop();
   await up.close();
+  await resetter.close();
 });
 
 interface Timed {
@@ -212,4 +221,26 @@ t.test('an upstream that is down: 502 UPSTREAM_UNREACHABLE at once', async (t) =
   t.equal(r.status, 502);
   t.match(r.body, /UPSTREAM_UNREACHABLE/);
   t.ok(r.ms < 500, `after ${Math.round(r.ms)} ms`);
+});
+
+t.test(
+  'max_idle_per_host 0: each request on its own connection, said connection: close',
+  async (t) => {
+    const before = up.requests.length;
+    for (let i = 0; i < 4; i++) t.equal((await timed('/h/ok')).status, 200);
+    const seen = up.requests.slice(before);
+    t.equal(new Set(seen.map((r) => r.connection)).size, 4, 'four connections');
+    t.ok(
+      seen.every((r) => r.headers.some(([n, v]) => n === 'connection' && v === 'close')),
+      'each said connection: close',
+    );
+  },
+);
+
+t.test('a balanced route with a refusing and a resetting backend: GETs fail over', async (t) => {
+  for (let i = 0; i < 12; i++) {
+    const r = await timed('/lb/ok');
+    t.equal(r.status, 200, `#${i}`);
+    t.equal(r.body, 'ok');
+  }
 });
