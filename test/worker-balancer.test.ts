@@ -340,4 +340,10 @@ t.test('classify: which failures mean the backend is down', async (t) => {
   t.equal(classify('UND_ERR_HEADERS_TIMEOUT', true, false), 'other', 'sent, then no answer: 504');
   t.equal(classify('UND_ERR_HEADERS_TIMEOUT', true, true), 'other');
   t.equal(classify('ERR_TLS_CERT_ALTNAME_INVALID', false, false), 'other');
+  t.equal(
+    classify('UND_ERR_CLOSED', false, false),
+    'stale',
+    'a pool closed by a reload before the request left: once more, on a new connection',
+  );
+  t.equal(classify('UND_ERR_CLOSED', false, true), 'other', 'but not twice');
 });

@@ -71,7 +71,7 @@ export function firstAttempt(backend: Backend | undefined): Attempt {
 
 /**
  * How a failure before any answer reads: `stale` (a dead pooled connection, maybe a keep-alive
- * race), `down` (the backend did not take the connection, or reset one opened for this
+ * race; or a pool a reload closed before the request left), `down` (the backend did not take the connection, or reset one opened for this
  * request), or `other` (a timeout after sending, a TLS error...: not the backend's absence).
  */
 export function classify(
@@ -80,6 +80,10 @@ export function classify(
   fresh: boolean,
 ): 'stale' | 'down' | 'other' {
   if (!written && NOT_CONNECTED.has(code)) return 'down';
+  // The pool was closed by a reload while this request, routed by the generation before, was
+  // still in an async step (a filter reading its body): it never left. It goes on a new
+  // connection of its origin, as a stale one would (once: a fresh pool is taken anew).
+  if (code === 'UND_ERR_CLOSED' && !written) return fresh ? 'other' : 'stale';
   if (STALE_CONNECTION.has(code)) return fresh ? 'down' : 'stale';
   return 'other';
 }

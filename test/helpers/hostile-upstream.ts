@@ -143,7 +143,9 @@ export async function startHostileUpstream(
         break;
       }
       busy = false;
-      if (!stopped && readRequest(buffer) !== undefined) void serve();
+      // Only a request whose body came whole: one still arriving is served by its next bytes
+      // (serving it now would recurse until the stack overflows).
+      if (!stopped && readRequest(buffer)?.complete === true) void serve();
     };
     socket.on('data', (d: Buffer) => {
       buffer = Buffer.concat([buffer, d]);
