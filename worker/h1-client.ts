@@ -955,7 +955,7 @@ export class H1Pool {
     this.keepAliveTimeoutMs = options.keepAliveTimeoutMs;
     this.keepAliveMaxMs = options.keepAliveMaxMs;
     // undici's Host: the origin's host and port (url.host leaves out a default port).
-    this.#headStart = ` HTTP/1.1\r\nhost: ${url.host}\r\nconnection: ${options.keepAlive ? 'keep-alive' : 'close'}\r\n`;
+    this.#headStart = ` HTTP/1.1\r\nhost: ${url.host}\r\nconnection: keep-alive\r\n`;
     this.#headStartClose = ` HTTP/1.1\r\nhost: ${url.host}\r\nconnection: close\r\n`;
   }
 
@@ -979,7 +979,7 @@ export class H1Pool {
       return true;
     }
     let conn = this.#idle.pop();
-    while (conn !== undefined && conn.dead) conn = this.#idle.pop();
+    while (conn?.dead) conn = this.#idle.pop();
     if (conn === undefined) {
       conn = new Connection(this, this.#connectTimeoutMs);
       this.#all.add(conn);
@@ -998,7 +998,7 @@ export class H1Pool {
     if (path.length === 0 || BAD_PATH.test(path))
       throw error('UND_ERR_INVALID_ARG', 'invalid request path');
     const closeAfter = options.reset === true || !this.keepAlive;
-    let head = method + ' ' + path + (closeAfter ? this.#headStartClose : this.#headStart);
+    let head = `${method} ${path}${closeAfter ? this.#headStartClose : this.#headStart}`;
     let declared = -1;
     const headers = options.headers;
     if (Array.isArray(headers)) {
@@ -1046,7 +1046,7 @@ export class H1Pool {
   #checkHeader(name: string, value: string, declared: number): number {
     if (!TOKEN.test(name) || BAD_REQUEST_VALUE.test(value))
       throw error('UND_ERR_INVALID_ARG', `invalid request header ${TOKEN.test(name) ? name : ''}`);
-    const lower = name.length < 20 ? name.toLowerCase() : name;
+    const lower = name.toLowerCase();
     if (OWN_REQUEST_HEADERS.has(lower))
       throw error('UND_ERR_INVALID_ARG', `the client writes ${lower} itself`);
     if (lower === 'content-length') {
