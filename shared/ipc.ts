@@ -185,7 +185,15 @@ export type EdgeEvent =
   /** The outcome of a login attempt the supervisor admitted (`login-attempt`). */
   | { type: 'login-result'; ticket: number; outcome: 'success' | 'failure' | 'aborted' }
   /** Metrics counted since the last report (config `metrics`): added to the node's registry. */
-  | { type: 'metrics'; report: MetricsReport };
+  | { type: 'metrics'; report: MetricsReport }
+  /**
+   * Events sent in one event-loop turn, in order, as one message (worker/supervisor-link.ts):
+   * one write and one wake-up of the supervisor instead of one each. Never nested.
+   */
+  | { type: 'events'; events: SingleEdgeEvent[] };
+
+/** An event other than a batch: what an `events` message carries. */
+export type SingleEdgeEvent = Exclude<EdgeEvent, { type: 'events' }>;
 
 /**
  * Edge → supervisor requests (asks): each carries an `id`, and the supervisor answers it
@@ -249,7 +257,8 @@ export interface AnswerValues {
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
 
-export type EdgeEventType = EdgeEvent['type'];
+/** The type of an event a handler can receive: batches are unpacked before (supervisor/edge-channel.ts). */
+export type EdgeEventType = SingleEdgeEvent['type'];
 
 const id = z.int().nonnegative();
 const snapshotSchema = z.strictObject({
@@ -326,6 +335,8 @@ export const MAX_USES_PER_REPORT = 10_000;
 export const MAX_LOG_LINES = 10_000;
 /** An edge sends at most this many rate-limit items per message. */
 export const MAX_RATE_ITEMS = 10_000;
+/** An `events` message carries at most this many events (the edge sends a full batch at once). */
+export const MAX_BATCHED_EVENTS = 256;
 // A policy id and a client key (a username is at most 255 UTF-8 bytes): see rate-limiter.ts.
 const rateKeySchema = z.string().min(1).max(1024);
 const count = z.int().nonnegative().max(1_000_000_000);
@@ -378,9 +389,7 @@ const metricsReportSchema = z.strictObject({
   loopLagSeconds: z.number().nonnegative(),
 }) satisfies z.ZodType<MetricsReport>;
 
-const edgeMessageSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('reply'), id, value: z.unknown() }),
-  z.strictObject({ type: z.literal('reply-error'), id, code: z.string(), reason: z.string() }),
+const singleEventSchemas = [
   z.strictObject({ type: z.literal('fatal'), reason: z.string() }),
   z.strictObject({ type: z.literal('token-issued'), token: z.strictObject(issuedTokenShape) }),
   z.strictObject({
@@ -401,6 +410,19 @@ const edgeMessageSchema = z.discriminatedUnion('type', [
     outcome: z.enum(['success', 'failure', 'aborted']),
   }),
   z.strictObject({ type: z.literal('metrics'), report: metricsReportSchema }),
+] as const;
+const singleEventSchema = z.discriminatedUnion('type', [
+  ...singleEventSchemas,
+]) satisfies z.ZodType<SingleEdgeEvent>;
+
+const edgeMessageSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('reply'), id, value: z.unknown() }),
+  z.strictObject({ type: z.literal('reply-error'), id, code: z.string(), reason: z.string() }),
+  ...singleEventSchemas,
+  z.strictObject({
+    type: z.literal('events'),
+    events: z.array(singleEventSchema).min(1).max(MAX_BATCHED_EVENTS),
+  }),
   z.strictObject({ type: z.literal('change-revocations'), id, change: revocationChangeSchema }),
   z.strictObject({
     type: z.literal('rate-take'),

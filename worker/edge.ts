@@ -310,8 +310,9 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     current.services.accessLog.flush();
     current.services.uses.flush();
     current.services.metrics?.stop();
-    // Unspent rate-limit tokens go back to the node's buckets.
+    // Unspent rate-limit tokens go back to the node's buckets; queued events leave now.
     current.services.limiter.stop();
+    link.flush();
     await lastUses;
   }
   if (app) closeServer(app);
