@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { BenchError } from './bench-error.js';
 import type { LoadToolChoice } from './load-tool.js';
+import { profileScenarioOf } from './profile-scenario.js';
 
 /** Validated command-line options of the runner. */
 export interface BenchOptions {
@@ -18,8 +19,9 @@ export interface BenchOptions {
   /** Seconds of each back-to-back load run of a soak (a sample after each). */
   readonly soakIntervalSec: number;
   /**
-   * `--profile DIR`: only gateway-auth-proxy, its gateway under `node --cpu-prof` writing into
-   * DIR; one warm-up, one timed run, then a summary of the edges' profiles.
+   * `--profile DIR`: one gateway scenario (gateway-auth-proxy, or the one `--scenarios` names),
+   * its gateway under `node --cpu-prof` writing into DIR; one warm-up, one timed run, then a
+   * summary of the profiles and the CPU per request of each kind of thread.
    */
   readonly profileDir: string | undefined;
   readonly help: boolean;
@@ -40,10 +42,13 @@ export const USAGE = `usage: npm run bench -- [options]
                       (back-to-back runs), the edges' memory (VmRSS) and p99 after each run;
                       reports start (after the warm-up) against end
   --soak-interval S   seconds of each soak run (default 30)
-  --profile DIR       instead of the comparison: gateway-auth-proxy with its gateway (and so its
+  --profile DIR       instead of the comparison: gateway-auth-proxy (or the one gateway scenario
+                      --scenarios names, e.g. gateway-login) with its gateway (supervisor and
                       edges) under node --cpu-prof writing into DIR; one warm-up (--warmup) and
-                      one timed run (--duration), a clean stop, then a summary of the edges'
-                      profiles (self time by category, top functions), also in DIR/summary.md
+                      one timed run (--duration), a clean stop, then a summary of the profiles
+                      (edges' main threads, their worker threads, the supervisor: self time by
+                      category, top functions) and the CPU per request of each kind of thread,
+                      also in DIR/summary.md
   --help              this text`;
 
 const TOOLS: readonly LoadToolChoice[] = ['auto', 'wrk', 'autocannon'];
@@ -98,12 +103,13 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     if (options.profileDir.trim() === '') {
       throw new BenchError('BENCH_BAD_OPTION', '--profile needs a directory');
     }
-    if (options.scenarios.length > 0 || options.baseline || options.soakMinutes !== undefined) {
+    if (options.baseline || options.soakMinutes !== undefined) {
       throw new BenchError(
         'BENCH_BAD_OPTION',
-        '--profile runs gateway-auth-proxy alone: it takes neither --scenarios, --baseline nor --soak',
+        '--profile runs one gateway scenario of this build: it takes neither --baseline nor --soak',
       );
     }
+    profileScenarioOf(options.scenarios);
   }
   // wrk refuses fewer connections than threads (each thread needs one).
   if (options.threads > options.connections) {

@@ -5,16 +5,19 @@ import { readdirSync, readFileSync } from 'node:fs';
  * proxy and the upstream, req/s mostly says who got the cores; CPU time per request says what
  * each request costs the proxy, whatever else ran. Linux only; elsewhere it reports nothing.
  */
-const TICKS_PER_SECOND = 100; // USER_HZ, 100 on every mainstream Linux build
+/** USER_HZ, the unit of /proc's utime and stime: 100 on every mainstream Linux build. */
+export const TICKS_PER_SECOND = 100;
 
-interface ProcStat {
+/** A process's parent and CPU ticks so far (utime + stime, every thread). */
+export interface ProcStat {
   ppid: number;
   ticks: number;
 }
 
-function readStat(pid: number): ProcStat | undefined {
+/** The parent and ticks of `/proc/<path>/stat` (`<pid>` or `<pid>/task/<tid>`), if it exists. */
+export function readStat(path: string): ProcStat | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const text = readFileSync(`/proc/${path}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces) start after the last ')'.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // state=0, ppid=1, ... utime=11, stime=12 (fields 4, 14, 15 of proc(5), shifted by 3).
@@ -26,6 +29,15 @@ function readStat(pid: number): ProcStat | undefined {
 
 /** Seconds of CPU used so far by `root` and all its descendants (every thread included). */
 export function treeCpuSeconds(root: number): number | undefined {
+  const tree = treeProcesses(root);
+  if (tree === undefined) return undefined;
+  let ticks = 0;
+  for (const stat of tree.values()) ticks += stat.ticks;
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** `root` and all its descendants, by pid; undefined when `root` is gone (or not on Linux). */
+export function treeProcesses(root: number): Map<number, ProcStat> | undefined {
   let pids: number[];
   try {
     pids = readdirSync('/proc')
@@ -36,7 +48,7 @@ export function treeCpuSeconds(root: number): number | undefined {
   }
   const stats = new Map<number, ProcStat>();
   for (const pid of pids) {
-    const stat = readStat(pid);
+    const stat = readStat(String(pid));
     if (stat) stats.set(pid, stat);
   }
   if (!stats.has(root)) return undefined;
@@ -46,7 +58,5 @@ export function treeCpuSeconds(root: number): number | undefined {
     }
     return false;
   };
-  let ticks = 0;
-  for (const [pid, stat] of stats) if (inTree(pid)) ticks += stat.ticks;
-  return ticks / TICKS_PER_SECOND;
+  return new Map([...stats].filter(([pid]) => inTree(pid)));
 }

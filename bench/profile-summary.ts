@@ -1,4 +1,4 @@
-// Summary of V8 CPU profiles (`node --cpu-prof`) of the gateway's edges, for `--profile DIR`.
+// Summary of V8 CPU profiles (`node --cpu-prof`) of the gateway's threads, for `--profile DIR`.
 // The .cpuprofile format is the Chrome DevTools Protocol's `Profiler.Profile`: a call tree of
 // `nodes` (id, callFrame, children), `samples` (the leaf node id of each sample) and
 // `timeDeltas` (µs between consecutive samples, the first one from `startTime`).
@@ -35,6 +35,8 @@ export type ProfileCategory =
   | 'gateway code'
   | 'undici'
   | 'uWS native (from uws-io.js)'
+  | 'Argon2 native (from password.js)'
+  | 'piscina'
   | 'node:internal'
   | 'GC'
   | 'program'
@@ -79,6 +81,8 @@ const CATEGORIES: readonly ProfileCategory[] = [
   'gateway code',
   'undici',
   'uWS native (from uws-io.js)',
+  'Argon2 native (from password.js)',
+  'piscina',
   'node:internal',
   'GC',
   'program',
@@ -88,6 +92,16 @@ const CATEGORIES: readonly ProfileCategory[] = [
 /** Whether a profile is an edge's main thread: one of its frames is `…/worker/edge.js`. */
 export function isEdgeProfile(profile: CpuProfile): boolean {
   return profile.nodes.some((n) => n.callFrame.url.endsWith('/worker/edge.js'));
+}
+
+/**
+ * The process and thread of a profile from its file name, node's default
+ * `CPU.<date>.<time>.<pid>.<threadId>.<seq>.cpuprofile` (threadId 0: the main thread, else a
+ * worker thread's `threadId`); undefined for any other name.
+ */
+export function profileThreadOf(fileName: string): { pid: number; threadId: number } | undefined {
+  const m = /^CPU\.\d{8}\.\d{6}\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(fileName);
+  return m === null ? undefined : { pid: Number(m[1]), threadId: Number(m[2]) };
 }
 
 /** Throws `TypeError` unless `value` has the shape of a `.cpuprofile` (the fields used here). */
@@ -119,7 +133,10 @@ function categoryOfUrl(url: string): ProfileCategory {
     return 'undici';
   // Checked before gateway code: see categoryOf.
   if (url.endsWith('/worker/uws-io.js')) return 'uWS native (from uws-io.js)';
-  if (/\/dist\/(?:worker|shared|conf)\//.test(url)) return 'gateway code';
+  // The same for Argon2: password.js is the layer that calls @node-rs/argon2's native code.
+  if (url.endsWith('/crypto-pool/password.js')) return 'Argon2 native (from password.js)';
+  if (url.includes('/node_modules/piscina/')) return 'piscina';
+  if (/\/dist\/(?:worker|shared|conf|supervisor|crypto-pool)\//.test(url)) return 'gateway code';
   if (url.startsWith('node:')) return 'node:internal';
   return 'other';
 }
@@ -129,10 +146,13 @@ function categoryOfUrl(url: string): ProfileCategory {
  * (V8 and native code outside any JS frame: uWS's own event loop work lands here); a frame of
  * worker/uws-io.js uWS native: V8 makes no frame for a native API callback such as uWS's
  * `res.cork`/`res.end`, so a uWS call's time is the self time of the uws-io.js function that
- * made it, and uws-io.js is the thin layer that makes every uWS call; any other frame of
- * dist/worker, dist/shared or dist/conf gateway code; npm's undici or node's bundled one undici;
- * `node:` node:internal; a native frame (no url: a V8 builtin, a node binding) goes to its
- * nearest caller with a url (a builtin called by gateway code is gateway code).
+ * made it, and uws-io.js is the thin layer that makes every uWS call; likewise a frame of
+ * crypto-pool/password.js Argon2 native (its sync calls into @node-rs/argon2); piscina's own
+ * code piscina, except its `atomicsWaitLoop`, which is idle (see isPoolWait); any other frame of
+ * dist/worker, shared, conf, supervisor or crypto-pool gateway code; npm's undici or node's
+ * bundled one undici; `node:` node:internal; a native frame (no url: a V8 builtin, a node
+ * binding) goes to its nearest caller with a url (a builtin called by gateway code is gateway
+ * code).
  */
 export function categoryOf(
   node: CpuProfileNode,
@@ -140,11 +160,19 @@ export function categoryOf(
 ): ProfileCategory | 'idle' | 'root' {
   const special = SPECIAL[node.callFrame.functionName];
   if (special !== undefined && node.callFrame.url === '') return special;
-  if (node.callFrame.url !== '') return categoryOfUrl(node.callFrame.url);
-  for (let up = parentOf.get(node.id); up !== undefined; up = parentOf.get(up.id)) {
-    if (up.callFrame.url !== '') return categoryOfUrl(up.callFrame.url);
-  }
-  return 'other';
+  let owner: CpuProfileNode | undefined = node;
+  while (owner !== undefined && owner.callFrame.url === '') owner = parentOf.get(owner.id);
+  if (owner === undefined) return 'other';
+  if (isPoolWait(owner.callFrame)) return 'idle';
+  return categoryOfUrl(owner.callFrame.url);
+}
+
+/**
+ * piscina's thread waiting for its next task: its `atomicsWaitLoop` blocks in `Atomics.wait`, for
+ * which V8 makes no frame, so the wait is that function's self time; it is the pool thread's idle.
+ */
+function isPoolWait(frame: CpuProfileCallFrame): boolean {
+  return frame.functionName === 'atomicsWaitLoop' && frame.url.includes('/node_modules/piscina/');
 }
 
 /** A function's name in the tables: `name (file:line)`, the file relative to dist/ or node_modules/. */
@@ -152,7 +180,9 @@ export function functionLabel(frame: CpuProfileCallFrame): string {
   const name = frame.functionName === '' ? '(anonymous)' : frame.functionName;
   if (frame.url === '') return SPECIAL[name] === undefined ? `${name} [native]` : name;
   const url = frame.url;
-  const cut = Math.max(url.lastIndexOf('/node_modules/'), url.lastIndexOf('/dist/'));
+  // A package's own dist/ stays in its name (piscina/dist/worker.js, not worker.js).
+  const modules = url.lastIndexOf('/node_modules/');
+  const cut = modules >= 0 ? modules : url.lastIndexOf('/dist/');
   const file = cut >= 0 ? url.slice(url.indexOf('/', cut + 1) + 1) : url.replace(/^file:\/\//, '');
   return `${name} (${file}:${frame.lineNumber + 1})`;
 }
@@ -232,22 +262,82 @@ function largestFirst(a: [string, number], b: [string, number]): number {
   return b[1] - a[1] || a[0].localeCompare(b[0]);
 }
 
+/** The threads a section of the summary covers. */
+export type ProfileGroup = 'edge main' | 'edge worker' | 'supervisor';
+
+/** The sections' titles, in the summary's order. */
+export const PROFILE_GROUP_TITLES: Readonly<Record<ProfileGroup, string>> = {
+  'edge main': "Edges' main threads",
+  'edge worker': "Edges' worker threads (crypto pool: Argon2)",
+  supervisor: 'Supervisor (main thread)',
+};
+
+/** A profile file read, and the section it went to (none: left out). */
+export interface ProfileFile {
+  readonly name: string;
+  readonly group: ProfileGroup | undefined;
+}
+
+/** One section: the summary of a group's profiles. */
+export interface ProfileSection {
+  readonly group: ProfileGroup;
+  readonly summary: ProfileSummary;
+}
+
 /** Context printed above the tables. */
 export interface ProfileSummaryContext {
   readonly scenario: string;
-  /** Profile files read, and which of them were edges. */
-  readonly files: readonly { readonly name: string; readonly edge: boolean }[];
+  readonly files: readonly ProfileFile[];
   readonly intervalUs: number;
   readonly warmupSec: number;
   readonly durationSec: number;
   /** The timed run's throughput under the profiler (slower than without it). */
   readonly requestsPerSec?: number | undefined;
+  /** Requests of the timed run: each section's busy time per request. */
+  readonly requests?: number | undefined;
+  /** The per-thread CPU table (markdown), printed after the context. */
+  readonly threadTable?: string | undefined;
 }
 
-/** The summary as markdown (also written to DIR/summary.md). */
-export function renderProfileSummary(s: ProfileSummary, ctx: ProfileSummaryContext): string {
+/** The summary as markdown (also written to DIR/summary.md): context, thread table, sections. */
+export function renderProfileSummary(
+  sections: readonly ProfileSection[],
+  ctx: ProfileSummaryContext,
+): string {
+  const inGroup = (g: ProfileGroup | undefined) =>
+    ctx.files.filter((f) => f.group === g).map((f) => f.name);
+  const listed = (g: ProfileGroup | undefined) => {
+    const names = inGroup(g);
+    return `${names.length} (${names.join(', ') || 'none'})`;
+  };
+  const requestsPerSec =
+    ctx.requestsPerSec === undefined
+      ? ''
+      : `, ${Math.round(ctx.requestsPerSec).toLocaleString('en-US')} req/s under the profiler`;
+  return [
+    `# CPU profile of the gateway, ${ctx.scenario}`,
+    '',
+    'V8 samples wall time on the thread: time the kernel spends in a syscall (send/write on loopback) lands on the JS function that made it, and so does time the thread is preempted while running, so "busy" includes both; `(idle)` is the thread waiting for events, and so is a pool thread waiting for its next task in the `atomicsWaitLoop` of piscina (`Atomics.wait`, which V8 counts as busy). V8 makes no frame for a native call (uWS `cork`/`end`, a node binding, Argon2): its time is the self time of the JS function that called it (uWS calls: the uws-io.js functions, category "uWS native").',
+    '',
+    `- edges' main threads: ${listed('edge main')}`,
+    `- edges' worker threads: ${listed('edge worker')}`,
+    `- supervisor: ${listed('supervisor')}; left out: ${listed(undefined)}`,
+    `- sampling interval ${ctx.intervalUs} µs; samples of the warm-up (${ctx.warmupSec} s) and of the stop left out`,
+    `- timed run: ${ctx.durationSec} s${requestsPerSec}${ctx.requests === undefined ? '' : `, ${ctx.requests.toLocaleString('en-US')} requests`}`,
+    '',
+    ...(ctx.threadTable === undefined ? [] : [ctx.threadTable]),
+    ...sections.flatMap((s) => renderSection(s, ctx)),
+  ].join('\n');
+}
+
+function renderSection(section: ProfileSection, ctx: ProfileSummaryContext): string[] {
+  const s = section.summary;
   const inWindow = s.idleSamples + s.busySamples;
   const pct = (n: number, of: number) => (of === 0 ? 'n/a' : `${((n * 100) / of).toFixed(1)}%`);
+  const perRequest =
+    ctx.requests === undefined || ctx.requests === 0
+      ? ''
+      : ` (${((s.busySamples * ctx.intervalUs) / ctx.requests).toFixed(0)} µs/request of sampled busy time)`;
   const table = (title: string, rows: readonly ProfileShare[], first: string) => [
     '',
     `### ${title}`,
@@ -258,17 +348,11 @@ export function renderProfileSummary(s: ProfileSummary, ctx: ProfileSummaryConte
       (r) => `| ${r.name.replaceAll('|', '\\|')} | ${r.samples} | ${r.percent.toFixed(1)} |`,
     ),
   ];
-  const edges = ctx.files.filter((f) => f.edge).map((f) => f.name);
-  const others = ctx.files.filter((f) => !f.edge).map((f) => f.name);
   return [
-    `## CPU profile of the gateway's edges, ${ctx.scenario}`,
+    `## ${PROFILE_GROUP_TITLES[section.group]}`,
     '',
-    'V8 samples wall time on the thread: time the kernel spends in a syscall (send/write on loopback) lands on the JS function that made it, so "busy" includes those syscalls; `(idle)` is the thread waiting for events. V8 makes no frame for a native call (uWS `cork`/`end`, a node binding): its time is the self time of the JS function that called it (uWS calls: the uws-io.js functions, category "uWS native").',
-    '',
-    `- edge profiles: ${edges.length} (${edges.join(', ') || 'none'}); left out (supervisor, worker threads): ${others.length}`,
-    `- sampling interval ${ctx.intervalUs} µs; samples of the warm-up (${ctx.warmupSec} s) and of the stop left out: ${s.samplesOutside}`,
-    `- timed run: ${ctx.durationSec} s${ctx.requestsPerSec === undefined ? '' : `, ${Math.round(ctx.requestsPerSec).toLocaleString('en-US')} req/s under the profiler`}`,
-    `- samples in the timed run: ${inWindow}; idle ${s.idleSamples} (${pct(s.idleSamples, inWindow)}, excluded), busy ${s.busySamples}: every percentage below is of the busy samples`,
+    `- profiles: ${s.profiles}; samples outside the timed run, left out: ${s.samplesOutside}`,
+    `- samples in the timed run: ${inWindow}; idle ${s.idleSamples} (${pct(s.idleSamples, inWindow)}, excluded), busy ${s.busySamples}${perRequest}: every percentage below is of the busy samples`,
     ...table('Self time by category', s.categories, 'category'),
     ...table(`Top ${s.topSelf.length} functions by self time`, s.topSelf, 'function'),
     ...table(
@@ -277,5 +361,5 @@ export function renderProfileSummary(s: ProfileSummary, ctx: ProfileSummaryConte
       'function',
     ),
     '',
-  ].join('\n');
+  ];
 }

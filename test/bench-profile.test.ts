@@ -1,14 +1,16 @@
-// `--profile`: the summary of the edges' .cpuprofile files (on a small synthetic profile whose
-// every count is known), and its option parsing.
+// `--profile`: the summary of the gateway's .cpuprofile files (on a small synthetic profile whose
+// every count is known), and its option parsing (one gateway scenario).
 import t from 'tap';
 import { parseBenchOptions } from '../bench/options.js';
 import { profileNodeArgs } from '../bench/profile.js';
+import { profiledGatewayOf, profileScenarioOf } from '../bench/profile-scenario.js';
 import {
   asCpuProfile,
   type CpuProfile,
   type CpuProfileNode,
   functionLabel,
   isEdgeProfile,
+  profileThreadOf,
   renderProfileSummary,
   summarizeProfiles,
 } from '../bench/profile-summary.js';
@@ -82,6 +84,15 @@ t.test('edge profiles are told apart from the supervisor and worker threads', as
     nodes: [node(1, '(root)', '', [2]), node(2, 'verify', `${DIST}/crypto-pool/worker.js`)],
   };
   t.notOk(isEdgeProfile(thread), 'a worker thread');
+  t.same(profileThreadOf('CPU.20261201.061024.14847.1.002.cpuprofile'), {
+    pid: 14847,
+    threadId: 1,
+  });
+  t.same(profileThreadOf('CPU.20261201.061022.14835.0.001.cpuprofile'), {
+    pid: 14835,
+    threadId: 0,
+  });
+  t.equal(profileThreadOf('mine.cpuprofile'), undefined, 'a name of --cpu-prof-name');
   t.throws(() => asCpuProfile({ nodes: [] }, 'x.cpuprofile'), /x\.cpuprofile: not a V8/);
   t.throws(() => asCpuProfile({ ...PROFILE, timeDeltas: [1] }, 'y'), TypeError);
   t.equal(asCpuProfile(JSON.parse(JSON.stringify(PROFILE)), 'z').samples.length, SAMPLES.length);
@@ -111,6 +122,8 @@ t.test('summary: warm-up and stop cut, idle apart, self and category shares', as
   t.same(categories, {
     'gateway code': 3,
     'uWS native (from uws-io.js)': 2,
+    'Argon2 native (from password.js)': 0,
+    piscina: 0,
     undici: 1,
     'node:internal': 2,
     GC: 1,
@@ -153,49 +166,136 @@ t.test('profiles of several edges add up by function', async (t) => {
   t.equal(summarizeProfiles([PROFILE], WINDOW, 3).topSelf.length, 3, 'the top list is cut');
 });
 
-t.test('the markdown summary says how the sampler counts and lists every table', async (t) => {
+t.test('the markdown summary says how the sampler counts and lists every section', async (t) => {
   const s = summarizeProfiles([PROFILE], WINDOW);
-  const md = renderProfileSummary(s, {
-    scenario: 'gateway-auth-proxy',
-    files: [
-      { name: 'CPU.1.cpuprofile', edge: true },
-      { name: 'CPU.2.cpuprofile', edge: false },
+  const md = renderProfileSummary(
+    [
+      { group: 'edge main', summary: s },
+      { group: 'supervisor', summary: summarizeProfiles([PROFILE], WINDOW, 2) },
     ],
-    intervalUs: 1000,
-    warmupSec: 1,
-    durationSec: 3,
-    requestsPerSec: 12345.6,
-  });
-  t.match(md, /wall time on the thread: time the kernel spends in a syscall/);
-  t.match(
-    md,
-    /edge profiles: 1 \(CPU\.1\.cpuprofile\); left out \(supervisor, worker threads\): 1/,
+    {
+      scenario: 'gateway-login',
+      files: [
+        { name: 'CPU.1.cpuprofile', group: 'edge main' },
+        { name: 'CPU.2.cpuprofile', group: 'supervisor' },
+        { name: 'CPU.3.cpuprofile', group: undefined },
+      ],
+      intervalUs: 1000,
+      warmupSec: 1,
+      durationSec: 3,
+      requestsPerSec: 12345.6,
+      requests: 5,
+      threadTable: '## CPU per request by thread (timed run)\n',
+    },
   );
-  t.match(md, /idle 2 \(16\.7%, excluded\), busy 10/);
-  t.match(md, /12,346 req\/s under the profiler/);
+  t.match(md, /^# CPU profile of the gateway, gateway-login\n/);
+  t.match(md, /wall time on the thread: time the kernel spends in a syscall/);
+  t.match(md, /- edges' main threads: 1 \(CPU\.1\.cpuprofile\)/);
+  t.match(md, /- edges' worker threads: 0 \(none\)/);
+  t.match(md, /- supervisor: 1 \(CPU\.2\.cpuprofile\); left out: 1 \(CPU\.3\.cpuprofile\)/);
+  t.match(md, /12,346 req\/s under the profiler, 5 requests/);
+  t.ok(
+    md.indexOf('## CPU per request by thread') < md.indexOf("## Edges' main threads"),
+    'the thread table comes before the sections',
+  );
+  t.ok(md.indexOf("## Edges' main threads") < md.indexOf('## Supervisor (main thread)'));
+  t.notOk(md.includes("## Edges' worker threads"), 'no section without profiles');
+  // 10 busy samples of 1000 µs over 5 requests.
+  t.match(md, /idle 2 \(16\.7%, excluded\), busy 10 \(2000 µs\/request of sampled busy time\)/);
   t.match(md, /\| gateway code \| 3 \| 30\.0 \|/);
   t.match(md, /### Top 9 functions by self time/);
+  t.match(md, /### Top 2 functions by self time/, "the supervisor's shorter list");
   t.match(md, /by inclusive time \(counted once per stack\)/);
   t.match(md, /\| main \(worker\/edge\.js:1\) \| 6 \| 60\.0 \|/);
   t.equal(
     functionLabel({ functionName: '', url: `${DIST}/worker/a.js`, lineNumber: 2 }),
     '(anonymous) (worker/a.js:3)',
   );
+  t.equal(
+    functionLabel({
+      functionName: 'run',
+      url: 'file:///srv/proxyauth/node_modules/piscina/dist/index.js',
+      lineNumber: 9,
+    }),
+    'run (piscina/dist/index.js:10)',
+    "a package's own dist/ stays in its label",
+  );
 });
 
-t.test('--profile parses and takes no other mode', async (t) => {
+t.test(
+  "a pool thread: Argon2's native time, piscina, and the wait for a task as idle",
+  async (t) => {
+    const PISCINA = 'file:///srv/proxyauth/node_modules/piscina/dist/worker.js';
+    const nodes = [
+      node(1, '(root)', '', [2, 5]),
+      node(2, 'atomicsWaitLoop', PISCINA, [3], 125),
+      node(3, 'onMessage', PISCINA, [4], 168),
+      node(4, 'verifyPasswordSync', `${DIST}/crypto-pool/password.js`, [6], 34),
+      node(6, 'verifySync', ''),
+      node(5, 'postMessage', ''),
+    ];
+    // Waiting in Atomics.wait ×3, Argon2 ×4 (2 of them in its native frame), piscina ×1, a
+    // native frame without any caller ×1.
+    const samples = [2, 2, 2, 4, 4, 6, 6, 3, 5];
+    const thread: CpuProfile = {
+      nodes,
+      startTime: 0,
+      endTime: 100,
+      samples,
+      timeDeltas: samples.map(() => 10),
+    };
+    const s = summarizeProfiles([thread]);
+    t.equal(s.idleSamples, 3, "atomicsWaitLoop's self time is the wait for a task");
+    t.equal(s.busySamples, 6);
+    const categories = Object.fromEntries(s.categories.map((r) => [r.name, r.samples]));
+    t.equal(categories['Argon2 native (from password.js)'], 4);
+    t.equal(categories.piscina, 1);
+    t.equal(categories.other, 1, 'a native frame with no caller');
+    t.equal(categories['gateway code'], 0, 'password.js is not counted as gateway code');
+  },
+);
+
+t.test('--profile parses and takes one gateway scenario, no other mode', async (t) => {
   t.equal(parseBenchOptions([]).profileDir, undefined, 'off by default');
   const on = parseBenchOptions(['--profile', '/tmp/p', '--duration', '5', '--warmup', '2']);
   t.equal(on.profileDir, '/tmp/p');
   t.equal(on.durationSec, 5);
   t.equal(on.warmupSec, 2);
-  for (const argv of [
-    ['--profile', '/tmp/p', '--scenarios', 'gateway-auth-proxy'],
-    ['--profile', '/tmp/p', '--baseline', '/tmp'],
-    ['--profile', '/tmp/p', '--soak', '1'],
-    ['--profile', ''],
-    ['--profile'],
+  t.equal(profileScenarioOf(on.scenarios).name, 'gateway-auth-proxy', 'the default');
+  for (const name of [
+    'gateway-login',
+    'gateway-features-on',
+    'gateway-no-token',
+    'gateway-balanced',
+    'gateway-csrf-page',
+    'gateway-one-edge',
   ]) {
+    const one = parseBenchOptions(['--profile', '/tmp/p', '--scenarios', name]);
+    t.equal(profileScenarioOf(one.scenarios).name, name, `${name} is accepted`);
+  }
+  const login = profiledGatewayOf(profileScenarioOf(['gateway-login']).service);
+  t.ok(login?.features.ratelimitAuth, "gateway-login's service keeps its ratelimit_auth");
+  t.equal(profiledGatewayOf('gateway-one-edge')?.instances, 1, 'gateway-one-edge keeps its 1 edge');
+  t.equal(profiledGatewayOf('gateway-balanced')?.balanced, true);
+  t.equal(profiledGatewayOf('nginx'), undefined);
+  const refused: [string[], RegExp][] = [
+    [['--scenarios', 'nginx-proxy'], /nginx-proxy: not a gateway scenario/],
+    [['--scenarios', 'raw-argon2'], /raw-argon2: not a gateway scenario/],
+    [['--scenarios', 'baseline-auth-proxy'], /baseline-auth-proxy: not a gateway scenario/],
+    [['--scenarios', 'upstream-direct'], /not a gateway scenario; it takes one of gateway-auth/],
+    [['--scenarios', 'gateway-nope'], /gateway-nope: unknown/],
+    [['--scenarios', 'gateway-login,gateway-auth-proxy'], /one scenario at a time: .* got 2/],
+    [['--baseline', '/tmp'], /neither --baseline nor --soak/],
+    [['--soak', '1'], /neither --baseline nor --soak/],
+  ];
+  for (const [argv, message] of refused) {
+    t.throws(
+      () => parseBenchOptions(['--profile', '/tmp/p', ...argv]),
+      { code: 'BENCH_BAD_OPTION', message },
+      argv.join(' '),
+    );
+  }
+  for (const argv of [['--profile', ''], ['--profile']]) {
     t.throws(
       () => parseBenchOptions(argv),
       { code: /BENCH_BAD_OPTION|ERR_PARSE_ARGS/ },
