@@ -262,7 +262,7 @@ async function startServices(
 
 /**
  * The floor's Authorization header when the gateway does not run (its own token is then
- * unknown): a JWT as the peers get, of about the same size. The floor ignores it either way.
+ * unknown): a JWT as the peers get. The floor ignores it either way.
  */
 async function standInAuth(): Promise<Record<string, string>> {
   return { authorization: `Bearer ${await mintBenchJwt(newJwtSecret(), BENCH_USER)}` };
