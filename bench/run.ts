@@ -10,9 +10,11 @@ import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 import { BenchError } from './bench-error.js';
 import { CleanupStack } from './cleanup-stack.js';
 import { fastifyPeerMissing } from './fastify.js';
+import { startFloor } from './floor.js';
 import { BENCH_USER, startGateway } from './gateway.js';
 import { FEATURED_GATEWAYS } from './gateway-services.js';
 import { findHaproxy } from './haproxy.js';
+import { mintBenchJwt, newJwtSecret } from './jwt.js';
 import { fastifyVersions, type JwtPeers, type PeerStarts, startJwtPeers } from './jwt-peers.js';
 import { loadRequestFor } from './load-request.js';
 import type { LoadResult, LoadTool } from './load-result.js';
@@ -20,7 +22,7 @@ import { detectLoadTool } from './load-tool.js';
 import { collectMachineInfo } from './machine-info.js';
 import { findNginx, type NginxInstall, startNginx } from './nginx.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
-import { gatewayCliPath, resultsDir } from './paths.js';
+import { benchDir, gatewayCliPath, resultsDir } from './paths.js';
 import { treeCpuSeconds } from './process-cpu.js';
 import { runProfile } from './profile.js';
 import { renderRatioChart } from './ratio-chart.js';
@@ -237,6 +239,13 @@ async function startServices(
       startNginx(nginx, join(dir, 'nginx'), upstreamPort, PROXY_PROCESSES, cleanup),
     );
   }
+  if (uses(entries, 'floor')) {
+    const authHeaders = services.gateway?.authHeaders ?? (await standInAuth());
+    const params = { entry: join(benchDir, 'floor-server.js'), upstreamPort, authHeaders };
+    services.floor = await tryStart(entries, 'floor', () =>
+      startFloor({ ...params, processes: PROXY_PROCESSES }, cleanup),
+    );
+  }
   const peerStarts: PeerStarts = {
     wanted: (service) => uses(entries, service),
     skip: (service, reason) => {
@@ -249,6 +258,14 @@ async function startServices(
   Object.assign(services, await startJwtPeers(peers, peerSetup, peerStarts));
   await prepareArgon2(entries, services);
   return services;
+}
+
+/**
+ * The floor's Authorization header when the gateway does not run (its own token is then
+ * unknown): a JWT as the peers get. The floor ignores it either way.
+ */
+async function standInAuth(): Promise<Record<string, string>> {
+  return { authorization: `Bearer ${await mintBenchJwt(newJwtSecret(), BENCH_USER)}` };
 }
 
 /**

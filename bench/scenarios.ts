@@ -16,6 +16,7 @@ import { BenchError } from './bench-error.js';
 /** `gateway-forward-auth`: trusted_proxies 127.0.0.1, so the load tool may ask /auth/verify. */
 /** `gateway-features-on`: ratelimit_proxy (never refusing), stats and the metrics listener, all on. */
 /** `gateway-one-edge`: the plain gateway with `num_instances: 1` (every other proxy gets 2). */
+/** `floor`: uWS processes relaying to the upstream over bare net.Sockets, no gateway logic. */
 export type ServiceName =
   | 'upstream'
   | 'gateway'
@@ -35,6 +36,7 @@ export type ServiceName =
   | 'nginx'
   | 'haproxy-jwt'
   | 'fastify-jwt'
+  | 'floor'
   | 'raw-argon2'
   | 'baseline';
 
@@ -485,6 +487,23 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     'fastify-jwt-large',
     'fastify-jwt-post',
     'fastify with a JWT',
+  ),
+  {
+    name: 'floor-proxy',
+    description:
+      "the design's floor: uWS processes relaying to the upstream over keep-alive net.Sockets, no gateway logic (token sent, ignored), GET",
+    service: 'floor',
+    path: UPSTREAM_PATH,
+    auth: 'bearer',
+    expect: { status: 200, body: UPSTREAM_BODY },
+  },
+  ...shapedScenarios(
+    'floor',
+    '',
+    'bearer',
+    'floor-large',
+    'floor-post',
+    "the design's floor (uWS + a bare net client)",
   ),
   {
     name: 'gateway-login',
