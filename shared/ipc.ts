@@ -185,15 +185,7 @@ export type EdgeEvent =
   /** The outcome of a login attempt the supervisor admitted (`login-attempt`). */
   | { type: 'login-result'; ticket: number; outcome: 'success' | 'failure' | 'aborted' }
   /** Metrics counted since the last report (config `metrics`): added to the node's registry. */
-  | { type: 'metrics'; report: MetricsReport }
-  /**
-   * Events sent in one event-loop turn, in order, as one message (worker/supervisor-link.ts):
-   * one write and one wake-up of the supervisor instead of one each. Never nested.
-   */
-  | { type: 'events'; events: SingleEdgeEvent[] };
-
-/** An event other than a batch: what an `events` message carries. */
-export type SingleEdgeEvent = Exclude<EdgeEvent, { type: 'events' }>;
+  | { type: 'metrics'; report: MetricsReport };
 
 /**
  * Edge → supervisor requests (asks): each carries an `id`, and the supervisor answers it
@@ -257,8 +249,7 @@ export interface AnswerValues {
 
 export type EdgeMessage = EdgeReply | EdgeEvent | EdgeAsk;
 
-/** The type of an event a handler can receive: batches are unpacked before (supervisor/edge-channel.ts). */
-export type EdgeEventType = SingleEdgeEvent['type'];
+export type EdgeEventType = EdgeEvent['type'];
 
 const id = z.int().nonnegative();
 const snapshotSchema = z.strictObject({
@@ -335,8 +326,6 @@ export const MAX_USES_PER_REPORT = 10_000;
 export const MAX_LOG_LINES = 10_000;
 /** An edge sends at most this many rate-limit items per message. */
 export const MAX_RATE_ITEMS = 10_000;
-/** An `events` message carries at most this many events (the edge sends a full batch at once). */
-export const MAX_BATCHED_EVENTS = 256;
 // A policy id and a client key (a username is at most 255 UTF-8 bytes): see rate-limiter.ts.
 const rateKeySchema = z.string().min(1).max(1024);
 const count = z.int().nonnegative().max(1_000_000_000);
@@ -389,7 +378,9 @@ const metricsReportSchema = z.strictObject({
   loopLagSeconds: z.number().nonnegative(),
 }) satisfies z.ZodType<MetricsReport>;
 
-const singleEventSchemas = [
+const edgeMessageSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('reply'), id, value: z.unknown() }),
+  z.strictObject({ type: z.literal('reply-error'), id, code: z.string(), reason: z.string() }),
   z.strictObject({ type: z.literal('fatal'), reason: z.string() }),
   z.strictObject({ type: z.literal('token-issued'), token: z.strictObject(issuedTokenShape) }),
   z.strictObject({
@@ -410,19 +401,6 @@ const singleEventSchemas = [
     outcome: z.enum(['success', 'failure', 'aborted']),
   }),
   z.strictObject({ type: z.literal('metrics'), report: metricsReportSchema }),
-] as const;
-const singleEventSchema = z.discriminatedUnion('type', [
-  ...singleEventSchemas,
-]) satisfies z.ZodType<SingleEdgeEvent>;
-
-const edgeMessageSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('reply'), id, value: z.unknown() }),
-  z.strictObject({ type: z.literal('reply-error'), id, code: z.string(), reason: z.string() }),
-  ...singleEventSchemas,
-  z.strictObject({
-    type: z.literal('events'),
-    events: z.array(singleEventSchema).min(1).max(MAX_BATCHED_EVENTS),
-  }),
   z.strictObject({ type: z.literal('change-revocations'), id, change: revocationChangeSchema }),
   z.strictObject({
     type: z.literal('rate-take'),

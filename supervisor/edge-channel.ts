@@ -3,13 +3,13 @@ import {
   type AnswerValues,
   describeMessage,
   type EdgeAsk,
+  type EdgeEvent,
   type EdgeNotice,
   type EdgeRequestBody,
   type EdgeRequestType,
   parseEdgeMessage,
   parseReplyValue,
   type ReplyValues,
-  type SingleEdgeEvent,
   type SupervisorMessage,
 } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
@@ -42,7 +42,7 @@ export interface EdgeChannelOptions {
   /** Names the edge in errors and logs, e.g. `edge 1`. */
   label: string;
   /** Messages the edge sends on its own (not replies). */
-  onEvent: (event: SingleEdgeEvent) => void;
+  onEvent: (event: EdgeEvent) => void;
   /**
    * Carries out an edge's ask and resolves with the answer's value; a rejection is answered
    * with `answer-error` (its CodedError code, or `ASK_FAILED`). Without it every ask is refused.
@@ -165,13 +165,6 @@ export class EdgeChannel {
       case 'login-result':
       case 'metrics':
         this.#options.onEvent(message);
-        break;
-      case 'events':
-        // One turn's events of the edge, in the order it sent them.
-        for (const event of message.events) {
-          if (event.type === 'fatal') this.#fatal = event.reason;
-          this.#options.onEvent(event);
-        }
         break;
       case 'change-revocations':
       case 'rate-take':

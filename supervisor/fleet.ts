@@ -3,12 +3,12 @@ import type {
   ConfigSnapshot,
   EdgeAsk,
   EdgeAskType,
+  EdgeEvent,
   EdgeEventType,
   EdgeNotice,
   EdgeRequestBody,
   EdgeRequestType,
   ReplyValues,
-  SingleEdgeEvent,
   TlsFiles,
 } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
@@ -125,10 +125,7 @@ export class Fleet {
   readonly #reservePort: ReservePort;
   readonly #clock: Clock;
   readonly #timeouts: FleetTimeouts;
-  readonly #handlers = new Map<
-    EdgeEventType,
-    Set<(event: SingleEdgeEvent, edge: EdgeInfo) => void>
-  >();
+  readonly #handlers = new Map<EdgeEventType, Set<(event: EdgeEvent, edge: EdgeInfo) => void>>();
   readonly #edges = new Set<Edge>();
   readonly #askHandlers = new Map<EdgeAskType, AskHandler<EdgeAskType>>();
   readonly #failures = new Map<number, number>();
@@ -185,14 +182,14 @@ export class Fleet {
    */
   on<T extends EdgeEventType>(
     type: T,
-    handler: (event: Extract<SingleEdgeEvent, { type: T }>, edge: EdgeInfo) => void,
+    handler: (event: Extract<EdgeEvent, { type: T }>, edge: EdgeInfo) => void,
   ): () => void {
     let set = this.#handlers.get(type);
     if (!set) {
       set = new Set();
       this.#handlers.set(type, set);
     }
-    const entry = handler as (event: SingleEdgeEvent, edge: EdgeInfo) => void;
+    const entry = handler as (event: EdgeEvent, edge: EdgeInfo) => void;
     set.add(entry);
     return () => set.delete(entry);
   }
@@ -521,7 +518,7 @@ export class Fleet {
     }
   }
 
-  #onEvent(edge: Edge, event: SingleEdgeEvent): void {
+  #onEvent(edge: Edge, event: EdgeEvent): void {
     switch (event.type) {
       case 'fatal':
         this.#log.error('edge reported a fatal error', {
@@ -539,7 +536,7 @@ export class Fleet {
       default: {
         const unhandled: never = event;
         this.#log.error('unhandled event from an edge', {
-          type: String((unhandled as SingleEdgeEvent).type),
+          type: String((unhandled as EdgeEvent).type),
         });
         return;
       }

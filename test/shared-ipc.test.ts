@@ -2,7 +2,6 @@ import t from 'tap';
 import {
   type ConfigSnapshot,
   describeMessage,
-  MAX_BATCHED_EVENTS,
   parseAnswerValue,
   parseEdgeMessage,
   parseReplyValue,
@@ -65,32 +64,6 @@ t.test('edge messages: replies, refusals and events', async (t) => {
   t.notOk(parseEdgeMessage({ type: 'listening', generation: 1, port: 1 }).ok, 'old protocol');
   t.notOk(parseEdgeMessage({ type: 'reply', value: 1 }).ok, 'a reply without id');
   t.notOk(parseEdgeMessage({ type: 'fatal' }).ok);
-});
-
-t.test('events batches: the events of one turn, never nested, never empty, bounded', async (t) => {
-  const result = { type: 'login-result', ticket: 3, outcome: 'success' };
-  const issued = {
-    type: 'token-issued',
-    token: { tokenId: 'AAAAAAAAAAAAAAAAAAAAAA', user: 'alice', iat: 1, exp: 2 },
-  };
-  const batch = { type: 'events', events: [result, issued, { type: 'fatal', reason: 'x' }] };
-  t.same(parseEdgeMessage(batch), { ok: true, value: batch });
-  const invalid: [unknown, RegExp][] = [
-    [{ type: 'events', events: [] }, /events/],
-    [{ type: 'events' }, /events/],
-    [{ type: 'events', events: [result, { type: 'events', events: [result] }] }, /events\.1/],
-    [{ type: 'events', events: [result, { type: 'reply', id: 1, value: 1 }] }, /events\.1/],
-    [{ type: 'events', events: [{ type: 'login-attempt', id: 1, user: 'a', ip: '1' }] }, /events/],
-    [{ type: 'events', events: [{ ...result, ticket: 0 }] }, /ticket/],
-    [{ type: 'events', events: [result], extra: 1 }, /extra/],
-    [{ type: 'events', events: Array(MAX_BATCHED_EVENTS + 1).fill(result) }, /events/],
-  ];
-  for (const [message, reason] of invalid) {
-    const parsed = parseEdgeMessage(message);
-    t.equal(parsed.ok, false, JSON.stringify(message).slice(0, 80));
-    if (!parsed.ok) t.match(parsed.reason, reason);
-  }
-  t.ok(parseEdgeMessage({ type: 'events', events: Array(MAX_BATCHED_EVENTS).fill(result) }).ok);
 });
 
 t.test(

@@ -386,28 +386,3 @@ t.test('broadcast collects each edge outcome without rejecting', async (t) => {
     ['0:IPC_REFUSED', '1:IPC_TIMEOUT', '2:ok:5'],
   );
 });
-
-t.test(
-  'an events batch reaches the handlers as its events, in order; a bad one none',
-  async (t) => {
-    const { fleet, spawned, log } = setup();
-    await fleet.start(fakePlan(1));
-    const seen: string[] = [];
-    fleet.on('login-result', (event, edge) => seen.push(`${edge.slot} result ${event.ticket}`));
-    fleet.on('token-issued', (event, edge) => seen.push(`${edge.slot} token ${event.token.user}`));
-    fleet.on('fatal', (event, edge) => seen.push(`${edge.slot} fatal ${event.reason}`));
-    const result = { type: 'login-result', ticket: 7, outcome: 'success' };
-    const issued = {
-      type: 'token-issued',
-      token: { tokenId: 'AAAAAAAAAAAAAAAAAAAAAA', user: 'alice', iat: 1, exp: 2 },
-    };
-    const edge = spawned[0]!;
-    edge.emitMessage({ type: 'events', events: [result, issued, { type: 'fatal', reason: 'x' }] });
-    await settle();
-    t.same(seen, [`${edge.slot} result 7`, `${edge.slot} token alice`, `${edge.slot} fatal x`]);
-    edge.emitMessage({ type: 'events', events: [result, { type: 'events', events: [issued] }] });
-    await settle();
-    t.equal(seen.length, 3, 'a nested batch is refused whole: no event of it is handled');
-    t.ok(log.lines.some((l) => l.msg === 'malformed message from an edge, dropped'));
-  },
-);

@@ -310,9 +310,8 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     current.services.accessLog.flush();
     current.services.uses.flush();
     current.services.metrics?.stop();
-    // Unspent rate-limit tokens go back to the node's buckets; queued events leave now.
+    // Unspent rate-limit tokens go back to the node's buckets.
     current.services.limiter.stop();
-    link.flush();
     await lastUses;
   }
   if (app) closeServer(app);

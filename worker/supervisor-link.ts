@@ -3,10 +3,9 @@ import {
   type AnswerValues,
   type EdgeAskBody,
   type EdgeAskType,
+  type EdgeEvent,
   type EdgeMessage,
-  MAX_BATCHED_EVENTS,
   parseAnswerValue,
-  type SingleEdgeEvent,
   type SupervisorAnswer,
 } from '../shared/ipc.js';
 
@@ -24,56 +23,19 @@ interface Pending {
  * The edge's end of edge → supervisor traffic: events (fire and forget) and asks (a request
  * with an id that the supervisor answers once). `send` is process.send in an edge, a fake in
  * tests; it returns false when the channel is closed.
- *
- * Events of one event-loop turn travel together: they are queued and sent at the end of the
- * turn (setImmediate) as one `events` message, or as themselves when alone. A login sends two
- * (its lockout result, then its token): measured on this project's 2-core machine, every
- * message costs the supervisor a wake-up (~0.1-0.3 ms of CPU at login rates, see the README's
- * "Performance of the request path"), and those wake-ups preempt the Argon2 threads. Order is
- * kept: an ask first sends the events queued before it.
  */
 export class SupervisorLink {
   readonly #send: (message: EdgeMessage) => boolean;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
-  #queued: SingleEdgeEvent[] = [];
-  #flushScheduled = false;
 
   constructor(send: (message: EdgeMessage) => boolean) {
     this.#send = send;
   }
 
-  /**
-   * Queues an event for the end of this turn. Events are lost if the channel is closed by
-   * then (as a direct send to a closed channel would lose them); `flush()` sends them now.
-   */
-  notify(event: SingleEdgeEvent): void {
-    this.#queued.push(event);
-    if (this.#queued.length >= MAX_BATCHED_EVENTS) {
-      this.flush();
-    } else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => {
-        this.#flushScheduled = false;
-        this.flush();
-      });
-    }
-  }
-
-  /** Sends the queued events now; false when the channel is closed (they are lost). */
-  flush(): boolean {
-    const events = this.#queued;
-    if (events.length === 0) return true;
-    this.#queued = [];
-    const [first] = events;
-    return this.#send(
-      events.length === 1 && first !== undefined ? first : { type: 'events', events },
-    );
-  }
-
-  /** Events queued and not yet sent. */
-  get queued(): number {
-    return this.#queued.length;
+  /** Sends an event; false when the channel is closed (the event is lost). */
+  notify(event: EdgeEvent): boolean {
+    return this.#send(event);
   }
 
   /**
@@ -92,8 +54,6 @@ export class SupervisorLink {
         );
       }, timeoutMs);
       this.#pending.set(id, { type, resolve: resolve as (v: unknown) => void, reject, timer });
-      // Events queued before the ask reach the supervisor before it.
-      this.flush();
       if (!this.#send({ ...body, id } as unknown as EdgeMessage)) {
         clearTimeout(timer);
         this.#pending.delete(id);

@@ -7,10 +7,10 @@ import type { CryptoPool } from '../../crypto-pool/pool.js';
 import { AccessLog } from '../../shared/access-log.js';
 import type {
   EdgeAsk,
+  EdgeEvent,
   EdgeEventType,
   EdgeMessage,
   ReplyValues,
-  SingleEdgeEvent,
 } from '../../shared/ipc.js';
 import { createLogger } from '../../shared/log.js';
 import { openStore, type Store } from '../../shared/store.js';
@@ -60,11 +60,11 @@ export async function inProcessNode(
   const dataDir = await mkdtemp(join(tmpdir(), 'proxyauth-node-'));
   const store = openStore(dataDir, { readOnly: false });
   const revocations = new RevocationSet();
-  const handlers = new Map<EdgeEventType, ((event: SingleEdgeEvent, edge: EdgeInfo) => void)[]>();
+  const handlers = new Map<EdgeEventType, ((event: EdgeEvent, edge: EdgeInfo) => void)[]>();
   const answers = new Map<string, (ask: EdgeAsk, edge: EdgeInfo) => unknown>();
   const edge: EdgeInfo = { slot: 1, pid: process.pid, generation: 1 };
   const fleet: KeeperFleet = {
-    on: ((type: EdgeEventType, handler: (event: SingleEdgeEvent, edge: EdgeInfo) => void) => {
+    on: ((type: EdgeEventType, handler: (event: EdgeEvent, edge: EdgeInfo) => void) => {
       handlers.set(type, [...(handlers.get(type) ?? []), handler]);
       return () => {};
     }) as KeeperFleet['on'],
@@ -111,9 +111,6 @@ export async function inProcessNode(
                 reason: err.message,
               }),
           );
-      } else if (message.type === 'events') {
-        for (const event of message.events)
-          for (const handler of handlers.get(event.type) ?? []) handler(event, edge);
       } else if (message.type !== 'reply' && message.type !== 'reply-error') {
         for (const handler of handlers.get(message.type) ?? []) handler(message, edge);
       }
