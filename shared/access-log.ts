@@ -47,6 +47,35 @@ const FLUSH_MS = 50;
 /** Flush at once past this much buffered text, so memory stays bounded under any load. */
 const MAX_PENDING_CHARS = 256 * 1024;
 
+/**
+ * `Date#toISOString()` of a Unix time in ms (`2026-12-01T06:37:38.042Z`), computed once per
+ * second with the milliseconds appended by hand. Measured with callgrind on an edge:
+ * toISOString costs ~7,400 instructions a call (V8 formats it with vsnprintf), 4.6% of a
+ * proxied request's user-space instructions when every request fell in a new millisecond.
+ * For times from 1970 to 9999 (the access log's `Date.now()`); others: toISOString itself.
+ */
+export class IsoTimestamps {
+  #second = Number.NaN;
+  #prefix = '';
+
+  format(ms: number): string {
+    if (!(ms >= 0 && ms < MAX_FOUR_DIGIT_YEAR_MS) || !Number.isInteger(ms)) {
+      return new Date(ms).toISOString();
+    }
+    const frac = ms % 1000;
+    const second = ms - frac;
+    if (second !== this.#second) {
+      this.#second = second;
+      // `YYYY-MM-DDTHH:MM:SS.` (the ISO text without `mmmZ`).
+      this.#prefix = new Date(second).toISOString().slice(0, -4);
+    }
+    return `${this.#prefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`;
+  }
+}
+
+/** 10000-01-01T00:00:00.000Z: past it toISOString writes a six-digit year with a sign. */
+const MAX_FOUR_DIGIT_YEAR_MS = 253_402_300_800_000;
+
 export class AccessLog {
   readonly #fd: number;
   /** Buffered lines, appended to one string (V8 ropes make appends cheap). */
@@ -55,6 +84,7 @@ export class AccessLog {
   readonly #flush = () => this.flush();
   #lastMs = 0;
   #lastIso = '';
+  readonly #timestamps = new IsoTimestamps();
   /** `"pid":N,`: which edge answered (several share the stdout). */
   readonly #pid: string;
   readonly #text: boolean;
@@ -76,7 +106,7 @@ export class AccessLog {
     const now = Date.now();
     if (now !== this.#lastMs) {
       this.#lastMs = now;
-      this.#lastIso = new Date(now).toISOString();
+      this.#lastIso = this.#timestamps.format(now);
     }
     if (this.#text) {
       this.#append(this.#textLine(entry));

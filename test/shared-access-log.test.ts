@@ -1,7 +1,13 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { type AccessEntry, AccessLog, loggedPath, MAX_LOGGED_PATH } from '../shared/access-log.js';
+import {
+  type AccessEntry,
+  AccessLog,
+  IsoTimestamps,
+  loggedPath,
+  MAX_LOGGED_PATH,
+} from '../shared/access-log.js';
 import { TokenCodec } from '../shared/token-codec.js';
 
 const entry = (i: number): AccessEntry => ({
@@ -107,3 +113,33 @@ t.test('loggedPath: a token in the path is never logged; long paths are cut', as
   const edge = `/${'a'.repeat(MAX_LOGGED_PATH - 50)}/${token}`;
   t.notMatch(loggedPath(edge), token.slice(0, 40));
 });
+
+t.test(
+  'IsoTimestamps formats exactly as toISOString, across seconds and out of range',
+  async (t) => {
+    const iso = new IsoTimestamps();
+    const base = Date.UTC(2026, 11, 31, 23, 59, 58);
+    const times = [
+      0,
+      1,
+      999,
+      1000,
+      base,
+      base + 5,
+      base + 50,
+      base + 999,
+      base + 1000,
+      base + 2000, // the year changes
+      base + 1999,
+      base + 7,
+      253_402_300_799_999,
+      253_402_300_800_000,
+      -1,
+      1.5,
+    ];
+    for (const ms of times) t.equal(iso.format(ms), new Date(ms).toISOString(), String(ms));
+    for (let ms = base; ms < base + 2500; ms += 7) {
+      if (iso.format(ms) !== new Date(ms).toISOString()) t.fail(`differs at ${ms}`);
+    }
+  },
+);
