@@ -6,7 +6,9 @@ const ARGON2ID = 2;
 
 /**
  * Argon2id with OWASP's first recommended setting (19 MiB, 2 passes, 1 lane): the hash stays
- * verifiable by the original ProxyAuth and costs about 8 ms on one core of this machine.
+ * verifiable by the original ProxyAuth and costs about 13-15 ms on one core of this machine
+ * (measured 2026-12-01; a quarter of it is kernel time: @node-rs/argon2 maps and unmaps the
+ * 19 MiB for every hash).
  */
 export const ARGON2_OPTIONS = {
   algorithm: ARGON2ID,
