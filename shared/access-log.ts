@@ -73,6 +73,19 @@ export class IsoTimestamps {
   }
 }
 
+/**
+ * `JSON.stringify(text)`: quoted as it is when every char is printable ASCII other than `"`
+ * and `\\` (what the log's methods, paths, users and routes nearly always are), else by
+ * JSON.stringify. Callgrind: ~400 instructions per JSON.stringify call, four per line.
+ */
+export function jsonString(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(text);
+  }
+  return `"${text}"`;
+}
+
 /** 10000-01-01T00:00:00.000Z: past it toISOString writes a six-digit year with a sign. */
 const MAX_FOUR_DIGIT_YEAR_MS = 253_402_300_800_000;
 
@@ -112,9 +125,9 @@ export class AccessLog {
       this.#append(this.#textLine(entry));
       return;
     }
-    let line = `{"ts":"${this.#lastIso}","type":"access",${this.#pid}"ip":"${entry.ip}","method":${JSON.stringify(entry.method)},"path":${JSON.stringify(entry.path)},"status":${entry.status},"ms":${entry.ms}`;
-    if (entry.user !== undefined) line += `,"user":${JSON.stringify(entry.user)}`;
-    if (entry.route !== undefined) line += `,"route":${JSON.stringify(entry.route)}`;
+    let line = `{"ts":"${this.#lastIso}","type":"access",${this.#pid}"ip":"${entry.ip}","method":${jsonString(entry.method)},"path":${jsonString(entry.path)},"status":${entry.status},"ms":${entry.ms}`;
+    if (entry.user !== undefined) line += `,"user":${jsonString(entry.user)}`;
+    if (entry.route !== undefined) line += `,"route":${jsonString(entry.route)}`;
     if (entry.code !== undefined) line += `,"code":"${entry.code}"`;
     this.#append(`${line}}\n`);
   }

@@ -5,6 +5,7 @@ import {
   type AccessEntry,
   AccessLog,
   IsoTimestamps,
+  jsonString,
   loggedPath,
   MAX_LOGGED_PATH,
 } from '../shared/access-log.js';
@@ -143,3 +144,27 @@ t.test(
     }
   },
 );
+
+t.test('jsonString is JSON.stringify, with a shortcut for plain ASCII', async (t) => {
+  const samples = [
+    '',
+    'GET',
+    '/api/hello',
+    '/a b/~!@#$%^&*()_+-={}[]|:;<>,.?/',
+    'say "hi"',
+    'back\\slash',
+    'tab\there',
+    'line\nbreak',
+    '\u0000\u001f\u007f',
+    'café',
+    '€',
+    '\ud800 lone surrogate',
+    '😀',
+    '</script>',
+  ];
+  for (const text of samples) t.equal(jsonString(text), JSON.stringify(text), JSON.stringify(text));
+  for (let c = 0; c < 0x180; c++) {
+    const text = `a${String.fromCharCode(c)}b`;
+    if (jsonString(text) !== JSON.stringify(text)) t.fail(`differs for char ${c}`);
+  }
+});

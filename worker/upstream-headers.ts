@@ -217,8 +217,18 @@ export interface HeaderContext {
   readonly drop: DropList;
 }
 
-/** Anything but HTAB and visible ASCII (and space): rare, and checked by wireValue. */
-const NOT_PLAIN = /[^\t\x20-\x7e]/;
+/**
+ * Whether `value` holds only HTAB and visible ASCII (and space); anything else is rare and
+ * checked by wireValue. A loop, not a RegExp test: ~350 instructions a call per forwarded
+ * header (callgrind) against a few per char.
+ */
+function isPlain(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c > 0x7e) return false;
+  }
+  return true;
+}
 /** Control chars (RFC 9110 section 5.5 allows none but HTAB) and U+FFFD (uWS's stand-in for bytes that were not UTF-8). */
 const UNFORWARDABLE = /[\x00-\x08\x0a-\x1f\x7f\ufffd]/;
 
@@ -268,12 +278,12 @@ export function upstreamRequestHeaders(ex: Exchange, ctx: HeaderContext): string
       if (rest === undefined) continue;
       value = rest;
     }
-    out.push(name, NOT_PLAIN.test(value) ? wireValue(name, value) : value);
+    out.push(name, isPlain(value) ? value : wireValue(name, value));
   }
   // A chain relayed from a trusted proxy holds what the client wrote: checked like its headers.
   // The peer alone (the same string as ex.ip) is the gateway's own text.
   const xff =
-    ctx.forwardedFor === ex.ip || !NOT_PLAIN.test(ctx.forwardedFor)
+    ctx.forwardedFor === ex.ip || isPlain(ctx.forwardedFor)
       ? ctx.forwardedFor
       : wireValue('x-forwarded-for', ctx.forwardedFor);
   out.push('user-agent', 'ProxyAuth', 'x-forwarded-for', xff, 'x-forwarded-proto', ctx.proto);
