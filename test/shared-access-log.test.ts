@@ -168,3 +168,53 @@ t.test('jsonString is JSON.stringify, with a shortcut for plain ASCII', async (t
     if (jsonString(text) !== JSON.stringify(text)) t.fail(`differs for char ${c}`);
   }
 });
+
+t.test(
+  'IsoTimestamps fuzzed against toISOString: random, backwards, repeated, invalid',
+  async (t) => {
+    const iso = new IsoTimestamps();
+    const ref = (ms: number): string => {
+      try {
+        return new Date(ms).toISOString();
+      } catch (err) {
+        return (err as Error).name;
+      }
+    };
+    const got = (ms: number): string => {
+      try {
+        return iso.format(ms);
+      } catch (err) {
+        return (err as Error).name;
+      }
+    };
+    let differ = 0;
+    const check = (ms: number): void => {
+      if (got(ms) !== ref(ms) && differ++ < 5) t.fail(`differs at ${ms}: ${got(ms)}`);
+    };
+    // A fixed xorshift: the same times on every run.
+    let x = 0x9e3779b9;
+    const next = (): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 32;
+    };
+    const end = Date.UTC(10000, 0, 1);
+    for (let i = 0; i < 20_000; i++) check(Math.floor(next() * end));
+    let ms = Date.UTC(2026, 11, 31, 23, 59, 59);
+    for (let i = 0; i < 5_000; i++) {
+      ms += Math.floor(next() * 3000) - 1800; // drifting backwards across seconds
+      check(ms);
+    }
+    for (const second of [0, Date.UTC(2026, 0, 1), end - 1000]) {
+      // The same second again after another one: the cached prefix must not be reused.
+      for (const off of [1, 1001, 2, 999, -1, 1]) check(second + off);
+    }
+    for (const odd of [Number.NaN, -0, -1, -1000, -8.64e15, 8.64e15, 8.64e15 + 1, 0.5, 1000.25]) {
+      check(odd);
+      check(odd);
+    }
+    for (const inf of [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) check(inf);
+    t.equal(differ, 0, 'no time formatted differently');
+  },
+);

@@ -665,7 +665,7 @@ class Connection {
     const hint = headers['keep-alive'];
     if (typeof hint === 'string') {
       const ms = keepAliveMs(hint);
-      if (ms >= 0) {
+      if (ms !== null) {
         if (ms < 1000) this.#reusable = false;
         else this.#idleMs = Math.min(ms, this.pool.keepAliveMaxMs);
       }
@@ -913,17 +913,18 @@ function addHeader(headers: Headers, line: string): boolean {
 
 /** The last Keep-Alive hint read and what it gave: an upstream sends the same one every time. */
 let lastHint = '';
-let lastHintMs = -1;
+let lastHintMs: number | null = null;
 
 /**
  * How long an idle connection may be kept after a `Keep-Alive: timeout=N` hint: N s less one
- * (a margin against the upstream's own timer), or -1 without a timeout in it. The last hint is
- * remembered: callgrind counted ~600 instructions for the RegExp#exec on every answer.
+ * (a margin against the upstream's own timer, so `timeout=0` gives -1000: not reusable), or
+ * null without a timeout in it. The last hint is remembered: callgrind counted ~600
+ * instructions for the RegExp#exec on every answer.
  */
-function keepAliveMs(hint: string): number {
+function keepAliveMs(hint: string): number | null {
   if (hint !== lastHint) {
     const m = KEEP_ALIVE_TIMEOUT.exec(hint);
-    lastHintMs = m === null ? -1 : Number(m[1]) * 1000 - 1000;
+    lastHintMs = m === null ? null : Number(m[1]) * 1000 - 1000;
     lastHint = hint;
   }
   return lastHintMs;

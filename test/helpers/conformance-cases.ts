@@ -190,6 +190,29 @@ const statusLine: TableCase[] = [
     answer: byteByByte(answer('200 OK', 'hello', ['x-a: 1'])),
     expect: { kind: 'ok', status: 200, body: 'hello', headers: { 'x-a': '1' }, reuse: true },
   },
+  // Near misses of 'HTTP/1.1 200 OK', which the h1 client recognises without its RegExp.
+  {
+    name: "'HTTP/1.1 200 OK ' (trailing space): the reason phrase keeps it",
+    answer: [answer('200 OK ', 'hello')],
+    expect: ok(200, 'hello', { statusMessage: 'OK ', reuse: true }),
+  },
+  {
+    name: "'HTTP/1.1 200 OKX'",
+    answer: [answer('200 OKX', 'hello')],
+    expect: ok(200, 'hello', { statusMessage: 'OKX', reuse: true }),
+  },
+  {
+    name: "'HTTP/1.1 200 OK' then a NUL",
+    answer: [answer('200 OK\0', 'hello')],
+    expect: HEAD_ERROR,
+    undici: 'lenient',
+    undiciDoes: ok(200, 'hello', { reuse: true }),
+  },
+  {
+    name: "'HTTP/1.1 200 OK' then a bare CR",
+    answer: ['HTTP/1.1 200 OK\r\r\ncontent-length: 5\r\n\r\nhello'],
+    expect: HEAD_ERROR,
+  },
 ];
 
 const manyHeaders = Array.from({ length: 200 }, (_, i) => `x-h-${i}: v${i}`);
@@ -298,6 +321,65 @@ const headerSyntax: TableCase[] = [
     name: 'header names are lower-cased',
     answer: [answer('200 OK', 'hello', ['X-Mixed-Case: v'])],
     expect: ok(200, 'hello', { headers: { 'x-mixed-case': 'v' } }),
+  },
+  {
+    name: 'one name in three cases is one header',
+    answer: [answer('200 OK', 'hello', ['X-A: 1', 'x-a: 2', 'x-A: 3'])],
+    expect: ok(200, 'hello', { headers: { 'x-a': ['1', '2', '3'] }, reuse: true }),
+  },
+  {
+    name: "all tchar punctuation, digits and letters in a name ('!#$%&'*+-.^_`|~')",
+    answer: [answer('200 OK', 'hello', ["!#$%&'*+-.^_`|~09AZaz: v"])],
+    expect: ok(200, 'hello', { headers: { "!#$%&'*+-.^_`|~09azaz": 'v' }, reuse: true }),
+  },
+  { name: "'@' in a name", answer: [answer('200 OK', 'hello', ['x@a: v'])], expect: HEAD_ERROR },
+  {
+    name: 'DEL in a name',
+    answer: [answer('200 OK', 'hello', ['x\x7fa: v'])],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'obs-text (0x80, 0xff) in a name',
+    answer: [
+      Buffer.from('HTTP/1.1 200 OK\r\nx\x80\xffa: v\r\ncontent-length: 5\r\n\r\nhello', 'latin1'),
+    ],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'tab before the colon',
+    answer: [answer('200 OK', 'hello', ['x-a\t: 1'])],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'leading and trailing tabs around a value are not part of it',
+    answer: [answer('200 OK', 'hello', ['x-a:\t \t1\t2 \t'])],
+    expect: ok(200, 'hello', { headers: { 'x-a': '1\t2' }, reuse: true }),
+    // RFC 9110 section 5.5: OWS around a value is not part of it; undici keeps the trailing.
+    undici: 'lenient',
+    undiciDoes: ok(200, 'hello', { headers: { 'x-a': '1\t2 \t' }, reuse: true }),
+  },
+  {
+    name: 'control character 0x1f at the end of a value',
+    answer: [answer('200 OK', 'hello', ['x-a: 1\x1f'])],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'bare CR at the end of a value (before CRLF)',
+    answer: ['HTTP/1.1 200 OK\r\nx-a: 1\r\r\ncontent-length: 5\r\n\r\nhello'],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'a line of one CR inside the head',
+    answer: ['HTTP/1.1 200 OK\r\nx-a: 1\r\n\r\r\ncontent-length: 5\r\n\r\nhello'],
+    expect: HEAD_ERROR,
+  },
+  {
+    name: 'CRLF and bare LF mixed',
+    answer: ['HTTP/1.1 200 OK\nx-a: 1\r\ncontent-length: 5\nx-b: 2\r\n\nhello'],
+    expect: {
+      kind: 'either',
+      ok: { status: 200, body: 'hello', headers: { 'x-a': '1', 'x-b': '2' } },
+    },
   },
 ];
 
@@ -656,6 +738,41 @@ const connection: TableCase[] = [
     answer: [answer('200 OK', 'hello', ['connection: close'])],
     expect: ok(200, 'hello', { reuse: false }),
   },
+  ...['Close', ' close ', 'CLOSE', 'keep-alive, close', 'close,keep-alive'].map(
+    (value): TableCase => ({
+      name: `connection: ${JSON.stringify(value)}: next request on a new connection`,
+      answer: [answer('200 OK', 'hello', [`connection: ${value}`])],
+      expect: ok(200, 'hello', { reuse: false }),
+    }),
+  ),
+  {
+    name: "connection: 'closed' is not close",
+    answer: [answer('200 OK', 'hello', ['connection: closed'])],
+    expect: OK_HELLO,
+  },
+  // RFC 9112 has no Keep-Alive header; the hint's timeout (seconds) is what undici honours.
+  ...['timeout=0', 'timeout=00', 'max=5, timeout=0'].map(
+    (value): TableCase => ({
+      name: `keep-alive: ${value}: no idle time left, next request on a new connection`,
+      answer: [answer('200 OK', 'hello', [`keep-alive: ${value}`])],
+      expect: ok(200, 'hello', { reuse: false }),
+    }),
+  ),
+  {
+    // Parameter names are case-insensitive (RFC 9110 section 5.6.6); undici's is not.
+    name: 'keep-alive: Timeout=0: next request on a new connection',
+    answer: [answer('200 OK', 'hello', ['keep-alive: Timeout=0'])],
+    expect: ok(200, 'hello', { reuse: false }),
+    undici: 'lenient',
+    undiciDoes: OK_HELLO,
+  },
+  ...['timeout=abc', 'TIMEOUT=5', 'max=5', ''].map(
+    (value): TableCase => ({
+      name: `keep-alive: ${JSON.stringify(value)}: connection reused`,
+      answer: [answer('200 OK', 'hello', [`keep-alive: ${value}`])],
+      expect: OK_HELLO,
+    }),
+  ),
   {
     name: 'HTTP/1.0 answer with a keep-alive: connection kept or not, answer intact',
     answer: ['HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 5\r\n\r\nhello'],
