@@ -83,6 +83,26 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** 1 for the chars of TOKEN (RFC 9110 section 5.6.2 tchar), by char code below 0x80. */
 const TCHAR = new Uint8Array(0x80);
 for (let c = 0; c < 0x80; c++) if (TOKEN.test(String.fromCharCode(c))) TCHAR[c] = 1;
+/** What scanToken found: not a token, a token without upper case, a token with some. */
+const NOT_TOKEN = 0;
+const LOWER_TOKEN = 1;
+const MIXED_TOKEN = 2;
+
+/**
+ * Whether `text` up to `end` is a token (TOKEN's chars, at least one), and whether it holds
+ * A-Z (it then needs lower-casing). A loop over TCHAR, not TOKEN.test: callgrind counted ~350
+ * instructions per RegExp#test call, and header names are checked once per line.
+ */
+function scanToken(text: string, end: number): number {
+  if (end === 0) return NOT_TOKEN;
+  let found = LOWER_TOKEN;
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f || TCHAR[c] === 0) return NOT_TOKEN;
+    if (c >= 0x41 && c <= 0x5a) found = MIXED_TOKEN;
+  }
+  return found;
+}
 /** A request target: no controls, no space (undici's check). */
 const BAD_PATH = /[^\u0021-\u00ff]/;
 /** Response-side values and reason phrases: controls other than HTAB, and DEL. */
@@ -883,16 +903,10 @@ function endOfHead(buf: Buffer, from: number): number {
 
 /** Adds one `name: value` line; false when malformed (RFC 9112 section 5, RFC 9110 section 5.5). */
 function addHeader(headers: Headers, line: string): boolean {
-  // Checked with loops over a table, not TOKEN and BAD_RESPONSE_VALUE (same sets of chars):
-  // callgrind counted ~350 instructions per RegExp#test call, two per header line.
+  // Checked with loops, not TOKEN and BAD_RESPONSE_VALUE (same sets of chars): see scanToken.
   const colon = line.indexOf(':');
-  if (colon <= 0) return false;
-  let upper = false;
-  for (let i = 0; i < colon; i++) {
-    const c = line.charCodeAt(i);
-    if (c > 0x7f || TCHAR[c] === 0) return false;
-    if (c >= 0x41 && c <= 0x5a) upper = true;
-  }
+  const token = scanToken(line, colon);
+  if (colon <= 0 || token === NOT_TOKEN) return false;
   let s = colon + 1;
   let e = line.length;
   while (s < e && (line.charCodeAt(s) === 0x20 || line.charCodeAt(s) === 0x09)) s++;
@@ -903,7 +917,7 @@ function addHeader(headers: Headers, line: string): boolean {
   }
   const value = line.slice(s, e);
   const rawName = line.slice(0, colon);
-  const name = upper ? rawName.toLowerCase() : rawName;
+  const name = token === MIXED_TOKEN ? rawName.toLowerCase() : rawName;
   const known = headers[name];
   if (known === undefined) headers[name] = value;
   else if (typeof known === 'string') headers[name] = [known, value];
@@ -1082,25 +1096,16 @@ export class H1Pool {
 
   /** Validates one request header; returns the declared Content-Length so far. */
   #checkHeader(name: string, value: string, declared: number): number {
-    // Loops over a table, not TOKEN and BAD_REQUEST_VALUE (same sets of chars): two RegExp
-    // tests per forwarded header were the most of this request's ~12 (callgrind).
-    let upper = false;
-    let badName = name.length === 0;
-    for (let i = 0; i < name.length; i++) {
-      const c = name.charCodeAt(i);
-      if (c > 0x7f || TCHAR[c] === 0) {
-        badName = true;
-        break;
-      }
-      if (c >= 0x41 && c <= 0x5a) upper = true;
-    }
-    if (badName) throw error('UND_ERR_INVALID_ARG', 'invalid request header ');
+    // Loops, not TOKEN and BAD_REQUEST_VALUE (same sets of chars): two RegExp tests per
+    // forwarded header were the most of a request's ~12 (callgrind; see scanToken).
+    const token = scanToken(name, name.length);
+    if (token === NOT_TOKEN) throw error('UND_ERR_INVALID_ARG', 'invalid request header ');
     for (let i = 0; i < value.length; i++) {
       const c = value.charCodeAt(i);
       if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff)
         throw error('UND_ERR_INVALID_ARG', `invalid request header ${name}`);
     }
-    const lower = upper ? name.toLowerCase() : name;
+    const lower = token === MIXED_TOKEN ? name.toLowerCase() : name;
     if (OWN_REQUEST_HEADERS.has(lower))
       throw error('UND_ERR_INVALID_ARG', `the client writes ${lower} itself`);
     if (lower === 'content-length') {
