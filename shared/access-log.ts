@@ -79,11 +79,16 @@ export class IsoTimestamps {
  * JSON.stringify. Callgrind: ~400 instructions per JSON.stringify call, four per line.
  */
 export function jsonString(text: string): string {
+  return isPlainAscii(text) ? `"${text}"` : JSON.stringify(text);
+}
+
+/** Every char of `text` is printable ASCII other than `"` and `\\`: it is its own JSON text. */
+function isPlainAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(text);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
   }
-  return `"${text}"`;
+  return true;
 }
 
 /** 10000-01-01T00:00:00.000Z: past it toISOString writes a six-digit year with a sign. */
@@ -93,6 +98,12 @@ export class AccessLog {
   readonly #fd: number;
   /** Buffered lines, appended to one string (V8 ropes make appends cheap). */
   #pending = '';
+  /**
+   * `#pending` is known to be ASCII (every field went out by isPlainAscii's fast path): flush
+   * then copies it as latin1 instead of measuring it as UTF-8 (callgrind: ~1,700 instructions
+   * per request for Buffer.from's UTF-8 length of the batch).
+   */
+  #ascii = true;
   #timer: NodeJS.Timeout | undefined;
   readonly #flush = () => this.flush();
   #lastMs = 0;
@@ -125,14 +136,26 @@ export class AccessLog {
       this.#append(this.#textLine(entry));
       return;
     }
-    let line = `{"ts":"${this.#lastIso}","type":"access",${this.#pid}"ip":"${entry.ip}","method":${jsonString(entry.method)},"path":${jsonString(entry.path)},"status":${entry.status},"ms":${entry.ms}`;
-    if (entry.user !== undefined) line += `,"user":${jsonString(entry.user)}`;
-    if (entry.route !== undefined) line += `,"route":${jsonString(entry.route)}`;
+    let line = `{"ts":"${this.#lastIso}","type":"access",${this.#pid}"ip":"${entry.ip}","method":${this.#json(entry.method)},"path":${this.#json(entry.path)},"status":${entry.status},"ms":${entry.ms}`;
+    if (entry.user !== undefined) line += `,"user":${this.#json(entry.user)}`;
+    if (entry.route !== undefined) line += `,"route":${this.#json(entry.route)}`;
     if (entry.code !== undefined) line += `,"code":"${entry.code}"`;
     this.#append(`${line}}\n`);
   }
 
+  /**
+   * jsonString, noting when the text may not be ASCII. `ip` (an address formatted by the edge),
+   * `status`, `ms`, `code` (catalog names) and the timestamp are ASCII by construction.
+   */
+  #json(text: string): string {
+    if (isPlainAscii(text)) return `"${text}"`;
+    this.#ascii = false;
+    return JSON.stringify(text);
+  }
+
   #textLine(entry: AccessEntry): string {
+    // JSON.stringify keeps non-ASCII chars as they are: the batch is written as UTF-8.
+    this.#ascii = false;
     let line = `${this.#lastIso} ACCESS ${this.#pid} ${entry.ip} ${JSON.stringify(`${entry.method} ${entry.path}`)} ${entry.status} ${entry.ms}ms`;
     if (entry.user !== undefined) line += ` user=${JSON.stringify(entry.user)}`;
     if (entry.route !== undefined) line += ` route=${JSON.stringify(entry.route)}`;
@@ -151,8 +174,9 @@ export class AccessLog {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#pending === '') return;
-    const bytes = Buffer.from(this.#pending);
+    const bytes = Buffer.from(this.#pending, this.#ascii ? 'latin1' : 'utf8');
     this.#pending = '';
+    this.#ascii = true;
     let start = 0;
     while (start < bytes.length) {
       let end = bytes.length;

@@ -7,6 +7,26 @@ import { startHostileUpstream } from './helpers/hostile-upstream.js';
 import { parseResponses, type RawResponse, rawConnection } from './helpers/raw-http.js';
 
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
+/**
+ * An answer of many headers: the gateway writes the status line, `server` and every relayed
+ * header in one uWS call, joined by CRLF (worker/uws-io.ts writeProxiedHead). Lines as
+ * [name as sent, value as sent]; bytes above 0x7f are latin1 (0xe9) and UTF-8 (0xc3 0xa9).
+ */
+const MANY: [string, string][] = [
+  ['Content-Type', 'text/plain; charset=utf-8'],
+  ['Set-Cookie', 'a=1; Path=/'],
+  ['X-Tab', 'a\tb'],
+  ['set-cookie', 'b=2'],
+  ['X-Empty', ''],
+  ['X-Latin1', 'caf\u00e9'],
+  ['X-Utf8', 'caf\u00c3\u00a9'],
+  ['ETAG', '"v1"'],
+  ['Cache-Control', 'no-cache'],
+  ['X-Long', 'L'.repeat(4000)],
+  ['SET-COOKIE', 'c=3'],
+  ['Vary', 'Accept'],
+];
+const MANY_HEAD = `HTTP/1.1 200 OK\r\n${MANY.map(([n, v]) => `${n}: ${v}\r\n`).join('')}content-length: 2\r\n\r\n`;
 
 const up = await startHostileUpstream((req) => {
   switch (req.target) {
@@ -27,6 +47,23 @@ const up = await startHostileUpstream((req) => {
         chunks: ['HTTP/1.1 200 OK\r\nkeep-alive: timeout=0\r\ncontent-length: 2\r\n\r\nok'],
         after: 'keep',
       };
+    case '/many':
+      return {
+        chunks: [Buffer.concat([Buffer.from(MANY_HEAD, 'latin1'), Buffer.from('ok')])],
+        after: 'keep',
+      };
+    case '/cr-mid-value':
+      return {
+        chunks: ['HTTP/1.1 200 OK\r\nx-a: 1\rx-injected: yes\r\ncontent-length: 2\r\n\r\nok'],
+        after: 'keep',
+      };
+    case '/nul-value':
+      return {
+        chunks: ['HTTP/1.1 200 OK\r\nx-a: 1\0x\r\ncontent-length: 2\r\n\r\nok'],
+        after: 'keep',
+      };
+    case '/lf-in-reason':
+      return { chunks: ['HTTP/1.1 200 O\rK\r\ncontent-length: 2\r\n\r\nok'], after: 'keep' };
     default:
       return { chunks: [OK], after: 'keep' };
   }
@@ -95,4 +132,55 @@ t.test('after Keep-Alive: timeout=0 the next request goes on a new connection', 
   const conns = up.requests.slice(before).map((r) => r.connection);
   t.equal(conns[1], conns[2], 'a plain answer: connection reused');
   t.not(conns[3], conns[2], 'timeout=0: not reused');
+});
+
+t.test('many headers: every line relayed byte for byte, in order, server first', async (t) => {
+  const socket = await rawConnection(gw.port);
+  socket.write('GET /h/many HTTP/1.1\r\nhost: x\r\n\r\n');
+  let data: Buffer = Buffer.alloc(0);
+  await new Promise<void>((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      data = Buffer.concat([data, d]);
+      const end = data.indexOf('\r\n\r\n');
+      if (end !== -1 && data.length >= end + 4 + 2) resolve();
+    });
+  });
+  socket.destroy();
+  const end = data.indexOf('\r\n\r\n');
+  const lines = data.subarray(0, end).toString('latin1').split('\r\n');
+  t.equal(lines[0], 'HTTP/1.1 200 OK');
+  t.equal(lines[1], 'server: ProxyAuth', 'server right after the status line');
+  const relayed = lines.filter((l) =>
+    /^(?:content-type|set-cookie|x-[a-z0-9]+|etag|cache-control|vary):/.test(l),
+  );
+  // Repeated names are grouped in order of first appearance (one key per name), values in order.
+  const expected: string[] = [];
+  const seen = new Set<string>();
+  for (const [name] of MANY) {
+    const lower = name.toLowerCase();
+    if (seen.has(lower)) continue;
+    seen.add(lower);
+    for (const [n, v] of MANY) if (n.toLowerCase() === lower) expected.push(`${lower}: ${v}`);
+  }
+  t.same(relayed, expected, 'the same lines, bytes above 0x7f unchanged');
+  t.equal(data.subarray(end + 4, end + 6).toString(), 'ok');
+  t.notOk(
+    lines.some((l) => l === '' || /\r|\n/.test(l)),
+    'no empty or broken line in the head',
+  );
+});
+
+t.test('a CR or NUL inside a value, or a CR in the reason: 502, nothing injected', async (t) => {
+  const got = await getAll([
+    '/h/cr-mid-value',
+    '/h/plain',
+    '/h/nul-value',
+    '/h/plain',
+    '/h/lf-in-reason',
+  ]);
+  t.same(
+    got.map((g) => g.status),
+    [502, 200, 502, 200, 502],
+  );
+  for (const g of got) t.notOk(g.headers.has('x-injected'), 'no injected header');
 });

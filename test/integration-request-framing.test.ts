@@ -204,6 +204,35 @@ t.test('Host: exactly one, well formed', async (t) => {
     };
     t.equal(echo.headers['x-forwarded-host'], host);
   }
+  // The edge remembers the last Host it accepted (request-checks.ts): a bad value right after
+  // a good one, on the same connection or another, and near misses of it, are still judged.
+  const alternating = [
+    ['a.test', 200],
+    ['a.test/x', 400],
+    ['a.test', 200],
+    ['a.test evil', 400],
+    ['a.test', 200],
+    ['a.test:8x', 400],
+    ['a.tes', 200],
+    ['a.test"', 400],
+    ['a.test', 200],
+    ['a.test%', 200],
+    ['a.test<', 400],
+  ] as const;
+  const oneConnection = await rawExchange(
+    gw.port,
+    alternating.map(([host]) => `GET /host HTTP/1.1\r\nHost: ${host}\r\n\r\n`),
+    { sequential: true },
+  );
+  t.same(
+    oneConnection.responses.map((r) => r.status),
+    alternating.map(([, status]) => status),
+    'one connection: each Host judged',
+  );
+  for (const [host, status] of alternating) {
+    const result = await rawExchange(gw.port, [`GET /host HTTP/1.1\r\nHost: ${host}\r\n\r\n`]);
+    t.equal(result.responses[0]?.status, status, `${host}: ${status}`);
+  }
 });
 
 t.test('a head read in several parts is bounded by max_header_bytes, not ~4 KiB', async (t) => {

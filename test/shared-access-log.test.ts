@@ -218,3 +218,54 @@ t.test(
     t.equal(differ, 0, 'no time formatted differently');
   },
 );
+
+t.test(
+  'non-ASCII in any text field is written as UTF-8, ASCII batches byte for byte',
+  async (t) => {
+    // flush copies an all-ASCII batch as latin1 (no UTF-8 length pass): a field that is not
+    // plain ASCII anywhere in the batch must switch the whole batch back to UTF-8.
+    const variants: [string, Partial<AccessEntry>][] = [
+      ['method', { method: 'GÉT' }],
+      ['path', { path: '/café/ü' }],
+      ['user', { user: 'zoë' }],
+      ['route', { route: '/日本' }],
+      ['emoji path', { path: '/a/\u{1F600}' }],
+      ['escaped and non-ASCII', { path: '/"q"/\u00e9\\' }],
+      ['latin1-range char', { user: '\u00ff\u0080' }],
+    ];
+    for (const [name, fields] of variants) {
+      const file = join(t.testdir(), `access-${name.replaceAll(' ', '-')}.log`);
+      const fd = openSync(file, 'a');
+      const log = new AccessLog(fd);
+      log.write(entry(1));
+      log.write({ ...entry(2), ...fields });
+      log.write(entry(3));
+      log.flush();
+      // After a flush the next batch is judged on its own: ASCII again.
+      log.write(entry(4));
+      log.flush();
+      closeSync(fd);
+      const raw = readFileSync(file);
+      const lines = raw.toString('utf8').trimEnd().split('\n');
+      t.equal(lines.length, 4, name);
+      const second = JSON.parse(lines[1]!) as Record<string, unknown>;
+      for (const [key, value] of Object.entries(fields))
+        t.equal(second[key], value, `${name}: ${key}`);
+      t.equal((JSON.parse(lines[3]!) as Record<string, unknown>).path, '/api/item/4/"quoted"');
+      t.equal(
+        Buffer.compare(raw, Buffer.from(raw.toString('utf8'), 'utf8')),
+        0,
+        `${name}: valid UTF-8`,
+      );
+    }
+    // The text format quotes with JSON.stringify, which keeps non-ASCII: always UTF-8.
+    const file = join(t.testdir(), 'access-text.log');
+    const fd = openSync(file, 'a');
+    const log = new AccessLog(fd, 42, true);
+    log.write({ ...entry(1), user: 'zoë', path: '/café' });
+    log.flush();
+    closeSync(fd);
+    const text = readFileSync(file, 'utf8');
+    t.match(text, /"GET \/café" 200 1\.25ms user="zoë"/);
+  },
+);

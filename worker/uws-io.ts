@@ -451,8 +451,15 @@ export function corked(ex: Exchange, write: () => void): void {
 /**
  * Writes the status line, `server`, the upstream's relayed headers, the request's decoration
  * headers and, when the connection cannot be reused, `connection: close`. Must run corked.
- * Values with bytes above 0x7f are passed as latin1 buffers: undici decodes header bytes as
- * latin1, uWS encodes strings as UTF-8, so only a buffer sends the same bytes on.
+ * Values with bytes above 0x7f go as latin1 bytes: the h1 client and undici decode header bytes
+ * as latin1, uWS encodes strings as UTF-8, so only a buffer sends the same bytes on.
+ *
+ * The status line, `server` and the relayed headers go to uWS in one writeStatus call, joined
+ * with CRLF (uWS writes the status verbatim between `HTTP/1.1 ` and CRLF). Measured (callgrind):
+ * each writeHeader call cost ~1,700 instructions (two UTF-8 conversions and the call), more than
+ * the rest of the head's work; an answer of N headers now makes one call instead of N + 2. Safe
+ * because no value holds CR or LF: the h1 client and undici refuse control bytes in upstream
+ * header values (HPE_INVALID_HEADER_TOKEN), and names are tokens.
  */
 export function writeProxiedHead(
   ex: Exchange,
@@ -460,8 +467,8 @@ export function writeProxiedHead(
   headers: Readonly<Record<string, string | string[] | undefined>>,
 ): void {
   const res = ex.res;
-  res.writeStatus(line);
-  res.writeHeader('server', SERVER_HEADER);
+  let head = `${line}\r\nserver: ${SERVER_HEADER}`;
+  let ascii = true;
   const listed = connectionListed(headers);
   // With CORS on, the gateway's Vary and Access-Control-* replace the upstream's (cors.ts).
   const cors = ex.cors !== undefined;
@@ -469,18 +476,34 @@ export function writeProxiedHead(
     const value = headers[name];
     if (value === undefined || !isRelayedResponseHeader(name, listed)) continue;
     if (cors && (name === 'vary' || isUpstreamCorsHeader(name))) continue;
-    if (typeof value === 'string') res.writeHeader(name, headerBytes(value));
-    else for (const v of value) res.writeHeader(name, headerBytes(v));
+    if (typeof value === 'string') {
+      head += `\r\n${name}: ${value}`;
+      if (ascii) ascii = isAscii(value);
+    } else {
+      for (const v of value) {
+        head += `\r\n${name}: ${v}`;
+        if (ascii) ascii = isAscii(v);
+      }
+    }
   }
+  res.writeStatus(ascii ? head : Buffer.from(head, 'latin1'));
   writeDecoration(ex, cors ? headerBytes(varyWithOrigin(headers.vary)) : undefined);
   if (mustClose(ex)) res.writeHeader('connection', 'close');
 }
 
-function headerBytes(value: string): string | Buffer {
-  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value;
+/** No char of `value` is above 0x7f. A loop, not a RegExp test (~270 instructions a call). */
+function isAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+/**
+ * A header value as uWS must get it: uWS writes a string as UTF-8, so a value with bytes above
+ * 0x7f (latin1 from the upstream's head) goes as a Buffer of those bytes.
+ */
+function headerBytes(value: string): string | Buffer {
+  return isAscii(value) ? value : Buffer.from(value, 'latin1');
+}
 
 /** Ends a proxied response with no body on the wire (HEAD, 204, 304); must run corked. */
 export function endProxiedBodiless(ex: Exchange, length: number | undefined): void {
