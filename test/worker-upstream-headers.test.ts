@@ -242,3 +242,58 @@ t.test('response headers: hop-by-hop and uWS-owned ones are not relayed', async 
   t.ok(isRelayedResponseHeader('set-cookie', connectionListed({ connection: 'close' })));
   t.equal(connectionListed({ connection: 'keep-alive' }), undefined, 'common values build no set');
 });
+
+t.test('a Connection value of one token lists that header, in any case and spacing', async (t) => {
+  // upstream-headers.ts reads a comma-free Connection value without split: every spelling of
+  // one token must still drop the header it names, `close` included (a header named Close is
+  // dropped, not forwarded); `keep-alive` (always dropped) builds no set.
+  const context = {
+    forwardedFor: '10.0.0.1',
+    proto: 'http' as const,
+    identity: undefined,
+    dropAllAuthorization: false,
+    withheldAuthorization: undefined,
+    stripSessionCookie: false,
+    drop: compileDropList([]),
+  };
+  const names = (out: string[]) => out.filter((_, i) => i % 2 === 0);
+  for (const [value, dropped] of [
+    ['x-hop', 'x-hop'],
+    ['X-Hop', 'x-hop'],
+    ['  x-hop\t', 'x-hop'],
+    ['X-HOP ', 'x-hop'],
+    ['close', 'close'],
+    ['Close', 'close'],
+    ['keep-alive', 'keep-alive'],
+    ['Keep-Alive', 'keep-alive'],
+  ] as const) {
+    const out = upstreamRequestHeaders(
+      exchange(['connection', value, dropped, 'v', 'x-other', 'w']),
+      context,
+    );
+    t.notOk(names(out).includes(dropped), `Connection: ${JSON.stringify(value)} drops ${dropped}`);
+    t.ok(names(out).includes('x-other'), `${JSON.stringify(value)}: the others go on`);
+  }
+  const twoLines = upstreamRequestHeaders(
+    exchange([
+      'connection',
+      'keep-alive',
+      'connection',
+      'x-a',
+      'x-a',
+      '1',
+      'x-b',
+      '2',
+      'keep-alive',
+      'timeout=1',
+    ]),
+    context,
+  );
+  t.same(names(twoLines).slice(0, 1), ['x-b'], 'a second Connection line is read too');
+  const listed = upstreamRequestHeaders(
+    exchange(['connection', 'keep-alive, X-A ,x-b', 'x-a', '1', 'x-b', '2', 'x-c', '3']),
+    context,
+  );
+  t.same(names(listed).slice(0, 1), ['x-c'], 'a list: every token');
+  t.same(connectionListed({ connection: 'Close' }), new Set(['close']));
+});

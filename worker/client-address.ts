@@ -19,7 +19,7 @@
  */
 
 import { clientNetworkKey, parseIpAddress } from '../shared/ip-match.js';
-import { clientIp } from './uws-io.js';
+import { ipv6Text } from './uws-io.js';
 
 /** How many list entries, from the right, the walk examines at most. */
 export const MAX_HOPS = 32;
@@ -74,7 +74,7 @@ function walk<T>(
     const text = address(entries[i]!);
     const bytes = text === null ? null : parseIpAddress(text);
     if (bytes === null) break;
-    client = formatIp(bytes);
+    client = ipv6Text(bytes);
     read.push(client);
     if (!trusted(client)) break;
   }
@@ -92,16 +92,6 @@ function listEntries(headers: readonly string[], name: string): string[] {
     }
   }
   return out;
-}
-
-/** 16 address bytes as `clientIp` shows a peer. */
-function formatIp(bytes: Uint8Array): string {
-  let full = '';
-  for (let i = 0; i < 16; i += 2) {
-    if (i > 0) full += ':';
-    full += ((bytes[i]! << 8) | bytes[i + 1]!).toString(16).padStart(4, '0');
-  }
-  return clientIp(full);
 }
 
 /**

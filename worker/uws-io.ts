@@ -189,8 +189,6 @@ interface HeldBody {
 
 type BodyHandler = (chunk: ArrayBuffer | Buffer, isLast: boolean) => void;
 
-const textDecoder = new TextDecoder();
-
 const MAPPED_V4_PREFIX = '0000:0000:0000:0000:0000:ffff:';
 
 /**
@@ -207,6 +205,52 @@ export function clientIp(text: string): string {
     return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
   }
   return compressIpv6(text);
+}
+
+/** 16 address bytes (IPv6, or IPv4-mapped IPv6) as {@link clientIp} shows a peer. */
+export function ipv6Text(bytes: Uint8Array): string {
+  let full = '';
+  for (let i = 0; i < 16; i += 2) {
+    if (i > 0) full += ':';
+    full += ((bytes[i]! << 8) | bytes[i + 1]!).toString(16).padStart(4, '0');
+  }
+  return clientIp(full);
+}
+
+/** The last peer address read (its bytes, their count) and its text: see peerAddress. */
+const lastPeer = new Uint8Array(16);
+let lastPeerLength = -1;
+let lastPeerText = '';
+
+/**
+ * A client address as {@link clientIp} shows it, from uWS's binary form (4 or 16 bytes;
+ * anything else is ''). The last address read is remembered: the requests of one keep-alive
+ * connection, and of one client, come from the same address. Measured (callgrind): uWS's text
+ * form (inet_ntop and snprintf in uWS), its UTF-8 decoding and clientIp's parsing cost ~3,000
+ * instructions per request; the bytes compared with the last ones, a few hundred. The memory it
+ * holds is one address.
+ */
+export function peerAddress(raw: ArrayBuffer): string {
+  const bytes = new Uint8Array(raw);
+  const n = bytes.length;
+  if (n === lastPeerLength) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (bytes[i] !== lastPeer[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastPeerText;
+  }
+  const text =
+    n === 4 ? `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}` : n === 16 ? ipv6Text(bytes) : '';
+  if (n <= 16) {
+    lastPeer.set(bytes);
+    lastPeerLength = n;
+    lastPeerText = text;
+  }
+  return text;
 }
 
 /** RFC 5952 section 4: no leading zeros, the longest run of two or more zero groups as `::`. */
@@ -272,7 +316,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     transferEncoding,
     host,
     hostLines,
-    ip: clientIp(textDecoder.decode(res.getRemoteAddressAsText())),
+    ip: peerAddress(res.getRemoteAddress()),
     startedAt: performance.now(),
     done: false,
     aborted: false,
@@ -334,17 +378,77 @@ export function addResponseHeader(ex: Exchange, name: string, value: string): vo
 }
 
 /**
- * Writes the CORS headers (when on) and the pipeline's decoration. `vary` is the Vary value of
- * a CORS answer: `Origin`, or an upstream's own Vary with Origin merged in.
+ * Writes the CORS headers (when on) and the pipeline's decoration with writeHeader calls: for
+ * an upgrade's head, which uWS finishes itself. Other answers build their head with Head.
  */
-function writeDecoration(ex: Exchange, vary: string | Buffer = 'Origin'): void {
+function writeDecoration(ex: Exchange): void {
   const cors = ex.cors;
   if (cors !== undefined) {
-    ex.res.writeHeader('vary', vary);
+    ex.res.writeHeader('vary', 'Origin');
     for (const [k, v] of cors) ex.res.writeHeader(k, v);
   }
   const extra = ex.responseHeaders;
   if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
+}
+
+/**
+ * A response head built as one string and handed to uWS in one writeStatus call: the status
+ * line, then `name: value` lines joined by CRLF (uWS writes the status verbatim between
+ * `HTTP/1.1 ` and CRLF, then its own Date and framing headers). Measured (callgrind): each
+ * writeHeader call cost ~1,700 instructions (two UTF-8 conversions and the native call), more
+ * than the rest of the head's work; a head of N headers now costs one call instead of N + 1.
+ *
+ * The bytes are those the writeHeader calls wrote: the gateway's own values as UTF-8, relayed
+ * upstream values as the latin1 bytes they arrived as (`relayed`). The text holds one char per
+ * byte: a head with any char above 0x7f goes as a latin1 Buffer, and a gateway value with such
+ * chars is added as its UTF-8 bytes. A value never holds CR or LF: upstream heads with control
+ * bytes in a value are refused by the h1 client and undici, and the gateway's own values are
+ * its constants, numbers, config values validated at load, and URLs it encodes itself.
+ * Exported for tests.
+ */
+export class Head {
+  text: string;
+  ascii = true;
+
+  constructor(statusLine: string) {
+    this.text = `${statusLine}\r\nserver: ${SERVER_HEADER}`;
+  }
+
+  /** A header of the gateway's own (written as UTF-8, as writeHeader writes a string). */
+  add(name: string, value: string): void {
+    if (isAscii(value)) this.text += `\r\n${name}: ${value}`;
+    else {
+      this.ascii = false;
+      this.text += `\r\n${name}: ${Buffer.from(value, 'utf8').toString('latin1')}`;
+    }
+  }
+
+  /** A header relayed from an upstream: its value's chars are the bytes as received (latin1). */
+  relayed(name: string, value: string): void {
+    this.text += `\r\n${name}: ${value}`;
+    if (this.ascii) this.ascii = isAscii(value);
+  }
+
+  /** The CORS headers (when on, `vary` its Vary value) and the pipeline's decoration. */
+  decoration(ex: Exchange, vary: string): void {
+    const cors = ex.cors;
+    if (cors !== undefined) {
+      this.relayed('vary', vary);
+      for (const [k, v] of cors) this.add(k, v);
+    }
+    const extra = ex.responseHeaders;
+    if (extra) for (const [k, v] of extra) this.add(k, v);
+  }
+
+  write(res: HttpResponse): void {
+    res.writeStatus(this.ascii ? this.text : Buffer.from(this.text, 'latin1'));
+  }
+}
+
+/** No char of `value` is above 0x7f. A loop, not a RegExp test (~270 instructions a call). */
+function isAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /** The answer tells the client to close: draining, or the request body is not read to its end. */
@@ -398,13 +502,14 @@ export function sendBody(
   ex.status = status;
   const res = ex.res;
   res.cork(() => {
-    res.writeStatus(statusLine(status)).writeHeader('server', SERVER_HEADER);
-    res.writeHeader('content-type', contentType);
-    res.writeHeader('cache-control', 'no-store');
-    if (extra) for (const [k, v] of extra) res.writeHeader(k, v);
-    writeDecoration(ex);
+    const head = new Head(statusLine(status));
+    head.add('content-type', contentType);
+    head.add('cache-control', 'no-store');
+    if (extra) for (const [k, v] of extra) head.add(k, v);
+    head.decoration(ex, 'Origin');
     const closeNow = ex.framingBroken || (ex.unreadBody && !ex.bodyStreamed);
-    if (mustClose(ex) && !closeNow) res.writeHeader('connection', 'close');
+    if (mustClose(ex) && !closeNow) head.add('connection', 'close');
+    head.write(res);
     resumeBody(ex);
     if (ex.method === 'HEAD') {
       endBodiless(ex, Buffer.byteLength(body), closeNow);
@@ -425,10 +530,11 @@ export function sendNoContent(ex: Exchange, extra: readonly HeaderPair[]): void 
   ex.status = 204;
   const res = ex.res;
   res.cork(() => {
-    res.writeStatus(statusLine(204)).writeHeader('server', SERVER_HEADER);
-    for (const [k, v] of extra) res.writeHeader(k, v);
-    writeDecoration(ex);
-    if (ex.closeConnection) res.writeHeader('connection', 'close');
+    const head = new Head(statusLine(204));
+    for (const [k, v] of extra) head.add(k, v);
+    head.decoration(ex, 'Origin');
+    if (ex.closeConnection) head.add('connection', 'close');
+    head.write(res);
     endBodiless(ex, undefined, false);
   });
 }
@@ -450,25 +556,15 @@ export function corked(ex: Exchange, write: () => void): void {
 
 /**
  * Writes the status line, `server`, the upstream's relayed headers, the request's decoration
- * headers and, when the connection cannot be reused, `connection: close`. Must run corked.
- * Values with bytes above 0x7f go as latin1 bytes: the h1 client and undici decode header bytes
- * as latin1, uWS encodes strings as UTF-8, so only a buffer sends the same bytes on.
- *
- * The status line, `server` and the relayed headers go to uWS in one writeStatus call, joined
- * with CRLF (uWS writes the status verbatim between `HTTP/1.1 ` and CRLF). Measured (callgrind):
- * each writeHeader call cost ~1,700 instructions (two UTF-8 conversions and the call), more than
- * the rest of the head's work; an answer of N headers now makes one call instead of N + 2. Safe
- * because no value holds CR or LF: the h1 client and undici refuse control bytes in upstream
- * header values (HPE_INVALID_HEADER_TOKEN), and names are tokens.
+ * headers and, when the connection cannot be reused, `connection: close`: one Head, one uWS
+ * call. Must run corked. Relayed values keep their bytes above 0x7f (see Head).
  */
 export function writeProxiedHead(
   ex: Exchange,
   line: string,
   headers: Readonly<Record<string, string | string[] | undefined>>,
 ): void {
-  const res = ex.res;
-  let head = `${line}\r\nserver: ${SERVER_HEADER}`;
-  let ascii = true;
+  const head = new Head(line);
   const listed = connectionListed(headers);
   // With CORS on, the gateway's Vary and Access-Control-* replace the upstream's (cors.ts).
   const cors = ex.cors !== undefined;
@@ -476,33 +572,12 @@ export function writeProxiedHead(
     const value = headers[name];
     if (value === undefined || !isRelayedResponseHeader(name, listed)) continue;
     if (cors && (name === 'vary' || isUpstreamCorsHeader(name))) continue;
-    if (typeof value === 'string') {
-      head += `\r\n${name}: ${value}`;
-      if (ascii) ascii = isAscii(value);
-    } else {
-      for (const v of value) {
-        head += `\r\n${name}: ${v}`;
-        if (ascii) ascii = isAscii(v);
-      }
-    }
+    if (typeof value === 'string') head.relayed(name, value);
+    else for (const v of value) head.relayed(name, v);
   }
-  res.writeStatus(ascii ? head : Buffer.from(head, 'latin1'));
-  writeDecoration(ex, cors ? headerBytes(varyWithOrigin(headers.vary)) : undefined);
-  if (mustClose(ex)) res.writeHeader('connection', 'close');
-}
-
-/** No char of `value` is above 0x7f. A loop, not a RegExp test (~270 instructions a call). */
-function isAscii(value: string): boolean {
-  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return false;
-  return true;
-}
-
-/**
- * A header value as uWS must get it: uWS writes a string as UTF-8, so a value with bytes above
- * 0x7f (latin1 from the upstream's head) goes as a Buffer of those bytes.
- */
-function headerBytes(value: string): string | Buffer {
-  return isAscii(value) ? value : Buffer.from(value, 'latin1');
+  head.decoration(ex, cors ? varyWithOrigin(headers.vary) : 'Origin');
+  if (mustClose(ex)) head.add('connection', 'close');
+  head.write(ex.res);
 }
 
 /** Ends a proxied response with no body on the wire (HEAD, 204, 304); must run corked. */
