@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import {
   type AccessEntry,
   AccessLog,
+  hundredths,
   IsoTimestamps,
   jsonString,
   loggedPath,
@@ -269,3 +270,47 @@ t.test(
     t.match(text, /"GET \/café" 200 1\.25ms user="zoë"/);
   },
 );
+
+t.test('hundredths is String() of a duration rounded to hundredths', async (t) => {
+  // The access log formats `ms` from integers (shared/access-log.ts): it must print what
+  // String(Math.round(x * 100) / 100) prints, for every duration, and String() otherwise.
+  let checked = 0;
+  const check = (ms: number) => {
+    const expected = String(ms);
+    if (hundredths(ms) !== expected) t.fail(`${expected}: ${hundredths(ms)}`);
+    checked++;
+  };
+  for (let h = 0; h < 200_000; h++) check(h / 100);
+  for (let h = 0; h < 200_000; h++) check(Math.round((h / 100 + 1e-9) * 100) / 100);
+  let seed = 7;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+  for (let n = 0; n < 200_000; n++) {
+    const x = next() * 10 ** Math.floor(next() * 16);
+    check(Math.round(x * 100) / 100);
+    check(x);
+  }
+  for (const odd of [
+    Number.NaN,
+    -0,
+    -1.5,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+    0.001,
+    1e21,
+    2 ** 53,
+    900_719_925_474.09,
+    900_719_925_474.1,
+    90_071_992_547_409.91,
+    Number.MAX_VALUE,
+    Number.MIN_VALUE,
+  ]) {
+    check(odd);
+  }
+  t.ok(checked > 800_000, `${checked} values printed as String() prints them`);
+  t.equal(hundredths(12.5), '12.5');
+  t.equal(hundredths(0.05), '0.05');
+  t.equal(hundredths(3), '3');
+});

@@ -1069,8 +1069,12 @@ function hasToken(value: string | string[] | undefined, token: string): boolean 
   if (value === undefined) return false;
   const joined = typeof value === 'string' ? value : value.join(',');
   if (joined.length === token.length) return joined.toLowerCase() === token;
-  // One token (`keep-alive` most often): no split (a runtime call, see #onHead).
-  if (!joined.includes(',')) return joined.trim().toLowerCase() === token;
+  // One token (`keep-alive` most often): no split (a runtime call, see #onHead), and no
+  // lower-casing unless the lengths match.
+  if (!joined.includes(',')) {
+    const one = joined.trim();
+    return one.length === token.length && one.toLowerCase() === token;
+  }
   for (const part of joined.split(',')) if (part.trim().toLowerCase() === token) return true;
   return false;
 }
