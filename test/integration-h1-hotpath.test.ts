@@ -47,6 +47,20 @@ const up = await startHostileUpstream((req) => {
         chunks: ['HTTP/1.1 200 OK\r\nkeep-alive: timeout=0\r\ncontent-length: 2\r\n\r\nok'],
         after: 'keep',
       };
+    case '/size/1':
+    case '/size/1024':
+    case '/size/16384':
+    case '/size/60000': {
+      const size = Number(req.target.slice(6));
+      const body = Buffer.alloc(size, 0x61);
+      for (let i = 0; i < size; i += 997) body[i] = 0x30 + (i % 10);
+      return {
+        chunks: [
+          Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`), body]),
+        ],
+        after: 'keep',
+      };
+    }
     case '/many':
       return {
         chunks: [Buffer.concat([Buffer.from(MANY_HEAD, 'latin1'), Buffer.from('ok')])],
@@ -184,3 +198,39 @@ t.test('a CR or NUL inside a value, or a CR in the reason: 502, nothing injected
   );
   for (const g of got) t.notOk(g.headers.has('x-injected'), 'no injected header');
 });
+
+t.test(
+  'a body read whole at once reaches a slow client intact, the connection reused',
+  async (t) => {
+    // The relay ends such an answer with one uWS end() (worker/uws-io.ts endProxiedWith) instead
+    // of tryEnd: the bytes must be the same, whatever the client's pace.
+    const socket = await rawConnection(gw.port);
+    const sizes = [1, 1024, 16384, 60000];
+    let data: Buffer = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      data = Buffer.concat([data, d]);
+    });
+    for (const size of sizes) {
+      socket.pause();
+      socket.write(`GET /h/size/${size} HTTP/1.1\r\nhost: x\r\n\r\n`);
+      await new Promise((r) => setTimeout(r, 300));
+      socket.resume();
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const { responses } = parseResponses(data, ['GET']);
+        if (responses.length === 1) break;
+        if (Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const { responses, rest } = parseResponses(data, ['GET']);
+      data = rest;
+      const res = responses[0];
+      t.equal(res?.status, 200, `${size} B: answered`);
+      const expected = Buffer.alloc(size, 0x61);
+      for (let i = 0; i < size; i += 997) expected[i] = 0x30 + (i % 10);
+      t.ok(res?.body.equals(expected), `${size} B: the bytes intact`);
+      t.equal(rest.length, 0, `${size} B: nothing more`);
+    }
+    socket.destroy();
+  },
+);

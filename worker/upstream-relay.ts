@@ -13,6 +13,7 @@ import {
   type Exchange,
   endProxied,
   endProxiedBodiless,
+  endProxiedWith,
   onClientAbort,
   onClientWritable,
   tryEndChunk,
@@ -303,6 +304,12 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
           controller.pause();
           this.#waitWritable();
         }
+        return;
+      }
+      // The whole body in one read (most answers): one end() call (see endProxiedWith).
+      if (this.#bodyOffset === 0 && data.byteLength === total) {
+        endProxiedWith(ex, data);
+        this.#bodyOffset = total;
         return;
       }
       if (tryEndChunk(ex, data, total)) {
