@@ -72,11 +72,18 @@ const origin = z.string().transform((value, ctx) => {
 const optionalText = <T extends z.ZodType<string>>(inner: T) =>
   z.preprocess((v) => (v === '' || v === null ? undefined : v), inner.optional());
 
+/**
+ * A Location value, written into the answer's head verbatim: no whitespace or control char in
+ * either form (isUrlWithScheme refuses them in a URL), since a CR or LF would end the Location
+ * line and start a header of the config's choosing.
+ */
 const redirectUrl = z
   .string()
   .refine(
-    (s) => (s.startsWith('/') && !s.startsWith('//')) || isUrlWithScheme(s, ['http:', 'https:']),
-    'expected a path starting with "/" or an http(s) URL',
+    (s) =>
+      (s.startsWith('/') && !s.startsWith('//') && !/[\s\x00-\x1f\x7f]/.test(s)) ||
+      isUrlWithScheme(s, ['http:', 'https:']),
+    'expected a path starting with "/" or an http(s) URL, without whitespace or control chars',
   );
 
 const redisUrl = z.string().superRefine((text, ctx) => {

@@ -1,0 +1,43 @@
+import t from 'tap';
+import { ConfigError } from '../conf/config-error.js';
+import { parseConfig } from '../conf/parse.js';
+
+/*
+ * Config values the gateway writes into answer heads verbatim (worker/uws-io.ts Head): a CR or
+ * LF in one would split the head. Regression: `login_redirect_url: "/app\r\nx-injected: yes"`
+ * passed the schema (a path only had to start with one `/`) and the login's 303 carried an
+ * `x-injected` header.
+ */
+
+const FILES = { config: '/etc/pa/config.json', routes: '/etc/pa/routes.yml' };
+
+/** The keys a config is refused for ([] when accepted). */
+function refusedKeys(extra: Record<string, unknown>): string[] {
+  try {
+    parseConfig({ secret: 's'.repeat(64), ...extra }, null, FILES);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues.map((i) => i.key);
+    throw err;
+  }
+  return [];
+}
+
+const SPLITTING = [
+  '/app\r\nx-injected: yes',
+  '/app\nx-injected: yes',
+  '/app\rx',
+  '/app\0',
+  '/app\x7f',
+  '/a pp',
+  '/app\t',
+  'https://a.test/app\r\nx-injected: yes',
+];
+
+for (const key of ['login_redirect_url', 'logout_redirect_url']) {
+  t.test(`${key}: no CR, LF, control char or blank`, async (t) => {
+    for (const value of SPLITTING)
+      t.same(refusedKeys({ [key]: value }), [key], JSON.stringify(value));
+    t.same(refusedKeys({ [key]: '/app/page?x=1&y=%0D%0A' }), [], 'percent-encoded bytes are fine');
+    t.same(refusedKeys({ [key]: 'https://a.test/bye' }), []);
+  });
+}
