@@ -73,17 +73,21 @@ const optionalText = <T extends z.ZodType<string>>(inner: T) =>
   z.preprocess((v) => (v === '' || v === null ? undefined : v), inner.optional());
 
 /**
- * A Location value, written into the answer's head verbatim: no whitespace or control char in
- * either form (isUrlWithScheme refuses them in a URL), since a CR or LF would end the Location
- * line and start a header of the config's choosing.
+ * A Location value, written into the answer's head verbatim: printable ASCII only in either
+ * form (isUrlWithScheme refuses the rest in a URL), since a CR or LF would end the Location line
+ * and start a header of the config's choosing; other bytes are percent-encoded (RFC 3986). A
+ * path may not start with `//` or `/\`: browsers read both as another host (as `login_url`).
  */
 const redirectUrl = z
   .string()
   .refine(
     (s) =>
-      (s.startsWith('/') && !s.startsWith('//') && !/[\s\x00-\x1f\x7f]/.test(s)) ||
+      (s.startsWith('/') &&
+        !s.startsWith('//') &&
+        !s.startsWith('/\\') &&
+        !/[^\x21-\x7e]/.test(s)) ||
       isUrlWithScheme(s, ['http:', 'https:']),
-    'expected a path starting with "/" or an http(s) URL, without whitespace or control chars',
+    'expected a path starting with one "/" or an http(s) URL, printable ASCII (percent-encode the rest)',
   );
 
 const redisUrl = z.string().superRefine((text, ctx) => {

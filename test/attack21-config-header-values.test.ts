@@ -22,6 +22,10 @@ function refusedKeys(extra: Record<string, unknown>): string[] {
   return [];
 }
 
+/** A value as a TAP-safe name (JSON.stringify leaves U+2028, which ends a TAP line). */
+const shown = (value: string): string =>
+  JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+
 const SPLITTING = [
   '/app\r\nx-injected: yes',
   '/app\nx-injected: yes',
@@ -35,9 +39,21 @@ const SPLITTING = [
 
 for (const key of ['login_redirect_url', 'logout_redirect_url']) {
   t.test(`${key}: no CR, LF, control char or blank`, async (t) => {
-    for (const value of SPLITTING)
-      t.same(refusedKeys({ [key]: value }), [key], JSON.stringify(value));
+    for (const value of SPLITTING) t.same(refusedKeys({ [key]: value }), [key], shown(value));
     t.same(refusedKeys({ [key]: '/app/page?x=1&y=%0D%0A' }), [], 'percent-encoded bytes are fine');
     t.same(refusedKeys({ [key]: 'https://a.test/bye' }), []);
+    // Another host through a path: `//` and `/\` (browsers read `\` as `/`); non-ASCII must be
+    // percent-encoded (RFC 3986), as `forward_auth.login_url` requires.
+    for (const value of [
+      '//evil.test',
+      '/\\evil.test',
+      '/\\/evil.test',
+      '/caf\u00e9',
+      '/\u2028x',
+    ]) {
+      t.same(refusedKeys({ [key]: value }), [key], shown(value));
+    }
+    t.same(refusedKeys({ [key]: '/a\\b' }), [], 'a backslash further in stays on this host');
+    t.same(refusedKeys({ [key]: '/caf%C3%A9' }), []);
   });
 }

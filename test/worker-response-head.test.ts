@@ -96,3 +96,31 @@ t.test('decoration: Vary, the CORS headers, then the pipeline headers, in order'
   plain.decoration(exchange({}), 'Origin');
   t.equal(written(plain).toString('latin1'), '200 OK\r\nserver: ProxyAuth', 'no CORS: no Vary');
 });
+
+t.test('a gateway value with a control char is dropped, never written', async (t) => {
+  for (const bad of [
+    '/app\r\nx-injected: yes',
+    'a\nb',
+    'a\rb',
+    'a\0b',
+    'a\x7fb',
+    'a\x1bb',
+    '\u00e9\r\n',
+  ]) {
+    const head = new Head('303 See Other');
+    head.add('location', bad);
+    head.add('x-after', 'kept');
+    t.equal(
+      written(head).toString('latin1'),
+      '303 See Other\r\nserver: ProxyAuth\r\nx-after: kept',
+      JSON.stringify(bad),
+    );
+  }
+  const tab = new Head('200 OK');
+  tab.add('x-tab', 'a\tb');
+  t.equal(
+    written(tab).toString('latin1'),
+    '200 OK\r\nserver: ProxyAuth\r\nx-tab: a\tb',
+    'HTAB is fine',
+  );
+});

@@ -403,7 +403,8 @@ function writeDecoration(ex: Exchange): void {
  * byte: a head with any char above 0x7f goes as a latin1 Buffer, and a gateway value with such
  * chars is added as its UTF-8 bytes. A value never holds CR or LF: upstream heads with control
  * bytes in a value are refused by the h1 client and undici, and the gateway's own values are
- * its constants, numbers, config values validated at load, and URLs it encodes itself.
+ * its constants, numbers, config values validated at load, and URLs it encodes itself (add()
+ * drops one that is not).
  * Exported for tests.
  */
 export class Head {
@@ -414,9 +415,19 @@ export class Head {
     this.text = `${statusLine}\r\nserver: ${SERVER_HEADER}`;
   }
 
-  /** A header of the gateway's own (written as UTF-8, as writeHeader writes a string). */
+  /**
+   * A header of the gateway's own (written as UTF-8, as writeHeader writes a string). A value
+   * with a control char (HTAB aside) is not written at all: the last defence should a config
+   * value or a bug ever bring a CR or LF here (it would start a header of its own).
+   */
   add(name: string, value: string): void {
-    if (isAscii(value)) this.text += `\r\n${name}: ${value}`;
+    let ascii = true;
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (c > 0x7f) ascii = false;
+      else if ((c < 0x20 && c !== 0x09) || c === 0x7f) return;
+    }
+    if (ascii) this.text += `\r\n${name}: ${value}`;
     else {
       this.ascii = false;
       this.text += `\r\n${name}: ${Buffer.from(value, 'utf8').toString('latin1')}`;
