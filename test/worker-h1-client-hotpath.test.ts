@@ -19,25 +19,8 @@ interface Upstream {
 }
 
 /** A raw server answering every request head with `answer`. */
-async function upstream(answer: string): Promise<Upstream> {
-  const up: Upstream = { server: createServer(), port: 0, sockets: [], heads: [] };
-  up.server.on('connection', (socket: Socket) => {
-    up.sockets.push(socket);
-    socket.on('error', () => {});
-    let buf = '';
-    socket.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      for (let end = buf.indexOf('\r\n\r\n'); end !== -1; end = buf.indexOf('\r\n\r\n')) {
-        up.heads.push(buf.slice(0, end));
-        buf = buf.slice(end + 4);
-        socket.write(answer);
-      }
-    });
-  });
-  up.server.listen(0, '127.0.0.1');
-  await once(up.server, 'listening');
-  up.port = (up.server.address() as { port: number }).port;
-  return up;
+function upstream(answer: string): Promise<Upstream> {
+  return scripted([answer]);
 }
 
 function pool(port: number, extra: Partial<H1PoolOptions> = {}): H1Pool {

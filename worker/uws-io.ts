@@ -451,6 +451,10 @@ export class Head {
     if (extra) for (const [k, v] of extra) this.add(k, v);
   }
 
+  /**
+   * Hands the head to uWS: the first write of the answer. uWS writes `200 OK` by itself before a
+   * writeHeader that comes first, and then ignores writeStatus: the whole head would be lost.
+   */
   write(res: HttpResponse): void {
     res.writeStatus(this.ascii ? this.text : Buffer.from(this.text, 'latin1'));
   }
