@@ -74,19 +74,20 @@ const optionalText = <T extends z.ZodType<string>>(inner: T) =>
 
 /**
  * A Location value, written into the answer's head verbatim: printable ASCII only in either
- * form (isUrlWithScheme refuses the rest in a URL), since a CR or LF would end the Location line
- * and start a header of the config's choosing; other bytes are percent-encoded (RFC 3986). A
- * path may not start with `//` or `/\`: browsers read both as another host (as `login_url`).
+ * form, since a CR or LF would end the Location line and start a header of the config's
+ * choosing; other bytes are percent-encoded (RFC 3986). isUrlWithScheme alone refuses only
+ * whitespace and C0 controls: a URL with U+0085 (a C1 control) or `é` passed it and went out as
+ * raw UTF-8. A path may not start with `//` or `/\`: browsers read both as another host (as
+ * `login_url`). A URL is spelled with `//` after its scheme: `https:\\evil` and `https:evil`
+ * parse here as hosts, but a browser on a page of the same scheme reads `https:evil` as a path.
  */
 const redirectUrl = z
   .string()
   .refine(
     (s) =>
-      (s.startsWith('/') &&
-        !s.startsWith('//') &&
-        !s.startsWith('/\\') &&
-        !/[^\x21-\x7e]/.test(s)) ||
-      isUrlWithScheme(s, ['http:', 'https:']),
+      !/[^\x21-\x7e]/.test(s) &&
+      ((s.startsWith('/') && !s.startsWith('//') && !s.startsWith('/\\')) ||
+        (/^https?:\/\//i.test(s) && isUrlWithScheme(s, ['http:', 'https:']))),
     'expected a path starting with one "/" or an http(s) URL, printable ASCII (percent-encode the rest)',
   );
 
