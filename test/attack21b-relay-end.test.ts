@@ -71,6 +71,10 @@ const gw: RunningGateway = await startGateway({
   - prefix: /h
     target: ${up.origin}
     secure: false
+  - prefix: /nc
+    target: ${up.origin}
+    secure: false
+    cache: false
 `,
 });
 t.teardown(async () => {
@@ -203,4 +207,23 @@ t.test('Connection: close with a paused client: the whole body, then FIN', async
   t.ok(responses[0]?.body.equals(bodyOf(60000)));
   t.ok(ended, 'FIN');
   t.equal(rest.length, 0);
+});
+
+t.test('a cache: false route: the edited head, then the body whole', async (t) => {
+  const res = await rawExchange(
+    gw.port,
+    [
+      'GET /nc/size/40000 HTTP/1.1\r\nhost: x\r\n\r\n',
+      'GET /nc/size/7 HTTP/1.1\r\nhost: x\r\n\r\n',
+    ],
+    { sequential: true },
+  );
+  t.equal(res.responses.length, 2);
+  for (const [i, size] of [40000, 7].entries()) {
+    const r = res.responses[i];
+    t.equal(r?.headers.get('cache-control')?.[0], 'no-store');
+    t.same(r?.headers.get('content-length'), [String(size)]);
+    t.ok(r?.body.equals(bodyOf(size)), `${size} B: intact`);
+  }
+  t.equal(res.rest.length, 0);
 });
