@@ -385,10 +385,19 @@ function writeDecoration(ex: Exchange): void {
   const cors = ex.cors;
   if (cors !== undefined) {
     ex.res.writeHeader('vary', 'Origin');
-    for (const [k, v] of cors) ex.res.writeHeader(k, v);
+    for (const [k, v] of cors) if (!hasControl(v)) ex.res.writeHeader(k, v);
   }
   const extra = ex.responseHeaders;
-  if (extra) for (const [k, v] of extra) ex.res.writeHeader(k, v);
+  if (extra) for (const [k, v] of extra) if (!hasControl(v)) ex.res.writeHeader(k, v);
+}
+
+/** A control char other than HTAB: such a gateway value is not written (see Head.add). */
+function hasControl(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
 }
 
 /**
@@ -421,13 +430,8 @@ export class Head {
    * value or a bug ever bring a CR or LF here (it would start a header of its own).
    */
   add(name: string, value: string): void {
-    let ascii = true;
-    for (let i = 0; i < value.length; i++) {
-      const c = value.charCodeAt(i);
-      if (c > 0x7f) ascii = false;
-      else if ((c < 0x20 && c !== 0x09) || c === 0x7f) return;
-    }
-    if (ascii) this.text += `\r\n${name}: ${value}`;
+    if (hasControl(value)) return;
+    if (isAscii(value)) this.text += `\r\n${name}: ${value}`;
     else {
       this.ascii = false;
       this.text += `\r\n${name}: ${Buffer.from(value, 'utf8').toString('latin1')}`;
