@@ -261,6 +261,8 @@ const cases: Case[] = [
 interface Live {
   status: number;
   body: string;
+  /** The answer's header lines as sent, names lower-cased, in order. */
+  headers: [string, string][];
 }
 
 function live(c: Case): Promise<Live> {
@@ -293,7 +295,11 @@ function live(c: Case): Promise<Live> {
         res.on('data', (d: string) => {
           body += d;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        const lines: [string, string][] = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) {
+          lines.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
+        }
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: lines }));
       },
     );
     req.on('error', reject);
@@ -360,6 +366,13 @@ for (const c of cases) {
     t.same({ status: got.status, code: body.error }, c.expect, 'live verdict');
     t.same({ status: e.answer.status, code: e.answer.code }, c.expect, 'explain verdict');
     t.equal(e.answer.body, got.body, 'explain shows the body the edge sent, byte for byte');
+    // And its head: every header the edge wrote itself (uWS adds date and content-length).
+    const own = got.headers.filter(([name]) => name !== 'date' && name !== 'content-length');
+    t.same(
+      e.answer.headers.map(([name, value]) => [name.toLowerCase(), value]),
+      own,
+      'explain shows the headers the edge sent',
+    );
   });
 }
 

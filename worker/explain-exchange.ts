@@ -11,6 +11,7 @@ import type {
   RecognizedString,
   us_socket_context_t,
 } from 'uWebSockets.js';
+import { parseIpAddress } from '../shared/ip-match.js';
 
 /** A copy of what uWS would be given (a string is sent as UTF-8, as uWS does). */
 function bytesOf(value: RecognizedString): Buffer {
@@ -141,8 +142,17 @@ export class RecordingResponse implements HttpResponse {
     this.#schedule();
   }
 
+  /**
+   * The edge hands uWS its whole head in this one call (worker/uws-io.ts Head): the status line,
+   * then `name: value` lines joined by CRLF. It is read back into the status and the headers.
+   */
   writeStatus(status: RecognizedString): HttpResponse {
-    this.#status = text(status);
+    const lines = text(status).split('\r\n');
+    this.#status = lines[0]!;
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon > 0) this.#headers.push([line.slice(0, colon), line.slice(colon + 1).trim()]);
+    }
     return this;
   }
 
@@ -199,8 +209,10 @@ export class RecordingResponse implements HttpResponse {
     return this;
   }
 
+  /** The address as uWS gives it: 16 bytes (IPv4 as IPv4-mapped IPv6); none if not an address. */
   getRemoteAddress(): ArrayBuffer {
-    return new ArrayBuffer(0);
+    const bytes = parseIpAddress(this.#ip);
+    return bytes === null ? new ArrayBuffer(0) : bytes.slice().buffer;
   }
 
   getRemoteAddressAsText(): ArrayBuffer {
