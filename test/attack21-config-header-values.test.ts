@@ -1,6 +1,5 @@
 import t from 'tap';
-import { ConfigError } from '../conf/config-error.js';
-import { parseConfig } from '../conf/parse.js';
+import { refusedKeys } from './helpers/config-refusals.js';
 
 /*
  * Config values the gateway writes into answer heads verbatim (worker/uws-io.ts Head): a CR or
@@ -8,19 +7,6 @@ import { parseConfig } from '../conf/parse.js';
  * passed the schema (a path only had to start with one `/`) and the login's 303 carried an
  * `x-injected` header.
  */
-
-const FILES = { config: '/etc/pa/config.json', routes: '/etc/pa/routes.yml' };
-
-/** The keys a config is refused for ([] when accepted). */
-function refusedKeys(extra: Record<string, unknown>): string[] {
-  try {
-    parseConfig({ secret: 's'.repeat(64), ...extra }, null, FILES);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues.map((i) => i.key);
-    throw err;
-  }
-  return [];
-}
 
 /** A value as a TAP-safe name (JSON.stringify leaves U+2028, which ends a TAP line). */
 const shown = (value: string): string =>

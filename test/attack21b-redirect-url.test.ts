@@ -1,6 +1,5 @@
 import t from 'tap';
-import { ConfigError } from '../conf/config-error.js';
-import { parseConfig } from '../conf/parse.js';
+import { refusedKeys } from './helpers/config-refusals.js';
 
 /*
  * login_redirect_url / logout_redirect_url in their URL form (conf/config-schema.ts
@@ -11,19 +10,6 @@ import { parseConfig } from '../conf/parse.js';
  * `https:evil.test` / `https:\\evil.test` passed: the URL parser reads a host, a browser on an
  * https page reads the first as a path of the current site.
  */
-
-const FILES = { config: '/etc/pa/config.json', routes: '/etc/pa/routes.yml' };
-
-/** The keys a config is refused for ([] when accepted). */
-function refusedKeys(extra: Record<string, unknown>): string[] {
-  try {
-    parseConfig({ secret: 's'.repeat(64), ...extra }, null, FILES);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues.map((i) => i.key);
-    throw err;
-  }
-  return [];
-}
 
 const shown = (value: string): string =>
   JSON.stringify(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
