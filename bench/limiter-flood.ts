@@ -27,7 +27,7 @@ function heapMiB(): number {
 }
 
 function address(i: number): string {
-  return `i:10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}|${i >> 24}`;
+  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}|${i >> 24}`;
 }
 
 /** The supervisor's table alone, on a simulated clock: 100,000 new clients per second. */
@@ -49,7 +49,7 @@ function floodAuthority(clients: number) {
   const started = process.cpuUsage();
   for (let i = 0; i < clients; i++) {
     now = i / 100;
-    const key = `proxy|10|5|0 ${address(i)}`;
+    const key = `proxy|10|5|0 i:${address(i)}`;
     // As an edge does: the lease is spent and reported at once.
     const [g] = authority.take([{ key, ...policy, want: 1 }]);
     authority.settle([{ key, spent: 1, unspent: g!.granted - 1, ageMs: 0 }]);
@@ -84,7 +84,7 @@ function fullTable() {
   const policy = { rps: 1 / 86_400, burst: 5, blockMs: 0 };
   const before = heapMiB();
   for (let i = 0; i < DEFAULT_MAX_CLIENTS; i++) {
-    authority.take([{ key: `proxy|1.16e-5|5|0 ${address(i)}`, ...policy, want: 1 }]);
+    authority.take([{ key: `proxy|1.16e-5|5|0 i:${address(i)}`, ...policy, want: 1 }]);
   }
   const held = heapMiB() - before;
   return { buckets: authority.size, heldMiB: held, bytesEach: (held * 2 ** 20) / authority.size };
@@ -108,7 +108,7 @@ async function floodEdge(clients: number) {
     let admitted = 0;
     for (let i = 0; i < 10; i++) {
       try {
-        await limiter.admit(policy, 'i:192.0.2.1', ex());
+        await limiter.admit(policy, 'i', '192.0.2.1', ex());
         admitted++;
       } catch {}
     }
@@ -121,7 +121,7 @@ async function floodEdge(clients: number) {
   const started = performance.now();
   for (let i = 0; i < clients; i += 1000) {
     await Promise.allSettled(
-      Array.from({ length: 1000 }, (_, j) => limiter.admit(policy, address(i + j), ex())),
+      Array.from({ length: 1000 }, (_, j) => limiter.admit(policy, 'i', address(i + j), ex())),
     );
     largest = Math.max(largest, limiter.size);
     if (i % 50_000 === 0) hogAdmitted += await hogAdmits();

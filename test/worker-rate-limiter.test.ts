@@ -48,7 +48,9 @@ const ex = () => ({ responseHeaders: undefined }) as unknown as Exchange;
 /** Admits one request; 'ok', or the refusal's code. */
 async function admit(limiter: RateLimiter, policy: LimitPolicy, client: string, e = ex()) {
   try {
-    await limiter.admit(policy, client, e);
+    // 'u:alice' is user alice, 'i:10.0.0.1' an address; a bare name is an address.
+    if (client[1] === ':') await limiter.admit(policy, client[0] as 'u' | 'i', client.slice(2), e);
+    else await limiter.admit(policy, 'i', client, e);
     return 'ok';
   } catch (err) {
     if (err instanceof GatewayError) return err.code;
@@ -101,14 +103,75 @@ t.test('a lease is spent without asking; a refusal is remembered without asking'
   t.equal(await admit(limiter, big, 'u:alice'), 'ok');
   const asks = sent.filter((m) => m.type === 'rate-take').length;
   for (let i = 0; i < 200; i++)
-    t.equal(limiter.admit(big, 'u:alice', ex()), undefined, 'synchronous');
+    t.equal(limiter.admit(big, 'u', 'alice', ex()), undefined, 'synchronous');
   t.equal(sent.filter((m) => m.type === 'rate-take').length, asks, 'no ask for 200 requests');
-  const tight = compilePolicy('proxy', { requests_per_second: 1, burst: 0, block_delay: 0 })!;
+  const tight = compilePolicy('proxy', {
+    requests_per_second: 1 / 86_400,
+    burst: 0,
+    block_delay: 0,
+  })!;
   t.equal(await admit(limiter, tight, 'u:bob'), 'ok');
   t.equal(await admit(limiter, tight, 'u:bob'), 'RATE_LIMITED');
   const before = sent.length;
-  t.throws(() => limiter.admit(tight, 'u:bob', ex()), { code: 'RATE_LIMITED' }, 'refused at once');
+  t.throws(
+    () => limiter.admit(tight, 'u', 'bob', ex()),
+    { code: 'RATE_LIMITED' },
+    'refused at once',
+  );
   t.equal(sent.length, before, 'without asking');
+});
+
+t.test('users and addresses have their own budgets; the supervisor keys name both', async (t) => {
+  const tight = compilePolicy('proxy', {
+    requests_per_second: 1 / 86_400,
+    burst: 0,
+    block_delay: 0,
+  })!;
+  const { limiters, sent } = node(1);
+  const limiter = limiters[0]!;
+  t.equal(await admit(limiter, tight, 'u:x'), 'ok');
+  t.equal(await admit(limiter, tight, 'i:x'), 'ok', 'address x is not user x');
+  t.equal(await admit(limiter, tight, 'u:x'), 'RATE_LIMITED');
+  t.equal(await admit(limiter, tight, 'i:x'), 'RATE_LIMITED');
+  const other = compilePolicy('proxy', { requests_per_second: 2, burst: 0, block_delay: 0 })!;
+  t.equal(await admit(limiter, other, 'u:x'), 'ok', 'another policy, another budget');
+  const keys = sent.flatMap((m) => (m.type === 'rate-take' ? m.items.map((i) => i.key) : []));
+  t.same(
+    [...new Set(keys)].sort(),
+    [`${tight.id} u:x`, `${tight.id} i:x`, `${other.id} u:x`].sort(),
+    'keys as the supervisor knows them',
+  );
+  t.equal(limiter.size, 3);
+  t.equal(limiter.policies, 2);
+  limiter.sweep(Number.POSITIVE_INFINITY);
+  t.equal(limiter.size, 0, 'swept');
+  t.equal(limiter.policies, 0, 'no table left for a policy without leases (reloads)');
+  t.equal(
+    await admit(limiter, tight, 'u:x'),
+    'RATE_LIMITED',
+    'forgetting a lease lets nobody through: the supervisor decides',
+  );
+  t.equal(await admit(limiter, tight, 'u:y'), 'ok');
+  t.equal(limiter.policies, 1);
+});
+
+t.test('the RateLimit header follows every spend', async (t) => {
+  const p = compilePolicy('proxy', { requests_per_second: 1, burst: 3, block_delay: 0 })!;
+  const { limiters } = node(1);
+  const values: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const e = ex();
+    values.push(
+      (await admit(limiters[0]!, p, 'u:h', e)) === 'ok' ? e.responseHeaders![0]![1] : 'refused',
+    );
+  }
+  t.same(values, [
+    '"proxy";r=3;t=1',
+    '"proxy";r=2;t=2',
+    '"proxy";r=1;t=3',
+    '"proxy";r=0;t=4',
+    'refused',
+  ]);
 });
 
 t.test('asks made in one turn travel in one message', async (t) => {
@@ -135,7 +198,7 @@ t.test(
     t.same(e.responseHeaders, [['ratelimit', '"route";r=1;t=1']], 'the policy goes with refusals');
     await admit(limiters[0]!, tight, 'i:a');
     try {
-      await limiters[0]!.admit(tight, 'i:a', ex());
+      await limiters[0]!.admit(tight, 'i', 'a', ex());
       t.fail('admitted');
     } catch (err) {
       const e = err as GatewayError;
@@ -187,7 +250,12 @@ t.test('the lease table is bounded; evicting a lease lets nobody through', async
     return true;
   });
   const limiter = new RateLimiter(link, memoryLog(), 100);
-  const tight = compilePolicy('proxy', { requests_per_second: 1, burst: 0, block_delay: 0 })!;
+  // One request a day: no refill during the 500 admissions, however slow the machine.
+  const tight = compilePolicy('proxy', {
+    requests_per_second: 1 / 86_400,
+    burst: 0,
+    block_delay: 0,
+  })!;
   await admit(limiter, tight, 'hog');
   t.equal(await admit(limiter, tight, 'hog'), 'RATE_LIMITED');
   for (let i = 0; i < 500; i++) await admit(limiter, tight, `c${i}`);
@@ -238,7 +306,7 @@ t.test('a block started on one edge holds on the other, for its whole length', a
   await new Promise((r) => setImmediate(r));
   for (const limiter of limiters) {
     try {
-      await limiter.admit(p, 'b', ex());
+      await limiter.admit(p, 'i', 'b', ex());
       t.fail('admitted during the block');
     } catch (err) {
       t.ok((err as GatewayError).after! >= 4, 'refused for the block, on this edge too');

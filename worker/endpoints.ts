@@ -62,7 +62,7 @@ function authLimit(config: Config): Step[] {
   if (policy === undefined) return [];
   const prefix = config.client_ipv6_prefix;
   return [
-    (ctx) => ctx.services.limiter.admit(policy, `i:${addressKey(ctx.clientIp, prefix)}`, ctx.ex),
+    (ctx) => ctx.services.limiter.admit(policy, 'i', addressKey(ctx.clientIp, prefix), ctx.ex),
   ];
 }
 

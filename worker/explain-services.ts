@@ -15,7 +15,7 @@ import { keyState, type Store } from '../shared/store.js';
 import { deriveTokenKeys } from '../shared/token-keys.js';
 import type { EdgeServices } from './edge-services.js';
 import { ReadinessProbe } from './health-endpoints.js';
-import { type LimitPolicy, RateLimiter } from './rate-limiter.js';
+import { type ClientKind, type LimitPolicy, RateLimiter } from './rate-limiter.js';
 import { RevocationSet } from './revocation-set.js';
 import { SessionCache } from './session-cache.js';
 import { SupervisorLink } from './supervisor-link.js';
@@ -52,8 +52,8 @@ export class RecordingLogger implements Logger {
 export class NonSpendingLimiter extends RateLimiter {
   readonly asked: { policy: LimitPolicy; client: string }[] = [];
 
-  override admit(policy: LimitPolicy, client: string, _ex: Exchange): undefined {
-    this.asked.push({ policy, client });
+  override admit(policy: LimitPolicy, kind: ClientKind, name: string, _ex: Exchange): undefined {
+    this.asked.push({ policy, client: `${kind}:${name}` });
     return undefined;
   }
 }

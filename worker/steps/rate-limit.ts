@@ -22,9 +22,9 @@ export const rateLimit: RouteFeature = {
     const prefix = build.config.client_ipv6_prefix;
     build.step((ctx) => {
       const user = ctx.user;
-      const client =
-        user === undefined ? `i:${addressKey(ctx.clientIp, prefix)}` : `u:${user.name}`;
-      return ctx.services.limiter.admit(policy, client, ctx.ex);
+      return user === undefined
+        ? ctx.services.limiter.admit(policy, 'i', addressKey(ctx.clientIp, prefix), ctx.ex)
+        : ctx.services.limiter.admit(policy, 'u', user.name, ctx.ex);
     });
   },
 };
