@@ -7,7 +7,12 @@ import t, { type Test } from 'tap';
 import type { EdgeAsk, EdgeEvent, RevocationChange } from '../shared/ipc.js';
 import { createLogger } from '../shared/log.js';
 import { openStore } from '../shared/store.js';
-import { type KeeperFleet, StoreKeeper } from '../supervisor/store-keeper.js';
+import {
+  type KeeperFleet,
+  StoreKeeper,
+  TOKEN_BATCH_MAX,
+  TOKEN_BATCH_MS,
+} from '../supervisor/store-keeper.js';
 
 async function setup(t: Test, now: () => number = () => Math.floor(Date.now() / 1000)) {
   const dir = await mkdtemp(join(tmpdir(), 'proxyauth-keeper-'));
@@ -32,13 +37,27 @@ async function setup(t: Test, now: () => number = () => Math.floor(Date.now() / 
       return [];
     }) as unknown as KeeperFleet['broadcast'],
   };
-  const keeper = new StoreKeeper(store, fleet, createLogger('test'), now);
+  // Every recordTokens call, with the number of records it wrote.
+  const commits: number[] = [];
+  const recordTokens = store.recordTokens.bind(store);
+  store.recordTokens = (records) => {
+    commits.push(records.length);
+    return recordTokens(records);
+  };
+  const lines: string[] = [];
+  const log = createLogger('test');
+  const error = log.error.bind(log);
+  log.error = (msg, fields) => {
+    lines.push(msg);
+    error(msg, fields);
+  };
+  const keeper = new StoreKeeper(store, fleet, log, now);
   keeper.start();
   t.teardown(async () => {
     await keeper.close().catch(() => {});
     await rm(dir, { recursive: true, force: true });
   });
-  return { store, keeper, sent, handlers, asks, stored: () => stored };
+  return { store, keeper, sent, handlers, asks, commits, lines, stored: () => stored };
 }
 
 const ID = 'BBBBBBBBBBBBBBBBBBBBBB';
@@ -137,4 +156,63 @@ t.test('what is stored: never shorter, not-before forward, ended lifts find noth
   const count = sent.length;
   t.equal((await keeper.change({ op: 'lift-token', tokenId: ending.tokenId })).changed, false);
   t.equal(sent.length, count, 'the edges are not told');
+});
+
+/** A valid record of token number `i`. */
+function record(i: number) {
+  return { tokenId: `A${String(i).padStart(21, 'B')}`, user: 'u', iat: 100, exp: 2e9 };
+}
+
+t.test('issued tokens are written in batches: one commit per window', async (t) => {
+  const { store, handlers, commits } = await setup(t);
+  const issued = handlers.get('token-issued')!;
+  const started = performance.now();
+  for (let i = 0; i < 5; i++) issued({ type: 'token-issued', token: record(i) });
+  t.same(commits, [], 'nothing written at once');
+  while (commits.length === 0) await new Promise((r) => setTimeout(r, 5));
+  t.ok(performance.now() - started >= TOKEN_BATCH_MS - 2, 'written after the window');
+  t.same(commits, [5], 'five records, one commit');
+  await new Promise((r) => setTimeout(r, 20));
+  store.refresh();
+  for (let i = 0; i < 5; i++) t.same(store.getToken(record(i).tokenId), record(i));
+  issued({ type: 'token-issued', token: record(9) });
+  await new Promise((r) => setTimeout(r, TOKEN_BATCH_MS * 3));
+  t.same(commits, [5, 1], 'a later token starts a new window');
+});
+
+t.test('a full batch is written at once', async (t) => {
+  const { handlers, commits } = await setup(t);
+  const issued = handlers.get('token-issued')!;
+  for (let i = 0; i < TOKEN_BATCH_MAX + 3; i++) issued({ type: 'token-issued', token: record(i) });
+  t.same(commits, [TOKEN_BATCH_MAX], 'the bound, without waiting');
+  await new Promise((r) => setTimeout(r, TOKEN_BATCH_MS * 3));
+  t.same(commits, [TOKEN_BATCH_MAX, 3], 'the rest after the window');
+});
+
+t.test('close() writes the tokens still waiting for their window', async (t) => {
+  const { store, keeper, handlers, commits } = await setup(t);
+  const path = store.path;
+  handlers.get('token-issued')!({ type: 'token-issued', token: record(1) });
+  await keeper.close();
+  t.same(commits, [1]);
+  const dir = path.slice(0, path.lastIndexOf('/'));
+  const again = openStore(dir, { readOnly: true });
+  t.same(again.getToken(record(1).tokenId), record(1), 'durable after close');
+  await again.close();
+});
+
+t.test('an invalid record is refused alone: the others of its batch are written', async (t) => {
+  const { store, handlers, commits, lines } = await setup(t);
+  const issued = handlers.get('token-issued')!;
+  issued({ type: 'token-issued', token: record(1) });
+  issued({ type: 'token-issued', token: { ...record(2), tokenId: '' } });
+  issued({ type: 'token-issued', token: { ...record(3), exp: Number.NaN } });
+  issued({ type: 'token-issued', token: record(4) });
+  while (commits.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(commits, [2]);
+  store.refresh();
+  t.same(store.getToken(record(1).tokenId), record(1));
+  t.same(store.getToken(record(4).tokenId), record(4));
+  t.equal(lines.filter((l) => l.includes('issued token record is invalid')).length, 2, 'logged');
 });
