@@ -53,7 +53,8 @@ const POLL_MS = 25;
 /**
  * Signals every pid (each started with {@link heapReportArgs}`(dir)`), waits up to `timeoutMs`
  * for their reports, and returns each one's heap keyed by pid; a pid whose report did not come
- * (gone, or too busy) is left out. Reports are deleted once read: they hold the environment.
+ * (gone, or paused) is left out, and its late report is dropped by the next call. Reports are
+ * deleted once read: they hold the environment.
  * The edges are signalled together, so each pauses once, for the few ms a report takes.
  */
 export async function edgesHeap(
@@ -61,6 +62,8 @@ export async function edgesHeap(
   dir: string,
   timeoutMs = 5000,
 ): Promise<Record<string, EdgeHeap>> {
+  // A report that came after an earlier call gave up (the edge was paused) is stale: drop it.
+  for (const [, file] of await reportFiles(dir, new Set(pids))) await unlink(file);
   const pending = new Set<number>();
   for (const pid of pids) {
     try {

@@ -23,6 +23,14 @@ export interface SoakSummary {
   readonly endHeap: HeapTotals;
   readonly heapUsedGrowthPercent: number;
   readonly heapTotalGrowthPercent: number;
+  /**
+   * Least-squares slopes over every interval, per minute: one interval's heap used swings by
+   * several MiB with the GC's timing (measured: 41-63 MiB over an 8-minute soak of a flat heap),
+   * so the trend says more than start against end.
+   */
+  readonly rssTrendKiBPerMin: number;
+  readonly heapUsedTrendBytesPerMin: number;
+  readonly heapTotalTrendBytesPerMin: number;
   /** True when some interval lacks an edge's heap (its report did not come in time). */
   readonly heapMissing: boolean;
   readonly startP99Ms: number;
@@ -69,6 +77,21 @@ export function growthPercent(start: number, end: number): number {
   return start === 0 ? 0 : ((end - start) / start) * 100;
 }
 
+/** Least-squares slope of `value` over `sec`, per minute; 0 with fewer than two points. */
+export function slopePerMinute(points: readonly { sec: number; value: number }[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const meanX = points.reduce((a, p) => a + p.sec, 0) / n;
+  const meanY = points.reduce((a, p) => a + p.value, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (const { sec, value } of points) {
+    sxy += (sec - meanX) * (value - meanY);
+    sxx += (sec - meanX) ** 2;
+  }
+  return sxx === 0 ? 0 : (sxy / sxx) * 60;
+}
+
 /** Start vs end of a soak; undefined without a sample. */
 export function summarizeSoak(samples: readonly SoakSample[]): SoakSummary | undefined {
   const first = samples[0];
@@ -86,12 +109,19 @@ export function summarizeSoak(samples: readonly SoakSample[]): SoakSummary | und
     endHeap,
     heapUsedGrowthPercent: growthPercent(startHeap.usedBytes, endHeap.usedBytes),
     heapTotalGrowthPercent: growthPercent(startHeap.totalBytes, endHeap.totalBytes),
+    rssTrendKiBPerMin: trend(samples, totalRssKiB),
+    heapUsedTrendBytesPerMin: trend(samples, (s) => totalHeap(s).usedBytes),
+    heapTotalTrendBytesPerMin: trend(samples, (s) => totalHeap(s).totalBytes),
     heapMissing: samples.some((s) => heapPids(s) !== pids(s)),
     startP99Ms: first.latencyP99Ms,
     endP99Ms: last.latencyP99Ms,
     p99GrowthPercent: growthPercent(first.latencyP99Ms, last.latencyP99Ms),
     edgesChanged: samples.some((s) => pids(s) !== pids(first)),
   };
+}
+
+function trend(samples: readonly SoakSample[], value: (s: SoakSample) => number): number {
+  return slopePerMinute(samples.map((s) => ({ sec: s.elapsedSec, value: value(s) })));
 }
 
 /** The soak's lines in the human report: one row per interval, then start vs end. */
@@ -109,6 +139,8 @@ export function renderSoak(soak: SoakReport): string[] {
             `JS heap used ${mibOfBytes(sum.startHeap.usedBytes)} → ${mibOfBytes(sum.endHeap.usedBytes)} MiB (${signed(sum.heapUsedGrowthPercent)}), ` +
             `heap total ${mibOfBytes(sum.startHeap.totalBytes)} → ${mibOfBytes(sum.endHeap.totalBytes)} MiB (${signed(sum.heapTotalGrowthPercent)}), ` +
             `p99 ${sum.startP99Ms.toFixed(2)} → ${sum.endP99Ms.toFixed(2)} ms (${signed(sum.p99GrowthPercent)})`,
+          `trend over every interval (least squares): edges' RSS ${signedMiB(sum.rssTrendKiBPerMin * 1024)}/min, ` +
+            `JS heap used ${signedMiB(sum.heapUsedTrendBytesPerMin)}/min, heap total ${signedMiB(sum.heapTotalTrendBytesPerMin)}/min`,
           ...(sum.edgesChanged
             ? ['an edge restarted during the soak: its memory started over']
             : []),
@@ -135,6 +167,10 @@ function mib(kib: number): string {
 
 function mibOfBytes(bytes: number): string {
   return (bytes / 1024 / 1024).toFixed(1);
+}
+
+function signedMiB(bytes: number): string {
+  return `${bytes >= 0 ? '+' : ''}${(bytes / 1024 / 1024).toFixed(2)} MiB`;
 }
 
 function signed(percent: number): string {

@@ -170,6 +170,9 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     endHeap: { usedBytes: 28_160_000, totalBytes: 56_320_000, externalBytes: 2 << 20 },
     heapUsedGrowthPercent: 10,
     heapTotalGrowthPercent: 10,
+    rssTrendKiBPerMin: 10_000,
+    heapUsedTrendBytesPerMin: 2_560_000,
+    heapTotalTrendBytesPerMin: 5_120_000,
     heapMissing: false,
     startP99Ms: 4,
     endP99Ms: 5,
@@ -192,6 +195,10 @@ t.test('soak growth: first interval against the last, summed over the edges', as
   t.match(
     text,
     /RSS 97\.7 → 107\.4 MiB \(\+10\.0%\), JS heap used 24\.4 → 26\.9 MiB \(\+10\.0%\), heap total 48\.8 → 53\.7 MiB \(\+10\.0%\), p99 4\.00 → 5\.00 ms \(\+25\.0%\)/,
+  );
+  t.match(
+    text,
+    /trend over every interval \(least squares\): edges' RSS \+9\.77 MiB\/min, JS heap used \+2\.44 MiB\/min, heap total \+4\.88 MiB\/min/,
   );
   t.notMatch(text, /heap report did not come/);
 });

@@ -2,11 +2,12 @@
 // flags is signalled and its report read; no gateway and no load.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { edgesHeap, heapReportArgs, parseHeapReport } from '../bench/edge-heap.js';
 import { edgesMemoryLine } from '../bench/soak.js';
-import { type SoakSample, summarizeSoak } from '../bench/soak-report.js';
+import { type SoakSample, slopePerMinute, summarizeSoak } from '../bench/soak-report.js';
 
 /** A node process that holds `holdMiB` of numbers in its heap and waits, with the report flags. */
 async function holder(t: Test, dir: string, holdMiB: number) {
@@ -36,6 +37,13 @@ t.test('a signalled process reports its heap, and the report is removed', async 
   t.ok(s.usedBytes > 1 << 20 && s.usedBytes <= s.totalBytes, 'used within total');
   t.ok(b.usedBytes - s.usedBytes > 16 << 20, `the held array shows (${b.usedBytes - s.usedBytes})`);
   t.same(readdirSync(dir), [], 'reports deleted once read');
+  const stale = join(dir, `report.20200101.000000.${small}.0.001.json`);
+  writeFileSync(
+    stale,
+    JSON.stringify({ javascriptHeap: { usedMemory: 1, totalMemory: 2, externalMemory: 0 } }),
+  );
+  t.not((await edgesHeap([small], dir))[String(small)]?.usedBytes, 1, 'a late report is not read');
+  t.same(readdirSync(dir), [], 'and is deleted');
   const again = await edgesHeap([small], dir);
   t.ok(again[String(small)], 'a second report is read too');
 });
@@ -101,4 +109,14 @@ t.test('soak lines and summary carry the heap; a missing heap is flagged', async
   t.equal(summary?.heapTotalGrowthPercent, 0);
   t.equal(summary?.heapMissing, true);
   t.equal(summarizeSoak([first, last])?.heapMissing, false);
+});
+
+t.test('the trend is the least-squares slope per minute, not start against end', async (t) => {
+  const line = [0, 1, 2, 3].map((i) => ({ sec: 30 * i, value: 10 + i }));
+  t.equal(slopePerMinute(line), 2, '+1 per 30 s');
+  // A noisy flat series that ends high: start vs end says +20%, the trend about nothing.
+  const noisy = [10, 13, 7, 12, 8, 11, 9, 12].map((value, i) => ({ sec: 30 * i, value }));
+  t.ok(Math.abs(slopePerMinute(noisy)) < 0.1, `flat (${slopePerMinute(noisy)})`);
+  t.equal(slopePerMinute(line.slice(0, 1)), 0);
+  t.equal(slopePerMinute([]), 0);
 });
