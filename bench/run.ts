@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 import { BenchError } from './bench-error.js';
 import { CleanupStack } from './cleanup-stack.js';
+import { heapReportArgs } from './edge-heap.js';
 import { fastifyPeerMissing } from './fastify.js';
 import { startFloor } from './floor.js';
 import { BENCH_USER, startGateway } from './gateway.js';
@@ -94,13 +95,15 @@ async function main(
     fastifyMissing: uses(entries, 'fastify-jwt') ? await fastifyPeerMissing() : undefined,
   };
 
-  const services = await startServices(entries, peers, options.baseline, cleanup);
+  const heapReportDir = soak ? await tempDir('proxyauth-soak-heap-', cleanup) : undefined;
+  const gatewayArgs = heapReportDir === undefined ? [] : heapReportArgs(heapReportDir);
+  const services = await startServices(entries, peers, options.baseline, cleanup, gatewayArgs);
   await verifyAll(entries, services);
   const ctx: LoadContext = { tool, options, signal };
   const active = () => entries.filter((e) => e.record.status === 'ok');
   const soakEntry = soak ? active()[0] : undefined;
   const soakReport =
-    soakEntry?.target === undefined
+    soakEntry?.target === undefined || heapReportDir === undefined
       ? undefined
       : await runSoak({
           scenario: soakEntry.scenario,
@@ -108,6 +111,7 @@ async function main(
           tool,
           options,
           signal,
+          heapReportDir,
         });
   if (!soak && options.warmupSec > 0) await warmUp(active(), ctx);
   for (let round = 1; !soak && round <= options.runs; round++) {
@@ -175,16 +179,26 @@ function markNotRun(
   }
 }
 
-/** The upstream is required; a proxy that cannot start only fails its own scenarios. */
+/** A new directory under the system's temp dir, removed at cleanup. */
+async function tempDir(prefix: string, cleanup: CleanupStack): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanup.add('remove temp dir', () => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * The upstream is required; a proxy that cannot start only fails its own scenarios.
+ * `gatewayArgs`: node flags of the plain `gateway` service (`--soak`: heap reports on a signal).
+ */
 async function startServices(
   entries: readonly Entry[],
   peers: Peers,
   baselineRoot: string | undefined,
   cleanup: CleanupStack,
+  gatewayArgs: readonly string[],
 ): Promise<Services> {
   const { nginx } = peers;
-  const dir = await mkdtemp(join(tmpdir(), 'proxyauth-bench-'));
-  cleanup.add('remove temp dir', () => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir('proxyauth-bench-', cleanup);
   const upstream = await startUpstream(cleanup);
   const upstreamPort = Number(new URL(upstream.baseUrl).port);
   const services: Services = { upstream };
@@ -197,7 +211,9 @@ async function startServices(
       continue;
     }
     services[name] = await tryStart(entries, name, () =>
-      startGateway(name, cli, join(dir, name), upstreamPort, PROXY_PROCESSES, cleanup),
+      startGateway(name, cli, join(dir, name), upstreamPort, PROXY_PROCESSES, cleanup, {
+        nodeArgs: name === 'gateway' ? gatewayArgs : [],
+      }),
     );
   }
   for (const { service: name, features, instances } of FEATURED_GATEWAYS) {

@@ -1,9 +1,13 @@
+import type { EdgeHeap } from './edge-heap.js';
+
 /** One soak interval: a back-to-back load run, then the edges' memory right after it. */
 export interface SoakSample {
   /** Seconds since the soak's first interval started (the warm-up excluded). */
   readonly elapsedSec: number;
   /** Resident memory of each edge (children of the supervisor), in KiB, keyed by pid. */
   readonly edgesRssKiB: Readonly<Record<string, number>>;
+  /** The JS heap of each edge's main thread, keyed by pid; an edge whose report was late is absent. */
+  readonly edgesHeap: Readonly<Record<string, EdgeHeap>>;
   readonly requestsPerSec: number;
   readonly latencyP99Ms: number;
 }
@@ -14,6 +18,21 @@ export interface SoakSummary {
   readonly endRssKiB: number;
   /** (end - start) / start, in percent, of the edges' summed RSS. */
   readonly rssGrowthPercent: number;
+  /** The edges' summed JS heap, used and total bytes, first and last interval. */
+  readonly startHeap: HeapTotals;
+  readonly endHeap: HeapTotals;
+  readonly heapUsedGrowthPercent: number;
+  readonly heapTotalGrowthPercent: number;
+  /**
+   * Least-squares slopes over every interval, per minute: one interval's heap used swings by
+   * several MiB with the GC's timing (measured: 41-63 MiB over an 8-minute soak of a flat heap),
+   * so the trend says more than start against end.
+   */
+  readonly rssTrendKiBPerMin: number;
+  readonly heapUsedTrendBytesPerMin: number;
+  readonly heapTotalTrendBytesPerMin: number;
+  /** True when some interval lacks an edge's heap (its report did not come in time). */
+  readonly heapMissing: boolean;
   readonly startP99Ms: number;
   readonly endP99Ms: number;
   readonly p99GrowthPercent: number;
@@ -35,9 +54,42 @@ export function totalRssKiB(sample: SoakSample): number {
   return Object.values(sample.edgesRssKiB).reduce((a, b) => a + b, 0);
 }
 
+/** The edges' summed heap figures in one sample. */
+export interface HeapTotals {
+  readonly usedBytes: number;
+  readonly totalBytes: number;
+  readonly externalBytes: number;
+}
+
+/** Sum of the edges' heap figures in one sample. */
+export function totalHeap(sample: SoakSample): HeapTotals {
+  const heaps = Object.values(sample.edgesHeap);
+  const sum = (key: keyof EdgeHeap) => heaps.reduce((a, h) => a + h[key], 0);
+  return {
+    usedBytes: sum('usedBytes'),
+    totalBytes: sum('totalBytes'),
+    externalBytes: sum('externalBytes'),
+  };
+}
+
 /** Growth from `start` to `end` in percent; 0 when start is 0. */
 export function growthPercent(start: number, end: number): number {
   return start === 0 ? 0 : ((end - start) / start) * 100;
+}
+
+/** Least-squares slope of `value` over `sec`, per minute; 0 with fewer than two points. */
+export function slopePerMinute(points: readonly { sec: number; value: number }[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const meanX = points.reduce((a, p) => a + p.sec, 0) / n;
+  const meanY = points.reduce((a, p) => a + p.value, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (const { sec, value } of points) {
+    sxy += (sec - meanX) * (value - meanY);
+    sxx += (sec - meanX) ** 2;
+  }
+  return sxx === 0 ? 0 : (sxy / sxx) * 60;
 }
 
 /** Start vs end of a soak; undefined without a sample. */
@@ -46,11 +98,21 @@ export function summarizeSoak(samples: readonly SoakSample[]): SoakSummary | und
   const last = samples.at(-1);
   if (first === undefined || last === undefined) return undefined;
   const [startRssKiB, endRssKiB] = [totalRssKiB(first), totalRssKiB(last)];
+  const [startHeap, endHeap] = [totalHeap(first), totalHeap(last)];
   const pids = (s: SoakSample) => Object.keys(s.edgesRssKiB).sort().join(',');
+  const heapPids = (s: SoakSample) => Object.keys(s.edgesHeap).sort().join(',');
   return {
     startRssKiB,
     endRssKiB,
     rssGrowthPercent: growthPercent(startRssKiB, endRssKiB),
+    startHeap,
+    endHeap,
+    heapUsedGrowthPercent: growthPercent(startHeap.usedBytes, endHeap.usedBytes),
+    heapTotalGrowthPercent: growthPercent(startHeap.totalBytes, endHeap.totalBytes),
+    rssTrendKiBPerMin: trend(samples, totalRssKiB),
+    heapUsedTrendBytesPerMin: trend(samples, (s) => totalHeap(s).usedBytes),
+    heapTotalTrendBytesPerMin: trend(samples, (s) => totalHeap(s).totalBytes),
+    heapMissing: samples.some((s) => heapPids(s) !== pids(s)),
     startP99Ms: first.latencyP99Ms,
     endP99Ms: last.latencyP99Ms,
     p99GrowthPercent: growthPercent(first.latencyP99Ms, last.latencyP99Ms),
@@ -58,28 +120,41 @@ export function summarizeSoak(samples: readonly SoakSample[]): SoakSummary | und
   };
 }
 
+function trend(samples: readonly SoakSample[], value: (s: SoakSample) => number): number {
+  return slopePerMinute(samples.map((s) => ({ sec: s.elapsedSec, value: value(s) })));
+}
+
 /** The soak's lines in the human report: one row per interval, then start vs end. */
 export function renderSoak(soak: SoakReport): string[] {
-  const rows = soak.samples.map(
-    (s) =>
-      `| ${s.elapsedSec.toFixed(0)} | ${Object.keys(s.edgesRssKiB).length} | ${mib(totalRssKiB(s))} | ${Math.round(s.requestsPerSec).toLocaleString('en-US')} | ${s.latencyP99Ms.toFixed(2)} |`,
-  );
+  const rows = soak.samples.map((s) => {
+    const heap = totalHeap(s);
+    return `| ${s.elapsedSec.toFixed(0)} | ${Object.keys(s.edgesRssKiB).length} | ${mib(totalRssKiB(s))} | ${mibOfBytes(heap.usedBytes)} | ${mibOfBytes(heap.totalBytes)} | ${mibOfBytes(heap.externalBytes)} | ${Math.round(s.requestsPerSec).toLocaleString('en-US')} | ${s.latencyP99Ms.toFixed(2)} |`;
+  });
   const sum = soak.summary;
   const verdict =
     sum === undefined
       ? ['no interval completed']
       : [
           `start (first interval after warm-up) vs end: edges' RSS ${mib(sum.startRssKiB)} → ${mib(sum.endRssKiB)} MiB (${signed(sum.rssGrowthPercent)}), ` +
+            `JS heap used ${mibOfBytes(sum.startHeap.usedBytes)} → ${mibOfBytes(sum.endHeap.usedBytes)} MiB (${signed(sum.heapUsedGrowthPercent)}), ` +
+            `heap total ${mibOfBytes(sum.startHeap.totalBytes)} → ${mibOfBytes(sum.endHeap.totalBytes)} MiB (${signed(sum.heapTotalGrowthPercent)}), ` +
             `p99 ${sum.startP99Ms.toFixed(2)} → ${sum.endP99Ms.toFixed(2)} ms (${signed(sum.p99GrowthPercent)})`,
+          `trend over every interval (least squares): edges' RSS ${signedMiB(sum.rssTrendKiBPerMin * 1024)}/min, ` +
+            `JS heap used ${signedMiB(sum.heapUsedTrendBytesPerMin)}/min, heap total ${signedMiB(sum.heapTotalTrendBytesPerMin)}/min`,
           ...(sum.edgesChanged
             ? ['an edge restarted during the soak: its memory started over']
             : []),
+          ...(sum.heapMissing
+            ? [
+                "an edge's heap report did not come in time in some interval: its heap is left out there",
+              ]
+            : []),
         ];
   return [
-    `soak: ${soak.scenario} for ${soak.minutes} min, back-to-back runs of ${soak.intervalSec} s, edges' RSS (VmRSS) after each:`,
+    `soak: ${soak.scenario} for ${soak.minutes} min, back-to-back runs of ${soak.intervalSec} s, edges' RSS (VmRSS) and JS heap (main thread, not collected first) after each:`,
     '',
-    '| s | edges | edges RSS MiB | req/s | p99 ms |',
-    '| --: | --: | --: | --: | --: |',
+    '| s | edges | edges RSS MiB | heap used MiB | heap total MiB | external MiB | req/s | p99 ms |',
+    '| --: | --: | --: | --: | --: | --: | --: | --: |',
     ...rows,
     '',
     ...verdict,
@@ -88,6 +163,14 @@ export function renderSoak(soak: SoakReport): string[] {
 
 function mib(kib: number): string {
   return (kib / 1024).toFixed(1);
+}
+
+function mibOfBytes(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+function signedMiB(bytes: number): string {
+  return `${bytes >= 0 ? '+' : ''}${(bytes / 1024 / 1024).toFixed(2)} MiB`;
 }
 
 function signed(percent: number): string {

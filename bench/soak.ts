@@ -1,4 +1,5 @@
 import { BenchError } from './bench-error.js';
+import { type EdgeHeap, edgesHeap } from './edge-heap.js';
 import { loadRequestFor } from './load-request.js';
 import type { LoadResult, LoadTool } from './load-result.js';
 import type { BenchOptions } from './options.js';
@@ -16,6 +17,8 @@ export interface SoakPlan {
   readonly tool: LoadTool;
   readonly options: BenchOptions;
   readonly signal: AbortSignal;
+  /** Where the gateway, started with `heapReportArgs(heapReportDir)`, writes its edges' reports. */
+  readonly heapReportDir: string;
 }
 
 /** Resident memory of each edge (child of `supervisor`), KiB by pid. */
@@ -31,7 +34,8 @@ export function edgesRss(supervisor: number): Record<string, number> {
 /**
  * Steady load for `--soak` minutes: Debian's wrk has no fixed rate (`-R` is wrk2's), so the
  * load is back-to-back runs of `--soak-interval` seconds at the usual connections, after the
- * usual warm-up; after each run, the edges' RSS (VmRSS) and the run's p99 are sampled. A run
+ * usual warm-up; after each run, the edges' RSS (VmRSS), their JS heap (from a diagnostic report
+ * each writes on a signal: bench/edge-heap.ts) and the run's p99 are sampled. A run
  * with a wrong answer stops the soak (`BENCH_SOAK`): memory under failing requests says nothing.
  */
 export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
@@ -47,17 +51,18 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
     const durationSec = Math.min(options.soakIntervalSec, totalSec - elapsed);
     const result = checked(plan, await tool.run(request(durationSec), signal));
     elapsed += durationSec;
+    const edgesRssKiB = edgesRss(supervisor);
     const sample: SoakSample = {
       elapsedSec: elapsed,
-      edgesRssKiB: edgesRss(supervisor),
+      edgesRssKiB,
+      edgesHeap: await edgesHeap(Object.keys(edgesRssKiB).map(Number), plan.heapReportDir),
       requestsPerSec: result.requestsPerSec,
       latencyP99Ms: result.latencyP99Ms,
     };
     samples.push(sample);
-    const total = Object.values(sample.edgesRssKiB).reduce((a, b) => a + b, 0);
     console.log(
       `[soak ${elapsed}/${totalSec} s] ${scenario.name}: ${Math.round(result.requestsPerSec)} req/s, ` +
-        `p99 ${result.latencyP99Ms} ms, edges' RSS ${(total / 1024).toFixed(1)} MiB`,
+        `p99 ${result.latencyP99Ms} ms, ${edgesMemoryLine(sample)}`,
     );
   }
   return {
@@ -67,6 +72,17 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
     samples,
     summary: summarizeSoak(samples),
   };
+}
+
+/** Each edge's memory in one sample: `pid RSS / heap used / heap total MiB`. */
+export function edgesMemoryLine(sample: SoakSample): string {
+  const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+  const heap = (h: EdgeHeap | undefined) =>
+    h === undefined ? 'heap ?' : `heap ${mib(h.usedBytes)} used / ${mib(h.totalBytes)} total`;
+  const edges = Object.entries(sample.edgesRssKiB).map(
+    ([pid, kib]) => `${pid}: RSS ${mib(kib * 1024)}, ${heap(sample.edgesHeap[pid])}`,
+  );
+  return `edges (MiB) ${edges.join('; ')}`;
 }
 
 function checked(plan: SoakPlan, result: LoadResult): LoadResult {

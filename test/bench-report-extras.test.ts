@@ -143,9 +143,16 @@ t.test('--soak and --soak-interval parse and are validated', async (t) => {
 });
 
 t.test('soak growth: first interval against the last, summed over the edges', async (t) => {
+  // Each edge's heap: used a quarter of its RSS, total half of it, 1 MiB external.
+  const heapOf = (kib: number) => ({
+    usedBytes: kib * 256,
+    totalBytes: kib * 512,
+    externalBytes: 1 << 20,
+  });
   const sample = (elapsedSec: number, rss: Record<string, number>, p99: number): SoakSample => ({
     elapsedSec,
     edgesRssKiB: rss,
+    edgesHeap: Object.fromEntries(Object.entries(rss).map(([pid, kib]) => [pid, heapOf(kib)])),
     requestsPerSec: 1000,
     latencyP99Ms: p99,
   });
@@ -159,6 +166,14 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     startRssKiB: 100_000,
     endRssKiB: 110_000,
     rssGrowthPercent: 10,
+    startHeap: { usedBytes: 25_600_000, totalBytes: 51_200_000, externalBytes: 2 << 20 },
+    endHeap: { usedBytes: 28_160_000, totalBytes: 56_320_000, externalBytes: 2 << 20 },
+    heapUsedGrowthPercent: 10,
+    heapTotalGrowthPercent: 10,
+    rssTrendKiBPerMin: 10_000,
+    heapUsedTrendBytesPerMin: 2_560_000,
+    heapTotalTrendBytesPerMin: 5_120_000,
+    heapMissing: false,
     startP99Ms: 4,
     endP99Ms: 5,
     p99GrowthPercent: 25,
@@ -176,8 +191,16 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     samples,
     summary: summarizeSoak(samples),
   }).join('\n');
-  t.match(text, /\| 30 \| 2 \| 97\.7 \| 1,000 \| 4\.00 \|/);
-  t.match(text, /RSS 97\.7 → 107\.4 MiB \(\+10\.0%\), p99 4\.00 → 5\.00 ms \(\+25\.0%\)/);
+  t.match(text, /\| 30 \| 2 \| 97\.7 \| 24\.4 \| 48\.8 \| 2\.0 \| 1,000 \| 4\.00 \|/);
+  t.match(
+    text,
+    /RSS 97\.7 → 107\.4 MiB \(\+10\.0%\), JS heap used 24\.4 → 26\.9 MiB \(\+10\.0%\), heap total 48\.8 → 53\.7 MiB \(\+10\.0%\), p99 4\.00 → 5\.00 ms \(\+25\.0%\)/,
+  );
+  t.match(
+    text,
+    /trend over every interval \(least squares\): edges' RSS \+9\.77 MiB\/min, JS heap used \+2\.44 MiB\/min, heap total \+4\.88 MiB\/min/,
+  );
+  t.notMatch(text, /heap report did not come/);
 });
 
 t.test('a soak report says so in its parameters and has no empty table', async (t) => {
