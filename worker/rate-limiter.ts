@@ -210,12 +210,7 @@ export class RateLimiter {
     ex: Exchange,
   ): Promise<void> | undefined {
     const now = performance.now();
-    let tables = this.#tables.get(policy.id);
-    if (tables === undefined) {
-      tables = { id: policy.id, u: new Map(), i: new Map() };
-      this.#tables.set(policy.id, tables);
-    }
-    let lease = tables[kind].get(name);
+    let lease = this.#tables.get(policy.id)?.[kind].get(name);
     if (lease !== undefined) {
       if (now < lease.refusedUntil) throw refused(policy, lease.refusedUntil - now);
       if (lease.tokens > 0) {
@@ -235,26 +230,41 @@ export class RateLimiter {
         return lease.waiting.then(() => this.admit(policy, kind, name, ex));
       }
     } else {
-      lease = {
-        key: `${policy.id} ${kind}:${name}`,
-        tables,
-        kind,
-        name,
-        tokens: 0,
-        expiresAt: 0,
-        refusedUntil: 0,
-        remaining: 0,
-        spent: 0,
-        lastSpentAt: 0,
-        waiting: undefined,
-        heldSince: 0,
-        item: undefined,
-      };
       if (this.#leases.size >= this.#maxEntries) this.#makeRoom(now);
-      this.#leases.set(lease.key, lease);
-      tables[kind].set(name, lease);
+      lease = this.#newLease(policy.id, kind, name);
     }
     return this.#ask(lease, policy).then(() => this.admit(policy, kind, name, ex));
+  }
+
+  /**
+   * A lease in both indexes. Its policy's tables are looked up only now, after any #makeRoom:
+   * making room can forget the policy's last lease and the tables with it, and a lease put in
+   * tables no longer indexed would be found by no request (its tokens lost to its client).
+   */
+  #newLease(id: string, kind: ClientKind, name: string): Lease {
+    let tables = this.#tables.get(id);
+    if (tables === undefined) {
+      tables = { id, u: new Map(), i: new Map() };
+      this.#tables.set(id, tables);
+    }
+    const lease: Lease = {
+      key: `${id} ${kind}:${name}`,
+      tables,
+      kind,
+      name,
+      tokens: 0,
+      expiresAt: 0,
+      refusedUntil: 0,
+      remaining: 0,
+      spent: 0,
+      lastSpentAt: 0,
+      waiting: undefined,
+      heldSince: 0,
+      item: undefined,
+    };
+    this.#leases.set(lease.key, lease);
+    tables[kind].set(name, lease);
+    return lease;
   }
 
   /** Gives back the tokens of expired leases and forgets leases with nothing to remember. */
