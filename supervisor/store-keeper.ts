@@ -110,7 +110,10 @@ export class StoreKeeper {
     return { fresh: await write };
   }
 
-  /** Stops the timer, writes the issued tokens still waiting, waits for the writes in flight, then closes the store. */
+  /**
+   * Stops the timer, writes the issued tokens still waiting, waits for the writes in flight,
+   * then closes the store.
+   */
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#flushIssued();
