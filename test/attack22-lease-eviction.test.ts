@@ -1,26 +1,15 @@
 import t from 'tap';
 import { GatewayError } from '../shared/errors.js';
-import type { EdgeMessage } from '../shared/ipc.js';
 import { RateAuthority } from '../supervisor/rate-authority.js';
-import { compilePolicy, type LimitPolicy, RateLimiter } from '../worker/rate-limiter.js';
-import { SupervisorLink } from '../worker/supervisor-link.js';
+import { compilePolicy, type LimitPolicy, type RateLimiter } from '../worker/rate-limiter.js';
 import type { Exchange } from '../worker/uws-io.js';
 import { memoryLog } from './helpers/fake-edge.js';
+import { limiterEdge } from './helpers/rate-edge.js';
 
-/** One edge holding at most `maxEntries` leases, wired to an authority answering asynchronously. */
+/** One edge holding at most `maxEntries` leases, with an authority of its own. */
 function edge(maxEntries: number) {
   const authority = new RateAuthority({ maxKeys: 10_000, edges: () => 1, log: memoryLog() });
-  const sent: EdgeMessage[] = [];
-  const link: SupervisorLink = new SupervisorLink((m) => {
-    sent.push(m);
-    setImmediate(() => {
-      if (m.type === 'rate-take')
-        link.settle({ type: 'answer', id: m.id, value: { results: authority.take(m.items) } });
-      if (m.type === 'rate-settle') authority.settle(m.items);
-    });
-    return true;
-  });
-  return { limiter: new RateLimiter(link, memoryLog(), maxEntries), sent };
+  return limiterEdge(authority, maxEntries);
 }
 
 const ex = () => ({ responseHeaders: undefined }) as unknown as Exchange;

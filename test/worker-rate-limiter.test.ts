@@ -6,6 +6,7 @@ import { compilePolicy, type LimitPolicy, RateLimiter } from '../worker/rate-lim
 import { SupervisorLink } from '../worker/supervisor-link.js';
 import type { Exchange } from '../worker/uws-io.js';
 import { memoryLog } from './helpers/fake-edge.js';
+import { limiterEdge } from './helpers/rate-edge.js';
 
 /** `edges` limiters wired to one authority, answering asynchronously like the IPC channel. */
 function node(edges = 2, answer = true) {
@@ -239,17 +240,7 @@ t.test('the supervisor not answering refuses with 503 (fail closed)', async (t) 
 
 t.test('the lease table is bounded; evicting a lease lets nobody through', async (t) => {
   const { authority } = node(1);
-  const sent: EdgeMessage[] = [];
-  const link: SupervisorLink = new SupervisorLink((m) => {
-    sent.push(m);
-    setImmediate(() => {
-      if (m.type === 'rate-take')
-        link.settle({ type: 'answer', id: m.id, value: { results: authority.take(m.items) } });
-      if (m.type === 'rate-settle') authority.settle(m.items);
-    });
-    return true;
-  });
-  const limiter = new RateLimiter(link, memoryLog(), 100);
+  const { limiter } = limiterEdge(authority, 100);
   // One request a day: no refill during the 500 admissions, however slow the machine.
   const tight = compilePolicy('proxy', {
     requests_per_second: 1 / 86_400,
