@@ -60,3 +60,29 @@ export function treeProcesses(root: number): Map<number, ProcStat> | undefined {
   };
   return new Map([...stats].filter(([pid]) => inTree(pid)));
 }
+
+/** The whole machine's CPU ticks so far, all cores: idle (idle + iowait) and all. */
+export interface MachineTicks {
+  idle: number;
+  total: number;
+}
+
+/**
+ * The first line of /proc/stat (proc(5): user nice system idle iowait irq softirq steal ...,
+ * USER_HZ ticks summed over the cores); guest time is already inside user, so it is left out.
+ * Undefined off Linux.
+ */
+export function machineTicks(): MachineTicks | undefined {
+  let line: string;
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  } catch {
+    return undefined;
+  }
+  const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (line.slice(0, 4) !== 'cpu ' || fields.length < 5 || fields.some((n) => !Number.isFinite(n))) {
+    return undefined;
+  }
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total };
+}

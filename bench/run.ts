@@ -112,6 +112,7 @@ async function main(
           options,
           signal,
           heapReportDir,
+          upstreamPid: services.upstream?.pid,
         });
   if (!soak && options.warmupSec > 0) await warmUp(active(), ctx);
   for (let round = 1; !soak && round <= options.runs; round++) {

@@ -10,6 +10,12 @@ export interface SoakSample {
   readonly edgesHeap: Readonly<Record<string, EdgeHeap>>;
   readonly requestsPerSec: number;
   readonly latencyP99Ms: number;
+  /** The gateway's CPU (supervisor and edges, every thread) per request of the run, µs. */
+  readonly cpuUsPerRequest?: number | undefined;
+  /** The upstream's CPU per request of the run, µs. */
+  readonly upstreamCpuUsPerRequest?: number | undefined;
+  /** The machine's idle share (idle + iowait, all cores) during the run, percent. */
+  readonly machineIdlePercent?: number | undefined;
 }
 
 /** Start (first interval, after the warm-up) against end (last interval). */
@@ -36,6 +42,17 @@ export interface SoakSummary {
   readonly startP99Ms: number;
   readonly endP99Ms: number;
   readonly p99GrowthPercent: number;
+  /** Least-squares slope of p99 over every interval, ms per minute. */
+  readonly p99TrendMsPerMin: number;
+  /**
+   * The gateway's CPU µs per request, first and last interval, and its trend (µs per minute)
+   * over the intervals that have it; undefined where no interval has it (not Linux).
+   */
+  readonly startCpuUsPerRequest: number | undefined;
+  readonly endCpuUsPerRequest: number | undefined;
+  readonly cpuTrendUsPerMin: number | undefined;
+  /** The same for the upstream's CPU per request. */
+  readonly upstreamCpuTrendUsPerMin: number | undefined;
   /** True when the set of edge pids changed (an edge restarted: its memory started over). */
   readonly edgesChanged: boolean;
 }
@@ -116,6 +133,11 @@ export function summarizeSoak(samples: readonly SoakSample[]): SoakSummary | und
     startP99Ms: first.latencyP99Ms,
     endP99Ms: last.latencyP99Ms,
     p99GrowthPercent: growthPercent(first.latencyP99Ms, last.latencyP99Ms),
+    p99TrendMsPerMin: trend(samples, (s) => s.latencyP99Ms),
+    startCpuUsPerRequest: first.cpuUsPerRequest,
+    endCpuUsPerRequest: last.cpuUsPerRequest,
+    cpuTrendUsPerMin: optionalTrend(samples, (s) => s.cpuUsPerRequest),
+    upstreamCpuTrendUsPerMin: optionalTrend(samples, (s) => s.upstreamCpuUsPerRequest),
     edgesChanged: samples.some((s) => pids(s) !== pids(first)),
   };
 }
@@ -124,11 +146,24 @@ function trend(samples: readonly SoakSample[], value: (s: SoakSample) => number)
   return slopePerMinute(samples.map((s) => ({ sec: s.elapsedSec, value: value(s) })));
 }
 
+/** The trend over the samples that have the figure; undefined when none has it. */
+function optionalTrend(
+  samples: readonly SoakSample[],
+  value: (s: SoakSample) => number | undefined,
+): number | undefined {
+  const points: { sec: number; value: number }[] = [];
+  for (const s of samples) {
+    const v = value(s);
+    if (v !== undefined) points.push({ sec: s.elapsedSec, value: v });
+  }
+  return points.length === 0 ? undefined : slopePerMinute(points);
+}
+
 /** The soak's lines in the human report: one row per interval, then start vs end. */
 export function renderSoak(soak: SoakReport): string[] {
   const rows = soak.samples.map((s) => {
     const heap = totalHeap(s);
-    return `| ${s.elapsedSec.toFixed(0)} | ${Object.keys(s.edgesRssKiB).length} | ${mib(totalRssKiB(s))} | ${mibOfBytes(heap.usedBytes)} | ${mibOfBytes(heap.totalBytes)} | ${mibOfBytes(heap.externalBytes)} | ${Math.round(s.requestsPerSec).toLocaleString('en-US')} | ${s.latencyP99Ms.toFixed(2)} |`;
+    return `| ${s.elapsedSec.toFixed(0)} | ${Object.keys(s.edgesRssKiB).length} | ${mib(totalRssKiB(s))} | ${mibOfBytes(heap.usedBytes)} | ${mibOfBytes(heap.totalBytes)} | ${mibOfBytes(heap.externalBytes)} | ${Math.round(s.requestsPerSec).toLocaleString('en-US')} | ${s.latencyP99Ms.toFixed(2)} | ${fixed(s.cpuUsPerRequest, 1)} | ${fixed(s.upstreamCpuUsPerRequest, 1)} | ${fixed(s.machineIdlePercent, 1)} |`;
   });
   const sum = soak.summary;
   const verdict =
@@ -140,7 +175,10 @@ export function renderSoak(soak: SoakReport): string[] {
             `heap total ${mibOfBytes(sum.startHeap.totalBytes)} → ${mibOfBytes(sum.endHeap.totalBytes)} MiB (${signed(sum.heapTotalGrowthPercent)}), ` +
             `p99 ${sum.startP99Ms.toFixed(2)} → ${sum.endP99Ms.toFixed(2)} ms (${signed(sum.p99GrowthPercent)})`,
           `trend over every interval (least squares): edges' RSS ${signedMiB(sum.rssTrendKiBPerMin * 1024)}/min, ` +
-            `JS heap used ${signedMiB(sum.heapUsedTrendBytesPerMin)}/min, heap total ${signedMiB(sum.heapTotalTrendBytesPerMin)}/min`,
+            `JS heap used ${signedMiB(sum.heapUsedTrendBytesPerMin)}/min, heap total ${signedMiB(sum.heapTotalTrendBytesPerMin)}/min, ` +
+            `p99 ${signedNumber(sum.p99TrendMsPerMin, 2)} ms/min`,
+          `gateway CPU per request: ${fixed(sum.startCpuUsPerRequest, 1)} → ${fixed(sum.endCpuUsPerRequest, 1)} µs, trend ${optionalSigned(sum.cpuTrendUsPerMin)} µs/min; ` +
+            `upstream's trend ${optionalSigned(sum.upstreamCpuTrendUsPerMin)} µs/min (a p99 that rises while the CPU per request stays flat is not more work per request)`,
           ...(sum.edgesChanged
             ? ['an edge restarted during the soak: its memory started over']
             : []),
@@ -153,8 +191,8 @@ export function renderSoak(soak: SoakReport): string[] {
   return [
     `soak: ${soak.scenario} for ${soak.minutes} min, back-to-back runs of ${soak.intervalSec} s, edges' RSS (VmRSS) and JS heap (main thread, not collected first) after each:`,
     '',
-    '| s | edges | edges RSS MiB | heap used MiB | heap total MiB | external MiB | req/s | p99 ms |',
-    '| --: | --: | --: | --: | --: | --: | --: | --: |',
+    '| s | edges | edges RSS MiB | heap used MiB | heap total MiB | external MiB | req/s | p99 ms | gateway CPU µs/req | upstream CPU µs/req | machine idle % |',
+    '| --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
     ...rows,
     '',
     ...verdict,
@@ -171,6 +209,18 @@ function mibOfBytes(bytes: number): string {
 
 function signedMiB(bytes: number): string {
   return `${bytes >= 0 ? '+' : ''}${(bytes / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+function fixed(value: number | undefined, digits: number): string {
+  return value === undefined ? 'n/a' : value.toFixed(digits);
+}
+
+function signedNumber(value: number, digits: number): string {
+  return `${value >= 0 ? '+' : ''}${value.toFixed(digits)}`;
+}
+
+function optionalSigned(value: number | undefined): string {
+  return value === undefined ? 'n/a' : signedNumber(value, 2);
 }
 
 function signed(percent: number): string {

@@ -3,6 +3,7 @@ import { type EdgeHeap, edgesHeap } from './edge-heap.js';
 import { loadRequestFor } from './load-request.js';
 import type { LoadResult, LoadTool } from './load-result.js';
 import type { BenchOptions } from './options.js';
+import { type MachineTicks, machineTicks, treeCpuSeconds } from './process-cpu.js';
 import { childPids, rssKiB } from './process-memory.js';
 import type { Scenario } from './scenarios.js';
 import type { Target } from './service.js';
@@ -19,6 +20,8 @@ export interface SoakPlan {
   readonly signal: AbortSignal;
   /** Where the gateway, started with `heapReportArgs(heapReportDir)`, writes its edges' reports. */
   readonly heapReportDir: string;
+  /** The upstream's process, whose CPU per request each interval reports beside the gateway's. */
+  readonly upstreamPid?: number | undefined;
 }
 
 /** Resident memory of each edge (child of `supervisor`), KiB by pid. */
@@ -35,8 +38,11 @@ export function edgesRss(supervisor: number): Record<string, number> {
  * Steady load for `--soak` minutes: Debian's wrk has no fixed rate (`-R` is wrk2's), so the
  * load is back-to-back runs of `--soak-interval` seconds at the usual connections, after the
  * usual warm-up; after each run, the edges' RSS (VmRSS), their JS heap (from a diagnostic report
- * each writes on a signal: bench/edge-heap.ts) and the run's p99 are sampled. A run
- * with a wrong answer stops the soak (`BENCH_SOAK`): memory under failing requests says nothing.
+ * each writes on a signal: bench/edge-heap.ts) and the run's p99 are sampled, with what the run
+ * cost: CPU µs per request of the gateway (supervisor and edges) and of the upstream, and the
+ * machine's idle share (a p99 that rises while the gateway's CPU per request stays flat is not
+ * the gateway doing more work per request). A run with a wrong answer stops the soak (`BENCH_SOAK`): memory
+ * under failing requests says nothing.
  */
 export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   const { options, target, tool, signal, scenario } = plan;
@@ -49,7 +55,9 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   const totalSec = minutes * 60;
   for (let elapsed = 0; elapsed < totalSec; ) {
     const durationSec = Math.min(options.soakIntervalSec, totalSec - elapsed);
+    const before = costSnapshot(supervisor, plan.upstreamPid);
     const result = checked(plan, await tool.run(request(durationSec), signal));
+    const cost = runCost(before, costSnapshot(supervisor, plan.upstreamPid), result.requests);
     elapsed += durationSec;
     const edgesRssKiB = edgesRss(supervisor);
     const sample: SoakSample = {
@@ -58,11 +66,12 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
       edgesHeap: await edgesHeap(Object.keys(edgesRssKiB).map(Number), plan.heapReportDir),
       requestsPerSec: result.requestsPerSec,
       latencyP99Ms: result.latencyP99Ms,
+      ...cost,
     };
     samples.push(sample);
     console.log(
       `[soak ${elapsed}/${totalSec} s] ${scenario.name}: ${Math.round(result.requestsPerSec)} req/s, ` +
-        `p99 ${result.latencyP99Ms} ms, ${edgesMemoryLine(sample)}`,
+        `p99 ${result.latencyP99Ms} ms, ${costLine(sample)}, ${edgesMemoryLine(sample)}`,
     );
   }
   return {
@@ -72,6 +81,44 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
     samples,
     summary: summarizeSoak(samples),
   };
+}
+
+interface CostSnapshot {
+  gatewaySec: number | undefined;
+  upstreamSec: number | undefined;
+  machine: MachineTicks | undefined;
+}
+
+function costSnapshot(supervisor: number, upstream: number | undefined): CostSnapshot {
+  return {
+    gatewaySec: treeCpuSeconds(supervisor),
+    upstreamSec: upstream === undefined ? undefined : treeCpuSeconds(upstream),
+    machine: machineTicks(),
+  };
+}
+
+/** What one run cost, from the snapshots around it; a figure that cannot be had is undefined. */
+export function runCost(
+  before: CostSnapshot,
+  after: CostSnapshot,
+  requests: number,
+): Pick<SoakSample, 'cpuUsPerRequest' | 'upstreamCpuUsPerRequest' | 'machineIdlePercent'> {
+  const perRequest = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || requests <= 0 ? undefined : ((b - a) * 1e6) / requests;
+  const m0 = before.machine;
+  const m1 = after.machine;
+  const ticks = m0 && m1 ? m1.total - m0.total : 0;
+  return {
+    cpuUsPerRequest: perRequest(before.gatewaySec, after.gatewaySec),
+    upstreamCpuUsPerRequest: perRequest(before.upstreamSec, after.upstreamSec),
+    machineIdlePercent: m0 && m1 && ticks > 0 ? ((m1.idle - m0.idle) / ticks) * 100 : undefined,
+  };
+}
+
+/** `CPU 61 µs/req (upstream 29), machine idle 3%`: a figure that could not be had is `?`. */
+export function costLine(sample: SoakSample): string {
+  const n = (v: number | undefined) => (v === undefined ? '?' : v.toFixed(0));
+  return `CPU ${n(sample.cpuUsPerRequest)} µs/req (upstream ${n(sample.upstreamCpuUsPerRequest)}), machine idle ${n(sample.machineIdlePercent)}%`;
 }
 
 /** Each edge's memory in one sample: `pid RSS / heap used / heap total MiB`. */

@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseBenchOptions } from '../bench/options.js';
 import { packageRoot } from '../bench/paths.js';
+import { machineTicks } from '../bench/process-cpu.js';
 import { childPids, parseVmRss, rssKiB } from '../bench/process-memory.js';
 import { chartMax, escapeXml, renderRatioChart } from '../bench/ratio-chart.js';
 import { measureArgon2, percentile } from '../bench/raw-argon2.js';
 import type { PairedRatio, ScenarioSummary } from '../bench/report.js';
 import { SCENARIOS } from '../bench/scenarios.js';
 import { targetFor } from '../bench/service.js';
+import { costLine, runCost } from '../bench/soak.js';
 import {
   growthPercent,
   renderSoak,
@@ -149,17 +151,25 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     totalBytes: kib * 512,
     externalBytes: 1 << 20,
   });
-  const sample = (elapsedSec: number, rss: Record<string, number>, p99: number): SoakSample => ({
+  const sample = (
+    elapsedSec: number,
+    rss: Record<string, number>,
+    p99: number,
+    cpu?: number,
+  ): SoakSample => ({
     elapsedSec,
     edgesRssKiB: rss,
     edgesHeap: Object.fromEntries(Object.entries(rss).map(([pid, kib]) => [pid, heapOf(kib)])),
     requestsPerSec: 1000,
     latencyP99Ms: p99,
+    ...(cpu === undefined
+      ? {}
+      : { cpuUsPerRequest: cpu, upstreamCpuUsPerRequest: cpu / 2, machineIdlePercent: 3.25 }),
   });
   const samples = [
-    sample(30, { '10': 50_000, '11': 50_000 }, 4),
+    sample(30, { '10': 50_000, '11': 50_000 }, 4, 60),
     sample(60, { '10': 60_000, '11': 52_000 }, 9),
-    sample(90, { '10': 55_000, '11': 55_000 }, 5),
+    sample(90, { '10': 55_000, '11': 55_000 }, 5, 62),
   ];
   t.equal(totalRssKiB(samples[0] as SoakSample), 100_000);
   t.same(summarizeSoak(samples), {
@@ -177,6 +187,12 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     startP99Ms: 4,
     endP99Ms: 5,
     p99GrowthPercent: 25,
+    p99TrendMsPerMin: 1,
+    startCpuUsPerRequest: 60,
+    endCpuUsPerRequest: 62,
+    // Over the intervals that have the figure (30 s and 90 s): +2 µs in a minute.
+    cpuTrendUsPerMin: 2,
+    upstreamCpuTrendUsPerMin: 1,
     edgesChanged: false,
   });
   const restarted = summarizeSoak([...samples, sample(120, { '10': 55_000, '12': 30_000 }, 5)]);
@@ -191,7 +207,15 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     samples,
     summary: summarizeSoak(samples),
   }).join('\n');
-  t.match(text, /\| 30 \| 2 \| 97\.7 \| 24\.4 \| 48\.8 \| 2\.0 \| 1,000 \| 4\.00 \|/);
+  t.match(
+    text,
+    /\| 30 \| 2 \| 97\.7 \| 24\.4 \| 48\.8 \| 2\.0 \| 1,000 \| 4\.00 \| 60\.0 \| 30\.0 \| 3\.3 \|/,
+  );
+  t.match(text, /\| 60 \| 2 \| .* \| 9\.00 \| n\/a \| n\/a \| n\/a \|/, 'a cost that was not had');
+  t.match(
+    text,
+    /p99 \+1\.00 ms\/min\ngateway CPU per request: 60\.0 → 62\.0 µs, trend \+2\.00 µs\/min; upstream's trend \+1\.00 µs\/min/,
+  );
   t.match(
     text,
     /RSS 97\.7 → 107\.4 MiB \(\+10\.0%\), JS heap used 24\.4 → 26\.9 MiB \(\+10\.0%\), heap total 48\.8 → 53\.7 MiB \(\+10\.0%\), p99 4\.00 → 5\.00 ms \(\+25\.0%\)/,
@@ -202,6 +226,53 @@ t.test('soak growth: first interval against the last, summed over the edges', as
   );
   t.notMatch(text, /heap report did not come/);
 });
+
+t.test(
+  'soak cost of a run: CPU per request of the gateway and the upstream, idle share',
+  async (t) => {
+    const cost = runCost(
+      { gatewaySec: 1, upstreamSec: 2, machine: { idle: 100, total: 1000 } },
+      { gatewaySec: 1.6, upstreamSec: 2.25, machine: { idle: 130, total: 1600 } },
+      10_000,
+    );
+    t.equal(cost.cpuUsPerRequest?.toFixed(6), '60.000000');
+    t.equal(cost.upstreamCpuUsPerRequest?.toFixed(6), '25.000000');
+    t.equal(cost.machineIdlePercent, 5);
+    const line = costLine({
+      elapsedSec: 30,
+      edgesRssKiB: {},
+      edgesHeap: {},
+      requestsPerSec: 1,
+      latencyP99Ms: 1,
+      ...cost,
+    });
+    t.equal(line, 'CPU 60 µs/req (upstream 25), machine idle 5%');
+    const missing = runCost(
+      { gatewaySec: 1, upstreamSec: undefined, machine: undefined },
+      { gatewaySec: 2, upstreamSec: undefined, machine: { idle: 1, total: 2 } },
+      0,
+    );
+    t.same(missing, {
+      cpuUsPerRequest: undefined,
+      upstreamCpuUsPerRequest: undefined,
+      machineIdlePercent: undefined,
+    });
+    t.equal(
+      costLine({
+        elapsedSec: 30,
+        edgesRssKiB: {},
+        edgesHeap: {},
+        requestsPerSec: 1,
+        latencyP99Ms: 1,
+      }),
+      'CPU ? µs/req (upstream ?), machine idle ?%',
+    );
+    const ticks = machineTicks();
+    if (process.platform === 'linux') {
+      t.ok(ticks !== undefined && ticks.total > 0 && ticks.idle >= 0 && ticks.idle <= ticks.total);
+    } else t.equal(ticks, undefined);
+  },
+);
 
 t.test('a soak report says so in its parameters and has no empty table', async (t) => {
   const { renderReport } = await import('../bench/report.js');
