@@ -150,7 +150,8 @@ async function main(
     await writeFile(path, chart);
     console.log(`chart: ${path}`);
   }
-  return records.some((r) => r.status === 'failed') || (soak && !soakReport) ? 1 : 0;
+  const soakFailed = soak && (soakReport === undefined || soakReport.stoppedBy !== undefined);
+  return records.some((r) => r.status === 'failed') || soakFailed ? 1 : 0;
 }
 
 /** The scenario `--soak` runs. */

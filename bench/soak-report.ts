@@ -64,6 +64,8 @@ export interface SoakReport {
   readonly intervalSec: number;
   readonly samples: readonly SoakSample[];
   readonly summary: SoakSummary | undefined;
+  /** Why the soak stopped before its end (a run's wrong answers); absent when it ran to the end. */
+  readonly stoppedBy?: string | undefined;
 }
 
 /** Sum of the edges' RSS in one sample, KiB. */
@@ -188,6 +190,11 @@ export function renderSoak(soak: SoakReport): string[] {
               ]
             : []),
         ];
+  const done = soak.samples.at(-1)?.elapsedSec ?? 0;
+  const stop =
+    soak.stoppedBy === undefined
+      ? []
+      : [`the soak stopped after ${done} of ${soak.minutes * 60} s: ${soak.stoppedBy}`];
   return [
     `soak: ${soak.scenario} for ${soak.minutes} min, back-to-back runs of ${soak.intervalSec} s, edges' RSS (VmRSS) and JS heap (main thread, not collected first) after each:`,
     '',
@@ -195,6 +202,7 @@ export function renderSoak(soak: SoakReport): string[] {
     '| --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
     ...rows,
     '',
+    ...stop,
     ...verdict,
   ];
 }

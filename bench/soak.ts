@@ -41,8 +41,9 @@ export function edgesRss(supervisor: number): Record<string, number> {
  * each writes on a signal: bench/edge-heap.ts) and the run's p99 are sampled, with what the run
  * cost: CPU µs per request of the gateway (supervisor and edges) and of the upstream, and the
  * machine's idle share (a p99 that rises while the gateway's CPU per request stays flat is not
- * the gateway doing more work per request). A run with a wrong answer stops the soak (`BENCH_SOAK`): memory
- * under failing requests says nothing.
+ * the gateway doing more work per request). A run with a wrong answer stops the soak: memory
+ * under failing requests says nothing; the report keeps the intervals before it and says why
+ * (`stoppedBy`), and the runner exits 1.
  */
 export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   const { options, target, tool, signal, scenario } = plan;
@@ -50,13 +51,18 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   const supervisor = target.pid;
   if (supervisor === undefined) throw new BenchError('BENCH_SOAK', 'the gateway has no pid');
   const request = (durationSec: number) => loadRequestFor(scenario, target, options, durationSec);
-  if (options.warmupSec > 0) checked(plan, await tool.run(request(options.warmupSec), signal));
   const samples: SoakSample[] = [];
+  if (options.warmupSec > 0) {
+    const problem = wrongAnswers(plan, await tool.run(request(options.warmupSec), signal));
+    if (problem) return stopped(plan, samples, `warm-up: ${problem}`);
+  }
   const totalSec = minutes * 60;
   for (let elapsed = 0; elapsed < totalSec; ) {
     const durationSec = Math.min(options.soakIntervalSec, totalSec - elapsed);
     const before = costSnapshot(supervisor, plan.upstreamPid);
-    const result = checked(plan, await tool.run(request(durationSec), signal));
+    const result = await tool.run(request(durationSec), signal);
+    const problem = wrongAnswers(plan, result);
+    if (problem) return stopped(plan, samples, problem);
     const cost = runCost(before, costSnapshot(supervisor, plan.upstreamPid), result.requests);
     elapsed += durationSec;
     const edgesRssKiB = edgesRss(supervisor);
@@ -74,13 +80,25 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
         `p99 ${result.latencyP99Ms} ms, ${costLine(sample)}, ${edgesMemoryLine(sample)}`,
     );
   }
+  return soakReport(plan, samples);
+}
+
+function soakReport(plan: SoakPlan, samples: SoakSample[], stoppedBy?: string): SoakReport {
   return {
-    scenario: scenario.name,
-    minutes,
-    intervalSec: options.soakIntervalSec,
+    scenario: plan.scenario.name,
+    minutes: plan.options.soakMinutes ?? 0,
+    intervalSec: plan.options.soakIntervalSec,
     samples,
     summary: summarizeSoak(samples),
+    ...(stoppedBy === undefined ? {} : { stoppedBy }),
   };
+}
+
+function stopped(plan: SoakPlan, samples: SoakSample[], why: string): SoakReport {
+  console.error(
+    `error: soak stopped: ${why}; the report keeps the ${samples.length} intervals before it`,
+  );
+  return soakReport(plan, samples, why);
 }
 
 interface CostSnapshot {
@@ -132,8 +150,7 @@ export function edgesMemoryLine(sample: SoakSample): string {
   return `edges (MiB) ${edges.join('; ')}`;
 }
 
-function checked(plan: SoakPlan, result: LoadResult): LoadResult {
+function wrongAnswers(plan: SoakPlan, result: LoadResult): string | undefined {
   const problem = checkLoadResult(plan.scenario, result);
-  if (problem) throw new BenchError('BENCH_SOAK', `${plan.scenario.name}: ${problem}`);
-  return result;
+  return problem === undefined ? undefined : `${plan.scenario.name}: ${problem}`;
 }
