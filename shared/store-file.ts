@@ -9,7 +9,7 @@
 // address u64, mapsize u64, then two MDB_db of 48 bytes (free space, main), whose first u32 in
 // the first one is the page size and whose last u64 is the root page, then last_pg u64, txnid
 // u64. Little-endian on every platform Node supports with lmdb prebuilds.
-import { closeSync, openSync, readSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statfsSync, writeFileSync } from 'node:fs';
 
 const PAGE_HEADER = 24;
 const P_META = 0x08;
@@ -28,12 +28,23 @@ const META = {
 const NO_PAGE = 0xffff_ffff_ffff_ffffn;
 
 /**
- * The problem with the LMDB file at `path` (of `size` bytes, more than 0), in plain words, or
- * undefined when its meta pages are sound and the root pages they name lie inside the file.
- * A file damaged past its roots still passes: only a full walk of the tree would tell.
- * Throws the fs error when the file cannot be read.
+ * The problem with the LMDB file at `path`, in plain words, or undefined when its meta pages
+ * are sound and the root pages they name lie inside the file. A file damaged past its roots
+ * still passes: only a full walk of the tree would tell. Throws the fs error when the file
+ * cannot be read.
+ *
+ * A writer may commit while this reads (an edge opens the store while the supervisor writes
+ * the revocations it caught up on): the file's size is taken after its meta pages are read
+ * (LMDB writes a commit's pages before the meta page that names them, and a store file only
+ * grows, so a sound file's roots always lie inside a size measured afterwards), and a file
+ * found wrong is read once more before it is called so (a meta page read while LMDB rewrote
+ * it can hold half of each commit's fields). A file that is really damaged stays damaged.
  */
-export function lmdbFileProblem(path: string, size: number): string | undefined {
+export function lmdbFileProblem(path: string): string | undefined {
+  return fileProblem(path) === undefined ? undefined : fileProblem(path);
+}
+
+function fileProblem(path: string): string | undefined {
   const fd = openSync(path, 'r');
   try {
     const first = readAt(fd, 0, META.end);
@@ -44,10 +55,14 @@ export function lmdbFileProblem(path: string, size: number): string | undefined 
     if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
       return 'it is not an LMDB file (impossible page size)';
     }
-    if (size < 2 * pageSize) return 'it is truncated (it ends inside its meta pages)';
     const second = readAt(fd, pageSize, META.end);
+    if (second.length < META.end) return 'it is truncated (it ends inside its meta pages)';
     const other = metaProblem(second);
     if (other) return other;
+    // After the metas: see above. fstat of the descriptor read, not the path (a file moved
+    // in its place meanwhile is not this one).
+    const size = fstatSync(fd).size;
+    if (size < 2 * pageSize) return 'it is truncated (it ends inside its meta pages)';
     return rootProblem(first, size / pageSize) ?? rootProblem(second, size / pageSize);
   } finally {
     closeSync(fd);

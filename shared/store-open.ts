@@ -131,7 +131,7 @@ function checkWriterPlace(path: string, create: boolean): void {
       'or remove it to start with an empty store (revocations and token records are lost)';
     throw openError(path, { code: 'STORE_CORRUPT', cause });
   }
-  if (stats) checkContent(path, stats.size);
+  if (stats) checkContent(path);
   attempt(path, () => preallocateLockFile(lockOf(path)));
 }
 
@@ -153,7 +153,7 @@ function checkReaderPlace(path: string): void {
       throw openError(path, { ...failure, cause: `${failure.cause} (${where})` }, err);
     }
   }
-  checkContent(path, stats.size);
+  checkContent(path);
 }
 
 function missing(path: string, what: string): StoreError {
@@ -169,8 +169,8 @@ function checkRegular(path: string, stats: Stats): void {
   }
 }
 
-function checkContent(path: string, size: number): void {
-  const problem = attempt(path, () => lmdbFileProblem(path, size));
+function checkContent(path: string): void {
+  const problem = attempt(path, () => lmdbFileProblem(path));
   if (problem) throw openError(path, { code: 'STORE_CORRUPT', cause: problem });
 }
 
