@@ -1,6 +1,7 @@
 import t from 'tap';
 import { hundredths } from '../shared/access-log.js';
 import { bearerToken } from '../worker/steps/credential.js';
+import { seededRandom } from './helpers/seeded-random.js';
 
 /*
  * 039f172's hand-written parsers against what they replaced, over inputs the unit tests do not
@@ -17,17 +18,6 @@ function oldBearerToken(value: string | undefined): string | undefined {
   if (!m) return undefined;
   const token = value.slice(m[0].length).trim();
   return token.length > 0 ? token : undefined;
-}
-
-/** A seeded generator (mulberry32): the same cases on every run. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const PIECES = [
@@ -57,7 +47,7 @@ const PIECES = [
 ];
 
 t.test('bearerToken: the old RegExp answer for every generated value', async (t) => {
-  const next = random(21);
+  const next = seededRandom(21);
   let differing = 0;
   for (let i = 0; i < 200_000; i++) {
     let value = next() < 0.6 ? 'bearer' : '';
@@ -73,7 +63,7 @@ t.test('bearerToken: the old RegExp answer for every generated value', async (t)
 });
 
 t.test('hundredths: String(ms) for every value the edge can log', async (t) => {
-  const next = random(2121);
+  const next = seededRandom(2121);
   let differing = 0;
   for (let i = 0; i < 500_000; i++) {
     const x = next() * 10 ** Math.floor(next() * 16);

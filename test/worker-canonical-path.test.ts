@@ -3,6 +3,7 @@ import { canonicalizePath } from '../worker/canonical-path.js';
 import { compileRouteTable } from '../worker/route-table.js';
 import { encodePathForUpstream } from '../worker/upstream-url.js';
 import { cpuMs } from './helpers/cpu-time.js';
+import { seededRandom } from './helpers/seeded-random.js';
 
 type Cases = ReadonlyArray<readonly [string, string | null]>;
 
@@ -252,17 +253,6 @@ function modelCanonicalize(raw: string): string | null {
   return `/${out.join('/')}${trailing ? '/' : ''}`;
 }
 
-// mulberry32: a seeded PRNG, so a failure reproduces.
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomPath(next: () => number, alphabet: string): string {
   const length = 1 + Math.floor(next() * 24);
   let path = '/';
@@ -271,7 +261,7 @@ function randomPath(next: () => number, alphabet: string): string {
 }
 
 t.test('property: canonical paths are canonical, stable and agree with the model', async (t) => {
-  const next = prng(0x5eed);
+  const next = seededRandom(0x5eed);
   const alphabet = '/.%2ef5c\\a;';
   let valid = 0;
   let invalid = 0;
@@ -305,7 +295,7 @@ t.test('property: canonical paths are canonical, stable and agree with the model
 });
 
 t.test('property: what routes to /api starts with /api/ or is /api', async (t) => {
-  const next = prng(0xa91);
+  const next = seededRandom(0xa91);
   const table = compileRouteTable([{ prefix: '/' }, { prefix: '/api' }]);
   const failures: string[] = [];
   let routedToApi = 0;
