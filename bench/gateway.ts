@@ -283,6 +283,7 @@ export async function startGateway(
         ? { cookieHeaders: cookieHeaders(baseUrl, token, tokenId, secret) }
         : {}),
       pid: proc.child.pid,
+      logPath,
       login: { ...login, passwordHash },
       stop,
     };

@@ -12,7 +12,8 @@ import {
   SCENARIOS,
   type Shape,
 } from './scenarios.js';
-import { renderSoak, type SoakReport } from './soak-report.js';
+import { renderSoak, soakRunsLabel } from './soak-render.js';
+import type { SoakReport } from './soak-report.js';
 import { median, range } from './stats.js';
 
 /** One timed run of one scenario. */
@@ -190,7 +191,7 @@ export function renderReport(report: BenchReport): string {
     `- machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}`,
     `- load average at start: ${m.loadavg.join(' / ')}`,
     `- tools: ${[report.tools.load, report.tools.nginx, report.tools.haproxy, report.tools.fastify].filter(Boolean).join(', ')}`,
-    `- parameters: ${report.soak ? `soak of ${report.soak.minutes} min in runs of ${report.soak.intervalSec} s` : `${p.runs} runs × ${p.durationSec} s`} (warm-up ${p.warmupSec} s), ` +
+    `- parameters: ${report.soak ? `soak of ${report.soak.minutes} min in ${soakRunsLabel(report.soak)}` : `${p.runs} runs × ${p.durationSec} s`} (warm-up ${p.warmupSec} s), ` +
       `${p.connections} connections, ${p.threads} load threads, ${p.proxyProcesses} processes per proxy`,
     '- the load tool, the proxy and the upstream share these CPUs; the upstream bounds every scenario',
     '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-*) per request',

@@ -113,6 +113,7 @@ async function main(
           signal,
           heapReportDir,
           upstreamPid: services.upstream?.pid,
+          gatewayLog: services.gateway?.logPath,
         });
   if (!soak && options.warmupSec > 0) await warmUp(active(), ctx);
   for (let round = 1; !soak && round <= options.runs; round++) {

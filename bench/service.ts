@@ -13,6 +13,8 @@ export interface Service {
   readonly cookieHeaders?: Readonly<Record<string, string>>;
   /** Root of the service's process tree, for CPU accounting. */
   readonly pid?: number | undefined;
+  /** Where the service's stdout and stderr go (a gateway's: its access log among them). */
+  readonly logPath?: string | undefined;
   /** The gateway's bench user: what `auth: 'login'` scenarios post, and its Argon2 hash. */
   readonly login?: BenchLogin | undefined;
   /**

@@ -4,12 +4,28 @@ import type { EdgeHeap } from './edge-heap.js';
 export interface SoakSample {
   /** Seconds since the soak's first interval started (the warm-up excluded). */
   readonly elapsedSec: number;
+  /** The run's length, s: `--soak-interval`, or less for the last run of a soak it does not divide. */
+  readonly durationSec: number;
+  /** Wall-clock start and end of the load run (ISO 8601): the span its access lines are taken from. */
+  readonly startedAt: string;
+  readonly endedAt: string;
   /** Resident memory of each edge (children of the supervisor), in KiB, keyed by pid. */
   readonly edgesRssKiB: Readonly<Record<string, number>>;
   /** The JS heap of each edge's main thread, keyed by pid; an edge whose report was late is absent. */
   readonly edgesHeap: Readonly<Record<string, EdgeHeap>>;
   readonly requestsPerSec: number;
+  /** The load tool's p99: from the request sent to the answer read, as the client saw it. */
   readonly latencyP99Ms: number;
+  /** Requests the load tool counted in the run. */
+  readonly requests?: number | undefined;
+  /**
+   * The gateway's own latency over the run: the access lines (`ms`: bench/README.md) whose `ts`
+   * falls between `startedAt` and `endedAt`, read from the gateway's log after the soak;
+   * absent when the log is missing or has no such line.
+   */
+  readonly gatewayRequests?: number | undefined;
+  readonly gatewayP50Ms?: number | undefined;
+  readonly gatewayP99Ms?: number | undefined;
   /** The gateway's CPU (supervisor and edges, every thread) per request of the run, µs. */
   readonly cpuUsPerRequest?: number | undefined;
   /** The upstream's CPU per request of the run, µs. */
@@ -32,18 +48,26 @@ export interface SoakSummary {
   /**
    * Least-squares slopes over every interval, per minute: one interval's heap used swings by
    * several MiB with the GC's timing (measured: 41-63 MiB over an 8-minute soak of a flat heap),
-   * so the trend says more than start against end.
+   * so the trend says more than start against end. Every trend is undefined with fewer than two
+   * intervals.
    */
-  readonly rssTrendKiBPerMin: number;
-  readonly heapUsedTrendBytesPerMin: number;
-  readonly heapTotalTrendBytesPerMin: number;
+  readonly rssTrendKiBPerMin: number | undefined;
+  readonly heapUsedTrendBytesPerMin: number | undefined;
+  readonly heapTotalTrendBytesPerMin: number | undefined;
   /** True when some interval lacks an edge's heap (its report did not come in time). */
   readonly heapMissing: boolean;
   readonly startP99Ms: number;
   readonly endP99Ms: number;
   readonly p99GrowthPercent: number;
   /** Least-squares slope of p99 over every interval, ms per minute. */
-  readonly p99TrendMsPerMin: number;
+  readonly p99TrendMsPerMin: number | undefined;
+  /**
+   * The gateway's own p99 (access log), first and last interval that has it, and its trend over
+   * the intervals that have it; undefined where none has it (no log, no access line).
+   */
+  readonly gatewayStartP99Ms: number | undefined;
+  readonly gatewayEndP99Ms: number | undefined;
+  readonly gatewayP99TrendMsPerMin: number | undefined;
   /**
    * The gateway's CPU µs per request, first and last interval, and its trend (µs per minute)
    * over the intervals that have it; undefined where no interval has it (not Linux).
@@ -96,10 +120,15 @@ export function growthPercent(start: number, end: number): number {
   return start === 0 ? 0 : ((end - start) / start) * 100;
 }
 
-/** Least-squares slope of `value` over `sec`, per minute; 0 with fewer than two points. */
-export function slopePerMinute(points: readonly { sec: number; value: number }[]): number {
+/**
+ * Least-squares slope of `value` over `sec`, per minute; undefined with fewer than two points
+ * (or all at one time): one point has no trend, and `+0.00/min` would claim a flat one.
+ */
+export function slopePerMinute(
+  points: readonly { sec: number; value: number }[],
+): number | undefined {
   const n = points.length;
-  if (n < 2) return 0;
+  if (n < 2) return undefined;
   const meanX = points.reduce((a, p) => a + p.sec, 0) / n;
   const meanY = points.reduce((a, p) => a + p.value, 0) / n;
   let sxy = 0;
@@ -108,7 +137,7 @@ export function slopePerMinute(points: readonly { sec: number; value: number }[]
     sxy += (sec - meanX) * (value - meanY);
     sxx += (sec - meanX) ** 2;
   }
-  return sxx === 0 ? 0 : (sxy / sxx) * 60;
+  return sxx === 0 ? undefined : (sxy / sxx) * 60;
 }
 
 /** Start vs end of a soak; undefined without a sample. */
@@ -136,6 +165,9 @@ export function summarizeSoak(samples: readonly SoakSample[]): SoakSummary | und
     endP99Ms: last.latencyP99Ms,
     p99GrowthPercent: growthPercent(first.latencyP99Ms, last.latencyP99Ms),
     p99TrendMsPerMin: trend(samples, (s) => s.latencyP99Ms),
+    gatewayStartP99Ms: samples.find((s) => s.gatewayP99Ms !== undefined)?.gatewayP99Ms,
+    gatewayEndP99Ms: samples.findLast((s) => s.gatewayP99Ms !== undefined)?.gatewayP99Ms,
+    gatewayP99TrendMsPerMin: optionalTrend(samples, (s) => s.gatewayP99Ms),
     startCpuUsPerRequest: first.cpuUsPerRequest,
     endCpuUsPerRequest: last.cpuUsPerRequest,
     cpuTrendUsPerMin: optionalTrend(samples, (s) => s.cpuUsPerRequest),
@@ -144,11 +176,14 @@ export function summarizeSoak(samples: readonly SoakSample[]): SoakSummary | und
   };
 }
 
-function trend(samples: readonly SoakSample[], value: (s: SoakSample) => number): number {
+function trend(
+  samples: readonly SoakSample[],
+  value: (s: SoakSample) => number,
+): number | undefined {
   return slopePerMinute(samples.map((s) => ({ sec: s.elapsedSec, value: value(s) })));
 }
 
-/** The trend over the samples that have the figure; undefined when none has it. */
+/** The trend over the samples that have the figure; undefined when fewer than two have it. */
 function optionalTrend(
   samples: readonly SoakSample[],
   value: (s: SoakSample) => number | undefined,
@@ -158,79 +193,5 @@ function optionalTrend(
     const v = value(s);
     if (v !== undefined) points.push({ sec: s.elapsedSec, value: v });
   }
-  return points.length === 0 ? undefined : slopePerMinute(points);
-}
-
-/** The soak's lines in the human report: one row per interval, then start vs end. */
-export function renderSoak(soak: SoakReport): string[] {
-  const rows = soak.samples.map((s) => {
-    const heap = totalHeap(s);
-    return `| ${s.elapsedSec.toFixed(0)} | ${Object.keys(s.edgesRssKiB).length} | ${mib(totalRssKiB(s))} | ${mibOfBytes(heap.usedBytes)} | ${mibOfBytes(heap.totalBytes)} | ${mibOfBytes(heap.externalBytes)} | ${Math.round(s.requestsPerSec).toLocaleString('en-US')} | ${s.latencyP99Ms.toFixed(2)} | ${fixed(s.cpuUsPerRequest, 1)} | ${fixed(s.upstreamCpuUsPerRequest, 1)} | ${fixed(s.machineIdlePercent, 1)} |`;
-  });
-  const sum = soak.summary;
-  const verdict =
-    sum === undefined
-      ? ['no interval completed']
-      : [
-          `start (first interval after warm-up) vs end: edges' RSS ${mib(sum.startRssKiB)} → ${mib(sum.endRssKiB)} MiB (${signed(sum.rssGrowthPercent)}), ` +
-            `JS heap used ${mibOfBytes(sum.startHeap.usedBytes)} → ${mibOfBytes(sum.endHeap.usedBytes)} MiB (${signed(sum.heapUsedGrowthPercent)}), ` +
-            `heap total ${mibOfBytes(sum.startHeap.totalBytes)} → ${mibOfBytes(sum.endHeap.totalBytes)} MiB (${signed(sum.heapTotalGrowthPercent)}), ` +
-            `p99 ${sum.startP99Ms.toFixed(2)} → ${sum.endP99Ms.toFixed(2)} ms (${signed(sum.p99GrowthPercent)})`,
-          `trend over every interval (least squares): edges' RSS ${signedMiB(sum.rssTrendKiBPerMin * 1024)}/min, ` +
-            `JS heap used ${signedMiB(sum.heapUsedTrendBytesPerMin)}/min, heap total ${signedMiB(sum.heapTotalTrendBytesPerMin)}/min, ` +
-            `p99 ${signedNumber(sum.p99TrendMsPerMin, 2)} ms/min`,
-          `gateway CPU per request: ${fixed(sum.startCpuUsPerRequest, 1)} → ${fixed(sum.endCpuUsPerRequest, 1)} µs, trend ${optionalSigned(sum.cpuTrendUsPerMin)} µs/min; ` +
-            `upstream's trend ${optionalSigned(sum.upstreamCpuTrendUsPerMin)} µs/min (a p99 that rises while the CPU per request stays flat is not more work per request)`,
-          ...(sum.edgesChanged
-            ? ['an edge restarted during the soak: its memory started over']
-            : []),
-          ...(sum.heapMissing
-            ? [
-                "an edge's heap report did not come in time in some interval: its heap is left out there",
-              ]
-            : []),
-        ];
-  const done = soak.samples.at(-1)?.elapsedSec ?? 0;
-  const stop =
-    soak.stoppedBy === undefined
-      ? []
-      : [`the soak stopped after ${done} of ${soak.minutes * 60} s: ${soak.stoppedBy}`];
-  return [
-    `soak: ${soak.scenario} for ${soak.minutes} min, back-to-back runs of ${soak.intervalSec} s, edges' RSS (VmRSS) and JS heap (main thread, not collected first) after each:`,
-    '',
-    '| s | edges | edges RSS MiB | heap used MiB | heap total MiB | external MiB | req/s | p99 ms | gateway CPU µs/req | upstream CPU µs/req | machine idle % |',
-    '| --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
-    ...rows,
-    '',
-    ...stop,
-    ...verdict,
-  ];
-}
-
-function mib(kib: number): string {
-  return (kib / 1024).toFixed(1);
-}
-
-function mibOfBytes(bytes: number): string {
-  return (bytes / 1024 / 1024).toFixed(1);
-}
-
-function signedMiB(bytes: number): string {
-  return `${bytes >= 0 ? '+' : ''}${(bytes / 1024 / 1024).toFixed(2)} MiB`;
-}
-
-function fixed(value: number | undefined, digits: number): string {
-  return value === undefined ? 'n/a' : value.toFixed(digits);
-}
-
-function signedNumber(value: number, digits: number): string {
-  return `${value >= 0 ? '+' : ''}${value.toFixed(digits)}`;
-}
-
-function optionalSigned(value: number | undefined): string {
-  return value === undefined ? 'n/a' : signedNumber(value, 2);
-}
-
-function signed(percent: number): string {
-  return `${percent >= 0 ? '+' : ''}${percent.toFixed(1)}%`;
+  return slopePerMinute(points);
 }

@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { type SpanLatency, spanLatencies } from './access-log-latency.js';
 import { BenchError } from './bench-error.js';
 import { type EdgeHeap, edgesHeap } from './edge-heap.js';
 import { loadRequestFor } from './load-request.js';
@@ -22,6 +24,8 @@ export interface SoakPlan {
   readonly heapReportDir: string;
   /** The upstream's process, whose CPU per request each interval reports beside the gateway's. */
   readonly upstreamPid?: number | undefined;
+  /** The gateway's stdout (its access log), read once after the soak for its own latency. */
+  readonly gatewayLog?: string | undefined;
 }
 
 /** Resident memory of each edge (child of `supervisor`), KiB by pid. */
@@ -43,7 +47,9 @@ export function edgesRss(supervisor: number): Record<string, number> {
  * machine's idle share (a p99 that rises while the gateway's CPU per request stays flat is not
  * the gateway doing more work per request). A run with a wrong answer stops the soak: memory
  * under failing requests says nothing; the report keeps the intervals before it and says why
- * (`stoppedBy`), and the runner exits 1.
+ * (`stoppedBy`), and the runner exits 1. Each run's wall-clock start and end are kept, and once
+ * the load is over the gateway's access log gives its own p50 and p99 over each run
+ * (`withGatewayLatency`): parsing it during the soak would take CPU from what is measured.
  */
 export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   const { options, target, tool, signal, scenario } = plan;
@@ -60,7 +66,9 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   for (let elapsed = 0; elapsed < totalSec; ) {
     const durationSec = Math.min(options.soakIntervalSec, totalSec - elapsed);
     const before = costSnapshot(supervisor, plan.upstreamPid);
+    const startedAt = new Date();
     const result = await tool.run(request(durationSec), signal);
+    const endedAt = new Date();
     const problem = wrongAnswers(plan, result);
     if (problem) return stopped(plan, samples, problem);
     const cost = runCost(before, costSnapshot(supervisor, plan.upstreamPid), result.requests);
@@ -68,10 +76,14 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
     const edgesRssKiB = edgesRss(supervisor);
     const sample: SoakSample = {
       elapsedSec: elapsed,
+      durationSec,
+      startedAt: startedAt.toISOString(),
+      endedAt: endedAt.toISOString(),
       edgesRssKiB,
       edgesHeap: await edgesHeap(Object.keys(edgesRssKiB).map(Number), plan.heapReportDir),
       requestsPerSec: result.requestsPerSec,
       latencyP99Ms: result.latencyP99Ms,
+      requests: result.requests,
       ...cost,
     };
     samples.push(sample);
@@ -83,7 +95,12 @@ export async function runSoak(plan: SoakPlan): Promise<SoakReport> {
   return soakReport(plan, samples);
 }
 
-function soakReport(plan: SoakPlan, samples: SoakSample[], stoppedBy?: string): SoakReport {
+async function soakReport(
+  plan: SoakPlan,
+  measured: SoakSample[],
+  stoppedBy?: string,
+): Promise<SoakReport> {
+  const samples = await withGatewayLatency(plan.gatewayLog, measured);
   return {
     scenario: plan.scenario.name,
     minutes: plan.options.soakMinutes ?? 0,
@@ -94,11 +111,51 @@ function soakReport(plan: SoakPlan, samples: SoakSample[], stoppedBy?: string): 
   };
 }
 
-function stopped(plan: SoakPlan, samples: SoakSample[], why: string): SoakReport {
+function stopped(plan: SoakPlan, samples: SoakSample[], why: string): Promise<SoakReport> {
   console.error(
     `error: soak stopped: ${why}; the report keeps the ${samples.length} intervals before it`,
   );
   return soakReport(plan, samples, why);
+}
+
+/** Longer than the access log's flush period (50 ms, shared/access-log.ts): its last lines are out. */
+const LOG_FLUSH_WAIT_MS = 200;
+
+/**
+ * The samples with the gateway's own latency over each run, from its log (`logPath`) read once;
+ * a run without an access line gets none (`n/a`, never 0), and without a log none does.
+ */
+export async function withGatewayLatency(
+  logPath: string | undefined,
+  samples: readonly SoakSample[],
+): Promise<SoakSample[]> {
+  if (logPath === undefined || samples.length === 0) return [...samples];
+  await delay(LOG_FLUSH_WAIT_MS);
+  const spans = samples.map((s) => ({
+    startMs: Date.parse(s.startedAt),
+    endMs: Date.parse(s.endedAt),
+  }));
+  let latencies: (SpanLatency | undefined)[] | undefined;
+  try {
+    latencies = await spanLatencies(logPath, spans);
+  } catch (err) {
+    // The soak's figures stand without the log: a log that cannot be read costs its columns only.
+    console.error(`notice: the gateway's log ${logPath} could not be read: ${String(err)}`);
+  }
+  if (latencies === undefined) console.error(`notice: no gateway latency from ${logPath}`);
+  return samples.map((s, i) => ({ ...s, ...gatewayFields(latencies?.[i]) }));
+}
+
+function gatewayFields(
+  latency: SpanLatency | undefined,
+): Pick<SoakSample, 'gatewayRequests' | 'gatewayP50Ms' | 'gatewayP99Ms'> {
+  return latency === undefined
+    ? {}
+    : {
+        gatewayRequests: latency.requests,
+        gatewayP50Ms: latency.p50Ms,
+        gatewayP99Ms: latency.p99Ms,
+      };
 }
 
 interface CostSnapshot {

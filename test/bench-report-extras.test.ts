@@ -13,9 +13,9 @@ import type { PairedRatio, ScenarioSummary } from '../bench/report.js';
 import { SCENARIOS } from '../bench/scenarios.js';
 import { targetFor } from '../bench/service.js';
 import { costLine, runCost } from '../bench/soak.js';
+import { renderSoak } from '../bench/soak-render.js';
 import {
   growthPercent,
-  renderSoak,
   type SoakSample,
   summarizeSoak,
   totalRssKiB,
@@ -158,6 +158,9 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     cpu?: number,
   ): SoakSample => ({
     elapsedSec,
+    durationSec: 30,
+    startedAt: new Date(Date.UTC(2026, 11, 1, 19, 0, elapsedSec - 30)).toISOString(),
+    endedAt: new Date(Date.UTC(2026, 11, 1, 19, 0, elapsedSec)).toISOString(),
     edgesRssKiB: rss,
     edgesHeap: Object.fromEntries(Object.entries(rss).map(([pid, kib]) => [pid, heapOf(kib)])),
     requestsPerSec: 1000,
@@ -188,6 +191,9 @@ t.test('soak growth: first interval against the last, summed over the edges', as
     endP99Ms: 5,
     p99GrowthPercent: 25,
     p99TrendMsPerMin: 1,
+    gatewayStartP99Ms: undefined,
+    gatewayEndP99Ms: undefined,
+    gatewayP99TrendMsPerMin: undefined,
     startCpuUsPerRequest: 60,
     endCpuUsPerRequest: 62,
     // Over the intervals that have the figure (30 s and 90 s): +2 µs in a minute.
@@ -209,7 +215,7 @@ t.test('soak growth: first interval against the last, summed over the edges', as
   }).join('\n');
   t.match(
     text,
-    /\| 30 \| 2 \| 97\.7 \| 24\.4 \| 48\.8 \| 2\.0 \| 1,000 \| 4\.00 \| 60\.0 \| 30\.0 \| 3\.3 \|/,
+    /\| 30 \| 2 \| 97\.7 \| 24\.4 \| 48\.8 \| 2\.0 \| 1,000 \| 4\.00 \| n\/a \| n\/a \| 60\.0 \| 30\.0 \| 3\.3 \|/,
   );
   t.match(text, /\| 60 \| 2 \| .* \| 9\.00 \| n\/a \| n\/a \| n\/a \|/, 'a cost that was not had');
   t.match(
@@ -227,6 +233,12 @@ t.test('soak growth: first interval against the last, summed over the edges', as
   t.notMatch(text, /heap report did not come/);
 });
 
+const RUN = {
+  durationSec: 30,
+  startedAt: '2026-12-01T19:00:00.000Z',
+  endedAt: '2026-12-01T19:00:30.000Z',
+};
+
 t.test(
   'soak cost of a run: CPU per request of the gateway and the upstream, idle share',
   async (t) => {
@@ -239,6 +251,7 @@ t.test(
     t.equal(cost.upstreamCpuUsPerRequest?.toFixed(6), '25.000000');
     t.equal(cost.machineIdlePercent, 5);
     const line = costLine({
+      ...RUN,
       elapsedSec: 30,
       edgesRssKiB: {},
       edgesHeap: {},
@@ -259,6 +272,7 @@ t.test(
     });
     t.equal(
       costLine({
+        ...RUN,
         elapsedSec: 30,
         edgesRssKiB: {},
         edgesHeap: {},

@@ -91,6 +91,9 @@ t.test('soak lines and summary carry the heap; a missing heap is flagged', async
   });
   const sample = (elapsedSec: number, heaps: SoakSample['edgesHeap']): SoakSample => ({
     elapsedSec,
+    durationSec: 30,
+    startedAt: new Date(Date.UTC(2026, 11, 1, 19, 0, elapsedSec - 30)).toISOString(),
+    endedAt: new Date(Date.UTC(2026, 11, 1, 19, 0, elapsedSec)).toISOString(),
     edgesRssKiB: { '10': 100 * 1024, '11': 120 * 1024 },
     edgesHeap: heaps,
     requestsPerSec: 1000,
@@ -116,7 +119,10 @@ t.test('the trend is the least-squares slope per minute, not start against end',
   t.equal(slopePerMinute(line), 2, '+1 per 30 s');
   // A noisy flat series that ends high: start vs end says +20%, the trend about nothing.
   const noisy = [10, 13, 7, 12, 8, 11, 9, 12].map((value, i) => ({ sec: 30 * i, value }));
-  t.ok(Math.abs(slopePerMinute(noisy)) < 0.1, `flat (${slopePerMinute(noisy)})`);
-  t.equal(slopePerMinute(line.slice(0, 1)), 0);
-  t.equal(slopePerMinute([]), 0);
+  const flat = slopePerMinute(noisy) ?? Number.NaN;
+  t.ok(Math.abs(flat) < 0.1, `flat (${flat})`);
+  // One point has no trend: undefined, not a flat 0 (the report printed `+0.00/min`).
+  t.equal(slopePerMinute(line.slice(0, 1)), undefined);
+  t.equal(slopePerMinute([]), undefined);
+  t.equal(slopePerMinute([line[0]!, line[0]!]), undefined, 'two points at one time');
 });
