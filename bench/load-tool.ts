@@ -8,10 +8,14 @@ export type LoadToolChoice = 'auto' | 'wrk' | 'autocannon';
 
 /**
  * wrk is preferred: it is C, so it takes less CPU from the services under test than a Node
- * load generator. Throws `BENCH_NO_LOAD_TOOL` when the chosen tool is missing.
+ * load generator. `scratchDir`: where the tool may write files (wrk's Lua scripts), removed by
+ * the caller. Throws `BENCH_NO_LOAD_TOOL` when the chosen tool is missing.
  */
-export async function detectLoadTool(choice: LoadToolChoice): Promise<LoadTool> {
-  const wrk = choice === 'autocannon' ? undefined : await findWrk();
+export async function detectLoadTool(
+  choice: LoadToolChoice,
+  scratchDir: string,
+): Promise<LoadTool> {
+  const wrk = choice === 'autocannon' ? undefined : await findWrk(scratchDir);
   if (wrk) return wrk;
   if (choice === 'auto') console.log('notice: wrk not found on PATH, falling back to autocannon');
   const autocannon = choice === 'wrk' ? undefined : await findAutocannon();

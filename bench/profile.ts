@@ -2,8 +2,7 @@
 // (every thread's CPU sampled at its start and end), a clean stop (V8 writes the profiles at
 // exit), then a summary of the edges', their worker threads' and the supervisor's profiles.
 
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BenchError } from './bench-error.js';
 import type { CleanupStack } from './cleanup-stack.js';
@@ -52,6 +51,8 @@ export interface ProfilePlan {
   readonly tool: LoadTool;
   readonly processes: number;
   readonly cleanup: CleanupStack;
+  /** The run's temp dir, removed at cleanup: the gateway's files go below it. */
+  readonly work: string;
   readonly signal: AbortSignal;
 }
 
@@ -125,11 +126,9 @@ async function startProfiledGateway(
   dir: string,
   plan: ProfilePlan,
 ): Promise<Service> {
-  const { cleanup } = plan;
+  const { cleanup, work } = plan;
   const profiled = profiledGatewayOf(scenario.service);
   if (profiled === undefined) throw new BenchError('BENCH_PROFILE', `${scenario.name}: no gateway`);
-  const work = await mkdtemp(join(tmpdir(), 'proxyauth-bench-'));
-  cleanup.add('remove temp dir', () => rm(work, { recursive: true, force: true }));
   const upstreamPort = Number(new URL((await startUpstream(cleanup)).baseUrl).port);
   const ports = [upstreamPort];
   if (profiled.balanced) ports.push(Number(new URL((await startUpstream(cleanup)).baseUrl).port));

@@ -75,10 +75,13 @@ async function main(
     console.log(USAGE);
     return 0;
   }
+  // The run's own temp dir (the services' files, the load tool's scripts): the cleanup removes
+  // it on every way out, an error and SIGINT included.
+  const work = await tempDir('proxyauth-bench-', cleanup);
   if (options.profileDir !== undefined) {
     const { profileDir } = options;
-    const tool = await detectLoadTool(options.tool);
-    const plan = { options: { ...options, profileDir }, tool, processes: PROXY_PROCESSES };
+    const tool = await detectLoadTool(options.tool, work);
+    const plan = { options: { ...options, profileDir }, tool, processes: PROXY_PROCESSES, work };
     console.log(`\n${await runProfile({ ...plan, cleanup, signal })}`);
     console.log(`summary: ${join(resolve(profileDir), 'summary.md')}`);
     return 0;
@@ -88,7 +91,7 @@ async function main(
   const entries = selectScenarios(names, undefined, options.baseline !== undefined).map(newEntry);
   const machine = collectMachineInfo();
   const startedAt = new Date().toISOString();
-  const tool = await detectLoadTool(options.tool);
+  const tool = await detectLoadTool(options.tool, work);
   const peers: Peers = {
     nginx: uses(entries, 'nginx') ? await findNginx() : undefined,
     haproxy: uses(entries, 'haproxy-jwt') ? await findHaproxy() : undefined,
@@ -97,7 +100,14 @@ async function main(
 
   const heapReportDir = soak ? await tempDir('proxyauth-soak-heap-', cleanup) : undefined;
   const gatewayArgs = heapReportDir === undefined ? [] : heapReportArgs(heapReportDir);
-  const services = await startServices(entries, peers, options.baseline, cleanup, gatewayArgs);
+  const services = await startServices(
+    entries,
+    peers,
+    options.baseline,
+    work,
+    cleanup,
+    gatewayArgs,
+  );
   await verifyAll(entries, services);
   const ctx: LoadContext = { tool, options, signal };
   const active = () => entries.filter((e) => e.record.status === 'ok');
@@ -190,18 +200,19 @@ async function tempDir(prefix: string, cleanup: CleanupStack): Promise<string> {
 }
 
 /**
- * The upstream is required; a proxy that cannot start only fails its own scenarios.
- * `gatewayArgs`: node flags of the plain `gateway` service (`--soak`: heap reports on a signal).
+ * The upstream is required; a proxy that cannot start only fails its own scenarios. Each service
+ * keeps its files in a directory of its own under `dir`. `gatewayArgs`: node flags of the plain
+ * `gateway` service (`--soak`: heap reports on a signal).
  */
 async function startServices(
   entries: readonly Entry[],
   peers: Peers,
   baselineRoot: string | undefined,
+  dir: string,
   cleanup: CleanupStack,
   gatewayArgs: readonly string[],
 ): Promise<Services> {
   const { nginx } = peers;
-  const dir = await tempDir('proxyauth-bench-', cleanup);
   const upstream = await startUpstream(cleanup);
   const upstreamPort = Number(new URL(upstream.baseUrl).port);
   const services: Services = { upstream };

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BenchError } from './bench-error.js';
 import { captureOutput } from './capture-output.js';
@@ -26,26 +25,26 @@ export function wrkArgs(request: LoadRequest, script?: string): string[] {
 }
 
 /**
- * wrk has no option for the method or a body: a Lua script sets them. Written once per
- * distinct request into the temp dir; undefined for a plain GET.
+ * wrk has no option for the method or a body: a Lua script sets them. Written per distinct
+ * request into `dir`; undefined for a plain GET.
  */
-async function requestScript(request: LoadRequest): Promise<string | undefined> {
+async function requestScript(request: LoadRequest, dir: string): Promise<string | undefined> {
   if ((request.method ?? 'GET') === 'GET' && request.body === undefined) return undefined;
   const lua = [
     `wrk.method = ${JSON.stringify(request.method ?? 'GET')}`,
     ...(request.body === undefined ? [] : [`wrk.body = ${JSON.stringify(request.body)}`]),
     '',
   ].join('\n');
-  const file = join(
-    tmpdir(),
-    `proxyauth-bench-${createHash('sha256').update(lua).digest('hex').slice(0, 16)}.lua`,
-  );
+  const file = join(dir, `wrk-${createHash('sha256').update(lua).digest('hex').slice(0, 16)}.lua`);
   await writeFile(file, lua);
   return file;
 }
 
-/** wrk when it is on PATH, else undefined. */
-export async function findWrk(): Promise<LoadTool | undefined> {
+/**
+ * wrk when it is on PATH, else undefined. Its scripts go into `scriptDir`, which the caller
+ * removes: a login's script holds the run's password, and nothing else would delete it.
+ */
+export async function findWrk(scriptDir: string): Promise<LoadTool | undefined> {
   const path = findExecutable('wrk');
   if (!path) return undefined;
   const { stdout, stderr } = await captureOutput(path, ['-v']);
@@ -54,7 +53,7 @@ export async function findWrk(): Promise<LoadTool | undefined> {
     name: 'wrk',
     version,
     async run(request: LoadRequest, signal?: AbortSignal): Promise<LoadResult> {
-      const script = await requestScript(request);
+      const script = await requestScript(request, scriptDir);
       const out = await captureOutput(path, wrkArgs(request, script), signal);
       if (out.code !== 0) {
         throw new BenchError(

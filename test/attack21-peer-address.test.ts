@@ -4,28 +4,18 @@
 // A dual-stack (`::`) listener gives IPv4 clients as mapped addresses, IPv6 clients as ::1.
 import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { logged, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
+import { logged, type RunningGateway, startGatewaysOver, waitFor } from './helpers/gateway.js';
 import { parseResponses } from './helpers/raw-http.js';
+import { routesYaml } from './helpers/routes-yaml.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
 const options = (host: string) => ({
   // One edge: every request below passes through the same module-level cache.
   config: { num_instances: 1, host },
-  routes: `routes:
-  - prefix: /echo
-    target: ${upstream.origin}
-    secure: false
-`,
+  routes: routesYaml(upstream.origin, [{ prefix: '/echo', path: '', secure: false }]),
 });
-const [dual, v4] = await Promise.all([
-  startGateway(options('::')),
-  startGateway(options('127.0.0.1')),
-]);
-t.teardown(async () => {
-  await Promise.all([dual.stop(), v4.stop()]);
-  await upstream.close();
-});
+const [dual, v4] = await startGatewaysOver(t, upstream, [options('::'), options('127.0.0.1')]);
 
 /** A keep-alive client connection from `localAddress` to `host`. */
 interface Client {

@@ -1,11 +1,12 @@
 // Attacks on the relay's one-read end() (worker/upstream-relay.ts onResponseData, uws-io.ts
 // endProxiedWith): paused clients with pipelined requests, clients gone mid-answer, HEAD,
 // bodies longer or shorter than their Content-Length, uploads still streaming, Connection: close.
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
 import { startHostileUpstream } from './helpers/hostile-upstream.js';
-import { parseResponses, rawExchange } from './helpers/raw-http.js';
+import { parseResponses, pausedClient, rawExchange } from './helpers/raw-http.js';
+import { routesYaml } from './helpers/routes-yaml.js';
 
 function bodyOf(size: number): Buffer {
   const body = Buffer.alloc(size, 0x61);
@@ -13,69 +14,62 @@ function bodyOf(size: number): Buffer {
   return body;
 }
 
+/** An answer in one piece: a head announcing `announced` bytes, then `sent` bytes of body. */
+function answer(announced: number, sent: number): Buffer {
+  return Buffer.concat([
+    Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${announced}\r\n\r\n`),
+    bodyOf(sent),
+  ]);
+}
+
 const up = await startHostileUpstream((req) => {
   const [, kind = '', arg = '0'] = req.target.split('/');
   const size = Number(arg);
   switch (kind) {
     case 'size':
-      return {
-        chunks: [
-          Buffer.concat([
-            Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`),
-            bodyOf(size),
-          ]),
-        ],
-        after: 'keep',
-      };
+      return { chunks: [answer(size, size)], after: 'keep' };
     case 'long':
       // Announces `size`, sends 2 more bytes in the same read.
-      return {
-        chunks: [
-          Buffer.concat([
-            Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`),
-            bodyOf(size + 2),
-          ]),
-        ],
-        after: 'end',
-      };
+      return { chunks: [answer(size, size + 2)], after: 'end' };
     case 'short':
-      return {
-        chunks: [
-          Buffer.concat([
-            Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size + 5}\r\n\r\n`),
-            bodyOf(size),
-          ]),
-        ],
-        after: 'end',
-      };
+      return { chunks: [answer(size + 5, size)], after: 'end' };
     case 'early':
       // Answers before the upload is read.
-      return {
-        chunks: [
-          Buffer.concat([
-            Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`),
-            bodyOf(size),
-          ]),
-        ],
-        after: 'hang',
-        readBody: false,
-      };
+      return { chunks: [answer(size, size)], after: 'hang', readBody: false };
     default:
       return { chunks: ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'], after: 'keep' };
   }
 });
 
+/**
+ * Collects what `socket` reads and whether `event` came; `done(ms)` waits up to `ms` for it,
+ * then destroys the socket and parses what it read.
+ */
+function readUntil(socket: Socket, event: 'close' | 'end') {
+  const chunks: Buffer[] = [];
+  const reading = {
+    seen: false,
+    async done(ms: number) {
+      const deadline = Date.now() + ms;
+      while (!reading.seen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      socket.destroy();
+      return parseResponses(Buffer.concat(chunks), []);
+    },
+  };
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.on(event, () => {
+    reading.seen = true;
+  });
+  socket.on('error', () => {});
+  return reading;
+}
+
 const gw: RunningGateway = await startGateway({
   config: { num_instances: 1 },
-  routes: `routes:
-  - prefix: /h
-    target: ${up.origin}
-    secure: false
-  - prefix: /nc
-    target: ${up.origin}
-    secure: false
-    cache: false
-`,
+  routes: routesYaml(up.origin, [
+    { prefix: '/h', path: '', secure: false },
+    { prefix: '/nc', path: '', secure: false, cache: false },
+  ]),
 });
 t.teardown(async () => {
   await gw.stop();
@@ -86,27 +80,14 @@ t.test('one keep-alive connection, a client paused on each answer: every body wh
   // Pipelined requests are refused by design (README): each request goes once the last answer
   // was read whole, after the client sat paused while the answer was written.
   const sizes = [60000, 1, 50000, 16384, 3, 60000, 2, 65000, 1024, 60000];
-  const socket = connect({ host: '127.0.0.1', port: gw.port });
-  await new Promise((r) => socket.once('connect', r));
-  let data: Buffer = Buffer.alloc(0);
-  socket.on('data', (d: Buffer) => {
-    data = Buffer.concat([data, d]);
-  });
+  const client = await pausedClient(gw.port);
   for (const size of sizes) {
-    socket.pause();
-    socket.write(`GET /h/size/${size} HTTP/1.1\r\nhost: x\r\n\r\n`);
-    await new Promise((r) => setTimeout(r, 150));
-    socket.resume();
-    const deadline = Date.now() + 3000;
-    while (parseResponses(data, []).responses.length === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const { responses, rest } = parseResponses(data, []);
-    data = rest;
+    const request = `GET /h/size/${size} HTTP/1.1\r\nhost: x\r\n\r\n`;
+    const { responses, rest } = await client.ask(request, 150, 3000);
     t.ok(responses[0]?.body.equals(bodyOf(size)), `${size} B: intact`);
     t.equal(rest.length, 0, `${size} B: nothing more`);
   }
-  socket.destroy();
+  client.close();
 });
 
 t.test('clients gone right after the request or mid-answer: later requests served', async (t) => {
@@ -159,31 +140,22 @@ t.test('a short body: the client connection is cut', async (t) => {
 t.test('an upload still streaming when the answer comes: answer whole, then close', async (t) => {
   const socket = connect({ host: '127.0.0.1', port: gw.port });
   await new Promise((r) => socket.once('connect', r));
-  const chunks: Buffer[] = [];
-  let closed = false;
-  socket.on('data', (d: Buffer) => chunks.push(d));
-  socket.on('close', () => {
-    closed = true;
-  });
-  socket.on('error', () => {});
+  const reading = readUntil(socket, 'close');
   const total = 2_000_000;
   socket.write(`POST /h/early/40000 HTTP/1.1\r\nhost: x\r\ncontent-length: ${total}\r\n\r\n`);
   const piece = Buffer.alloc(65536, 0x62);
   let sent = 0;
-  while (sent < total && !closed) {
+  while (sent < total && !reading.seen) {
     const n = Math.min(piece.length, total - sent);
     if (!socket.write(piece.subarray(0, n))) await new Promise((r) => setTimeout(r, 5));
     sent += n;
     await new Promise((r) => setImmediate(r));
   }
-  const deadline = Date.now() + 4000;
-  while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  socket.destroy();
-  const { responses } = parseResponses(Buffer.concat(chunks), []);
+  const { responses } = await reading.done(4000);
   t.equal(responses[0]?.status, 200);
   t.ok(responses[0]?.body.equals(bodyOf(40000)), 'answer intact');
   t.equal(responses[0]?.headers.get('connection')?.[0], 'close');
-  t.comment(`sent ${sent}, closed ${closed}`);
+  t.comment(`sent ${sent}, closed ${reading.seen}`);
 });
 
 t.test('Connection: close with a paused client: the whole body, then FIN', async (t) => {
@@ -192,20 +164,11 @@ t.test('Connection: close with a paused client: the whole body, then FIN', async
   socket.pause();
   socket.write('GET /h/size/60000 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
   await new Promise((r) => setTimeout(r, 500));
-  const chunks: Buffer[] = [];
-  let ended = false;
-  socket.on('data', (d: Buffer) => chunks.push(d));
-  socket.on('end', () => {
-    ended = true;
-  });
-  socket.on('error', () => {});
+  const reading = readUntil(socket, 'end');
   socket.resume();
-  const deadline = Date.now() + 3000;
-  while (!ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  socket.destroy();
-  const { responses, rest } = parseResponses(Buffer.concat(chunks), []);
+  const { responses, rest } = await reading.done(3000);
   t.ok(responses[0]?.body.equals(bodyOf(60000)));
-  t.ok(ended, 'FIN');
+  t.ok(reading.seen, 'FIN');
   t.equal(rest.length, 0);
 });
 

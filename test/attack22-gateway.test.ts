@@ -6,10 +6,12 @@
 import { writeFile } from 'node:fs/promises';
 import t from 'tap';
 import { type RunningGateway, startGateway } from './helpers/gateway.js';
+import { routesYaml } from './helpers/routes-yaml.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
 const DAILY = 1 / 86_400;
+const ownLimit = `{ requests_per_second: ${DAILY}, burst: 1 }`;
 const names = ['127.0.0.1', 'i:x', 'x', 'u:x', 'a b', 'c:d e', 'ü日本', '2001:db8::1'];
 const gw = await startGateway({
   users: names.map((username) => ({ username, password: 'pw-0123456789' })),
@@ -18,23 +20,13 @@ const gw = await startGateway({
     ratelimit_proxy: { requests_per_second: DAILY, burst: 2 },
     ratelimit_auth: { requests_per_second: DAILY, burst: 9 },
   },
-  routes: `routes:
-  - prefix: /p
-    target: ${upstream.origin}/p
-  - prefix: /public
-    target: ${upstream.origin}/public
-    secure: false
-  - prefix: /own
-    target: ${upstream.origin}/own
-    ratelimit: { requests_per_second: ${DAILY}, burst: 1 }
-  - prefix: /own2
-    target: ${upstream.origin}/own2
-    ratelimit: { requests_per_second: ${DAILY}, burst: 1 }
-  - prefix: /ownpublic
-    target: ${upstream.origin}/ownpublic
-    secure: false
-    ratelimit: { requests_per_second: ${DAILY}, burst: 1 }
-`,
+  routes: routesYaml(upstream.origin, [
+    { prefix: '/p' },
+    { prefix: '/public', secure: false },
+    { prefix: '/own', ratelimit: ownLimit },
+    { prefix: '/own2', ratelimit: ownLimit },
+    { prefix: '/ownpublic', secure: false, ratelimit: ownLimit },
+  ]),
 });
 t.teardown(async () => {
   await gw.stop();

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { login, type RunningGateway, startGateway } from './helpers/gateway.js';
 import { rawExchange } from './helpers/raw-http.js';
+import { routesYaml } from './helpers/routes-yaml.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const APP = 'https://app.test';
@@ -49,17 +50,11 @@ const upstream = await startUpstream((req, res) => {
   return true;
 });
 
-const routes = `routes:
-  - prefix: /api
-    target: ${upstream.origin}/api
-  - prefix: /pub
-    target: ${upstream.origin}/pub
-    secure: false
-  - prefix: /ro
-    target: ${upstream.origin}/ro
-    secure: false
-    allow_methods: [GET]
-`;
+const routes = routesYaml(upstream.origin, [
+  { prefix: '/api' },
+  { prefix: '/pub', secure: false },
+  { prefix: '/ro', secure: false, allow_methods: '[GET]' },
+]);
 const gw: RunningGateway = await startGateway({
   config: { cors_origins: [APP, `${DEV}/`] },
   routes,

@@ -8,7 +8,15 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { Client } from 'undici';
-import { logged, login, type RunningGateway, startGateway, waitFor } from './helpers/gateway.js';
+import {
+  logged,
+  login,
+  type RunningGateway,
+  startGateway,
+  startGatewaysOver,
+  waitFor,
+} from './helpers/gateway.js';
+import { routesYaml } from './helpers/routes-yaml.js';
 import { type Echo, startUpstream } from './helpers/upstream.js';
 
 const hits = new Map<string, number>();
@@ -18,33 +26,20 @@ const upstream = await startUpstream((req) => {
   return false;
 });
 
-const routes = (extra = '') => `routes:
-  - prefix: /exact
-    target: ${upstream.origin}/exact
-    secure: false
-    ratelimit: { requests_per_second: 50, burst: 10 }
-  - prefix: /shape
-    target: ${upstream.origin}/shape
-    secure: false
-    ratelimit: { requests_per_second: 1, burst: 0 }
-  - prefix: /block
-    target: ${upstream.origin}/block
-    secure: false
-    ratelimit: { requests_per_second: 20, burst: 0, block_delay: 1500 }
-  - prefix: /free
-    target: ${upstream.origin}/free
-    secure: false
-    ratelimit: { requests_per_second: 0 }
-  - prefix: /users
-    target: ${upstream.origin}/users
-  - prefix: /open
-    target: ${upstream.origin}/open
-    secure: false
-  - prefix: /bodies
-    target: ${upstream.origin}/bodies
-    secure: false
-    ratelimit: { requests_per_second: 1000, burst: 1000 }
-${extra}`;
+const routes = (extra = '') =>
+  routesYaml(upstream.origin, [
+    { prefix: '/exact', secure: false, ratelimit: '{ requests_per_second: 50, burst: 10 }' },
+    { prefix: '/shape', secure: false, ratelimit: '{ requests_per_second: 1, burst: 0 }' },
+    {
+      prefix: '/block',
+      secure: false,
+      ratelimit: '{ requests_per_second: 20, burst: 0, block_delay: 1500 }',
+    },
+    { prefix: '/free', secure: false, ratelimit: '{ requests_per_second: 0 }' },
+    { prefix: '/users' },
+    { prefix: '/open', secure: false },
+    { prefix: '/bodies', secure: false, ratelimit: '{ requests_per_second: 1000, burst: 1000 }' },
+  ]) + extra;
 
 const users = [
   { username: 'alice', password: 'alice-password' },
@@ -54,14 +49,10 @@ const config = (trusted: string[]) => ({
   ratelimit_proxy: { requests_per_second: 1, burst: 1 },
   trusted_proxies: trusted,
 });
-const [gw, behind] = await Promise.all([
-  startGateway({ users, config: config([]), routes: routes() }),
-  startGateway({ users, config: config(['127.0.0.1']), routes: routes() }),
+const [gw, behind] = await startGatewaysOver(t, upstream, [
+  { users, config: config([]), routes: routes() },
+  { users, config: config(['127.0.0.1']), routes: routes() },
 ]);
-t.teardown(async () => {
-  await Promise.all([gw.stop(), behind.stop()]);
-  await upstream.close();
-});
 
 interface Answer {
   status: number;

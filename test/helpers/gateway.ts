@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
 import { hashPassword } from '../../crypto-pool/password.js';
 import { type Readiness, readReadiness } from '../../supervisor/ready-signal.js';
 
@@ -151,6 +152,23 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     },
   };
   return gateway;
+}
+
+/**
+ * Starts a gateway per entry of `list`, side by side; at `t`'s teardown they stop, then
+ * `upstream` closes.
+ */
+export async function startGatewaysOver<const L extends readonly GatewayOptions[]>(
+  t: Test,
+  upstream: { close(): Promise<unknown> },
+  list: L,
+): Promise<{ -readonly [K in keyof L]: RunningGateway }> {
+  const gateways = await Promise.all(list.map((options) => startGateway(options)));
+  t.teardown(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    await upstream.close();
+  });
+  return gateways as { -readonly [K in keyof L]: RunningGateway };
 }
 
 export async function waitFor(

@@ -83,6 +83,48 @@ export async function rawConnection(port: number): Promise<Socket> {
   return socket;
 }
 
+/** A connection whose answers are each written while the client sits paused. */
+export interface PausedClient {
+  /**
+   * Sends `request` with the client paused, resumes it after `pauseMs`, then waits up to
+   * `timeoutMs` for a whole answer; what follows the answers stays for the next ask.
+   */
+  ask(
+    request: string,
+    pauseMs: number,
+    timeoutMs: number,
+  ): Promise<{ responses: RawResponse[]; rest: Buffer }>;
+  close(): void;
+}
+
+/** Opens a {@link PausedClient} connection; `methods` as in {@link parseResponses}. */
+export async function pausedClient(
+  port: number,
+  methods: readonly string[] = [],
+): Promise<PausedClient> {
+  const socket = await rawConnection(port);
+  let data: Buffer = Buffer.alloc(0);
+  socket.on('data', (d: Buffer) => {
+    data = Buffer.concat([data, d]);
+  });
+  return {
+    async ask(request, pauseMs, timeoutMs) {
+      socket.pause();
+      socket.write(request);
+      await sleep(pauseMs);
+      socket.resume();
+      const deadline = Date.now() + timeoutMs;
+      while (parseResponses(data, methods).responses.length === 0 && Date.now() < deadline) {
+        await sleep(10);
+      }
+      const parsed = parseResponses(data, methods);
+      data = parsed.rest;
+      return parsed;
+    },
+    close: () => socket.destroy(),
+  };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
