@@ -7,7 +7,8 @@ import t, { type Test } from 'tap';
 import { openStore } from '../shared/store.js';
 import { type ChurnTally, churnTogether } from './helpers/store-process.js';
 
-// Before the fix, rw + ro and rw + rw failed within this in every run, ro + ro in most.
+// Before the fix, within this: rw + ro, rw + rw and both creation cases failed in 2 runs of 2,
+// ro + ro in 1 of 2 (and in 2 of 2 runs of a plain node script).
 const CHURN_MS = 1500;
 
 async function existingStore(dir: string): Promise<void> {
