@@ -22,6 +22,11 @@ export type StoreErrorCode =
   | 'STORE_SCHEMA_NEWER'
   /** A reader found an older schema: the writer has not migrated the store yet. */
   | 'STORE_SCHEMA_OLDER'
+  /**
+   * Another process opened or closed the store at the same instant and LMDB refused its lock
+   * table (EINVAL): running the command again works.
+   */
+  | 'STORE_BUSY'
   /** Any other open failure. */
   | 'STORE_OPEN_FAILED'
   | 'STORE_WRITE_FAILED'
@@ -118,6 +123,7 @@ const HINTS: Partial<Record<StoreErrorCode, string>> = {
   STORE_ACCESS_DENIED: ' (check the owner and mode of the data dir and of the files in it)',
   STORE_READ_ONLY_FS: ' (the supervisor writes to its store: mount the data dir read-write)',
   STORE_FULL: ' (free some space, or raise the limit)',
+  STORE_BUSY: ' (run the command, or start the gateway, again)',
   STORE_CORRUPT:
     ' (restore a backup, or move it aside to start empty: its revocations and stats are lost)',
 };

@@ -2,10 +2,12 @@
 // a file LMDB refuses, see store-file.ts), then open, then bring the schema up to date (writer)
 // or check it (reader). Every failure becomes a StoreError naming the file.
 import { accessSync, chmodSync, constants, mkdirSync, type Stats, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
-import { openError, StoreError, storeFailure } from './store-error.js';
+import { openError, StoreError, type StoreFailure, storeFailure } from './store-error.js';
 import { freeBytes, lmdbFileProblem, MIN_FREE_BYTES, preallocateLockFile } from './store-file.js';
+import { holdStoreGate } from './store-gate.js';
 import {
   DB,
   MAX_DBS,
@@ -18,6 +20,9 @@ import {
   type StoreDbs,
 } from './store-schema.js';
 
+const EINVAL = osConstants.errno.EINVAL;
+const DIR_OPTIONS = { recursive: true, mode: 0o700 } as const;
+
 /** The open environment and its databases. */
 export interface OpenEnvironment {
   readonly root: RootDatabase;
@@ -29,6 +34,19 @@ export interface OpenEnvironment {
  * `create` is false: then a missing store is STORE_MISSING, as for a reader.
  */
 export function openEnvironment(path: string, readOnly: boolean, create = true): OpenEnvironment {
+  // The gate lives in the data dir: a writer that creates the store makes the dir first.
+  if (!readOnly && create) attempt(path, () => mkdirSync(dirname(path), DIR_OPTIONS));
+  // Held from the checks on: a store being created is seen only once its schema is written
+  // (not as an empty file, nor as schema version 0); see store-gate.ts for the main reason.
+  const release = holdStoreGate(path);
+  try {
+    return openGated(path, readOnly, create);
+  } finally {
+    release();
+  }
+}
+
+function openGated(path: string, readOnly: boolean, create: boolean): OpenEnvironment {
   if (readOnly) checkReaderPlace(path);
   else checkWriterPlace(path, create);
   let root: RootDatabase;
@@ -46,7 +64,7 @@ export function openEnvironment(path: string, readOnly: boolean, create = true):
       overlappingSync: false,
     });
   } catch (err) {
-    throw openError(path, storeFailure(err, dirname(path)), err);
+    throw openError(path, lmdbOpenFailure(err, path), err);
   }
   try {
     return { root, dbs: readOnly ? attachReader(root, path) : attachWriter(root, path) };
@@ -54,8 +72,23 @@ export function openEnvironment(path: string, readOnly: boolean, create = true):
     // The open already failed: that error is the one to report, not a failure to close.
     root.close().catch(() => undefined);
     if (err instanceof StoreError) throw err;
-    throw openError(path, storeFailure(err, dirname(path)), err);
+    throw openError(path, lmdbOpenFailure(err, path), err);
   }
+}
+
+// EINVAL from lmdb-js while opening: a lock table mutex destroyed by a process that closed the
+// store at that instant (store-gate.ts), left to happen only beside a process that opens or
+// closes it without the gate (an older gateway, or one that waited for the gate in vain).
+// lmdb-js also answers EINVAL to a writer opened in a process that holds the store open
+// read-only (it shares one environment per file in a process): no process of the gateway does.
+function lmdbOpenFailure(err: unknown, path: string): StoreFailure {
+  if ((err as { code?: unknown } | null)?.code !== EINVAL) return storeFailure(err, dirname(path));
+  return {
+    code: 'STORE_BUSY',
+    cause:
+      `LMDB refused its lock table ${lockOf(path)} (Invalid argument): another process ` +
+      'opened or closed the store at the same instant',
+  };
 }
 
 function attachWriter(root: RootDatabase, path: string): StoreDbs {
@@ -108,7 +141,6 @@ function schemaOf(root: RootDatabase, path: string): number {
 function checkWriterPlace(path: string, create: boolean): void {
   const dir = dirname(path);
   if (!create && !statOf(path, path)) throw missing(path, '');
-  attempt(path, () => mkdirSync(dir, { recursive: true, mode: 0o700 }));
   const stats = statOf(path, path);
   if (stats) {
     checkRegular(path, stats);

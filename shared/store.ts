@@ -1,6 +1,7 @@
 /**
  * The node's store: one LMDB environment, `<dataDir>/proxyauth.mdb` (plus LMDB's
- * `proxyauth.mdb-lock`). The supervisor is its writer; edges open it read-only in their own
+ * `proxyauth.mdb-lock`, and `proxyauth.mdb-gate` while a process opens or closes it, see
+ * store-gate.ts). The supervisor is its writer; edges open it read-only in their own
  * processes (LMDB is multi-process safe: readers never block the writer or each other).
  * `proxyauth unban` opens it as a second writer while the gateway runs, for a moment: LMDB
  * serialises write transactions across processes, and every write here is a read-modify-write
@@ -66,6 +67,7 @@ import {
 } from './store-args.js';
 import { type CursorKey, decodeCursor } from './store-cursor.js';
 import { StoreError, storeFailure, writeError } from './store-error.js';
+import { holdStoreGate } from './store-gate.js';
 import {
   activateKey,
   addActiveKey,
@@ -180,7 +182,8 @@ function unixNow(): number {
  * creates nothing.
  * Throws StoreError: STORE_MISSING (reader, or writer with `create: false`, and no store yet),
  * STORE_ACCESS_DENIED, STORE_READ_ONLY_FS (writer), STORE_FULL (writer), STORE_CORRUPT,
- * STORE_SCHEMA_NEWER, STORE_SCHEMA_OLDER (reader before the writer migrated),
+ * STORE_SCHEMA_NEWER, STORE_SCHEMA_OLDER (reader before the writer migrated), STORE_BUSY
+ * (another process opened or closed it at that instant without the gate, store-gate.ts),
  * STORE_OPEN_FAILED.
  */
 export function openStore(
@@ -705,7 +708,14 @@ export class Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#root.close();
+    // Closing as the last process destroys LMDB's lock table mutexes: not while another
+    // process opens (store-gate.ts).
+    const release = holdStoreGate(this.path);
+    try {
+      await this.#root.close();
+    } finally {
+      release();
+    }
   }
 
   async #write<T>(body: (dbs: StoreDbs) => T): Promise<T> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const CHILD = join(import.meta.dirname, 'store-child.ts');
+const CHURN = join(import.meta.dirname, 'store-churn.ts');
 
 // The node command line of this test (tap's TypeScript loader among its flags), so the child
 // runs the same .ts sources. tap's coverage hook (processinfo) writes files at exit: another
@@ -159,4 +160,45 @@ function run(command: string, args: string[]): void {
   if (done.status !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed: ${done.stderr || done.error}`);
   }
+}
+
+/** What `store-churn.ts` printed: how many opens it made, how many failed, and the first errors. */
+export interface ChurnTally {
+  opens: number;
+  failures: number;
+  errors: { code: string; message: string }[];
+}
+
+/** One of the modes of store-churn.ts. */
+export type ChurnMode = 'ro' | 'rw' | 'create' | 'ro-newest' | 'rw-newest';
+
+/**
+ * Runs one `store-churn.ts` per mode (each opens, uses and closes a store of `dir` in a loop,
+ * see there), starts them together once all are loaded, and resolves with their tallies.
+ */
+export async function churnTogether(
+  dir: string,
+  modes: readonly ChurnMode[],
+  forMs: number,
+): Promise<ChurnTally[]> {
+  const [command, ...args] = nodeCommand(false);
+  const children = modes.map((mode) => {
+    const proc = spawn(command!, [...args, CHURN, dir, mode, String(forMs)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+    let stderr = '';
+    proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const next = async (): Promise<Record<string, unknown>> => {
+      const { value, done } = await lines.next();
+      if (done) throw new Error(`store churn (${mode}) ended: ${stderr}`);
+      return JSON.parse(value) as Record<string, unknown>;
+    };
+    return { proc, next };
+  });
+  await Promise.all(children.map((child) => child.next()));
+  for (const child of children) child.proc.stdin!.end('go\n');
+  return Promise.all(children.map(async (child) => (await child.next()) as unknown as ChurnTally));
 }
