@@ -18,9 +18,24 @@
 // Node has no flock(2), hence a file created with O_EXCL holding the owner's pid. A gate left
 // by a process that died holding it (kill -9 in the milliseconds of an open) is taken over once
 // its pid is gone or it is older than STALE_MS (two processes taking over the same stale gate
-// at once may both go on: the race above, as rare as a kill -9 in an open). A process that cannot create the gate (a reader
-// on a read-only mount, a data dir it cannot write) opens without it, as before.
-import { readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+// at once may both go on: the race above, as rare as a kill -9 in an open). A process that
+// cannot create the gate (a reader on a read-only mount, a data dir it cannot write), or cannot
+// remove a stale one, opens without it, as before.
+//
+// The gate is read as something anyone who can write the data dir may have put there (attack
+// 24b): by lstat, then at most a few bytes, never following a link nor waiting on a FIFO. A
+// directory, link, FIFO or device is no process's gate: it is stale. A gate this process cannot
+// read (left by root's CLI, mode 0600) is judged by its age alone.
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  openSync,
+  readSync,
+  type Stats,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 
 // An open takes milliseconds (a writer's migration of a large store, seconds); past this, the
 // process opens without the gate rather than not at all.
@@ -59,9 +74,11 @@ function acquire(gate: string): boolean {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
     }
-    if (isStale(gate)) removeGate(gate);
-    else if (Date.now() >= deadline) return false;
-    else Atomics.wait(sleeper, 0, 0, 1 + Math.random() * 4);
+    const state = stateOf(gate);
+    // A stale gate this process cannot remove would otherwise be retried without a pause.
+    if (state === 'stale' && !removeGate(gate)) return false;
+    if (Date.now() >= deadline) return false;
+    if (state === 'held') Atomics.wait(sleeper, 0, 0, 1 + Math.random() * 4);
   }
 }
 
@@ -75,19 +92,37 @@ function release(gate: string): void {
   removeGate(gate);
 }
 
-// The holder's pid is written just after the file is created: an empty gate is a live one.
-function isStale(gate: string): boolean {
-  let text: string;
-  let age: number;
+function stateOf(gate: string): 'held' | 'stale' | 'gone' {
+  let stats: Stats;
   try {
-    text = readFileSync(gate, 'utf8');
-    age = Date.now() - statSync(gate).mtimeMs;
+    stats = lstatSync(gate);
   } catch {
-    return false; // gone meanwhile: the next attempt creates it
+    return 'gone'; // the next attempt creates it
   }
-  if (age > STALE_MS) return true;
-  const pid = Number.parseInt(text, 10);
-  return Number.isSafeInteger(pid) && pid > 0 && !isAlive(pid);
+  if (!stats.isFile() || Date.now() - stats.mtimeMs > STALE_MS) return 'stale';
+  // The holder's pid is written just after the file is created: an empty gate is a live one,
+  // and so is one this process cannot read (until STALE_MS).
+  const pid = Number.parseInt(readHead(gate), 10);
+  return Number.isSafeInteger(pid) && pid > 0 && !isAlive(pid) ? 'stale' : 'held';
+}
+
+// The first bytes of the gate: a pid and a newline. O_NONBLOCK: a FIFO swapped in after the
+// lstat answers at once instead of waiting for a writer.
+function readHead(gate: string): string {
+  let fd: number;
+  try {
+    fd = openSync(gate, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return '';
+  }
+  try {
+    const head = Buffer.alloc(24);
+    return head.toString('latin1', 0, readSync(fd, head, 0, head.length, 0));
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function isAlive(pid: number): boolean {
@@ -101,11 +136,13 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function removeGate(gate: string): void {
+// False when the gate is still there: a directory, or a dir this process cannot write (the
+// next opener that can judges it stale by its pid or age).
+function removeGate(gate: string): boolean {
   try {
     unlinkSync(gate);
-  } catch {
-    // Gone already (a process took it over as stale), or the dir turned read-only: the next
-    // opener judges it stale by its pid.
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT'; // a process took it over as stale
   }
 }

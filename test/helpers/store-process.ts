@@ -26,12 +26,22 @@ export interface OpenAnswer {
   message?: string;
 }
 
-/** Runs `store-child.ts open <dataDir> <ro|rw>` (as `uid` when given) and returns its answer. */
-export function openInChild(dataDir: string, access: 'ro' | 'rw', uid?: number): OpenAnswer {
+/**
+ * Runs `store-child.ts open <dataDir> <ro|rw>` (as `uid` when given) and returns its answer;
+ * throws when it has not answered within `timeout` ms (it is killed).
+ */
+export function openInChild(
+  dataDir: string,
+  access: 'ro' | 'rw',
+  uid?: number,
+  timeout = 60_000,
+): OpenAnswer {
   const [command, ...args] = nodeCommand(uid === undefined);
   const run = spawnSync(command!, [...args, CHILD, 'open', dataDir, access], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout,
+    // A child stuck in a system call never runs the SIGTERM handlers tap's hooks install.
+    killSignal: 'SIGKILL',
     ...(uid === undefined ? {} : { uid, gid: uid }),
   });
   return answerOf(run);
