@@ -16,28 +16,19 @@ import {
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { openStore, STORE_FILE } from '../shared/store.js';
+import {
+  deadPid,
+  gateOf,
+  isRoot,
+  makeStore,
+  NOBODY,
+  storeForOtherReader,
+} from './helpers/store-gate.js';
 import { cannotRunAs, openInChild } from './helpers/store-process.js';
 
-const isRoot = process.getuid?.() === 0;
-const NOBODY = 65534;
 // The child's start-up (tap's TypeScript loader) takes 2-5 s on a busy machine; the gate's wait
 // alone is 10 s.
 const QUICK_MS = 9_000;
-
-function gateOf(dir: string): string {
-  return join(dir, `${STORE_FILE}-gate`);
-}
-
-function deadPid(): number {
-  const run = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
-    encoding: 'utf8',
-  });
-  return Number(run.stdout);
-}
-
-async function makeStore(dir: string): Promise<void> {
-  await openStore(dir, { readOnly: false }).close();
-}
 
 // In a child: before the fix these never returned, and the test must not hang with them.
 function opensQuickly(t: Test, dir: string, uid?: number): void {
@@ -97,13 +88,7 @@ t.test(
 );
 
 t.test('a stale gate the opener cannot remove: no endless retry', { skip: asNobody }, async (t) => {
-  const dir = t.testdir({ data: {} });
-  const data = join(dir, 'data');
-  await makeStore(data);
-  chmodSync(join(data, `${STORE_FILE}-lock`), 0o666);
-  chmodSync(join(data, STORE_FILE), 0o644);
-  chmodSync(dir, 0o755);
-  chmodSync(data, 0o755);
+  const data = await storeForOtherReader(t, 0o755);
   writeFileSync(gateOf(data), `${deadPid()}\n`, { mode: 0o644 });
   opensQuickly(t, data, NOBODY);
   t.ok(existsSync(gateOf(data)), 'still there: the reader cannot write the dir');

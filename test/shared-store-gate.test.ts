@@ -2,33 +2,22 @@
 // holds `<store>-gate`, waits for another process's, takes over one left by a dead process,
 // and opens without it where it cannot create one. The races it closes are tested with real
 // processes in shared-store-concurrent-open.test.ts.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lmdb from 'lmdb';
 import t from 'tap';
 import { openStore, STORE_FILE } from '../shared/store.js';
 import { holdStoreGate } from '../shared/store-gate.js';
+import {
+  deadPid,
+  gateOf,
+  isRoot,
+  makeStore,
+  NOBODY,
+  storeForOtherReader,
+} from './helpers/store-gate.js';
 import { cannotRunAs, openInChild } from './helpers/store-process.js';
-
-const isRoot = process.getuid?.() === 0;
-const NOBODY = 65534;
-
-function gateOf(dir: string): string {
-  return join(dir, `${STORE_FILE}-gate`);
-}
-
-async function makeStore(dir: string): Promise<void> {
-  await openStore(dir, { readOnly: false }).close();
-}
-
-// The pid of a process that has exited.
-function deadPid(): number {
-  const run = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
-    encoding: 'utf8',
-  });
-  return Number(run.stdout);
-}
 
 t.test('open and close leave no gate behind', async (t) => {
   const dir = t.testdir();
@@ -95,13 +84,7 @@ t.test('a gate left by a dead process, or an old one, is taken over', async (t) 
 const asNobody = isRoot ? cannotRunAs(NOBODY) : undefined;
 
 t.test('a reader that cannot create the gate opens without it', { skip: asNobody }, async (t) => {
-  const dir = t.testdir({ data: {} });
-  const data = join(dir, 'data');
-  await makeStore(data);
-  chmodSync(join(data, `${STORE_FILE}-lock`), 0o666);
-  chmodSync(join(data, STORE_FILE), 0o644);
-  chmodSync(dir, 0o755);
-  chmodSync(data, 0o555);
+  const data = await storeForOtherReader(t, 0o555);
   try {
     if (isRoot) t.same(openInChild(data, 'ro', NOBODY), { ok: true, tokens: 0 });
     else await openStore(data, { readOnly: true }).close();
