@@ -126,7 +126,8 @@ export class AccessLog {
   #ascii = true;
   #timer: NodeJS.Timeout | undefined;
   readonly #flush = () => this.flush();
-  #lastMs = 0;
+  // NaN: no clock reading equals it, so the first line always formats its timestamp.
+  #lastMs = Number.NaN;
   #lastIso = '';
   readonly #timestamps = new IsoTimestamps();
   /** `"pid":N,`: which edge answered (several share the stdout). */

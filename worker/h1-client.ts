@@ -1027,7 +1027,9 @@ function addHeader(headers: Headers, text: string, start: number, end: number): 
 }
 
 /** The last Keep-Alive hint read and what it gave: an upstream sends the same one every time. */
-let lastHint = '';
+// Undefined until the first hint: no starting value a hint could equal (request-checks.ts's
+// Host memory let an empty Host through that way).
+let lastHint: string | undefined;
 let lastHintMs: number | null = null;
 
 /**
