@@ -6,16 +6,13 @@
 import t from 'tap';
 import { startGateway } from './helpers/gateway.js';
 import { rawExchange } from './helpers/raw-http.js';
+import { routesYaml } from './helpers/routes-yaml.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
 const gw = await startGateway({
   config: { num_instances: 1 },
-  routes: `routes:
-  - prefix: /
-    target: ${upstream.origin}
-    secure: false
-`,
+  routes: routesYaml(upstream.origin, [{ prefix: '/', path: '', secure: false }]),
 });
 t.teardown(async () => {
   await gw.stop();
