@@ -359,6 +359,26 @@ enum Phase {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Every plain-http upstream socket reads into this one buffer (net's `onread`), and each read is
+ * parsed before the next can land in it: no Buffer, no ArrayBuffer and no Readable push per read.
+ * Callgrind, one edge, authenticated GETs (3 windows of 2,000): 88.7-90.7k user-space
+ * instructions a request with 'data' events, 80.9-84.1k with this buffer and views handed to the
+ * relay, 83.5-86.5k when every body piece is copied. So what outlives a read is copied (an
+ * incomplete head or line, a backlog while paused, a piece for a handler that keeps it) and the
+ * relay, which copies only what it keeps, gets views (BorrowingHandler).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(65536);
+
+/**
+ * A dispatch handler that takes `onResponseData` chunks as views of the client's read buffer,
+ * valid only until it returns: it copies whatever it keeps (queued for a slow client, pushed to
+ * a stream). Other handlers get chunks of their own, as undici gives them.
+ */
+export interface BorrowingHandler extends Dispatcher.DispatchHandler {
+  readonly borrowsResponseData?: boolean;
+}
+
 class Connection {
   readonly pool: H1Pool;
   readonly socket: Socket;
@@ -379,11 +399,17 @@ class Connection {
   #dead = false;
   /** The upstream closed; what it sent before is still to be parsed (the handler paused). */
   #eof = false;
+  /** Read chunks are views of READ_BUFFER: copy whatever outlives the read. */
+  readonly #borrowed: boolean;
 
   constructor(pool: H1Pool, connectTimeoutMs: number) {
     this.pool = pool;
     this.#idleMs = pool.keepAliveTimeoutMs;
-    const socket = pool.openSocket();
+    this.#borrowed = !pool.https;
+    const socket = pool.openSocket((n: number) => {
+      this.#onData(READ_BUFFER.subarray(0, n));
+      return true;
+    });
     this.socket = socket;
     watch(this);
     this.#setDeadline(connectTimeoutMs, 'UND_ERR_CONNECT_TIMEOUT');
@@ -393,7 +419,7 @@ class Connection {
       if (request === undefined) this.#toIdle();
       else this.#send(request);
     });
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (!this.#borrowed) socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (err: Error) => this.#onClose(err));
     socket.on('close', () => this.#onClose(undefined));
   }
@@ -552,7 +578,12 @@ class Connection {
     // While paused, and after a resume until what waited is parsed (a resumed socket may emit
     // before #afterResume runs), new bytes queue behind the old ones: order is the framing.
     if (request.paused || this.#backlog !== undefined) {
-      this.#backlog = this.#backlog === undefined ? chunk : Buffer.concat([this.#backlog, chunk]);
+      this.#backlog =
+        this.#backlog === undefined
+          ? this.#borrowed
+            ? Buffer.from(chunk)
+            : chunk
+          : Buffer.concat([this.#backlog, chunk]);
       return;
     }
     this.#parse(chunk, 0);
@@ -653,10 +684,15 @@ class Connection {
    */
   #data(request: UpstreamRequest, piece: Buffer, chunk: Buffer, pos: number): boolean {
     this.#setDeadline(this.pool.bodyTimeoutMs, 'UND_ERR_BODY_TIMEOUT');
-    request.handler.onResponseData?.(request, piece);
+    const handler = request.handler as BorrowingHandler;
+    handler.onResponseData?.(
+      request,
+      this.#borrowed && handler.borrowsResponseData !== true ? Buffer.from(piece) : piece,
+    );
     if (this.request !== request || request.over) return false;
     if (request.paused) {
-      if (pos < chunk.length) this.#backlog = chunk.subarray(pos);
+      if (pos < chunk.length)
+        this.#backlog = this.#borrowed ? Buffer.from(chunk.subarray(pos)) : chunk.subarray(pos);
       this.#clearDeadline();
       return false;
     }
@@ -1241,11 +1277,18 @@ export class H1Pool {
   }
 
   /** A new socket to the origin (TLS for https), with TCP keep-alive probes as undici sets them. */
-  openSocket(): Socket {
+  openSocket(onRead: (n: number) => boolean): Socket {
     const host = this.#host;
     const port = this.#port;
     if (!this.https) {
-      return connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+      return connect({
+        host,
+        port,
+        noDelay: true,
+        keepAlive: true,
+        keepAliveInitialDelay: 60_000,
+        onread: { buffer: READ_BUFFER, callback: onRead },
+      });
     }
     const tls = this.#tls;
     const options: ConnectionOptions = {

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { GatewayError, statusLine } from '../shared/errors.js';
 import { backendPool } from './backend-pool.js';
 import type { Backend } from './balancer.js';
+import type { BorrowingHandler } from './h1-client.js';
 import type { BodySink, ResponseBodyTransform } from './pipeline.js';
 import type { RequestContext } from './request-context.js';
 import { upstreamError } from './upstream-error.js';
@@ -135,12 +136,16 @@ export function nextAttempt(
  * kept and the upstream paused until uWS reports the socket writable. Without a length, `write`
  * buffers the whole chunk and returns false when the socket is full: pause until writable.
  *
+ * Chunks from the gateway's own client are views of its read buffer (BorrowingHandler): uWS
+ * copies what it takes before `write`/`tryEnd`/`end` return, and the part of a chunk it refused
+ * is copied here before the relay waits; with a transform, the client copies every chunk.
+ *
  * A route's body transform (pipeline.ts) sits between the two when it accepts a response: the
  * relay is its sink. Its output may come later than the upstream's bytes (zlib), so the response
  * then ends, and the request settles, when the transform says so; the upstream is paused while
  * the transform cannot take more, and the transform is told when the client drains.
  */
-export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
+export class UpstreamRelay implements BorrowingHandler, BodySink {
   readonly #ctx: RequestContext;
   readonly #ex: Exchange;
   readonly #options: Dispatcher.DispatchOptions;
@@ -288,6 +293,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
     this.#settle(new GatewayError('UPSTREAM_FAILED', { cause: 'unexpected upgrade' }));
   }
 
+  /** Views only without a transform (which keeps chunks until it has read them). */
+  get borrowsResponseData(): boolean {
+    return this.#transform === undefined;
+  }
+
   onResponseData(controller: Dispatcher.DispatchController, data: Buffer): void {
     const ex = this.#ex;
     if (ex.done) return;
@@ -317,7 +327,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler, BodySink {
         return;
       }
       this.#pendingOffset = this.#bodyOffset;
-      this.#pending = data;
+      // A copy: `data` may be a view of the client's read buffer, reused by the next read.
+      this.#pending = Buffer.from(data);
       controller.pause();
       this.#waitWritable();
     });
