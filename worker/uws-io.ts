@@ -279,6 +279,77 @@ function compressIpv6(full: string): string {
 }
 
 /** Copies what the gateway needs out of the uWS request; must run first in the handler. */
+/**
+ * Request header names browsers, API clients and proxies commonly send (uWS gives them lower
+ * case). See internName.
+ */
+export const KNOWN_REQUEST_HEADERS: readonly string[] = [
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'authorization',
+  'cache-control',
+  'connection',
+  'content-length',
+  'content-type',
+  'cookie',
+  'dnt',
+  'expect',
+  'forwarded',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'keep-alive',
+  'origin',
+  'pragma',
+  'priority',
+  'proxy-connection',
+  'range',
+  'referer',
+  'sec-ch-ua',
+  'sec-ch-ua-mobile',
+  'sec-ch-ua-platform',
+  'sec-fetch-dest',
+  'sec-fetch-mode',
+  'sec-fetch-site',
+  'sec-fetch-user',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-csrf-token',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+  'x-request-id',
+  'x-requested-with',
+];
+
+/** KNOWN_REQUEST_HEADERS by length (index: the length; empty lists for the other lengths). */
+const REQUEST_NAMES_BY_LENGTH: (readonly string[])[] = Array.from({ length: 26 }, () => []);
+for (const name of KNOWN_REQUEST_HEADERS) {
+  (REQUEST_NAMES_BY_LENGTH[name.length] as string[]).push(name);
+}
+
+/**
+ * The interned constant equal to `name` when it is a known request header name, else `name`.
+ * uWS hands every name as a fresh string, and V8 hashes a fresh string the first time it meets
+ * a Set or Map (~20 instructions a character: the hop-by-hop and trusted-header sets look up
+ * every name); a constant's hash is computed once. Comparing with the few candidates of the same
+ * length costs less than that hash (callgrind, see the Performance section of the README).
+ */
+export function internName(name: string): string {
+  const candidates = REQUEST_NAMES_BY_LENGTH[name.length];
+  if (candidates !== undefined) {
+    for (let i = 0; i < candidates.length; i++) if (candidates[i] === name) return candidates[i]!;
+  }
+  return name;
+}
+
 export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   const headers: string[] = [];
   let headBytes = 0;
@@ -287,7 +358,8 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   let transferEncoding: string | undefined;
   let host: string | undefined;
   let hostLines = 0;
-  req.forEach((key, value) => {
+  req.forEach((raw, value) => {
+    const key = internName(raw);
     headers.push(key, value);
     headBytes += key.length + value.length + 4;
     if (key === 'content-length') {
