@@ -107,12 +107,30 @@ function gatewayLatencyLines(samples: readonly SoakSample[], sum: SoakSummary): 
     `gateway's own p99 (access log): ${start.toFixed(2)} → ${end.toFixed(2)} ms, trend ${optionalSigned(own)} ms/min, ` +
       `against the load tool's p99 trend ${optionalSigned(client)} ms/min ` +
       `(${lines.toLocaleString('en-US')} access lines in the intervals; the load tool counted ${requests.toLocaleString('en-US')} requests)`,
-    ...(client !== undefined && own !== undefined && client > 0 && client > 2 * own
+    ...(client !== undefined && own !== undefined && client > 2 * own && clearRise(samples, client)
       ? [
           "the load tool's p99 rises more than twice as fast as the gateway's own: the rise is outside the gateway's handler (kernel queues, scheduling)",
         ]
       : []),
   ];
+}
+
+/** Fewest intervals whose p99 trend the report reads as a rise: a 2- or 3-point fit is noise. */
+const MIN_RISE_INTERVALS = 4;
+/** A rise is the fitted p99 growing over the soak by this share of its first interval, and 1 ms. */
+const MIN_RISE_SHARE = 0.2;
+const MIN_RISE_MS = 1;
+
+/**
+ * Whether the load tool's p99 trend (`slope`, ms/min) is a rise worth naming: fitted over enough
+ * intervals, and adding more over the soak's length than run-to-run noise (this 2-core machine's
+ * p99 moves by ~10% between runs of the same build).
+ */
+function clearRise(samples: readonly SoakSample[], slope: number): boolean {
+  if (samples.length < MIN_RISE_INTERVALS || !(slope > 0)) return false;
+  const minutes = (samples[samples.length - 1]!.elapsedSec - samples[0]!.elapsedSec) / 60;
+  const first = samples[0]!.latencyP99Ms;
+  return slope * minutes >= Math.max(MIN_RISE_MS, MIN_RISE_SHARE * first);
 }
 
 function mib(kib: number): string {

@@ -202,6 +202,22 @@ t.test('the report: gateway columns beside the p99, its trend, n/a without it', 
 
   const both = [sample(0, 9, { p50: 1, p99: 6 }), sample(1, 12, { p50: 1, p99: 8 })];
   t.notMatch(renderSoak(report(both)).join('\n'), /outside the gateway's handler/, '+6 against +4');
+  // Fewer than four intervals: a fit through two or three points names nothing.
+  const three = [
+    sample(0, 9, { p50: 1, p99: 6 }),
+    sample(1, 15, { p50: 1, p99: 6 }),
+    sample(2, 21, { p50: 1, p99: 6 }),
+  ];
+  t.notMatch(renderSoak(report(three)).join('\n'), /outside the gateway's handler/, '3 intervals');
+  // Four intervals, a rise inside the noise: 9 -> 9.9 ms (+10%, under 20% and under 1 ms).
+  const small = [0, 1, 2, 3].map((i) => sample(i, 9 + 0.3 * i, { p50: 1, p99: 6 }));
+  t.notMatch(renderSoak(report(small)).join('\n'), /outside the gateway's handler/, '+10%');
+  // The same share on a larger p99 (30 -> 33 ms: +3 ms, 10%): still noise.
+  const share = [0, 1, 2, 3].map((i) => sample(i, 30 + i, { p50: 1, p99: 6 }));
+  t.notMatch(renderSoak(report(share)).join('\n'), /outside the gateway's handler/, '+3 ms, 10%');
+  // 9 -> 11.7 ms over four intervals (+30%, +2.7 ms), gateway flat: named.
+  const clear = [0, 1, 2, 3].map((i) => sample(i, 9 + 0.9 * i, { p50: 1, p99: 6 }));
+  t.match(renderSoak(report(clear)).join('\n'), /outside the gateway's handler/, '+30%');
   const falling = [sample(0, 12, { p50: 1, p99: 6 }), sample(1, 9, { p50: 1, p99: 2 })];
   t.notMatch(renderSoak(report(falling)).join('\n'), /outside the gateway's handler/, 'no rise');
 
