@@ -470,3 +470,27 @@ t.test('(c) heads, chunk-size lines and trailers cut into 1-3 byte reads', async
     t.same(g.trailers, { [TRAILER]: want.pattern.slice(0, 40) }, `${seed}: the trailer`);
   }
 });
+
+t.test('a handler that pauses at the head: the rest of that read waits intact', async (t) => {
+  // Found by this file: #parse kept the rest of the read after a pause in onResponseStart
+  // (undici allows it) as a view of the read buffer; other reads overwrote it before resume.
+  const p = pool(upstream.origin);
+  t.teardown(() => p.destroy());
+  const traffic = poolNoise(p);
+  const sizes = [3000, 40_000, 60_000];
+  const got = await Promise.all(
+    sizes.map((size, i) =>
+      given(p, `/len/at-head-${i}/${size}`, {
+        onResponseStart(c) {
+          c.pause();
+          setTimeout(() => c.resume(), 150);
+        },
+      }),
+    ),
+  );
+  t.same(await traffic.stop(), [], 'the other answers are right');
+  for (const [i, size] of sizes.entries()) {
+    const body = Buffer.concat(got[i]!.chunks);
+    t.equal(sha(body), sha(pattern(`at-head-${i}`, size)), `${size} bytes, paused at the head`);
+  }
+});
