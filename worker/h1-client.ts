@@ -595,9 +595,10 @@ class Connection {
     let pos = at;
     while ((!this.#dead || this.#eof) && this.request === request) {
       if (request.paused) {
-        // Paused by a handler callback (onResponseStart included): the rest waits, first.
+        // Paused by a handler callback (onResponseStart included): the rest waits, first; a
+        // copy, as `chunk` may be a view of READ_BUFFER (the next read of any socket reuses it).
         if (pos < chunk.length) {
-          const rest = chunk.subarray(pos);
+          const rest = this.#borrowed ? Buffer.from(chunk.subarray(pos)) : chunk.subarray(pos);
           const kept = this.#backlog;
           this.#backlog = kept === undefined ? rest : Buffer.concat([rest, kept]);
         }
