@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { recordChild } from './run-ledger.js';
 
 /** Result of {@link captureOutput}. */
 export interface CapturedOutput {
@@ -18,6 +19,7 @@ export function captureOutput(
 ): Promise<CapturedOutput> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
+    recordChild('process', child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

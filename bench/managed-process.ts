@@ -1,4 +1,5 @@
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
+import { recordChild } from './run-ledger.js';
 
 /** How a managed process ended; `error` is set when it could not be started at all. */
 export interface ExitInfo {
@@ -82,6 +83,7 @@ export function spawnManaged(
     stdio: options.stdio ?? 'ignore',
     env: options.env ?? process.env,
   });
+  recordChild('group', child.pid);
   return new ManagedProcess(name, child);
 }
 

@@ -3,8 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { hashPassword, verifyPassword } from '../crypto-pool/password.js';
 import { BenchError } from './bench-error.js';
@@ -36,6 +35,7 @@ import {
   summarize,
   writeReportJson,
 } from './report.js';
+import { openRunDir } from './run-dir.js';
 import {
   BENCH_BACKEND_WEIGHTS,
   type Scenario,
@@ -76,8 +76,8 @@ async function main(
     return 0;
   }
   // The run's own temp dir (the services' files, the load tool's scripts): the cleanup removes
-  // it on every way out, an error and SIGINT included.
-  const work = await tempDir('proxyauth-bench-', cleanup);
+  // it on every way out, an error and SIGINT included, and its guard when the runner is killed.
+  const work = await openRunDir(cleanup);
   if (options.profileDir !== undefined) {
     const { profileDir } = options;
     const tool = await detectLoadTool(options.tool, work);
@@ -98,7 +98,8 @@ async function main(
     fastifyMissing: uses(entries, 'fastify-jwt') ? await fastifyPeerMissing() : undefined,
   };
 
-  const heapReportDir = soak ? await tempDir('proxyauth-soak-heap-', cleanup) : undefined;
+  const heapReportDir = soak ? join(work, 'soak-heap') : undefined;
+  if (heapReportDir !== undefined) await mkdir(heapReportDir, { mode: 0o700 });
   const gatewayArgs = heapReportDir === undefined ? [] : heapReportArgs(heapReportDir);
   const services = await startServices(
     entries,
@@ -190,13 +191,6 @@ function markNotRun(
     e.record.status = status;
     e.record.reason = reason;
   }
-}
-
-/** A new directory under the system's temp dir, removed at cleanup. */
-async function tempDir(prefix: string, cleanup: CleanupStack): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  cleanup.add('remove temp dir', () => rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /**
