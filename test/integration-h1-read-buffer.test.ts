@@ -10,8 +10,9 @@ import type { ServerResponse } from 'node:http';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import type { Dispatcher } from 'undici';
-import { type BorrowingHandler, H1Pool } from '../worker/h1-client.js';
+import type { BorrowingHandler, H1Pool } from '../worker/h1-client.js';
 import { startGateway } from './helpers/gateway.js';
+import { testPool } from './helpers/h1-pool.js';
 import { parseResponses, type RawResponse, rawConnection } from './helpers/raw-http.js';
 import { startScriptedUpstream } from './helpers/scripted-upstream.js';
 import { seededRandom } from './helpers/seeded-random.js';
@@ -336,16 +337,7 @@ t.test('(e, transform) a gzip page rewritten while other sockets read', async (t
 // --- The client alone (H1Pool in this process): what a handler is given. --------------------
 
 function pool(origin: string): H1Pool {
-  return new H1Pool({
-    origin,
-    keepAlive: true,
-    maxIdle: 8,
-    headersTimeoutMs: 5000,
-    bodyTimeoutMs: 5000,
-    connectTimeoutMs: 5000,
-    keepAliveTimeoutMs: 4000,
-    keepAliveMaxMs: 60_000,
-  });
+  return testPool(origin);
 }
 
 /** One answer as a handler was given it: the chunks as handed over, not copied. */

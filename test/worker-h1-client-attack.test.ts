@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import t from 'tap';
 import type { Dispatcher } from 'undici';
-import { H1Pool, type H1PoolOptions } from '../worker/h1-client.js';
+import type { H1Pool, H1PoolOptions } from '../worker/h1-client.js';
+import { testPool } from './helpers/h1-pool.js';
 
 /*
  * Regressions found by attacking the own upstream client (worker/h1-client.ts) as a hostile
@@ -23,17 +24,7 @@ async function listen(
 }
 
 function pool(port: number, extra: Partial<H1PoolOptions> = {}): H1Pool {
-  return new H1Pool({
-    origin: `http://127.0.0.1:${port}`,
-    keepAlive: true,
-    maxIdle: 8,
-    headersTimeoutMs: 5000,
-    bodyTimeoutMs: 5000,
-    connectTimeoutMs: 5000,
-    keepAliveTimeoutMs: 4000,
-    keepAliveMaxMs: 60_000,
-    ...extra,
-  });
+  return testPool(`http://127.0.0.1:${port}`, extra);
 }
 
 /** 2 MB in 1000-byte chunks: one read of the upstream's bytes holds many chunks. */
