@@ -14,10 +14,12 @@ import { connect } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import t from 'tap';
 import { Pool } from 'undici';
+import WebSocket from 'ws';
 import { startGateway } from './helpers/gateway.js';
 import { type HostileChunk, startHostileUpstream } from './helpers/hostile-upstream.js';
 import { parseResponses } from './helpers/raw-http.js';
 import { seededRandom } from './helpers/seeded-random.js';
+import { startWsBackend } from './helpers/ws-backend.js';
 
 /** `size` bytes of `id`'s own keystream. */
 function pattern(id: string, size: number): Buffer {
@@ -188,6 +190,13 @@ const up = await startHostileUpstream((req) => {
   }
 });
 
+// A WebSocket backend that echoes, for a tunnel beside the plain traffic.
+const ws = await startWsBackend({
+  onConnection: (socket) => socket.on('message', (data, binary) => socket.send(data, { binary })),
+});
+
+// Health checks of the same origin every 100 ms (worker/health-check.ts reads their bodies
+// through the same pool, with copies) interleave with the clients' requests.
 const gw = await startGateway({
   config: {
     num_instances: 1,
@@ -195,12 +204,45 @@ const gw = await startGateway({
     client_timeout: 60_000,
     max_idle_per_host: 4,
   },
-  routes: `routes:\n  - { prefix: /s, target: '${up.origin}', secure: false, preserve_prefix: true }\n`,
+  routes: [
+    'routes:',
+    `  - { prefix: /s, target: '${up.origin}', secure: false, preserve_prefix: true }`,
+    `  - prefix: /h`,
+    `    target: '${up.origin}/s/len/hc/70000'`,
+    '    secure: false',
+    `    backends: ['${up.origin}/s/len/hc/70000']`,
+    '    health_check: { path: /s/len/hc/70000, interval: 100, timeout: 100 }',
+    `  - { prefix: /ws, target: '${ws.origin}', secure: false }`,
+    '',
+  ].join('\n'),
 });
 t.teardown(async () => {
   await gw.stop();
   await up.close();
+  await ws.close();
 });
+
+/** A tunnel that echoes `count` messages of its own keystream; what went wrong, if anything. */
+async function tunnel(id: string, count: number): Promise<string | undefined> {
+  const socket = new WebSocket(`ws://127.0.0.1:${gw.port}/ws/${id}`);
+  await new Promise<void>((resolve, reject) => {
+    socket.on('open', () => resolve());
+    socket.on('error', reject);
+  });
+  try {
+    for (let i = 0; i < count; i++) {
+      const sent = pattern(`${id}-${i}`, 1 + ((i * 7919) % 200_000));
+      const echoed = new Promise<Buffer>((resolve) =>
+        socket.once('message', (data) => resolve(data as Buffer)),
+      );
+      socket.send(sent);
+      if (!(await echoed).equals(sent)) return `${id}: message ${i} differs`;
+    }
+    return undefined;
+  } finally {
+    socket.close();
+  }
+}
 
 interface Want {
   id: string;
@@ -303,7 +345,46 @@ t.test('no answer carries bytes of another', async (t) => {
       if (err !== undefined) wrong.push(err);
     }
   });
-  await Promise.all(lanes);
+  const tunnels = Array.from({ length: 3 }, async (_, i) => {
+    const err = await tunnel(`ws${i}`, 40).catch((e: Error) => `ws${i}: ${e.message}`);
+    if (err !== undefined) wrong.push(err);
+  });
+  await Promise.all([...lanes, ...tunnels]);
   await Promise.all(pools.map((p) => p.close()));
+  const checks = up.requests.filter((r) => r.target === '/s/len/hc/70000').length;
+  t.ok(checks > 5, `health checks ran alongside (${checks})`);
+  t.same(wrong, [], `${n} answers, every byte its own`);
+});
+
+t.test('large answers to clients that stall, beside fast ones on reused connections', async (t) => {
+  const random = seededRandom(2525);
+  const pool = new Pool(gw.url, { connections: 8 });
+  const wrong: string[] = [];
+  let n = 0;
+  const slowLanes = Array.from({ length: 6 }, async (_, lane) => {
+    for (let i = 0; i < 4; i++) {
+      const kind = (['len', 'chunked', 'close10', 'page', 'gzpage', 'interim'] as const)[
+        Math.floor(random() * 6)
+      ]!;
+      const w = want(kind, `s${lane}-${i}-${kind}`, 500_000 + Math.floor(random() * 1_500_000));
+      const err = await raw(w, 20 + Math.floor(random() * 30), undefined);
+      n++;
+      if (err !== undefined) wrong.push(err);
+    }
+  });
+  let running = true;
+  const fastLanes = Array.from({ length: 8 }, async (_, lane) => {
+    for (let i = 0; running; i++) {
+      const kind = (['len', 'chunked', 'interim', 'page'] as const)[i % 4]!;
+      const w = want(kind, `f${lane}-${i}-${kind}`, 1 + Math.floor(random() * 70_000));
+      const err = await fast(pool, w).catch((e: Error) => `${w.id}: ${e.message}`);
+      n++;
+      if (err !== undefined) wrong.push(err);
+    }
+  });
+  await Promise.all(slowLanes);
+  running = false;
+  await Promise.all(fastLanes);
+  await pool.close();
   t.same(wrong, [], `${n} answers, every byte its own`);
 });
