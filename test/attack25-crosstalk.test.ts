@@ -50,6 +50,7 @@ const KINDS = [
   'head',
   'interim',
   'extra',
+  'chunkedextra',
   'page',
   'gzpage',
 ] as const;
@@ -152,6 +153,19 @@ const up = await startHostileUpstream((req) => {
       // The forged answer in the same write as the answer's last bytes.
       const chunks = dribble(
         Buffer.concat([head('200 OK', `content-length: ${size}\r\n`), body]),
+        random,
+      );
+      const last = chunks.pop() as { data: Buffer; delayMs: number };
+      chunks.push({ data: Buffer.concat([last.data, FORGED]), delayMs: last.delayMs });
+      return { chunks };
+    }
+    case 'chunkedextra': {
+      // The forged answer right after the last chunk and trailers, in the same write.
+      const chunks = dribble(
+        Buffer.concat([
+          head('200 OK', 'transfer-encoding: chunked\r\n'),
+          chunkedBody(body, random, id),
+        ]),
         random,
       );
       const last = chunks.pop() as { data: Buffer; delayMs: number };
