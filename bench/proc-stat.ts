@@ -7,6 +7,8 @@ export interface ProcStat {
   readonly state: string;
   readonly ppid: number;
   readonly pgrp: number;
+  /** The session: a detached child (`setsid`) opens its own, of its pid. */
+  readonly session: number;
   /** Clock ticks after boot: with the pid, names one process even after the pid is reused. */
   readonly startTime: number;
 }
@@ -26,6 +28,7 @@ export function procStat(pid: number): ProcStat | undefined {
     state: fields[0] ?? '',
     ppid: Number(fields[1]),
     pgrp: Number(fields[2]),
+    session: Number(fields[3]),
     startTime: Number(fields[19]),
   };
 }
@@ -45,4 +48,13 @@ export function allProcesses(): ProcStat[] {
     if (stat) all.push(stat);
   }
   return all;
+}
+
+/** When the machine booted, Unix seconds (`btime` of `/proc/stat`); 0 when unknown. */
+export function bootTimeSeconds(): number {
+  try {
+    return Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isAlive, procStat } from './proc-stat.js';
-import { type LedgerEntry, readLedger } from './run-ledger.js';
+import { allProcesses, isAlive, procStat } from './proc-stat.js';
+import { type LedgerEntry, ledgerOfThisBoot, readLedger } from './run-ledger.js';
 
 /** What {@link reapRun} found still running. */
 export interface Reaped {
@@ -16,7 +16,9 @@ export interface Reaped {
  * to exit, then SIGKILL to every group, so that nothing a child left behind survives either.
  */
 export async function reapRun(dir: string, graceMs: number): Promise<Reaped> {
-  const children = readLedger(dir).filter((e) => e.kind !== 'owner' && ours(e));
+  // A ledger of another boot (a TMPDIR that is not a tmpfs) names no process of ours.
+  const ledger = ledgerOfThisBoot(dir) ? readLedger(dir) : [];
+  const children = ledger.filter((e) => e.kind !== 'owner' && ours(e));
   for (const child of children) signal(child, 'SIGTERM');
   for (let waited = 0; waited < graceMs && children.some(running); waited += 100) {
     await sleep(100);
@@ -28,14 +30,20 @@ export async function reapRun(dir: string, graceMs: number): Promise<Reaped> {
 
 /**
  * Whether the entry's pid still names our child: the same process (a zombie counts: it holds
- * its pid), or for a group, no process under that pid at all. A group's id stays taken while any
- * member lives, so a leaderless group whose pid is free is still ours; a pid taken by another
- * process means our group emptied and its id went to someone else.
+ * its pid), or for a group whose leader is gone, a group of that id that is still the session
+ * the leader opened (spawnManaged's children are detached: `setsid`) with members started after
+ * it. A group's id stays taken while any member lives; but once ours emptied, the pid may go to
+ * a process that leads a group of its own and exits before its members: the first command of a
+ * shell pipeline (`cat f | less`, in the shell's session), or a daemon forking twice (its own
+ * session, started later than our leader but indistinguishable here: see bench/README.md).
  */
 function ours(entry: LedgerEntry): boolean {
   const stat = procStat(entry.pid);
-  if (stat === undefined) return entry.kind === 'group';
-  return stat.startTime === entry.startTime;
+  if (stat !== undefined) return stat.startTime === entry.startTime;
+  if (entry.kind !== 'group') return false;
+  return allProcesses().some(
+    (p) => p.pgrp === entry.pid && p.session === entry.pid && p.startTime >= entry.startTime,
+  );
 }
 
 function running(entry: LedgerEntry): boolean {

@@ -2,12 +2,13 @@ import {
   appendFileSync,
   closeSync,
   constants,
+  lstatSync,
   openSync,
   readFileSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { procStat } from './proc-stat.js';
+import { bootTimeSeconds, procStat } from './proc-stat.js';
 
 /**
  * The ledger of a run: a file in the run's temp dir naming the runner (`owner`) and every child
@@ -74,4 +75,16 @@ function parseLine(text: string): LedgerEntry[] {
   const m = /^(owner|group|process) (\d+) (\d+)$/.exec(text);
   if (!m) return [];
   return [{ kind: m[1] as LedgerKind, pid: Number(m[2]), startTime: Number(m[3]) }];
+}
+
+/**
+ * Whether the ledger in `dir` was last written since the machine booted: the pids of one written
+ * before name processes of another boot, which may be anyone's now.
+ */
+export function ledgerOfThisBoot(dir: string): boolean {
+  try {
+    return lstatSync(join(dir, LEDGER_FILE)).mtimeMs / 1000 >= bootTimeSeconds();
+  } catch {
+    return false;
+  }
 }

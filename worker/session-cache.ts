@@ -37,7 +37,9 @@ const DEFAULT_ENTRIES = 50_000;
 
 /**
  * Characters at the end of a token that key the cache: inside its 128-bit MAC tag
- * (docs/token-format.md), so 96 bits no one can choose without the key. Keying by the whole
+ * (docs/token-format.md), so 92 to 96 bits no one can choose without the key (the last
+ * character holds 2, 4 or 6 bits of the tag, as the token's byte length is 1, 2 or 0 modulo 3:
+ * a 5-letter username gives 83 bytes, 94 bits). Keying by the whole
  * token made V8 hash every request's fresh ~150-character string, ~600 instructions (callgrind);
  * 16 characters cost a sixth of that, and the entry's token is then compared whole.
  */

@@ -278,7 +278,6 @@ function compressIpv6(full: string): string {
   return `${head}::${tail}`;
 }
 
-/** Copies what the gateway needs out of the uWS request; must run first in the handler. */
 /**
  * Request header names browsers, API clients and proxies commonly send (uWS gives them lower
  * case). See internName.
@@ -350,6 +349,7 @@ export function internName(name: string): string {
   return name;
 }
 
+/** Copies what the gateway needs out of the uWS request; must run first in the handler. */
 export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
   const headers: string[] = [];
   let headBytes = 0;
