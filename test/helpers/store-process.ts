@@ -184,16 +184,18 @@ export type ChurnMode = 'ro' | 'rw' | 'create' | 'ro-newest' | 'rw-newest';
 
 /**
  * Runs one `store-churn.ts` per mode (each opens, uses and closes a store of `dir` in a loop,
- * see there), starts them together once all are loaded, and resolves with their tallies.
+ * see there), starts them together once all are loaded, and resolves with their tallies. Each
+ * loops `forMs`, and on until it opened the store `minOpens` times (at most 30 s).
  */
 export async function churnTogether(
   dir: string,
   modes: readonly ChurnMode[],
   forMs: number,
+  minOpens = 0,
 ): Promise<ChurnTally[]> {
   const [command, ...args] = nodeCommand(false);
   const children = modes.map((mode) => {
-    const proc = spawn(command!, [...args, CHURN, dir, mode, String(forMs)], {
+    const proc = spawn(command!, [...args, CHURN, dir, mode, String(forMs), String(minOpens)], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
