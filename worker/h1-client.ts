@@ -577,6 +577,8 @@ class Connection {
     }
     // While paused, and after a resume until what waited is parsed (a resumed socket may emit
     // before #afterResume runs), new bytes queue behind the old ones: order is the framing.
+    // (A socket with `onread` stops reading at pause() and its backlog is parsed before its next
+    // read, so a borrowed chunk does not reach this today: the copy guards a Node that would.)
     if (request.paused || this.#backlog !== undefined) {
       this.#backlog =
         this.#backlog === undefined
