@@ -12,7 +12,7 @@ function edge(maxEntries: number) {
   return limiterEdge(authority, maxEntries);
 }
 
-const ex = () => ({ responseHeaders: undefined }) as unknown as Exchange;
+const ex = () => ({ headLines: '', headLinesAscii: true }) as unknown as Exchange;
 
 async function admit(limiter: RateLimiter, policy: LimitPolicy, kind: 'u' | 'i', name: string) {
   try {

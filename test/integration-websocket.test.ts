@@ -58,6 +58,9 @@ const routes = `routes:
   - prefix: /all-down
     target: http://127.0.0.1:${unreachablePort}
     health_check: { path: /, interval: 200, timeout: 100 }
+  - prefix: /limited
+    target: ${backend.origin}
+    ratelimit: { requests_per_second: 1, burst: 4, block_delay: 0 }
 `;
 
 const gw: RunningGateway = await startGateway({
@@ -280,6 +283,40 @@ t.test('the handshake carries identity and forwarding headers, never the token',
   t.equal(c.socket.protocol, 'superchat', 'the backend choice reaches the client');
   c.socket.close(1000);
   await c.closed;
+});
+
+t.test("the 101 carries the pipeline's headers: the route's RateLimit", async (t) => {
+  // An upgrade's head is finished by uWS: the pipeline's head lines go as writeHeader calls.
+  const responses: Record<string, string | string[] | undefined>[] = [];
+  for (let i = 0; i < 2; i++) {
+    const c = await connect('/limited/echo');
+    const upgraded = new Promise<void>((resolve) => c.socket.once('message', () => resolve()));
+    c.socket.send('x');
+    await upgraded;
+    c.socket.close(1000);
+    await c.closed;
+  }
+  for (let i = 0; i < 2; i++) {
+    const socket = new WebSocket(`${wsUrl}/limited/echo`, {
+      headers: { authorization: `Bearer ${token}` },
+      perMessageDeflate: false,
+    });
+    socket.on('error', () => {});
+    responses.push(
+      await new Promise((resolve, reject) => {
+        socket.on('upgrade', (res) => resolve(res.headers));
+        socket.on('unexpected-response', (_req, res) => reject(new Error(`${res.statusCode}`)));
+      }),
+    );
+    socket.close(1000);
+  }
+  const values = responses.map((h) => h.ratelimit);
+  t.match(values[0], /^"route";r=\d;t=\d+$/, 'RateLimit on the 101');
+  t.match(values[1], /^"route";r=\d;t=\d+$/);
+  t.ok(
+    Number(/r=(\d)/.exec(String(values[1]))![1]) < Number(/r=(\d)/.exec(String(values[0]))![1]),
+    'each upgrade spends',
+  );
 });
 
 t.test('refusals happen before the backend is contacted', async (t) => {

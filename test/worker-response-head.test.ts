@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type Exchange, Head } from '../worker/uws-io.js';
+import { addOwnHeadLine, addResponseHeader, type Exchange, Head } from '../worker/uws-io.js';
 
 /*
  * worker/uws-io.ts builds every answer's head (gateway answers and proxied ones) as one string
@@ -20,7 +20,7 @@ function written(head: Head): Buffer {
 }
 
 const exchange = (fields: Partial<Exchange>): Exchange =>
-  ({ cors: undefined, responseHeaders: undefined, ...fields }) as Exchange;
+  ({ cors: undefined, headLines: '', headLinesAscii: true, ...fields }) as Exchange;
 
 t.test('an ASCII head is the status line and CRLF-joined lines, as a string', async (t) => {
   const head = new Head('200 OK');
@@ -77,16 +77,10 @@ t.test('a gateway value alone with chars above 0x7f: the head still goes as byte
 
 t.test('decoration: Vary, the CORS headers, then the pipeline headers, in order', async (t) => {
   const head = new Head('200 OK');
-  head.decoration(
-    exchange({
-      cors: [['access-control-allow-origin', 'https://a.test']],
-      responseHeaders: [
-        ['ratelimit', '"p";r=9;t=60'],
-        ['set-cookie', 'a=1'],
-      ],
-    }),
-    'Accept-Encoding, Origin',
-  );
+  const ex = exchange({ cors: [['access-control-allow-origin', 'https://a.test']] });
+  addOwnHeadLine(ex, '\r\nratelimit: "p";r=9;t=60');
+  addResponseHeader(ex, 'set-cookie', 'a=1');
+  head.decoration(ex, 'Accept-Encoding, Origin');
   t.equal(
     written(head).toString('latin1'),
     '200 OK\r\nserver: ProxyAuth\r\nvary: Accept-Encoding, Origin\r\n' +
@@ -122,5 +116,37 @@ t.test('a gateway value with a control char is dropped, never written', async (t
     written(tab).toString('latin1'),
     '200 OK\r\nserver: ProxyAuth\r\nx-tab: a\tb',
     'HTAB is fine',
+  );
+});
+
+t.test('pipeline headers: checked and encoded when added, appended as they are', async (t) => {
+  for (const bad of ['/app\r\nx-injected: yes', 'a\nb', 'a\rb', 'a\0b', 'a\x7fb', '\u00e9\r\n']) {
+    const ex = exchange({});
+    addResponseHeader(ex, 'x-proxyauth-redirect', bad);
+    addResponseHeader(ex, 'x-after', 'kept');
+    const head = new Head('401 Unauthorized');
+    head.decoration(ex, 'Origin');
+    t.equal(
+      written(head).toString('latin1'),
+      '401 Unauthorized\r\nserver: ProxyAuth\r\nx-after: kept',
+      `dropped: ${JSON.stringify(bad)}`,
+    );
+    t.ok(head.ascii);
+  }
+  const ex = exchange({});
+  addResponseHeader(ex, 'x-proxyauth-redirect', '/login?next=%2F\u00e9\u65e5');
+  addOwnHeadLine(ex, '\r\nratelimit: "proxy";r=1;t=1');
+  t.notOk(ex.headLinesAscii);
+  const head = new Head('401 Unauthorized');
+  head.decoration(ex, 'Origin');
+  t.notOk(head.ascii, 'a non-ASCII pipeline value makes the head go as bytes');
+  t.same(
+    written(head),
+    Buffer.from(
+      '401 Unauthorized\r\nserver: ProxyAuth\r\nx-proxyauth-redirect: /login?next=%2F\u00e9\u65e5' +
+        '\r\nratelimit: "proxy";r=1;t=1',
+      'utf8',
+    ),
+    'its UTF-8 bytes, once',
   );
 });

@@ -20,7 +20,7 @@ import { GatewayError } from '../shared/errors.js';
 import { MAX_RATE_ITEMS, type RateSettleItem, type RateTakeItem } from '../shared/ipc.js';
 import type { Logger } from '../shared/log.js';
 import type { SupervisorLink } from './supervisor-link.js';
-import { addResponseHeader, type Exchange } from './uws-io.js';
+import { addOwnHeadLine, type Exchange } from './uws-io.js';
 
 /** A lease's tokens are spent within this many ms, or given back. */
 export const LEASE_MS = 1_000;
@@ -52,6 +52,8 @@ export interface LimitPolicy {
   readonly capacity: number;
   /** `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11): `"proxy";q=50;w=1`. */
   readonly policyHeader: string;
+  /** The head line of an admitted request's RateLimit header up to its `r` value: `\r\nratelimit: "proxy";r=`. */
+  readonly announceLine: string;
 }
 
 /**
@@ -80,6 +82,7 @@ export function compilePolicy(
     blockMs: config.block_delay,
     capacity: config.burst + 1,
     policyHeader: `"${name}";q=${quota};w=${window}`,
+    announceLine: `\r\nratelimit: "${name}";r=`,
   };
 }
 
@@ -432,7 +435,8 @@ function age(lease: Lease): number {
 function announce(ex: Exchange, policy: LimitPolicy, lease: Lease): void {
   const left = Math.min(policy.capacity, lease.tokens + lease.remaining);
   const reset = Math.ceil((policy.capacity - left) / policy.rps);
-  addResponseHeader(ex, 'ratelimit', `"${policy.name}";r=${left};t=${reset}`);
+  // The name is one of three constants and the rest are whole numbers: printable ASCII.
+  addOwnHeadLine(ex, `${policy.announceLine}${left};t=${reset}`);
 }
 
 /** The original's 429, with Retry-After and the IETF headers, `after` in whole seconds. */
