@@ -467,3 +467,56 @@ t.test('paused in onResponseStart: no body byte until resumed', async (t) => {
   });
   t.same(events, ['start', 'resume', 'data hello', 'end']);
 });
+
+t.test('header records: every name is an own value, nothing is inherited', async (t) => {
+  // The record has no Object.prototype behind it: names of its members are plain headers,
+  // and an absent one reads undefined (worker/h1-client.ts HeaderRecord).
+  // Names are lower-cased: of Object.prototype's members, these two can be header names.
+  const members = ['__proto__', 'constructor'];
+  const head = members.map((n, i) => `${n}: v${i}\r\n`).join('');
+  const up = await upstream((h, s) => {
+    if (h.startsWith('GET /plain')) s.write(OK);
+    else if (h.startsWith('GET /trailers')) {
+      s.write(
+        `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n${head}constructor: again\r\n\r\n`,
+      );
+    } else s.write(`HTTP/1.1 200 OK\r\n${head}content-length: 2\r\n\r\nok`);
+  });
+  t.teardown(() => up.server.close());
+  const p = pool(up.port);
+  t.teardown(() => p.destroy());
+  const named = await send(p, { path: '/named' });
+  t.equal(named.body.toString(), 'ok');
+  for (const [i, n] of members.entries()) {
+    t.ok(Object.hasOwn(named.headers, n), `${n} is own`);
+    t.equal(named.headers[n], `v${i}`, `${n} is the upstream's value`);
+  }
+  t.same(Object.keys(named.headers).sort(), [...members, 'content-length'].sort());
+  const keys: string[] = [];
+  for (const k in named.headers) keys.push(k);
+  t.same(keys.sort(), [...members, 'content-length'].sort(), 'for-in sees the same names');
+
+  const plain = await send(p, { path: '/plain' });
+  for (const n of [...members, 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf']) {
+    t.equal(plain.headers[n], undefined, `absent ${n} reads undefined`);
+    t.notOk(n in plain.headers, `absent ${n} is not in`);
+  }
+  t.equal(Object.getPrototypeOf(Object.getPrototypeOf(plain.headers)), null);
+
+  const trailers: Record<string, unknown>[] = [];
+  await new Promise<void>((resolve) => {
+    p.dispatch({ method: 'GET', path: '/trailers', headers: [] } as Dispatcher.DispatchOptions, {
+      onResponseEnd(_c, tr) {
+        trailers.push(tr as Record<string, unknown>);
+        resolve();
+      },
+      onResponseError() {
+        resolve();
+      },
+    });
+  });
+  t.equal(trailers.length, 1);
+  t.same(trailers[0]!.constructor, ['v1', 'again'], 'a repeated member name is a list');
+  t.equal(trailers[0]!.__proto__, 'v0');
+  t.equal(trailers[0]!.toString, undefined);
+});

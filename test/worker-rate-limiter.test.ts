@@ -162,9 +162,7 @@ t.test('the RateLimit header follows every spend', async (t) => {
   const values: string[] = [];
   for (let i = 0; i < 5; i++) {
     const e = ex();
-    values.push(
-      (await admit(limiters[0]!, p, 'u:h', e)) === 'ok' ? e.headLines : 'refused',
-    );
+    values.push((await admit(limiters[0]!, p, 'u:h', e)) === 'ok' ? e.headLines : 'refused');
   }
   t.same(values, [
     '\r\nratelimit: "proxy";r=3;t=1',

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { loggedPath } from '../shared/access-log.js';
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
 import { canonicalizePath } from './canonical-path.js';
@@ -203,6 +204,7 @@ const MAX_LOGGED_METHOD = 32;
 
 function finish(ctx: RequestContext, state: EdgeState): void {
   const ex = ctx.ex;
+  const now = performance.now();
   state.inflight--;
   state.services.accessLog.write({
     ip: ctx.clientIp,
@@ -211,12 +213,12 @@ function finish(ctx: RequestContext, state: EdgeState): void {
     // Whole lines must fit in one atomic write (PIPE_BUF): long paths are cut in the log.
     path: loggedPath(ex.url),
     status: ex.aborted ? 499 : ex.status,
-    ms: Math.round((performance.now() - ex.startedAt) * 100) / 100,
+    ms: Math.round((now - ex.startedAt) * 100) / 100,
     user: ctx.logUser,
     route: ctx.logRoute,
     code: ctx.code,
   });
   const metrics = state.services.metrics;
-  if (metrics !== undefined) metrics.record(ctx, performance.now());
+  if (metrics !== undefined) metrics.record(ctx, now);
   if (state.inflight === 0) state.onIdle?.();
 }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../shared/errors.js';
 import type { RequestContext } from './request-context.js';

@@ -15,6 +15,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { RateLimitConfig } from '../conf/rate-limit-schema.js';
 import { GatewayError } from '../shared/errors.js';
 import { MAX_RATE_ITEMS, type RateSettleItem, type RateTakeItem } from '../shared/ipc.js';

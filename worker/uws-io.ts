@@ -24,6 +24,7 @@
  */
 
 import uws, { type HttpRequest, type HttpResponse } from 'uWebSockets.js';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { GatewayError, statusLine } from '../shared/errors.js';
 import {
