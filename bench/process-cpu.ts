@@ -17,6 +17,9 @@ export interface ProcStat {
    * thread's stat repeats its process's figure.
    */
   reapedTicks: number;
+  /** The kernel's part of `ticks` (stime), and of `reapedTicks` (cstime). */
+  sysTicks: number;
+  reapedSysTicks: number;
 }
 
 /** The parent and ticks of `/proc/<path>/stat` (`<pid>` or `<pid>/task/<tid>`), if it exists. */
@@ -31,6 +34,8 @@ export function readStat(path: string): ProcStat | undefined {
       ppid: Number(fields[1]),
       ticks: Number(fields[11]) + Number(fields[12]),
       reapedTicks: Number(fields[13]) + Number(fields[14]),
+      sysTicks: Number(fields[12]),
+      reapedSysTicks: Number(fields[14]),
     };
   } catch {
     return undefined; // the process exited between listing and reading
@@ -44,11 +49,28 @@ export function readStat(path: string): ProcStat | undefined {
  * (measured: a soak interval at -30 µs/req).
  */
 export function treeCpuSeconds(root: number): number | undefined {
+  return treeCpuTimes(root)?.total;
+}
+
+/** CPU seconds of a process tree (as treeCpuSeconds) and the part spent in the kernel. */
+export interface CpuTimes {
+  /** user + system */
+  readonly total: number;
+  /** system (stime): syscalls, and on loopback the TCP receive path of what the tree sends */
+  readonly sys: number;
+}
+
+/** treeCpuSeconds with the kernel's part (stime, cstime) apart; undefined as treeCpuSeconds. */
+export function treeCpuTimes(root: number): CpuTimes | undefined {
   const tree = treeProcesses(root);
   if (tree === undefined) return undefined;
   let ticks = 0;
-  for (const stat of tree.values()) ticks += stat.ticks + stat.reapedTicks;
-  return ticks / TICKS_PER_SECOND;
+  let sys = 0;
+  for (const stat of tree.values()) {
+    ticks += stat.ticks + stat.reapedTicks;
+    sys += stat.sysTicks + stat.reapedSysTicks;
+  }
+  return { total: ticks / TICKS_PER_SECOND, sys: sys / TICKS_PER_SECOND };
 }
 
 /** `root` and all its descendants, by pid; undefined when `root` is gone (or not on Linux). */

@@ -24,6 +24,8 @@ export interface RunRecord {
   readonly warning?: string;
   /** CPU time the serving process tree spent per request, in microseconds (Linux only). */
   readonly cpuUsPerRequest?: number | undefined;
+  /** The kernel's part of cpuUsPerRequest (stime), in microseconds. */
+  readonly sysUsPerRequest?: number | undefined;
 }
 
 /** Everything measured (or why nothing was) for one scenario. */
@@ -60,6 +62,8 @@ export interface ScenarioSummary {
   readonly medianP99Ms: number;
   /** Median CPU time of the serving process tree per request (µs); absent off Linux. */
   readonly medianCpuUs: number | undefined;
+  /** Median of the runs' kernel part of the CPU per request (µs); undefined when not measured. */
+  readonly medianSysUs?: number | undefined;
   /** Keyed by family (nginx, haproxy, upstream); absent when that reference did not run. */
   readonly ratios: Readonly<Partial<Record<ReferenceFamily, PairedRatio>>>;
 }
@@ -119,6 +123,7 @@ export function summarize(
       medianP50Ms: median(r.runs.map((run) => run.result.latencyP50Ms)),
       medianP99Ms: median(r.runs.map((run) => run.result.latencyP99Ms)),
       medianCpuUs: medianOfDefined(r.runs.map((run) => run.cpuUsPerRequest)),
+      medianSysUs: medianOfDefined(r.runs.map((run) => run.sysUsPerRequest)),
       ratios: ratiosOf(r, ok, shapeOf(r.name)),
     };
   });
@@ -153,6 +158,7 @@ export function renderTable(summaries: readonly ScenarioSummary[]): string {
     'p50 ms',
     'p99 ms',
     'server CPU µs/req',
+    'of which kernel',
     ...FAMILIES.map((f) => `vs ${f}`),
     'runs',
   ];
@@ -164,6 +170,7 @@ export function renderTable(summaries: readonly ScenarioSummary[]): string {
     formatMs(s.medianP50Ms),
     formatMs(s.medianP99Ms),
     s.medianCpuUs === undefined ? 'n/a' : s.medianCpuUs.toFixed(0),
+    s.medianSysUs === undefined ? 'n/a' : s.medianSysUs.toFixed(0),
     ...FAMILIES.map((f) => formatPaired(s.ratios[f])),
     String(s.runs),
   ]);
@@ -194,7 +201,7 @@ export function renderReport(report: BenchReport): string {
     `- parameters: ${report.soak ? `soak of ${report.soak.minutes} min in ${soakRunsLabel(report.soak)}` : `${p.runs} runs × ${p.durationSec} s`} (warm-up ${p.warmupSec} s), ` +
       `${p.connections} connections, ${p.threads} load threads, ${p.proxyProcesses} processes per proxy`,
     '- the load tool, the proxy and the upstream share these CPUs; the upstream bounds every scenario',
-    '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-*) per request',
+    '- server CPU µs/req: CPU time of the serving process tree (proxy, or the upstream alone for upstream-*) per request; of which kernel: its system time (its syscalls and, on loopback, the TCP path of what it sends)',
     '- vs nginx / haproxy / upstream: req/s over the reference of the same shape (GET, 100 KiB, POST), paired by round: median [min–max]',
     ...(report.summary.length > 0 ? ['', renderTable(report.summary)] : []),
     ...renderBaseline(report.scenarios),

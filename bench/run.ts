@@ -23,7 +23,7 @@ import { collectMachineInfo } from './machine-info.js';
 import { findNginx, type NginxInstall, startNginx } from './nginx.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
 import { benchDir, gatewayCliPath, resultsDir } from './paths.js';
-import { treeCpuSeconds } from './process-cpu.js';
+import { treeCpuTimes } from './process-cpu.js';
 import { runProfile } from './profile.js';
 import { renderRatioChart } from './ratio-chart.js';
 import { measureArgon2 } from './raw-argon2.js';
@@ -374,10 +374,20 @@ async function warmUp(entries: readonly Entry[], ctx: LoadContext): Promise<void
 async function timedRun(entry: Entry, round: number, ctx: LoadContext): Promise<void> {
   const measured = await measure(entry, `round ${round}`, ctx.options.durationSec, ctx);
   if (!measured) return;
-  const { result, cpuUsPerRequest } = measured;
-  entry.record.runs.push({ round, result, warning: describeSocketErrors(result), cpuUsPerRequest });
+  const { result, cpuUsPerRequest, sysUsPerRequest } = measured;
+  entry.record.runs.push({
+    round,
+    result,
+    warning: describeSocketErrors(result),
+    cpuUsPerRequest,
+    sysUsPerRequest,
+  });
   const { requestsPerSec, latencyP50Ms, latencyP99Ms } = result;
-  const cpu = cpuUsPerRequest === undefined ? '' : `, ${cpuUsPerRequest.toFixed(0)} µs CPU/req`;
+  const cpu =
+    cpuUsPerRequest === undefined
+      ? ''
+      : `, ${cpuUsPerRequest.toFixed(0)} µs CPU/req` +
+        (sysUsPerRequest === undefined ? '' : ` (kernel ${sysUsPerRequest.toFixed(0)})`);
   console.log(
     `[round ${round}/${ctx.options.runs}] ${entry.scenario.name}: ${Math.round(requestsPerSec)} req/s, ` +
       `p50 ${latencyP50Ms} ms, p99 ${latencyP99Ms} ms${cpu}`,
@@ -388,6 +398,8 @@ async function timedRun(entry: Entry, round: number, ctx: LoadContext): Promise<
 interface Measured {
   readonly result: LoadResult;
   readonly cpuUsPerRequest: number | undefined;
+  /** The kernel's part of it (stime), µs. */
+  readonly sysUsPerRequest: number | undefined;
 }
 
 /** One checked load run; undefined, with the scenario failed, when it cannot be trusted. */
@@ -399,22 +411,31 @@ async function measure(
 ): Promise<Measured | undefined> {
   const target = entry.target as Target;
   const pid = target.pid;
-  const cpuBefore = pid === undefined ? undefined : treeCpuSeconds(pid);
+  const cpuBefore = pid === undefined ? undefined : treeCpuTimes(pid);
   let measured: Measured;
   try {
     if (entry.argon2 !== undefined) {
       const { passwordHash: hash, password } = entry.argon2;
       const run = await measureArgon2({ hash, password, durationSec });
-      measured = { result: run.result, cpuUsPerRequest: run.cpuUsPerVerification };
+      measured = {
+        result: run.result,
+        cpuUsPerRequest: run.cpuUsPerVerification,
+        sysUsPerRequest: undefined,
+      };
     } else {
       const request = loadRequestFor(entry.scenario, target, ctx.options, durationSec);
       const result = await ctx.tool.run(request, ctx.signal);
-      const cpuAfter = pid === undefined ? undefined : treeCpuSeconds(pid);
-      const cpuUsPerRequest =
-        cpuBefore === undefined || cpuAfter === undefined || result.requests === 0
-          ? undefined
-          : ((cpuAfter - cpuBefore) * 1e6) / result.requests;
-      measured = { result, cpuUsPerRequest };
+      const cpuAfter = pid === undefined ? undefined : treeCpuTimes(pid);
+      const known = cpuBefore !== undefined && cpuAfter !== undefined && result.requests > 0;
+      measured = {
+        result,
+        cpuUsPerRequest: known
+          ? ((cpuAfter.total - cpuBefore.total) * 1e6) / result.requests
+          : undefined,
+        sysUsPerRequest: known
+          ? ((cpuAfter.sys - cpuBefore.sys) * 1e6) / result.requests
+          : undefined,
+      };
     }
   } catch (err) {
     if (ctx.signal.aborted) throw err;

@@ -333,9 +333,10 @@ t.test('summarize takes medians and ratios against the references', async (t) =>
     round: number,
     rps: number,
     p50: number,
-  ): { round: number; result: LoadResult; cpuUsPerRequest: number } => ({
+  ): { round: number; result: LoadResult; cpuUsPerRequest: number; sysUsPerRequest: number } => ({
     round,
     cpuUsPerRequest: p50 * 10,
+    sysUsPerRequest: p50 * 4,
     result: {
       requests: rps,
       durationSec: 1,
@@ -366,6 +367,7 @@ t.test('summarize takes medians and ratios against the references', async (t) =>
     medianP50Ms: 2,
     medianP99Ms: 4,
     medianCpuUs: 20,
+    medianSysUs: 8,
   });
   // Paired by round: round 1 300/100, round 2 100/100; round 3 has no nginx run.
   t.same(direct?.ratios, {
@@ -375,7 +377,7 @@ t.test('summarize takes medians and ratios against the references', async (t) =>
   t.equal(nginx?.ratios.upstream?.median, (100 / 300 + 1) / 2);
   t.match(
     renderTable(summarize(records)),
-    /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 20 \| 2\.00× \[1\.00×–3\.00×\] \| n\/a \| 1\.00× \[1\.00×–1\.00×\] \| 3 \|/,
+    /\| upstream-direct \| 200 \| 100–300 \| 2\.00 \| 4\.00 \| 20 \| 8 \| 2\.00× \[1\.00×–3\.00×\] \| n\/a \| 1\.00× \[1\.00×–1\.00×\] \| 3 \|/,
   );
 });
 
@@ -646,6 +648,44 @@ t.test('treeCpuSeconds counts a process and its children', async (t) => {
   parent.stdin.end();
   await exited;
 });
+
+t.test(
+  "treeCpuTimes tells the kernel's part: syscalls count there, a busy loop does not",
+  async (t) => {
+    const { spawn } = await import('node:child_process');
+    const { treeCpuTimes } = await import('../bench/process-cpu.js');
+    // Each child burns ~0.6 s of CPU and then waits to be read.
+    const burn = async (code: string) => {
+      const child = spawn(
+        process.execPath,
+        ['-e', `${code}; console.log('done'); setInterval(() => {}, 1000);`],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      t.teardown(() => child.kill());
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('done') && resolve());
+        child.once('exit', () => reject(new Error('exited early')));
+      });
+      return treeCpuTimes(child.pid!)!;
+    };
+    const syscalls = await burn(
+      "const fs = require('node:fs'); const fd = fs.openSync('/dev/null', 'w'); const b = Buffer.alloc(1); const end = Date.now() + 600; while (Date.now() < end) for (let i = 0; i < 1000; i++) fs.writeSync(fd, b)",
+    );
+    const loop = await burn(
+      'let x = 0; const end = Date.now() + 600; while (Date.now() < end) x += Math.sqrt(x + 1)',
+    );
+    t.ok(syscalls.sys <= syscalls.total && loop.sys <= loop.total, 'a part of the total');
+    t.ok(
+      syscalls.sys > 0.15,
+      `writes to /dev/null: ${syscalls.sys} s of ${syscalls.total} s in the kernel`,
+    );
+    t.ok(loop.sys < loop.total / 2, `a busy loop: ${loop.sys} s of ${loop.total} s in the kernel`);
+    t.ok(loop.total >= 0.4, `the loop burned ${loop.total} s`);
+    t.equal(treeCpuTimes(2 ** 22 + 12345), undefined, 'an unknown pid gives undefined');
+  },
+);
 
 /** CPU seconds of one process alone (utime + stime, fields 14 and 15 of proc(5)). */
 async function ownCpuSeconds(pid: number): Promise<number> {
