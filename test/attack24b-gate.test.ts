@@ -26,15 +26,16 @@ import {
 } from './helpers/store-gate.js';
 import { cannotRunAs, openInChild } from './helpers/store-process.js';
 
-// The child's start-up (tap's TypeScript loader) takes 2-5 s on a busy machine; the gate's wait
-// alone is 10 s.
-const QUICK_MS = 9_000;
+// The gate's wait alone is 10 s. Timed in the child, around the open and close only: the
+// child's start-up (tap's TypeScript loader) took 2-9.5 s on a busy machine (CI with other
+// work) and made the wall time of the whole child fail this bound.
+const QUICK_MS = 5_000;
 
 // In a child: before the fix these never returned, and the test must not hang with them.
 function opensQuickly(t: Test, dir: string, uid?: number): void {
-  const started = Date.now();
-  t.same(openInChild(dir, 'ro', uid, 20_000), { ok: true, tokens: 0 });
-  const took = Date.now() - started;
+  const answer = openInChild(dir, 'ro', uid, 30_000, 'timed-open');
+  t.match(answer, { ok: true, tokens: 0 });
+  const took = answer.openMs ?? Number.POSITIVE_INFINITY;
   t.ok(took < QUICK_MS, `opened and closed in ${took} ms`);
 }
 

@@ -3,6 +3,8 @@
 //
 //   open <dataDir> <ro|rw>  tries openStore, prints {"ok":true,"tokens":n} or
 //                           {"code","message"}, exits
+//   timed-open <dataDir> <ro|rw>  the same, and "openMs": the open, count and close alone
+//                           (the child's start-up left out)
 //   follow <dataDir>        opens read-only, prints {"ready":true}, then reads in a loop; each
 //                           stdin line is a JSON command answered with one JSON line:
 //                           {"op":"refresh"} {"op":"token","id"} {"op":"counts"} {"op":"stop"}
@@ -26,12 +28,14 @@ function failure(err: unknown): { code: string; message: string } {
   return { code: String((err as { code?: unknown }).code), message: (err as Error).message };
 }
 
-async function tryOpen(): Promise<void> {
+async function tryOpen(timed: boolean): Promise<void> {
   try {
+    const started = performance.now();
     const store = openStore(dataDir!, { readOnly: access === 'ro' });
     const { tokens } = store.counts();
     await store.close();
-    print({ ok: true, tokens });
+    const openMs = Math.round(performance.now() - started);
+    print(timed ? { ok: true, tokens, openMs } : { ok: true, tokens });
   } catch (err) {
     print(failure(err));
   }
@@ -137,7 +141,7 @@ async function holdAnswer(store: Store, command: HoldCommand): Promise<unknown> 
   }
 }
 
-if (mode === 'open') await tryOpen();
+if (mode === 'open' || mode === 'timed-open') await tryOpen(mode === 'timed-open');
 else if (mode === 'follow') follow();
 else if (mode === 'hold') hold();
 else throw new Error(`unknown mode ${mode}`);

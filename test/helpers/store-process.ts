@@ -22,6 +22,8 @@ function nodeCommand(coverage: boolean): string[] {
 export interface OpenAnswer {
   ok?: true;
   tokens?: number;
+  /** timed-open only: ms the open, count and close took in the child (its start-up left out). */
+  openMs?: number;
   code?: string;
   message?: string;
 }
@@ -35,9 +37,10 @@ export function openInChild(
   access: 'ro' | 'rw',
   uid?: number,
   timeout = 60_000,
+  mode: 'open' | 'timed-open' = 'open',
 ): OpenAnswer {
   const [command, ...args] = nodeCommand(uid === undefined);
-  const run = spawnSync(command!, [...args, CHILD, 'open', dataDir, access], {
+  const run = spawnSync(command!, [...args, CHILD, mode, dataDir, access], {
     encoding: 'utf8',
     timeout,
     // A child stuck in a system call never runs the SIGTERM handlers tap's hooks install.
