@@ -520,3 +520,34 @@ t.test('header records: every name is an own value, nothing is inherited', async
   t.equal(trailers[0]!.__proto__, 'v0');
   t.equal(trailers[0]!.toString, undefined);
 });
+
+t.test('a head with names outside the known ones: every header kept, in order', async (t) => {
+  // Known names go in a record with hidden classes; the first other name moves the record to a
+  // dictionary (worker/h1-client.ts dictionaryOf): nothing may be lost in the move.
+  let n = 0;
+  const up = await upstream((_h, s) => {
+    n++;
+    s.write(
+      'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n' +
+        `x-meta-${n}: m${n}\r\netag: "e"\r\nX-Meta-${n}: again\r\ncontent-length: 2\r\n\r\nok`,
+    );
+  });
+  t.teardown(() => up.server.close());
+  const p = pool(up.port);
+  t.teardown(() => p.destroy());
+  for (let i = 1; i <= 3; i++) {
+    const r = await send(p);
+    t.equal(r.body.toString(), 'ok');
+    t.same(Object.keys(r.headers), [
+      'content-type',
+      'set-cookie',
+      `x-meta-${i}`,
+      'etag',
+      'content-length',
+    ]);
+    t.same(r.headers['set-cookie'], ['a=1', 'b=2'], 'a list made before the move survives it');
+    t.same(r.headers[`x-meta-${i}`], [`m${i}`, 'again']);
+    t.equal(r.headers.etag, '"e"');
+    t.equal(r.headers.constructor, undefined);
+  }
+});
