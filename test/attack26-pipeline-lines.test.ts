@@ -281,6 +281,21 @@ t.test('forward-auth allowed: its lines and the route’s RateLimit, once each',
   t.equal(valuesOf(a, 'ratelimit').length, 1);
   t.match(valuesOf(a, 'ratelimit')[0], ANNOUNCED('proxy'));
   wellFormed(t, a);
+  // nginx's auth_request passes the client's Upgrade headers on: uWS hands the ask to the
+  // upgrade handler, and the answer is still a plain 200 with the same lines, never a 101.
+  const upgrade = await rawAnswer(
+    gw.port,
+    'GET /auth/verify HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+      `X-Original-Method: GET\r\nX-Original-URI: /ws/echo\r\n${bearer}\r\n`,
+    400,
+  );
+  t.equal(upgrade.status, 200);
+  t.same(valuesOf(upgrade, 'x-proxyauth-status'), ['200']);
+  t.same(valuesOf(upgrade, 'x-user'), ['alice']);
+  t.equal(valuesOf(upgrade, 'ratelimit').length, 1);
+  t.same(valuesOf(upgrade, 'sec-websocket-accept'), []);
+  wellFormed(t, upgrade);
   const ask = () =>
     rawAnswer(
       gw.port,

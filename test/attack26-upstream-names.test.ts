@@ -9,6 +9,7 @@ import t from 'tap';
 import { startGateway } from './helpers/gateway.js';
 import { type HostileScript, startHostileUpstream } from './helpers/hostile-upstream.js';
 import { bodyText, type RawAnswer, rawAnswer, valuesOf } from './helpers/raw-answer.js';
+import { rawExchange } from './helpers/raw-http.js';
 import { routesYaml } from './helpers/routes-yaml.js';
 
 const APP = 'https://app.test';
@@ -75,6 +76,9 @@ function answer(path: string): HostileScript {
     '/pub/not-modified': `HTTP/1.1 304 Not Modified\r\n${head}ETag: "e"\r\n\r\n`,
     '/nc/names': `HTTP/1.1 200 OK\r\n${head}Cache-Control: max-age=3600\r\nPragma: x\r\nExpires: Thu, 01 Jan 2099 00:00:00 GMT\r\ncontent-length: 2\r\n\r\nok`,
     '/pub/page': `HTTP/1.1 200 OK\r\n${head}Content-Type: text/html\r\nETag: "e"\r\nExpires: x\r\nCache-Control: public\r\ncontent-length: ${page.length}\r\n\r\n${page}`,
+    '/pub/listed': `HTTP/1.1 200 OK\r\n${head}Connection: __proto__, CONSTRUCTOR, tostring, 0\r\nx-kept: k\r\ncontent-length: 2\r\n\r\nok`,
+    '/pub/interim': `HTTP/1.1 103 Early Hints\r\n${head}link: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nx-final: f\r\ncontent-length: 2\r\n\r\nok`,
+    '/pub/plain': 'HTTP/1.1 200 OK\r\nx-plain: p\r\ncontent-length: 2\r\n\r\nok',
     '/pub/cors': `HTTP/1.1 200 OK\r\n${head}Access-Control-Allow-Origin: *\r\nACCESS-CONTROL-ALLOW-CREDENTIALS: true\r\nAccess-Control-Expose-Headers: X-Dup\r\nVary: Accept\r\nVARY: Cookie\r\ncontent-length: 2\r\n\r\nok`,
   };
   const text = chunks[path.startsWith('/pub/head') ? '/pub/names' : path];
@@ -225,3 +229,43 @@ t.test(
     t.equal(valuesOf(a, 'ratelimit').length, 1);
   },
 );
+
+t.test(
+  'names a Connection header lists are dropped, members of Object.prototype too',
+  async (t) => {
+    const a = await ask('/pub/listed');
+    t.equal(a.status, 200);
+    const gone = new Set(['__proto__', 'constructor', 'tostring', '0']);
+    t.same(
+      relayedOf(a),
+      [...RELAYED.filter((l) => !gone.has(l.slice(0, l.indexOf(':')))), 'x-kept: k'].sort(),
+    );
+  },
+);
+
+t.test('an interim answer’s names do not reach the final one', async (t) => {
+  const a = await ask('/pub/interim');
+  t.equal(a.status, 200);
+  t.same(relayedOf(a), ['x-final: f']);
+});
+
+t.test('one upstream connection, member names then none: nothing carried over', async (t) => {
+  // Keep-alive on both sides: the later answers come on the same upstream connection.
+  const paths = ['/pub/names', '/pub/plain', '/pub/many', '/pub/plain', '/pub/names', '/pub/plain'];
+  const before = upstream.connections.length;
+  const res = await rawExchange(
+    gw.port,
+    paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: gw\r\n\r\n`),
+    { sequential: true, waitMs: 1500 },
+  );
+  t.same(
+    res.responses.map((r) => r.status),
+    paths.map(() => 200),
+  );
+  for (const [i, r] of res.responses.entries()) {
+    if (paths[i] !== '/pub/plain') continue;
+    const names = [...r.headers.keys()].filter((n) => !OWN.test(`${n}: `)).sort();
+    t.same(names, ['x-plain'], `answer ${i}: its own name only`);
+  }
+  t.ok(upstream.connections.length - before <= 1, 'at most one upstream connection for all');
+});
