@@ -103,7 +103,7 @@ async function floodEdge(clients: number) {
   });
   const limiter = new RateLimiter(link, quiet);
   const policy = compilePolicy('proxy', { requests_per_second: 10, burst: 5, block_delay: 0 })!;
-  const ex = () => ({ responseHeaders: undefined }) as unknown as Exchange;
+  const ex = () => ({ headLines: '', headLinesAscii: true }) as unknown as Exchange;
   const hogAdmits = async () => {
     let admitted = 0;
     for (let i = 0; i < 10; i++) {

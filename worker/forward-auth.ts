@@ -24,6 +24,7 @@
 
 import type { Config } from '../conf/config-schema.js';
 import { errorBody, GatewayError, refusal } from '../shared/errors.js';
+import { foldPath } from '../shared/path-fold.js';
 import { canonicalizePath } from './canonical-path.js';
 import { csrfTokensFor } from './csrf-token.js';
 import { type OriginalRequest, readOriginalRequest } from './forward-auth-request.js';
@@ -122,6 +123,9 @@ function decide(
   if (path !== original.url && reshaped(original.url)) {
     throw new GatewayError('BAD_PATH', { detail: RESHAPED });
   }
+  if (original.query === '' && lostTail(path, ctx.rt.nonAsciiEndings)) {
+    throw new GatewayError('FORWARD_AUTH_BAD_REQUEST', { detail: LOST_TAIL });
+  }
   ctx.path = path;
   const bare =
     path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path;
@@ -132,6 +136,33 @@ function decide(
   if (readsBody(route)) throw refusal('FORWARD_AUTH_NEEDS_BODY');
   if (ctx.upgrade !== undefined && !route.config.websocket) throw refusal('WEBSOCKET_NOT_ALLOWED');
   return runRoute(ctx, route, allow);
+}
+
+const LOST_TAIL =
+  'the URI may have lost bytes above 0x7f at its end (the HTTP parser strips them from header values) and would then be judged under another route: send it percent-encoded';
+
+/**
+ * Whether the URI's path, as judged, may be the start of a longer one that another route takes.
+ * uWS strips bytes above 0x7f at the end of a header value (README "Known limits"): a URI the
+ * proxy sent raw, `/café`, arrives as `/caf`, which a public `/` would let through while the
+ * proxy serves the secure `/café` route's backend. Such a path can only have lost a run of
+ * non-ASCII chars within its last segment: refused when some route prefix is the path plus
+ * such a run (exactly, or as a lenient backend folds paths). Attack of 2026-12-02.
+ */
+function lostTail(path: string, endings: readonly string[]): boolean {
+  if (endings.length === 0) return false;
+  const folded = foldPath(path);
+  for (const prefix of endings) {
+    if (extendsByNonAscii(prefix, path) || extendsByNonAscii(foldPath(prefix), folded)) return true;
+  }
+  return false;
+}
+
+/** `longer` is `start` followed by one or more chars above 0x7f and nothing else. */
+function extendsByNonAscii(longer: string, start: string): boolean {
+  if (longer.length <= start.length || !longer.startsWith(start)) return false;
+  for (let i = start.length; i < longer.length; i++) if (longer.charCodeAt(i) <= 0x7f) return false;
+  return true;
 }
 
 const RESHAPED =

@@ -29,7 +29,7 @@ import {
 } from './pipeline.js';
 import { forward } from './proxy-handler.js';
 import { ROUTE_FEATURES } from './route-features.js';
-import { compileRouteTable, type RouteTable } from './route-table.js';
+import { compileRouteTable, normalizePrefix, type RouteTable } from './route-table.js';
 import {
   compileDropList,
   type DropList,
@@ -120,6 +120,11 @@ export class Runtime {
   readonly trustedProxies: ((ip: string) => boolean) | undefined;
   /** `m,t,p` of the dummy hash, so a reload with the same parameters reuses it. */
   readonly dummyParams: string | undefined;
+  /**
+   * Route prefixes (normalized) that end in a char above 0x7f: forward-auth refuses a URI that
+   * may have lost such a tail (forward-auth.ts lostTail). Empty for most configs.
+   */
+  readonly nonAsciiEndings: readonly string[];
   readonly #compiled: readonly CompiledRoute[];
 
   private constructor(init: {
@@ -136,6 +141,9 @@ export class Runtime {
     this.config = init.config;
     this.routes = compileRouteTable(init.routes);
     this.#compiled = init.routes;
+    this.nonAsciiEndings = init.routes
+      .map((r) => normalizePrefix(r.prefix) ?? '')
+      .filter((p) => p.charCodeAt(p.length - 1) > 0x7f);
     const endpoints = compileEndpoints(init.config, init.loginPage, this.routes);
     const wrap = init.endpoint;
     this.endpoints =
