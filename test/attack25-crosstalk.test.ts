@@ -243,6 +243,10 @@ async function tunnel(id: string, count: number): Promise<string | undefined> {
     socket.on('open', () => resolve());
     socket.on('error', reject);
   });
+  // A tunnel that closes (or never echoes) is a failure to report, not a wait for tap's timeout.
+  const closed = new Promise<string>((resolve) =>
+    socket.once('close', (code, reason) => resolve(`closed ${code} ${reason.toString()}`)),
+  );
   try {
     for (let i = 0; i < count; i++) {
       const sent = pattern(`${id}-${i}`, 1 + ((i * 7919) % 200_000));
@@ -250,7 +254,9 @@ async function tunnel(id: string, count: number): Promise<string | undefined> {
         socket.once('message', (data) => resolve(data as Buffer)),
       );
       socket.send(sent);
-      if (!(await echoed).equals(sent)) return `${id}: message ${i} differs`;
+      const got = await Promise.race([echoed, closed, deadline(60_000)]);
+      if (typeof got === 'string') return `${id}: message ${i} not echoed: ${got}`;
+      if (!got.equals(sent)) return `${id}: message ${i} differs`;
     }
     return undefined;
   } finally {
@@ -294,9 +300,20 @@ function check(w: Want, status: number, id: string | undefined, body: Buffer): s
   return undefined;
 }
 
+/** Resolves with a description after `ms`: a wait that would hang reports instead. */
+function deadline(ms: number): Promise<string> {
+  return new Promise((resolve) => setTimeout(() => resolve(`nothing after ${ms} ms`), ms).unref());
+}
+
 /** A fast client on a keep-alive pool. */
 async function fast(pool: Pool, w: Want): Promise<string | undefined> {
-  const res = await pool.request({ path: `/s/${w.kind}/${w.id}/${w.size}`, method: w.method });
+  // Undici's own timeouts are 300 s, tap's too: a request that hangs fails first, by its id.
+  const res = await pool.request({
+    path: `/s/${w.kind}/${w.id}/${w.size}`,
+    method: w.method,
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+  });
   const body = Buffer.from(await res.body.arrayBuffer());
   const id = res.headers['x-id'];
   return check(w, res.statusCode, typeof id === 'string' ? id : undefined, body);
@@ -306,6 +323,14 @@ async function fast(pool: Pool, w: Want): Promise<string | undefined> {
 function raw(w: Want, slowMs: number, leaveAt: number | undefined): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port: gw.port });
+    // The gateway's client_timeout is 60 s: a connection still open after 90 s is reported.
+    const timer = setTimeout(() => {
+      resolve(
+        `${w.id}: ${w.kind} ${w.method} to a ${slowMs} ms reader, ${got} bytes, open after 90 s`,
+      );
+      socket.destroy();
+    }, 90_000).unref();
+    socket.on('close', () => clearTimeout(timer));
     const chunks: Buffer[] = [];
     let got = 0;
     socket.on('error', () => {});
