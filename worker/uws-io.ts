@@ -824,8 +824,12 @@ export function readBody(ex: Exchange, limit: number): Promise<Buffer> {
       size += chunk.byteLength;
       if (isLast) ex.unreadBody = false;
       if (size <= limit) {
-        chunks.push(own(chunk));
-        if (isLast) resolve(Buffer.concat(chunks));
+        // A body in one piece (most small ones) is copied once, not copied and concatenated.
+        if (isLast && chunks.length === 0) resolve(own(chunk));
+        else {
+          chunks.push(own(chunk));
+          if (isLast) resolve(Buffer.concat(chunks));
+        }
         return;
       }
       chunks = [];
