@@ -550,6 +550,15 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     auth: 'none',
     expect: { status: 401 },
   },
+  // gateway-large and gateway-post against the --baseline build.
+  ...shapedScenarios(
+    'baseline',
+    GATEWAY_PREFIX,
+    'bearer',
+    'baseline-large',
+    'baseline-post',
+    'the --baseline build',
+  ),
 ] satisfies Scenario[]);
 
 /** Scenarios of the `--baseline` build; each mirrors the `gateway-` scenario of the same suffix. */
