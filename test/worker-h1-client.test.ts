@@ -282,6 +282,46 @@ t.test('streamed request bodies: chunked without a length, as is with one', asyn
   t.equal(long.error?.code, 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'more than declared: refused');
 });
 
+t.test('Buffer bodies of every size leave byte-exact behind their head', async (t) => {
+  // At most 64 KiB the head and body are copied into one buffer (one write); above, corked.
+  let received = Buffer.alloc(0);
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.on('data', (d: Buffer) => {
+      received = Buffer.concat([received, d]);
+      const end = received.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const length = Number(
+        /content-length: (\d+)/.exec(received.subarray(0, end).toString())?.[1],
+      );
+      if (received.length >= end + 4 + length) socket.write(OK);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const p = pool((server.address() as { port: number }).port);
+  t.teardown(() => p.destroy());
+  for (const size of [1, 1024, 4097, 64 * 1024, 64 * 1024 + 1, 1024 * 1024]) {
+    received = Buffer.alloc(0);
+    const body = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) body[i] = (i * 7 + size) & 0xff;
+    // A latin1 header value: its bytes go as they are, in the joined buffer as in a string write.
+    const out = await send(p, {
+      method: 'PUT',
+      path: '/x',
+      headers: ['x-name', 'caf\u00e9'],
+      body,
+    });
+    t.equal(out.status, 200, `${size} B: answered`);
+    const head = `PUT /x HTTP/1.1\r\nhost: 127.0.0.1:${(server.address() as { port: number }).port}\r\nconnection: keep-alive\r\nx-name: caf\u00e9\r\ncontent-length: ${size}\r\n\r\n`;
+    t.ok(
+      received.equals(Buffer.concat([Buffer.from(head, 'latin1'), body])),
+      `${size} B: the upstream got exactly the head and the body`,
+    );
+  }
+});
+
 t.test('invalid request options fail before anything is written', async (t) => {
   const up = await upstream((_h, s) => s.write(OK));
   t.teardown(() => up.server.close());

