@@ -162,10 +162,7 @@ t.test('the limit: exactly BUFFERED_BODY_BYTES is buffered, one byte more stream
   const over = await partial(BUFFERED_BODY_BYTES + 1, 1000);
   t.ok(over.upstreamGot >= 1000, `one byte over: streamed (${over.upstreamGot} B already)`);
   over.socket.write(Buffer.alloc(BUFFERED_BODY_BYTES + 1 - 1000, 0x61));
-  t.equal(
-    (await answerOf(over.socket))?.body.toString(),
-    `got ${BUFFERED_BODY_BYTES + 1} bytes -`,
-  );
+  t.equal((await answerOf(over.socket))?.body.toString(), `got ${BUFFERED_BODY_BYTES + 1} bytes -`);
   over.socket.destroy();
 });
 

@@ -916,7 +916,6 @@ interface PeerHolder {
 /** A client WebSocket connection, valid from `opened` to `closed`. */
 export type ClientSocket = uws.WebSocket<PeerHolder>;
 
-
 function webSocketBehavior(options: WebSocketOptions): uws.WebSocketBehavior<PeerHolder> {
   return {
     upgrade: options.upgrade,
