@@ -22,11 +22,12 @@ function bufferedBody(body: Buffer): Buffer | null {
  * body then leave in one write, a client that uploads slowly or gives up holds no upstream
  * connection and the backend sees nothing of an abandoned request, and a request whose
  * connection turns out stale before it was written can be sent again (upstream-relay.ts).
- * Longer and chunked bodies stream with backpressure. Measured on a 1 KiB POST (README
- * "Eighth round"): the Readable per request and the separate body write cost more than the
- * copy.
+ * Longer and chunked bodies stream with backpressure. 16 KiB is nginx's in-memory default:
+ * what a connection can make the edge hold is what its client sent, at most this (uWS has no
+ * connection limit). Measured on a 1 KiB POST (README "Eighth round"): the Readable per
+ * request and the separate body write cost more than the copy.
  */
-export const BUFFERED_BODY_BYTES = 64 * 1024;
+export const BUFFERED_BODY_BYTES = 16 * 1024;
 
 /** The body's declared length when it is read whole before forwarding, else -1. */
 function bufferableLength(ex: Exchange): number {
