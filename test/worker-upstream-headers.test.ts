@@ -4,6 +4,7 @@ import {
   compileDropList,
   connectionListed,
   encodeIdentity,
+  familyDecisionsSize,
   isRelayedResponseHeader,
   isTrustedOnlyHeader,
   upstreamRequestHeaders,
@@ -105,6 +106,27 @@ t.test('drop_request_headers adds exact names and prefixes, case and _ insensiti
   t.ok(isTrustedOnlyHeader('x-tenant-', drop));
   t.notOk(isTrustedOnlyHeader('x-corp-identity2', drop));
   t.notOk(isTrustedOnlyHeader('x-tenants', drop));
+});
+
+t.test('remembered decisions: the same answers, drop lists still applied, bounded', async (t) => {
+  const drop = compileDropList(['x-corp-identity', 'x-tenant-*']);
+  // Asked without a drop list first (remembered: not in a family), then with one.
+  for (let round = 0; round < 3; round++) {
+    t.notOk(isTrustedOnlyHeader('x-corp-identity'), `round ${round}: not a family`);
+    t.ok(isTrustedOnlyHeader('x-corp-identity', drop), `round ${round}: dropped by the route`);
+    t.ok(isTrustedOnlyHeader('x_corp_identity', drop), `round ${round}: _ spelling dropped`);
+    t.ok(isTrustedOnlyHeader('x-tenant-id', drop), `round ${round}: prefix dropped`);
+    t.notOk(isTrustedOnlyHeader('x-tenant-id'), `round ${round}: not elsewhere`);
+    t.ok(isTrustedOnlyHeader('x-forwarded-for'), `round ${round}: a family, remembered`);
+    t.ok(isTrustedOnlyHeader('x_forwarded_for'), `round ${round}: its _ spelling`);
+    t.notOk(isTrustedOnlyHeader('accept', drop), `round ${round}: an ordinary name`);
+  }
+  // A client spraying names cannot grow the memory: it is cleared at its bound.
+  for (let i = 0; i < 5000; i++) isTrustedOnlyHeader(`x-spray-${i}`);
+  t.ok(familyDecisionsSize() <= 1024, `${familyDecisionsSize()} names remembered at most`);
+  t.ok(isTrustedOnlyHeader('x-real-ip'), 'decisions after a clear are still right');
+  t.ok(isTrustedOnlyHeader('true-client-ip'));
+  t.notOk(isTrustedOnlyHeader('x-spray-1'));
 });
 
 t.test('identity values: plain ASCII unchanged, everything else percent-encoded', async (t) => {
