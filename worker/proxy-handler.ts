@@ -19,9 +19,9 @@ function bufferedBody(body: Buffer): Buffer | null {
  * Request bodies declared (Content-Length, no Transfer-Encoding) at most this many bytes long
  * are read whole before a backend is picked and a connection taken (request buffering, as
  * nginx's `client_body_buffer_size` and HAProxy's `http-buffer-request`): the head and the
- * body then leave in one write, a client that uploads slowly or gives up holds no upstream
- * connection and the backend sees nothing of an abandoned request, and a request whose
- * connection turns out stale before it was written can be sent again (upstream-relay.ts).
+ * body then leave in one write, and a client that uploads slowly or gives up holds no upstream
+ * connection and the backend sees nothing of an abandoned request. Retries are as for any
+ * request (upstream-relay.ts): a refused connection fails over, a written one is never resent.
  * Longer and chunked bodies stream with backpressure. 16 KiB is nginx's in-memory default:
  * what a connection can make the edge hold is what its client sent, at most this (uWS has no
  * connection limit). Measured on a 1 KiB POST (README "Eighth round"): the Readable per
