@@ -59,8 +59,8 @@ export function upstreamHeadersOf(ctx: RequestContext): string[] {
 /**
  * The route's handler: forwards the request upstream (to the backend the route's balancer
  * picks, if it has one) and relays the answer. A body of at most {@link BUFFERED_BODY_BYTES}
- * is read whole first (its length is declared and bounded; a client that leaves before its
- * end rejects with 400 BAD_REQUEST and nothing is sent upstream). The promise settles when the response is
+ * is read whole first: a client that leaves before its end rejects the promise (the access
+ * log says 499) and nothing is sent upstream. The promise settles when the response is
  * complete, or rejects with the upstream failure (502/504), or 503 NO_HEALTHY_UPSTREAM with
  * Retry-After when every backend is known down.
  */
