@@ -285,6 +285,16 @@ t.test('the handshake carries identity and forwarding headers, never the token',
   await c.closed;
 });
 
+t.test('a handshake header named like an Object.prototype key passes as it is', async (t) => {
+  // (`__proto__` cannot be tried here: uWS refuses any header name with `_`.)
+  const c = await connect('/ws/echo', { headers: { constructor: 'c-value', 'x-after': '1' } });
+  const h = backend.handshakes.at(-1)!.headers as Record<string, unknown>;
+  t.equal(Object.getOwnPropertyDescriptor(h, 'constructor')?.value, 'c-value', 'constructor');
+  t.equal(h['x-after'], '1', 'the header after it');
+  c.socket.close(1000);
+  await c.closed;
+});
+
 t.test("the 101 carries the pipeline's headers: the route's RateLimit", async (t) => {
   // An upgrade's head is finished by uWS: the pipeline's head lines go as writeHeader calls.
   const responses: Record<string, string | string[] | undefined>[] = [];

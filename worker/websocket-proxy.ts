@@ -286,7 +286,9 @@ function handshakeHeaders(ctx: RequestContext): Record<string, string> {
     stripSessionCookie: ctx.rt.config.session_cookie,
     drop: ctx.rt.dropHeaders,
   });
-  const out: Record<string, string> = {};
+  // No prototype: a client's `constructor` header is a name like any other (with `{}` it read
+  // the inherited function first and went upstream as `function Object() ...`).
+  const out: Record<string, string> = Object.create(null);
   for (let i = 0; i < flat.length; i += 2) {
     const name = flat[i]!;
     if (name.startsWith('sec-websocket-')) continue;
