@@ -44,7 +44,13 @@ export function createDispatcher(state: EdgeState): RequestHandler {
  * `upgrade` handler instead of its `handler` (worker/websocket-proxy.ts).
  */
 export function createUpgradeDispatcher(state: EdgeState): UpgradeHandler {
-  return (res, req, context) => serve(state, openExchange(res, req), context);
+  return (res, req, context) => {
+    const ex = openExchange(res, req);
+    // What follows a handshake's head is WebSocket frames, never a body (uWS hands it to no
+    // onData): one declared there breaks the framing, and its refusal closes at once.
+    if (ex.hasBody) ex.framingBroken = true;
+    serve(state, ex, context);
+  };
 }
 
 function serve(state: EdgeState, ex: Exchange, upgrade: UpgradeContext | undefined): void {
