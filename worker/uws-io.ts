@@ -7,6 +7,9 @@
  * - writes outside the synchronous part of the handler must happen inside `res.cork`;
  * - `onData` chunks are views of memory uWS reuses: they are copied before being kept;
  * - `resume()` on a socket that was not paused stalls it, so pause state is tracked;
+ * - `pause()` stops the socket's events both ways, and `resume()` while an answer's write waits
+ *   for the socket to drain loses that wait; a refused write makes uWS read again, paused or
+ *   not: pause and resume wait until the socket drained (see pauseBody);
  * - `endWithoutBody(n)` with a length leaves the connection waiting for n body bytes that never
  *   come (the next request on it gets nothing), and `endWithoutBody(undefined, …)` announces a
  *   length of 2^63: a bodiless answer writes its own `content-length` and calls it bare;
@@ -161,6 +164,10 @@ export interface Exchange {
   unreadBody: boolean;
   /** uWS's resume() on a socket that is not paused stalls it (uwebsockets 3.0.6): track it. */
   paused: boolean;
+  /** A write of the answer was refused: uWS waits for the socket to drain (see pauseBody). */
+  blocked: boolean;
+  /** The body's reader asked for a pause while blocked: applied once the socket drained. */
+  pauseWanted: boolean;
   /** The body is streamed upstream: it is read to its end whatever the answer. */
   bodyStreamed: boolean;
   /** The answer carries `connection: close` (draining). */
@@ -402,6 +409,8 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     cut: false,
     unreadBody: hasBody,
     paused: false,
+    blocked: false,
+    pauseWanted: false,
     bodyStreamed: false,
     closeConnection: false,
     framingBroken: false,
@@ -760,7 +769,9 @@ export function endProxiedWith(ex: Exchange, body: Uint8Array): void {
 
 /** Writes a chunk of a body of unknown length (chunked); false when the socket is full. */
 export function writeChunk(ex: Exchange, chunk: Uint8Array): boolean {
-  return ex.res.write(chunk);
+  if (ex.res.write(chunk)) return true;
+  ex.blocked = true;
+  return false;
 }
 
 /**
@@ -779,12 +790,17 @@ export function tryEndChunk(ex: Exchange, chunk: Uint8Array, total: number): boo
   if (last && ex.paused) resumeBody(ex);
   const [ok, done] = ex.res.tryEnd(chunk, total);
   if (done) ex.done = true;
+  else if (!ok) ex.blocked = true;
   return ok || done;
 }
 
 /** Calls `handler(offset)` each time the client socket drains; it returns false to keep waiting. */
 export function onClientWritable(ex: Exchange, handler: (offset: number) => boolean): void {
-  ex.res.onWritable(handler);
+  ex.res.onWritable((offset) => {
+    const drained = handler(offset);
+    if (drained && ex.blocked) unblock(ex);
+    return drained;
+  });
 }
 
 // --- Request bodies. ---------------------------------------------------------------------
@@ -811,10 +827,7 @@ export function holdBody(ex: Exchange): void {
     if (isLast) {
       held.last = true;
       ex.unreadBody = false;
-    } else if (!ex.paused && !ex.done) {
-      ex.paused = true;
-      ex.res.pause();
-    }
+    } else pauseBody(ex);
   });
 }
 
@@ -934,18 +947,75 @@ export function requestBodyStream(ex: Exchange): Readable {
     if (isLast) {
       ex.unreadBody = false;
       stream.push(null);
-    } else if (!more && !ex.done && !ex.paused) {
-      ex.paused = true;
-      ex.res.pause();
-    }
+    } else if (more) return;
+    else if (ex.blocked && stream.readableLength > BLOCKED_BODY_BYTES) {
+      // Read on while the answer waits (see pauseBody), and the upstream does not take it.
+      stream.destroy(BODY_OVERRUN);
+      abortExchange(ex);
+    } else pauseBody(ex);
   });
   return stream;
 }
 
+/**
+ * What a streamed body's queue may hold while the answer waits for the client's socket to
+ * drain, when the socket is read anyway (see pauseBody): past it the connection is cut. Only a
+ * client that keeps sending while it does not read the answer, to an upstream that stopped
+ * reading the body while its answer waits, gets there (test/integration-lingering-close.test.ts).
+ * Measured: a client sending 24 MiB as fast as loopback takes it, beside an 8 MiB answer it read,
+ * to an upstream reading nothing until its answer was out, queued up to 20 MiB; with 4 MiB here,
+ * a quarter of those exchanges were cut.
+ */
+export const BLOCKED_BODY_BYTES = 64 * 1024 * 1024;
+
+const BODY_OVERRUN = new GatewayError('BAD_REQUEST', {
+  cause: 'the client sent 64 MiB of body while not reading the answer',
+});
+
+/*
+ * uwebsockets 3.0.6, measured (a client sending a body without end, the answer's writes refused
+ * while it does not read): `pause()` stops reading; a write refused after it makes uWS read again
+ * (it polls the socket both ways to learn when it drains); `pause()` while a write waits stops
+ * the socket both ways: the drain is never reported, and neither is the client's data; `resume()`
+ * while a write waits stops it too. With the upstream reading the body in bursts while its answer
+ * outran the client, an answer stalled in 2-5% of exchanges, 4 MB in (the size of the kernel's
+ * buffers). So neither is called while a write waits: the socket reads on meanwhile (the body's
+ * queue may grow past its bound by what the client sends before its socket drains), and the
+ * reader's last wish is applied once uWS reports the drain.
+ */
+
+/** The body's reader has enough: stop reading the client's socket (now, or once it drained). */
+function pauseBody(ex: Exchange): void {
+  if (ex.done) return;
+  if (ex.blocked) ex.pauseWanted = true;
+  else if (!ex.paused) {
+    ex.paused = true;
+    ex.res.pause();
+  }
+}
+
+/** The body's reader wants more: read the client's socket again (now, or once it drained). */
 function resumeBody(ex: Exchange): void {
-  if (!ex.paused || ex.done) return;
+  ex.pauseWanted = false;
+  if (!ex.paused || ex.done || ex.blocked) return;
   ex.paused = false;
   ex.res.resume();
+}
+
+/** The client's socket drained after a refused write; it has been read meanwhile. */
+function unblock(ex: Exchange): void {
+  ex.blocked = false;
+  const wanted = ex.pauseWanted;
+  ex.pauseWanted = false;
+  if (ex.done) return;
+  if (wanted) {
+    // Paused before the wait or not: the refused write made uWS read again.
+    ex.paused = true;
+    ex.res.pause();
+  } else if (ex.paused) {
+    ex.paused = false;
+    ex.res.resume();
+  }
 }
 
 // --- Lingering close (RFC 9112 section 9.6). ---------------------------------------------
@@ -1026,7 +1096,8 @@ function linger(ex: Exchange, finish: () => void): void {
     ex.unreadBody = false;
     setImmediate(release);
   });
-  if (ex.paused) {
+  // While a write waits, the socket is read anyway (see pauseBody).
+  if (ex.paused && !ex.blocked) {
     ex.paused = false;
     res.resume();
   }
