@@ -12,6 +12,7 @@ import { RequestContext } from './request-context.js';
 import { badPath, matchRoute, runRoute } from './route-dispatch.js';
 import type { Runtime } from './runtime.js';
 import {
+  dropBody,
   type Exchange,
   openExchange,
   type RequestHandler,
@@ -66,8 +67,10 @@ function serve(state: EdgeState, ex: Exchange, upgrade: UpgradeContext | undefin
   try {
     work = handle(ctx);
   } catch (err) {
-    if (answerLater(ctx, err)) work = failLater(ctx, err as GatewayError);
-    else fail(ctx, err);
+    if (answerLater(ctx, err)) {
+      dropBody(ctx.ex);
+      work = failLater(ctx, err as GatewayError);
+    } else fail(ctx, err);
   }
   if (work === undefined) finish(ctx, state);
   else

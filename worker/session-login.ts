@@ -28,6 +28,7 @@ import { checkLoginRedirect } from './login-redirect.js';
 import { isBrowserForm, sendPage } from './page-answer.js';
 import { type Handler, runSteps, type Step } from './pipeline.js';
 import type { RequestContext } from './request-context.js';
+import { dropBody } from './uws-io.js';
 
 /** The handlers of `/auth` in session-cookie mode; `limited`: the auth rate limit's steps. */
 export function sessionAuthHandlers(
@@ -81,6 +82,7 @@ function answerRefusal(ctx: RequestContext, err: unknown, pages: LoginPages): Pr
   // A body left unread closes the connection: never answered synchronously (dispatch.ts
   // failLater says why).
   const later = ex.unreadBody && !ex.bodyStreamed;
+  if (later) dropBody(ex);
   return Promise.resolve(later ? nextTurn() : undefined)
     .then(() => pages.failurePage(ctx.services.log))
     .then((page: Page) => {

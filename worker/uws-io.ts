@@ -170,6 +170,8 @@ export interface Exchange {
   pauseWanted: boolean;
   /** The body is streamed upstream: it is read to its end whatever the answer. */
   bodyStreamed: boolean;
+  /** The body's last byte arrived while nobody read it (dropBody): nothing to linger for. */
+  bodyDropped: boolean;
   /** The answer carries `connection: close` (draining). */
   closeConnection: boolean;
   /** The request's framing cannot be trusted: the connection is closed after the answer. */
@@ -412,6 +414,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     blocked: false,
     pauseWanted: false,
     bodyStreamed: false,
+    bodyDropped: false,
     closeConnection: false,
     framingBroken: false,
     status: 0,
@@ -645,14 +648,17 @@ export function sendBody(
     head.decoration(ex, 'Origin');
     const closeNow = ex.framingBroken || (ex.unreadBody && !ex.bodyStreamed);
     if (mustClose(ex) && !closeNow) head.add('connection', 'close');
-    head.write(res);
     if (mustLinger(ex, closeNow)) {
-      if (ex.method === 'HEAD') {
-        const length = Buffer.byteLength(body);
-        linger(ex, () => endBodiless(ex, length, closeNow));
-      } else linger(ex, () => res.end(body, closeNow));
+      // All of it waits: a head without its Content-Length tells a client nothing yet, and a
+      // request pipelined behind the body then gets a clean close (uWS drops the connection).
+      linger(ex, () => {
+        head.write(res);
+        if (ex.method === 'HEAD') endBodiless(ex, Buffer.byteLength(body), closeNow);
+        else res.end(body, closeNow);
+      });
       return;
     }
+    head.write(res);
     resumeBody(ex);
     if (ex.method === 'HEAD') {
       endBodiless(ex, Buffer.byteLength(body), closeNow);
@@ -1047,7 +1053,21 @@ export const LINGER_MAX_MS = 30_000;
  * its body ends is unknown.
  */
 function mustLinger(ex: Exchange, closeNow: boolean): boolean {
-  return ex.unreadBody && !ex.framingBroken && (closeNow || asksClose(ex));
+  return ex.unreadBody && !ex.bodyDropped && !ex.framingBroken && (closeNow || asksClose(ex));
+}
+
+/**
+ * Drops the body of a request refused before anyone read it, noting when it ended: uWS drops
+ * body bytes that arrive with no handler set, so without one the end of a body that arrived
+ * while the refusal waited for its turn (dispatch.ts failLater) is never seen, and the answer
+ * would linger for the client's silence. The body stays unread: the connection still closes
+ * after the refusal. No-op when something else reads or holds the body.
+ */
+export function dropBody(ex: Exchange): void {
+  if (!ex.unreadBody || ex.bodyStreamed || ex.held !== undefined || ex.done) return;
+  ex.res.onData((_chunk, isLast) => {
+    if (isLast) ex.bodyDropped = true;
+  });
 }
 
 /** The request's Connection header lists `close` (RFC 9110 section 7.6.1; any of its lines). */
