@@ -176,6 +176,32 @@ for (const connection of ['close', 'keep-alive, close', 'xxxxx']) {
   }
 }
 
+// Answers without a body on the wire (HEAD, 204, 304, the gateway's HEAD refusal) end their
+// head at the release of a lingering close: the head whole, then the close.
+for (const [method, path, status] of [
+  // (A proxied HEAD with a large body is answered 502 with or without lingering: not here.)
+  ['POST', '/u/status/204', '204'],
+  ['POST', '/u/status/304', '304'],
+  ['HEAD', '/s/x', '401'],
+] as const) {
+  t.test(
+    `${method} ${path} with a 24 MiB upload and Connection: close: the head whole`,
+    async (t) => {
+      const got = await send({
+        head: head(method, path, ['Connection: close', `Content-Length: ${24 * MIB}`]),
+        size: 24 * MIB,
+      });
+      t.equal(got.status, status);
+      t.ok(
+        got.raw.includes('\r\n\r\n'),
+        `the head ended: ${JSON.stringify(got.raw.slice(0, 200))}`,
+      );
+      t.equal(got.body, 0, 'nothing after it');
+      t.equal(got.closed, 'fin', 'then closed, not reset');
+    },
+  );
+}
+
 t.test('a client that goes away while the gateway lingers leaves no error behind', async (t) => {
   const cases = [
     { path: '/s/x', close: 'close' },
