@@ -33,6 +33,7 @@ import {
   closeServer,
   createServer,
   type Listener,
+  lingeringAnswers,
   listen as listenOn,
   type Server,
   stopListening,
@@ -297,15 +298,21 @@ async function drainOnce(timeoutMs: number): Promise<void> {
     if (openWebSockets() > 0) {
       log.warn('drain timeout: websockets still closing', { open: openWebSockets(), sockets });
     }
+    // An answer whose end waits for the rest of its request body (a lingering close, uws-io.ts)
+    // is no longer in flight, but closing the server would cut it.
     while (Date.now() < deadline) {
-      if (current.inflight === 0 && Date.now() - current.lastRequestAt >= QUIET_MS) break;
+      const idle = current.inflight === 0 && lingeringAnswers() === 0;
+      if (idle && Date.now() - current.lastRequestAt >= QUIET_MS) break;
       await new Promise<void>((resolve) => {
         current.onIdle = resolve;
         setTimeout(resolve, Math.min(QUIET_MS, Math.max(0, deadline - Date.now()))).unref();
       });
     }
-    if (current.inflight > 0) {
-      log.warn('drain timeout: cutting requests in flight', { inflight: current.inflight });
+    if (current.inflight > 0 || lingeringAnswers() > 0) {
+      log.warn('drain timeout: cutting requests in flight', {
+        inflight: current.inflight,
+        lingering: lingeringAnswers(),
+      });
     }
     current.services.accessLog.flush();
     current.services.uses.flush();

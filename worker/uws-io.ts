@@ -1070,15 +1070,32 @@ export function dropBody(ex: Exchange): void {
   });
 }
 
-/** The request's Connection header lists `close` (RFC 9110 section 7.6.1; any of its lines). */
+/**
+ * The request's Connection header lists `close` (RFC 9110 section 7.6.1; any of its lines), or
+ * uWS closes after the answer anyway: uwebsockets 3.0.6 compares only the length of the first
+ * Connection value with that of `close` (measured: `Connection: xxxxx` closes, and an 8 MiB
+ * answer to an upload not lingered on lost 3-4 MB to the reset). Its length in bytes: a value
+ * with chars above 0x7f counts either way.
+ */
 function asksClose(ex: Exchange): boolean {
   const h = ex.headers;
+  let first = true;
   for (let i = 0; i < h.length; i += 2) {
     if (h[i] !== 'connection') continue;
-    for (const token of h[i + 1]!.split(','))
-      if (token.trim().toLowerCase() === 'close') return true;
+    const value = h[i + 1]!;
+    if (first && (value.length === 5 || Buffer.byteLength(value) === 5)) return true;
+    first = false;
+    for (const token of value.split(',')) if (token.trim().toLowerCase() === 'close') return true;
   }
   return false;
+}
+
+/** Answers whose end is held by a lingering close: a drain waits for them (edge.ts). */
+let lingering = 0;
+
+/** How many answers wait for the rest of their request body (see linger). */
+export function lingeringAnswers(): number {
+  return lingering;
 }
 
 /**
@@ -1096,20 +1113,22 @@ function linger(ex: Exchange, finish: () => void): void {
   const started = performance.now();
   let heard = false;
   let over = false;
-  const release = (): void => {
-    if (over) return;
+  lingering++;
+  const stop = (): boolean => {
+    if (over) return false;
     over = true;
+    lingering--;
     clearInterval(timer);
-    if (!ex.aborted) res.cork(finish);
+    return true;
+  };
+  const release = (): void => {
+    if (stop() && !ex.aborted) res.cork(finish);
   };
   const timer = setInterval(() => {
     if (!heard || performance.now() - started >= LINGER_MAX_MS) release();
     heard = false;
   }, LINGER_QUIET_MS);
-  onClientAbort(ex, () => {
-    over = true;
-    clearInterval(timer);
-  });
+  onClientAbort(ex, stop);
   res.onData((_chunk, isLast) => {
     heard = true;
     if (!isLast) return;
