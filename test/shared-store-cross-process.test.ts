@@ -55,6 +55,9 @@ t.test('a reader process sees what the writer commits, and reads while it writes
   const tally = await reader.ask({ op: 'stop' });
   t.same(tally.errors, [], 'no read failed');
   t.ok((tally.reads as number) > 10, `the reader kept reading (${tally.reads} rounds)`);
-  // A reader renews its snapshot every turn, so it does not pin the pages a purge frees.
-  t.ok(sizes.at(-1)! <= sizes[0]! * 1.5, `bounded with a reader attached: ${sizes.join(', ')}`);
+  // A reader renews its snapshot every turn, so it does not pin the pages a purge frees. Pinned
+  // for good, the file would grow by a batch every cycle (2.45x the first size after four).
+  // Measured: flat locally; on a loaded CI run 1634304, 2494464, 2494464, 2494464 (a reader late
+  // by a turn holds one batch's pages once, then the size stays).
+  t.ok(sizes.at(-1)! <= sizes[0]! * 2, `bounded with a reader attached: ${sizes.join(', ')}`);
 });
