@@ -16,6 +16,7 @@ import {
   type Exchange,
   openExchange,
   type RequestHandler,
+  releaseQueued,
   sendJson,
   type UpgradeContext,
   type UpgradeHandler,
@@ -215,6 +216,8 @@ function finish(ctx: RequestContext, state: EdgeState): void {
   const ex = ctx.ex;
   const now = performance.now();
   state.inflight--;
+  // A streamed body may still be counted as read while its answer waited (uws-io.ts).
+  if (ex.bodyStreamed) releaseQueued(ex);
   state.services.accessLog.write({
     ip: ctx.clientIp,
     method:

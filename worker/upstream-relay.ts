@@ -199,7 +199,10 @@ export class UpstreamRelay implements BorrowingHandler, BodySink {
       return;
     }
     onClientAbort(this.#ex, () => {
-      controller.abort(new GatewayError('BAD_REQUEST', { cause: 'client gone' }));
+      // The gateway's own cut of the request (a body past its bounds) says why.
+      controller.abort(
+        this.#ex.cutCause ?? new GatewayError('BAD_REQUEST', { cause: 'client gone' }),
+      );
       // A transform may still be working after the upstream ended: nothing settles it then.
       if (this.#transform !== undefined) {
         this.#dropTransform();

@@ -157,6 +157,8 @@ export interface Exchange {
   aborted: boolean;
   /** The gateway cut the connection (an upstream failed after the head was sent). */
   cut: boolean;
+  /** Why the gateway cut it, when the cut is the request's own end (see abortExchange). */
+  cutCause: GatewayError | undefined;
   /**
    * The request body is not (yet) read to its end. uWS does not skip an unread body, so an
    * answer given before the end must close the connection or the next request never parses.
@@ -168,6 +170,11 @@ export interface Exchange {
   blocked: boolean;
   /** The body's reader asked for a pause while blocked: applied once the socket drained. */
   pauseWanted: boolean;
+  /**
+   * The bytes of this request's streamed body counted in the edge's total of bodies read while
+   * answers wait (see queuedWhileBlocked); 0 when none, -1 once released (releaseQueued).
+   */
+  queuedCounted: number;
   /** The body is streamed upstream: it is read to its end whatever the answer. */
   bodyStreamed: boolean;
   /** The body's last byte arrived while nobody read it (dropBody): nothing to linger for. */
@@ -409,10 +416,12 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     done: false,
     aborted: false,
     cut: false,
+    cutCause: undefined,
     unreadBody: hasBody,
     paused: false,
     blocked: false,
     pauseWanted: false,
+    queuedCounted: 0,
     bodyStreamed: false,
     bodyDropped: false,
     closeConnection: false,
@@ -689,10 +698,11 @@ export function sendNoContent(ex: Exchange, extra: readonly HeaderPair[]): void 
 }
 
 /** Drops the connection (used when an upstream fails after the response head was sent). */
-export function abortExchange(ex: Exchange): void {
+export function abortExchange(ex: Exchange, cause?: GatewayError): void {
   if (ex.done) return;
   ex.done = true;
   ex.cut = true;
+  ex.cutCause = cause;
   ex.res.close();
 }
 
@@ -944,9 +954,14 @@ export function requestBodyStream(ex: Exchange): Readable {
   const stream = new Readable({
     highWaterMark: 16 * 1024,
     read() {
+      // The upstream takes the queue below its bound (this read's chunk is still in it).
+      if (ex.queuedCounted > 0) countQueued(ex, 0);
       resumeBody(ex);
     },
   });
+  // A cut body's error is for its reader: one that failed and left (h1-client detaches on an
+  // upstream failure) must not leave it unhandled, which would end the edge's process.
+  stream.on('error', ignoreError);
   ex.bodyStreamed = true;
   onBody(ex, (chunk, isLast) => {
     const more = stream.push(own(chunk));
@@ -954,13 +969,55 @@ export function requestBodyStream(ex: Exchange): Readable {
       ex.unreadBody = false;
       stream.push(null);
     } else if (more) return;
-    else if (ex.blocked && stream.readableLength > BLOCKED_BODY_BYTES) {
+    else if (ex.blocked) {
       // Read on while the answer waits (see pauseBody), and the upstream does not take it.
-      stream.destroy(BODY_OVERRUN);
-      abortExchange(ex);
-    } else pauseBody(ex);
+      const queued = stream.readableLength;
+      countQueued(ex, queued);
+      if (queued > BLOCKED_BODY_BYTES || queuedTotal > EDGE_BLOCKED_BODY_BYTES) {
+        const cause = queued > BLOCKED_BODY_BYTES ? BODY_OVERRUN : EDGE_BODY_OVERRUN;
+        releaseQueued(ex);
+        stream.destroy(cause);
+        // The upstream exchange ends with this cause (upstream-relay.ts), logged as such.
+        abortExchange(ex, cause);
+      }
+    } else {
+      if (ex.queuedCounted > 0) countQueued(ex, stream.readableLength);
+      pauseBody(ex);
+    }
   });
   return stream;
+}
+
+/**
+ * Bytes queued in the edge's streamed bodies that were read while their answer waited for the
+ * client (see pauseBody), as last counted: each body's queue length at its last arrival past its
+ * bound, 0 once the upstream read it below its bound. A queue the upstream drains part of stays
+ * counted at its last size until one of those (the count errs high, never low), and every
+ * exchange's part is released when it ends (releaseQueued).
+ */
+let queuedTotal = 0;
+
+function ignoreError(): void {}
+
+function countQueued(ex: Exchange, queued: number): void {
+  if (ex.queuedCounted < 0) return; // released: see releaseQueued
+  queuedTotal += queued - ex.queuedCounted;
+  ex.queuedCounted = queued;
+}
+
+/**
+ * Takes an exchange's body out of the edge's count for good: at its end (dispatch.ts finish),
+ * or when cut. A body still arriving after its exchange ended (read on to its end after a
+ * refusal) is bounded by BLOCKED_BODY_BYTES alone.
+ */
+export function releaseQueued(ex: Exchange): void {
+  if (ex.queuedCounted > 0) queuedTotal -= ex.queuedCounted;
+  ex.queuedCounted = -1;
+}
+
+/** The edge's count of body bytes read while answers wait (see releaseQueued), for tests. */
+export function queuedWhileBlocked(): number {
+  return queuedTotal;
 }
 
 /**
@@ -974,8 +1031,23 @@ export function requestBodyStream(ex: Exchange): Readable {
  */
 export const BLOCKED_BODY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * What all the streamed bodies of one edge may hold together while their answers wait: past it,
+ * the connection whose body arrives is cut (one that is past its own 16 KiB bound and whose
+ * answer waits: a body read at the upstream's pace is never cut by it). BLOCKED_BODY_BYTES alone
+ * let N such clients make an edge hold N x 64 MiB (noted by the attack on the lingering close);
+ * four of them reach this. A well-behaved exchange queued up to 20 MiB (above), so about a dozen
+ * at once fit.
+ */
+export const EDGE_BLOCKED_BODY_BYTES = 256 * 1024 * 1024;
+
 const BODY_OVERRUN = new GatewayError('BAD_REQUEST', {
   cause: 'the client sent 64 MiB of body while not reading the answer',
+});
+
+/** The edge's bound, not this client's: logged (dispatch.ts fail) as the edge being overloaded. */
+const EDGE_BODY_OVERRUN = new GatewayError('OVERLOADED', {
+  cause: 'the edge holds 256 MiB of request bodies read while their answers wait',
 });
 
 /*
