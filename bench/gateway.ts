@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { type StdioOptions, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -11,7 +11,12 @@ import { CsrfTokens } from '../worker/csrf-token.js';
 import { BenchError } from './bench-error.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { freePort } from './free-port.js';
-import { describeExit, type ExitInfo, spawnManaged } from './managed-process.js';
+import {
+  describeExit,
+  type ExitInfo,
+  type ManagedProcess,
+  spawnManaged,
+} from './managed-process.js';
 import { GATEWAY_PREFIX } from './scenarios.js';
 import type { Service } from './service.js';
 import { waitForHttp } from './wait-for-http.js';
@@ -78,6 +83,17 @@ export interface GatewayFeatures {
    * its edges with its own execArgv, so they get them too.
    */
   nodeArgs?: readonly string[];
+  /**
+   * A command and its arguments the gateway's node runs under: the spawn becomes
+   * `launcher[0] ...launcher[1..] <node> ...nodeArgs <cli> ...` (`--instructions`: valgrind
+   * with its options). The tool sees the supervisor's exec of node; what it does to the edges
+   * the supervisor forks is its own business (valgrind follows them with --trace-children).
+   */
+  launcher?: readonly string[];
+  /** How long the start (readiness, first answer) may take, ms; default 20 s. */
+  readyTimeoutMs?: number;
+  /** SIGTERM to SIGKILL of the group when the gateway is stopped, ms; default 10 s. */
+  stopGraceMs?: number;
 }
 
 /** The route's filters of the `gateway-filters` service: method and header, both pass. */
@@ -241,15 +257,21 @@ export async function startGateway(
     '--data-dir',
     dataDir,
   ];
+  const [command, ...launcherArgs] = features.launcher ?? [];
+  const spawn = (more: readonly string[], stdio: StdioOptions): ManagedProcess =>
+    command === undefined
+      ? spawnManaged(name, process.execPath, [...args, ...more], { stdio })
+      : spawnManaged(name, command, [...launcherArgs, process.execPath, ...args, ...more], {
+          stdio,
+        });
+  const readyTimeoutMs = features.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const proc = readyFd
-    ? spawnManaged(name, process.execPath, [...args, '--ready-fd', String(READY_FD)], {
-        stdio: ['ignore', logFd, logFd, 'pipe'],
-      })
-    : spawnManaged(name, process.execPath, args, { stdio: ['ignore', logFd, logFd] });
+    ? spawn(['--ready-fd', String(READY_FD)], ['ignore', logFd, logFd, 'pipe'])
+    : spawn([], ['ignore', logFd, logFd]);
   closeSync(logFd);
   const stop = async (): Promise<ExitInfo> => {
     const wasRunning = proc.running;
-    const info = await proc.stop(STOP_GRACE_MS);
+    const info = await proc.stop(features.stopGraceMs ?? STOP_GRACE_MS);
     if (wasRunning && info.code !== 0)
       console.error(`notice: gateway did not exit cleanly on SIGTERM (${describeExit(info)})`);
     return info;
@@ -260,12 +282,14 @@ export async function startGateway(
 
   try {
     const login = { username: BENCH_USER, password };
-    const port = readyFd ? await readyPort(proc.child.stdio[READY_FD] as Readable) : configuredPort;
+    const port = readyFd
+      ? await readyPort(proc.child.stdio[READY_FD] as Readable, readyTimeoutMs)
+      : configuredPort;
     const baseUrl = `http://127.0.0.1:${port}`;
     if (!readyFd)
       await waitForHttp(`${baseUrl}/auth`, {
         ...jsonPost(login),
-        timeoutMs: READY_TIMEOUT_MS,
+        timeoutMs: readyTimeoutMs,
         process: proc,
       });
     const { token, tokenId } = await logIn(baseUrl, login);
@@ -336,8 +360,8 @@ function hasReadyFd(cliPath: string): boolean {
 }
 
 /** The port from the readiness line; throws with the gateway's own reason when it failed. */
-async function readyPort(stream: Readable): Promise<number> {
-  const readiness = await readReadiness(stream, READY_TIMEOUT_MS);
+async function readyPort(stream: Readable, timeoutMs: number): Promise<number> {
+  const readiness = await readReadiness(stream, timeoutMs);
   if (!readiness.ready)
     throw new BenchError(
       'BENCH_NOT_READY',

@@ -24,15 +24,31 @@ export interface BenchOptions {
    * summary of the profiles and the CPU per request of each kind of thread.
    */
   readonly profileDir: string | undefined;
+  /**
+   * `--instructions`: one gateway scenario (gateway-auth-proxy, or the one `--scenarios` names),
+   * its gateway with one edge under valgrind's callgrind; `warmupRequests` requests, then
+   * `windows` windows of `windowRequests` requests each, the edge's instructions counted in each
+   * (with `--baseline`: the same for that build after this one).
+   */
+  readonly instructions: boolean;
+  /** `--windows`: counted windows of `--instructions`. */
+  readonly windows: number;
+  /** `--window-requests`: requests per counted window. */
+  readonly windowRequests: number;
+  /** `--warmup-requests`: requests before the first window, not counted (0: none). */
+  readonly warmupRequests: number;
   readonly help: boolean;
 }
+
+/** `--connections` of `--instructions` when not given: few, as a gateway under valgrind is slow. */
+export const INSTRUCTIONS_CONNECTIONS = 8;
 
 /** Usage text printed by `--help`. */
 export const USAGE = `usage: npm run bench -- [options]
   --runs N            timed runs per scenario, interleaved across scenarios (default 5)
   --duration S        seconds per timed run (default 10)
   --warmup S          seconds of untimed warm-up per scenario, 0 to skip (default 3)
-  --connections C     concurrent keep-alive connections (default 64)
+  --connections C     concurrent keep-alive connections (default 64; 8 with --instructions)
   --threads T         load tool threads (default 2)
   --scenarios a,b     only these scenarios (default: all)
   --tool NAME         auto | wrk | autocannon (default auto: wrk, else autocannon)
@@ -49,20 +65,30 @@ export const USAGE = `usage: npm run bench -- [options]
                       (edges' main threads, their worker threads, the supervisor: self time by
                       category, top functions) and the CPU per request of each kind of thread,
                       also in DIR/summary.md
+  --instructions      instead of the comparison: gateway-auth-proxy (or the one gateway scenario
+                      --scenarios names) with one edge under valgrind's callgrind: the edge's
+                      user-space instructions per request, counted in --windows windows of
+                      --window-requests requests after --warmup-requests uncounted ones, sent
+                      over --connections keep-alive connections; with --baseline DIR the same
+                      for that build after this one, and the ratio of the medians
+  --windows N         counted windows of --instructions (default 3)
+  --window-requests N requests per window of --instructions (default 2000)
+  --warmup-requests N requests before the first window of --instructions (default 20000)
   --help              this text`;
 
 const TOOLS: readonly LoadToolChoice[] = ['auto', 'wrk', 'autocannon'];
 
 /** Parses and validates argv; throws `BENCH_BAD_OPTION` on any invalid value. */
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
-  const { values } = parseArgs({
+  const { values, tokens } = parseArgs({
     args: [...argv],
     strict: true,
+    tokens: true,
     options: {
       runs: { type: 'string', default: '5' },
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '3' },
-      connections: { type: 'string', default: '64' },
+      connections: { type: 'string' },
       threads: { type: 'string', default: '2' },
       scenarios: { type: 'string', default: '' },
       tool: { type: 'string', default: 'auto' },
@@ -70,14 +96,23 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       soak: { type: 'string' },
       'soak-interval': { type: 'string', default: '30' },
       profile: { type: 'string' },
+      instructions: { type: 'boolean', default: false },
+      windows: { type: 'string', default: '3' },
+      'window-requests': { type: 'string', default: '2000' },
+      'warmup-requests': { type: 'string', default: '20000' },
       help: { type: 'boolean', default: false },
     },
   });
+  const given = new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
+  const defaultConnections = values.instructions ? INSTRUCTIONS_CONNECTIONS : 64;
   const options: BenchOptions = {
     runs: integer('runs', values.runs, 1),
     durationSec: integer('duration', values.duration, 1),
     warmupSec: integer('warmup', values.warmup, 0),
-    connections: integer('connections', values.connections, 1),
+    connections:
+      values.connections === undefined
+        ? defaultConnections
+        : integer('connections', values.connections, 1),
     threads: integer('threads', values.threads, 1),
     scenarios: values.scenarios
       .split(',')
@@ -88,8 +123,23 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     soakMinutes: values.soak === undefined ? undefined : integer('soak', values.soak, 1),
     soakIntervalSec: integer('soak-interval', values['soak-interval'], 1),
     profileDir: values.profile,
+    instructions: values.instructions,
+    windows: integer('windows', values.windows, 1),
+    windowRequests: integer('window-requests', values['window-requests'], 1),
+    warmupRequests: integer('warmup-requests', values['warmup-requests'], 0),
     help: values.help,
   };
+  if (options.instructions) {
+    checkInstructions(options, given);
+    return Object.freeze(options);
+  }
+  const counted = INSTRUCTIONS_ONLY.filter((name) => given.has(name));
+  if (counted.length > 0) {
+    throw new BenchError(
+      'BENCH_BAD_OPTION',
+      `${counted.map((n) => `--${n}`).join(', ')} only go with --instructions`,
+    );
+  }
   if (options.soakMinutes !== undefined && options.soakIntervalSec > options.soakMinutes * 60) {
     throw new BenchError('BENCH_BAD_OPTION', '--soak-interval must not exceed the soak itself');
   }
@@ -109,13 +159,43 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         '--profile runs one gateway scenario of this build: it takes neither --baseline nor --soak',
       );
     }
-    profileScenarioOf(options.scenarios);
+    profileScenarioOf(options.scenarios, '--profile');
   }
   // wrk refuses fewer connections than threads (each thread needs one).
   if (options.threads > options.connections) {
     throw new BenchError('BENCH_BAD_OPTION', '--threads must not exceed --connections');
   }
   return Object.freeze(options);
+}
+
+/** Options that only `--instructions` reads. */
+const INSTRUCTIONS_ONLY = ['windows', 'window-requests', 'warmup-requests'] as const;
+
+/** Options of the timed modes, which `--instructions` (a count of requests) does not read. */
+const TIMED_ONLY = ['runs', 'duration', 'warmup', 'threads', 'tool', 'soak-interval'] as const;
+
+/**
+ * `--instructions` runs one gateway scenario (of this build, and of `--baseline` when given) by
+ * request counts: `--soak`, `--profile` and the timed runs' options are refused.
+ */
+function checkInstructions(options: BenchOptions, given: ReadonlySet<string>): void {
+  if (options.soakMinutes !== undefined || options.profileDir !== undefined) {
+    throw new BenchError(
+      'BENCH_BAD_OPTION',
+      '--instructions is a mode of its own: it takes neither --soak nor --profile',
+    );
+  }
+  const timed = TIMED_ONLY.filter((name) => given.has(name));
+  if (timed.length > 0) {
+    throw new BenchError(
+      'BENCH_BAD_OPTION',
+      `--instructions counts requests, not seconds: it does not take ${timed.map((n) => `--${n}`).join(', ')} (use --windows, --window-requests, --warmup-requests)`,
+    );
+  }
+  if (options.baseline !== undefined && options.baseline.trim() === '') {
+    throw new BenchError('BENCH_BAD_OPTION', '--baseline needs a directory');
+  }
+  profileScenarioOf(options.scenarios, '--instructions');
 }
 
 function integer(name: string, text: string, min: number): number {

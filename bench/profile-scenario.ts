@@ -1,12 +1,13 @@
-// Which scenario `--profile DIR` runs, and how its gateway service is started: any scenario
-// whose service is one of this build's gateways (the plain one, a featured one, the balanced one).
+// Which scenario `--profile DIR` and `--instructions` run, and how its gateway service is
+// started: any scenario whose service is one of this build's gateways (the plain one, a featured
+// one, the balanced one).
 
 import { BenchError } from './bench-error.js';
 import type { GatewayFeatures } from './gateway.js';
 import { FEATURED_GATEWAYS } from './gateway-services.js';
 import { SCENARIOS, type Scenario, type ServiceName } from './scenarios.js';
 
-/** The scenario `--profile` runs without `--scenarios`. */
+/** The scenario `--profile` and `--instructions` run without `--scenarios`. */
 export const PROFILE_SCENARIO = 'gateway-auth-proxy';
 
 /** How the profiled gateway service is started (as the comparison run starts it). */
@@ -37,15 +38,19 @@ export function profilableScenarios(all: readonly Scenario[] = SCENARIOS): Scena
 }
 
 /**
- * The one scenario `--profile` runs: `names` empty gives {@link PROFILE_SCENARIO}; several
- * names, an unknown one or one whose service is no gateway of this build (a peer, the upstream,
- * raw-argon2, the `--baseline` build) throw `BENCH_BAD_OPTION`.
+ * The one scenario `--profile` (or `--instructions`, the `mode` its messages name) runs: `names`
+ * empty gives {@link PROFILE_SCENARIO}; several names, an unknown one or one whose service is no
+ * gateway of this build (a peer, the upstream, raw-argon2, the `--baseline` build) throw
+ * `BENCH_BAD_OPTION`.
  */
-export function profileScenarioOf(names: readonly string[]): Scenario {
+export function profileScenarioOf(
+  names: readonly string[],
+  mode: '--profile' | '--instructions' = '--profile',
+): Scenario {
   if (names.length > 1) {
     throw new BenchError(
       'BENCH_BAD_OPTION',
-      `--profile runs one scenario at a time: --scenarios got ${names.length} (${names.join(', ')})`,
+      `${mode} runs one scenario at a time: --scenarios got ${names.length} (${names.join(', ')})`,
     );
   }
   const name = names[0] ?? PROFILE_SCENARIO;
@@ -54,7 +59,7 @@ export function profileScenarioOf(names: readonly string[]): Scenario {
     const known = SCENARIOS.some((s) => s.name === name) ? 'not a gateway scenario' : 'unknown';
     throw new BenchError(
       'BENCH_BAD_OPTION',
-      `--profile --scenarios ${name}: ${known}; it takes one of ${profilableScenarios()
+      `${mode} --scenarios ${name}: ${known}; it takes one of ${profilableScenarios()
         .map((s) => s.name)
         .join(', ')}`,
     );

@@ -14,6 +14,7 @@ import { startFloor } from './floor.js';
 import { BENCH_USER, startGateway } from './gateway.js';
 import { FEATURED_GATEWAYS } from './gateway-services.js';
 import { findHaproxy } from './haproxy.js';
+import { runInstructions } from './instructions.js';
 import { mintBenchJwt, newJwtSecret } from './jwt.js';
 import { fastifyVersions, type JwtPeers, type PeerStarts, startJwtPeers } from './jwt-peers.js';
 import { loadRequestFor } from './load-request.js';
@@ -78,6 +79,10 @@ async function main(
   // The run's own temp dir (the services' files, the load tool's scripts): the cleanup removes
   // it on every way out, an error and SIGINT included, and its guard when the runner is killed.
   const work = await openRunDir(cleanup);
+  if (options.instructions) {
+    console.log(`\n${await runInstructions({ options, cleanup, work, signal })}`);
+    return 0;
+  }
   if (options.profileDir !== undefined) {
     const { profileDir } = options;
     const tool = await detectLoadTool(options.tool, work);

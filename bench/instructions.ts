@@ -1,0 +1,328 @@
+// `--instructions`: one gateway scenario with one edge under valgrind's callgrind; after an
+// uncounted warm-up, a few windows of an exact number of requests, the edge's user-space
+// instructions counted in each; with `--baseline`, the other build the same way after this one.
+
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { BenchError } from './bench-error.js';
+import {
+  type CallgrindFiles,
+  type CallgrindTools,
+  callgrindControl,
+  callgrindFilesIn,
+  callgrindLauncher,
+  dumpInstructions,
+  findCallgrind,
+  findEdgePid,
+} from './callgrind.js';
+import type { CleanupStack } from './cleanup-stack.js';
+import { FixedLoad } from './fixed-load.js';
+import { startGateway } from './gateway.js';
+import { collectMachineInfo, type MachineInfo } from './machine-info.js';
+import { describeExit } from './managed-process.js';
+import type { BenchOptions } from './options.js';
+import { gatewayCliPath, packageRoot, resultsDir } from './paths.js';
+import { profiledGatewayOf, profileScenarioOf } from './profile-scenario.js';
+import { BENCH_BACKEND_WEIGHTS, type Scenario } from './scenarios.js';
+import type { Service } from './service.js';
+import { targetFor } from './service.js';
+import { median } from './stats.js';
+import { startUpstream } from './upstream.js';
+import { verifyScenario } from './verify.js';
+
+/** Start of a gateway under valgrind (node's start, the edge's, the login's Argon2), ms. */
+const VALGRIND_READY_MS = 300_000;
+/** SIGTERM to SIGKILL of a gateway under valgrind (its edge drains and writes its last dump), ms. */
+const VALGRIND_STOP_GRACE_MS = 60_000;
+
+/** What the instructions run needs from the runner. */
+export interface InstructionsPlan {
+  readonly options: BenchOptions;
+  readonly cleanup: CleanupStack;
+  /** The run's temp dir, removed at cleanup: the gateways' files and callgrind's go below it. */
+  readonly work: string;
+  readonly signal: AbortSignal;
+}
+
+/** One counted window: its requests and the edge's instructions (Ir) while they ran. */
+export interface InstructionWindow {
+  readonly requests: number;
+  readonly instructions: number;
+  readonly perRequest: number;
+}
+
+/** The windows of one build and their summary (instructions per request). */
+export interface BuildInstructions {
+  /** `this build` or `baseline`. */
+  readonly label: string;
+  /** The checkout whose dist/ ran. */
+  readonly root: string;
+  readonly windows: readonly InstructionWindow[];
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  /** (max - min) / median, the windows' spread as a fraction. */
+  readonly spread: number;
+  /** Wall-clock seconds from the gateway's start to its stop. */
+  readonly seconds: number;
+}
+
+/** The JSON written to `bench/results/<timestamp>-instructions.json`. */
+export interface InstructionsReport {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly machine: MachineInfo;
+  /** `valgrind --version`. */
+  readonly valgrind: string;
+  readonly scenario: string;
+  readonly parameters: {
+    readonly windows: number;
+    readonly windowRequests: number;
+    readonly warmupRequests: number;
+    readonly connections: number;
+    /** The gateway's `num_instances`: always 1 (one edge counted). */
+    readonly edges: 1;
+  };
+  readonly builds: readonly BuildInstructions[];
+  /** This build's median over the baseline's, when `--baseline` ran. */
+  readonly ratio?: number | undefined;
+}
+
+/**
+ * Runs the mode and returns the report's text; the JSON goes to `resultsDir()`. Throws
+ * `BENCH_NO_VALGRIND` without valgrind, `BENCH_WRONG_ANSWER` at any wrong answer,
+ * `BENCH_CALLGRIND` when a control call or a dump fails, `BENCH_GATEWAY_START` when a gateway
+ * does not start, `BENCH_INSTRUCTIONS` when the baseline is not built.
+ */
+export async function runInstructions(plan: InstructionsPlan): Promise<string> {
+  const { options } = plan;
+  const scenario = profileScenarioOf(options.scenarios, '--instructions');
+  const tools = await findCallgrind();
+  const builds: { label: string; root: string }[] = [{ label: 'this build', root: packageRoot() }];
+  if (options.baseline !== undefined) {
+    const root = resolve(options.baseline);
+    if (!existsSync(gatewayCliPath(root))) {
+      throw new BenchError(
+        'BENCH_INSTRUCTIONS',
+        `--baseline ${root}: ${gatewayCliPath(root)} missing (build that checkout first)`,
+      );
+    }
+    builds.push({ label: 'baseline', root });
+  }
+  const machine = collectMachineInfo();
+  const startedAt = new Date().toISOString();
+  const upstreams = await startUpstreams(scenario, plan.cleanup);
+  const connections = scenario.connections ?? options.connections;
+  const measured: BuildInstructions[] = [];
+  for (const build of builds) {
+    console.log(`${build.label} (${build.root}): starting the gateway under callgrind`);
+    measured.push(await measureBuild(build, scenario, upstreams, tools, plan));
+  }
+  const [own, baseline] = measured;
+  const report: InstructionsReport = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    valgrind: tools.version,
+    scenario: scenario.name,
+    parameters: {
+      windows: options.windows,
+      windowRequests: options.windowRequests,
+      warmupRequests: options.warmupRequests,
+      connections,
+      edges: 1,
+    },
+    builds: measured,
+    ratio: own !== undefined && baseline !== undefined ? own.median / baseline.median : undefined,
+  };
+  const dir = resultsDir();
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `${startedAt.replaceAll(':', '-')}-instructions.json`);
+  await writeFile(path, `${JSON.stringify(report, null, 2)}\n`);
+  return `${renderInstructionsReport(report)}\nresults: ${path}`;
+}
+
+/** The upstream ports the scenario's gateway routes to: one, or two for the balanced route. */
+async function startUpstreams(scenario: Scenario, cleanup: CleanupStack): Promise<number[]> {
+  const profiled = profiledGatewayOf(scenario.service);
+  const ports = [Number(new URL((await startUpstream(cleanup)).baseUrl).port)];
+  if (profiled?.balanced) ports.push(Number(new URL((await startUpstream(cleanup)).baseUrl).port));
+  return ports;
+}
+
+/**
+ * One build: its gateway (the scenario's features, one edge) under callgrind, the answers
+ * checked, the warm-up, the windows, then a stop (whose exit is only reported: the counts are in).
+ */
+async function measureBuild(
+  build: { label: string; root: string },
+  scenario: Scenario,
+  upstreams: readonly number[],
+  tools: CallgrindTools,
+  plan: InstructionsPlan,
+): Promise<BuildInstructions> {
+  const { options, signal } = plan;
+  const began = Date.now();
+  const dirName = build.label === 'baseline' ? 'baseline' : 'gateway';
+  const files = callgrindFilesIn(join(plan.work, `callgrind-${dirName}`));
+  await mkdir(files.dir, { recursive: true, mode: 0o700 });
+  const gateway = await startCountedGateway(
+    scenario,
+    build,
+    dirName,
+    upstreams,
+    files,
+    tools,
+    plan,
+  );
+  const root = gateway.pid as number;
+  const edge = findEdgePid(root);
+  console.log(
+    `${build.label}: gateway ${root} ready after ${seconds(began)} s, edge ${edge}; checking answers`,
+  );
+  const target = targetFor(scenario, gateway);
+  await verifyScenario(scenario, target);
+  const connections = scenario.connections ?? options.connections;
+  const load = new FixedLoad(target, scenario.expect, connections);
+  const windows: InstructionWindow[] = [];
+  try {
+    // Instrumentation is off from the start: warm-up requests are run, not counted.
+    if (options.warmupRequests > 0) {
+      await load.send(options.warmupRequests, signal);
+      console.log(`${build.label}: ${options.warmupRequests} warm-up requests sent`);
+    }
+    for (let w = 1; w <= options.windows; w++) {
+      windows.push(await countWindow(load, options.windowRequests, edge, files, tools, signal));
+      const last = windows[windows.length - 1] as InstructionWindow;
+      console.log(
+        `${build.label}: window ${w}/${options.windows}: ${formatCount(last.perRequest)} instructions/request`,
+      );
+    }
+  } finally {
+    await load.close();
+  }
+  const exit = await gateway.stop?.();
+  if (exit !== undefined && exit.code !== 0) {
+    console.error(`notice: ${build.label}: the gateway's exit: ${describeExit(exit)}`);
+  }
+  return summarizeWindows(build, windows, seconds(began));
+}
+
+/** The scenario's gateway, from `build`'s checkout, with one edge, under callgrind. */
+async function startCountedGateway(
+  scenario: Scenario,
+  build: { label: string; root: string },
+  dirName: 'gateway' | 'baseline',
+  upstreams: readonly number[],
+  files: CallgrindFiles,
+  tools: CallgrindTools,
+  plan: InstructionsPlan,
+): Promise<Service> {
+  const profiled = profiledGatewayOf(scenario.service);
+  if (profiled === undefined) {
+    throw new BenchError('BENCH_INSTRUCTIONS', `${scenario.name}: no gateway`);
+  }
+  const backends = profiled.balanced
+    ? upstreams.map((port, i) => ({ port, weight: BENCH_BACKEND_WEIGHTS[i] as number }))
+    : undefined;
+  return startGateway(
+    dirName === 'baseline' ? 'baseline' : profiled.service,
+    gatewayCliPath(build.root),
+    join(plan.work, dirName),
+    upstreams[0] as number,
+    1,
+    plan.cleanup,
+    {
+      ...profiled.features,
+      ...(backends ? { backends } : {}),
+      launcher: callgrindLauncher(tools.valgrind, files),
+      readyTimeoutMs: VALGRIND_READY_MS,
+      stopGraceMs: VALGRIND_STOP_GRACE_MS,
+    },
+  );
+}
+
+/**
+ * One window: the edge's counters zeroed, instrumentation on, exactly `requests` requests,
+ * instrumentation off, a dump, its Ir over the requests.
+ */
+async function countWindow(
+  load: FixedLoad,
+  requests: number,
+  edge: number,
+  files: CallgrindFiles,
+  tools: CallgrindTools,
+  signal: AbortSignal,
+): Promise<InstructionWindow> {
+  await callgrindControl(tools, files, edge, 'zero');
+  await callgrindControl(tools, files, edge, 'instrumentation on');
+  try {
+    await load.send(requests, signal);
+  } finally {
+    await callgrindControl(tools, files, edge, 'instrumentation off');
+  }
+  const { instructions } = await dumpInstructions(tools, files, edge);
+  return { requests, instructions, perRequest: instructions / requests };
+}
+
+/** The median, range and spread of one build's windows (at least one). */
+export function summarizeWindows(
+  build: { label: string; root: string },
+  windows: readonly InstructionWindow[],
+  wallSeconds: number,
+): BuildInstructions {
+  const per = windows.map((w) => w.perRequest);
+  if (per.length === 0) throw new BenchError('BENCH_INSTRUCTIONS', `${build.label}: no window`);
+  const mid = median(per);
+  const min = Math.min(...per);
+  const max = Math.max(...per);
+  return {
+    ...build,
+    windows,
+    median: mid,
+    min,
+    max,
+    spread: mid > 0 ? (max - min) / mid : 0,
+    seconds: wallSeconds,
+  };
+}
+
+/** The markdown table of a report: one row per build, its windows, median and spread. */
+export function renderInstructionsReport(report: InstructionsReport): string {
+  const { parameters: p } = report;
+  const most = Math.max(...report.builds.map((b) => b.windows.length));
+  const heads = Array.from({ length: most }, (_, i) => `window ${i + 1}`);
+  const rows = report.builds.map((b) => {
+    const cells = heads.map((_, i) => {
+      const w = b.windows[i];
+      return w === undefined ? '' : formatCount(w.perRequest);
+    });
+    const range = `${formatCount(b.min)}–${formatCount(b.max)} (${(b.spread * 100).toFixed(1)}%)`;
+    return `| ${b.label} | ${cells.join(' | ')} | ${formatCount(b.median)} | ${range} | ${Math.round(b.seconds)} |`;
+  });
+  const lines = [
+    `## Instructions per request: ${report.scenario}`,
+    '',
+    `User-space instructions (callgrind Ir) of the one edge per request; ${p.windows} windows of ` +
+      `${p.windowRequests} requests after ${p.warmupRequests} uncounted, ${p.connections} ` +
+      `keep-alive connections; ${report.valgrind}.`,
+    '',
+    `| build | ${heads.join(' | ')} | median | min–max (spread) | run s |`,
+    `| --- | ${heads.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`,
+    ...rows,
+  ];
+  for (const b of report.builds) lines.push('', `${b.label}: ${b.root}`);
+  if (report.ratio !== undefined) {
+    lines.push('', `this build / baseline (medians): ${report.ratio.toFixed(4)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function formatCount(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function seconds(sinceMs: number): number {
+  return Math.round((Date.now() - sinceMs) / 100) / 10;
+}
