@@ -50,6 +50,11 @@ export interface InstructionWindow {
   readonly requests: number;
   readonly instructions: number;
   readonly perRequest: number;
+  /**
+   * Wall-clock seconds of its requests (instrumentation on): what the edge's per-second timers
+   * fire over, so their instructions weigh this long against the window's requests.
+   */
+  readonly seconds: number;
 }
 
 /** The windows of one build and their summary (instructions per request). */
@@ -196,7 +201,7 @@ async function measureBuild(
       windows.push(await countWindow(load, options.windowRequests, edge, files, tools, signal));
       const last = windows[windows.length - 1] as InstructionWindow;
       console.log(
-        `${build.label}: window ${w}/${options.windows}: ${formatCount(last.perRequest)} instructions/request`,
+        `${build.label}: window ${w}/${options.windows}: ${formatCount(last.perRequest)} instructions/request (${last.seconds} s)`,
       );
     }
   } finally {
@@ -257,13 +262,16 @@ async function countWindow(
 ): Promise<InstructionWindow> {
   await callgrindControl(tools, files, edge, 'zero');
   await callgrindControl(tools, files, edge, 'instrumentation on');
+  const began = Date.now();
+  let sent: number;
   try {
     await load.send(requests, signal);
   } finally {
+    sent = seconds(began);
     await callgrindControl(tools, files, edge, 'instrumentation off');
   }
   const { instructions } = await dumpInstructions(tools, files, edge);
-  return { requests, instructions, perRequest: instructions / requests };
+  return { requests, instructions, perRequest: instructions / requests, seconds: sent };
 }
 
 /** The median, range and spread of one build's windows (at least one). */

@@ -191,6 +191,7 @@ t.test('windows summarized and rendered, with a baseline', async (t) => {
     requests: 2000,
     instructions: perRequest * 2000,
     perRequest,
+    seconds: 8,
   });
   const own = summarizeWindows(
     { label: 'this build', root: '/a' },
