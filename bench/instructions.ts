@@ -2,8 +2,8 @@
 // uncounted warm-up, a few windows of an exact number of requests, the edge's user-space
 // instructions counted in each; with `--baseline`, the other build the same way after this one.
 
-import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync, realpathSync } from 'node:fs';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BenchError } from './bench-error.js';
 import {
@@ -16,6 +16,14 @@ import {
   findCallgrind,
   findEdgePid,
 } from './callgrind.js';
+import {
+  categoryTotals,
+  type InstructionCategory,
+  type NamedFunction,
+  nameFunctions,
+  parseCallgrindProfile,
+  parsePerfMap,
+} from './callgrind-functions.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { FixedLoad } from './fixed-load.js';
 import { startGateway } from './gateway.js';
@@ -57,6 +65,36 @@ export interface InstructionWindow {
   readonly seconds: number;
 }
 
+/** One function (or category) of a breakdown: its instructions per request and share. */
+export interface InstructionShare {
+  /** The function's display name (see `nameFunctions`), or the category's. */
+  readonly name: string;
+  readonly category: InstructionCategory;
+  /** Ir per request of the window. */
+  readonly perRequest: number;
+  /** Of the window's total Ir, as a fraction (inclusive shares of nested functions overlap). */
+  readonly share: number;
+}
+
+/** `--top N`: where one build's median window's instructions went. */
+export interface InstructionBreakdown {
+  /** Which window (1-based): the median one (the lower of the two middle ones when even). */
+  readonly window: number;
+  readonly requests: number;
+  /** The window's total Ir per request (its `perRequest`). */
+  readonly perRequest: number;
+  /** The N functions with the most self Ir, largest first. */
+  readonly self: readonly InstructionShare[];
+  /** The N functions with the most inclusive Ir, largest first. */
+  readonly inclusive: readonly InstructionShare[];
+  /** Self Ir of every category (zero ones included), in the README's order. */
+  readonly categories: readonly InstructionShare[];
+  /** JIT code no perf map entry named (kept as hex addresses), Ir per request. */
+  readonly unnamedPerRequest: number;
+  /** Entries of the edge's perf map as of the window's dump. */
+  readonly perfMapEntries: number;
+}
+
 /** The windows of one build and their summary (instructions per request). */
 export interface BuildInstructions {
   /** `this build` or `baseline`. */
@@ -71,6 +109,8 @@ export interface BuildInstructions {
   readonly spread: number;
   /** Wall-clock seconds from the gateway's start to its stop. */
   readonly seconds: number;
+  /** `--top N`: the median window's functions and categories. */
+  readonly breakdown?: InstructionBreakdown | undefined;
 }
 
 /** The JSON written to `bench/results/<timestamp>-instructions.json`. */
@@ -88,6 +128,8 @@ export interface InstructionsReport {
     readonly connections: number;
     /** The gateway's `num_instances`: always 1 (one edge counted). */
     readonly edges: 1;
+    /** `--top N` (0: no breakdown, no `--perf-basic-prof`). */
+    readonly top: number;
   };
   readonly builds: readonly BuildInstructions[];
   /** This build's median over the baseline's, when `--baseline` ran. */
@@ -137,6 +179,7 @@ export async function runInstructions(plan: InstructionsPlan): Promise<string> {
       warmupRequests: options.warmupRequests,
       connections,
       edges: 1,
+      top: options.top,
     },
     builds: measured,
     ratio: own !== undefined && baseline !== undefined ? own.median / baseline.median : undefined,
@@ -183,6 +226,11 @@ async function measureBuild(
   );
   const root = gateway.pid as number;
   const edge = findEdgePid(root);
+  const perfMap = options.top > 0 ? perfMapPath(edge) : undefined;
+  if (perfMap !== undefined) {
+    const maps = [perfMapPath(root), perfMap];
+    plan.cleanup.add(`${build.label}'s perf maps`, () => removeFiles(maps));
+  }
   console.log(
     `${build.label}: gateway ${root} ready after ${seconds(began)} s, edge ${edge}; checking answers`,
   );
@@ -191,6 +239,7 @@ async function measureBuild(
   const connections = scenario.connections ?? options.connections;
   const load = new FixedLoad(target, scenario.expect, connections);
   const windows: InstructionWindow[] = [];
+  const dumps: CountedDump[] = [];
   try {
     // Instrumentation is off from the start: warm-up requests are run, not counted.
     if (options.warmupRequests > 0) {
@@ -198,8 +247,10 @@ async function measureBuild(
       console.log(`${build.label}: ${options.warmupRequests} warm-up requests sent`);
     }
     for (let w = 1; w <= options.windows; w++) {
-      windows.push(await countWindow(load, options.windowRequests, edge, files, tools, signal));
-      const last = windows[windows.length - 1] as InstructionWindow;
+      const counted = await countWindow(load, options.windowRequests, edge, files, tools, signal);
+      windows.push(counted.window);
+      dumps.push({ file: counted.dump, perfMapBytes: await perfMapBytes(perfMap) });
+      const last = counted.window;
       console.log(
         `${build.label}: window ${w}/${options.windows}: ${formatCount(last.perRequest)} instructions/request (${last.seconds} s)`,
       );
@@ -211,7 +262,148 @@ async function measureBuild(
   if (exit !== undefined && exit.code !== 0) {
     console.error(`notice: ${build.label}: the gateway's exit: ${describeExit(exit)}`);
   }
-  return summarizeWindows(build, windows, seconds(began));
+  const summary = summarizeWindows(build, windows, seconds(began));
+  if (perfMap === undefined) return summary;
+  try {
+    const chosen = medianWindowIndex(windows);
+    const breakdown = await breakDownWindow(
+      windows[chosen] as InstructionWindow,
+      chosen + 1,
+      dumps[chosen] as CountedDump,
+      perfMap,
+      build.root,
+      options.top,
+    );
+    return { ...summary, breakdown };
+  } finally {
+    await removeFiles([perfMapPath(root), perfMap]);
+  }
+}
+
+/** A window's dump file and the length of the edge's perf map when it was written, bytes. */
+interface CountedDump {
+  readonly file: string;
+  readonly perfMapBytes: number;
+}
+
+/** Where node (V8's `--perf-basic-prof`) writes the map of process `pid`'s JIT code. */
+export function perfMapPath(pid: number): string {
+  return `/tmp/perf-${pid}.map`;
+}
+
+/**
+ * The node flags of a gateway under `--top`: V8 appends each code object it makes to
+ * `/tmp/perf-<pid>.map` (a small cost per compiled function, none per call); the V8 log that
+ * flag opens goes to `dir` (`isolate-<address>-<pid>-v8.log`), not the gateway's cwd.
+ */
+export function perfNodeArgs(dir: string): string[] {
+  return ['--perf-basic-prof', `--logfile=${join(dir, 'v8.log')}`];
+}
+
+/**
+ * The perf map's length now, bytes (0 without `--top`): V8 only appends to it, so its first
+ * that many bytes are the map as of the dump just written. Throws `BENCH_INSTRUCTIONS` when
+ * the map is missing.
+ */
+async function perfMapBytes(path: string | undefined): Promise<number> {
+  if (path === undefined) return 0;
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    throw new BenchError(
+      'BENCH_INSTRUCTIONS',
+      `--top: the edge's perf map ${path} is missing (did node take --perf-basic-prof?): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+/** The first `bytes` bytes of a file, as UTF-8. */
+async function readPrefix(path: string, bytes: number): Promise<string> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+async function removeFiles(paths: readonly string[]): Promise<void> {
+  await Promise.all(paths.map((p) => rm(p, { force: true })));
+}
+
+/**
+ * The index of the median window: the middle one by instructions per request (the lower of
+ * the two middle ones for an even count). Throws `BENCH_INSTRUCTIONS` without windows.
+ */
+export function medianWindowIndex(windows: readonly InstructionWindow[]): number {
+  if (windows.length === 0) throw new BenchError('BENCH_INSTRUCTIONS', 'no window');
+  const order = windows.map((w, i) => ({ per: w.perRequest, i })).sort((a, b) => a.per - b.per);
+  return (order[Math.floor((order.length - 1) / 2)] as { i: number }).i;
+}
+
+/**
+ * One window's breakdown: its dump read function by function, JIT code named from the perf map
+ * as it was at the dump, the top `top` by self and by inclusive Ir, and the categories, all
+ * per request. Throws `BENCH_CALLGRIND` when the dump does not parse or does not add up to the
+ * window's count.
+ */
+async function breakDownWindow(
+  window: InstructionWindow,
+  number: number,
+  dump: CountedDump,
+  perfMap: string,
+  root: string,
+  top: number,
+): Promise<InstructionBreakdown> {
+  const profile = parseCallgrindProfile(await readFile(dump.file, 'utf8'), dump.file);
+  if (profile.total !== window.instructions) {
+    throw new BenchError(
+      'BENCH_CALLGRIND',
+      `${dump.file}: total ${profile.total}, the window counted ${window.instructions}`,
+    );
+  }
+  const entries = parsePerfMap(await readPrefix(perfMap, dump.perfMapBytes));
+  const named = nameFunctions(profile, {
+    perfMap: entries,
+    root,
+    node: realpathSync(process.execPath),
+  });
+  return breakdownOf(named, window, number, top, entries.length);
+}
+
+/** The breakdown of a window's named functions (pure: see {@link breakDownWindow}). */
+export function breakdownOf(
+  named: readonly NamedFunction[],
+  window: Pick<InstructionWindow, 'requests' | 'instructions' | 'perRequest'>,
+  number: number,
+  top: number,
+  perfMapEntries: number,
+): InstructionBreakdown {
+  const share = (name: string, category: InstructionCategory, ir: number): InstructionShare => ({
+    name,
+    category,
+    perRequest: ir / window.requests,
+    share: window.instructions > 0 ? ir / window.instructions : 0,
+  });
+  const bySelf = [...named].sort((a, b) => b.self - a.self || a.name.localeCompare(b.name));
+  const byInclusive = [...named].sort(
+    (a, b) => b.inclusive - a.inclusive || a.name.localeCompare(b.name),
+  );
+  return {
+    window: number,
+    requests: window.requests,
+    perRequest: window.perRequest,
+    self: bySelf.slice(0, top).map((f) => share(f.name, f.category, f.self)),
+    inclusive: byInclusive.slice(0, top).map((f) => share(f.name, f.category, f.inclusive)),
+    categories: categoryTotals(named).map((c) => share(c.category, c.category, c.self)),
+    unnamedPerRequest:
+      named.filter((f) => f.name.endsWith(' [???]')).reduce((s, f) => s + f.self, 0) /
+      window.requests,
+    perfMapEntries,
+  };
 }
 
 /** The scenario's gateway, from `build`'s checkout, with one edge, under callgrind. */
@@ -241,6 +433,7 @@ async function startCountedGateway(
     {
       ...profiled.features,
       ...(backends ? { backends } : {}),
+      ...(plan.options.top > 0 ? { nodeArgs: perfNodeArgs(files.dir) } : {}),
       launcher: callgrindLauncher(tools.valgrind, files),
       readyTimeoutMs: VALGRIND_READY_MS,
       stopGraceMs: VALGRIND_STOP_GRACE_MS,
@@ -259,7 +452,7 @@ async function countWindow(
   files: CallgrindFiles,
   tools: CallgrindTools,
   signal: AbortSignal,
-): Promise<InstructionWindow> {
+): Promise<{ window: InstructionWindow; dump: string }> {
   await callgrindControl(tools, files, edge, 'zero');
   await callgrindControl(tools, files, edge, 'instrumentation on');
   const began = Date.now();
@@ -270,8 +463,11 @@ async function countWindow(
     sent = seconds(began);
     await callgrindControl(tools, files, edge, 'instrumentation off');
   }
-  const { instructions } = await dumpInstructions(tools, files, edge);
-  return { requests, instructions, perRequest: instructions / requests, seconds: sent };
+  const { file, instructions } = await dumpInstructions(tools, files, edge);
+  return {
+    window: { requests, instructions, perRequest: instructions / requests, seconds: sent },
+    dump: file,
+  };
 }
 
 /** The median, range and spread of one build's windows (at least one). */
@@ -324,7 +520,38 @@ export function renderInstructionsReport(report: InstructionsReport): string {
   if (report.ratio !== undefined) {
     lines.push('', `this build / baseline (medians): ${report.ratio.toFixed(4)}`);
   }
+  for (const b of report.builds) {
+    if (b.breakdown !== undefined) lines.push('', ...renderBreakdown(b.label, b.breakdown));
+  }
   return `${lines.join('\n')}\n`;
+}
+
+/** The `--top` tables of one build: functions by self Ir, categories, functions by inclusive Ir. */
+export function renderBreakdown(label: string, d: InstructionBreakdown): string[] {
+  const percent = (s: InstructionShare): string => `${(s.share * 100).toFixed(1)}`;
+  const table = (head: string, rows: readonly InstructionShare[], what: string): string[] => [
+    `| ${head} | % | ${what} |`,
+    '| ---: | ---: | --- |',
+    ...rows.map((r) => `| ${formatCount(r.perRequest)} | ${percent(r)} | ${escapeCell(r.name)} |`),
+  ];
+  return [
+    `### ${label}: where the instructions go (window ${d.window}, the median: ${formatCount(d.perRequest)} instructions/request)`,
+    '',
+    ...table('instructions/request (self)', d.self, 'function'),
+    '',
+    ...table('instructions/request (self)', d.categories, 'category'),
+    '',
+    ...table('instructions/request (inclusive)', d.inclusive, 'function'),
+    '',
+    `JIT code named from ${d.perfMapEntries} perf map entries; unnamed (hex addresses): ` +
+      `${formatCount(d.unnamedPerRequest)} instructions/request. Tier marks: ~ interpreted, ` +
+      '^ Sparkplug, + Maglev, * TurboFan.',
+  ];
+}
+
+/** A table cell's text: `|` escaped, so that a name cannot split the row. */
+function escapeCell(text: string): string {
+  return text.replaceAll('|', '\\|');
 }
 
 function formatCount(value: number): string {

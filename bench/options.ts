@@ -37,6 +37,12 @@ export interface BenchOptions {
   readonly windowRequests: number;
   /** `--warmup-requests`: requests before the first window, not counted (0: none). */
   readonly warmupRequests: number;
+  /**
+   * `--top N`: with `--instructions`, the N functions with the most instructions per request
+   * (self, then inclusive) in each build's median window, and the categories; 0 (the default):
+   * none, and the gateway runs without `--perf-basic-prof`.
+   */
+  readonly top: number;
   readonly help: boolean;
 }
 
@@ -74,6 +80,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --windows N         counted windows of --instructions (default 3)
   --window-requests N requests per window of --instructions (default 2000)
   --warmup-requests N requests before the first window of --instructions (default 20000)
+  --top N             with --instructions: also the N functions with the most instructions per
+                      request (self, and inclusive) in each build's median window, JIT code
+                      named from node's --perf-basic-prof map, and the total by category
+                      (default 0: none; the gateway then runs without --perf-basic-prof)
   --help              this text`;
 
 const TOOLS: readonly LoadToolChoice[] = ['auto', 'wrk', 'autocannon'];
@@ -100,6 +110,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       windows: { type: 'string', default: '3' },
       'window-requests': { type: 'string', default: '2000' },
       'warmup-requests': { type: 'string', default: '20000' },
+      top: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -127,6 +138,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     windows: integer('windows', values.windows, 1),
     windowRequests: integer('window-requests', values['window-requests'], 1),
     warmupRequests: integer('warmup-requests', values['warmup-requests'], 0),
+    top: values.top === undefined ? 0 : integer('top', values.top, 1),
     help: values.help,
   };
   if (options.instructions) {
@@ -169,7 +181,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
 }
 
 /** Options that only `--instructions` reads. */
-const INSTRUCTIONS_ONLY = ['windows', 'window-requests', 'warmup-requests'] as const;
+const INSTRUCTIONS_ONLY = ['windows', 'window-requests', 'warmup-requests', 'top'] as const;
 
 /** Options of the timed modes, which `--instructions` (a count of requests) does not read. */
 const TIMED_ONLY = ['runs', 'duration', 'warmup', 'threads', 'tool', 'soak-interval'] as const;

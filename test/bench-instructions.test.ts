@@ -219,6 +219,7 @@ t.test('windows summarized and rendered, with a baseline', async (t) => {
       warmupRequests: 5000,
       connections: 8,
       edges: 1,
+      top: 0,
     },
     builds: [own, base],
     ratio: own.median / base.median,
