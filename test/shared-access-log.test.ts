@@ -314,3 +314,84 @@ t.test('hundredths is String() of a duration rounded to hundredths', async (t) =
   t.equal(hundredths(0.05), '0.05');
   t.equal(hundredths(3), '3');
 });
+
+// The JSON line is written byte by byte (no template string): it must be exactly what
+// JSON.stringify gives for the same members in the same order, whatever the fields hold.
+t.test('each JSON line is JSON.stringify of its members, byte for byte', async (t) => {
+  const { log, writes } = await spiedLog(t);
+  const texts = [
+    '/plain',
+    '/with "quotes" and \\ backslash',
+    '/ctl\u0001\u001f\u007f',
+    '/caf\u00e9/\u20ac/\ud83d\ude00',
+    '/lone\ud800surrogate',
+    '',
+  ];
+  const entries: AccessEntry[] = [];
+  for (const text of texts) {
+    entries.push({ ...entry(1), path: text, method: text === '' ? 'GET' : 'PÖST', user: text });
+    entries.push({
+      ...entry(2),
+      path: text,
+      user: undefined,
+      route: undefined,
+      code: 'TOKEN_MISSING',
+      status: 401,
+      ms: 0,
+    });
+  }
+  entries.push({ ...entry(3), status: 0, ms: 12345.67 });
+  entries.push({ ...entry(4), status: 1_000_000, ms: 0.1 });
+  for (const e of entries) log.write(e);
+  log.flush();
+  const lines = writes.join('').trimEnd().split('\n');
+  t.equal(lines.length, entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    const ts = (JSON.parse(lines[i]!) as { ts: string }).ts;
+    const expected = JSON.stringify({
+      ts,
+      type: 'access',
+      pid: process.pid,
+      ip: e.ip,
+      method: e.method,
+      path: e.path,
+      status: e.status,
+      ms: e.ms,
+      user: e.user,
+      route: e.route,
+      code: e.code,
+    });
+    t.equal(lines[i], expected, `line ${i}`);
+  }
+});
+
+t.test('a line too long to buffer goes out alone, whole and valid', async (t) => {
+  const { log, writes } = await spiedLog(t);
+  log.write(entry(1));
+  // 6 bytes a char may be needed for escapes: a 50,000-char path may not fit the 256 KiB buffer.
+  log.write({ ...entry(2), path: `/${'\u0001'.repeat(50_000)}` });
+  log.write(entry(3));
+  log.flush();
+  const lines = writes.join('').trimEnd().split('\n');
+  t.equal(lines.length, 3);
+  const long = JSON.parse(lines[1]!) as { path: string; pid: number; ms: number };
+  t.equal(long.path.length, 50_001);
+  t.equal(long.pid, process.pid);
+  t.equal(long.ms, 1.25);
+  t.equal((JSON.parse(lines[2]!) as { path: string }).path, '/api/item/3/"quoted"', 'order kept');
+});
+
+t.test('the buffer is flushed before a line that may not fit, never mid-line', async (t) => {
+  const { log, writes } = await spiedLog(t);
+  const path = `/${'p'.repeat(900)}`;
+  let n = 0;
+  while (writes.length === 0 && n < 10_000) log.write({ ...entry(n++), path });
+  t.ok(writes.length > 0, `flushed after ${n} lines without the timer`);
+  log.flush();
+  const text = writes.join('');
+  t.ok(text.endsWith('\n'));
+  const lines = text.trimEnd().split('\n');
+  t.equal(lines.length, n, 'every line once');
+  for (const l of lines) t.equal((JSON.parse(l) as { path: string }).path, path);
+});
