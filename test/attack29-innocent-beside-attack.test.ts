@@ -32,9 +32,12 @@ const paced = createServer((socket) => {
   let headDone = false;
   socket.pause();
   const reader = setInterval(() => {
-    let chunk: Buffer | null;
     let n = 0;
-    while (n < 256 * 1024 && (chunk = socket.read() as Buffer | null) !== null) n += chunk.length;
+    while (n < 256 * 1024) {
+      const chunk = socket.read() as Buffer | null;
+      if (chunk === null) break;
+      n += chunk.length;
+    }
     got += n;
     if (!headDone && got > 0) {
       headDone = true;
@@ -106,9 +109,10 @@ function innocent(): Promise<{ status: string; got: number; how: string }> {
     let got = 0;
     let head = '';
     const reader = setInterval(() => {
-      let chunk: Buffer | null;
       let n = 0;
-      while (n < 200 * 1024 && (chunk = socket.read() as Buffer | null) !== null) {
+      while (n < 200 * 1024) {
+        const chunk = socket.read() as Buffer | null;
+        if (chunk === null) break;
         if (head === '') head = chunk.subarray(0, 12).toString('latin1');
         n += chunk.length;
       }
