@@ -14,9 +14,9 @@ import type { Runtime } from './runtime.js';
 import {
   dropBody,
   type Exchange,
+  endStreamedBody,
   openExchange,
   type RequestHandler,
-  releaseQueued,
   sendJson,
   type UpgradeContext,
   type UpgradeHandler,
@@ -216,8 +216,9 @@ function finish(ctx: RequestContext, state: EdgeState): void {
   const ex = ctx.ex;
   const now = performance.now();
   state.inflight--;
-  // A streamed body may still be counted as read while its answer waited (uws-io.ts).
-  if (ex.bodyStreamed) releaseQueued(ex);
+  // A streamed body may still be counted as read while its answer waited, and may still be
+  // arriving with nobody to read it (uws-io.ts).
+  if (ex.bodyStreamed) endStreamedBody(ex);
   state.services.accessLog.write({
     ip: ctx.clientIp,
     method:

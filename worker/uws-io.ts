@@ -177,6 +177,8 @@ export interface Exchange {
   queuedCounted: number;
   /** The body is streamed upstream: it is read to its end whatever the answer. */
   bodyStreamed: boolean;
+  /** That stream (requestBodyStream), for its end with the request's (endStreamedBody). */
+  bodyStream: Readable | undefined;
   /** The body's last byte arrived while nobody read it (dropBody): nothing to linger for. */
   bodyDropped: boolean;
   /** The answer carries `connection: close` (draining). */
@@ -423,6 +425,7 @@ export function openExchange(res: HttpResponse, req: HttpRequest): Exchange {
     pauseWanted: false,
     queuedCounted: 0,
     bodyStreamed: false,
+    bodyStream: undefined,
     bodyDropped: false,
     closeConnection: false,
     framingBroken: false,
@@ -963,7 +966,14 @@ export function requestBodyStream(ex: Exchange): Readable {
   // upstream failure) must not leave it unhandled, which would end the edge's process.
   stream.on('error', ignoreError);
   ex.bodyStreamed = true;
+  ex.bodyStream = stream;
   onBody(ex, (chunk, isLast) => {
+    if (ex.bodyStream !== stream || stream.destroyed) {
+      // Its request is over (endStreamedBody), or it was cut (below) while its answer's end
+      // went on: the rest is read and dropped, not copied.
+      if (isLast) ex.unreadBody = false;
+      return;
+    }
     const more = stream.push(own(chunk));
     if (isLast) {
       ex.unreadBody = false;
@@ -997,6 +1007,7 @@ export function requestBodyStream(ex: Exchange): Readable {
  */
 let queuedTotal = 0;
 
+/** A no-op listener: of a cut body's error, of a dropped body's data. */
 function ignoreError(): void {}
 
 function countQueued(ex: Exchange, queued: number): void {
@@ -1013,6 +1024,27 @@ function countQueued(ex: Exchange, queued: number): void {
 export function releaseQueued(ex: Exchange): void {
   if (ex.queuedCounted > 0) queuedTotal -= ex.queuedCounted;
   ex.queuedCounted = -1;
+}
+
+/**
+ * The request is over (dispatch.ts finish): its body leaves the edge's count, and what is queued
+ * or still arrives of it is dropped (as h1-client does after an answer that came before the
+ * body's end). Nothing reads it any more: h1-client drains it after such an answer, but detaches
+ * from it when the upstream fails mid-body, and uWS reads the body on to its end after the 502
+ * (sendJson). Queued before this, one client whose upstream reset after 1 MiB made the edge hold
+ * all it sent: +396 MiB for 400 MiB, with either framing, neither bound applying (the answer did
+ * not wait, the count was released); test/attack29-upstream-gone-body.test.ts.
+ */
+export function endStreamedBody(ex: Exchange): void {
+  releaseQueued(ex);
+  const stream = ex.bodyStream;
+  if (stream === undefined) return;
+  ex.bodyStream = undefined;
+  if (!ex.unreadBody || stream.destroyed) return;
+  // What is queued drains to nobody; what arrives from now on is dropped as it comes.
+  stream.removeAllListeners('data');
+  stream.on('data', ignoreError);
+  stream.resume();
 }
 
 /** The edge's count of body bytes read while answers wait (see releaseQueued), for tests. */
