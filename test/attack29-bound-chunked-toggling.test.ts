@@ -2,45 +2,30 @@
 // EDGE_BLOCKED_BODY_BYTES) hold against 16 clients each below its own 64 MiB bound, with chunked
 // framing in 64 KiB chunks, that read a little of their answer now and then (so `blocked` toggles
 // and the count of each is taken anew)? Unbounded, they would make the edge hold 16 x 48 MiB.
-import { readFile } from 'node:fs/promises';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import t from 'tap';
+import { rssGrowthDuring, startSilentUpstream } from './helpers/body-pressure.js';
 import { startGateway } from './helpers/gateway.js';
 
 const MIB = 1024 * 1024;
 const CLIENTS = 16;
 const SIZE = 48 * MIB;
 
-const sockets = new Set<Socket>();
 // An upstream that never reads: every connection gets an 8 MiB answer at once.
-const silent = createServer((socket) => {
-  sockets.add(socket);
-  socket.pause();
-  socket.on('error', () => undefined);
-  socket.on('close', () => sockets.delete(socket));
-  socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${8 * MIB}\r\n\r\n`);
-  socket.end(Buffer.alloc(8 * MIB, 98));
-});
-await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+const silent = await startSilentUpstream(8 * MIB);
 const gw = await startGateway({
   config: { num_instances: 1, client_timeout: 20_000 },
   routes: [
     'routes:',
     '  - prefix: /n',
-    `    target: http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    `    target: http://127.0.0.1:${silent.port}`,
     '    secure: false',
   ].join('\n'),
 });
 t.teardown(async () => {
   await gw.stop();
-  for (const socket of sockets) socket.destroy();
   silent.close();
 });
-
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-}
 
 function upload(): Promise<{ sent: number; how: string }> {
   return new Promise((resolve) => {
@@ -74,20 +59,10 @@ function upload(): Promise<{ sent: number; how: string }> {
 t.test(
   `${CLIENTS} chunked clients sipping their answers: the edge holds about its bound`,
   async (t) => {
-    const edge = gw.edges[0]!;
-    const before = await rssKiB(edge);
-    let peak = before;
-    const sampler = setInterval(() => {
-      rssKiB(edge).then(
-        (kib) => {
-          peak = Math.max(peak, kib);
-        },
-        () => undefined,
-      );
-    }, 20);
-    const outcomes = await Promise.all(Array.from({ length: CLIENTS }, upload));
-    clearInterval(sampler);
-    const grown = (peak - before) / 1024;
+    const growth = await rssGrowthDuring(gw.edges[0]!, () =>
+      Promise.all(Array.from({ length: CLIENTS }, upload)),
+    );
+    const { result: outcomes, beforeKiB: before, peakKiB: peak, grownMiB: grown } = growth;
     t.comment(
       `sent: ${outcomes.map((o) => `${o.sent >> 20}${o.how === 'open' ? '' : '*'}`).join(', ')} MiB (* cut)`,
     );

@@ -2,9 +2,9 @@
 // `connection: close`), but uWS reads the rest of the body (the answer did not close), and the
 // body stream was left by its reader (h1-client detached on the failure) and is past finish
 // (its count released): what bounds what it queues?
-import { readFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import t from 'tap';
+import { rssGrowthDuring } from './helpers/body-pressure.js';
 import { startGateway } from './helpers/gateway.js';
 
 const MIB = 1024 * 1024;
@@ -41,11 +41,6 @@ t.teardown(async () => {
   for (const socket of sockets) socket.destroy();
   resetter.close();
 });
-
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-}
 
 /** Uploads SIZE bytes, reading the answer (a well-behaved client). */
 function upload(chunked: boolean): Promise<{ sent: number; answer: string; how: string }> {
@@ -99,20 +94,8 @@ for (const chunked of [false, true]) {
           routes: ROUTES,
         });
       }
-      const edge = gw.edges[0]!;
-      const before = await rssKiB(edge);
-      let peak = before;
-      const sampler = setInterval(() => {
-        rssKiB(edge).then(
-          (kib) => {
-            peak = Math.max(peak, kib);
-          },
-          () => undefined,
-        );
-      }, 20);
-      const outcome = await upload(chunked);
-      clearInterval(sampler);
-      const grown = (peak - before) / 1024;
+      const growth = await rssGrowthDuring(gw.edges[0]!, () => upload(chunked));
+      const { result: outcome, beforeKiB: before, peakKiB: peak, grownMiB: grown } = growth;
       t.comment(
         `sent ${outcome.sent >> 20} MiB, ${outcome.how}, answer ${JSON.stringify(outcome.answer.slice(0, 40))}`,
       );

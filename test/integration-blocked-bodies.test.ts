@@ -3,9 +3,9 @@
 // a client that uploads fast and does not read its answer, to an upstream that does not read the
 // body, makes the edge queue what it sends. One connection is cut past 64 MiB; before the edge's
 // bound, eight of them made one edge hold 8 x 64 MiB.
-import { readFile } from 'node:fs/promises';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import t from 'tap';
+import { rssGrowthDuring, startSilentUpstream } from './helpers/body-pressure.js';
 import { startGateway } from './helpers/gateway.js';
 
 const MIB = 1024 * 1024;
@@ -13,37 +13,21 @@ const CLIENTS = 8;
 const SIZE = 96 * MIB;
 
 // An upstream that never reads its socket: every connection gets an 8 MiB answer at once.
-const sockets = new Set<Socket>();
-const silent = createServer((socket) => {
-  sockets.add(socket);
-  socket.pause();
-  socket.on('error', () => undefined);
-  socket.on('close', () => sockets.delete(socket));
-  socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${8 * MIB}\r\n\r\n`);
-  socket.end(Buffer.alloc(8 * MIB, 98));
-});
-await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-const silentPort = (silent.address() as AddressInfo).port;
+const silent = await startSilentUpstream(8 * MIB);
 
 const gw = await startGateway({
   config: { num_instances: 1, client_timeout: 20_000 },
   routes: [
     'routes:',
     '  - prefix: /n',
-    `    target: http://127.0.0.1:${silentPort}`,
+    `    target: http://127.0.0.1:${silent.port}`,
     '    secure: false',
   ].join('\n'),
 });
 t.teardown(async () => {
   await gw.stop();
-  for (const socket of sockets) socket.destroy();
   silent.close();
 });
-
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-}
 
 /** Uploads `SIZE` bytes as fast as the edge takes them, never reading the answer. */
 function upload(): Promise<{ sent: number; how: string }> {
@@ -76,20 +60,10 @@ function upload(): Promise<{ sent: number; how: string }> {
 t.test(
   `${CLIENTS} clients uploading without reading: the edge holds at most its bound`,
   async (t) => {
-    const edge = gw.edges[0]!;
-    const before = await rssKiB(edge);
-    let peak = before;
-    const sampler = setInterval(() => {
-      rssKiB(edge).then(
-        (kib) => {
-          peak = Math.max(peak, kib);
-        },
-        () => undefined,
-      );
-    }, 20);
-    const outcomes = await Promise.all(Array.from({ length: CLIENTS }, upload));
-    clearInterval(sampler);
-    const grown = (peak - before) / 1024;
+    const growth = await rssGrowthDuring(gw.edges[0]!, () =>
+      Promise.all(Array.from({ length: CLIENTS }, upload)),
+    );
+    const { result: outcomes, beforeKiB: before, peakKiB: peak, grownMiB: grown } = growth;
     t.comment(`sent before the cut: ${outcomes.map((o) => `${o.sent >> 20} MiB`).join(', ')}`);
     // A connection may also stay open, its body read and dropped: when uWS took the whole answer
     // into its buffer, the upstream's answer is over and the rest of the upload goes nowhere

@@ -6,23 +6,16 @@
 // small; the gateway's own 401, 404, 413, 415), both upload framings, and each reason to close
 // (the request's `Connection: close` in its spellings, the gateway's own close after a refused
 // unread body).
-import { readFile } from 'node:fs/promises';
-import { type AddressInfo, connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import t from 'tap';
+import { rssGrowthDuring, startSilentUpstream } from './helpers/body-pressure.js';
 import { startGateway } from './helpers/gateway.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
 // An upstream that never reads its socket (Node's HTTP server reads a body nobody consumes):
 // every connection gets an 8 MiB answer at once.
-const silent = createServer((socket) => {
-  socket.pause();
-  socket.on('error', () => undefined);
-  socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${8 * 1024 * 1024}\r\n\r\n`);
-  socket.end(Buffer.alloc(8 * 1024 * 1024, 98));
-});
-await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-const silentPort = (silent.address() as AddressInfo).port;
+const silent = await startSilentUpstream(8 * 1024 * 1024);
 
 const gw = await startGateway({
   config: { num_instances: 1, client_timeout: 20_000 },
@@ -32,7 +25,7 @@ const gw = await startGateway({
     `    target: ${upstream.origin}`,
     '    secure: false',
     '  - prefix: /n',
-    `    target: http://127.0.0.1:${silentPort}`,
+    `    target: http://127.0.0.1:${silent.port}`,
     '    secure: false',
     '  - prefix: /s',
     `    target: ${upstream.origin}`,
@@ -209,11 +202,6 @@ t.test('a client that stops sending gets the whole answer after a second of sile
   }
 });
 
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-}
-
 // A client that sends a long body fast and does not read the answer, to an upstream that does
 // not read the body: uWS reads the client's socket while the answer waits for it (uws-io.ts
 // pauseBody), so the body's queue would grow with all it sends; past 64 MiB the edge cuts it.
@@ -221,47 +209,38 @@ for (const chunked of [false, true]) {
   t.test(
     `a ${chunked ? 'chunked' : 'Content-Length'} upload beside an unread answer is cut at the queue's bound`,
     async (t) => {
-      const edge = gw.edges[0]!;
-      const before = await rssKiB(edge);
-      let peak = before;
-      const sampler = setInterval(() => {
-        rssKiB(edge).then(
-          (kib) => {
-            peak = Math.max(peak, kib);
-          },
-          () => undefined,
-        );
-      }, 20);
       const size = 512 * MIB;
-      const outcome = await new Promise<{ sent: number; how: string }>((resolve) => {
-        const socket = connect(gw.port, '127.0.0.1');
-        socket.pause(); // never reads the answer
-        let sent = 0;
-        const timer = setTimeout(() => {
-          socket.destroy();
-          resolve({ sent, how: 'still open after 20 s' });
-        }, 20_000);
-        const over = (how: string): void => {
-          clearTimeout(timer);
-          resolve({ sent, how });
-        };
-        socket.on('error', (e: NodeJS.ErrnoException) => over(e.code ?? 'error'));
-        socket.on('close', () => over('closed'));
-        const framing = chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${size}`;
-        socket.write(`POST /n/x HTTP/1.1\r\nHost: x\r\n${framing}\r\n\r\n`);
-        const piece = Buffer.alloc(256 * 1024, 97);
-        const data = chunked
-          ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, CRLF])
-          : piece;
-        const pump = (): void => {
-          while (sent < size && !socket.destroyed) {
-            sent += piece.length;
-            if (!socket.write(data)) return void socket.once('drain', pump);
-          }
-        };
-        pump();
-      });
-      clearInterval(sampler);
+      const push = (): Promise<{ sent: number; how: string }> =>
+        new Promise((resolve) => {
+          const socket = connect(gw.port, '127.0.0.1');
+          socket.pause(); // never reads the answer
+          let sent = 0;
+          const timer = setTimeout(() => {
+            socket.destroy();
+            resolve({ sent, how: 'still open after 20 s' });
+          }, 20_000);
+          const over = (how: string): void => {
+            clearTimeout(timer);
+            resolve({ sent, how });
+          };
+          socket.on('error', (e: NodeJS.ErrnoException) => over(e.code ?? 'error'));
+          socket.on('close', () => over('closed'));
+          const framing = chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${size}`;
+          socket.write(`POST /n/x HTTP/1.1\r\nHost: x\r\n${framing}\r\n\r\n`);
+          const piece = Buffer.alloc(256 * 1024, 97);
+          const data = chunked
+            ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, CRLF])
+            : piece;
+          const pump = (): void => {
+            while (sent < size && !socket.destroyed) {
+              sent += piece.length;
+              if (!socket.write(data)) return void socket.once('drain', pump);
+            }
+          };
+          pump();
+        });
+      const growth = await rssGrowthDuring(gw.edges[0]!, push);
+      const { result: outcome, beforeKiB: before, peakKiB: peak } = growth;
       const grown = peak - before;
       t.not(
         outcome.how,
