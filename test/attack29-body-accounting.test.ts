@@ -2,7 +2,7 @@
 // queuedWhileBlocked), driven through a synthetic uWS response: no path leaves it drifting, and a
 // body whose request ended is dropped, not queued (endStreamedBody, called by dispatch.ts finish).
 import t from 'tap';
-import { RecordingResponse, SyntheticRequest } from '../worker/explain-exchange.js';
+import { SyntheticRequest } from '../worker/explain-exchange.js';
 import {
   endStreamedBody,
   openExchange,
@@ -10,32 +10,13 @@ import {
   releaseQueued,
   requestBodyStream,
 } from '../worker/uws-io.js';
-
-type OnData = (chunk: ArrayBuffer, isLast: boolean) => void;
-
-class Res extends RecordingResponse {
-  handler: OnData | undefined;
-  paused = false;
-  constructor() {
-    super('127.0.0.1', undefined);
-  }
-  override onData(handler: OnData): this {
-    this.handler = handler;
-    return this;
-  }
-  override pause(): void {
-    this.paused = true;
-  }
-  override resume(): void {
-    this.paused = false;
-  }
-}
+import { DrippingResponse } from './helpers/dripping-response.js';
 
 const MIB = 1024 * 1024;
 const piece = (): ArrayBuffer => new ArrayBuffer(MIB);
 
 function open(headers: [string, string][] = [['content-length', String(1024 * MIB)]]) {
-  const res = new Res();
+  const res = new DrippingResponse();
   const ex = openExchange(res, new SyntheticRequest('POST', '/x', [['host', 'h'], ...headers]));
   const stream = requestBodyStream(ex);
   return { res, ex, stream };

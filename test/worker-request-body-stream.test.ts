@@ -4,7 +4,7 @@
 // client that drips its body a byte per read makes the edge hold ~80x what the queue's bound
 // counts: the bound is kept at 16 KiB (256 KiB before: ~20 MB a connection, 1.3 MB now).
 import t from 'tap';
-import { RecordingResponse, SyntheticRequest } from '../worker/explain-exchange.js';
+import { SyntheticRequest } from '../worker/explain-exchange.js';
 import {
   BLOCKED_BODY_BYTES,
   EDGE_BLOCKED_BODY_BYTES,
@@ -13,31 +13,7 @@ import {
   releaseQueued,
   requestBodyStream,
 } from '../worker/uws-io.js';
-
-type OnData = (chunk: ArrayBuffer, isLast: boolean) => void;
-
-/** A response that hands its body handler to the test and counts pauses and resumes. */
-class DrippingResponse extends RecordingResponse {
-  handler: OnData | undefined;
-  pauses = 0;
-  resumes = 0;
-  paused = false;
-  constructor() {
-    super('127.0.0.1', undefined);
-  }
-  override onData(handler: OnData): this {
-    this.handler = handler;
-    return this;
-  }
-  override pause(): void {
-    this.pauses++;
-    this.paused = true;
-  }
-  override resume(): void {
-    this.resumes++;
-    this.paused = false;
-  }
-}
+import { DrippingResponse } from './helpers/dripping-response.js';
 
 function open(declared: number) {
   const res = new DrippingResponse();
